@@ -1,0 +1,214 @@
+/*
+ * lcore.c - the dataplane poll loop, one per dataplane lcore.
+ *
+ * Each iteration: receive a burst from this core's RX queue (if it has
+ * one), pass it through the fault injector, steer every frame to its owner
+ * core (DESIGN 2; frames for other cores go over their steer_ring, ARP to
+ * every core), take frames other cores steered here, feed the stack, run
+ * its timers and the services, then transmit what the stack queued.
+ *
+ * Ownership: everything reachable from the struct lcore_ctx passed in
+ * belongs to this lcore; other cores only enqueue to its rings. Never
+ * blocks and never allocates; when idle it backs off in growing sleeps (as
+ * DPDK's l3fwd-power does) unless busy polling is configured, capped by the
+ * stack's next timer so timers stay punctual.
+ */
+#include <time.h>
+
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+
+#include "dataplane/app.h"
+#include "dataplane/clock.h"
+
+volatile int mxg_quit;
+
+/* Frames for the local stack gathered in one iteration. */
+#define LOCAL_MAX (MXG_BURST * 4)
+
+static void send_frames(struct lcore_ctx *lc, struct rte_mbuf **pkts,
+			uint16_t n)
+{
+	uint16_t sent = 0;
+
+	if (n == 0)
+		return;
+	if (lc->tx_queue >= 0) {
+		/* A few retries absorb a momentarily full TX ring; after
+		 * that the frames are dropped and TCP retransmits them. */
+		for (int tries = 0; sent < n && tries < 4; tries++)
+			sent += rte_eth_tx_burst(lc->port_id,
+						 (uint16_t)lc->tx_queue,
+						 pkts + sent, n - sent);
+	} else {
+		struct lcore_ctx *owner = &lc->all[0];
+
+		sent = (uint16_t)rte_ring_enqueue_burst(
+			owner->tx_ring, (void **)pkts, n, NULL);
+	}
+	lc->stats.tx_pkts += sent;
+	if (sent < n) {
+		lc->stats.tx_dropped += n - sent;
+		rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+	}
+}
+
+/* Steer received frames: keep ours in local[], forward the rest. */
+static uint16_t steer_burst(struct lcore_ctx *lc, struct rte_mbuf **pkts,
+			    uint16_t n, struct rte_mbuf **local,
+			    uint16_t nlocal)
+{
+	const struct mxg_conf *conf = lc->conf;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		uint16_t owner = steer_frame(lc->steer, m);
+
+		if (owner == STEER_ALL) {
+			/* Every core learns ARP bindings; the copies are
+			 * flagged so only the receiving core answers. */
+			for (uint16_t k = 0; k < conf->n_cores; k++) {
+				struct rte_mbuf *c;
+
+				if (k == lc->index)
+					continue;
+				c = rte_pktmbuf_copy(m, m->pool, 0,
+						     UINT32_MAX);
+				if (!c)
+					continue;
+				c->hash.usr = NET_MBUF_REPLICA;
+				if (rte_ring_enqueue(lc->all[k].steer_ring,
+						     c) != 0) {
+					rte_pktmbuf_free(c);
+					lc->stats.steer_ring_full++;
+				} else {
+					lc->stats.replicated++;
+				}
+			}
+			owner = STEER_LOCAL;
+		}
+		if (owner == STEER_LOCAL || owner == lc->index) {
+			m->hash.usr = 0;
+			local[nlocal++] = m;
+			continue;
+		}
+		m->hash.usr = 0;
+		if (rte_ring_enqueue(lc->all[owner].steer_ring, m) != 0) {
+			rte_pktmbuf_free(m);
+			lc->stats.steer_ring_full++;
+		} else {
+			lc->stats.steered_out++;
+		}
+	}
+	return nlocal;
+}
+
+static void idle_sleep(uint64_t us)
+{
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)us * 1000};
+
+	nanosleep(&ts, NULL);
+}
+
+int lcore_main(void *arg)
+{
+	struct lcore_ctx *lc = arg;
+	const struct mxg_conf *conf = lc->conf;
+	struct rte_mbuf *pkts[FAULT_IN_MAX];
+	struct rte_mbuf *local[LOCAL_MAX];
+	uint32_t idle_iters = 0;
+	uint64_t sleep_us = 0;
+
+	while (!mxg_quit) {
+		uint64_t now = clock_us();
+		uint16_t n = 0, nlocal = 0, work = 0;
+
+		lc->stats.loops++;
+
+		/* 1. Port RX. */
+		if (lc->rx_queue >= 0) {
+			n = rte_eth_rx_burst(lc->port_id,
+					     (uint16_t)lc->rx_queue, pkts,
+					     MXG_BURST);
+			lc->stats.rx_pkts += n;
+			n = fault_apply(lc->fault_rx, pkts, n, FAULT_IN_MAX,
+					now);
+			work += n;
+			nlocal = steer_burst(lc, pkts, n, local, nlocal);
+		}
+
+		/* 2. Frames other cores steered to us. */
+		n = (uint16_t)rte_ring_dequeue_burst(lc->steer_ring,
+						     (void **)(local + nlocal),
+						     LOCAL_MAX - nlocal, NULL);
+		lc->stats.steered_in += n;
+		nlocal += n;
+		work += n;
+
+		/* 3. The stack, its timers, the services. */
+		if (nlocal)
+			net_stack_input(lc->stack, local, nlocal, now);
+		net_stack_poll(lc->stack, now);
+		svc_poll(lc->svc, now);
+
+		/* 4. TX: our stack's frames, then (queue owner only) the
+		 * frames of cores without a TX queue. */
+		for (;;) {
+			uint16_t t = net_stack_take_tx(lc->stack, pkts,
+						       MXG_BURST);
+			if (t == 0)
+				break;
+			work += t;
+			t = fault_apply(lc->fault_tx, pkts, t, FAULT_IN_MAX,
+					now);
+			send_frames(lc, pkts, t);
+		}
+		/* Frames held by the fault injector are released when due
+		 * even if nothing else is sent. */
+		if (fault_enabled(&conf->fault)) {
+			uint16_t t = fault_apply(lc->fault_tx, pkts, 0,
+						 FAULT_IN_MAX, now);
+			send_frames(lc, pkts, t);
+			t = fault_apply(lc->fault_rx, pkts, 0, FAULT_IN_MAX,
+					now);
+			if (t) {
+				nlocal = steer_burst(lc, pkts, t, local, 0);
+				net_stack_input(lc->stack, local, nlocal, now);
+			}
+		}
+		if (lc->tx_ring) {
+			uint16_t t = (uint16_t)rte_ring_dequeue_burst(
+				lc->tx_ring, (void **)pkts, MXG_BURST, NULL);
+			work += t;
+			send_frames(lc, pkts, t);
+		}
+
+		/* 5. Idle back-off: short pauses first, then sleeps that
+		 * grow to idle_sleep_max_us, never past the next timer. */
+		if (work || conf->busy_poll) {
+			idle_iters = 0;
+			sleep_us = 0;
+			continue;
+		}
+		if (++idle_iters < 256) {
+			rte_pause();
+			continue;
+		}
+		sleep_us = sleep_us ? sleep_us * 2 : 1;
+		if (sleep_us > conf->idle_sleep_max_us)
+			sleep_us = conf->idle_sleep_max_us;
+		{
+			uint64_t next = net_stack_next_timer_us(lc->stack, now);
+
+			if (next < sleep_us)
+				sleep_us = next ? next : 1;
+		}
+		lc->stats.idle_sleeps++;
+		idle_sleep(sleep_us);
+	}
+	lc->stopped = true;
+	return 0;
+}

@@ -1,0 +1,813 @@
+/*
+ * main.c - mxgate's entry point and main lcore: parse options, start DPDK
+ * (with hugepages when the machine has them, --no-huge otherwise), size the
+ * mbuf pool from the limits, bring up the port, create one stack and one
+ * set of rings per dataplane lcore, launch the poll loops, publish counters
+ * and shut down cleanly on SIGINT/SIGTERM with every mbuf returned.
+ *
+ * Ownership: the main lcore owns the configuration (read-only once the
+ * dataplane starts) and the teardown. It never touches a dataplane core's
+ * state while that core runs, except to read counters.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_random.h>
+
+#include "dataplane/app.h"
+#include "dataplane/clock.h"
+#include "dataplane/port.h"
+
+#define MXG_VERSION "0.1.0"
+
+static struct mxg_conf g_conf;
+static struct lcore_ctx g_cores[MXG_MAX_CORES];
+static struct steer_conf g_steer;
+static struct port_info g_port;
+static struct rte_mempool *g_pool;
+static bool g_exit_after_connect;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: mxgate [options] [-- extra EAL arguments]\n"
+"  --port SPEC           DPDK vdev (net_tap0,iface=mxg0 by default;\n"
+"                        net_memif..., net_af_packet..., net_ring...) or a\n"
+"                        PCI address\n"
+"  --ip ADDR/LEN         our IPv4 address (198.18.0.2/24)\n"
+"  --gateway ADDR        next hop for off-link destinations (none)\n"
+"  --cores N             dataplane lcores (1); they share the CPUs\n"
+"  --huge auto|yes|no    hugepages (auto: use them when the machine has\n"
+"                        free ones, --no-huge otherwise)\n"
+"  --busy-poll           never back off when idle (benchmarks)\n"
+"  --idle-sleep-max-us N longest idle sleep (1000)\n"
+"  --echo-port P         built-in echo service (7; 0 disables)\n"
+"  --discard-port P      built-in discard service (9; 0 disables)\n"
+"  --max-conns N         TCBs per core (16384)\n"
+"  --syn-backlog N       half-open TCBs per core before SYN cookies (1024)\n"
+"  --max-timewait N      TIME_WAIT entries per core (16384)\n"
+"  --timewait-ms N       TIME_WAIT duration (30000)\n"
+"  --rcvbuf N --sndbuf N per-connection buffers in bytes (65536)\n"
+"  --mbufs N             mbuf pool size (default: sized from the limits)\n"
+"  --fault SPEC          fault injector, e.g. drop=5,reorder=2,dup=1,seed=7\n"
+"  --connect ADDR:PORT   active-open check: connect, send, verify echo\n"
+"  --connect-bytes N     bytes each way per check connection (1048576)\n"
+"  --connect-count N     check connections, one after another (1)\n"
+"  --exit-after-connect  exit when the check is done (status 0 if all ok)\n"
+"  --stats-file PATH     write JSON counters there periodically\n"
+"  --stats-interval-ms N (200)\n"
+"  --run-seconds N       stop after N seconds (0: until SIGINT/SIGTERM)\n"
+"  -v, --verbose         DPDK notices on stderr\n"
+"  -V, --version         print the version and exit\n"
+"  -h, --help\n");
+}
+
+static int parse_cidr(const char *s, rte_be32_t *ip, rte_be32_t *mask)
+{
+	char buf[64], *slash;
+	struct in_addr a;
+	long len = 32;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	slash = strchr(buf, '/');
+	if (slash) {
+		char *end;
+
+		*slash = '\0';
+		len = strtol(slash + 1, &end, 10);
+		if (*end || len < 0 || len > 32)
+			return -EINVAL;
+	}
+	if (inet_pton(AF_INET, buf, &a) != 1)
+		return -EINVAL;
+	*ip = a.s_addr;
+	*mask = len ? rte_cpu_to_be_32(~0u << (32 - len)) : 0;
+	return 0;
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t max,
+		     uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || v > max) {
+		fprintf(stderr, "mxgate: --%s: '%s' is not a number in "
+				"0..%llu\n", opt, s, (unsigned long long)max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static bool machine_has_hugepages(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	long free_pages = 0;
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "HugePages_Free: %ld", &free_pages) == 1)
+			break;
+	fclose(f);
+	return free_pages > 0;
+}
+
+enum {
+	OPT_PORT = 256, OPT_IP, OPT_GW, OPT_CORES, OPT_HUGE, OPT_BUSY,
+	OPT_IDLE, OPT_ECHO, OPT_DISCARD, OPT_MAXCONNS, OPT_BACKLOG, OPT_MAXTW,
+	OPT_TWMS, OPT_RCVBUF, OPT_SNDBUF, OPT_MBUFS, OPT_FAULT, OPT_CONNECT,
+	OPT_CBYTES, OPT_CCOUNT, OPT_CEXIT, OPT_STATS, OPT_STATSINT, OPT_RUN,
+};
+
+static const struct option long_opts[] = {
+	{"port", required_argument, NULL, OPT_PORT},
+	{"ip", required_argument, NULL, OPT_IP},
+	{"gateway", required_argument, NULL, OPT_GW},
+	{"cores", required_argument, NULL, OPT_CORES},
+	{"huge", required_argument, NULL, OPT_HUGE},
+	{"busy-poll", no_argument, NULL, OPT_BUSY},
+	{"idle-sleep-max-us", required_argument, NULL, OPT_IDLE},
+	{"echo-port", required_argument, NULL, OPT_ECHO},
+	{"discard-port", required_argument, NULL, OPT_DISCARD},
+	{"max-conns", required_argument, NULL, OPT_MAXCONNS},
+	{"syn-backlog", required_argument, NULL, OPT_BACKLOG},
+	{"max-timewait", required_argument, NULL, OPT_MAXTW},
+	{"timewait-ms", required_argument, NULL, OPT_TWMS},
+	{"rcvbuf", required_argument, NULL, OPT_RCVBUF},
+	{"sndbuf", required_argument, NULL, OPT_SNDBUF},
+	{"mbufs", required_argument, NULL, OPT_MBUFS},
+	{"fault", required_argument, NULL, OPT_FAULT},
+	{"connect", required_argument, NULL, OPT_CONNECT},
+	{"connect-bytes", required_argument, NULL, OPT_CBYTES},
+	{"connect-count", required_argument, NULL, OPT_CCOUNT},
+	{"exit-after-connect", no_argument, NULL, OPT_CEXIT},
+	{"stats-file", required_argument, NULL, OPT_STATS},
+	{"stats-interval-ms", required_argument, NULL, OPT_STATSINT},
+	{"run-seconds", required_argument, NULL, OPT_RUN},
+	{"verbose", no_argument, NULL, 'v'},
+	{"version", no_argument, NULL, 'V'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+static int huge_mode; /* 0 auto, 1 yes, 2 no */
+
+static int parse_args(int argc, char **argv)
+{
+	struct mxg_conf *c = &g_conf;
+	uint64_t v;
+	int opt;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->port_spec, sizeof(c->port_spec), "net_tap0,iface=mxg0");
+	parse_cidr("198.18.0.2/24", &c->ip, &c->netmask);
+	c->n_cores = 1;
+	c->idle_sleep_max_us = 1000;
+	c->rx_desc = 1024;
+	c->tx_desc = 1024;
+	c->stats_interval_ms = 200;
+	net_stack_conf_defaults(&c->stack);
+	c->stack.max_conns = 16384;
+	c->stack.syn_backlog = 1024;
+	c->stack.max_timewait = 16384;
+	c->stack.timewait_ms = 30000;
+	c->stack.rcvbuf = 65536;
+	c->stack.sndbuf = 65536;
+	c->svc.echo_port = 7;
+	c->svc.discard_port = 9;
+	c->svc.connect_count = 1;
+	c->svc.connect_bytes = 1 << 20;
+	c->svc.connect_delay_ms = 200;
+
+#define NUM(name, max, dst)                                                    \
+	do {                                                                   \
+		if (parse_u64(name, optarg, max, &v) < 0)                      \
+			return -EINVAL;                                        \
+		dst = v;                                                       \
+	} while (0)
+
+	while ((opt = getopt_long(argc, argv, "vVh", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_PORT:
+			snprintf(c->port_spec, sizeof(c->port_spec), "%s",
+				 optarg);
+			break;
+		case OPT_IP:
+			if (parse_cidr(optarg, &c->ip, &c->netmask) < 0) {
+				fprintf(stderr, "mxgate: --ip: '%s' is not "
+						"ADDR/LEN\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_GW: {
+			rte_be32_t m;
+
+			if (parse_cidr(optarg, &c->gateway, &m) < 0) {
+				fprintf(stderr, "mxgate: --gateway: '%s' is "
+						"not an IPv4 address\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		}
+		case OPT_CORES:
+			NUM("cores", MXG_MAX_CORES, c->n_cores);
+			if (c->n_cores == 0) {
+				fprintf(stderr, "mxgate: --cores must be "
+						">= 1\n");
+				return -EINVAL;
+			}
+			break;
+		case OPT_HUGE:
+			if (!strcmp(optarg, "auto"))
+				huge_mode = 0;
+			else if (!strcmp(optarg, "yes"))
+				huge_mode = 1;
+			else if (!strcmp(optarg, "no"))
+				huge_mode = 2;
+			else {
+				fprintf(stderr, "mxgate: --huge: auto, yes "
+						"or no\n");
+				return -EINVAL;
+			}
+			break;
+		case OPT_BUSY:
+			c->busy_poll = true;
+			break;
+		case OPT_IDLE:
+			NUM("idle-sleep-max-us", 1000000, c->idle_sleep_max_us);
+			break;
+		case OPT_ECHO:
+			NUM("echo-port", 65535, c->svc.echo_port);
+			break;
+		case OPT_DISCARD:
+			NUM("discard-port", 65535, c->svc.discard_port);
+			break;
+		case OPT_MAXCONNS:
+			NUM("max-conns", 1 << 24, c->stack.max_conns);
+			break;
+		case OPT_BACKLOG:
+			NUM("syn-backlog", 1 << 24, c->stack.syn_backlog);
+			break;
+		case OPT_MAXTW:
+			NUM("max-timewait", 1 << 24, c->stack.max_timewait);
+			break;
+		case OPT_TWMS:
+			NUM("timewait-ms", 600000, c->stack.timewait_ms);
+			break;
+		case OPT_RCVBUF:
+			NUM("rcvbuf", 1 << 26, c->stack.rcvbuf);
+			break;
+		case OPT_SNDBUF:
+			NUM("sndbuf", 1 << 26, c->stack.sndbuf);
+			break;
+		case OPT_MBUFS:
+			NUM("mbufs", 1 << 26, c->mbufs);
+			break;
+		case OPT_FAULT: {
+			const char *bad = NULL;
+
+			if (fault_parse(optarg, &c->fault, &bad) < 0) {
+				fprintf(stderr, "mxgate: --fault '%s': %s\n",
+					optarg, bad);
+				return -EINVAL;
+			}
+			break;
+		}
+		case OPT_CONNECT: {
+			char buf[64], *colon;
+			struct in_addr a;
+
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			colon = strrchr(buf, ':');
+			if (!colon) {
+				fprintf(stderr, "mxgate: --connect: expected "
+						"ADDR:PORT\n");
+				return -EINVAL;
+			}
+			*colon = '\0';
+			if (inet_pton(AF_INET, buf, &a) != 1 ||
+			    parse_u64("connect", colon + 1, 65535, &v) < 0 ||
+			    v == 0) {
+				fprintf(stderr, "mxgate: --connect: '%s' is "
+						"not ADDR:PORT\n", optarg);
+				return -EINVAL;
+			}
+			c->svc.connect_ip = a.s_addr;
+			c->svc.connect_port = (uint16_t)v;
+			break;
+		}
+		case OPT_CBYTES:
+			NUM("connect-bytes", 1ULL << 40, c->svc.connect_bytes);
+			break;
+		case OPT_CCOUNT:
+			NUM("connect-count", 1 << 24, c->svc.connect_count);
+			break;
+		case OPT_CEXIT:
+			g_exit_after_connect = true;
+			break;
+		case OPT_STATS:
+			snprintf(c->stats_file, sizeof(c->stats_file), "%s",
+				 optarg);
+			break;
+		case OPT_STATSINT:
+			NUM("stats-interval-ms", 60000, c->stats_interval_ms);
+			break;
+		case OPT_RUN:
+			NUM("run-seconds", 1 << 30, c->run_seconds);
+			break;
+		case 'v':
+			c->verbose = true;
+			break;
+		case 'V':
+			printf("mxgate %s\n", MXG_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+#undef NUM
+	c->port_is_vdev = strncmp(c->port_spec, "net_", 4) == 0 ||
+			  strncmp(c->port_spec, "eth_", 4) == 0;
+	c->svc.max_conns = c->stack.max_conns;
+	return optind;
+}
+
+/* mbufs: descriptors and rings of every core, plus full buffers for the
+ * first 1024 connections per core; beyond that, connections share the
+ * pool and a dry pool shows up as NET_DROP_NOMBUF plus TCP backoff. */
+static uint32_t pool_size(const struct mxg_conf *c)
+{
+	uint32_t per_core = c->rx_desc + c->tx_desc + 2048 /* rings */ +
+			    c->stack.txq_size + 4 * FAULT_HOLD_MAX +
+			    8 * MXG_BURST;
+	uint32_t conns = RTE_MIN(c->stack.max_conns, 1024u);
+	uint32_t per_conn = (c->stack.rcvbuf + c->stack.sndbuf) / 1024 + 4;
+	uint64_t n;
+
+	if (c->mbufs)
+		return c->mbufs;
+	n = (uint64_t)c->n_cores * (per_core + (uint64_t)conns * per_conn);
+	if (n > (1u << 22))
+		n = 1u << 22;
+	return (uint32_t)n;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	mxg_quit = 1;
+}
+
+/* --- counters ------------------------------------------------------- */
+
+#define NET_STATS_FIELDS(X)                                                    \
+	X(rx_frames) X(tx_frames) X(tcp_seg_in) X(tcp_seg_out)                 \
+	X(tcp_retransmits) X(tcp_fast_retransmits) X(tcp_rst_in)               \
+	X(tcp_rst_out) X(tcp_challenge_acks) X(syncookies_sent)               \
+	X(syncookies_ok) X(syncookies_bad) X(tcp_accepted) X(tcp_connected)    \
+	X(tcp_closed) X(tcp_timeouts) X(tcp_zero_window_probes)                \
+	X(tcp_ooo_queued) X(timewait_recycled) X(arp_requests_out)             \
+	X(arp_replies_out) X(arp_replies_in) X(icmp_echo) X(icmp_frag_needed)  \
+	X(ip_frags) X(live_tcbs) X(syn_rcvd) X(timewait) X(arp_cached)         \
+	X(mbufs_held)
+
+#define LCORE_STATS_FIELDS(X)                                                  \
+	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \
+	X(steered_out) X(steered_in) X(steer_ring_full) X(replicated)
+
+#define SVC_STATS_FIELDS(X)                                                    \
+	X(accepted) X(refused) X(closed) X(reset) X(echo_bytes)                \
+	X(discard_bytes) X(connect_started) X(connect_ok) X(connect_fail)      \
+	X(connect_bytes_verified) X(live)
+
+static void write_stats(bool final, bool mbufs_ok)
+{
+	const struct mxg_conf *c = &g_conf;
+	char tmp[300];
+	FILE *f;
+
+	if (!c->stats_file[0])
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", c->stats_file);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "{\n \"version\": \"%s\",\n \"pid\": %d,\n", MXG_VERSION,
+		getpid());
+	fprintf(f, " \"cores\": %u,\n \"port\": {\"driver\": \"%s\", "
+		   "\"queues\": %u, \"tx_offloads\": %llu},\n",
+		c->n_cores, g_port.driver, g_port.n_queues,
+		(unsigned long long)g_port.tx_offloads);
+	fprintf(f, " \"mbufs\": {\"size\": %u, \"available\": %u},\n",
+		g_pool->size, rte_mempool_avail_count(g_pool));
+	if (final)
+		fprintf(f, " \"shutdown\": {\"clean\": true, "
+			   "\"all_mbufs_returned\": %s},\n",
+			mbufs_ok ? "true" : "false");
+
+	/* Totals, then per core. */
+	fprintf(f, " \"total\": {");
+	{
+		const char *sep = "";
+#define SUM(field)                                                             \
+	{                                                                      \
+		uint64_t s = 0;                                                \
+		for (int k = 0; k < c->n_cores; k++)                           \
+			if (g_cores[k].stack)                                  \
+				s += net_stack_stats(g_cores[k].stack)->field; \
+		fprintf(f, "%s\"%s\": %llu", sep, #field,                      \
+			(unsigned long long)s);                                \
+		sep = ", ";                                                    \
+	}
+		NET_STATS_FIELDS(SUM)
+#undef SUM
+#define SUM(field)                                                             \
+	{                                                                      \
+		uint64_t s = 0;                                                \
+		for (int k = 0; k < c->n_cores; k++)                           \
+			s += g_cores[k].stats.field;                           \
+		fprintf(f, "%s\"%s\": %llu", sep, #field,                      \
+			(unsigned long long)s);                                \
+	}
+		LCORE_STATS_FIELDS(SUM)
+#undef SUM
+#define SUM(field)                                                             \
+	{                                                                      \
+		uint64_t s = 0;                                                \
+		for (int k = 0; k < c->n_cores; k++)                           \
+			if (g_cores[k].svc)                                    \
+				s += svc_stats(g_cores[k].svc)->field;         \
+		fprintf(f, "%s\"svc_%s\": %llu", sep, #field,                  \
+			(unsigned long long)s);                                \
+	}
+		SVC_STATS_FIELDS(SUM)
+#undef SUM
+		{
+			uint64_t fd = 0, fdup = 0, fro = 0, fdl = 0;
+
+			for (int k = 0; k < c->n_cores; k++) {
+				struct fault *fs[2] = {g_cores[k].fault_rx,
+						       g_cores[k].fault_tx};
+				for (int j = 0; j < 2; j++) {
+					if (!fs[j])
+						continue;
+					fd += fault_stats(fs[j])->dropped;
+					fdup += fault_stats(fs[j])->duplicated;
+					fro += fault_stats(fs[j])->reordered;
+					fdl += fault_stats(fs[j])->delayed;
+				}
+			}
+			fprintf(f, "%s\"fault_dropped\": %llu, "
+				   "\"fault_duplicated\": %llu, "
+				   "\"fault_reordered\": %llu, "
+				   "\"fault_delayed\": %llu",
+				sep, (unsigned long long)fd,
+				(unsigned long long)fdup,
+				(unsigned long long)fro,
+				(unsigned long long)fdl);
+		}
+		for (int d = 0; d < NET_DROP_MAX; d++) {
+			uint64_t s = 0;
+
+			for (int k = 0; k < c->n_cores; k++)
+				if (g_cores[k].stack)
+					s += net_stack_stats(g_cores[k].stack)
+						     ->drops[d];
+			fprintf(f, ", \"drop_%s\": %llu",
+				net_drop_name((enum net_drop)d),
+				(unsigned long long)s);
+		}
+	}
+	fprintf(f, "},\n \"per_core\": [");
+	for (int k = 0; k < c->n_cores; k++) {
+		const char *sep = "";
+
+		fprintf(f, "%s\n  {\"core\": %d, \"lcore\": %u, ",
+			k ? "," : "", k, g_cores[k].lcore_id);
+#define ONE(field)                                                             \
+	if (g_cores[k].stack) {                                                \
+		fprintf(f, "%s\"%s\": %llu", sep, #field,                      \
+			(unsigned long long)net_stack_stats(g_cores[k].stack) \
+				->field);                                      \
+		sep = ", ";                                                    \
+	}
+		NET_STATS_FIELDS(ONE)
+#undef ONE
+#define ONE(field)                                                             \
+	fprintf(f, "%s\"%s\": %llu", sep, #field,                              \
+		(unsigned long long)g_cores[k].stats.field);                   \
+	sep = ", ";
+		LCORE_STATS_FIELDS(ONE)
+#undef ONE
+		fprintf(f, "}");
+	}
+	fprintf(f, "\n ]\n}\n");
+	fclose(f);
+	rename(tmp, c->stats_file);
+}
+
+/* --- setup ---------------------------------------------------------- */
+
+static int build_eal_args(int argc, char **argv, int first_extra,
+			  char **eal, int max)
+{
+	const struct mxg_conf *c = &g_conf;
+	static char lcores[256], prefix[64], mem[32];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	bool huge;
+	int n = 0, off;
+
+	if (ncpu < 1)
+		ncpu = 1;
+	/* Main lcore 0 on CPU 0; dataplane lcore k on CPU k % ncpu, so two
+	 * dataplane lcores on a 2-CPU machine share the CPUs. */
+	off = snprintf(lcores, sizeof(lcores), "0@0");
+	for (int k = 1; k <= c->n_cores; k++)
+		off += snprintf(lcores + off, sizeof(lcores) - (size_t)off,
+				",%d@%ld", k, (long)(k % ncpu));
+
+	eal[n++] = argv[0];
+	eal[n++] = "--lcores";
+	eal[n++] = lcores;
+	snprintf(prefix, sizeof(prefix), "mxgate-%d", getpid());
+	eal[n++] = "--file-prefix";
+	eal[n++] = prefix;
+	huge = huge_mode == 1 || (huge_mode == 0 && machine_has_hugepages());
+	if (!huge) {
+		/* Room for the pool plus DPDK's own needs. */
+		uint64_t mb = (uint64_t)pool_size(c) * 2560 / (1 << 20) + 256 +
+			      64ULL * c->n_cores;
+
+		snprintf(mem, sizeof(mem), "%llu", (unsigned long long)mb);
+		eal[n++] = "--no-huge";
+		eal[n++] = "-m";
+		eal[n++] = mem;
+		eal[n++] = "--no-shconf";
+	} else {
+		eal[n++] = "--in-memory";
+	}
+	if (c->port_is_vdev) {
+		eal[n++] = "--no-pci";
+		eal[n++] = "--vdev";
+	} else {
+		eal[n++] = "-a";
+	}
+	eal[n++] = g_conf.port_spec;
+	if (!c->verbose)
+		eal[n++] = "--log-level=warning";
+	for (int i = first_extra; i < argc && n < max - 1; i++)
+		eal[n++] = argv[i];
+	eal[n] = NULL;
+	return n;
+}
+
+static int setup_cores(void)
+{
+	struct mxg_conf *c = &g_conf;
+	int socket = (int)rte_socket_id();
+	unsigned int lcore_id;
+	int k = 0;
+
+	g_steer.n_cores = c->n_cores;
+	g_steer.seed = (uint32_t)rte_rand();
+	g_steer.eph_base = 32768;
+	g_steer.eph_per_core = (uint16_t)((61000 - 32768) / c->n_cores);
+
+	RTE_LCORE_FOREACH_WORKER(lcore_id)
+	{
+		struct lcore_ctx *lc = &g_cores[k];
+		struct net_stack_conf sc = c->stack;
+		char name[64];
+
+		if (k >= c->n_cores)
+			break;
+		lc->index = (uint16_t)k;
+		lc->lcore_id = lcore_id;
+		lc->port_id = g_port.port_id;
+		lc->rx_queue = k < g_port.n_queues ? k : -1;
+		lc->tx_queue = k < g_port.n_queues ? k : -1;
+		lc->steer = &g_steer;
+		lc->all = g_cores;
+		lc->conf = c;
+
+		sc.core_index = (uint16_t)k;
+		sc.n_cores = c->n_cores;
+		sc.mac = g_port.mac;
+		sc.ip = c->ip;
+		sc.netmask = c->netmask;
+		sc.gateway = c->gateway;
+		sc.pool = g_pool;
+		sc.tx_offloads = g_port.tx_offloads;
+		steer_eph_range(&g_steer, (uint16_t)k, &sc.eph_lo, &sc.eph_hi);
+		lc->stack = net_stack_create(&sc);
+		if (!lc->stack) {
+			fprintf(stderr, "mxgate: core %d: stack: %s\n", k,
+				rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+		lc->svc = svc_create(&c->svc, (uint16_t)k, lc->stack, socket);
+		if (!lc->svc) {
+			fprintf(stderr, "mxgate: core %d: services failed "
+					"(port clash?)\n", k);
+			return -ENOMEM;
+		}
+		snprintf(name, sizeof(name), "steer%d", k);
+		lc->steer_ring = rte_ring_create(name, 1024, socket,
+						 RING_F_SC_DEQ);
+		if (!lc->steer_ring)
+			return -ENOMEM;
+		if (lc->tx_queue >= 0 && g_port.n_queues < c->n_cores) {
+			snprintf(name, sizeof(name), "txr%d", k);
+			lc->tx_ring = rte_ring_create(name, 1024, socket,
+						      RING_F_SC_DEQ);
+			if (!lc->tx_ring)
+				return -ENOMEM;
+		}
+		if (fault_enabled(&c->fault)) {
+			lc->fault_rx = fault_create(&c->fault, 2 * k + 1,
+						    g_pool, socket);
+			lc->fault_tx = fault_create(&c->fault, 2 * k + 2,
+						    g_pool, socket);
+			if (!lc->fault_rx || !lc->fault_tx)
+				return -ENOMEM;
+		}
+		k++;
+	}
+	if (k < c->n_cores) {
+		fprintf(stderr, "mxgate: only %d worker lcores for %u cores\n",
+			k, c->n_cores);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void drain_ring(struct rte_ring *r)
+{
+	void *objs[64];
+	unsigned int n;
+
+	if (!r)
+		return;
+	while ((n = rte_ring_dequeue_burst(r, objs, 64, NULL)) > 0)
+		rte_pktmbuf_free_bulk((struct rte_mbuf **)objs, n);
+}
+
+/* Tear everything down; returns true when every mbuf is back in the
+ * pool. Port first so the PMD returns its RX descriptors. */
+static bool teardown(void)
+{
+	const struct mxg_conf *c = &g_conf;
+	unsigned int avail;
+
+	for (int k = 0; k < c->n_cores; k++) {
+		struct lcore_ctx *lc = &g_cores[k];
+
+		svc_destroy(lc->svc);
+		lc->svc = NULL;
+		if (lc->stack)
+			net_stack_destroy(lc->stack);
+		lc->stack = NULL;
+		drain_ring(lc->steer_ring);
+		drain_ring(lc->tx_ring);
+		fault_destroy(lc->fault_rx);
+		fault_destroy(lc->fault_tx);
+		lc->fault_rx = lc->fault_tx = NULL;
+	}
+	port_teardown(&g_port);
+	avail = rte_mempool_avail_count(g_pool);
+	if (avail != g_pool->size) {
+		fprintf(stderr, "mxgate: shutdown: %u of %u mbufs not "
+				"returned\n", g_pool->size - avail,
+			g_pool->size);
+		return false;
+	}
+	printf("mxgate: clean shutdown: all %u mbufs returned\n", avail);
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	struct mxg_conf *c = &g_conf;
+	char *eal[96];
+	int first_extra, neal, rc;
+	uint64_t start, last_stats = 0;
+	bool ok;
+	int status = 0;
+
+	first_extra = parse_args(argc, argv);
+	if (first_extra < 0)
+		return 2;
+
+	neal = build_eal_args(argc, argv, first_extra, eal, 96);
+	rc = rte_eal_init(neal, eal);
+	if (rc < 0) {
+		fprintf(stderr, "mxgate: DPDK EAL init failed: %s\n",
+			rte_strerror(rte_errno));
+		return 1;
+	}
+	clock_init();
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+
+	g_pool = rte_pktmbuf_pool_create("mxg_mbufs", pool_size(c), 256, 0,
+					 RTE_MBUF_DEFAULT_BUF_SIZE,
+					 (int)rte_socket_id());
+	if (!g_pool) {
+		fprintf(stderr, "mxgate: mbuf pool of %u: %s\n",
+			pool_size(c), rte_strerror(rte_errno));
+		rte_eal_cleanup();
+		return 1;
+	}
+	if (port_setup(c->n_cores, c->rx_desc, c->tx_desc, c->mtu, g_pool,
+		       &g_port) < 0) {
+		rte_eal_cleanup();
+		return 1;
+	}
+	if (setup_cores() < 0) {
+		mxg_quit = 1;
+		teardown();
+		rte_eal_cleanup();
+		return 1;
+	}
+	{
+		char ip[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &c->ip, ip, sizeof(ip));
+		printf("mxgate %s: port %u (%s, %u queue%s), %s, %u dataplane "
+		       "core%s, %u mbufs, echo %u, discard %u\n",
+		       MXG_VERSION, g_port.port_id, g_port.driver,
+		       g_port.n_queues, g_port.n_queues == 1 ? "" : "s", ip,
+		       c->n_cores, c->n_cores == 1 ? "" : "s", g_pool->size,
+		       c->svc.echo_port, c->svc.discard_port);
+		fflush(stdout);
+	}
+
+	for (int k = 0; k < c->n_cores; k++)
+		rte_eal_remote_launch(lcore_main, &g_cores[k],
+				      g_cores[k].lcore_id);
+
+	start = clock_us();
+	while (!mxg_quit) {
+		uint64_t now = clock_us();
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		if (now - last_stats >= (uint64_t)c->stats_interval_ms * 1000) {
+			write_stats(false, false);
+			last_stats = now;
+		}
+		if (c->run_seconds &&
+		    now - start >= (uint64_t)c->run_seconds * 1000000)
+			break;
+		if (g_exit_after_connect && c->svc.connect_port &&
+		    svc_connect_done(g_cores[0].svc))
+			break;
+		nanosleep(&ts, NULL);
+	}
+	mxg_quit = 1;
+	rte_eal_mp_wait_lcore();
+
+	if (c->svc.connect_port) {
+		const struct svc_stats *s = svc_stats(g_cores[0].svc);
+
+		printf("mxgate: connect check: %llu ok, %llu failed, %llu "
+		       "bytes verified\n",
+		       (unsigned long long)s->connect_ok,
+		       (unsigned long long)s->connect_fail,
+		       (unsigned long long)s->connect_bytes_verified);
+		if (s->connect_ok != c->svc.connect_count)
+			status = 4;
+	}
+	write_stats(false, false);
+	ok = teardown();
+	write_stats(true, ok);
+	rte_mempool_free(g_pool);
+	rte_eal_cleanup();
+	if (!ok)
+		return 3;
+	return status;
+}

@@ -1,0 +1,105 @@
+/*
+ * eth.c - Ethernet input demultiplexing and the bounded TX queue.
+ *
+ * Ownership: the TX queue belongs to the stack's lcore; frames leave it
+ * only through net_stack_take_tx(), the caller transmits them.
+ *
+ * Promises: never blocks, never allocates; a full TX queue drops the new
+ * frame and counts NET_DROP_TXQ_FULL (TCP retransmits what mattered).
+ */
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include "net_priv.h"
+
+uint32_t net_mbuf_segs(const struct rte_mbuf *m)
+{
+	uint32_t n = 0;
+
+	for (; m != NULL; m = m->next)
+		n++;
+	return n;
+}
+
+/* Free a packet that was counted in mbufs_held. */
+void net_mbuf_free_held(struct net_stack *st, struct rte_mbuf *m)
+{
+	st->stats.mbufs_held -= net_mbuf_segs(m);
+	rte_pktmbuf_free(m);
+}
+
+void net_txq_push(struct net_stack *st, struct rte_mbuf *m)
+{
+	uint32_t size = st->conf.txq_size;
+
+	if (st->txq_cnt >= size) {
+		net_drop(st, m, NET_DROP_TXQ_FULL);
+		return;
+	}
+	st->txq[(st->txq_head + st->txq_cnt) % size] = m;
+	st->txq_cnt++;
+	st->stats.mbufs_held += m->nb_segs;
+	st->stats.tx_frames++;
+}
+
+uint16_t net_stack_take_tx(struct net_stack *st, struct rte_mbuf **out,
+			   uint16_t max)
+{
+	uint16_t n = 0;
+	uint32_t size = st->conf.txq_size;
+
+	while (n < max && st->txq_cnt > 0) {
+		struct rte_mbuf *m = st->txq[st->txq_head];
+
+		st->txq_head = (st->txq_head + 1) % size;
+		st->txq_cnt--;
+		st->stats.mbufs_held -= m->nb_segs;
+		out[n++] = m;
+	}
+	return n;
+}
+
+void eth_output(struct net_stack *st, struct rte_mbuf *m,
+		const struct rte_ether_addr *dst, uint16_t ether_type)
+{
+	struct rte_ether_hdr *eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+
+	rte_ether_addr_copy(dst, &eh->dst_addr);
+	rte_ether_addr_copy(&st->conf.mac, &eh->src_addr);
+	eh->ether_type = rte_cpu_to_be_16(ether_type);
+	net_txq_push(st, m);
+}
+
+void eth_input(struct net_stack *st, struct rte_mbuf *m)
+{
+	const struct rte_ether_hdr *eh;
+	uint16_t type;
+
+	st->stats.rx_frames++;
+	if (rte_pktmbuf_data_len(m) < sizeof(*eh)) {
+		net_drop(st, m, NET_DROP_SHORT);
+		return;
+	}
+	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	if (!rte_is_same_ether_addr(&eh->dst_addr, &st->conf.mac) &&
+	    !rte_is_broadcast_ether_addr(&eh->dst_addr)) {
+		net_drop(st, m, NET_DROP_ETH_DST);
+		return;
+	}
+	type = rte_be_to_cpu_16(eh->ether_type);
+	switch (type) {
+	case RTE_ETHER_TYPE_IPV4:
+		if (m->hash.usr == NET_MBUF_REPLICA) {
+			/* Replicas are ARP only; never answer a copy. */
+			net_drop(st, m, NET_DROP_ETH_TYPE);
+			return;
+		}
+		ipv4_input(st, m);
+		break;
+	case RTE_ETHER_TYPE_ARP:
+		arp_input(st, m);
+		break;
+	default:
+		net_drop(st, m, NET_DROP_ETH_TYPE);
+	}
+}

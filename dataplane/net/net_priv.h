@@ -1,0 +1,387 @@
+/*
+ * net_priv.h - internal types shared by the layers of dataplane/net/.
+ *
+ * Ownership: everything here hangs off one struct net_stack and belongs to
+ * the lcore that created it; nothing is shared between cores except the
+ * read-only conf (and the secret in it).
+ *
+ * Promises: all tables are sized in net_stack_create() and never grow; the
+ * per-packet path allocates nothing but mbufs from conf->pool.
+ */
+#ifndef MXG_NET_PRIV_H
+#define MXG_NET_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_arp.h>
+#include <rte_ether.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_tcp.h>
+
+#include "net.h"
+#include "tcp.h"
+
+#define NET_LISTEN_MAX 32     /* listening ports per stack */
+#define ARP_PENDING_MAX 4     /* frames held per unresolved next hop */
+#define ARP_RETRY_US 1000000u /* ARP request retry interval */
+#define ARP_MAX_TRIES 3       /* requests before pending frames are dropped */
+
+#define TCP_MIN_RTO_US 200000u  /* RFC 6298 2.4 allows a lower floor than 1 s */
+#define TCP_MAX_RTO_US 60000000u /* RFC 6298 2.5 */
+#define TCP_INIT_RTO_US 1000000u /* RFC 6298 2.1 */
+#define TCP_MAX_RETRIES 8       /* data retransmissions before ETIMEDOUT */
+#define TCP_MAX_SYN_RETRIES 5   /* SYN / SYN-ACK retransmissions */
+#define TCP_FIN_WAIT_2_US 60000000u /* orphaned FIN_WAIT_2 lifetime */
+#define TCP_CHACK_PER_SEC 100   /* RFC 5961 7: challenge ACK rate limit */
+#define TCP_DEFAULT_MSS 536     /* RFC 9293 3.7.1 when no MSS option */
+#define TCP_MIN_MSS 88          /* floor for ICMP-lowered MSS */
+#define TCP_OPT_SPACE 40
+
+/* Sequence-space comparisons, RFC 9293 3.4 (modulo 2^32). */
+static inline bool seq_lt(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+static inline bool seq_leq(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) <= 0;
+}
+static inline bool seq_gt(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) > 0;
+}
+static inline bool seq_geq(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) >= 0;
+}
+static inline uint32_t seq_max(uint32_t a, uint32_t b)
+{
+	return seq_gt(a, b) ? a : b;
+}
+
+/* ---- open-addressing index table (tcb.c) ----------------------------- */
+
+/* Linear probing over (hash, idx+1) slots; idx 0 in a slot means empty.
+ * Sized to at least twice the entries it can ever hold, so inserts never
+ * fail; removal is by backward shift (no tombstones). */
+struct oa_slot {
+	uint32_t hash;
+	uint32_t idx1;
+};
+struct oa_tab {
+	struct oa_slot *slot;
+	uint32_t mask;
+};
+typedef bool (*oa_eq_fn)(const void *ctx, uint32_t idx, const void *key);
+int oa_init(struct oa_tab *t, uint32_t entries, int socket);
+void oa_free(struct oa_tab *t);
+uint32_t oa_find(const struct oa_tab *t, uint32_t h, oa_eq_fn eq,
+		 const void *ctx, const void *key);
+void oa_insert(struct oa_tab *t, uint32_t h, uint32_t idx);
+void oa_remove(struct oa_tab *t, uint32_t h, uint32_t idx);
+#define OA_NONE UINT32_MAX
+
+/* ---- TCP control block ----------------------------------------------- */
+
+/* 4-tuple, addresses in network order, ports in host order. */
+struct tcp_key {
+	rte_be32_t raddr;
+	rte_be32_t laddr;
+	uint16_t rport;
+	uint16_t lport;
+};
+
+enum tcp_timer_id {
+	TT_RTO,     /* retransmission (also SYN / SYN-ACK) */
+	TT_DELACK,  /* delayed ACK */
+	TT_PERSIST, /* zero-window probe */
+	TT_LINGER,  /* FIN_WAIT_2 timeout; deferred closed() notification */
+	TT_MAX
+};
+
+/* c->flags */
+#define TF_PASSIVE (1u << 0)     /* created from a listener */
+#define TF_TS (1u << 1)          /* RFC 7323 timestamps negotiated */
+#define TF_ACKNOW (1u << 2)      /* send an ACK at the end of processing */
+#define TF_DELACK (1u << 3)      /* ACK owed, delayed-ACK timer running */
+#define TF_FIN_QUEUED (1u << 4)  /* user closed: FIN after the data */
+#define TF_PEER_FIN (1u << 5)    /* peer's FIN received (in order) */
+#define TF_OOO_FIN (1u << 6)     /* peer's FIN seen beyond a hole */
+#define TF_WANT_WR (1u << 7)     /* tcp_send() was short: fire writable() */
+#define TF_DEAD (1u << 8)        /* released; memory reaped later */
+#define TF_RECOVERY (1u << 9)    /* NewReno fast recovery (RFC 6582) */
+#define TF_RTT (1u << 10)        /* an RTT sample is being timed */
+#define TF_PERSIST (1u << 11)    /* zero send window: persist mode */
+#define TF_ACCEPTED (1u << 12)   /* handed to the upper layer */
+#define TF_NOTIFY_CLOSED (1u << 13) /* closed() owed from the timer */
+#define TF_REAP (1u << 14)       /* on the reap list */
+
+struct tcp_conn {
+	struct net_stack *st;
+	const struct tcp_callbacks *cb;
+	void *ctx;
+	void *listen_arg;
+	struct tcp_key key;
+	uint32_t idx;
+	uint32_t heap_pos; /* UINT32_MAX: not in the timer heap */
+	uint32_t flags;
+	uint8_t state;
+	uint8_t snd_wscale; /* shift applied to the peer's window */
+	uint8_t rcv_wscale; /* shift we apply to our window */
+	uint8_t dupacks;
+	uint8_t rto_shift;  /* exponential backoff (RFC 6298 5.5) */
+	uint8_t retries;
+	uint8_t persist_shift;
+	uint8_t unacked_segs; /* full segments received since our last ACK */
+	uint16_t mss;         /* effective send MSS (payload per segment) */
+	uint16_t peer_mss;    /* MSS option the peer sent */
+	uint16_t pmtu_mss;    /* MSS allowed by path MTU (ICMP) */
+	uint16_t pad0;
+
+	/* Send sequence variables, RFC 9293 3.3.1. */
+	uint32_t iss;
+	uint32_t snd_una, snd_nxt, snd_max;
+	uint32_t snd_wnd, max_snd_wnd;
+	uint32_t snd_wl1, snd_wl2;
+	uint32_t snd_buf_seq; /* seq of the first byte in sndq */
+	uint32_t cwnd, ssthresh, recover;
+
+	/* Receive sequence variables. */
+	uint32_t irs;
+	uint32_t rcv_nxt;
+	uint32_t rcv_adv; /* right edge we advertised (never shrinks) */
+	uint32_t ooo_fin_seq;
+
+	/* RTT / RTO, RFC 6298, microseconds. */
+	uint32_t srtt_us, rttvar_us, rto_us;
+	uint32_t rtt_seq;
+	uint64_t rtt_ts;
+
+	/* RFC 7323 timestamps. */
+	uint32_t ts_recent;
+	uint32_t ts_off;
+	uint32_t last_ack_sent;
+
+	/* Buffers: single-segment mbufs linked by ->next. */
+	struct rte_mbuf *sndq_head, *sndq_tail;
+	uint32_t snd_bytes;    /* unacked + unsent bytes in sndq */
+	uint32_t snd_head_off; /* acked bytes still in sndq_head */
+	struct rte_mbuf *rcvq_head, *rcvq_tail; /* in-order data segments */
+	uint32_t rcv_bytes;
+	struct rte_mbuf *ooo_head; /* sorted by seq (hash.usr), one seg each */
+	uint16_t ooo_cnt;
+	uint16_t pad1;
+	uint32_t ooo_bytes;
+
+	uint64_t timer[TT_MAX]; /* absolute deadlines, 0 = off */
+	uint64_t deadline;      /* min of timer[] (heap key) */
+};
+
+/* Compact TIME_WAIT entry (RFC 9293 3.6): just enough to ACK a
+ * retransmitted FIN and to recognise the old incarnation. */
+struct tw_ent {
+	struct tcp_key key;
+	uint32_t snd_nxt;
+	uint32_t rcv_nxt;
+	uint32_t ts_recent;
+	uint32_t ts_off;
+	uint64_t expire_us;
+	uint8_t valid;
+	uint8_t ts;
+	uint8_t rcv_wscale;
+	uint8_t pad;
+	uint32_t hash;
+};
+
+struct tcp_listener {
+	uint16_t port; /* 0: free */
+	const struct tcp_callbacks *cb;
+	void *arg;
+};
+
+enum arp_state { ARP_FREE = 0, ARP_PENDING, ARP_VALID };
+
+struct arp_ent {
+	rte_be32_t ip;
+	uint8_t state;
+	uint8_t tries;
+	uint8_t npending;
+	uint8_t pad;
+	struct rte_ether_addr mac;
+	uint64_t stamp_us; /* learned (VALID) or last request (PENDING) */
+	struct rte_mbuf *pending[ARP_PENDING_MAX];
+};
+
+struct net_stack {
+	struct net_stats stats; /* first: cache aligned */
+	struct net_stack_conf conf;
+	uint64_t now_us;
+	int depth; /* nesting of top-level entry points */
+	uint16_t mss_max; /* our MSS: MTU and mbuf data room */
+	uint16_t ip_id;
+	uint16_t eph_next;
+
+	struct rte_mbuf **txq;
+	uint32_t txq_head, txq_cnt;
+
+	struct tcp_conn *tcbs;
+	uint32_t *tcb_free;
+	uint32_t n_free;
+	uint32_t *reap;
+	uint32_t n_reap;
+	struct oa_tab tcb_tab;
+	uint32_t hash_seed;
+	struct tcp_conn **heap;
+	uint32_t heap_n;
+
+	struct tcp_listener lst[NET_LISTEN_MAX];
+
+	struct tw_ent *tw;
+	uint32_t tw_head, tw_cnt;
+	struct oa_tab tw_tab;
+
+	struct arp_ent *arp;
+	struct oa_tab arp_tab;
+	uint64_t arp_next_sweep;
+
+	uint64_t chack_sec; /* challenge-ACK rate limit window */
+	uint32_t chack_cnt;
+
+	uint64_t sip_k0, sip_k1; /* ISN key (secret[0..15]) */
+	uint64_t ck_k0, ck_k1;   /* SYN cookie key (secret[16..31]) */
+
+	char name[48];
+};
+
+/* ---- eth.c ----------------------------------------------------------- */
+void eth_input(struct net_stack *st, struct rte_mbuf *m);
+/* Fill the Ethernet header (dst given) and queue m for TX. */
+void eth_output(struct net_stack *st, struct rte_mbuf *m,
+		const struct rte_ether_addr *dst, uint16_t ether_type);
+void net_txq_push(struct net_stack *st, struct rte_mbuf *m);
+void net_mbuf_free_held(struct net_stack *st, struct rte_mbuf *m);
+uint32_t net_mbuf_segs(const struct rte_mbuf *m);
+
+/* ---- arp.c ----------------------------------------------------------- */
+int arp_init(struct net_stack *st, int socket);
+void arp_fini(struct net_stack *st);
+void arp_input(struct net_stack *st, struct rte_mbuf *m);
+/* Send an IPv4 frame (Ethernet header space present) to next hop nh. */
+void arp_output(struct net_stack *st, struct rte_mbuf *m, rte_be32_t nh);
+void arp_poll(struct net_stack *st);
+uint64_t arp_next_timer(const struct net_stack *st);
+
+/* ---- ipv4.c ---------------------------------------------------------- */
+void ipv4_input(struct net_stack *st, struct rte_mbuf *m);
+/* m holds eth+ip+l4; the IP header is filled except checksum; computes or
+ * offloads checksums (l4 = TCP or ICMP), routes and queues it. */
+void ipv4_output(struct net_stack *st, struct rte_mbuf *m);
+/* Allocate a frame with room for eth + IPv4 header + l4len bytes, fill
+ * the IP header; returns the L4 header pointer or NULL (counted). */
+void *ipv4_alloc(struct net_stack *st, struct rte_mbuf **mp, rte_be32_t dst,
+		 uint8_t proto, uint16_t l4len);
+
+/* ---- icmp.c ---------------------------------------------------------- */
+void icmp_input(struct net_stack *st, struct rte_mbuf *m,
+		struct rte_ipv4_hdr *ip, uint16_t l4off, uint16_t l4len);
+
+/* ---- tcb.c ----------------------------------------------------------- */
+int tcb_init(struct net_stack *st, int socket);
+void tcb_fini(struct net_stack *st);
+struct tcp_conn *tcb_lookup(struct net_stack *st, const struct tcp_key *k);
+struct tcp_conn *tcb_alloc(struct net_stack *st, const struct tcp_key *k);
+/* Release buffers, timers and the table slot; the struct is reaped after
+ * the current top-level call returns (callbacks may still hold c). */
+void tcb_release(struct tcp_conn *c);
+void tcb_reap(struct net_stack *st);
+void tcb_set_state(struct tcp_conn *c, enum tcp_state s);
+struct tcp_listener *tcp_listener_find(struct net_stack *st, uint16_t port);
+struct tw_ent *tw_lookup(struct net_stack *st, const struct tcp_key *k);
+void tw_insert_from(struct tcp_conn *c);
+void tw_remove(struct net_stack *st, struct tw_ent *e);
+void tw_expire(struct net_stack *st);
+uint32_t tcp_key_hash(const struct net_stack *st, const struct tcp_key *k);
+void tcp_enter_timewait(struct tcp_conn *c);
+/* Final callbacks: release c and call closed() (err 0) or reset(err). */
+void tcp_finish(struct tcp_conn *c, int err);
+void tcp_rcvq_drop(struct tcp_conn *c);
+
+/* ---- tcp_in.c -------------------------------------------------------- */
+struct tcp_opts {
+	uint16_t mss;
+	uint8_t wscale;
+	bool has_mss, has_ws, has_ts;
+	uint32_t tsval, tsecr;
+};
+void tcp_input(struct net_stack *st, struct rte_mbuf *m,
+	       struct rte_ipv4_hdr *ip, uint16_t l4off, uint16_t l4len);
+int tcp_parse_opts(const struct rte_tcp_hdr *th, struct tcp_opts *o);
+void tcp_icmp_frag_needed(struct net_stack *st, const struct tcp_key *k,
+			  uint32_t seq, uint16_t mtu);
+
+/* ---- tcp_out.c ------------------------------------------------------- */
+/* Send what the windows allow, then any owed ACK; rearm timers. */
+void tcp_output(struct tcp_conn *c);
+void tcp_send_ack(struct tcp_conn *c);
+void tcp_send_syn(struct tcp_conn *c);
+/* Retransmit one segment at snd_una (fast retransmit, partial ACK). */
+void tcp_retransmit_una(struct tcp_conn *c);
+/* Send one probe byte (persist). */
+void tcp_send_probe(struct tcp_conn *c);
+void tcp_send_rst_conn(struct tcp_conn *c);
+/* Stateless reply / control segment for a 4-tuple (RST, TIME_WAIT ACK,
+ * SYN-ACK cookie). opts may be NULL. */
+void tcp_emit(struct net_stack *st, const struct tcp_key *k, uint32_t seq,
+	      uint32_t ack, uint8_t flags, uint16_t wnd, const uint8_t *opts,
+	      uint8_t optlen);
+void tcp_emit_rst_for(struct net_stack *st, const struct tcp_key *k,
+		      const struct rte_tcp_hdr *th, uint32_t seglen);
+uint16_t tcp_rcv_wnd_field(struct tcp_conn *c);
+uint32_t tcp_ts_now(const struct tcp_conn *c);
+uint32_t tcp_snd_data_end(const struct tcp_conn *c);
+uint8_t tcp_build_syn_opts(struct net_stack *st, uint8_t *o, uint16_t mss,
+			   int wscale, bool ts, uint32_t tsval,
+			   uint32_t tsecr);
+void tcp_update_mss(struct tcp_conn *c);
+void tcp_arm_timers(struct tcp_conn *c);
+
+/* ---- tcp_timer.c ----------------------------------------------------- */
+void tcp_timer_set(struct tcp_conn *c, enum tcp_timer_id id, uint64_t at);
+void tcp_timer_stop(struct tcp_conn *c, enum tcp_timer_id id);
+void tcp_timer_unlink(struct tcp_conn *c);
+void tcp_timers_run(struct net_stack *st);
+uint64_t tcp_timer_next(const struct net_stack *st);
+uint32_t tcp_cur_rto(const struct tcp_conn *c);
+void tcp_rtt_sample(struct tcp_conn *c, uint32_t rtt_us);
+
+/* ---- syncookie.c ----------------------------------------------------- */
+uint64_t net_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
+uint32_t tcp_isn(struct net_stack *st, const struct tcp_key *k);
+uint32_t tcp_ts_offset(struct net_stack *st, const struct tcp_key *k);
+uint32_t syncookie_make(struct net_stack *st, const struct tcp_key *k,
+			uint32_t peer_isn, uint16_t *mss);
+/* Returns the MSS encoded in a valid cookie, 0 when invalid. */
+uint16_t syncookie_check(struct net_stack *st, const struct tcp_key *k,
+			 uint32_t peer_isn, uint32_t cookie);
+
+/* ---- helpers --------------------------------------------------------- */
+static inline void net_drop(struct net_stack *st, struct rte_mbuf *m,
+			    enum net_drop why)
+{
+	st->stats.drops[why]++;
+	if (m != NULL)
+		rte_pktmbuf_free(m);
+}
+
+static inline struct rte_mbuf *net_alloc(struct net_stack *st)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(st->conf.pool);
+	if (m == NULL)
+		st->stats.drops[NET_DROP_NOMBUF]++;
+	return m;
+}
+
+#endif /* MXG_NET_PRIV_H */

@@ -1,0 +1,82 @@
+#!/bin/sh
+# Runs mxgate's whole test suite on a fresh Debian 12 machine, as root:
+#   1. installs the Debian packages it needs (scripts/install-deps.sh);
+#   2. gcc build with -Wall -Wextra -Werror: unit + integration suites;
+#   3. the same with -Db_sanitize=address,undefined: unit suite
+#      (+ the integration suite when MXG_SAN_INTEGRATION=1);
+#   4. clang libFuzzer build (ASan+UBSan): fuzz suite (60 s per harness).
+# Ends with one line "N passed, N failed" summed over every run (a skipped
+# test counts as failed: nothing is hidden) and exits non-zero on any
+# failure. Build trees: build/, build-san/, build-fuzz/.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+if [ "$(id -u)" != 0 ]; then
+	echo "test.sh: must run as root (network namespaces, tap ports)" >&2
+	exit 2
+fi
+./scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+SUMMARY="$ROOT/build-summary.txt"
+: > "$SUMMARY"
+buildfail=0
+
+# run_suite BUILD_DIR SETUP_ARGS... -- SUITES...
+run_suite() {
+	dir=$1; shift
+	setup=""
+	while [ "$1" != "--" ]; do setup="$setup $1"; shift; done
+	shift
+	echo "=== $dir: meson setup$setup"
+	if [ ! -f "$dir/build.ninja" ]; then
+		# shellcheck disable=SC2086
+		meson setup "$dir" $setup >"$dir.setup.log" 2>&1 || {
+			cat "$dir.setup.log"; buildfail=$((buildfail + 1)); return; }
+	fi
+	ninja -C "$dir" >"$dir.build.log" 2>&1 || {
+		tail -60 "$dir.build.log"; buildfail=$((buildfail + 1)); return; }
+	suites=""
+	for s in "$@"; do suites="$suites --suite $s"; done
+	rm -f "$dir/meson-logs/testlog.json"
+	# shellcheck disable=SC2086
+	meson test -C "$dir" $suites --print-errorlogs --num-processes 1 \
+		--no-rebuild || true
+	python3 - "$dir/meson-logs/testlog.json" >>"$SUMMARY" <<'PY'
+import json, sys
+p = f = 0
+try:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        if r.get("result") == "OK":
+            p += 1
+        else:
+            f += 1
+            print("# FAILED: %s (%s)" % (r.get("name"), r.get("result")),
+                  file=sys.stderr)
+except FileNotFoundError:
+    f += 1
+print(p, f)
+PY
+}
+
+run_suite build -Dwerror=true -- unit integration
+
+SAN_SUITES="unit"
+[ "${MXG_SAN_INTEGRATION:-0}" = 1 ] && SAN_SUITES="unit integration"
+# ASan needs DPDK's memory in plain pages: tests use --no-huge already.
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS UBSAN_OPTIONS
+# shellcheck disable=SC2086
+run_suite build-san -Dwerror=true -Db_sanitize=address,undefined \
+	-Db_lundef=false -- $SAN_SUITES
+
+CC=clang run_suite build-fuzz -Dwerror=true -Dfuzz=true \
+	-Db_sanitize=address,undefined -Db_lundef=false -- fuzz
+
+passed=$(awk '{p += $1} END {print p + 0}' "$SUMMARY")
+failed=$(awk '{f += $2} END {print f + 0}' "$SUMMARY")
+failed=$((failed + buildfail))
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
