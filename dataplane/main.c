@@ -51,6 +51,8 @@ static void usage(FILE *f)
 "  --ip ADDR/LEN         our IPv4 address (198.18.0.2/24)\n"
 "  --gateway ADDR        next hop for off-link destinations (none)\n"
 "  --cores N             dataplane lcores (1); they share the CPUs\n"
+"  --dp-cpus LIST        CPU of each dataplane lcore, e.g. 1 or 0,1\n"
+"                        (default: lcore k on CPU k mod the CPU count)\n"
 "  --huge auto|yes|no    hugepages (auto: use them when the machine has\n"
 "                        free ones, --no-huge otherwise)\n"
 "  --busy-poll           never back off when idle (benchmarks)\n"
@@ -71,6 +73,9 @@ static void usage(FILE *f)
 "  --stats-file PATH     write JSON counters there periodically\n"
 "  --stats-interval-ms N (200)\n"
 "  --run-seconds N       stop after N seconds (0: until SIGINT/SIGTERM)\n"
+"  --loadgen SPEC        benchmark load generator on every core:\n"
+"                        cps,ADDR:PORT[,conc=N][,bytes=N] (open, request,\n"
+"                        echo, close) or bulk,ADDR:PORT[,conc=N]\n"
 "  -v, --verbose         DPDK notices on stderr\n"
 "  -V, --version         print the version and exit\n"
 "  -h, --help\n");
@@ -131,11 +136,63 @@ static bool machine_has_hugepages(void)
 	return free_pages > 0;
 }
 
+/* "cps,198.18.0.2:7,conc=64,bytes=64" or "bulk,198.18.0.2:9,conc=4" */
+static int parse_loadgen(const char *spec, struct svc_conf *svc)
+{
+	char buf[256], *save = NULL, *tok;
+	int i = 0;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	svc->lg_conc = 32;
+	svc->lg_req_bytes = 64;
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save), i++) {
+		if (i == 0) {
+			if (!strcmp(tok, "cps"))
+				svc->lg_bulk = false;
+			else if (!strcmp(tok, "bulk"))
+				svc->lg_bulk = true;
+			else
+				goto bad;
+		} else if (i == 1) {
+			char *colon = strrchr(tok, ':');
+			struct in_addr a;
+
+			if (!colon)
+				goto bad;
+			*colon = '\0';
+			if (inet_pton(AF_INET, tok, &a) != 1)
+				goto bad;
+			svc->lg_ip = a.s_addr;
+			svc->lg_port = (uint16_t)atoi(colon + 1);
+			if (!svc->lg_port)
+				goto bad;
+		} else if (!strncmp(tok, "conc=", 5)) {
+			svc->lg_conc = (uint32_t)atoi(tok + 5);
+		} else if (!strncmp(tok, "bytes=", 6)) {
+			svc->lg_req_bytes = (uint32_t)atoi(tok + 6);
+			if (svc->lg_req_bytes == 0 || svc->lg_req_bytes > 32768)
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	if (i < 2)
+		goto bad;
+	return 0;
+bad:
+	fprintf(stderr, "mxgate: --loadgen '%s': expected "
+			"cps|bulk,ADDR:PORT[,conc=N][,bytes=N(1..32768)]\n",
+		spec);
+	return -EINVAL;
+}
+
 enum {
 	OPT_PORT = 256, OPT_IP, OPT_GW, OPT_CORES, OPT_HUGE, OPT_BUSY,
 	OPT_IDLE, OPT_ECHO, OPT_DISCARD, OPT_MAXCONNS, OPT_BACKLOG, OPT_MAXTW,
 	OPT_TWMS, OPT_RCVBUF, OPT_SNDBUF, OPT_MBUFS, OPT_FAULT, OPT_CONNECT,
 	OPT_CBYTES, OPT_CCOUNT, OPT_CEXIT, OPT_STATS, OPT_STATSINT, OPT_RUN,
+	OPT_LOADGEN, OPT_DPCPUS,
 };
 
 static const struct option long_opts[] = {
@@ -163,6 +220,8 @@ static const struct option long_opts[] = {
 	{"stats-file", required_argument, NULL, OPT_STATS},
 	{"stats-interval-ms", required_argument, NULL, OPT_STATSINT},
 	{"run-seconds", required_argument, NULL, OPT_RUN},
+	{"loadgen", required_argument, NULL, OPT_LOADGEN},
+	{"dp-cpus", required_argument, NULL, OPT_DPCPUS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -170,6 +229,7 @@ static const struct option long_opts[] = {
 };
 
 static int huge_mode; /* 0 auto, 1 yes, 2 no */
+static char dp_cpus[128];
 
 static int parse_args(int argc, char **argv)
 {
@@ -335,6 +395,13 @@ static int parse_args(int argc, char **argv)
 		case OPT_RUN:
 			NUM("run-seconds", 1 << 30, c->run_seconds);
 			break;
+		case OPT_DPCPUS:
+			snprintf(dp_cpus, sizeof(dp_cpus), "%s", optarg);
+			break;
+		case OPT_LOADGEN:
+			if (parse_loadgen(optarg, &c->svc) < 0)
+				return -EINVAL;
+			break;
 		case 'v':
 			c->verbose = true;
 			break;
@@ -402,7 +469,8 @@ static void on_signal(int sig)
 #define SVC_STATS_FIELDS(X)                                                    \
 	X(accepted) X(refused) X(closed) X(reset) X(echo_bytes)                \
 	X(discard_bytes) X(connect_started) X(connect_ok) X(connect_fail)      \
-	X(connect_bytes_verified) X(live)
+	X(connect_bytes_verified) X(lg_started) X(lg_completed) X(lg_failed)  \
+	X(lg_bytes) X(live)
 
 static void write_stats(bool final, bool mbufs_ok)
 {
@@ -422,6 +490,8 @@ static void write_stats(bool final, bool mbufs_ok)
 		   "\"queues\": %u, \"tx_offloads\": %llu},\n",
 		c->n_cores, g_port.driver, g_port.n_queues,
 		(unsigned long long)g_port.tx_offloads);
+	fprintf(f, " \"conn_state_bytes\": %zu,\n",
+		net_stack_conn_state_bytes());
 	fprintf(f, " \"mbufs\": {\"size\": %u, \"available\": %u},\n",
 		g_pool->size, rte_mempool_avail_count(g_pool));
 	if (final)
@@ -546,9 +616,23 @@ static int build_eal_args(int argc, char **argv, int first_extra,
 	/* Main lcore 0 on CPU 0; dataplane lcore k on CPU k % ncpu, so two
 	 * dataplane lcores on a 2-CPU machine share the CPUs. */
 	off = snprintf(lcores, sizeof(lcores), "0@0");
-	for (int k = 1; k <= c->n_cores; k++)
-		off += snprintf(lcores + off, sizeof(lcores) - (size_t)off,
-				",%d@%ld", k, (long)(k % ncpu));
+	{
+		char list[128], *save = NULL, *tok;
+
+		snprintf(list, sizeof(list), "%s", dp_cpus);
+		tok = strtok_r(list, ",", &save);
+		for (int k = 1; k <= c->n_cores; k++) {
+			long cpu = k % ncpu;
+
+			if (tok) {
+				cpu = strtol(tok, NULL, 10);
+				tok = strtok_r(NULL, ",", &save);
+			}
+			off += snprintf(lcores + off,
+					sizeof(lcores) - (size_t)off,
+					",%d@%ld", k, cpu);
+		}
+	}
 
 	eal[n++] = argv[0];
 	eal[n++] = "--lcores";

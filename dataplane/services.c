@@ -17,7 +17,7 @@
 
 #include "dataplane/net/tcp.h"
 
-enum svc_kind { SVC_FREE, SVC_ECHO, SVC_DISCARD, SVC_CONNECT };
+enum svc_kind { SVC_FREE, SVC_ECHO, SVC_DISCARD, SVC_CONNECT, SVC_LOADGEN };
 
 struct svc_conn {
 	enum svc_kind kind;
@@ -40,6 +40,7 @@ struct svc_state {
 	uint32_t connect_left;
 	uint64_t connect_start_us;
 	bool started;
+	uint32_t lg_active;
 	struct svc_stats stats;
 	uint8_t scratch[65536];
 };
@@ -144,9 +145,46 @@ static void connect_pump(struct svc_conn *sc)
 	}
 }
 
+/* Load generator: cps mode sends one request and waits for its echo, then
+ * closes; bulk mode sends a constant pattern as fast as the window allows.
+ */
+static void loadgen_pump(struct svc_conn *sc)
+{
+	struct svc_state *s = sc->owner;
+	uint32_t req = s->conf.lg_req_bytes;
+	size_t n;
+
+	if (s->conf.lg_bulk) {
+		for (;;) {
+			ssize_t w = tcp_send(sc->c, s->scratch,
+					     sizeof(s->scratch));
+			if (w <= 0)
+				break;
+			s->stats.lg_bytes += (uint64_t)w;
+		}
+		while (tcp_recv(sc->c, s->scratch, sizeof(s->scratch)) > 0)
+			;
+		return;
+	}
+	if (sc->sent < req) {
+		ssize_t w = tcp_send(sc->c, s->scratch, req - sc->sent);
+
+		if (w > 0)
+			sc->sent += (uint64_t)w;
+	}
+	while ((n = tcp_recv(sc->c, s->scratch + 32768, 32768)) > 0)
+		sc->rcvd += n;
+	if (sc->rcvd >= req && !sc->closing) {
+		sc->closing = true;
+		tcp_close(sc->c);
+	}
+}
+
 static void pump(struct svc_conn *sc)
 {
-	if (sc->kind == SVC_CONNECT)
+	if (sc->kind == SVC_LOADGEN)
+		loadgen_pump(sc);
+	else if (sc->kind == SVC_CONNECT)
 		connect_pump(sc);
 	else
 		echo_pump(sc);
@@ -193,6 +231,14 @@ static void cb_peer_closed(void *ctx, struct tcp_conn *c)
 
 	RTE_SET_USED(c);
 	sc->eof = true;
+	if (sc->kind == SVC_LOADGEN) {
+		loadgen_pump(sc);
+		if (!sc->closing) {
+			sc->closing = true;
+			tcp_close(sc->c);
+		}
+		return;
+	}
 	if (sc->kind == SVC_CONNECT) {
 		connect_pump(sc);
 		if (!sc->closing) {
@@ -226,6 +272,13 @@ static void cb_closed(void *ctx, struct tcp_conn *c)
 	sc->owner->stats.closed++;
 	if (sc->kind == SVC_CONNECT)
 		connect_finish(sc, true);
+	if (sc->kind == SVC_LOADGEN) {
+		sc->owner->lg_active--;
+		if (sc->rcvd >= sc->owner->conf.lg_req_bytes)
+			sc->owner->stats.lg_completed++;
+		else
+			sc->owner->stats.lg_failed++;
+	}
 	conn_put(sc);
 }
 
@@ -238,6 +291,10 @@ static void cb_reset(void *ctx, struct tcp_conn *c, int err)
 	sc->owner->stats.reset++;
 	if (sc->kind == SVC_CONNECT)
 		connect_finish(sc, false);
+	if (sc->kind == SVC_LOADGEN) {
+		sc->owner->lg_active--;
+		sc->owner->stats.lg_failed++;
+	}
 	conn_put(sc);
 }
 
@@ -304,10 +361,44 @@ fail:
 	return NULL;
 }
 
+static void loadgen_poll(struct svc_state *s)
+{
+	/* A bounded number of opens per poll keeps one loop iteration
+	 * short; the stack's table bound still applies. */
+	for (int i = 0; i < 64 && s->lg_active < s->conf.lg_conc; i++) {
+		struct svc_conn *sc = conn_get(s, SVC_LOADGEN);
+		struct tcp_conn *c;
+
+		if (!sc)
+			return;
+		if (tcp_connect(s->st, s->conf.lg_ip, s->conf.lg_port,
+				&svc_cb, sc, &c) < 0) {
+			s->stats.lg_failed++;
+			conn_put(sc);
+			return;
+		}
+		sc->c = c;
+		s->lg_active++;
+		s->stats.lg_started++;
+	}
+}
+
 void svc_poll(struct svc_state *s, uint64_t now_us)
 {
 	struct svc_conn *sc;
 	struct tcp_conn *c;
+
+	if (s->conf.lg_port) {
+		if (!s->started) {
+			s->started = true;
+			s->connect_start_us =
+				now_us +
+				(uint64_t)s->conf.connect_delay_ms * 1000;
+		}
+		if (now_us >= s->connect_start_us)
+			loadgen_poll(s);
+		return;
+	}
 
 	if (s->connect_left == 0 || s->connect_active)
 		return;

@@ -31,6 +31,15 @@ struct svc_conf {
 	uint32_t connect_count;
 	uint64_t connect_bytes;
 	uint32_t connect_delay_ms; /* wait before the first open */
+	/* Load generator (benchmarks): every core keeps lg_conc connections
+	 * to lg_ip:lg_port busy. cps: open, send lg_req_bytes, read them
+	 * back (echo), close, repeat. bulk: open, then send forever
+	 * (discard). */
+	rte_be32_t lg_ip;
+	uint16_t lg_port;         /* 0: off */
+	bool lg_bulk;
+	uint32_t lg_conc;
+	uint32_t lg_req_bytes;
 };
 
 struct svc_stats {
@@ -38,6 +47,7 @@ struct svc_stats {
 	uint64_t echo_bytes, discard_bytes;
 	uint64_t connect_started, connect_ok, connect_fail;
 	uint64_t connect_bytes_verified;
+	uint64_t lg_started, lg_completed, lg_failed, lg_bytes;
 	uint64_t live;
 } __attribute__((aligned(64)));
 
