@@ -40,6 +40,26 @@ static struct steer_conf g_steer;
 static struct port_info g_port;
 static struct rte_mempool *g_pool;
 static bool g_exit_after_connect;
+/* Counters of each core's stack and services as they were at teardown,
+ * so the final stats file still carries them. */
+static struct net_stats g_last_net[MXG_MAX_CORES];
+static struct svc_stats g_last_svc[MXG_MAX_CORES];
+static struct fault_stats g_last_fault[MXG_MAX_CORES][2];
+static bool g_torn_down;
+
+static const struct net_stats *core_net(int k)
+{
+	if (g_torn_down || !g_cores[k].stack)
+		return &g_last_net[k];
+	return net_stack_stats(g_cores[k].stack);
+}
+
+static const struct svc_stats *core_svc(int k)
+{
+	if (g_torn_down || !g_cores[k].svc)
+		return &g_last_svc[k];
+	return svc_stats(g_cores[k].svc);
+}
 
 static void usage(FILE *f)
 {
@@ -56,7 +76,7 @@ static void usage(FILE *f)
 "  --huge auto|yes|no    hugepages (auto: use them when the machine has\n"
 "                        free ones, --no-huge otherwise)\n"
 "  --busy-poll           never back off when idle (benchmarks)\n"
-"  --idle-sleep-max-us N longest idle sleep (1000)\n"
+"  --idle-sleep-max-us N longest idle sleep (4000)\n"
 "  --echo-port P         built-in echo service (7; 0 disables)\n"
 "  --discard-port P      built-in discard service (9; 0 disables)\n"
 "  --max-conns N         TCBs per core (16384)\n"
@@ -241,7 +261,7 @@ static int parse_args(int argc, char **argv)
 	snprintf(c->port_spec, sizeof(c->port_spec), "net_tap0,iface=mxg0");
 	parse_cidr("198.18.0.2/24", &c->ip, &c->netmask);
 	c->n_cores = 1;
-	c->idle_sleep_max_us = 1000;
+	c->idle_sleep_max_us = 4000;
 	c->rx_desc = 1024;
 	c->tx_desc = 1024;
 	c->stats_interval_ms = 200;
@@ -423,16 +443,18 @@ static int parse_args(int argc, char **argv)
 	return optind;
 }
 
-/* mbufs: descriptors and rings of every core, plus full buffers for the
- * first 1024 connections per core; beyond that, connections share the
- * pool and a dry pool shows up as NET_DROP_NOMBUF plus TCP backoff. */
+/* mbufs: descriptors and rings of every core, plus full receive and send
+ * buffers for the first 256 connections per core (a received segment
+ * holds up to one MSS per mbuf, a send-buffer mbuf up to 2 KiB). Beyond
+ * that connections share the pool; a dry pool shows up as
+ * NET_DROP_NOMBUF plus TCP backoff, never as a crash. --mbufs overrides. */
 static uint32_t pool_size(const struct mxg_conf *c)
 {
 	uint32_t per_core = c->rx_desc + c->tx_desc + 2048 /* rings */ +
 			    c->stack.txq_size + 4 * FAULT_HOLD_MAX +
 			    8 * MXG_BURST;
-	uint32_t conns = RTE_MIN(c->stack.max_conns, 1024u);
-	uint32_t per_conn = (c->stack.rcvbuf + c->stack.sndbuf) / 1024 + 4;
+	uint32_t conns = RTE_MIN(c->stack.max_conns, 256u);
+	uint32_t per_conn = c->stack.rcvbuf / 1400 + c->stack.sndbuf / 2048 + 4;
 	uint64_t n;
 
 	if (c->mbufs)
@@ -507,8 +529,7 @@ static void write_stats(bool final, bool mbufs_ok)
 	{                                                                      \
 		uint64_t s = 0;                                                \
 		for (int k = 0; k < c->n_cores; k++)                           \
-			if (g_cores[k].stack)                                  \
-				s += net_stack_stats(g_cores[k].stack)->field; \
+			s += core_net(k)->field;                               \
 		fprintf(f, "%s\"%s\": %llu", sep, #field,                      \
 			(unsigned long long)s);                                \
 		sep = ", ";                                                    \
@@ -529,8 +550,7 @@ static void write_stats(bool final, bool mbufs_ok)
 	{                                                                      \
 		uint64_t s = 0;                                                \
 		for (int k = 0; k < c->n_cores; k++)                           \
-			if (g_cores[k].svc)                                    \
-				s += svc_stats(g_cores[k].svc)->field;         \
+			s += core_svc(k)->field;                               \
 		fprintf(f, "%s\"svc_%s\": %llu", sep, #field,                  \
 			(unsigned long long)s);                                \
 	}
@@ -543,12 +563,13 @@ static void write_stats(bool final, bool mbufs_ok)
 				struct fault *fs[2] = {g_cores[k].fault_rx,
 						       g_cores[k].fault_tx};
 				for (int j = 0; j < 2; j++) {
-					if (!fs[j])
-						continue;
-					fd += fault_stats(fs[j])->dropped;
-					fdup += fault_stats(fs[j])->duplicated;
-					fro += fault_stats(fs[j])->reordered;
-					fdl += fault_stats(fs[j])->delayed;
+					const struct fault_stats *x =
+						fs[j] ? fault_stats(fs[j])
+						      : &g_last_fault[k][j];
+					fd += x->dropped;
+					fdup += x->duplicated;
+					fro += x->reordered;
+					fdl += x->delayed;
 				}
 			}
 			fprintf(f, "%s\"fault_dropped\": %llu, "
@@ -564,9 +585,7 @@ static void write_stats(bool final, bool mbufs_ok)
 			uint64_t s = 0;
 
 			for (int k = 0; k < c->n_cores; k++)
-				if (g_cores[k].stack)
-					s += net_stack_stats(g_cores[k].stack)
-						     ->drops[d];
+				s += core_net(k)->drops[d];
 			fprintf(f, ", \"drop_%s\": %llu",
 				net_drop_name((enum net_drop)d),
 				(unsigned long long)s);
@@ -579,12 +598,9 @@ static void write_stats(bool final, bool mbufs_ok)
 		fprintf(f, "%s\n  {\"core\": %d, \"lcore\": %u, ",
 			k ? "," : "", k, g_cores[k].lcore_id);
 #define ONE(field)                                                             \
-	if (g_cores[k].stack) {                                                \
-		fprintf(f, "%s\"%s\": %llu", sep, #field,                      \
-			(unsigned long long)net_stack_stats(g_cores[k].stack) \
-				->field);                                      \
-		sep = ", ";                                                    \
-	}
+	fprintf(f, "%s\"%s\": %llu", sep, #field,                              \
+		(unsigned long long)core_net(k)->field);                       \
+	sep = ", ";
 		NET_STATS_FIELDS(ONE)
 #undef ONE
 #define ONE(field)                                                             \
@@ -643,8 +659,8 @@ static int build_eal_args(int argc, char **argv, int first_extra,
 	huge = huge_mode == 1 || (huge_mode == 0 && machine_has_hugepages());
 	if (!huge) {
 		/* Room for the pool plus DPDK's own needs. */
-		uint64_t mb = (uint64_t)pool_size(c) * 2560 / (1 << 20) + 256 +
-			      64ULL * c->n_cores;
+		uint64_t mb = (uint64_t)pool_size(c) * 3072 / (1 << 20) + 512 +
+			      128ULL * c->n_cores;
 
 		snprintf(mem, sizeof(mem), "%llu", (unsigned long long)mb);
 		eal[n++] = "--no-huge";
@@ -770,6 +786,14 @@ static bool teardown(void)
 	for (int k = 0; k < c->n_cores; k++) {
 		struct lcore_ctx *lc = &g_cores[k];
 
+		if (lc->stack)
+			g_last_net[k] = *net_stack_stats(lc->stack);
+		if (lc->svc)
+			g_last_svc[k] = *svc_stats(lc->svc);
+		if (lc->fault_rx)
+			g_last_fault[k][0] = *fault_stats(lc->fault_rx);
+		if (lc->fault_tx)
+			g_last_fault[k][1] = *fault_stats(lc->fault_tx);
 		svc_destroy(lc->svc);
 		lc->svc = NULL;
 		if (lc->stack)
@@ -781,6 +805,7 @@ static bool teardown(void)
 		fault_destroy(lc->fault_tx);
 		lc->fault_rx = lc->fault_tx = NULL;
 	}
+	g_torn_down = true;
 	port_teardown(&g_port);
 	avail = rte_mempool_avail_count(g_pool);
 	if (avail != g_pool->size) {
@@ -858,7 +883,7 @@ int main(int argc, char **argv)
 	start = clock_us();
 	while (!mxg_quit) {
 		uint64_t now = clock_us();
-		struct timespec ts = {0, 10 * 1000 * 1000};
+		struct timespec ts = {0, 50 * 1000 * 1000};
 
 		if (now - last_stats >= (uint64_t)c->stats_interval_ms * 1000) {
 			write_stats(false, false);

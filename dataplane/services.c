@@ -87,8 +87,13 @@ static void echo_pump(struct svc_conn *sc)
 		size_t space = tcp_send_space(sc->c);
 		size_t n;
 
-		if (space == 0)
-			return; /* writable() resumes us */
+		if (space == 0) {
+			/* A short tcp_send() is what arms writable(): offer
+			 * one byte the full buffer cannot take. */
+			if (sc->kind == SVC_ECHO)
+				(void)tcp_send(sc->c, s->scratch, 1);
+			return;
+		}
 		if (space > sizeof(s->scratch))
 			space = sizeof(s->scratch);
 		n = tcp_recv(sc->c, s->scratch, space);

@@ -123,8 +123,8 @@ static void arp_send(struct net_stack *st, uint16_t op,
 
 	if (m == NULL)
 		return;
-	if (rte_pktmbuf_append(m, sizeof(struct rte_ether_hdr) +
-					  sizeof(*ah)) == NULL) {
+	if (rte_pktmbuf_append(m, sizeof(struct rte_ether_hdr) + sizeof(*ah)) ==
+	    NULL) {
 		net_drop(st, m, NET_DROP_NOMBUF);
 		return;
 	}

@@ -21,6 +21,30 @@ uint32_t net_mbuf_segs(const struct rte_mbuf *m)
 	return n;
 }
 
+int net_mbuf_trim(struct rte_mbuf *m, uint32_t len)
+{
+	struct rte_mbuf *seg = m, *rest;
+	uint32_t left = len;
+
+	if (m->pkt_len == len)
+		return 0;
+	if (m->pkt_len < len)
+		return -1;
+	while (seg->data_len < left) {
+		left -= seg->data_len;
+		seg = seg->next;
+	}
+	seg->data_len = (uint16_t)left;
+	rest = seg->next;
+	seg->next = NULL;
+	if (rest != NULL) {
+		m->nb_segs = (uint16_t)(m->nb_segs - net_mbuf_segs(rest));
+		rte_pktmbuf_free(rest);
+	}
+	m->pkt_len = len;
+	return 0;
+}
+
 /* Free a packet that was counted in mbufs_held. */
 void net_mbuf_free_held(struct net_stack *st, struct rte_mbuf *m)
 {
@@ -89,11 +113,8 @@ void eth_input(struct net_stack *st, struct rte_mbuf *m)
 	type = rte_be_to_cpu_16(eh->ether_type);
 	switch (type) {
 	case RTE_ETHER_TYPE_IPV4:
-		if (m->hash.usr == NET_MBUF_REPLICA) {
-			/* Replicas are ARP only; never answer a copy. */
-			net_drop(st, m, NET_DROP_ETH_TYPE);
-			return;
-		}
+		/* NET_MBUF_REPLICA is only meaningful on ARP: hash.usr
+		 * aliases the RSS hash a PMD writes on IP frames. */
 		ipv4_input(st, m);
 		break;
 	case RTE_ETHER_TYPE_ARP:

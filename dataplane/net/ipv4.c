@@ -14,31 +14,6 @@
 
 #include "net_priv.h"
 
-/* Cut a (possibly chained) packet to len bytes: drops Ethernet padding. */
-static int net_trim(struct rte_mbuf *m, uint32_t len)
-{
-	struct rte_mbuf *seg = m, *rest;
-	uint32_t left = len;
-
-	if (m->pkt_len == len)
-		return 0;
-	if (m->pkt_len < len)
-		return -1;
-	while (seg->data_len < left) {
-		left -= seg->data_len;
-		seg = seg->next;
-	}
-	seg->data_len = (uint16_t)left;
-	rest = seg->next;
-	seg->next = NULL;
-	if (rest != NULL) {
-		m->nb_segs = (uint16_t)(m->nb_segs - net_mbuf_segs(rest));
-		rte_pktmbuf_free(rest);
-	}
-	m->pkt_len = len;
-	return 0;
-}
-
 void ipv4_input(struct net_stack *st, struct rte_mbuf *m)
 {
 	const uint32_t l2 = sizeof(struct rte_ether_hdr);
@@ -81,7 +56,7 @@ void ipv4_input(struct net_stack *st, struct rte_mbuf *m)
 		net_drop(st, m, NET_DROP_IP_FRAG);
 		return;
 	}
-	if (net_trim(m, l2 + tot) != 0) {
+	if (net_mbuf_trim(m, l2 + tot) != 0) {
 		net_drop(st, m, NET_DROP_SHORT);
 		return;
 	}
@@ -90,7 +65,8 @@ void ipv4_input(struct net_stack *st, struct rte_mbuf *m)
 		tcp_input(st, m, ip, (uint16_t)(l2 + hl), (uint16_t)(tot - hl));
 		break;
 	case IPPROTO_ICMP:
-		icmp_input(st, m, ip, (uint16_t)(l2 + hl), (uint16_t)(tot - hl));
+		icmp_input(st, m, ip, (uint16_t)(l2 + hl),
+			   (uint16_t)(tot - hl));
 		break;
 	default:
 		net_drop(st, m, NET_DROP_IP_PROTO);
@@ -145,8 +121,8 @@ void ipv4_output(struct net_stack *st, struct rte_mbuf *m)
 
 		th->cksum = 0;
 		if (off & RTE_ETH_TX_OFFLOAD_TCP_CKSUM) {
-			m->ol_flags |= RTE_MBUF_F_TX_IPV4 |
-				       RTE_MBUF_F_TX_TCP_CKSUM;
+			m->ol_flags |=
+				RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
 			m->l4_len = (uint64_t)(th->data_off >> 4) * 4;
 			th->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
 		} else {

@@ -27,18 +27,27 @@
 #define NET_LISTEN_MAX 32     /* listening ports per stack */
 #define ARP_PENDING_MAX 4     /* frames held per unresolved next hop */
 #define ARP_RETRY_US 1000000u /* ARP request retry interval */
-#define ARP_MAX_TRIES 3       /* requests before pending frames are dropped */
+#define ARP_MAX_TRIES 3	      /* requests before pending frames are dropped */
 
-#define TCP_MIN_RTO_US 200000u  /* RFC 6298 2.4 allows a lower floor than 1 s */
+#define TCP_MIN_RTO_US                                                         \
+	200000u			 /* RFC 6298 2.4 allows a lower floor than 1 s \
+				  */
 #define TCP_MAX_RTO_US 60000000u /* RFC 6298 2.5 */
 #define TCP_INIT_RTO_US 1000000u /* RFC 6298 2.1 */
-#define TCP_MAX_RETRIES 8       /* data retransmissions before ETIMEDOUT */
-#define TCP_MAX_SYN_RETRIES 5   /* SYN / SYN-ACK retransmissions */
-#define TCP_FIN_WAIT_2_US 60000000u /* orphaned FIN_WAIT_2 lifetime */
-#define TCP_CHACK_PER_SEC 100   /* RFC 5961 7: challenge ACK rate limit */
-#define TCP_DEFAULT_MSS 536     /* RFC 9293 3.7.1 when no MSS option */
-#define TCP_MIN_MSS 88          /* floor for ICMP-lowered MSS */
+#define TCP_MAX_RETRIES 8	 /* data retransmissions before ETIMEDOUT */
+#define TCP_MAX_SYN_RETRIES 5	 /* SYN / SYN-ACK retransmissions */
+#define TCP_FIN_WAIT_2_US 60000000u /* silent peer in FIN_WAIT_2 */
+#define TCP_CHACK_PER_SEC 100	    /* RFC 5961 7: challenge ACK rate limit */
+#define TCP_DEFAULT_MSS 536	    /* RFC 9293 3.7.1 when no MSS option */
+#define TCP_MIN_MSS 88		    /* floor for ICMP-lowered MSS */
 #define TCP_OPT_SPACE 40
+
+/* TCP option kinds (RFC 9293 3.2, RFC 7323); DPDK 22.11 has no names. */
+#define TCP_OPT_EOL 0
+#define TCP_OPT_NOP 1
+#define TCP_OPT_MSS 2
+#define TCP_OPT_WS 3
+#define TCP_OPT_TS 8
 
 /* Sequence-space comparisons, RFC 9293 3.4 (modulo 2^32). */
 static inline bool seq_lt(uint32_t a, uint32_t b)
@@ -95,7 +104,7 @@ struct tcp_key {
 };
 
 enum tcp_timer_id {
-	TT_RTO,     /* retransmission (also SYN / SYN-ACK) */
+	TT_RTO,	    /* retransmission (also SYN / SYN-ACK) */
 	TT_DELACK,  /* delayed ACK */
 	TT_PERSIST, /* zero-window probe */
 	TT_LINGER,  /* FIN_WAIT_2 timeout; deferred closed() notification */
@@ -103,21 +112,22 @@ enum tcp_timer_id {
 };
 
 /* c->flags */
-#define TF_PASSIVE (1u << 0)     /* created from a listener */
-#define TF_TS (1u << 1)          /* RFC 7323 timestamps negotiated */
-#define TF_ACKNOW (1u << 2)      /* send an ACK at the end of processing */
-#define TF_DELACK (1u << 3)      /* ACK owed, delayed-ACK timer running */
-#define TF_FIN_QUEUED (1u << 4)  /* user closed: FIN after the data */
-#define TF_PEER_FIN (1u << 5)    /* peer's FIN received (in order) */
-#define TF_OOO_FIN (1u << 6)     /* peer's FIN seen beyond a hole */
-#define TF_WANT_WR (1u << 7)     /* tcp_send() was short: fire writable() */
-#define TF_DEAD (1u << 8)        /* released; memory reaped later */
-#define TF_RECOVERY (1u << 9)    /* NewReno fast recovery (RFC 6582) */
-#define TF_RTT (1u << 10)        /* an RTT sample is being timed */
-#define TF_PERSIST (1u << 11)    /* zero send window: persist mode */
-#define TF_ACCEPTED (1u << 12)   /* handed to the upper layer */
+#define TF_PASSIVE (1u << 0)	    /* created from a listener */
+#define TF_TS (1u << 1)		    /* RFC 7323 timestamps negotiated */
+#define TF_ACKNOW (1u << 2)	    /* send an ACK at the end of processing */
+#define TF_DELACK (1u << 3)	    /* ACK owed, delayed-ACK timer running */
+#define TF_FIN_QUEUED (1u << 4)	    /* user closed: FIN after the data */
+#define TF_PEER_FIN (1u << 5)	    /* peer's FIN received (in order) */
+#define TF_OOO_FIN (1u << 6)	    /* peer's FIN seen beyond a hole */
+#define TF_WANT_WR (1u << 7)	    /* tcp_send() was short: fire writable() */
+#define TF_DEAD (1u << 8)	    /* released; memory reaped later */
+#define TF_RECOVERY (1u << 9)	    /* NewReno fast recovery (RFC 6582) */
+#define TF_RTT (1u << 10)	    /* an RTT sample is being timed */
+#define TF_PERSIST (1u << 11)	    /* zero send window: persist mode */
+#define TF_ACCEPTED (1u << 12)	    /* handed to the upper layer */
 #define TF_NOTIFY_CLOSED (1u << 13) /* closed() owed from the timer */
-#define TF_REAP (1u << 14)       /* on the reap list */
+#define TF_REAP (1u << 14)	    /* on the reap list */
+#define TF_WS (1u << 15)	    /* RFC 7323 window scaling negotiated */
 
 struct tcp_conn {
 	struct net_stack *st;
@@ -132,11 +142,11 @@ struct tcp_conn {
 	uint8_t snd_wscale; /* shift applied to the peer's window */
 	uint8_t rcv_wscale; /* shift we apply to our window */
 	uint8_t dupacks;
-	uint8_t rto_shift;  /* exponential backoff (RFC 6298 5.5) */
+	uint8_t rto_shift; /* exponential backoff (RFC 6298 5.5) */
 	uint8_t retries;
 	uint8_t persist_shift;
 	uint8_t unacked_segs; /* full segments received since our last ACK */
-	uint16_t mss;         /* effective send MSS (payload per segment) */
+	uint16_t mss;	      /* effective send MSS (payload per segment) */
 	uint16_t peer_mss;    /* MSS option the peer sent */
 	uint16_t pmtu_mss;    /* MSS allowed by path MTU (ICMP) */
 	uint16_t pad0;
@@ -167,8 +177,10 @@ struct tcp_conn {
 
 	/* Buffers: single-segment mbufs linked by ->next. */
 	struct rte_mbuf *sndq_head, *sndq_tail;
-	uint32_t snd_bytes;    /* unacked + unsent bytes in sndq */
-	uint32_t snd_head_off; /* acked bytes still in sndq_head */
+	uint32_t snd_bytes;	  /* unacked + unsent bytes in sndq */
+	uint32_t snd_head_off;	  /* acked bytes still in sndq_head */
+	uint32_t snd_cur_seq;	  /* seq of the first byte stored in snd_cur */
+	struct rte_mbuf *snd_cur; /* send cursor: where the last copy ended */
 	struct rte_mbuf *rcvq_head, *rcvq_tail; /* in-order data segments */
 	uint32_t rcv_bytes;
 	struct rte_mbuf *ooo_head; /* sorted by seq (hash.usr), one seg each */
@@ -177,7 +189,7 @@ struct tcp_conn {
 	uint32_t ooo_bytes;
 
 	uint64_t timer[TT_MAX]; /* absolute deadlines, 0 = off */
-	uint64_t deadline;      /* min of timer[] (heap key) */
+	uint64_t deadline;	/* min of timer[] (heap key) */
 };
 
 /* Compact TIME_WAIT entry (RFC 9293 3.6): just enough to ACK a
@@ -219,7 +231,7 @@ struct net_stack {
 	struct net_stats stats; /* first: cache aligned */
 	struct net_stack_conf conf;
 	uint64_t now_us;
-	int depth; /* nesting of top-level entry points */
+	int depth;	  /* nesting of top-level entry points */
 	uint16_t mss_max; /* our MSS: MTU and mbuf data room */
 	uint16_t ip_id;
 	uint16_t eph_next;
@@ -251,7 +263,7 @@ struct net_stack {
 	uint32_t chack_cnt;
 
 	uint64_t sip_k0, sip_k1; /* ISN key (secret[0..15]) */
-	uint64_t ck_k0, ck_k1;   /* SYN cookie key (secret[16..31]) */
+	uint64_t ck_k0, ck_k1;	 /* SYN cookie key (secret[16..31]) */
 
 	char name[48];
 };
@@ -264,6 +276,8 @@ void eth_output(struct net_stack *st, struct rte_mbuf *m,
 void net_txq_push(struct net_stack *st, struct rte_mbuf *m);
 void net_mbuf_free_held(struct net_stack *st, struct rte_mbuf *m);
 uint32_t net_mbuf_segs(const struct rte_mbuf *m);
+/* Cut a packet (chain) to len bytes; -1 if shorter. */
+int net_mbuf_trim(struct rte_mbuf *m, uint32_t len);
 
 /* ---- arp.c ----------------------------------------------------------- */
 int arp_init(struct net_stack *st, int socket);
@@ -303,6 +317,8 @@ struct tw_ent *tw_lookup(struct net_stack *st, const struct tcp_key *k);
 void tw_insert_from(struct tcp_conn *c);
 void tw_remove(struct net_stack *st, struct tw_ent *e);
 void tw_expire(struct net_stack *st);
+/* RFC 9293 3.10.7.4: a retransmitted FIN restarts the 2*MSL timer. */
+void tw_restart(struct net_stack *st, struct tw_ent *e);
 uint32_t tcp_key_hash(const struct net_stack *st, const struct tcp_key *k);
 void tcp_enter_timewait(struct tcp_conn *c);
 /* Final callbacks: release c and call closed() (err 0) or reset(err). */
@@ -329,6 +345,8 @@ void tcp_send_ack(struct tcp_conn *c);
 void tcp_send_syn(struct tcp_conn *c);
 /* Retransmit one segment at snd_una (fast retransmit, partial ACK). */
 void tcp_retransmit_una(struct tcp_conn *c);
+/* RFC 3042: one new segment on the first two duplicate ACKs. */
+void tcp_limited_transmit(struct tcp_conn *c);
 /* Send one probe byte (persist). */
 void tcp_send_probe(struct tcp_conn *c);
 void tcp_send_rst_conn(struct tcp_conn *c);
@@ -337,14 +355,17 @@ void tcp_send_rst_conn(struct tcp_conn *c);
 void tcp_emit(struct net_stack *st, const struct tcp_key *k, uint32_t seq,
 	      uint32_t ack, uint8_t flags, uint16_t wnd, const uint8_t *opts,
 	      uint8_t optlen);
+/* RFC 9293 3.10.7.1: the RST answering a segment (seq, ack, flags). */
 void tcp_emit_rst_for(struct net_stack *st, const struct tcp_key *k,
-		      const struct rte_tcp_hdr *th, uint32_t seglen);
-uint16_t tcp_rcv_wnd_field(struct tcp_conn *c);
+		      uint32_t seq, uint32_t ack, uint8_t flags,
+		      uint32_t seglen);
+uint16_t tcp_rcv_wnd_field(struct tcp_conn *c, bool syn);
+/* Send a window update if reading opened the window enough. */
+void tcp_window_update(struct tcp_conn *c);
 uint32_t tcp_ts_now(const struct tcp_conn *c);
 uint32_t tcp_snd_data_end(const struct tcp_conn *c);
 uint8_t tcp_build_syn_opts(struct net_stack *st, uint8_t *o, uint16_t mss,
-			   int wscale, bool ts, uint32_t tsval,
-			   uint32_t tsecr);
+			   int wscale, bool ts, uint32_t tsval, uint32_t tsecr);
 void tcp_update_mss(struct tcp_conn *c);
 void tcp_arm_timers(struct tcp_conn *c);
 

@@ -74,8 +74,8 @@ uint64_t net_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len)
  * secretkey), M a 4 microsecond timer. */
 uint32_t tcp_isn(struct net_stack *st, const struct tcp_key *k)
 {
-	uint32_t f = (uint32_t)net_siphash(st->sip_k0, st->sip_k1, k,
-					   sizeof(*k));
+	uint32_t f =
+		(uint32_t)net_siphash(st->sip_k0, st->sip_k1, k, sizeof(*k));
 
 	return f + (uint32_t)(st->now_us / 4);
 }

@@ -96,7 +96,8 @@ def scenario_echo50(gw, res, n=50):
     log("  %d connections x 1 MiB echoed in %.1f s" % (n, time.time() - t0))
     res.check(not bad, "%d concurrent 1 MiB echoes byte-exact (bad: %s)" %
               (n, bad[:3]))
-    st = gw.stats()["total"]
+    st = gw.wait_for(lambda t: t["svc_echo_bytes"] >= n * MIB, 5,
+                     "echo byte count")["total"]
     res.check(st["svc_echo_bytes"] >= n * MIB,
               "echo service counted %d bytes" % st["svc_echo_bytes"])
 
@@ -144,7 +145,7 @@ class KernelEcho(threading.Thread):
         super().__init__(daemon=True)
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind((KERNEL_IP, port))
+        self.ls.bind(("0.0.0.0", port))  # tap may not be up yet
         self.ls.listen(16)
         self.echoed = 0
         self.conns = 0
