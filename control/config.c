@@ -1,0 +1,1063 @@
+/*
+ * config.c - loads the mxgate configuration file with libconfig and checks
+ * it against the schema of docs/configuration.md.
+ *
+ * Threads: main lcore only (start-up, reload, --check-config). Allocates
+ * freely; never touched by the data path.
+ *
+ * Shape: one function per section (stack, listener, pool, maildir, log).
+ * Each first reports keys it does not know, then reads the keys it knows
+ * with typed getters that report wrong types and out-of-range values; the
+ * cross-section rules (duplicate ports and names, pools without servers,
+ * the default pool) run last. Every error goes through cfg_err(), so the
+ * FILE:LINE: key '...': message (valid) format is in one place, and all
+ * errors are collected before the load fails as a whole.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* Key paths and messages are built with snprintf into fixed buffers; a
+ * truncated message is still a message, so GCC's truncation warning is
+ * noise here. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+const char ctl_config_default_text[] =
+	"# mxgate built-in default configuration\n"
+	"stack = {\n"
+	"  port = \"net_tap0,iface=mxg0\";\n"
+	"  address = \"198.18.0.2/24\";\n"
+	"};\n"
+	"listeners = (\n"
+	"  { name = \"mx\"; port = 25; role = \"mx\"; },\n"
+	"  { name = \"submission\"; port = 587; role = \"submission\"; }\n"
+	");\n"
+	"pools = (\n"
+	"  { name = \"default\"; type = \"maildir\"; }\n"
+	");\n"
+	"maildir = { path = \"/var/lib/mxgate/Maildir\"; };\n";
+
+/* ------------------------------------------------------------ errors */
+
+struct ctx {
+	const char *file;
+	char *buf;
+	size_t len, used;
+	unsigned n_err, n_dropped;
+	char hostname[256];
+};
+
+static void cfg_err(struct ctx *x, unsigned line, const char *key,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void cfg_err(struct ctx *x, unsigned line, const char *key,
+		    const char *fmt, ...)
+{
+	char msg[512];
+	char full[1024];
+	va_list ap;
+	int n;
+
+	x->n_err++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (key)
+		n = snprintf(full, sizeof(full), "%s:%u: key '%s': %s\n",
+			     x->file, line, key, msg);
+	else if (line)
+		n = snprintf(full, sizeof(full), "%s:%u: %s\n", x->file, line,
+			     msg);
+	else
+		n = snprintf(full, sizeof(full), "%s: %s\n", x->file, msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(full))
+		n = sizeof(full) - 1;
+	/* Keep 48 octets for the "... N more" line. */
+	if (x->buf == NULL || x->used + (size_t)n + 48 > x->len) {
+		x->n_dropped++;
+		return;
+	}
+	memcpy(x->buf + x->used, full, (size_t)n);
+	x->used += (size_t)n;
+	x->buf[x->used] = '\0';
+}
+
+static unsigned line_of(const config_setting_t *s)
+{
+	return s ? config_setting_source_line(s) : 0;
+}
+
+/* ------------------------------------------------------------ getters */
+
+static const char *type_name(int t)
+{
+	switch (t) {
+	case CONFIG_TYPE_GROUP:
+		return "a group { }";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array [ ]";
+	case CONFIG_TYPE_LIST:
+		return "a list ( )";
+	default:
+		return "nothing";
+	}
+}
+
+static void path_of(char *out, size_t len, const char *parent, const char *name)
+{
+	if (parent && parent[0])
+		snprintf(out, len, "%s.%s", parent, name);
+	else
+		snprintf(out, len, "%s", name);
+}
+
+/* Reports the members of group not in allowed (NULL-terminated). */
+static void check_keys(struct ctx *x, const config_setting_t *g,
+		       const char *path, const char *const *allowed)
+{
+	int n = config_setting_length(g);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m =
+			config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(m);
+		bool ok = false;
+		char valid[512] = "", key[256];
+		size_t vl = 0;
+
+		for (const char *const *a = allowed; *a; a++) {
+			if (name && strcmp(name, *a) == 0)
+				ok = true;
+			vl += (size_t)snprintf(valid + vl, sizeof(valid) - vl,
+					       "%s%s", vl ? ", " : "", *a);
+			if (vl >= sizeof(valid))
+				vl = sizeof(valid) - 1;
+		}
+		if (ok)
+			continue;
+		path_of(key, sizeof(key), path, name ? name : "?");
+		cfg_err(x, line_of(m), key, "unknown key (valid here: %s)",
+			valid);
+	}
+}
+
+static bool want_type(struct ctx *x, const config_setting_t *s, const char *key,
+		      int type, const char *valid)
+{
+	int t = config_setting_type(s);
+
+	if (t == type || (type == CONFIG_TYPE_INT && t == CONFIG_TYPE_INT64))
+		return true;
+	cfg_err(x, line_of(s), key, "%s, expected %s", type_name(t), valid);
+	return false;
+}
+
+/* Integer member name of g in [min, max]; absent: *out unchanged. */
+static void get_uint(struct ctx *x, const config_setting_t *g, const char *path,
+		     const char *name, uint64_t min, uint64_t max,
+		     uint64_t *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	char key[256], valid[96];
+	long long v;
+
+	if (s == NULL)
+		return;
+	path_of(key, sizeof(key), path, name);
+	snprintf(valid, sizeof(valid), "an integer %llu..%llu",
+		 (unsigned long long)min, (unsigned long long)max);
+	if (!want_type(x, s, key, CONFIG_TYPE_INT, valid))
+		return;
+	v = config_setting_get_int64(s);
+	if (v < 0 || (uint64_t)v < min || (uint64_t)v > max) {
+		cfg_err(x, line_of(s), key, "%lld is out of range (%s)", v,
+			valid);
+		return;
+	}
+	*out = (uint64_t)v;
+}
+
+static void get_u32(struct ctx *x, const config_setting_t *g, const char *path,
+		    const char *name, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t v = *out;
+
+	get_uint(x, g, path, name, min, max, &v);
+	*out = (uint32_t)v;
+}
+
+/* Seconds in the file, milliseconds in the struct. */
+static void get_secs(struct ctx *x, const config_setting_t *g, const char *path,
+		     const char *name, uint32_t min, uint32_t max,
+		     uint32_t *out_ms)
+{
+	uint64_t v = *out_ms / 1000;
+
+	get_uint(x, g, path, name, min, max, &v);
+	*out_ms = (uint32_t)(v * 1000);
+}
+
+static void get_bool(struct ctx *x, const config_setting_t *g, const char *path,
+		     const char *name, bool *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	char key[256];
+
+	if (s == NULL)
+		return;
+	path_of(key, sizeof(key), path, name);
+	if (want_type(x, s, key, CONFIG_TYPE_BOOL, "true or false"))
+		*out = config_setting_get_bool(s);
+}
+
+/* String member; replaces *out (a strdup) when present and valid. */
+static const config_setting_t *get_str(struct ctx *x, const config_setting_t *g,
+				       const char *path, const char *name,
+				       size_t maxlen, char **out)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	char key[256], valid[64];
+	const char *v;
+
+	if (s == NULL)
+		return NULL;
+	path_of(key, sizeof(key), path, name);
+	snprintf(valid, sizeof(valid), "a string of at most %zu octets",
+		 maxlen);
+	if (!want_type(x, s, key, CONFIG_TYPE_STRING, valid))
+		return NULL;
+	v = config_setting_get_string(s);
+	if (strlen(v) > maxlen) {
+		cfg_err(x, line_of(s), key, "too long (%s)", valid);
+		return NULL;
+	}
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 32) {
+			cfg_err(x, line_of(s), key,
+				"control character in string (printable "
+				"text)");
+			return NULL;
+		}
+	free(*out);
+	*out = strdup(v);
+	return s;
+}
+
+/* String member that must be one of names[] (NULL-terminated); *out is the
+ * index. */
+static void get_enum(struct ctx *x, const config_setting_t *g, const char *path,
+		     const char *name, const char *const *names, int *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	char key[256], valid[256];
+	size_t vl = 0;
+	const char *v;
+
+	if (s == NULL)
+		return;
+	path_of(key, sizeof(key), path, name);
+	for (const char *const *n = names; *n; n++)
+		vl += (size_t)snprintf(valid + vl, sizeof(valid) - vl,
+				       "%s\"%s\"", vl ? " or " : "one of ", *n);
+	if (!want_type(x, s, key, CONFIG_TYPE_STRING, valid))
+		return;
+	v = config_setting_get_string(s);
+	for (int i = 0; names[i]; i++)
+		if (strcmp(v, names[i]) == 0) {
+			*out = i;
+			return;
+		}
+	cfg_err(x, line_of(s), key, "\"%s\" is not valid (%s)", v, valid);
+}
+
+static bool parse_ipv4(const char *s, uint32_t *out)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return false;
+	*out = ntohl(a.s_addr);
+	return true;
+}
+
+/* IPv4 address member; empty string allowed when allow_empty (-> 0). */
+static const config_setting_t *get_ipv4(struct ctx *x,
+					const config_setting_t *g,
+					const char *path, const char *name,
+					bool allow_empty, uint32_t *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	char key[256];
+	const char *v;
+
+	if (s == NULL)
+		return NULL;
+	path_of(key, sizeof(key), path, name);
+	if (!want_type(x, s, key, CONFIG_TYPE_STRING,
+		       "a string with an IPv4 address"))
+		return NULL;
+	v = config_setting_get_string(s);
+	if (allow_empty && v[0] == '\0') {
+		*out = 0;
+		return s;
+	}
+	if (!parse_ipv4(v, out)) {
+		cfg_err(x, line_of(s), key,
+			"\"%s\" is not an IPv4 address (dotted quad, e.g. "
+			"\"198.18.0.1\"%s)",
+			v, allow_empty ? ", or \"\" for none" : "");
+		return NULL;
+	}
+	return s;
+}
+
+/* ------------------------------------------------------------ sections */
+
+static void parse_stack(struct ctx *x, const config_setting_t *g,
+			struct mxg_config *c)
+{
+	static const char *const keys[] = {
+		"port",	     "address",	  "gateway",	 "cores",
+		"busy_poll", "max_conns", "syn_backlog", NULL};
+	const config_setting_t *s;
+
+	if (!want_type(x, g, "stack", CONFIG_TYPE_GROUP, "a group { }"))
+		return;
+	check_keys(x, g, "stack", keys);
+	s = get_str(x, g, "stack", "port", 1024, &c->stack.port);
+	if (s && c->stack.port[0] == '\0')
+		cfg_err(x, line_of(s), "stack.port",
+			"empty (DPDK device arguments, e.g. "
+			"\"net_tap0,iface=mxg0\")");
+	s = config_setting_get_member(g, "address");
+	if (s && want_type(x, s, "stack.address", CONFIG_TYPE_STRING,
+			   "a string \"a.b.c.d/len\"")) {
+		const char *v = config_setting_get_string(s);
+		const char *slash = strchr(v, '/');
+		char ip[64];
+		char *end;
+		long len = -1;
+		uint32_t a;
+
+		if (slash && (size_t)(slash - v) < sizeof(ip)) {
+			memcpy(ip, v, (size_t)(slash - v));
+			ip[slash - v] = '\0';
+			len = strtol(slash + 1, &end, 10);
+			if (*end != '\0' || slash[1] == '\0')
+				len = -1;
+		}
+		if (len < 1 || len > 32 || !parse_ipv4(ip, &a)) {
+			cfg_err(x, line_of(s), "stack.address",
+				"\"%s\" is not an IPv4 CIDR (address/prefix "
+				"with prefix 1..32, e.g. \"198.18.0.2/24\")",
+				v);
+		} else {
+			c->stack.address = a;
+			c->stack.prefix_len = (uint8_t)len;
+		}
+	}
+	get_ipv4(x, g, "stack", "gateway", true, &c->stack.gateway);
+	get_u32(x, g, "stack", "cores", 1, 128, &c->stack.cores);
+	get_bool(x, g, "stack", "busy_poll", &c->stack.busy_poll);
+	get_u32(x, g, "stack", "max_conns", 1, 16777216, &c->stack.max_conns);
+	get_u32(x, g, "stack", "syn_backlog", 1, 1048576,
+		&c->stack.syn_backlog);
+}
+
+static void listener_defaults(struct ctx *x, struct ctl_listener *l,
+			      const struct mxg_config *c)
+{
+	memset(l, 0, sizeof(*l));
+	l->address = c->stack.address;
+	l->hostname = strdup(x->hostname);
+	l->banner = strdup("ESMTP mxgate");
+	l->max_message_size = 36700160;
+	l->max_recipients = 100;
+	l->max_errors = 10;
+	/* RFC 5321 4.5.3.2 minimums. */
+	l->timeouts.greeting_ms = 300000;
+	l->timeouts.command_ms = 300000;
+	l->timeouts.mail_ms = 300000;
+	l->timeouts.rcpt_ms = 300000;
+	l->timeouts.data_init_ms = 120000;
+	l->timeouts.data_block_ms = 180000;
+	l->timeouts.data_term_ms = 600000;
+	l->bare_lf = CTL_BARE_LF_REJECT;
+	l->pipelining_enforce = true;
+}
+
+static void parse_listener(struct ctx *x, const config_setting_t *g,
+			   const char *path, struct ctl_listener *l)
+{
+	static const char *const keys[] = {"name",
+					   "address",
+					   "port",
+					   "role",
+					   "hostname",
+					   "banner",
+					   "max_message_size",
+					   "max_recipients",
+					   "max_errors",
+					   "timeouts",
+					   "bare_lf",
+					   "pipelining_enforce",
+					   NULL};
+	static const char *const tkeys[] = {
+		"greeting",  "command",	   "mail",	"rcpt",
+		"data_init", "data_block", "data_term", NULL};
+	static const char *const roles[] = {"mx", "submission", "smtps", NULL};
+	static const char *const bare[] = {"reject", "normalize", NULL};
+	const config_setting_t *t;
+	char tp[128];
+	uint64_t port = 0;
+	int e;
+
+	l->line = line_of(g);
+	check_keys(x, g, path, keys);
+	if (get_str(x, g, path, "name", 64, &l->name) == NULL &&
+	    config_setting_get_member(g, "name") == NULL) {
+		char key[160];
+
+		path_of(key, sizeof(key), path, "name");
+		cfg_err(x, l->line, key, "missing (a unique string)");
+	}
+	if (config_setting_get_member(g, "port") == NULL) {
+		char key[160];
+
+		path_of(key, sizeof(key), path, "port");
+		cfg_err(x, l->line, key, "missing (an integer 1..65535)");
+	}
+	get_uint(x, g, path, "port", 1, 65535, &port);
+	l->port = (uint16_t)port;
+	get_ipv4(x, g, path, "address", false, &l->address);
+	e = (int)l->role;
+	get_enum(x, g, path, "role", roles, &e);
+	l->role = (enum ctl_role)e;
+	if (config_setting_get_member(g, "role") == NULL) {
+		char key[160];
+
+		path_of(key, sizeof(key), path, "role");
+		cfg_err(x, l->line, key,
+			"missing (one of \"mx\" or \"submission\" or "
+			"\"smtps\")");
+	}
+	get_str(x, g, path, "hostname", 255, &l->hostname);
+	get_str(x, g, path, "banner", 400, &l->banner);
+	get_uint(x, g, path, "max_message_size", 1024, 1ull << 36,
+		 &l->max_message_size);
+	get_u32(x, g, path, "max_recipients", 1, 100000, &l->max_recipients);
+	get_u32(x, g, path, "max_errors", 1, 1000, &l->max_errors);
+	e = (int)l->bare_lf;
+	get_enum(x, g, path, "bare_lf", bare, &e);
+	l->bare_lf = (enum ctl_bare_lf)e;
+	get_bool(x, g, path, "pipelining_enforce", &l->pipelining_enforce);
+	t = config_setting_get_member(g, "timeouts");
+	path_of(tp, sizeof(tp), path, "timeouts");
+	if (t && want_type(x, t, tp, CONFIG_TYPE_GROUP, "a group { }")) {
+		check_keys(x, t, tp, tkeys);
+		get_secs(x, t, tp, "greeting", 1, 3600,
+			 &l->timeouts.greeting_ms);
+		get_secs(x, t, tp, "command", 1, 3600, &l->timeouts.command_ms);
+		get_secs(x, t, tp, "mail", 1, 3600, &l->timeouts.mail_ms);
+		get_secs(x, t, tp, "rcpt", 1, 3600, &l->timeouts.rcpt_ms);
+		get_secs(x, t, tp, "data_init", 1, 3600,
+			 &l->timeouts.data_init_ms);
+		get_secs(x, t, tp, "data_block", 1, 3600,
+			 &l->timeouts.data_block_ms);
+		get_secs(x, t, tp, "data_term", 1, 3600,
+			 &l->timeouts.data_term_ms);
+	}
+}
+
+static void pool_defaults(struct ctl_pool *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->type = CTL_POOL_SMTP;
+	p->max_conns = 0;
+	p->max_conns_per_server = 0;
+	p->idle_max = 16;
+	p->idle_max_age_ms = 30000;
+	p->helo_name = strdup("");
+	/* Mirrors relay_client_config_defaults(). */
+	p->timeouts.connect_ms = 10000;
+	p->timeouts.greeting_ms = 60000;
+	p->timeouts.ehlo_ms = 60000;
+	p->timeouts.xclient_ms = 60000;
+	p->timeouts.mail_ms = 120000;
+	p->timeouts.rcpt_ms = 120000;
+	p->timeouts.data_ms = 120000;
+	p->timeouts.data_block_ms = 180000;
+	p->timeouts.data_end_ms = 300000;
+	p->timeouts.rset_ms = 30000;
+	p->timeouts.quit_ms = 10000;
+	p->health_interval_ms = 10000;
+	p->health_fail_after = 3;
+	p->health_retry_ms = 30000;
+}
+
+/* RFC 1035 2.3.1 letters, digits, hyphens, dots; optional leading dot for
+ * "every subdomain of". */
+static bool domain_ok(const char *d)
+{
+	size_t n = strlen(d), label = 0;
+
+	if (n == 0 || n > 254)
+		return false;
+	if (d[0] == '.')
+		d++;
+	if (*d == '\0')
+		return false;
+	for (; *d; d++) {
+		if (*d == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((*d >= 'a' && *d <= 'z') || (*d >= 'A' && *d <= 'Z') ||
+		      (*d >= '0' && *d <= '9') || *d == '-') ||
+		    ++label > 63)
+			return false;
+	}
+	return label > 0;
+}
+
+static void parse_server(struct ctx *x, const config_setting_t *g,
+			 const char *path, struct ctl_server *s)
+{
+	static const char *const keys[] = {"address", "port", "weight", NULL};
+	uint64_t v;
+
+	s->port = 25;
+	s->weight = 1;
+	if (!want_type(x, g, path, CONFIG_TYPE_GROUP, "a group { }"))
+		return;
+	check_keys(x, g, path, keys);
+	if (config_setting_get_member(g, "address") == NULL) {
+		char key[160];
+
+		path_of(key, sizeof(key), path, "address");
+		cfg_err(x, line_of(g), key,
+			"missing (an IPv4 address, e.g. \"198.18.0.1\")");
+	}
+	get_ipv4(x, g, path, "address", false, &s->address);
+	v = s->port;
+	get_uint(x, g, path, "port", 1, 65535, &v);
+	s->port = (uint16_t)v;
+	v = s->weight;
+	get_uint(x, g, path, "weight", 1, 1000, &v);
+	s->weight = (uint16_t)v;
+}
+
+static void parse_pool(struct ctx *x, const config_setting_t *g,
+		       const char *path, struct ctl_pool *p)
+{
+	static const char *const keys[] = {"name",
+					   "type",
+					   "domains",
+					   "client_info",
+					   "servers",
+					   "max_conns",
+					   "max_conns_per_server",
+					   "idle_max",
+					   "idle_max_age",
+					   "helo_name",
+					   "timeouts",
+					   "health",
+					   NULL};
+	static const char *const tkeys[] = {
+		"connect", "greeting",	 "ehlo",     "xclient", "mail", "rcpt",
+		"data",	   "data_block", "data_end", "rset",	"quit", NULL};
+	static const char *const hkeys[] = {"interval", "fail_after", "retry",
+					    NULL};
+	static const char *const types[] = {"smtp", "maildir", NULL};
+	static const char *const cinfo[] = {"none", "xclient", "proxy", NULL};
+	const config_setting_t *s;
+	char sub[160];
+	int e;
+
+	p->line = line_of(g);
+	check_keys(x, g, path, keys);
+	if (config_setting_get_member(g, "name") == NULL) {
+		path_of(sub, sizeof(sub), path, "name");
+		cfg_err(x, p->line, sub, "missing (a unique string)");
+	}
+	get_str(x, g, path, "name", 64, &p->name);
+	e = (int)p->type;
+	get_enum(x, g, path, "type", types, &e);
+	p->type = (enum ctl_pool_type)e;
+	e = (int)p->client_info;
+	get_enum(x, g, path, "client_info", cinfo, &e);
+	p->client_info = (enum ctl_client_info)e;
+	get_u32(x, g, path, "max_conns", 0, 1048576, &p->max_conns);
+	get_u32(x, g, path, "max_conns_per_server", 0, 1048576,
+		&p->max_conns_per_server);
+	get_u32(x, g, path, "idle_max", 0, 65536, &p->idle_max);
+	get_secs(x, g, path, "idle_max_age", 1, 3600, &p->idle_max_age_ms);
+	get_str(x, g, path, "helo_name", 255, &p->helo_name);
+
+	s = config_setting_get_member(g, "domains");
+	path_of(sub, sizeof(sub), path, "domains");
+	if (s && want_type(x, s, sub, CONFIG_TYPE_ARRAY,
+			   "an array of strings [ \"example.com\", ... ]")) {
+		int n = config_setting_length(s);
+
+		p->domains = calloc((size_t)n + 1, sizeof(char *));
+		for (int i = 0; p->domains && i < n; i++) {
+			const config_setting_t *d =
+				config_setting_get_elem(s, (unsigned)i);
+			const char *v = config_setting_get_string(d);
+			char key[200];
+
+			snprintf(key, sizeof(key), "%s[%d]", sub, i);
+			if (v == NULL) {
+				cfg_err(x, line_of(s), key,
+					"%s, expected a string",
+					type_name(config_setting_type(d)));
+				continue;
+			}
+			if (!domain_ok(v)) {
+				cfg_err(x, line_of(s), key,
+					"\"%s\" is not a domain (e.g. "
+					"\"example.com\", or \".example.com\" "
+					"for its subdomains)",
+					v);
+				continue;
+			}
+			p->domains[p->n_domains++] = strdup(v);
+		}
+	}
+
+	s = config_setting_get_member(g, "servers");
+	path_of(sub, sizeof(sub), path, "servers");
+	if (s && want_type(x, s, sub, CONFIG_TYPE_LIST,
+			   "a list ( { address = ...; }, ... )")) {
+		int n = config_setting_length(s);
+
+		p->servers = calloc((size_t)n + 1, sizeof(*p->servers));
+		for (int i = 0; p->servers && i < n; i++) {
+			char key[200];
+
+			snprintf(key, sizeof(key), "%s[%d]", sub, i);
+			parse_server(x, config_setting_get_elem(s, (unsigned)i),
+				     key, &p->servers[p->n_servers++]);
+		}
+	}
+	if (p->type == CTL_POOL_SMTP && p->n_servers == 0)
+		cfg_err(x, s ? line_of(s) : p->line, sub,
+			"pool has no servers (at least one { address = "
+			"\"a.b.c.d\"; port = 25; }, or type = \"maildir\")");
+	if (p->type == CTL_POOL_MAILDIR && s)
+		cfg_err(x, line_of(s), sub,
+			"a maildir pool has no servers (remove servers, or "
+			"type = \"smtp\")");
+
+	s = config_setting_get_member(g, "timeouts");
+	path_of(sub, sizeof(sub), path, "timeouts");
+	if (s && want_type(x, s, sub, CONFIG_TYPE_GROUP, "a group { }")) {
+		struct ctl_pool_timeouts *t = &p->timeouts;
+
+		check_keys(x, s, sub, tkeys);
+		get_secs(x, s, sub, "connect", 1, 3600, &t->connect_ms);
+		get_secs(x, s, sub, "greeting", 1, 3600, &t->greeting_ms);
+		get_secs(x, s, sub, "ehlo", 1, 3600, &t->ehlo_ms);
+		get_secs(x, s, sub, "xclient", 1, 3600, &t->xclient_ms);
+		get_secs(x, s, sub, "mail", 1, 3600, &t->mail_ms);
+		get_secs(x, s, sub, "rcpt", 1, 3600, &t->rcpt_ms);
+		get_secs(x, s, sub, "data", 1, 3600, &t->data_ms);
+		get_secs(x, s, sub, "data_block", 1, 3600, &t->data_block_ms);
+		get_secs(x, s, sub, "data_end", 1, 3600, &t->data_end_ms);
+		get_secs(x, s, sub, "rset", 1, 3600, &t->rset_ms);
+		get_secs(x, s, sub, "quit", 1, 3600, &t->quit_ms);
+	}
+	s = config_setting_get_member(g, "health");
+	path_of(sub, sizeof(sub), path, "health");
+	if (s && want_type(x, s, sub, CONFIG_TYPE_GROUP, "a group { }")) {
+		uint64_t iv = p->health_interval_ms / 1000;
+
+		check_keys(x, s, sub, hkeys);
+		get_uint(x, s, sub, "interval", 0, 3600, &iv);
+		p->health_interval_ms = (uint32_t)iv * 1000;
+		get_u32(x, s, sub, "fail_after", 1, 100, &p->health_fail_after);
+		get_secs(x, s, sub, "retry", 1, 3600, &p->health_retry_ms);
+	}
+}
+
+static void parse_maildir(struct ctx *x, const config_setting_t *g,
+			  struct mxg_config *c)
+{
+	static const char *const keys[] = {"path", "workers", "max_jobs", NULL};
+	const config_setting_t *s;
+
+	if (!want_type(x, g, "maildir", CONFIG_TYPE_GROUP, "a group { }"))
+		return;
+	check_keys(x, g, "maildir", keys);
+	s = get_str(x, g, "maildir", "path", 1024, &c->maildir.path);
+	if (s && c->maildir.path[0] != '/')
+		cfg_err(x, line_of(s), "maildir.path",
+			"\"%s\" is not absolute (a path starting with '/')",
+			c->maildir.path);
+	get_u32(x, g, "maildir", "workers", 1, 64, &c->maildir.workers);
+	get_u32(x, g, "maildir", "max_jobs", 1, 65536, &c->maildir.max_jobs);
+}
+
+static void parse_log(struct ctx *x, const config_setting_t *g,
+		      struct mxg_config *c)
+{
+	static const char *const keys[] = {"file", "level", NULL};
+	static const char *const levels[] = {"error", "warn", "info", "debug",
+					     NULL};
+	int e = 2;
+
+	if (!want_type(x, g, "log", CONFIG_TYPE_GROUP, "a group { }"))
+		return;
+	check_keys(x, g, "log", keys);
+	get_str(x, g, "log", "file", 1024, &c->log.file);
+	for (int i = 0; levels[i]; i++)
+		if (strcmp(c->log.level, levels[i]) == 0)
+			e = i;
+	get_enum(x, g, "log", "level", levels, &e);
+	free(c->log.level);
+	c->log.level = strdup(levels[e]);
+}
+
+/* ------------------------------------------------------------ whole file */
+
+void ctl_config_free(struct mxg_config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->source);
+	free(c->stack.port);
+	for (uint32_t i = 0; c->listeners && i < c->n_listeners; i++) {
+		free(c->listeners[i].name);
+		free(c->listeners[i].hostname);
+		free(c->listeners[i].banner);
+	}
+	free(c->listeners);
+	for (uint32_t i = 0; c->pools && i < c->n_pools; i++) {
+		struct ctl_pool *p = &c->pools[i];
+
+		free(p->name);
+		free(p->helo_name);
+		for (uint32_t d = 0; p->domains && d < p->n_domains; d++)
+			free(p->domains[d]);
+		free(p->domains);
+		free(p->servers);
+	}
+	free(c->pools);
+	free(c->maildir.path);
+	free(c->log.file);
+	free(c->log.level);
+	memset(c, 0, sizeof(*c));
+}
+
+static void cross_checks(struct ctx *x, const config_setting_t *root,
+			 struct mxg_config *c)
+{
+	const config_setting_t *s;
+
+	/* Listener names and (address, port) pairs are unique. */
+	for (uint32_t i = 0; i < c->n_listeners; i++) {
+		struct ctl_listener *a = &c->listeners[i];
+		char key[64];
+
+		for (uint32_t k = 0; k < i; k++) {
+			struct ctl_listener *b = &c->listeners[k];
+
+			if (a->port && a->port == b->port &&
+			    a->address == b->address) {
+				snprintf(key, sizeof(key), "listeners[%u].port",
+					 i);
+				cfg_err(x, a->line, key,
+					"port %u is already used by listener "
+					"'%s' at line %u (a port no other "
+					"listener uses)",
+					a->port, b->name ? b->name : "?",
+					b->line);
+			}
+			if (a->name && b->name &&
+			    strcmp(a->name, b->name) == 0) {
+				snprintf(key, sizeof(key), "listeners[%u].name",
+					 i);
+				cfg_err(x, a->line, key,
+					"\"%s\" is already the name of the "
+					"listener at line %u (a unique name)",
+					a->name, b->line);
+			}
+		}
+	}
+	/* Pool names and routed domains are unique. */
+	for (uint32_t i = 0; i < c->n_pools; i++) {
+		struct ctl_pool *a = &c->pools[i];
+		char key[64];
+
+		for (uint32_t k = 0; k < i; k++) {
+			struct ctl_pool *b = &c->pools[k];
+
+			if (a->name && b->name &&
+			    strcmp(a->name, b->name) == 0) {
+				snprintf(key, sizeof(key), "pools[%u].name", i);
+				cfg_err(x, a->line, key,
+					"\"%s\" is already the name of the "
+					"pool "
+					"at line %u (a unique name)",
+					a->name, b->line);
+			}
+			for (uint32_t d = 0; d < a->n_domains; d++)
+				for (uint32_t e = 0; e < b->n_domains; e++)
+					if (strcasecmp(a->domains[d],
+						       b->domains[e]) == 0) {
+						snprintf(key, sizeof(key),
+							 "pools[%u].domains",
+							 i);
+						cfg_err(x, a->line, key,
+							"\"%s\" is already "
+							"routed to pool '%s' "
+							"(each domain in one "
+							"pool)",
+							a->domains[d],
+							b->name ? b->name
+								: "?");
+					}
+		}
+	}
+	/* The default pool: named, else "default", else the first. */
+	s = config_setting_get_member(root, "default_pool");
+	if (s) {
+		if (want_type(x, s, "default_pool", CONFIG_TYPE_STRING,
+			      "the name of a pool")) {
+			const char *v = config_setting_get_string(s);
+			bool found = false;
+
+			for (uint32_t i = 0; i < c->n_pools; i++)
+				if (c->pools[i].name &&
+				    strcmp(c->pools[i].name, v) == 0) {
+					c->default_pool = i;
+					found = true;
+				}
+			if (!found)
+				cfg_err(x, line_of(s), "default_pool",
+					"no pool is named \"%s\" (the name of "
+					"a pool in pools)",
+					v);
+		}
+	} else {
+		for (uint32_t i = 0; i < c->n_pools; i++)
+			if (c->pools[i].name &&
+			    strcmp(c->pools[i].name, "default") == 0)
+				c->default_pool = i;
+	}
+}
+
+static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
+{
+	static const char *const keys[] = {
+		"stack",   "listeners", "pools", "default_pool",
+		"maildir", "log",	NULL};
+	const config_setting_t *root = config_root_setting(cf);
+	const config_setting_t *s;
+	struct mxg_config c;
+
+	memset(&c, 0, sizeof(c));
+	c.source = strdup(x->file);
+	c.stack.port = strdup("net_tap0,iface=mxg0");
+	c.stack.address = 0xC6120002; /* 198.18.0.2/24 */
+	c.stack.prefix_len = 24;
+	c.stack.cores = 1;
+	c.stack.max_conns = 16384;
+	c.stack.syn_backlog = 1024;
+	c.maildir.path = strdup("/var/lib/mxgate/Maildir");
+	c.maildir.workers = 1;
+	c.maildir.max_jobs = 64;
+	c.log.file = strdup("");
+	c.log.level = strdup("info");
+
+	check_keys(x, root, "", keys);
+	s = config_setting_get_member(root, "stack");
+	if (s)
+		parse_stack(x, s, &c);
+
+	s = config_setting_get_member(root, "listeners");
+	if (s == NULL) {
+		cfg_err(x, 1, "listeners",
+			"missing (a list ( { name = \"mx\"; port = 25; role = "
+			"\"mx\"; }, ... ))");
+	} else if (want_type(x, s, "listeners", CONFIG_TYPE_LIST,
+			     "a list ( { ... }, ... )")) {
+		int n = config_setting_length(s);
+
+		if (n == 0)
+			cfg_err(x, line_of(s), "listeners",
+				"empty (at least one listener)");
+		c.listeners = calloc((size_t)n + 1, sizeof(*c.listeners));
+		for (int i = 0; c.listeners && i < n; i++) {
+			const config_setting_t *g =
+				config_setting_get_elem(s, (unsigned)i);
+			char path[32];
+
+			snprintf(path, sizeof(path), "listeners[%d]", i);
+			listener_defaults(x, &c.listeners[i], &c);
+			c.n_listeners++;
+			if (want_type(x, g, path, CONFIG_TYPE_GROUP,
+				      "a group { }"))
+				parse_listener(x, g, path, &c.listeners[i]);
+		}
+	}
+
+	s = config_setting_get_member(root, "pools");
+	if (s && want_type(x, s, "pools", CONFIG_TYPE_LIST,
+			   "a list ( { ... }, ... )")) {
+		int n = config_setting_length(s);
+
+		if (n == 0)
+			cfg_err(x, line_of(s), "pools",
+				"empty (at least one pool, or leave pools out "
+				"for the local Maildir)");
+		c.pools = calloc((size_t)n + 1, sizeof(*c.pools));
+		for (int i = 0; c.pools && i < n; i++) {
+			const config_setting_t *g =
+				config_setting_get_elem(s, (unsigned)i);
+			char path[32];
+
+			snprintf(path, sizeof(path), "pools[%d]", i);
+			pool_defaults(&c.pools[i]);
+			c.n_pools++;
+			if (want_type(x, g, path, CONFIG_TYPE_GROUP,
+				      "a group { }"))
+				parse_pool(x, g, path, &c.pools[i]);
+		}
+	} else if (s == NULL) {
+		/* No pools: everything goes to the local Maildir. */
+		c.pools = calloc(1, sizeof(*c.pools));
+		if (c.pools) {
+			pool_defaults(&c.pools[0]);
+			c.pools[0].name = strdup("default");
+			c.pools[0].type = CTL_POOL_MAILDIR;
+			c.n_pools = 1;
+		}
+	}
+
+	s = config_setting_get_member(root, "maildir");
+	if (s)
+		parse_maildir(x, s, &c);
+	s = config_setting_get_member(root, "log");
+	if (s)
+		parse_log(x, s, &c);
+	cross_checks(x, root, &c);
+
+	if (x->n_err) {
+		ctl_config_free(&c);
+		return -EINVAL;
+	}
+	*out = c;
+	return 0;
+}
+
+static int finish(struct ctx *x, config_t *cf, int rc, struct mxg_config *out)
+{
+	if (rc == 0)
+		rc = load(x, cf, out);
+	config_destroy(cf);
+	if (x->n_dropped && x->buf && x->used + 48 <= x->len)
+		snprintf(x->buf + x->used, x->len - x->used,
+			 "... %u more error(s)\n", x->n_dropped);
+	return rc;
+}
+
+static void ctx_init(struct ctx *x, const char *file, char *buf, size_t len)
+{
+	memset(x, 0, sizeof(*x));
+	x->file = file;
+	x->buf = buf;
+	x->len = len;
+	if (buf && len)
+		buf[0] = '\0';
+	if (gethostname(x->hostname, sizeof(x->hostname) - 1) < 0 ||
+	    x->hostname[0] == '\0')
+		snprintf(x->hostname, sizeof(x->hostname), "localhost");
+}
+
+static int syntax_error(struct ctx *x, config_t *cf)
+{
+	if (config_error_type(cf) == CONFIG_ERR_FILE_IO) {
+		int e = errno ? errno : ENOENT;
+
+		cfg_err(x, 0, NULL, "cannot read the file: %s", strerror(e));
+		return -e;
+	}
+	cfg_err(x, (unsigned)config_error_line(cf), NULL, "syntax error: %s",
+		config_error_text(cf));
+	return -EINVAL;
+}
+
+int ctl_config_load(const char *path, struct mxg_config *out, char *errbuf,
+		    size_t errlen)
+{
+	struct ctx x;
+	config_t cf;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	ctx_init(&x, path, errbuf, errlen);
+	config_init(&cf);
+	errno = 0;
+	if (config_read_file(&cf, path) != CONFIG_TRUE)
+		rc = syntax_error(&x, &cf);
+	return finish(&x, &cf, rc, out);
+}
+
+int ctl_config_load_string(const char *text, const char *name,
+			   struct mxg_config *out, char *errbuf, size_t errlen)
+{
+	struct ctx x;
+	config_t cf;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	ctx_init(&x, name, errbuf, errlen);
+	config_init(&cf);
+	if (config_read_string(&cf, text) != CONFIG_TRUE)
+		rc = syntax_error(&x, &cf);
+	return finish(&x, &cf, rc, out);
+}
+
+int ctl_config_default(struct mxg_config *out)
+{
+	char err[512];
+
+	return ctl_config_load_string(ctl_config_default_text, "<built-in>",
+				      out, err, sizeof(err));
+}
+
+const char *ctl_role_name(enum ctl_role r)
+{
+	switch (r) {
+	case CTL_ROLE_MX:
+		return "mx";
+	case CTL_ROLE_SUBMISSION:
+		return "submission";
+	case CTL_ROLE_SMTPS:
+		return "smtps";
+	}
+	return "?";
+}

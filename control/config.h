@@ -1,0 +1,153 @@
+/*
+ * config.h - the mxgate configuration file: schema, loading, validation
+ * (DESIGN section 8; every key is documented in docs/configuration.md).
+ *
+ * Threads: called by the main lcore (start-up, reload, --check-config),
+ * never by a dataplane lcore. Loading allocates; the result is a plain
+ * immutable value that the snapshot compiler turns into per-core tables.
+ *
+ * Errors: every problem found is reported, not just the first, one line
+ * each, in the form
+ *     FILE:LINE: key 'listeners[1].port': what is wrong (what would be valid)
+ * Syntax errors come from libconfig as "FILE:LINE: syntax error: TEXT".
+ * All or nothing: on any error *out is left empty (nothing to free).
+ */
+#ifndef MXG_CONTROL_CONFIG_H
+#define MXG_CONTROL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ctl_role {
+	CTL_ROLE_MX = 0,     /* port 25: inbound mail, no AUTH by default */
+	CTL_ROLE_SUBMISSION, /* port 587: RFC 6409 message submission */
+	CTL_ROLE_SMTPS,	     /* port 465: implicit TLS (RFC 8314) */
+};
+
+enum ctl_bare_lf {
+	CTL_BARE_LF_REJECT = 0, /* bare CR/LF in DATA: 550 5.6.0, close */
+	CTL_BARE_LF_NORMALIZE,	/* re-emit as CRLF */
+};
+
+enum ctl_pool_type {
+	CTL_POOL_SMTP = 0, /* backend MTAs over SMTP */
+	CTL_POOL_MAILDIR,  /* the local Maildir (maildir { } section) */
+};
+
+enum ctl_client_info {
+	CTL_CINFO_NONE = 0,
+	CTL_CINFO_XCLIENT,
+	CTL_CINFO_PROXY,
+};
+
+/* Listener time-outs, milliseconds (the file says seconds). */
+struct ctl_listener_timeouts {
+	uint32_t greeting_ms, command_ms, mail_ms, rcpt_ms;
+	uint32_t data_init_ms, data_block_ms, data_term_ms;
+};
+
+struct ctl_listener {
+	char *name;
+	uint32_t address; /* IPv4, host order; the stack address
+			     unless given */
+	uint16_t port;
+	enum ctl_role role;
+	char *hostname;		   /* our name in replies */
+	char *banner;		   /* greeting text after "220 host " */
+	uint64_t max_message_size; /* octets, advertised in SIZE */
+	uint32_t max_recipients;
+	uint32_t max_errors;
+	struct ctl_listener_timeouts timeouts;
+	enum ctl_bare_lf bare_lf;
+	bool pipelining_enforce; /* RFC 2920 sync violations: 554, close */
+	unsigned line;		 /* where it is defined, for messages */
+};
+
+struct ctl_server {
+	uint32_t address; /* IPv4, host order */
+	uint16_t port;
+	uint16_t weight;
+};
+
+/* Backend time-outs, milliseconds (the file says seconds). */
+struct ctl_pool_timeouts {
+	uint32_t connect_ms, greeting_ms, ehlo_ms, xclient_ms, mail_ms;
+	uint32_t rcpt_ms, data_ms, data_block_ms, data_end_ms, rset_ms;
+	uint32_t quit_ms;
+};
+
+struct ctl_pool {
+	char *name;
+	enum ctl_pool_type type;
+	char **domains; /* "example.com" exact, ".example.com"
+			   subdomains */
+	uint32_t n_domains;
+	enum ctl_client_info client_info;
+	struct ctl_server *servers;
+	uint32_t n_servers;
+	uint32_t max_conns; /* 0 = no limit */
+	uint32_t max_conns_per_server;
+	uint32_t idle_max;
+	uint32_t idle_max_age_ms;
+	char *helo_name; /* our EHLO name; "" = the gateway's */
+	struct ctl_pool_timeouts timeouts;
+	uint32_t health_interval_ms; /* active checks, 0 = none */
+	uint32_t health_fail_after;
+	uint32_t health_retry_ms;
+	unsigned line;
+};
+
+struct mxg_config {
+	char *source; /* file name or "<built-in>" */
+	struct {
+		char *port;	  /* DPDK device arguments */
+		uint32_t address; /* IPv4, host order */
+		uint8_t prefix_len;
+		uint32_t gateway; /* 0 = none */
+		uint32_t cores;	  /* dataplane lcores */
+		bool busy_poll;
+		uint32_t max_conns;
+		uint32_t syn_backlog;
+	} stack;
+	struct ctl_listener *listeners;
+	uint32_t n_listeners;
+	struct ctl_pool *pools;
+	uint32_t n_pools;
+	uint32_t default_pool; /* index into pools */
+	struct {
+		char *path;
+		uint32_t workers;
+		uint32_t max_jobs;
+	} maildir;
+	struct {
+		char *file;  /* "" = standard error */
+		char *level; /* "error" "warn" "info" "debug" */
+	} log;
+};
+
+/* Loads and validates path into *out. Returns 0, or a negative errno
+ * (-EINVAL for any syntax or validation error, -ENOENT/-EACCES/... when
+ * the file cannot be read) with every error written to errbuf, one per
+ * line (truncated to errlen with a final "... N more" line). errbuf may be
+ * NULL. On failure *out is zeroed and owns nothing. */
+int ctl_config_load(const char *path, struct mxg_config *out, char *errbuf,
+		    size_t errlen);
+
+/* Same from text in memory; name is used in messages as the file name. */
+int ctl_config_load_string(const char *text, const char *name,
+			   struct mxg_config *out, char *errbuf, size_t errlen);
+
+/* The embedded default: tap port net_tap0 (iface mxg0), 198.18.0.2/24,
+ * listeners mx on 25 and submission on 587, next hop the local Maildir
+ * /var/lib/mxgate/Maildir. Returns 0 (or -ENOMEM). */
+int ctl_config_default(struct mxg_config *out);
+/* The text of the embedded default (a valid configuration file). */
+extern const char ctl_config_default_text[];
+
+/* Frees what a successful load allocated; the struct is zeroed. */
+void ctl_config_free(struct mxg_config *cfg);
+
+const char *ctl_role_name(enum ctl_role r);
+
+#endif /* MXG_CONTROL_CONFIG_H */
