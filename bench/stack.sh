@@ -64,6 +64,7 @@ memif_run() { # MODE(cps|bulk) -> rate
 	rm -f "$sock"
 	$NX "$MXG" --port "net_memif0,role=server,socket=$sock,id=0" \
 		--ip 198.18.1.2/24 --busy-poll --dp-cpus 1 \
+		--no-gateway --echo-port 7 --discard-port 9 \
 		--stats-file "$TMP/srv.json" --stats-interval-ms 100 \
 		>"$TMP/srv.log" 2>&1 &
 	echo $! >>"$TMP/pids"; spid=$!
@@ -74,7 +75,7 @@ memif_run() { # MODE(cps|bulk) -> rate
 		lg="bulk,198.18.1.2:9,conc=8"
 	fi
 	$NX "$MXG" --port "net_memif0,role=client,socket=$sock,id=0" \
-		--ip 198.18.1.3/24 --busy-poll --dp-cpus 0 \
+		--ip 198.18.1.3/24 --busy-poll --dp-cpus 0 --no-gateway \
 		--echo-port 0 --discard-port 0 --timewait-ms 50 \
 		--max-timewait 65536 --loadgen "$lg" \
 		--stats-file "$TMP/cli.json" --stats-interval-ms 100 \
@@ -99,6 +100,7 @@ tap_run() { # MODE -> rate
 	mode=$1
 	$NX "$MXG" --port net_tap0,iface=mxgb0 --ip 198.18.0.2/24 \
 		--busy-poll --dp-cpus 1 --timewait-ms 1000 \
+		--no-gateway --echo-port 7 --discard-port 9 \
 		--stats-file "$TMP/tap.json" --stats-interval-ms 100 \
 		>"$TMP/tap.log" 2>&1 &
 	echo $! >>"$TMP/pids"; tpid=$!

@@ -16,6 +16,7 @@
 #include <rte_ring.h>
 
 #include "dataplane/fault.h"
+#include "dataplane/gateway.h"
 #include "dataplane/net/net.h"
 #include "dataplane/services.h"
 #include "dataplane/steer.h"
@@ -63,6 +64,8 @@ struct lcore_ctx {
 	int tx_queue;             /* -1: send through tx_ring to core 0 */
 	struct net_stack *stack;
 	struct svc_state *svc;
+	struct gw_core *gw;           /* SMTP gateway (NULL: --no-gateway) */
+	struct rte_ring *log_ring;    /* SP/SC: log lines to the main lcore */
 	struct fault *fault_rx, *fault_tx;
 	struct rte_ring *steer_ring;  /* MP/SC: frames other cores steer here */
 	struct rte_ring *tx_ring;     /* MP/SC: frames to transmit (queue owner) */

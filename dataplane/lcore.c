@@ -125,6 +125,7 @@ int lcore_main(void *arg)
 	while (!mxg_quit) {
 		uint64_t now = clock_us();
 		uint16_t n = 0, nlocal = 0, work = 0;
+		bool inflight = false; /* worker jobs to collect soon */
 
 		lc->stats.loops++;
 
@@ -153,6 +154,8 @@ int lcore_main(void *arg)
 			net_stack_input(lc->stack, local, nlocal, now);
 		net_stack_poll(lc->stack, now);
 		svc_poll(lc->svc, now);
+		if (lc->gw && gw_core_poll(lc->gw, now))
+			inflight = true;
 
 		/* 4. TX: our stack's frames, then (queue owner only) the
 		 * frames of cores without a TX queue. */
@@ -205,6 +208,10 @@ int lcore_main(void *arg)
 
 			if (next < sleep_us)
 				sleep_us = next ? next : 1;
+			/* Maildir fsyncs finish on worker threads: look
+			 * for their completions at least every 100 us. */
+			if (inflight && sleep_us > 100)
+				sleep_us = 100;
 		}
 		lc->stats.idle_sleeps++;
 		idle_sleep(sleep_us);

@@ -30,6 +30,8 @@
 
 #include "dataplane/app.h"
 #include "dataplane/clock.h"
+#include "dataplane/gateway.h"
+#include "control/config.h"
 #include "dataplane/port.h"
 
 #define MXG_VERSION "0.1.0"
@@ -46,6 +48,28 @@ static struct net_stats g_last_net[MXG_MAX_CORES];
 static struct svc_stats g_last_svc[MXG_MAX_CORES];
 static struct fault_stats g_last_fault[MXG_MAX_CORES][2];
 static bool g_torn_down;
+static struct gw_stats g_last_gw[MXG_MAX_CORES];
+
+/* Gateway: configuration, compiled listeners/pools, per-core log rings. */
+static struct mxg_config g_cfg;
+static struct gw_global g_gw;
+static bool g_gateway = true;
+static const char *g_config_path;
+static const char *g_maildir_override;
+static const char *g_log_path;
+static uint32_t g_max_sessions = 1024;
+static struct rte_mempool *g_log_pool;
+static FILE *g_log;
+/* Which stack settings the command line gave (they override the file). */
+static bool set_port, set_ip, set_gw, set_cores, set_busy, set_maxconns,
+	set_backlog;
+
+static const struct gw_stats *core_gw(int k)
+{
+	if (g_torn_down || !g_cores[k].gw)
+		return &g_last_gw[k];
+	return gw_core_stats(g_cores[k].gw);
+}
 
 static const struct net_stats *core_net(int k)
 {
@@ -65,6 +89,16 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: mxgate [options] [-- extra EAL arguments]\n"
+"  --config FILE         configuration file (docs/configuration.md); without\n"
+"                        it the embedded default runs (tap port, listeners\n"
+"                        25 and 587, local Maildir next hop). Options below\n"
+"                        override the file's stack settings.\n"
+"  --check-config FILE   validate FILE, print FILE:LINE errors, exit 0/1\n"
+"  --maildir PATH        Maildir of the local next hop (overrides the file)\n"
+"  --log-file PATH       session and message log (default: the file's\n"
+"                        log.file, else standard error)\n"
+"  --max-sessions N      SMTP sessions per core (1024)\n"
+"  --no-gateway          run the stack and built-in services only\n"
 "  --port SPEC           DPDK vdev (net_tap0,iface=mxg0 by default;\n"
 "                        net_memif..., net_af_packet..., net_ring...) or a\n"
 "                        PCI address\n"
@@ -77,8 +111,8 @@ static void usage(FILE *f)
 "                        free ones, --no-huge otherwise)\n"
 "  --busy-poll           never back off when idle (benchmarks)\n"
 "  --idle-sleep-max-us N longest idle sleep (4000)\n"
-"  --echo-port P         built-in echo service (7; 0 disables)\n"
-"  --discard-port P      built-in discard service (9; 0 disables)\n"
+"  --echo-port P         built-in echo service (0 = off, the default)\n"
+"  --discard-port P      built-in discard service (0 = off, the default)\n"
 "  --max-conns N         TCBs per core (16384)\n"
 "  --syn-backlog N       half-open TCBs per core before SYN cookies (1024)\n"
 "  --max-timewait N      TIME_WAIT entries per core (16384)\n"
@@ -212,7 +246,8 @@ enum {
 	OPT_IDLE, OPT_ECHO, OPT_DISCARD, OPT_MAXCONNS, OPT_BACKLOG, OPT_MAXTW,
 	OPT_TWMS, OPT_RCVBUF, OPT_SNDBUF, OPT_MBUFS, OPT_FAULT, OPT_CONNECT,
 	OPT_CBYTES, OPT_CCOUNT, OPT_CEXIT, OPT_STATS, OPT_STATSINT, OPT_RUN,
-	OPT_LOADGEN, OPT_DPCPUS,
+	OPT_LOADGEN, OPT_DPCPUS, OPT_CONFIG, OPT_CHECK, OPT_MAILDIR, OPT_LOGF,
+	OPT_NOGW, OPT_MAXSESS,
 };
 
 static const struct option long_opts[] = {
@@ -242,6 +277,12 @@ static const struct option long_opts[] = {
 	{"run-seconds", required_argument, NULL, OPT_RUN},
 	{"loadgen", required_argument, NULL, OPT_LOADGEN},
 	{"dp-cpus", required_argument, NULL, OPT_DPCPUS},
+	{"config", required_argument, NULL, OPT_CONFIG},
+	{"check-config", required_argument, NULL, OPT_CHECK},
+	{"maildir", required_argument, NULL, OPT_MAILDIR},
+	{"log-file", required_argument, NULL, OPT_LOGF},
+	{"no-gateway", no_argument, NULL, OPT_NOGW},
+	{"max-sessions", required_argument, NULL, OPT_MAXSESS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -272,8 +313,8 @@ static int parse_args(int argc, char **argv)
 	c->stack.timewait_ms = 30000;
 	c->stack.rcvbuf = 65536;
 	c->stack.sndbuf = 65536;
-	c->svc.echo_port = 7;
-	c->svc.discard_port = 9;
+	c->svc.echo_port = 0;
+	c->svc.discard_port = 0;
 	c->svc.connect_count = 1;
 	c->svc.connect_bytes = 1 << 20;
 	c->svc.connect_delay_ms = 200;
@@ -288,10 +329,12 @@ static int parse_args(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "vVh", long_opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_PORT:
+			set_port = true;
 			snprintf(c->port_spec, sizeof(c->port_spec), "%s",
 				 optarg);
 			break;
 		case OPT_IP:
+			set_ip = true;
 			if (parse_cidr(optarg, &c->ip, &c->netmask) < 0) {
 				fprintf(stderr, "mxgate: --ip: '%s' is not "
 						"ADDR/LEN\n", optarg);
@@ -301,6 +344,7 @@ static int parse_args(int argc, char **argv)
 		case OPT_GW: {
 			rte_be32_t m;
 
+			set_gw = true;
 			if (parse_cidr(optarg, &c->gateway, &m) < 0) {
 				fprintf(stderr, "mxgate: --gateway: '%s' is "
 						"not an IPv4 address\n",
@@ -310,6 +354,7 @@ static int parse_args(int argc, char **argv)
 			break;
 		}
 		case OPT_CORES:
+			set_cores = true;
 			NUM("cores", MXG_MAX_CORES, c->n_cores);
 			if (c->n_cores == 0) {
 				fprintf(stderr, "mxgate: --cores must be "
@@ -331,6 +376,7 @@ static int parse_args(int argc, char **argv)
 			}
 			break;
 		case OPT_BUSY:
+			set_busy = true;
 			c->busy_poll = true;
 			break;
 		case OPT_IDLE:
@@ -343,9 +389,11 @@ static int parse_args(int argc, char **argv)
 			NUM("discard-port", 65535, c->svc.discard_port);
 			break;
 		case OPT_MAXCONNS:
+			set_maxconns = true;
 			NUM("max-conns", 1 << 24, c->stack.max_conns);
 			break;
 		case OPT_BACKLOG:
+			set_backlog = true;
 			NUM("syn-backlog", 1 << 24, c->stack.syn_backlog);
 			break;
 		case OPT_MAXTW:
@@ -411,6 +459,43 @@ static int parse_args(int argc, char **argv)
 			break;
 		case OPT_STATSINT:
 			NUM("stats-interval-ms", 60000, c->stats_interval_ms);
+			break;
+		case OPT_CONFIG:
+			g_config_path = optarg;
+			break;
+		case OPT_CHECK: {
+			static struct mxg_config chk;
+			static char errs[16384];
+			int r = ctl_config_load(optarg, &chk, errs,
+						sizeof(errs));
+
+			if (r < 0) {
+				fputs(errs, stderr);
+				if (errs[0] && errs[strlen(errs) - 1] != '\n')
+					fputc('\n', stderr);
+				fprintf(stderr, "mxgate: %s: configuration "
+						"invalid\n", optarg);
+				exit(1);
+			}
+			printf("mxgate: %s: configuration ok (%u listeners, "
+			       "%u pools)\n", optarg, chk.n_listeners,
+			       chk.n_pools);
+			ctl_config_free(&chk);
+			exit(0);
+		}
+		case OPT_MAILDIR:
+			g_maildir_override = optarg;
+			break;
+		case OPT_LOGF:
+			g_log_path = optarg;
+			break;
+		case OPT_NOGW:
+			g_gateway = false;
+			break;
+		case OPT_MAXSESS:
+			NUM("max-sessions", 1 << 20, g_max_sessions);
+			if (g_max_sessions == 0)
+				g_max_sessions = 1;
 			break;
 		case OPT_RUN:
 			NUM("run-seconds", 1 << 30, c->run_seconds);
@@ -484,6 +569,13 @@ static void on_signal(int sig)
 	X(ip_frags) X(live_tcbs) X(syn_rcvd) X(timewait) X(arp_cached)         \
 	X(mbufs_held)
 
+#define GW_STATS_FIELDS(X)                                                     \
+	X(sessions) X(sessions_live) X(sessions_refused)                      \
+	X(messages_accepted) X(messages_rejected) X(messages_tempfail)        \
+	X(rcpts_accepted) X(rcpts_rejected) X(bytes_in) X(backend_connects)   \
+	X(backend_live) X(backend_reused) X(backend_errors) X(backend_checks) \
+	X(maildir_delivered) X(maildir_failed) X(log_dropped)
+
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \
 	X(steered_out) X(steered_in) X(steer_ring_full) X(replicated)
@@ -556,6 +648,16 @@ static void write_stats(bool final, bool mbufs_ok)
 	}
 		SVC_STATS_FIELDS(SUM)
 #undef SUM
+#define SUM(field)                                                             \
+	{                                                                      \
+		uint64_t s = 0;                                                \
+		for (int k = 0; k < c->n_cores; k++)                           \
+			s += core_gw(k)->field;                                \
+		fprintf(f, "%s\"gw_%s\": %llu", sep, #field,                   \
+			(unsigned long long)s);                                \
+	}
+		GW_STATS_FIELDS(SUM)
+#undef SUM
 		{
 			uint64_t fd = 0, fdup = 0, fro = 0, fdl = 0;
 
@@ -617,6 +719,80 @@ static void write_stats(bool final, bool mbufs_ok)
 }
 
 /* --- setup ---------------------------------------------------------- */
+
+/* Load the configuration (file or embedded default) and apply its stack
+ * settings where the command line gave none. */
+static int load_config(void)
+{
+	struct mxg_config *m = &g_cfg;
+	struct mxg_conf *c = &g_conf;
+	static char errs[16384];
+	int r;
+
+	if (g_config_path)
+		r = ctl_config_load(g_config_path, m, errs, sizeof(errs));
+	else
+		r = ctl_config_default(m);
+	if (r < 0) {
+		fputs(errs, stderr);
+		fprintf(stderr, "\nmxgate: %s: configuration invalid\n",
+			g_config_path ? g_config_path : "<built-in>");
+		return r;
+	}
+	if (g_maildir_override) {
+		free(m->maildir.path);
+		m->maildir.path = strdup(g_maildir_override);
+	}
+	if (!set_port && m->stack.port && m->stack.port[0]) {
+		snprintf(c->port_spec, sizeof(c->port_spec), "%s",
+			 m->stack.port);
+		c->port_is_vdev = strncmp(c->port_spec, "net_", 4) == 0 ||
+				  strncmp(c->port_spec, "eth_", 4) == 0;
+	}
+	if (!set_ip && m->stack.address) {
+		c->ip = rte_cpu_to_be_32(m->stack.address);
+		c->netmask = m->stack.prefix_len
+				     ? rte_cpu_to_be_32(~0u << (32 - m->stack.prefix_len))
+				     : 0;
+	} else {
+		m->stack.address = rte_be_to_cpu_32(c->ip);
+	}
+	if (!set_gw && m->stack.gateway)
+		c->gateway = rte_cpu_to_be_32(m->stack.gateway);
+	if (!set_cores && m->stack.cores)
+		c->n_cores = (uint16_t)RTE_MIN(m->stack.cores,
+					       (uint32_t)MXG_MAX_CORES);
+	if (!set_busy && m->stack.busy_poll)
+		c->busy_poll = true;
+	if (!set_maxconns && m->stack.max_conns)
+		c->stack.max_conns = m->stack.max_conns;
+	if (!set_backlog && m->stack.syn_backlog)
+		c->stack.syn_backlog = m->stack.syn_backlog;
+	c->svc.max_conns = c->stack.max_conns;
+	if (!g_log_path && m->log.file && m->log.file[0])
+		g_log_path = m->log.file;
+	return 0;
+}
+
+/* Write out what the dataplane cores logged (main lcore). */
+static void drain_logs(void)
+{
+	void *lines[64];
+
+	for (int k = 0; k < g_conf.n_cores; k++) {
+		unsigned n;
+
+		if (!g_cores[k].log_ring)
+			continue;
+		while ((n = rte_ring_dequeue_burst(g_cores[k].log_ring, lines,
+						   64, NULL)) > 0) {
+			for (unsigned i = 0; i < n; i++)
+				fprintf(g_log, "%s\n", (char *)lines[i]);
+			rte_mempool_put_bulk(g_log_pool, lines, n);
+		}
+	}
+	fflush(g_log);
+}
 
 static int build_eal_args(int argc, char **argv, int first_extra,
 			  char **eal, int max)
@@ -729,6 +905,24 @@ static int setup_cores(void)
 				rte_strerror(rte_errno));
 			return -ENOMEM;
 		}
+		if (g_gateway) {
+			char err[256];
+
+			snprintf(name, sizeof(name), "log%d", k);
+			lc->log_ring = rte_ring_create(name, 4096, socket,
+						       RING_F_SP_ENQ |
+							       RING_F_SC_DEQ);
+			if (!lc->log_ring)
+				return -ENOMEM;
+			lc->gw = gw_core_create(&g_gw, (uint16_t)k, lc->stack,
+						lc->log_ring, g_log_pool, err,
+						sizeof(err));
+			if (!lc->gw) {
+				fprintf(stderr, "mxgate: core %d: gateway: "
+						"%s\n", k, err);
+				return -EINVAL;
+			}
+		}
 		lc->svc = svc_create(&c->svc, (uint16_t)k, lc->stack, socket);
 		if (!lc->svc) {
 			fprintf(stderr, "mxgate: core %d: services failed "
@@ -794,6 +988,11 @@ static bool teardown(void)
 			g_last_fault[k][0] = *fault_stats(lc->fault_rx);
 		if (lc->fault_tx)
 			g_last_fault[k][1] = *fault_stats(lc->fault_tx);
+		if (lc->gw) {
+			g_last_gw[k] = *gw_core_stats(lc->gw);
+			gw_core_destroy(lc->gw);
+			lc->gw = NULL;
+		}
 		svc_destroy(lc->svc);
 		lc->svc = NULL;
 		if (lc->stack)
@@ -830,6 +1029,8 @@ int main(int argc, char **argv)
 	first_extra = parse_args(argc, argv);
 	if (first_extra < 0)
 		return 2;
+	if (load_config() < 0)
+		return 2;
 
 	neal = build_eal_args(argc, argv, first_extra, eal, 96);
 	rc = rte_eal_init(neal, eal);
@@ -857,6 +1058,32 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
+	if (g_gateway) {
+		char err[256];
+
+		if (gw_global_init(&g_gw, &g_cfg, g_max_sessions, err,
+				   sizeof(err)) < 0) {
+			fprintf(stderr, "mxgate: gateway: %s\n", err);
+			rte_eal_cleanup();
+			return 1;
+		}
+		g_log_pool = rte_mempool_create("mxg_log", 8191, GW_LOG_LINE,
+						64, 0, NULL, NULL, NULL, NULL,
+						(int)rte_socket_id(), 0);
+		if (!g_log_pool) {
+			fprintf(stderr, "mxgate: log pool: %s\n",
+				rte_strerror(rte_errno));
+			rte_eal_cleanup();
+			return 1;
+		}
+		g_log = g_log_path ? fopen(g_log_path, "a") : stderr;
+		if (!g_log) {
+			fprintf(stderr, "mxgate: log file %s: %s\n",
+				g_log_path, strerror(errno));
+			rte_eal_cleanup();
+			return 1;
+		}
+	}
 	if (setup_cores() < 0) {
 		mxg_quit = 1;
 		teardown();
@@ -873,6 +1100,19 @@ int main(int argc, char **argv)
 		       g_port.n_queues, g_port.n_queues == 1 ? "" : "s", ip,
 		       c->n_cores, c->n_cores == 1 ? "" : "s", g_pool->size,
 		       c->svc.echo_port, c->svc.discard_port);
+		if (g_gateway) {
+			for (uint32_t i = 0; i < g_cfg.n_listeners; i++)
+				printf("mxgate: listener %s on %s:%u (%s)\n",
+				       g_cfg.listeners[i].name, ip,
+				       g_cfg.listeners[i].port,
+				       ctl_role_name(g_cfg.listeners[i].role));
+			for (uint32_t i = 0; i < g_cfg.n_pools; i++)
+				printf("mxgate: next hop pool %s: %s\n",
+				       g_cfg.pools[i].name,
+				       g_cfg.pools[i].type == CTL_POOL_MAILDIR
+					       ? g_cfg.maildir.path
+					       : "SMTP servers");
+		}
 		fflush(stdout);
 	}
 
@@ -895,10 +1135,14 @@ int main(int argc, char **argv)
 		if (g_exit_after_connect && c->svc.connect_port &&
 		    svc_connect_done(g_cores[0].svc))
 			break;
+		if (g_log)
+			drain_logs();
 		nanosleep(&ts, NULL);
 	}
 	mxg_quit = 1;
 	rte_eal_mp_wait_lcore();
+	if (g_log)
+		drain_logs();
 
 	if (c->svc.connect_port) {
 		const struct svc_stats *s = svc_stats(g_cores[0].svc);
@@ -915,6 +1159,12 @@ int main(int argc, char **argv)
 	ok = teardown();
 	write_stats(true, ok);
 	rte_mempool_free(g_pool);
+	if (g_gateway) {
+		gw_global_fini(&g_gw);
+		if (g_log && g_log != stderr)
+			fclose(g_log);
+	}
+	ctl_config_free(&g_cfg);
 	rte_eal_cleanup();
 	if (!ok)
 		return 3;

@@ -42,7 +42,8 @@ def af_packet(binary, res):
         out = open(stats + ".log", "w")
         p = subprocess.Popen([binary, "--port",
                               "net_af_packet0,iface=mxga",
-                              "--ip", "198.18.0.2/24", "--stats-file",
+                              "--ip", "198.18.0.2/24", "--no-gateway",
+                              "--echo-port", "7", "--stats-file",
                               stats], stdout=out, stderr=subprocess.STDOUT)
         try:
             time.sleep(1.5)
@@ -73,7 +74,7 @@ def memif(binary, res):
         srv = subprocess.Popen(
             [binary, "--port",
              "net_memif0,role=server,socket=%s,id=0" % sock,
-             "--ip", "198.18.1.2/24"],
+             "--ip", "198.18.1.2/24", "--no-gateway", "--echo-port", "7"],
             stdout=open(logs[0], "w"), stderr=subprocess.STDOUT)
         cli = None
         try:
@@ -82,7 +83,7 @@ def memif(binary, res):
             cli = subprocess.Popen(
                 [binary, "--port",
                  "net_memif0,role=client,socket=%s,id=0" % sock,
-                 "--ip", "198.18.1.3/24", "--echo-port", "0",
+                 "--ip", "198.18.1.3/24", "--no-gateway", "--echo-port", "0",
                  "--discard-port", "0",
                  "--connect", "198.18.1.2:7", "--connect-bytes", str(MIB),
                  "--connect-count", "3", "--exit-after-connect"],

@@ -319,7 +319,8 @@ def main():
     name = "stack-%s-c%d%s" % (a.scenario, a.cores,
                                 "-fault" if a.fault else "")
     res = mxgtest.Result(name)
-    extra = ["--cores", str(a.cores), "--timewait-ms", "2000"]
+    extra = ["--cores", str(a.cores), "--timewait-ms", "2000",
+             "--no-gateway", "--echo-port", "7", "--discard-port", "9"]
     if a.fault:
         extra += ["--fault", a.fault]
     if a.scenario == "synflood":
