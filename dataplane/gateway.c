@@ -1532,7 +1532,10 @@ static void run(struct gw_core *gc)
 			break;
 		gc->dirty_s = NULL;
 		gc->dirty_b = NULL;
-		for (; b; b = b->next_dirty) {
+		/* Take the successor before pumping: a pump may dirty its
+		 * own object again, which rewrites next_dirty. */
+		for (struct gw_be *nb; b; b = nb) {
+			nb = b->next_dirty;
 			b->dirty = false;
 			if (b->state == BE_FREE)
 				continue;
@@ -1556,7 +1559,8 @@ static void run(struct gw_core *gc)
 			}
 			be_pump(b);
 		}
-		for (; s; s = s->next_dirty) {
+		for (struct gw_sess *ns; s; s = ns) {
+			ns = s->next_dirty;
 			s->dirty = false;
 			if (!s->used)
 				continue;
