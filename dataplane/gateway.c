@@ -157,6 +157,7 @@ struct gw_core {
 	uint64_t now_us;
 	uint64_t last_scan_us;
 	uint32_t sid_seq;
+	uint32_t sid_epoch;
 	struct rte_ring *log;
 	struct rte_mempool *log_pool;
 	struct gw_ltag *tags;
@@ -1447,8 +1448,9 @@ static void *cl_accepted(void *arg, struct tcp_conn *c)
 	s->pool = -1;
 	tcp_conn_addrs(c, &la, &lp, &s->client_ip, &s->client_port);
 	inet_ntop(AF_INET, &s->client_ip, s->client, sizeof(s->client));
-	snprintf(s->sid, sizeof(s->sid), "%02x%06x%04x", gc->core,
-		 gc->sid_seq++ & 0xffffff, i & 0xffff);
+	/* start time + core + sequence: unique across restarts */
+	snprintf(s->sid, sizeof(s->sid), "%08x%02x%06x", gc->sid_epoch,
+		 gc->core & 0xff, gc->sid_seq++ & 0xffffff);
 	s->sm = smtp_session_init(gc->smtp_mem + (size_t)i * gc->gw->smtp_mem,
 				  gc->gw->smtp_mem, &l->smtp, now_ms(gc));
 	if (!s->sm) {
@@ -1892,6 +1894,7 @@ struct gw_core *gw_core_create(const struct gw_global *gw, uint16_t core,
 		goto nomem;
 	gc->gw = gw;
 	gc->core = core;
+	gc->sid_epoch = (uint32_t)time(NULL);
 	gc->st = st;
 	gc->log = log;
 	gc->log_pool = log_pool;

@@ -2,13 +2,15 @@
 # mxgate's main job on its embedded default, as root on Debian 12:
 # installs what it needs, builds, creates the network namespace `mxgate`,
 # starts the gateway there on a net_tap port (kernel side 198.18.0.1/24,
-# gateway 198.18.0.2), shows that it works, and stays in the foreground
-# until Ctrl-C.   --check: run the demonstration, then stop and exit.
+# gateway 198.18.0.2, SMTP on 25 and 587), delivering to a local Maildir
+# (MXGATE_MAILDIR, default /var/lib/mxgate/Maildir) whose path it prints;
+# sends one message with swaks and shows it arrived; stays in the
+# foreground until Ctrl-C.   --check: do the demonstration, stop, exit.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 CHECK=0
-[ "${1:-}" = "--check" ] && CHECK=1
+if [ "${1:-}" = "--check" ]; then CHECK=1; shift; fi
 
 if [ "$(id -u)" != 0 ]; then
 	echo "run.sh: must run as root (network namespace, tap port)" >&2
@@ -21,6 +23,8 @@ ninja -C build >/dev/null
 NS=mxgate
 TAP=mxg0
 STATS=/run/mxgate-stats.json
+MAILDIR=${MXGATE_MAILDIR:-/var/lib/mxgate/Maildir}
+LOG=/run/mxgate.log
 ip netns del $NS 2>/dev/null || true
 ip netns add $NS
 ip -n $NS link set lo up
@@ -36,9 +40,10 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# The embedded default: tap port, 198.18.0.2/24, listeners 25 (mx) and 587
+# (submission), next hop the local Maildir.
 ip netns exec $NS "$ROOT/build/dataplane/mxgate" \
-	--port "net_tap0,iface=$TAP" --ip 198.18.0.2/24 \
-	--stats-file $STATS "$@" &
+	--maildir "$MAILDIR" --stats-file $STATS --log-file $LOG "$@" &
 PID=$!
 
 i=0
@@ -50,27 +55,28 @@ until ip -n $NS link show $TAP >/dev/null 2>&1; do
 done
 ip -n $NS addr add 198.18.0.1/24 dev $TAP
 ip -n $NS link set $TAP up
+sleep 0.5
 
-echo "run.sh: mxgate is up in netns '$NS' at 198.18.0.2 (echo on 7, discard on 9)"
-echo "run.sh: checking the echo service from the namespace..."
-ip netns exec $NS python3 - <<'PY'
-import socket, time
-for _ in range(100):
-    try:
-        s = socket.create_connection(("198.18.0.2", 7), timeout=5)
-        break
-    except OSError:
-        time.sleep(0.1)
-msg = b"hello from the kernel through mxgate's userspace TCP\n"
-s.sendall(msg)
-got = b""
-while len(got) < len(msg):
-    got += s.recv(100)
-s.close()
-print("run.sh: echo reply:", got.decode().strip())
-assert got == msg
-PY
-echo "run.sh: try: ip netns exec $NS nc 198.18.0.2 7   (counters: $STATS)"
+echo "run.sh: mxgate is up in netns '$NS' at 198.18.0.2 (ports 25 and 587)"
+echo "run.sh: next hop: the Maildir $MAILDIR"
+before=$(ls "$MAILDIR/new" 2>/dev/null | wc -l)
+SUBJ="mxgate run.sh check $(date +%s)"
+echo "run.sh: sending one message with swaks from inside the namespace..."
+ip netns exec $NS swaks --server 198.18.0.2 --port 25 \
+	--from sender@example.org --to postmaster@example.com \
+	--header "Subject: $SUBJ" --timeout 30 >/tmp/mxgate-swaks.log 2>&1 || {
+	cat /tmp/mxgate-swaks.log; echo "run.sh: swaks failed" >&2; exit 1; }
+grep -E '^<-  250 2\.0\.0' /tmp/mxgate-swaks.log | tail -1
+after=$(ls "$MAILDIR/new" | wc -l)
+file=$(grep -l "Subject: $SUBJ" "$MAILDIR"/new/* 2>/dev/null | head -1)
+if [ -z "$file" ] || [ "$after" -le "$before" ]; then
+	echo "run.sh: the message did not arrive in $MAILDIR/new" >&2
+	exit 1
+fi
+echo "run.sh: arrived: $file"
+sed -n '1,4p' "$file"
+echo "run.sh: log: $LOG  counters: $STATS"
+echo "run.sh: try: ip netns exec $NS swaks --server 198.18.0.2 --to you@example.com"
 
 if [ $CHECK = 1 ]; then
 	echo "run.sh: --check done"
