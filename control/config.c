@@ -28,7 +28,9 @@
 /* Key paths and messages are built with snprintf into fixed buffers; a
  * truncated message is still a message, so GCC's truncation warning is
  * noise here. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 const char ctl_config_default_text[] =
 	"# mxgate built-in default configuration\n"
