@@ -85,7 +85,10 @@ memif_run() { # MODE(cps|bulk) -> rate
 	if [ "$mode" = cps ]; then
 		r=$(rate "$TMP/cli.json" svc_lg_completed)
 		failed=$(stat "$TMP/cli.json" svc_lg_failed)
-		echo "memif cps: $r conn/s (failed $failed)" >&2
+		done_c=$(stat "$TMP/cli.json" svc_lg_completed)
+		acc_s=$(stat "$TMP/srv.json" tcp_accepted)
+		echo "memif cps: $r conn/s (client completed $done_c, failed $failed; server accepted $acc_s)" >&2
+		echo "{\"client_completed\": $done_c, \"client_failed\": $failed, \"server_accepted\": $acc_s}" >"$TMP/memif_cps_check.json"
 	else
 		r=$(rate "$TMP/srv.json" svc_discard_bytes)
 		r=$(python3 -c "print($r * 8 / 1e9)")
@@ -164,6 +167,7 @@ r = {
   "tap_vs_kernel_client": {"conn_per_s": $T_CPS, "gbit_per_s": $T_BULK},
   "kernel_loopback_baseline": {"conn_per_s": $K_CPS, "gbit_per_s": $K_BULK},
   "state_bytes_per_idle_conn": $STATE,
+  "memif_cps_crosscheck": json.load(open("$TMP/memif_cps_check.json")),
   "targets": {"memif_conn_per_s": 150000, "memif_gbit_per_s": 5,
               "state_bytes_per_idle_conn": 2048},
 }
