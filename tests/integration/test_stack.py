@@ -140,7 +140,11 @@ def scenario_seq2000(gw, res, n=2000, lanes=1):
     log("  %d sequential connections in %.1f s" % (n, time.time() - t0))
     res.check(not bad, "%d sequential short connections (%d lane(s)) all "
               "echoed (bad %d)" % (n, lanes, len(bad)))
-    st = gw.wait_for(lambda t: t["live_tcbs"] == 0 and t["timewait"] == 0,
+    # The stats file is rewritten every 100 ms: wait for a snapshot taken
+    # after the last connection (accepted >= n), then for the tables to
+    # drain.
+    st = gw.wait_for(lambda t: t["tcp_accepted"] >= n - len(bad) and
+                     t["live_tcbs"] == 0 and t["timewait"] == 0,
                      60, "zero live TCBs after TIME_WAIT")
     t = st["total"]
     res.check(t["live_tcbs"] == 0 and t["timewait"] == 0,
