@@ -125,6 +125,7 @@ struct gw_be {
 	bool idle;           /* parked in the pool's idle cache */
 	bool counted;        /* relay_server_opened() done */
 	bool eof;            /* relay_client_eof() done */
+	bool reuse_check;    /* RSET sent on reuse, not yet answered */
 	struct gw_be *next_dirty;
 	struct gw_core *gc;
 	uint32_t idx;
@@ -276,6 +277,7 @@ static void tempfail(struct gw_sess *s, const char *enh, const char *text)
 /* ------------------------------------------------------------ backends */
 
 static const struct tcp_callbacks be_cb;
+static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool);
 
 static struct gw_be *be_alloc(struct gw_core *gc)
 {
@@ -750,6 +752,7 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		sess_txn_reset(s);
 		return;
 	case RELAY_EV_RSET:
+		b->reuse_check = false;
 		/* An aborted transaction's RSET: the connection is reusable
 		 * (unless a sticky session still holds it). */
 		if (!s)
@@ -779,6 +782,24 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		       b->name, relay_error_name(ev->error),
 		       relay_step_name(ev->step), ev->reply.code,
 		       s ? s->sid : "-");
+		if (s && b->reuse_check && s->wait == W_RCPT && !s->mail_sent) {
+			/* A cached connection died before its RSET answer:
+			 * nothing of the transaction reached it; retry the
+			 * RCPT on a fresh connection. */
+			b->owner = NULL;
+			s->be = sess_get_backend(s, b->pool);
+			be_close(b, true);
+			if (!s->be) {
+				sess_backend_failed(s, why);
+				return;
+			}
+			snprintf(s->backend_name, sizeof(s->backend_name),
+				 "%s", s->be->name);
+			if (relay_client_state(s->be->rc) == RELAY_ST_READY &&
+			    !s->be->reuse_check)
+				sess_backend_ready(s);
+			return;
+		}
 		if (s) {
 			b->owner = NULL;
 			sess_backend_failed(s, why);
@@ -966,8 +987,17 @@ static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool)
 				be_release(b);
 			continue;
 		}
+		/* RSET before reuse: proves the cached connection alive
+		 * and starts the backend from a clean state; a failure
+		 * here is retried on a new connection (be_handle_event). */
+		if (relay_client_rset(b->rc) < 0) {
+			be_close(b, false);
+			continue;
+		}
+		b->reuse_check = true;
 		b->owner = s;
 		gc->stats.backend_reused++;
+		be_dirty(b);
 		return b;
 	}
 	r = relay_pool_select(gc->pools, pool, now_ms(gc));
@@ -1071,7 +1101,9 @@ static void on_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 		snprintf(s->backend_name, sizeof(s->backend_name), "%s",
 			 s->be->name);
 	}
-	if (relay_client_state(s->be->rc) == RELAY_ST_READY || s->mail_sent)
+	if ((relay_client_state(s->be->rc) == RELAY_ST_READY &&
+	     !s->be->reuse_check) ||
+	    s->mail_sent)
 		sess_backend_ready(s);
 	/* else RELAY_EV_READY calls sess_backend_ready() */
 }
