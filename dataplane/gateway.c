@@ -126,6 +126,7 @@ struct gw_be {
 	bool counted;        /* relay_server_opened() done */
 	bool eof;            /* relay_client_eof() done */
 	bool reuse_check;    /* RSET sent on reuse, not yet answered */
+	bool xclient_used;   /* an XCLIENT identity was applied */
 	struct gw_be *next_dirty;
 	struct gw_core *gc;
 	uint32_t idx;
@@ -388,8 +389,13 @@ static void be_detach(struct gw_be *b)
 	b->owner = NULL;
 	if (b->dead || b->closing)
 		return;
+	/* A connection that carries one client's XCLIENT identity may only
+	 * be reused if the backend still offers XCLIENT to overwrite it
+	 * (Postfix stops offering it once the identity is no longer an
+	 * authorised host): else the next client would inherit it. */
 	if (relay_client_state(b->rc) == RELAY_ST_READY &&
 	    gp->rc.client_info != RELAY_CINFO_PROXY &&
+	    !(b->xclient_used && !relay_client_caps(b->rc)->xclient) &&
 	    relay_pool_idle_put(gc->pools, b->srv, b, now_ms(gc),
 				&evicted) == 0) {
 		b->idle = true;
@@ -624,6 +630,8 @@ static void sess_backend_ready(struct gw_sess *s)
 	if (!s->mail_sent) {
 		mail_params(s, caps, params, sizeof(params));
 		m.params = params[0] ? params : NULL;
+		if (caps->xclient)
+			b->xclient_used = true;
 		if (relay_client_mail(b->rc, &m) < 0) {
 			sess_backend_failed(s, "Backend refused the "
 					       "transaction");

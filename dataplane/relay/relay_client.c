@@ -1255,9 +1255,19 @@ int relay_client_mail(struct relay_client *c, const struct relay_mail *m)
 				goto undo;
 			if (rc == 0) {
 				/* XCLIENT_README: the server resets to the
-				 * just-connected state; EHLO again. */
+				 * just-connected state; EHLO again. Postfix
+				 * records the name of this EHLO, so send the
+				 * client's own HELO name when it is a clean
+				 * token, ours otherwise. */
+				const char *h = c->helo;
+
+				if (x->helo && x->helo[0] &&
+				    strlen(x->helo) <= 255 &&
+				    !strpbrk(x->helo, " \t\r\n") &&
+				    arg_ok(x->helo, false))
+					h = x->helo;
 				rc = stage(c, CMD_EHLO, 0, CMD_LINE_MAX,
-					   "EHLO %s\r\n", c->helo);
+					   "EHLO %s\r\n", h);
 				if (rc < 0)
 					goto undo;
 			} else {

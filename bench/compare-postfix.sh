@@ -1,0 +1,260 @@
+#!/bin/sh
+# bench/compare-postfix.sh - mxgate against Postfix as an in-line SMTP front,
+# same machine, same run, same load, same backend (issue 4). Not a test: it
+# prints what it measured and writes bench/results/compare-postfix.json and
+# bench/results/compare-postfix.png.
+#
+# Load: Postfix smtp-source, SESSIONS parallel sessions, one message of
+# 2 KiB per connection (no -d), MESSAGES messages in all.
+#  (a) mxgate on a net_tap port (one dataplane lcore, busy poll, on CPU 1),
+#      pool -> smtp-sink; smtp-source on the kernel side of the tap.
+#  (b) Postfix smtpd with smtpd_proxy_filter (in-line, no queue: it answers
+#      the final dot after the filter did) -> smtp-sink; every Postfix
+#      process on CPU 1, smtp-source over the namespace's loopback.
+# smtp-source and smtp-sink run on CPU 0 in both runs. Each run has its own
+# smtp-sink, whose received count (-c) must equal MESSAGES.
+# Everything runs in a network namespace created here (198.18.0.0/15
+# addresses only) and removed on exit; every wait is bounded.
+#
+# usage: bench/compare-postfix.sh [MESSAGES [SESSIONS]]   (root)
+#   MXGATE=path   use this binary instead of building ./build
+#   PHASES="mxgate postfix"   which runs (default both)
+#   SIZE=2048     message payload octets
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MSGS=${1:-20000}
+SESS=${2:-50}
+SIZE=${SIZE:-2048}
+PHASES=${PHASES:-"mxgate postfix"}
+TMO=600   # seconds, per smtp-source run
+
+if [ "$(id -u)" != 0 ]; then
+	echo "compare-postfix.sh: must run as root (netns, tap)" >&2
+	exit 2
+fi
+./scripts/install-deps.sh >/dev/null
+if [ -z "${MXGATE:-}" ]; then
+	[ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
+	ninja -C build >/dev/null
+	MXGATE=$ROOT/build/dataplane/mxgate
+fi
+OUT=$ROOT/bench/results
+mkdir -p "$OUT"
+NS=mxgcmp-$$
+TMP=$(mktemp -d /tmp/mxgcmp.XXXXXX)
+chmod 755 "$TMP"
+PFDIR=$TMP/postfix
+
+cleanup() {
+	trap - EXIT INT TERM
+	if [ -f "$PFDIR/etc/main.cf" ]; then
+		postfix -c "$PFDIR/etc" stop >/dev/null 2>&1 || true
+	fi
+	for p in $(cat "$TMP"/pids 2>/dev/null); do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	sleep 1
+	for p in $(cat "$TMP"/pids 2>/dev/null); do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	ip netns del $NS 2>/dev/null || true
+	[ -n "${KEEP:-}" ] && echo "compare-postfix.sh: kept $TMP" >&2 || rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+ip netns add $NS
+ip -n $NS link set lo up
+ip -n $NS addr add 198.18.1.1/32 dev lo
+NX="ip netns exec $NS"
+# 2 x MESSAGES short connections: room for the client's TIME_WAITs.
+$NX sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
+$NX sysctl -qw net.ipv4.tcp_tw_reuse=1
+
+# wait_port IP PORT: until something listens there (bounded)
+wait_port() {
+	i=0
+	until $NX python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' "$1" "$2" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 400 ] && { echo "compare-postfix.sh: nothing on $1:$2" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# sink_start NAME: smtp-sink on every address of the namespace, port 2526.
+# -C -F: no XCLIENT, no XFORWARD, so neither front passes client details
+# (smtp-sink answers XCLIENT with 250 where XCLIENT_README says 220, and
+# Postfix's proxy would send XFORWARD): both pay the same round trips.
+sink_start() {
+	$NX taskset -c 0 smtp-sink -u nobody -c -C -F -m 1024 0.0.0.0:2526 1024 \
+		>"$TMP/sink-$1.out" 2>&1 &
+	echo $! >>"$TMP/pids"
+	SINKPID=$!
+	if ! wait_port 198.18.1.1 2526; then
+		tr '\r' '\n' <"$TMP/sink-$1.out" | tail -3 >&2
+		return 1
+	fi
+}
+# sink_count NAME: messages the sink counted (its last mesg=N)
+sink_count() {
+	tr '\r' '\n' <"$TMP/sink-$1.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1
+}
+sink_stop() {
+	kill -TERM "$SINKPID" 2>/dev/null || true
+	wait "$SINKPID" 2>/dev/null || true
+}
+# sink_settle NAME WANT: wait up to 10 s for the count to reach WANT
+sink_settle() {
+	i=0
+	while [ "$(sink_count "$1")" != "$2" ] && [ $i -lt 100 ]; do
+		i=$((i + 1)); sleep 0.1
+	done
+	sink_count "$1"
+}
+
+# source NAME HOST:PORT -> seconds (wall clock of the whole run)
+source_run() {
+	t0=$(date +%s.%N)
+	rc=0
+	$NX taskset -c 0 timeout $TMO smtp-source -s "$SESS" -m "$MSGS" \
+		-l "$SIZE" -M bench.mxgt.test -f load@bench.mxgt.test \
+		-t rcpt@example.net "$2" >"$TMP/source-$1.out" 2>&1 || rc=$?
+	t1=$(date +%s.%N)
+	if [ $rc != 0 ]; then
+		echo "compare-postfix.sh: smtp-source against $1 failed ($rc):" >&2
+		tail -5 "$TMP/source-$1.out" >&2
+	fi
+	python3 -c "print(round($t1 - $t0, 3))"
+	return $rc
+}
+
+MX_SECS=null; MX_RATE=null; MX_RECV=null; MX_ACC=null; MX_OK=false
+PF_SECS=null; PF_RATE=null; PF_RECV=null; PF_OK=false
+
+run_mxgate() {
+	sink_start mxgate || return 1
+	cat >"$TMP/mxgate.conf" <<EOF
+stack = { port = "net_tap0,iface=mxgc0"; address = "198.18.0.2/24";
+          cores = 1; busy_poll = true; max_conns = 16384; };
+listeners = ( { name = "mx"; port = 25; role = "mx";
+                hostname = "gw.bench.mxgt.test"; } );
+pools = ( { name = "default"; type = "smtp"; client_info = "none";
+            servers = ( { address = "198.18.0.1"; port = 2526; } );
+            idle_max = 64; } );
+maildir = { path = "$TMP/Maildir"; };
+log = { file = "$TMP/mxgate.log"; level = "warn"; };
+EOF
+	"$MXGATE" --check-config "$TMP/mxgate.conf" >&2 || return 1
+	$NX "$MXGATE" --config "$TMP/mxgate.conf" --busy-poll --cores 1 \
+		--dp-cpus 1 --stats-file "$TMP/mx.json" --stats-interval-ms 200 \
+		>"$TMP/mx.out" 2>&1 &
+	echo $! >>"$TMP/pids"; mpid=$!
+	i=0
+	until $NX ip link show mxgc0 >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -gt 300 ] && { cat "$TMP/mx.out" >&2; return 1; }
+		kill -0 $mpid 2>/dev/null || { cat "$TMP/mx.out" >&2; return 1; }
+		sleep 0.05
+	done
+	$NX ip addr add 198.18.0.1/24 dev mxgc0
+	$NX ip link set mxgc0 up
+	wait_port 198.18.0.2 25 || return 1
+	echo "mxgate: smtp-source $MSGS msgs, $SESS sessions, $SIZE B ..." >&2
+	if MX_SECS=$(source_run mxgate 198.18.0.2:25); then MX_OK=true; fi
+	MX_RECV=$(sink_settle mxgate "$MSGS")
+	sleep 0.5
+	MX_ACC=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total"].get("gw_messages_accepted", "null"))' "$TMP/mx.json" 2>/dev/null || echo null)
+	kill -TERM $mpid; wait $mpid 2>/dev/null || true
+	sink_stop
+	MX_RATE=$(python3 -c "print(round($MSGS / $MX_SECS, 1))")
+	echo "mxgate: $MX_SECS s, $MX_RATE msg/s; smtp-sink received $MX_RECV, gw_messages_accepted $MX_ACC" >&2
+}
+
+run_postfix() {
+	sink_start postfix || return 1
+	PYTHONPATH=$ROOT/tests/integration python3 - "$PFDIR" <<'PY'
+import sys
+import peers
+pf = peers.Postfix(listen="198.18.1.1:25", deliver="proxy",
+                   proxy_filter="198.18.1.1:2526", xclient_hosts="",
+                   base=sys.argv[1], hostname="front.bench.mxgt.test")
+pf.write_config()
+PY
+	[ -f "$PFDIR/etc/main.cf" ] || return 1
+	$NX taskset -c 1 postfix -c "$PFDIR/etc" start >&2 || return 1
+	wait_port 198.18.1.1 25 || return 1
+	echo "postfix: smtp-source $MSGS msgs, $SESS sessions, $SIZE B ..." >&2
+	if PF_SECS=$(source_run postfix 198.18.1.1:25); then PF_OK=true; fi
+	PF_RECV=$(sink_settle postfix "$MSGS")
+	postfix -c "$PFDIR/etc" stop >&2 || true
+	sink_stop
+	PF_RATE=$(python3 -c "print(round($MSGS / $PF_SECS, 1))")
+	echo "postfix: $PF_SECS s, $PF_RATE msg/s; smtp-sink received $PF_RECV" >&2
+	grep -E 'warning|fatal|error' "$PFDIR/maillog" | head -5 >&2 || true
+}
+
+for ph in $PHASES; do
+	case $ph in
+	mxgate) run_mxgate || echo "compare-postfix.sh: mxgate run failed" >&2 ;;
+	postfix) run_postfix || echo "compare-postfix.sh: postfix run failed" >&2 ;;
+	esac
+done
+
+python3 - "$OUT/compare-postfix.json" <<PY
+import json, sys, time, platform
+def n(x):
+    return None if x in ("null", "", None) else float(x)
+msgs = $MSGS
+mx = {"ok": "$MX_OK" == "true", "seconds": n("$MX_SECS"),
+      "msg_per_s": n("$MX_RATE"), "sink_received": n("$MX_RECV"),
+      "gw_messages_accepted": n("$MX_ACC")}
+pf = {"ok": "$PF_OK" == "true", "seconds": n("$PF_SECS"),
+      "msg_per_s": n("$PF_RATE"), "sink_received": n("$PF_RECV")}
+for r in (mx, pf):
+    r["counts_match"] = r["sink_received"] == msgs
+r = {
+  "bench": "compare-postfix",
+  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+  "host": platform.node(), "cpus": $(nproc),
+  "load": {"tool": "smtp-source", "messages": msgs, "sessions": $SESS,
+           "payload_bytes": $SIZE, "messages_per_connection": 1},
+  "mxgate": dict(mx, port="net_tap", dataplane_lcores=1, busy_poll=True,
+                 cpu="dataplane lcore on CPU 1"),
+  "postfix": dict(pf, version="$(postconf -d -h mail_version)",
+                  mode="smtpd_proxy_filter (in-line)",
+                  cpu="all Postfix processes on CPU 1"),
+  "backend": "smtp-sink (CPU 0), one per run",
+  "target_ratio": 3.0,
+}
+phases = "$PHASES".split()
+ok = all(x["ok"] and x["counts_match"]
+         for name, x in (("mxgate", mx), ("postfix", pf)) if name in phases)
+r["valid"] = ok and len(phases) == 2
+open("$TMP/valid", "w").write("1" if ok else "0")
+r["ratio_mxgate_vs_postfix"] = (round(mx["msg_per_s"] / pf["msg_per_s"], 2)
+                                if mx["msg_per_s"] and pf["msg_per_s"]
+                                else None)
+json.dump(r, open(sys.argv[1], "w"), indent=1)
+print(json.dumps(r, indent=1))
+print("mxgate %s msg/s, postfix %s msg/s, ratio %s%s" % (
+    mx["msg_per_s"], pf["msg_per_s"], r["ratio_mxgate_vs_postfix"],
+    "" if ok else "  (INVALID: a run failed or counts differ)"))
+if len(phases) < 2:
+    print("only %s run: no valid comparison" % phases)
+PY
+
+cat >"$TMP/plot.gp" <<GP
+set terminal png size 640,420
+set output "$OUT/compare-postfix.png"
+set title "SMTP in-line front, $MSGS msgs x $SIZE B, $SESS sessions, 1 msg/conn ($(date -u +%F))"
+set style data histograms
+set style fill solid 0.7
+set boxwidth 0.6
+set yrange [0:*]
+set ylabel "messages/s"
+plot "-" using 2:xtic(1) notitle
+"mxgate (tap, 1 lcore)" $( [ "$MX_RATE" = null ] && echo 0 || echo "$MX_RATE")
+"Postfix proxy filter" $( [ "$PF_RATE" = null ] && echo 0 || echo "$PF_RATE")
+e
+GP
+gnuplot "$TMP/plot.gp" && echo "compare-postfix.sh: wrote $OUT/compare-postfix.json and $OUT/compare-postfix.png" >&2
+[ "$(cat "$TMP/valid" 2>/dev/null)" = 1 ]

@@ -1,0 +1,1079 @@
+#!/usr/bin/env python3
+"""mxgate end to end (issue 4): SMTP sessions on the userspace stack relayed
+in-line to real backends, in a network namespace the test creates (mxgate on
+a net_tap port at 198.18.0.2, kernel side and every peer at 198.18.0.1).
+
+usage: test_gateway.py MXGATE SCENARIO [--run-sh PATH]
+
+Scenarios:
+  maildir   swaks (ports 25 and 587), Python smtplib, a pipelining raw
+            client (several recipients) and smtp-source (1,000 messages over
+            20 sessions) to the embedded default (local Maildir): every
+            message is in new/ once, its Received header names the client,
+            the HELO and the listener
+  sink      the same clients through a pool whose backend is smtp-sink with
+            capture: every message captured exactly once, counters agree
+  postfix   the same clients through a pool with client_info = "xclient" to
+            a real Postfix smtpd that authorises the gateway: every message
+            delivered to every recipient, and Postfix's Received header and
+            log show the original client 198.18.0.1 (not the gateway)
+  safety    2,000 messages from 8 sessions, each with a unique Message-ID,
+            while smtp-sink (the backend) is SIGKILLed in the middle and
+            restarted 3 s later: every message a client got 250 for is at
+            the backend (by Message-ID), every other one got a 4xx (no 5xx,
+            no hang, no silent close); the gateway recovers by itself
+  reject    Postfix rejects one recipient (check_recipient_access): the
+            client sees the backend's 550 and enhanced code verbatim, the
+            other recipients of the same message are delivered
+  stall     fake backends that stop answering at greeting, EHLO, MAIL,
+            RCPT, DATA and the final dot: the client gets a 4xx within the
+            configured backend time-out (3 s), the gateway drops the stalled
+            connection, and the session stays usable (RSET, new transaction
+            delivered)
+  burst     20 clients connect at the same instant (threads): every one
+            gets its 220 greeting within 5 s and delivers one message to
+            the Maildir (the pattern smtp-source -s 20 produces)
+  runcheck  scripts/run.sh --check (the main job) exits 0 and cleans up
+"""
+
+import argparse
+import os
+import re
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mxgtest  # noqa: E402
+import peers  # noqa: E402
+from mxgtest import GATEWAY_IP, KERNEL_IP, log  # noqa: E402
+
+BACKEND_PORT = 2525
+HELO = "client.mxgt.test"
+SOURCE_HELO = "source.mxgt.test"
+SOURCE_MSGS = 1000
+SOURCE_SESSIONS = 20
+
+# ---------------------------------------------------------------- config
+
+
+def _cfg_value(v, indent):
+    pad = "  " * indent
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v) if -2**31 <= v < 2**31 else "%dL" % v
+    if isinstance(v, str):
+        return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+    if isinstance(v, dict):
+        inner = "".join("%s  %s = %s;\n" % (pad, k, _cfg_value(x, indent + 1))
+                        for k, x in v.items())
+        return "{\n%s%s}" % (inner, pad)
+    if isinstance(v, list):
+        if v and isinstance(v[0], dict):
+            return "(\n%s\n%s)" % (",\n".join(
+                pad + "  " + _cfg_value(x, indent + 1) for x in v), pad)
+        return "[ %s ]" % ", ".join(_cfg_value(x, indent) for x in v)
+    raise TypeError(v)
+
+
+def write_config(path, top):
+    """Write a libconfig file (docs/configuration.md) from a dict."""
+    text = "# written by tests/integration/test_gateway.py\n" + "".join(
+        "%s = %s;\n" % (k, _cfg_value(v, 0)) for k, v in top.items())
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+def listeners():
+    return [
+        {"name": "mx", "port": 25, "role": "mx", "hostname": "gw.mxgt.test"},
+        {"name": "submission", "port": 587, "role": "submission",
+         "hostname": "gw.mxgt.test"},
+    ]
+
+
+def smtp_pool(name, port=BACKEND_PORT, client_info="none", domains=None,
+              timeouts=None, health=None, **extra):
+    p = {"name": name, "type": "smtp", "client_info": client_info,
+         "servers": [{"address": KERNEL_IP, "port": port}]}
+    if domains:
+        p["domains"] = domains
+    if timeouts:
+        p["timeouts"] = timeouts
+    if health:
+        p["health"] = health
+    p.update(extra)
+    return p
+
+
+def gateway_config(tmp, pools, default_pool="default", log_level="info"):
+    top = {
+        "stack": {"port": "net_tap0,iface=mxgt0",
+                  "address": GATEWAY_IP + "/24", "cores": 1},
+        "listeners": listeners(),
+        "default_pool": default_pool,
+        "pools": pools,
+        "maildir": {"path": os.path.join(tmp, "Maildir")},
+        "log": {"file": os.path.join(tmp, "mxgate.log"),
+                "level": log_level},
+    }
+    path = os.path.join(tmp, "mxgate.conf")
+    write_config(path, top)
+    return path
+
+
+def check_config(binary, path, res):
+    r = subprocess.run([binary, "--check-config", path],
+                       capture_output=True, text=True, timeout=30)
+    res.check(r.returncode == 0, "mxgate --check-config accepts the test "
+              "config (%d %s)" % (r.returncode,
+                                  (r.stdout + r.stderr).strip()[-400:]))
+    return r.returncode == 0
+
+
+def gw_log(tmp):
+    try:
+        with open(os.path.join(tmp, "mxgate.log"), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def log_events(text, event):
+    """Parsed key=value log lines of one event type."""
+    out = []
+    for ln in text.splitlines():
+        if "event=%s" % event not in ln:
+            continue
+        d = {}
+        for m in re.finditer(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)', ln):
+            v = m.group(2)
+            d[m.group(1)] = v[1:-1] if v.startswith('"') else v
+        out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------- clients
+
+
+class Sent:
+    """What the clients sent: Message-ID -> recipients (expected set)."""
+
+    def __init__(self):
+        self.ids = {}
+        self.lock = threading.Lock()
+
+    def add(self, mid, rcpts):
+        with self.lock:
+            self.ids[mid] = list(rcpts)
+
+
+def run_swaks(res, sent, port, n, to="u1@example.net"):
+    mid = "swaks-%d-%d@mxgt.test" % (port, n)
+    cmd = ["swaks", "--server", GATEWAY_IP, "--port", str(port),
+           "--from", "sender@client.mxgt.test", "--to", to,
+           "--helo", "swaks.mxgt.test", "--timeout", "60",
+           "--header", "Message-Id: <%s>" % mid,
+           "--header", "Subject: swaks via %d" % port,
+           "--body", "hello from swaks through mxgate\n.leading dot\n"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    # swaks exits 0 only when every step succeeded; the last 250 is the
+    # reply to the final dot.
+    ok = r.returncode == 0 and re.search(r"^<-\s+250 ", r.stdout,
+                                         re.M) is not None
+    res.check(ok, "swaks to port %d: exit %d" % (port, r.returncode))
+    if not ok:
+        log(r.stdout[-1500:], r.stderr[-500:])
+    else:
+        sent.add("<%s>" % mid, [to])
+    return mid
+
+
+def run_smtplib(res, sent, n=2):
+    rcpts = ["u1@example.net", "u2@example.net", "u3@example.org"]
+    try:
+        s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="smtplib.mxgt.test",
+                         timeout=60)
+        s.ehlo()
+        res.check(s.has_extn("pipelining"), "gateway advertises PIPELINING "
+                  "to smtplib (%s)" % sorted(s.esmtp_features))
+        for i in range(n):
+            mid = "smtplib-%d@mxgt.test" % i
+            # smtplib sends bytes as given: CRLF line ends (a bare LF is
+            # rightly refused by the listener's bare_lf = "reject").
+            msg = peers.message(mid, "sender@client.mxgt.test", rcpts,
+                                size=4000 + i * 3000,
+                                seed=i).replace(b"\n", b"\r\n")
+            refused = s.sendmail("sender@client.mxgt.test", rcpts, msg)
+            res.check(not refused, "smtplib message %d to 3 recipients "
+                      "accepted (refused: %s)" % (i, refused))
+            sent.add("<%s>" % mid, rcpts)
+        s.quit()
+    except (smtplib.SMTPException, OSError) as e:
+        res.check(False, "smtplib: %r" % e)
+
+
+def run_pipelined(res, sent, n=5, port=25):
+    """One session, n transactions, each MAIL + 3 RCPT + DATA in one write
+    (RFC 2920)."""
+    rcpts = ["p1@example.net", "p2@example.net", "p3@example.com"]
+    try:
+        c = peers.SmtpClient(GATEWAY_IP, port, timeout=60)
+        c.ehlo("pipe.mxgt.test")
+        res.check("PIPELINING" in c.caps, "PIPELINING advertised on %d" %
+                  port)
+        good = 0
+        for i in range(n):
+            mid = "pipe-%d-%d@mxgt.test" % (port, i)
+            r = c.transaction("pipe@client.mxgt.test", rcpts,
+                              peers.message(mid, "pipe@client.mxgt.test",
+                                            rcpts, size=1500 * (i + 1),
+                                            seed=i),
+                              pipelining=True)
+            if r["outcome"] == 250 and all(x[0] == 250 for x in r["rcpts"]):
+                good += 1
+                sent.add("<%s>" % mid, rcpts)
+            else:
+                log("  pipelined transaction %d: %s" % (i, r))
+        c.quit()
+        res.check(good == n, "%d of %d pipelined transactions (3 rcpts "
+                  "each) accepted" % (good, n))
+    except (peers.SmtpError, OSError) as e:
+        res.check(False, "pipelined client: %r" % e)
+
+
+def run_smtp_source(res, n=SOURCE_MSGS, sessions=SOURCE_SESSIONS, size=1024,
+                    to="bulk@example.net", timeout=240):
+    cmd = ["smtp-source", "-s", str(sessions), "-m", str(n), "-d",
+           "-l", str(size), "-M", SOURCE_HELO, "-f", "src@" + SOURCE_HELO,
+           "-t", to, "%s:25" % GATEWAY_IP]
+    t0 = time.time()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=timeout)
+        rc, out = r.returncode, r.stdout + r.stderr
+    except subprocess.TimeoutExpired:
+        rc, out = -1, "timed out after %d s" % timeout
+    dt = time.time() - t0
+    res.check(rc == 0, "smtp-source %d messages over %d sessions: exit %d "
+              "in %.1f s (%.0f msg/s) %s" % (n, sessions, rc, dt,
+                                             n / max(dt, 1e-3),
+                                             out.strip()[-300:]))
+    return rc == 0
+
+
+def run_clients(res, sent, ports=(25,)):
+    for p in ports:
+        run_swaks(res, sent, p, 1)
+    run_smtplib(res, sent)
+    run_pipelined(res, sent)
+    ok = run_smtp_source(res)
+    return ok
+
+
+def count_source_ids(ids):
+    return sum(1 for m in ids if m.endswith("@%s>" % SOURCE_HELO))
+
+
+def check_message_log(res, tmp, expect_accepted, backend=None):
+    ev = log_events(gw_log(tmp), "message")
+    acc = [e for e in ev if e.get("outcome") == "accepted"]
+    res.check(len(acc) == expect_accepted, "log has %d event=message "
+              "outcome=accepted lines (expected %d)" %
+              (len(acc), expect_accepted))
+    if acc:
+        e = acc[0]
+        need = ["sid", "client", "helo", "from", "rcpts", "size", "reply",
+                "outcome", "ms"] + (["backend"] if backend else [])
+        missing = [k for k in need if k not in e]
+        res.check(not missing and e.get("client") == KERNEL_IP,
+                  "message log line has %s (missing %s): %s" %
+                  (",".join(need), missing, e))
+        if backend:
+            res.check(all(x.get("backend") == backend for x in acc),
+                      "every accepted message logged backend=%s" % backend)
+    conns = log_events(gw_log(tmp), "connection") or \
+        log_events(gw_log(tmp), "session")
+    res.check(len(conns) > 0, "log has per-connection lines (%d)" %
+              len(conns))
+
+
+def check_shutdown(res, gw):
+    rc, st = gw.stop()
+    res.check(rc == 0, "mxgate exit status %s on SIGTERM" % rc)
+    res.check(st is not None and st.get("shutdown", {}).get(
+        "all_mbufs_returned") is True, "clean shutdown returned every mbuf")
+    return st
+
+
+def wait_idle(gw, res, timeout=30):
+    try:
+        st = gw.wait_for(lambda t: t.get("gw_sessions_live", -1) == 0,
+                         timeout, "gw_sessions_live == 0")
+        res.check(True, "no live sessions once the clients quit")
+        return st["total"]
+    except AssertionError as e:
+        res.check(False, str(e))
+        return gw.stats()["total"]
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def scenario_maildir(a, tmp, res):
+    """Embedded default (no --config): the local Maildir next hop."""
+    md = os.path.join(tmp, "Maildir")
+    logf = os.path.join(tmp, "mxgate.log")
+    gw = mxgtest.Mxgate(a.mxgate, ["--maildir", md, "--log-file", logf])
+    STARTED.append(gw)
+    gw.start()
+    try:
+        sent = Sent()
+        ok = run_clients(res, sent, ports=(25, 587))
+        t = wait_idle(gw, res)
+        files = sorted(os.listdir(os.path.join(md, "new"))) \
+            if os.path.isdir(os.path.join(md, "new")) else []
+        ids = {}
+        first = {}
+        for n in files:
+            p = os.path.join(md, "new", n)
+            mid = peers.message_id_of(p)
+            ids[mid] = ids.get(mid, 0) + 1
+            first.setdefault(mid, p)
+        expected = len(sent.ids) + (SOURCE_MSGS if ok else 0)
+        log("  Maildir new/: %d files, %d distinct Message-IDs" %
+            (len(files), len(ids)))
+        res.check(all(m in ids for m in sent.ids),
+                  "every message of swaks/smtplib/pipelined client is in "
+                  "new/ (missing %s)" %
+                  [m for m in sent.ids if m not in ids][:5])
+        res.check(count_source_ids(ids) == SOURCE_MSGS,
+                  "%d distinct smtp-source messages in new/" %
+                  count_source_ids(ids))
+        res.check(len(ids) == expected and all(v == 1 for v in ids.values()),
+                  "each of the %d messages stored exactly once (%d files)" %
+                  (expected, len(files)))
+        res.check(not os.listdir(os.path.join(md, "tmp")),
+                  "nothing left in tmp/")
+        # Received: names client address, HELO and listener.
+        for mid, helo, listener in (("<swaks-25-1@mxgt.test>",
+                                     "swaks.mxgt.test", "mx"),
+                                    ("<swaks-587-1@mxgt.test>",
+                                     "swaks.mxgt.test", "submission"),
+                                    ("<smtplib-0@mxgt.test>",
+                                     "smtplib.mxgt.test", "mx")):
+            if mid not in first:
+                continue
+            hs = peers.read_headers(first[mid])
+            rec = peers.header_values(hs, "Received")
+            r0 = rec[0] if rec else ""
+            log("  %s Received: %s" % (mid, r0))
+            res.check(KERNEL_IP in r0 and helo in r0 and
+                      re.search(r"\b%s\b" % listener, r0) is not None,
+                      "Received of %s names client %s, HELO %s and listener "
+                      "%s" % (mid, KERNEL_IP, helo, listener))
+            res.check(peers.header_values(hs, "Return-Path"),
+                      "Return-Path present in %s" % mid)
+        # The dot-stuffed line survived un-stuffed.
+        p = first.get("<swaks-25-1@mxgt.test>")
+        if p:
+            with open(p, "rb") as f:
+                body = f.read()
+            res.check(b"\n.leading dot\n" in body and b"\r\n" not in body,
+                      "stored with LF line ends, dot-stuffing undone")
+        res.check(t.get("gw_messages_accepted") == expected,
+                  "gw_messages_accepted %s == %d" %
+                  (t.get("gw_messages_accepted"), expected))
+        check_message_log(res, tmp, expected)
+    finally:
+        check_shutdown(res, gw)
+        gw.kill()
+
+
+STARTED = []
+
+
+def start_gateway(a, tmp, res, pools, **kw):
+    conf = gateway_config(tmp, pools, **kw)
+    if not check_config(a.mxgate, conf, res):
+        with open(conf) as f:
+            log(f.read())
+        raise RuntimeError("config rejected")
+    gw = mxgtest.Mxgate(a.mxgate, ["--config", conf])
+    STARTED.append(gw)
+    gw.start()
+    return gw
+
+
+def scenario_sink(a, tmp, res):
+    cap = os.path.join(tmp, "capture")
+    sink = peers.SmtpSink(KERNEL_IP, BACKEND_PORT, capture_dir=cap,
+                          out_path=os.path.join(tmp, "sink.out"))
+    gw = None
+    try:
+        # The gateway first: its tap carries the backends' address.
+        gw = start_gateway(a, tmp, res, [smtp_pool("default")])
+        sink.start()
+        sent = Sent()
+        ok = run_clients(res, sent)
+        t = wait_idle(gw, res)
+        time.sleep(0.5)
+        ids = sink.message_ids()
+        expected = len(sent.ids) + (SOURCE_MSGS if ok else 0)
+        log("  smtp-sink: %d captures, %d distinct Message-IDs, -c count %d"
+            % (len(sink.captured()), len(ids), sink.received()))
+        res.check(all(m in ids for m in sent.ids),
+                  "every swaks/smtplib/pipelined message captured (missing "
+                  "%s)" % [m for m in sent.ids if m not in ids][:5])
+        res.check(count_source_ids(ids) == SOURCE_MSGS,
+                  "%d distinct smtp-source messages captured" %
+                  count_source_ids(ids))
+        res.check(len(sink.captured()) == expected and
+                  sink.received() == expected and
+                  all(v == 1 for v in ids.values()),
+                  "smtp-sink captured and counted each of the %d messages "
+                  "exactly once (%d files, -c %d)" %
+                  (expected, len(sink.captured()), sink.received()))
+        # Recipients intact: the smtplib message had 3.
+        for p in sink.captured():
+            if peers.message_id_of(p) == "<smtplib-0@mxgt.test>":
+                hs = peers.read_headers(p)
+                rc = peers.header_values(hs, "X-Rcpt-Args")
+                res.check(len(rc) == 3, "backend got 3 RCPTs for the "
+                          "smtplib message: %s" % rc)
+        res.check(t.get("gw_messages_accepted") == expected,
+                  "gw_messages_accepted %s == %d" %
+                  (t.get("gw_messages_accepted"), expected))
+        res.check(t.get("gw_backend_reused", 0) > 0,
+                  "backend connections reused (%s reused, %s connects)" %
+                  (t.get("gw_backend_reused"), t.get("gw_backend_connects")))
+        check_message_log(res, tmp, expected,
+                          backend="%s:%d" % (KERNEL_IP, BACKEND_PORT))
+    finally:
+        if gw:
+            check_shutdown(res, gw)
+            gw.kill()
+        sink.stop()
+
+
+def scenario_postfix(a, tmp, res):
+    pf = peers.Postfix(listen="%s:%d" % (KERNEL_IP, BACKEND_PORT),
+                       xclient_hosts=GATEWAY_IP)
+    gw = None
+    try:
+        gw = start_gateway(a, tmp, res,
+                           [smtp_pool("default", client_info="xclient")])
+        pf.start()
+        sent = Sent()
+        ok = run_clients(res, sent)
+        wait_idle(gw, res)
+        n_rcpt = sum(len(r) for r in sent.ids.values()) + \
+            (SOURCE_MSGS if ok else 0)
+        files = pf.wait_delivered(n_rcpt, 180)
+        res.check(len(files) == n_rcpt and pf.queue_count() == 0,
+                  "Postfix delivered %d of %d recipient copies (queue %d)" %
+                  (len(files), n_rcpt, pf.queue_count()))
+        ids = {}
+        bad_rec = []
+        for p in files:
+            hs = peers.read_headers(p)
+            mid = peers.header_values(hs, "Message-ID")
+            mid = mid[0] if mid else None
+            ids[mid] = ids.get(mid, 0) + 1
+            rec = peers.header_values(hs, "Received")
+            if not rec or "[%s]" % KERNEL_IP not in rec[0]:
+                bad_rec.append((mid, rec[:1]))
+        res.check(all(m in ids for m in sent.ids) and
+                  count_source_ids(ids) == SOURCE_MSGS,
+                  "every message reached Postfix (%d distinct ids)" %
+                  len(ids))
+        res.check(files and not bad_rec,
+                  "Postfix's Received header shows the original client "
+                  "[%s] in every message (bad: %d, e.g. %s)" %
+                  (KERNEL_IP, len(bad_rec), bad_rec[:2]))
+        # HELO: XCLIENT HELO= must survive the EHLO that follows XCLIENT.
+        for p in files:
+            if peers.message_id_of(p) == "<smtplib-0@mxgt.test>":
+                rec = peers.header_values(peers.read_headers(p), "Received")
+                log("  Postfix Received: %s" % rec[0])
+                res.check(rec[0].startswith("from smtplib.mxgt.test "),
+                          "Postfix's Received names the client's HELO "
+                          "(smtplib.mxgt.test)")
+                break
+        ml = pf.maillog()
+        cl = re.findall(r"\]: [0-9A-F]+: client=(\S+)", ml)
+        res.check(cl and all(c.endswith("[%s]" % KERNEL_IP) for c in cl),
+                  "Postfix log: %d queue entries, all client=...[%s] "
+                  "(others: %s)" % (len(cl), KERNEL_IP,
+                                    [c for c in cl
+                                     if not c.endswith("[%s]" %
+                                                       KERNEL_IP)][:3]))
+        res.check("connect from unknown[%s]" % GATEWAY_IP in ml and
+                  "not authorized" not in ml.lower(),
+                  "the TCP peer was the gateway %s, XCLIENT authorised" %
+                  GATEWAY_IP)
+        check_message_log(res, tmp, len(sent.ids) +
+                          (SOURCE_MSGS if ok else 0),
+                          backend="%s:%d" % (KERNEL_IP, BACKEND_PORT))
+    finally:
+        if gw:
+            check_shutdown(res, gw)
+            gw.kill()
+        pf.cleanup()
+
+
+# ------------------------------------------------------------ data safety
+
+
+class SafetyClient(threading.Thread):
+    """Sends its share of the messages one transaction at a time over one
+    session, reconnecting when the gateway closes it. Records, per
+    Message-ID, the deciding reply, or 'closed' / 'hang'."""
+
+    def __init__(self, k, ids, outcomes, progress, stop_at):
+        super().__init__(daemon=True)
+        self.k = k
+        self.ids = ids
+        self.outcomes = outcomes
+        self.progress = progress
+        self.stop_at = stop_at
+
+    def run(self):
+        import random
+        rnd = random.Random(self.k)
+        c = None
+        for mid in self.ids:
+            if time.time() > self.stop_at:
+                self.outcomes[mid] = ("unsent", "")
+                continue
+            try:
+                if c is None:
+                    c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
+                    c.ehlo("safety%d.mxgt.test" % self.k)
+                rcpt = ["s%d@example.net" % self.k]
+                body = peers.message(mid, "safety@client.mxgt.test", rcpt,
+                                     size=rnd.choice((300, 2000, 8000,
+                                                      30000, 60000)),
+                                     seed=rnd.randrange(26))
+                r = c.transaction("safety@client.mxgt.test", rcpt, body)
+                code = r["outcome"]
+                where = "dot" if r["dot"] else "envelope"
+                self.outcomes[mid] = (code, where, r)
+                if code is None or code == 421:
+                    c.close()
+                    c = None
+                elif code // 100 != 2:
+                    rc, rt = c.cmd("RSET")
+                    if rc != 250:
+                        c.close()
+                        c = None
+                if code is None or code // 100 != 2:
+                    # Back off a little after a temporary failure, as an
+                    # MTA would: the run then outlasts the gateway's
+                    # health retry (1 s) and shows recovery in-run.
+                    time.sleep(0.02)
+            except socket.timeout:
+                self.outcomes[mid] = ("hang", "")
+                if c:
+                    c.close()
+                c = None
+            except (peers.SmtpError, OSError) as e:
+                self.outcomes[mid] = ("closed", str(e))
+                if c:
+                    c.close()
+                c = None
+            self.progress[0] += 1
+        if c:
+            c.quit()
+
+
+def send_one(mid, timeout=30):
+    c = peers.SmtpClient(GATEWAY_IP, 25, timeout=timeout, connect_retries=5)
+    try:
+        c.ehlo("recover.mxgt.test")
+        r = c.transaction("safety@client.mxgt.test", ["r@example.net"],
+                          peers.message(mid, "safety@client.mxgt.test",
+                                        ["r@example.net"], 1000))
+        c.quit()
+        return r["outcome"]
+    finally:
+        c.close()
+
+
+def scenario_safety(a, tmp, res, n=2000, sessions=8):
+    cap = os.path.join(tmp, "capture")
+    sink = peers.SmtpSink(KERNEL_IP, BACKEND_PORT, capture_dir=cap,
+                          out_path=os.path.join(tmp, "sink.out"))
+    gw = None
+    try:
+        pool = smtp_pool("default", timeouts={
+            "connect": 3, "greeting": 5, "ehlo": 5, "mail": 5, "rcpt": 5,
+            "data": 5, "data_block": 5, "data_end": 10, "rset": 5,
+            "quit": 2}, health={"interval": 1, "fail_after": 1,
+                                "retry": 1})
+        gw = start_gateway(a, tmp, res, [pool])
+        sink.start()
+        ids = ["<safety-%04d@mxgt.test>" % i for i in range(n)]
+        outcomes = {}
+        progress = [0]
+        stop_at = time.time() + 200
+        clients = [SafetyClient(k, [x[1:-1] for x in ids[k::sessions]],
+                                outcomes, progress, stop_at)
+                   for k in range(sessions)]
+        t0 = time.time()
+        for c in clients:
+            c.start()
+        # Kill the backend in the middle of the run; restart it once 150
+        # more messages were tried or 2 s passed, whichever comes first,
+        # so that most of the run is left for the recovery.
+        while progress[0] < n * 2 // 5 and time.time() - t0 < 150:
+            time.sleep(0.005)
+        at_kill = progress[0]
+        t_kill = time.time()
+        sink.kill()
+        log("  backend SIGKILLed after %d messages (%.1f s)" %
+            (at_kill, t_kill - t0))
+        while progress[0] < at_kill + 150 and time.time() - t_kill < 2:
+            time.sleep(0.005)
+        at_restart = progress[0]
+        sink.start()
+        log("  backend restarted %.1f s later, after %d messages" %
+            (time.time() - t_kill, at_restart))
+        for c in clients:
+            c.join(max(1, stop_at + 30 - time.time()))
+        res.check(not any(c.is_alive() for c in clients),
+                  "all client sessions finished")
+        dt = time.time() - t0
+        outs = {"<%s>" % k: v for k, v in dict(outcomes).items()}
+        acc = [m for m, v in outs.items() if v[0] == 250]
+        temp = [m for m, v in outs.items()
+                if isinstance(v[0], int) and 400 <= v[0] < 500]
+        perm = [(m, v[2] if len(v) > 2 else v) for m, v in outs.items()
+                if isinstance(v[0], int) and v[0] >= 500]
+        other = [(m, v[:2]) for m, v in outs.items()
+                 if not isinstance(v[0], int) or v[0] is None]
+        mid_dot = [m for m, v in outs.items()
+                   if isinstance(v[0], int) and 400 <= v[0] < 500 and
+                   v[1] == "dot"]
+        log("  %d messages in %.1f s: %d accepted, %d 4xx (%d at the final "
+            "dot), %d 5xx, %d other" % (len(outs), dt, len(acc), len(temp),
+                                        len(mid_dot), len(perm), len(other)))
+        time.sleep(1)
+        at_backend = sink.message_ids()
+        lost = [m for m in acc if m not in at_backend]
+        res.check(len(outs) == n, "every one of the %d messages was tried "
+                  "(%d)" % (n, len(outs)))
+        res.check(not lost, "every message that got 250 is at the backend "
+                  "by Message-ID (%d accepted, %d missing: %s)" %
+                  (len(acc), len(lost), lost[:5]))
+        res.check(not perm, "no 5xx for any message (%d: %s)" %
+                  (len(perm), perm[:3]))
+        res.check(not other, "no hang, silent close or unsent message (%d: "
+                  "%s)" % (len(other), other[:5]))
+        res.check(len(temp) > 0, "the kill was felt: %d messages got 4xx "
+                  "(%d of them at the final dot)" % (len(temp), len(mid_dot)))
+        codes = sorted({outs[m][0] for m in temp})
+        log("  4xx codes seen: %s; e.g. %s" % (
+            codes, [outs[m][2]["dot"] or outs[m][2]["rcpts"]
+                    for m in temp[:3] if len(outs[m]) > 2]))
+        dup = [m for m in temp if m in at_backend]
+        log("  4xx messages nonetheless at the backend (client will resend: "
+            "duplicates, allowed): %d" % len(dup))
+        # Messages are sent in index order (client k sends k, k+8, ...):
+        # an index well past the progress count at restart was sent after it.
+        late = [m for m in acc
+                if int(m[len("<safety-"):][:4]) >= at_restart + 2 * sessions]
+        res.check(len(late) > 0, "messages after the restart were accepted "
+                  "in the same run (%d)" % len(late))
+        # Recovery by itself: a new message succeeds within 30 s, then 20
+        # in a row.
+        t1 = time.time()
+        first_ok = None
+        tries = 0
+        while time.time() - t1 < 30 and tries < 60:
+            tries += 1
+            try:
+                if send_one("recover-probe-%d@mxgt.test" % tries) == 250:
+                    first_ok = time.time() - t1
+                    break
+            except (peers.SmtpError, OSError):
+                pass
+            time.sleep(0.5)
+        res.check(first_ok is not None, "gateway recovered by itself: new "
+                  "message accepted %.1f s after the run" %
+                  (first_ok or -1))
+        good = 0
+        for i in range(20):
+            try:
+                if send_one("recover-%d@mxgt.test" % i) == 250:
+                    good += 1
+            except (peers.SmtpError, OSError):
+                pass
+        time.sleep(0.5)
+        at_backend = sink.message_ids()
+        res.check(good == 20 and all("<recover-%d@mxgt.test>" % i
+                                     in at_backend for i in range(20)),
+                  "after recovery 20 of 20 new messages accepted (%d) and "
+                  "at the backend" % good)
+        t = wait_idle(gw, res)
+        log("  counters: %s" % {k: v for k, v in t.items()
+                                if k.startswith("gw_")})
+        # Where each 4xx came: MAIL, RCPT, DATA (no 354) or the final dot.
+        stage = {"mail": 0, "rcpt": 0, "data": 0, "dot": 0}
+        for m in temp:
+            r = outs[m][2] if len(outs[m]) > 2 else None
+            if not r:
+                continue
+            if r["dot"]:
+                stage["dot"] += 1
+            elif r["mail"] and r["mail"][0] // 100 != 2:
+                stage["mail"] += 1
+            elif r["rcpts"] and all(x[0] // 100 != 2 for x in r["rcpts"]):
+                stage["rcpt"] += 1
+            else:
+                stage["data"] += 1
+        log("  4xx by stage: %s" % stage)
+        res.check(t.get("gw_messages_tempfail", 0) >= stage["dot"] and
+                  t.get("gw_rcpts_rejected", 0) >= stage["rcpt"],
+                  "counters: gw_messages_tempfail %s >= %d (4xx at the "
+                  "dot), gw_rcpts_rejected %s >= %d (4xx at RCPT)" %
+                  (t.get("gw_messages_tempfail"), stage["dot"],
+                   t.get("gw_rcpts_rejected"), stage["rcpt"]))
+    finally:
+        if gw:
+            check_shutdown(res, gw)
+            gw.kill()
+        sink.stop()
+
+
+# ------------------------------------------------------------------ reject
+
+def scenario_reject(a, tmp, res):
+    bad = "nosuchuser@example.net"
+    pf = peers.Postfix(listen="%s:%d" % (KERNEL_IP, BACKEND_PORT),
+                       xclient_hosts=GATEWAY_IP,
+                       reject={bad: "550 5.1.1 User unknown"})
+    gw = None
+    try:
+        gw = start_gateway(a, tmp, res,
+                           [smtp_pool("default", client_info="xclient")])
+        pf.start()
+        # What Postfix itself answers, straight from the kernel side.
+        c = peers.SmtpClient(KERNEL_IP, BACKEND_PORT, timeout=20)
+        c.ehlo(HELO)
+        c.cmd("MAIL FROM:<probe@client.mxgt.test>")
+        direct = c.cmd("RCPT TO:<%s>" % bad)
+        c.quit()
+        log("  Postfix answers directly: %r" % (direct,))
+        res.check(direct[0] == 550 and direct[1].startswith("550 5.1.1 "),
+                  "backend rejects %s with 550 5.1.1" % bad)
+        good = ["good1@example.net", "good2@example.org"]
+        rcpts = [good[0], bad, good[1]]
+        for pipelining in (True, False):
+            mid = "reject-%s@mxgt.test" % ("pipe" if pipelining else "seq")
+            c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
+            c.ehlo(HELO)
+            r = c.transaction("sender@client.mxgt.test", rcpts,
+                              peers.message(mid, "sender@client.mxgt.test",
+                                            rcpts, 3000),
+                              pipelining=pipelining)
+            c.quit()
+            log("  via gateway (%s): rcpts %s, dot %s" %
+                ("pipelined" if pipelining else "one by one", r["rcpts"],
+                 r["dot"]))
+            res.check(len(r["rcpts"]) == 3 and r["rcpts"][1] == direct,
+                      "client sees the backend's reply verbatim: %r" %
+                      (r["rcpts"][1] if len(r["rcpts"]) > 1 else None,))
+            res.check(len(r["rcpts"]) == 3 and r["rcpts"][0][0] == 250 and
+                      r["rcpts"][2][0] == 250 and r["outcome"] == 250,
+                      "the other recipients and the message accepted")
+        # smtplib: the refused dict carries code and text.
+        s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname=HELO, timeout=60)
+        refused = s.sendmail("sender@client.mxgt.test", rcpts,
+                             peers.message("reject-smtplib@mxgt.test",
+                                           "sender@client.mxgt.test",
+                                           rcpts, 500).replace(b"\n",
+                                                               b"\r\n"))
+        s.quit()
+        res.check(list(refused) == [bad] and refused[bad][0] == 550 and
+                  refused[bad][1].decode().startswith("5.1.1 "),
+                  "smtplib sees only %s refused: %s" % (bad, refused))
+        # A message whose only recipient is rejected never reaches Postfix.
+        c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
+        c.ehlo(HELO)
+        r = c.transaction("sender@client.mxgt.test", [bad],
+                          peers.message("reject-only@mxgt.test",
+                                        "sender@client.mxgt.test", [bad],
+                                        200))
+        c.quit()
+        res.check(r["rcpts"][0] == direct and r["dot"] is None,
+                  "a message whose only recipient is rejected gets the 550 "
+                  "and no DATA (%s)" % (r["data"],))
+        files = pf.wait_delivered(6, 60)
+        time.sleep(1)
+        files = pf.delivered()
+        got = {}
+        for p in files:
+            hs = peers.read_headers(p)
+            mid = peers.header_values(hs, "Message-ID")[0]
+            got.setdefault(mid, []).append(
+                peers.header_values(hs, "Delivered-To")[0])
+        log("  delivered: %s" % got)
+        ok = all(sorted(got.get("<reject-%s@mxgt.test>" % k, [])) == good
+                 for k in ("pipe", "seq", "smtplib"))
+        res.check(ok and len(files) == 6 and
+                  "<reject-only@mxgt.test>" not in got,
+                  "each message delivered to exactly the two good "
+                  "recipients, nothing for the rejected one")
+        t = gw.stats()["total"]
+        res.check(t.get("gw_rcpts_rejected", 0) >= 4,
+                  "gw_rcpts_rejected %s >= 4" % t.get("gw_rcpts_rejected"))
+    finally:
+        if gw:
+            check_shutdown(res, gw)
+            gw.kill()
+        pf.cleanup()
+
+
+# ------------------------------------------------------------------- stall
+
+STALL_TMO = 3
+
+
+def scenario_stall(a, tmp, res):
+    steps = peers.StallServer.STEPS
+    servers = []
+    pools = [smtp_pool("default", port=BACKEND_PORT)]
+    tmo = {k: STALL_TMO for k in ("connect", "greeting", "ehlo", "xclient",
+                                  "mail", "rcpt", "data", "data_block",
+                                  "data_end", "rset", "quit")}
+    for i, step in enumerate(steps):
+        pools.append(smtp_pool("stall_" + step, port=2600 + i,
+                               domains=["%s.stall.test" % step],
+                               timeouts=tmo,
+                               health={"interval": 0, "fail_after": 100,
+                                       "retry": 1}))
+    gw = None
+    sink = peers.SmtpSink(KERNEL_IP, BACKEND_PORT,
+                          out_path=os.path.join(tmp, "sink.out"))
+    try:
+        gw = start_gateway(a, tmp, res, pools)
+        sink.start()
+        for i, step in enumerate(steps):
+            servers.append(peers.StallServer(KERNEL_IP, 2600 + i,
+                                             stall_at=step,
+                                             stall_count=1).start())
+        for i, step in enumerate(steps):
+            st = servers[i]
+            rcpt = ["user@%s.stall.test" % step]
+            log("  -- backend stalls at %s" % step)
+            c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
+            c.ehlo(HELO)
+            t0 = time.time()
+            try:
+                r = c.transaction("sender@client.mxgt.test", rcpt,
+                                  peers.message("stall-%s@mxgt.test" % step,
+                                                "sender@client.mxgt.test",
+                                                rcpt, 20000))
+            except (socket.timeout, peers.SmtpError) as e:
+                res.check(False, "stall at %s: client got no reply: %r" %
+                          (step, e))
+                c.close()
+                continue
+            dt = time.time() - t0
+            code = r["outcome"]
+            which = [x for x in [r["mail"]] + r["rcpts"] +
+                     [r["data"], r["dot"]] if x and x[0] // 100 == 4]
+            log("  stall at %s: outcome %s after %.1f s: %s" %
+                (step, code, dt, which[:1]))
+            res.check(code is not None and 400 <= code < 500,
+                      "stall at %s: client got 4xx (%s)" % (step, code))
+            res.check(dt <= 2 * STALL_TMO + 2,
+                      "stall at %s: reply within the backend time-out "
+                      "(%.1f s, time-out %d s)" % (step, dt, STALL_TMO))
+            res.check(st.stalls == 1, "stall at %s: the backend did stall "
+                      "(%d)" % (step, st.stalls))
+            res.check(dt >= STALL_TMO - 0.5,
+                      "stall at %s: the 4xx came from the time-out, not "
+                      "before it (%.1f s)" % (step, dt))
+            try:
+                rs = c.cmd("RSET")
+                res.check(rs[0] == 250, "stall at %s: RSET after the 4xx: "
+                          "%s" % (step, rs[1]))
+                mid = "after-stall-%s@mxgt.test" % step
+                r2 = c.transaction("sender@client.mxgt.test", rcpt,
+                                   peers.message(mid,
+                                                 "sender@client.mxgt.test",
+                                                 rcpt, 2000))
+                res.check(r2["outcome"] == 250 and
+                          any(b"<%s>" % mid.encode() in m
+                              for m in st.messages),
+                          "stall at %s: next transaction in the same "
+                          "session delivered (%s)" % (step, r2["dot"]))
+                nq = c.cmd("NOOP")
+                res.check(nq[0] == 250, "stall at %s: session still "
+                          "usable (NOOP %d)" % (step, nq[0]))
+                c.quit()
+            except (socket.timeout, peers.SmtpError, OSError) as e:
+                res.check(False, "stall at %s: session not usable after "
+                          "the 4xx: %r" % (step, e))
+                c.close()
+            deadline = time.time() + STALL_TMO + 5
+            while not st.stall_held and time.time() < deadline:
+                time.sleep(0.1)
+            res.check(len(st.stall_held) == 1,
+                      "stall at %s: gateway closed the stalled backend "
+                      "connection (held %s s)" %
+                      (step, ["%.1f" % x for x in st.stall_held]))
+        t = wait_idle(gw, res)
+        log("  counters: %s" % {k: v for k, v in t.items()
+                                if k.startswith("gw_")})
+    finally:
+        if gw:
+            check_shutdown(res, gw)
+            gw.kill()
+        for s in servers:
+            s.stop()
+        sink.stop()
+
+
+# ------------------------------------------------------------------ burst
+
+def scenario_burst(a, tmp, res, n=20, rounds=3):
+    md = os.path.join(tmp, "Maildir")
+    gw = mxgtest.Mxgate(a.mxgate, ["--maildir", md, "--log-file",
+                                   os.path.join(tmp, "mxgate.log")])
+    STARTED.append(gw)
+    gw.start()
+    try:
+        total_ok = 0
+        for rnd in range(rounds):
+            out = [None] * n
+            go = threading.Barrier(n)
+
+            def one(i):
+                try:
+                    go.wait(10)
+                    c = peers.SmtpClient(GATEWAY_IP, 25, timeout=5,
+                                         connect_retries=3)
+                except (OSError, threading.BrokenBarrierError,
+                        peers.SmtpError) as e:
+                    out[i] = "no greeting: %r" % e
+                    return
+                try:
+                    c.ehlo("burst%d.mxgt.test" % i)
+                    mid = "burst-%d-%d@mxgt.test" % (rnd, i)
+                    r = c.transaction("b@client.mxgt.test",
+                                      ["b%d@example.net" % i],
+                                      peers.message(mid,
+                                                    "b@client.mxgt.test",
+                                                    ["b%d@example.net" % i],
+                                                    800))
+                    out[i] = "ok" if r["outcome"] == 250 else \
+                        "outcome %s" % r["outcome"]
+                    c.quit()
+                except (OSError, peers.SmtpError) as e:
+                    out[i] = "after greeting: %r" % e
+                    c.close()
+
+            ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            ok = out.count("ok")
+            total_ok += ok
+            res.check(ok == n, "round %d: %d of %d simultaneous clients "
+                      "greeted and delivered (%s)" %
+                      (rnd, ok, n, [x for x in out if x != "ok"][:3]))
+            time.sleep(0.3)
+        t = gw.stats()["total"]
+        res.check(t.get("gw_messages_accepted") == total_ok,
+                  "gw_messages_accepted %s == %d" %
+                  (t.get("gw_messages_accepted"), total_ok))
+        wait_idle(gw, res, timeout=10)
+    finally:
+        check_shutdown(res, gw)
+        gw.kill()
+
+
+# ---------------------------------------------------------------- run.sh
+
+def scenario_runcheck(a, tmp, res):
+    script = a.run_sh or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+        "run.sh")
+    t0 = time.time()
+    try:
+        r = subprocess.run([script, "--check"], capture_output=True,
+                           text=True, timeout=280,
+                           stdin=subprocess.DEVNULL)
+        rc, out = r.returncode, r.stdout + r.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out = -1, "timed out: %s" % (e.stdout or "")
+    log(out[-3000:])
+    res.check(rc == 0, "scripts/run.sh --check exit %s in %.0f s" %
+              (rc, time.time() - t0))
+    res.check("Maildir" in out, "run.sh names the Maildir it delivers to")
+    res.check(re.search(r"\b250\b", out) is not None,
+              "run.sh shows an SMTP 250 for the message it sent")
+    m = re.search(r"arrived: (\S+)", out)
+    ok = False
+    if m and os.path.isfile(m.group(1)):
+        rec = peers.header_values(peers.read_headers(m.group(1)), "Received")
+        ok = bool(rec) and KERNEL_IP in rec[0]
+    res.check(ok, "the file run.sh says arrived exists in the Maildir and "
+              "its Received names the client %s (%s)" %
+              (KERNEL_IP, m.group(1) if m else "no 'arrived:' line"))
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                        text=True).stdout
+    res.check(not re.search(r"^mxgate\b", ns, re.M),
+              "namespace 'mxgate' removed after --check")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mxgate")
+    ap.add_argument("scenario")
+    ap.add_argument("--run-sh", default=None)
+    a = ap.parse_args()
+    a.mxgate = os.path.abspath(a.mxgate)
+    res = mxgtest.Result("gateway-" + a.scenario)
+    fn = globals().get("scenario_" + a.scenario)
+    if fn is None:
+        ap.error("unknown scenario %s" % a.scenario)
+    if a.scenario == "runcheck":
+        fn(a, None, res)
+        res.finish()
+    tmp = tempfile.mkdtemp(prefix="mxgt-gw-%s-" % a.scenario)
+    os.chmod(tmp, 0o755)
+    try:
+        with mxgtest.Netns("gw" + a.scenario[:5]):
+            try:
+                fn(a, tmp, res)
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                res.check(False, "exception: %r" % e)
+    finally:
+        if res.failures:
+            tail = gw_log(tmp)[-4000:]
+            if tail:
+                log("--- mxgate log (tail) ---\n" + tail)
+            for gw in STARTED:
+                log("--- mxgate output (tail) ---\n" + gw.output()[-3000:])
+            log("(kept %s for inspection)" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    res.finish()
+
+
+if __name__ == "__main__":
+    main()
