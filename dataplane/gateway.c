@@ -125,7 +125,9 @@ struct gw_be {
 	bool idle;           /* parked in the pool's idle cache */
 	bool counted;        /* relay_server_opened() done */
 	bool eof;            /* relay_client_eof() done */
-	bool reuse_check;    /* RSET sent on reuse, not yet answered */
+	bool reuse_check;    /* reused from the cache, no reply yet in this
+				transaction: a failure now is retried on a
+				fresh connection */
 	bool xclient_used;   /* an XCLIENT identity was applied */
 	struct gw_be *next_dirty;
 	struct gw_core *gc;
@@ -678,6 +680,7 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 			be_detach(b);
 		return;
 	case RELAY_EV_MAIL:
+		b->reuse_check = false;
 		if (!s)
 			return;
 		if (ev->reply.code / 100 != 2) {
@@ -754,8 +757,14 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		txn_done(s, ev->reply.code, &ev->reply, NULL, NULL);
 		verdict_reply(s, &ev->reply);
 		if (!s->be_sticky) {
+			/* RSET between transactions (DESIGN 5): sent now, off
+			 * the next message's path; the connection is parked
+			 * when the backend answers it (RELAY_EV_RSET). */
 			s->be = NULL;
-			be_detach(b);
+			b->owner = NULL;
+			if (relay_client_rset(b->rc) < 0)
+				be_detach(b);
+			be_dirty(b);
 		}
 		sess_txn_reset(s);
 		return;
@@ -790,11 +799,14 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		       b->name, relay_error_name(ev->error),
 		       relay_step_name(ev->step), ev->reply.code,
 		       s ? s->sid : "-");
-		if (s && b->reuse_check && s->wait == W_RCPT && !s->mail_sent) {
+		if (s && b->reuse_check && s->wait == W_RCPT) {
 			/* A cached connection died before its RSET answer:
 			 * nothing of the transaction reached it; retry the
 			 * RCPT on a fresh connection. */
 			b->owner = NULL;
+			s->mail_sent = false;
+			s->mail_failed = false;
+			s->pend_rcpt_queued = false;
 			s->be = sess_get_backend(s, b->pool);
 			be_close(b, true);
 			if (!s->be) {
@@ -803,8 +815,7 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 			}
 			snprintf(s->backend_name, sizeof(s->backend_name),
 				 "%s", s->be->name);
-			if (relay_client_state(s->be->rc) == RELAY_ST_READY &&
-			    !s->be->reuse_check)
+			if (relay_client_state(s->be->rc) == RELAY_ST_READY)
 				sess_backend_ready(s);
 			return;
 		}
@@ -995,17 +1006,12 @@ static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool)
 				be_release(b);
 			continue;
 		}
-		/* RSET before reuse: proves the cached connection alive
-		 * and starts the backend from a clean state; a failure
-		 * here is retried on a new connection (be_handle_event). */
-		if (relay_client_rset(b->rc) < 0) {
-			be_close(b, false);
-			continue;
-		}
+		/* Cached connections were RSET and answered before they were
+		 * parked (RELAY_EV_DATA_END below), so they are clean; one
+		 * that died since is retried on a new connection. */
 		b->reuse_check = true;
 		b->owner = s;
 		gc->stats.backend_reused++;
-		be_dirty(b);
 		return b;
 	}
 	r = relay_pool_select(gc->pools, pool, now_ms(gc));
@@ -1109,9 +1115,7 @@ static void on_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 		snprintf(s->backend_name, sizeof(s->backend_name), "%s",
 			 s->be->name);
 	}
-	if ((relay_client_state(s->be->rc) == RELAY_ST_READY &&
-	     !s->be->reuse_check) ||
-	    s->mail_sent)
+	if (relay_client_state(s->be->rc) == RELAY_ST_READY || s->mail_sent)
 		sess_backend_ready(s);
 	/* else RELAY_EV_READY calls sess_backend_ready() */
 }
