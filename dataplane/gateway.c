@@ -311,8 +311,9 @@ static struct gw_be *be_open(struct gw_core *gc, uint32_t pool, uint32_t srv,
 	if (!b)
 		return NULL;
 	relay_server_get_info(gc->pools, srv, &si);
+	/* No session (health check): all-zero addresses, which the PROXY v2
+	 * encoder sends as the LOCAL command. */
 	memset(&pa, 0, sizeof(pa));
-	pa.src_addr = pa.dst_addr = rte_be_to_cpu_32(gc->gw->our_ip);
 	if (for_sess) {
 		pa.src_addr = rte_be_to_cpu_32(for_sess->client_ip);
 		pa.src_port = for_sess->client_port;

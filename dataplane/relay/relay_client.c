@@ -254,6 +254,16 @@ int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 		return -ENOSPC;
 	memcpy(p, sig, sizeof(sig));
 	p += sizeof(sig);
+	if (a->src_addr == 0 && a->dst_addr == 0 && a->src_port == 0 &&
+	    a->dst_port == 0) {
+		/* No client behind this connection (a health check): the
+		 * LOCAL command, AF_UNSPEC, no address block (2.2). */
+		*p++ = 0x20;
+		*p++ = 0x00;
+		*p++ = 0;
+		*p++ = 0;
+		return RELAY_PROXY_V2_LOCAL_LEN;
+	}
 	*p++ = 0x21;
 	*p++ = 0x11;
 	*p++ = 0;
@@ -976,8 +986,9 @@ struct relay_client *relay_client_init(void *mem, size_t size,
 
 		/* proxy-protocol.txt 2: the header is the very first thing
 		 * on the connection, before the server's greeting. */
-		relay_proxy_v2_encode(proxy, hdr, sizeof(hdr));
-		out_append(c, hdr, sizeof(hdr));
+		int hl = relay_proxy_v2_encode(proxy, hdr, sizeof(hdr));
+
+		out_append(c, hdr, hl > 0 ? (size_t)hl : sizeof(hdr));
 	}
 	return c;
 }

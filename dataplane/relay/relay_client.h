@@ -91,10 +91,13 @@ struct relay_proxy_addr {
 	uint16_t dst_port;
 };
 
-/* Length of a PROXY v2 TCP4 header. */
+/* Length of a PROXY v2 TCP4 header, and of a LOCAL one (all-zero
+ * addresses: a connection of our own, e.g. a health check). */
 #define RELAY_PROXY_V2_TCP4_LEN 28
+#define RELAY_PROXY_V2_LOCAL_LEN 16
 /* Encodes a PROXY v2 "PROXY" command for TCP over IPv4 (HAProxy
- * proxy-protocol.txt section 2.2) into buf. Returns the length (28) or
+ * proxy-protocol.txt section 2.2) into buf; all-zero addresses give the
+ * LOCAL command instead. Returns the length (28 or 16) or
  * -ENOSPC if len is too small. */
 int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 			  size_t len);
