@@ -10,6 +10,8 @@
  * state while that core runs, except to read counters.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +33,9 @@
 #include "dataplane/app.h"
 #include "dataplane/clock.h"
 #include "dataplane/gateway.h"
+#include "control/admin.h"
 #include "control/config.h"
+#include "control/metrics.h"
 #include "dataplane/port.h"
 
 #define MXG_VERSION "0.1.0"
@@ -58,6 +62,10 @@ static const char *g_config_path;
 static const char *g_maildir_override;
 static const char *g_log_path;
 static uint32_t g_max_sessions = 1024;
+static const char *g_admin_path = "/run/mxgate/admin.sock";
+static const char *g_metrics_spec;
+static struct ctl_admin *g_admin;
+static struct ctl_metrics *g_metrics;
 static struct rte_mempool *g_log_pool;
 static FILE *g_log;
 /* Which stack settings the command line gave (they override the file). */
@@ -99,6 +107,9 @@ static void usage(FILE *f)
 "                        log.file, else standard error)\n"
 "  --max-sessions N      SMTP sessions per core (1024)\n"
 "  --no-gateway          run the stack and built-in services only\n"
+"  --admin-socket PATH   admin API for mxgatectl (/run/mxgate/admin.sock)\n"
+"  --no-admin            no admin socket\n"
+"  --metrics ADDR:PORT   Prometheus metrics over HTTP (kernel socket)\n"
 "  --port SPEC           DPDK vdev (net_tap0,iface=mxg0 by default;\n"
 "                        net_memif..., net_af_packet..., net_ring...) or a\n"
 "                        PCI address\n"
@@ -247,7 +258,7 @@ enum {
 	OPT_TWMS, OPT_RCVBUF, OPT_SNDBUF, OPT_MBUFS, OPT_FAULT, OPT_CONNECT,
 	OPT_CBYTES, OPT_CCOUNT, OPT_CEXIT, OPT_STATS, OPT_STATSINT, OPT_RUN,
 	OPT_LOADGEN, OPT_DPCPUS, OPT_CONFIG, OPT_CHECK, OPT_MAILDIR, OPT_LOGF,
-	OPT_NOGW, OPT_MAXSESS,
+	OPT_NOGW, OPT_MAXSESS, OPT_ADMIN, OPT_NOADMIN, OPT_METRICS,
 };
 
 static const struct option long_opts[] = {
@@ -283,6 +294,9 @@ static const struct option long_opts[] = {
 	{"log-file", required_argument, NULL, OPT_LOGF},
 	{"no-gateway", no_argument, NULL, OPT_NOGW},
 	{"max-sessions", required_argument, NULL, OPT_MAXSESS},
+	{"admin-socket", required_argument, NULL, OPT_ADMIN},
+	{"no-admin", no_argument, NULL, OPT_NOADMIN},
+	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"version", no_argument, NULL, 'V'},
 	{"help", no_argument, NULL, 'h'},
@@ -489,6 +503,15 @@ static int parse_args(int argc, char **argv)
 		case OPT_LOGF:
 			g_log_path = optarg;
 			break;
+		case OPT_ADMIN:
+			g_admin_path = optarg;
+			break;
+		case OPT_NOADMIN:
+			g_admin_path = NULL;
+			break;
+		case OPT_METRICS:
+			g_metrics_spec = optarg;
+			break;
 		case OPT_NOGW:
 			g_gateway = false;
 			break;
@@ -586,18 +609,11 @@ static void on_signal(int sig)
 	X(connect_bytes_verified) X(lg_started) X(lg_completed) X(lg_failed)  \
 	X(lg_bytes) X(live)
 
-static void write_stats(bool final, bool mbufs_ok)
+/* The counters as one JSON object (stats file and admin "stats"). */
+static void stats_json(FILE *f, bool final, bool mbufs_ok)
 {
 	const struct mxg_conf *c = &g_conf;
-	char tmp[300];
-	FILE *f;
 
-	if (!c->stats_file[0])
-		return;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", c->stats_file);
-	f = fopen(tmp, "w");
-	if (!f)
-		return;
 	fprintf(f, "{\n \"version\": \"%s\",\n \"pid\": %d,\n", MXG_VERSION,
 		getpid());
 	fprintf(f, " \"cores\": %u,\n \"port\": {\"driver\": \"%s\", "
@@ -714,11 +730,209 @@ static void write_stats(bool final, bool mbufs_ok)
 		fprintf(f, "}");
 	}
 	fprintf(f, "\n ]\n}\n");
+}
+
+static void write_stats(bool final, bool mbufs_ok)
+{
+	const struct mxg_conf *c = &g_conf;
+	char tmp[300];
+	FILE *f;
+
+	if (!c->stats_file[0])
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", c->stats_file);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	stats_json(f, final, mbufs_ok);
 	fclose(f);
 	rename(tmp, c->stats_file);
 }
 
+/* --- admin socket and metrics (main lcore) -------------------------- */
+
+static uint64_t g_start_us;
+
+static uint64_t gw_total(size_t off)
+{
+	uint64_t s = 0;
+
+	for (int k = 0; k < g_conf.n_cores; k++)
+		s += *(const uint64_t *)((const char *)core_gw(k) + off);
+	return s;
+}
+#define GW_TOTAL(field) gw_total(offsetof(struct gw_stats, field))
+
+static uint64_t net_total(size_t off)
+{
+	uint64_t s = 0;
+
+	for (int k = 0; k < g_conf.n_cores; k++)
+		s += *(const uint64_t *)((const char *)core_net(k) + off);
+	return s;
+}
+#define NET_TOTAL(field) net_total(offsetof(struct net_stats, field))
+
+static int adm_status(const struct ctl_admin_req *req, char *out,
+		      size_t outlen, void *ctx)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	(void)req;
+	(void)ctx;
+	inet_ntop(AF_INET, &g_conf.ip, ip, sizeof(ip));
+	snprintf(out, outlen,
+		 "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,"
+		 "\"address\":\"%s\",\"cores\":%u,\"port_driver\":\"%s\","
+		 "\"gateway\":%s,\"listeners\":%u,\"sessions_open\":%llu,"
+		 "\"messages_accepted\":%llu,\"mbufs_free\":%u,"
+		 "\"mbufs\":%u}",
+		 MXG_VERSION, getpid(),
+		 (unsigned long long)((clock_us() - g_start_us) / 1000000),
+		 ip, g_conf.n_cores, g_port.driver,
+		 g_gateway ? "true" : "false",
+		 g_gateway ? g_cfg.n_listeners : 0,
+		 (unsigned long long)GW_TOTAL(sessions_live),
+		 (unsigned long long)GW_TOTAL(messages_accepted),
+		 rte_mempool_avail_count(g_pool), g_pool->size);
+	return 0;
+}
+
+static int adm_stats(const struct ctl_admin_req *req, char *out,
+		     size_t outlen, void *ctx)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	(void)req;
+	(void)ctx;
+	if (!f)
+		return -ENOMEM;
+	stats_json(f, false, false);
+	fclose(f);
+	if (len + 1 > outlen) {
+		free(buf);
+		snprintf(out, outlen, "stats larger than the reply limit");
+		return -ENOSPC;
+	}
+	memcpy(out, buf, len + 1);
+	free(buf);
+	return 0;
+}
+
+static void metrics_cb(struct ctl_mw *w, void *ctx)
+{
+	static const char *outcomes[] = {"accepted", "rejected", "tempfail"};
+	uint64_t msgs[3] = {GW_TOTAL(messages_accepted),
+			    GW_TOTAL(messages_rejected),
+			    GW_TOTAL(messages_tempfail)};
+
+	(void)ctx;
+	ctl_mw_family(w, "mxgate_connections_accepted_total",
+		      "SMTP connections accepted", CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_connections_accepted_total", NULL, 0,
+		   GW_TOTAL(sessions));
+	ctl_mw_family(w, "mxgate_connections_rejected_total",
+		      "SMTP connections refused, by reason", CTL_METRIC_COUNTER);
+	{
+		struct ctl_label l = {"reason", "session_table_full"};
+
+		ctl_mw_u64(w, "mxgate_connections_rejected_total", &l, 1,
+			   GW_TOTAL(sessions_refused));
+	}
+	ctl_mw_family(w, "mxgate_messages_total",
+		      "Messages by final outcome", CTL_METRIC_COUNTER);
+	for (int i = 0; i < 3; i++) {
+		struct ctl_label l = {"outcome", outcomes[i]};
+
+		ctl_mw_u64(w, "mxgate_messages_total", &l, 1, msgs[i]);
+	}
+	ctl_mw_family(w, "mxgate_received_bytes_total",
+		      "SMTP bytes taken from clients", CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_received_bytes_total", NULL, 0,
+		   GW_TOTAL(bytes_in));
+	ctl_mw_family(w, "mxgate_sessions_open", "SMTP sessions open",
+		      CTL_METRIC_GAUGE);
+	ctl_mw_u64(w, "mxgate_sessions_open", NULL, 0,
+		   GW_TOTAL(sessions_live));
+	ctl_mw_family(w, "mxgate_backend_connections_open",
+		      "Backend connections open", CTL_METRIC_GAUGE);
+	ctl_mw_u64(w, "mxgate_backend_connections_open", NULL, 0,
+		   GW_TOTAL(backend_live));
+	ctl_mw_family(w, "mxgate_backend_errors_total",
+		      "Backend connections that failed", CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_backend_errors_total", NULL, 0,
+		   GW_TOTAL(backend_errors));
+	ctl_mw_family(w, "mxgate_tcp_retransmits_total",
+		      "TCP segments retransmitted", CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_tcp_retransmits_total", NULL, 0,
+		   NET_TOTAL(tcp_retransmits));
+	ctl_mw_family(w, "mxgate_syncookies_sent_total",
+		      "SYN cookies sent", CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_syncookies_sent_total", NULL, 0,
+		   NET_TOTAL(syncookies_sent));
+	ctl_mw_family(w, "mxgate_mbufs_free", "Free mbufs in the pool",
+		      CTL_METRIC_GAUGE);
+	ctl_mw_u64(w, "mxgate_mbufs_free", NULL, 0,
+		   rte_mempool_avail_count(g_pool));
+}
+
 /* --- setup ---------------------------------------------------------- */
+
+/* Admin socket and metrics endpoint; failures are reported and the
+ * gateway serves without them (another instance may own the path). */
+static void start_control(void)
+{
+	int err = 0;
+
+	if (g_admin_path && g_gateway) {
+		struct ctl_admin_conf ac = {.path = g_admin_path};
+		char dir[256], *slash;
+
+		snprintf(dir, sizeof(dir), "%s", g_admin_path);
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			mkdir(dir, 0700);
+		}
+		g_admin = ctl_admin_create(&ac, &err);
+		if (!g_admin) {
+			fprintf(stderr, "mxgate: admin socket %s: %s (running "
+					"without it)\n", g_admin_path,
+				strerror(-err));
+		} else {
+			ctl_admin_register(g_admin, "status", adm_status,
+					   NULL);
+			ctl_admin_register(g_admin, "stats", adm_stats, NULL);
+			printf("mxgate: admin socket %s\n", g_admin_path);
+		}
+	}
+	if (g_metrics_spec) {
+		char buf[128], *colon;
+		struct ctl_metrics_conf mc = {0};
+
+		snprintf(buf, sizeof(buf), "%s", g_metrics_spec);
+		colon = strrchr(buf, ':');
+		if (colon) {
+			*colon = '\0';
+			mc.address = buf;
+			mc.port = (uint16_t)atoi(colon + 1);
+			g_metrics = ctl_metrics_create(&mc, metrics_cb, NULL,
+						       &err);
+		} else {
+			err = -EINVAL;
+		}
+		if (!g_metrics)
+			fprintf(stderr, "mxgate: metrics %s: %s (running "
+					"without them)\n", g_metrics_spec,
+				strerror(-err));
+		else
+			printf("mxgate: metrics on http://%s:%u/metrics\n",
+			       mc.address, ctl_metrics_port(g_metrics));
+	}
+	fflush(stdout);
+}
 
 /* Load the configuration (file or embedded default) and apply its stack
  * settings where the command line gave none. */
@@ -1121,6 +1335,8 @@ int main(int argc, char **argv)
 				      g_cores[k].lcore_id);
 
 	start = clock_us();
+	g_start_us = start;
+	start_control();
 	while (!mxg_quit) {
 		uint64_t now = clock_us();
 		struct timespec ts = {0, 50 * 1000 * 1000};
@@ -1137,10 +1353,19 @@ int main(int argc, char **argv)
 			break;
 		if (g_log)
 			drain_logs();
-		nanosleep(&ts, NULL);
+		if (g_metrics)
+			ctl_metrics_poll(g_metrics, 0);
+		if (g_admin)
+			ctl_admin_poll(g_admin, 50);
+		else
+			nanosleep(&ts, NULL);
 	}
 	mxg_quit = 1;
 	rte_eal_mp_wait_lcore();
+	ctl_admin_destroy(g_admin);
+	g_admin = NULL;
+	ctl_metrics_destroy(g_metrics);
+	g_metrics = NULL;
 	if (g_log)
 		drain_logs();
 
