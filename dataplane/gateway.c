@@ -229,6 +229,31 @@ static const char *logq(char *buf, size_t len, const char *s)
 	return buf;
 }
 
+/* Received segments held between feeds are detached one by one (the
+ * chain head's pkt_len/nb_segs are not maintained), so they are freed one
+ * by one too. */
+static void segs_free(struct rte_mbuf **in)
+{
+	while (*in) {
+		struct rte_mbuf *n = (*in)->next;
+
+		(*in)->next = NULL;
+		rte_pktmbuf_free_seg(*in);
+		*in = n;
+	}
+}
+
+/* Drop the head segment once fully consumed; the next becomes the head. */
+static void seg_next(struct rte_mbuf **in, uint32_t *off)
+{
+	struct rte_mbuf *next = (*in)->next;
+
+	(*in)->next = NULL;
+	rte_pktmbuf_free_seg(*in);
+	*in = next;
+	*off = 0;
+}
+
 /* ------------------------------------------------------------ dirty lists */
 
 static void run(struct gw_core *gc);
@@ -352,13 +377,7 @@ static void be_release(struct gw_be *b)
 
 	if (b->counted)
 		relay_server_closed(gc->pools, b->srv);
-	while (b->in) {
-		struct rte_mbuf *n = b->in->next;
-
-		b->in->next = NULL;
-		rte_pktmbuf_free_seg(b->in);
-		b->in = n;
-	}
+	segs_free(&b->in);
 	gc->stats.backend_live--;
 	b->state = BE_FREE;
 }
@@ -863,14 +882,7 @@ static void be_pump(struct gw_be *b)
 			b->in_off += (uint32_t)n;
 			if (b->in_off < b->in->data_len)
 				break;
-			{
-				struct rte_mbuf *next = b->in->next;
-
-				b->in->next = NULL;
-				rte_pktmbuf_free_seg(b->in);
-				b->in = next;
-				b->in_off = 0;
-			}
+			seg_next(&b->in, &b->in_off);
 		}
 		/* events */
 		while ((ev = relay_client_event(b->rc)) != NULL) {
@@ -1373,14 +1385,7 @@ static void sess_pump(struct gw_sess *s)
 			s->in_off += (uint32_t)n;
 			if (s->in_off < s->in->data_len)
 				break;
-			{
-				struct rte_mbuf *next = s->in->next;
-
-				s->in->next = NULL;
-				rte_pktmbuf_free_seg(s->in);
-				s->in = next;
-				s->in_off = 0;
-			}
+			seg_next(&s->in, &s->in_off);
 		}
 		/* events */
 		while ((ev = smtp_session_event(s->sm)) != NULL) {
@@ -1440,13 +1445,7 @@ static void sess_release(struct gw_sess *s)
 			be_dirty(b);
 		}
 	}
-	while (s->in) {
-		struct rte_mbuf *n = s->in->next;
-
-		s->in->next = NULL;
-		rte_pktmbuf_free_seg(s->in);
-		s->in = n;
-	}
+	segs_free(&s->in);
 	gw_log(gc, "event=session sid=%s client=%s:%u listener=%s "
 		   "commands=%u messages=%u errors=%u pregreet=%u ms=%llu",
 	       s->sid, s->client, s->client_port, s->lst->cl->name,
@@ -2014,25 +2013,15 @@ void gw_core_destroy(struct gw_core *gc)
 		for (uint32_t i = 0; i < gc->gw->max_sessions; i++) {
 			struct gw_sess *s = &gc->sess[i];
 
-			while (s->used && s->in) {
-				struct rte_mbuf *n = s->in->next;
-
-				s->in->next = NULL;
-				rte_pktmbuf_free_seg(s->in);
-				s->in = n;
-			}
+			if (s->used)
+				segs_free(&s->in);
 		}
 	if (gc->be)
 		for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
 			struct gw_be *b = &gc->be[i];
 
-			while (b->state != BE_FREE && b->in) {
-				struct rte_mbuf *n = b->in->next;
-
-				b->in->next = NULL;
-				rte_pktmbuf_free_seg(b->in);
-				b->in = n;
-			}
+			if (b->state != BE_FREE)
+				segs_free(&b->in);
 		}
 	if (gc->md)
 		maildir_destroy(gc->md);
