@@ -1727,18 +1727,26 @@ smtp_session_output(const struct smtp_session *s, size_t *len)
 	return s->out + s->out_off;
 }
 
-void
-smtp_session_output_consume(struct smtp_session *s, size_t n)
+/* The caller took n octets of an output area (replies or body): advance
+ * the window, rewind it when empty, count it as progress, resume. */
+static void
+area_consume(struct smtp_session *s, uint32_t *off, uint32_t *len, size_t n)
 {
-	if (n > s->out_len)
-		n = s->out_len;
-	s->out_off += (uint32_t)n;
-	s->out_len -= (uint32_t)n;
-	if (s->out_len == 0)
-		s->out_off = 0;
+	if (n > *len)
+		n = *len;
+	*off += (uint32_t)n;
+	*len -= (uint32_t)n;
+	if (*len == 0)
+		*off = 0;
 	if (n)
 		s->t_mark = s->now;
 	run(s);
+}
+
+void
+smtp_session_output_consume(struct smtp_session *s, size_t n)
+{
+	area_consume(s, &s->out_off, &s->out_len, n);
 }
 
 const uint8_t *
@@ -1751,15 +1759,7 @@ smtp_session_data(const struct smtp_session *s, size_t *len)
 void
 smtp_session_data_consume(struct smtp_session *s, size_t n)
 {
-	if (n > s->data_len)
-		n = s->data_len;
-	s->data_off += (uint32_t)n;
-	s->data_len -= (uint32_t)n;
-	if (s->data_len == 0)
-		s->data_off = 0;
-	if (n)
-		s->t_mark = s->now;
-	run(s);
+	area_consume(s, &s->data_off, &s->data_len, n);
 }
 
 void
