@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control/cidr.h"
+
 enum ctl_role {
 	CTL_ROLE_MX = 0,     /* port 25: inbound mail, no AUTH by default */
 	CTL_ROLE_SUBMISSION, /* port 587: RFC 6409 message submission */
@@ -41,6 +43,68 @@ enum ctl_client_info {
 	CTL_CINFO_PROXY,
 };
 
+/* What a refused client sees (policy.deny_action, listener deny_action). */
+enum ctl_deny_action {
+	CTL_DENY_REPLY = 0, /* "554 5.7.1 ..." in place of the greeting */
+	CTL_DENY_CLOSE,	    /* close without a word */
+};
+
+enum ctl_domain_type {
+	CTL_DOM_AUTHORITATIVE = 0, /* ours; unknown recipients are the
+				      backend's to reject */
+	CTL_DOM_INTERNAL_RELAY,	   /* accepted, forwarded inside the org */
+	CTL_DOM_EXTERNAL_RELAY,	   /* accepted, forwarded to outside hosts */
+};
+
+/* A list of CIDR blocks ("allow", "deny", "networks", "relay_networks"). */
+struct ctl_cidr_list {
+	struct ctl_cidr *v;
+	uint32_t n;
+};
+
+struct ctl_domain {
+	char *name;	 /* lower case, no trailing dot, no leading '.' */
+	bool subdomains; /* written ".example.com" or "*.example.com":
+			    the subdomains too (and the domain itself) */
+	enum ctl_domain_type type;
+	unsigned line;
+};
+
+/* Sender or recipient restrictions. Entries are "user@example.com" (one
+ * address), "example.com" (the domain), ".example.com" (the domain and
+ * its subdomains); stored lower case, trailing dot removed. A reject
+ * entry wins over an accept entry; with a non-empty accept list, only
+ * what it matches passes. */
+struct ctl_addr_list {
+	char **accept;
+	uint32_t n_accept;
+	char **reject;
+	uint32_t n_reject;
+};
+
+enum ctl_rl_key {
+	CTL_RL_IP = 0,	     /* client IPv4 address */
+	CTL_RL_IP24,	     /* client /24 aggregate */
+	CTL_RL_SENDER_DOMAIN,/* MAIL FROM domain (lower case) */
+	CTL_RL_USER,	     /* authenticated user */
+};
+
+enum ctl_rl_what {
+	CTL_RL_CONNECTIONS = 0, /* counted at connect: 421 4.7.0, close */
+	CTL_RL_MESSAGES,	/* counted at MAIL: 451 4.7.1 */
+	CTL_RL_RECIPIENTS,	/* counted at RCPT: 451 4.7.1 */
+};
+
+struct ctl_rate_limit {
+	char *name;		/* for logs and metrics; default "rlN" */
+	enum ctl_rl_key key;
+	enum ctl_rl_what what;
+	uint32_t per_minute;	/* sustained rate */
+	uint32_t burst;		/* bucket size; 0 = per_minute */
+	char *listener;		/* only on this listener; NULL = all */
+	unsigned line;
+};
+
 /* Listener time-outs, milliseconds (the file says seconds). */
 struct ctl_listener_timeouts {
 	uint32_t greeting_ms, command_ms, mail_ms, rcpt_ms;
@@ -61,6 +125,29 @@ struct ctl_listener {
 	struct ctl_listener_timeouts timeouts;
 	enum ctl_bare_lf bare_lf;
 	bool pipelining_enforce; /* RFC 2920 sync violations: 554, close */
+	/* Receive-connector policy (issue 6). */
+	struct ctl_cidr_list networks; /* remote networks served; empty =
+					  every address */
+	struct ctl_cidr_list allow;    /* exceptions to deny (and to the
+					  global deny list) */
+	struct ctl_cidr_list deny;
+	enum ctl_deny_action deny_action;
+	bool allow_anonymous;	 /* unauthenticated clients may send
+				    (default: true for mx, false
+				    otherwise) */
+	bool require_auth;	 /* AUTH before MAIL (default: false for
+				    mx, true otherwise) */
+	bool relay_authenticated;/* authenticated clients may relay
+				    (default: false for mx, true
+				    otherwise) */
+	uint32_t max_connections;	 /* on this listener, all cores;
+					    0 = no limit */
+	uint32_t max_connections_per_ip; /* 0 = no limit */
+	uint32_t connection_rate_per_ip; /* new connections per minute
+					    per client IP; 0 = none */
+	uint32_t max_messages_per_connection; /* 0 = no limit */
+	struct ctl_addr_list senders;	 /* checked after the global ones */
+	struct ctl_addr_list recipients;
 	unsigned line;		 /* where it is defined, for messages */
 };
 
@@ -120,6 +207,23 @@ struct mxg_config {
 		uint32_t workers;
 		uint32_t max_jobs;
 	} maildir;
+	/* The policy section (issue 6); every field has a safe default:
+	 * no ACL, no relay networks, no accepted domains (so relaying is
+	 * denied and nothing is accepted), no rate limits. */
+	struct {
+		enum ctl_deny_action deny_action;
+		struct ctl_cidr_list allow; /* exceptions to deny */
+		struct ctl_cidr_list deny;
+		struct ctl_cidr_list relay_networks;
+		struct ctl_domain *domains; /* accepted domains */
+		uint32_t n_domains;
+		struct ctl_addr_list senders;
+		struct ctl_addr_list recipients;
+		struct ctl_rate_limit *rate_limits;
+		uint32_t n_rate_limits;
+		uint32_t rate_table_size; /* buckets per core (LRU);
+					     default 65536 */
+	} policy;
 	struct {
 		char *file;  /* "" = standard error */
 		char *level; /* "error" "warn" "info" "debug" */

@@ -1,0 +1,2 @@
+/* acl.c - see acl.h */
+#include "dataplane/policy/acl.h"

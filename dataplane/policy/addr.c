@@ -1,0 +1,2 @@
+/* addr.c - see addr.h */
+#include "dataplane/policy/addr.h"

@@ -1,0 +1,2 @@
+/* domains.c - see domains.h */
+#include "dataplane/policy/domains.h"

@@ -1,0 +1,2 @@
+/* ratelimit.c - see ratelimit.h */
+#include "dataplane/policy/ratelimit.h"

@@ -1,0 +1,75 @@
+/*
+ * ratelimit.h - per-core rate-limit buckets and per-client concurrency
+ * counters (DESIGN 2 and 6).
+ *
+ * A client IP always lands on the same dataplane lcore (steering hashes
+ * the client address), so per-IP tables kept per core are exact. Tables
+ * are bounded: when the bucket table is full the least recently used
+ * bucket is evicted (a flood from a million spoofed addresses costs a
+ * fixed amount of memory; the evicted bucket restarts full, which only
+ * favours the client). Everything is allocated at create time.
+ *
+ * Threads: a table belongs to one dataplane lcore; nobody else touches
+ * it (counters are read racily by the stats reader).
+ */
+#ifndef MXG_POLICY_RATELIMIT_H
+#define MXG_POLICY_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pol_rl;
+
+struct pol_rl_stats {
+	uint64_t lookups, allowed, limited, inserts, evictions;
+};
+
+/* capacity: most buckets held (>= 16). NULL with errno on failure. */
+struct pol_rl *pol_rl_create(uint32_t capacity, int socket);
+void pol_rl_free(struct pol_rl *t);
+
+/*
+ * Token bucket of (rule, key): holds at most burst tokens, refills at
+ * per_minute tokens per 60 s (exact integer arithmetic, no drift), starts
+ * full. Takes cost tokens if they are there and returns true; otherwise
+ * takes nothing and returns false. So with burst == per_minute == N, the
+ * first N calls of cost 1 in a minute pass and call N+1 is refused.
+ * rule: a fingerprint of the rule's content, so that a reload that keeps
+ * a rule keeps its buckets and a changed rule starts afresh. key: up to
+ * 255 octets (an IPv4 address, a /24, a domain, a user name); keys are
+ * compared exactly. If per_minute or burst of a rule changes under the
+ * same fingerprint (a runtime push), the bucket adopts the new values and
+ * keeps its level, capped at the new burst.
+ */
+bool pol_rl_take(struct pol_rl *t, uint64_t rule, const void *key,
+		 size_t keylen, uint32_t per_minute, uint32_t burst,
+		 uint32_t cost, uint64_t now_us);
+
+uint32_t pol_rl_count(const struct pol_rl *t);
+uint32_t pol_rl_capacity(const struct pol_rl *t);
+size_t pol_rl_memory(const struct pol_rl *t);
+const struct pol_rl_stats *pol_rl_stats(const struct pol_rl *t);
+
+/*
+ * Concurrent connections per client IPv4 address on one core. An entry
+ * exists while its count is above zero; capacity must be at least the
+ * core's session limit, so the table can never be full of live entries.
+ */
+struct pol_conns;
+
+struct pol_conns *pol_conns_create(uint32_t capacity, int socket);
+void pol_conns_free(struct pol_conns *t);
+/* Counts one more connection of ip unless it already has max (0 = no
+ * limit) or the table is full; returns true when counted. */
+bool pol_conns_inc(struct pol_conns *t, uint32_t ip, uint32_t max);
+/* One connection of ip ended (must pair with a successful inc). */
+void pol_conns_dec(struct pol_conns *t, uint32_t ip);
+uint32_t pol_conns_get(const struct pol_conns *t, uint32_t ip);
+uint32_t pol_conns_count(const struct pol_conns *t); /* distinct IPs */
+size_t pol_conns_memory(const struct pol_conns *t);
+
+/* 64-bit hash (e.g. a rule fingerprint over its fields). */
+uint64_t pol_hash64(const void *data, size_t len, uint64_t seed);
+
+#endif /* MXG_POLICY_RATELIMIT_H */
