@@ -72,6 +72,22 @@ struct gw_stats {
 	uint64_t backend_errors, backend_checks;
 	uint64_t maildir_delivered, maildir_failed;
 	uint64_t log_dropped;
+	/* Policy (issue 6): refusals by reason and table sizes. */
+	uint64_t conn_denied_acl;     /* deny lists, networks, pushed blocks */
+	uint64_t conn_denied_limit;   /* max_connections (listener, per IP) */
+	uint64_t conn_denied_rate;    /* connection rate per IP, rate rules */
+	uint64_t mail_denied_auth;    /* 530 5.7.0: AUTH required */
+	uint64_t mail_denied_sender;  /* 550 5.7.1: sender restrictions */
+	uint64_t mail_rate_limited;   /* 451 4.7.1 at MAIL */
+	uint64_t mail_denied_count;   /* 421 4.7.0: messages per connection */
+	uint64_t rcpt_denied_relay;   /* 554 5.7.1 Relay access denied */
+	uint64_t rcpt_denied_restrict;/* 550 5.7.1: recipient restrictions */
+	uint64_t rcpt_rate_limited;   /* 451 4.7.1 at RCPT */
+	uint64_t rl_entries;          /* rate-limit buckets held (gauge) */
+	uint64_t rl_evictions;        /* buckets evicted (LRU) */
+	uint64_t ipconn_entries;      /* client IPs with live connections */
+	uint64_t policy_generation;   /* snapshot this core uses (gauge) */
+	uint64_t pushes_applied;      /* runtime pushes applied */
 } __attribute__((aligned(64)));
 
 struct gw_core;

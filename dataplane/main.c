@@ -597,7 +597,12 @@ static void on_signal(int sig)
 	X(messages_accepted) X(messages_rejected) X(messages_tempfail)        \
 	X(rcpts_accepted) X(rcpts_rejected) X(bytes_in) X(backend_connects)   \
 	X(backend_live) X(backend_reused) X(backend_errors) X(backend_checks) \
-	X(maildir_delivered) X(maildir_failed) X(log_dropped)
+	X(maildir_delivered) X(maildir_failed) X(log_dropped)                 \
+	X(conn_denied_acl) X(conn_denied_limit) X(conn_denied_rate)           \
+	X(mail_denied_auth) X(mail_denied_sender) X(mail_rate_limited)        \
+	X(mail_denied_count) X(rcpt_denied_relay) X(rcpt_denied_restrict)     \
+	X(rcpt_rate_limited) X(rl_entries) X(rl_evictions) X(ipconn_entries)  \
+	X(pushes_applied)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \
