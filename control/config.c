@@ -5,13 +5,15 @@
  * Threads: main lcore only (start-up, reload, --check-config). Allocates
  * freely; never touched by the data path.
  *
- * Shape: one function per section (stack, listener, pool, maildir, log).
- * Each first reports keys it does not know, then reads the keys it knows
- * with typed getters that report wrong types and out-of-range values; the
- * cross-section rules (duplicate ports and names, pools without servers,
- * the default pool) run last. Every error goes through cfg_err(), so the
- * FILE:LINE: key '...': message (valid) format is in one place, and all
- * errors are collected before the load fails as a whole.
+ * Shape: one function per section (stack, listener, policy, pool, maildir,
+ * log). Each first reports keys it does not know, then reads the keys it
+ * knows with typed getters that report wrong types and out-of-range
+ * values; settings that default to another section's (a listener's
+ * deny_action) are resolved once both are read, and the cross-section
+ * rules (duplicate ports and names, pools without servers, rate limits
+ * naming a listener, the default pool) run last. Every error goes through
+ * cfg_err(), so the FILE:LINE: key '...': message (valid) format is in one
+ * place, and all errors are collected before the load fails as a whole.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,7 +47,8 @@ const char ctl_config_default_text[] =
 	"pools = (\n"
 	"  { name = \"default\"; type = \"maildir\"; }\n"
 	");\n"
-	"maildir = { path = \"/var/lib/mxgate/Maildir\"; };\n";
+	"maildir = { path = \"/var/lib/mxgate/Maildir\"; };\n"
+	"policy = { accepted_domains = ( \"example.com\" ); };\n";
 
 /* ------------------------------------------------------------ errors */
 
@@ -332,6 +335,267 @@ static const config_setting_t *get_ipv4(struct ctx *x,
 	return s;
 }
 
+/* ------------------------------------------------------------ lists */
+
+static void nomem(struct ctx *x, const config_setting_t *s, const char *key)
+{
+	cfg_err(x, line_of(s), key,
+		"out of memory (a smaller configuration, or more memory)");
+}
+
+/* Array member of strings; NULL when absent or of another type (an
+ * error then). key receives the member's path. */
+static const config_setting_t *
+get_array(struct ctx *x, const config_setting_t *g, const char *path,
+	  const char *name, const char *valid, char *key, size_t keylen)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+
+	path_of(key, keylen, path, name);
+	if (s == NULL || !want_type(x, s, key, CONFIG_TYPE_ARRAY, valid))
+		return NULL;
+	return s;
+}
+
+/* Element i of array s as a string; NULL (and an error naming key[i])
+ * when it is not one. libconfig arrays are homogeneous, so this only
+ * fails on an array of numbers or booleans. */
+static const char *elem_str(struct ctx *x, const config_setting_t *s, int i,
+			    const char *key, char *ekey, size_t ekeylen,
+			    const char *valid)
+{
+	const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+	const char *v = config_setting_get_string(e);
+
+	snprintf(ekey, ekeylen, "%s[%d]", key, i);
+	if (v == NULL)
+		cfg_err(x, line_of(e), ekey, "%s, expected %s",
+			type_name(config_setting_type(e)), valid);
+	return v;
+}
+
+/* CIDR list member ("allow", "deny", "networks", "relay_networks"): an
+ * array of IPv4/IPv6 networks or bare addresses, each checked by
+ * ctl_cidr_parse() (host bits set is an error that names the network). */
+static void get_cidr_list(struct ctx *x, const config_setting_t *g,
+			  const char *path, const char *name,
+			  struct ctl_cidr_list *out)
+{
+	static const char valid[] =
+		"a string with an IPv4 or IPv6 network or address, e.g. "
+		"\"192.0.2.0/24\" or \"2001:db8::/32\"";
+	char key[256];
+	const config_setting_t *s =
+		get_array(x, g, path, name,
+			  "an array of strings [ \"192.0.2.0/24\", "
+			  "\"2001:db8::/32\", ... ]",
+			  key, sizeof(key));
+	int n;
+
+	if (s == NULL || (n = config_setting_length(s)) == 0)
+		return;
+	out->v = calloc((size_t)n, sizeof(*out->v));
+	if (out->v == NULL) {
+		nomem(x, s, key);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		char ekey[300], why[160];
+		const char *v =
+			elem_str(x, s, i, key, ekey, sizeof(ekey), valid);
+
+		if (v == NULL)
+			continue;
+		/* ctl_cidr_parse's reasons end with what would be valid. */
+		if (ctl_cidr_parse(v, &out->v[out->n], why, sizeof(why)) < 0) {
+			cfg_err(x,
+				line_of(config_setting_get_elem(s,
+								(unsigned)i)),
+				ekey, "\"%s\": %s", v, why);
+			continue;
+		}
+		out->n++;
+	}
+}
+
+/* Normalises a domain as the policy section writes it into out (at
+ * least 254 octets): lower case, one trailing dot removed; when wild is
+ * not NULL a leading "." or "*." is allowed, removed and reported in
+ * *wild. Labels are LDH (RFC 1035 2.3.1, RFC 5890 2.3.1): letters,
+ * digits, hyphens, 1..63 octets, no hyphen at either end; 1..253 octets
+ * in all (RFC 1035 2.3.4, without the trailing dot). Returns NULL, or
+ * what is wrong. */
+static const char *norm_domain(const char *in, char *out, bool *wild)
+{
+	size_t n, label = 0;
+	const char *d = in;
+
+	if (wild) {
+		*wild = false;
+		if (d[0] == '.' || (d[0] == '*' && d[1] == '.')) {
+			d += d[0] == '.' ? 1 : 2;
+			*wild = true;
+		}
+	}
+	n = strlen(d);
+	if (n > 0 && d[n - 1] == '.')
+		n--;
+	if (n == 0)
+		return "empty domain";
+	if (n > 253)
+		return "longer than 253 octets";
+	for (size_t i = 0; i < n; i++) {
+		char ch = d[i];
+
+		if (ch == '.') {
+			if (label == 0)
+				return "empty label";
+			if (d[i - 1] == '-')
+				return "a label ends with '-'";
+			label = 0;
+			out[i] = '.';
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-'))
+			return "only letters, digits, '-' and '.' are "
+			       "allowed";
+		if (label == 0 && ch == '-')
+			return "a label starts with '-'";
+		if (++label > 63)
+			return "a label is longer than 63 octets";
+		out[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+	}
+	if (label == 0)
+		return "empty label";
+	if (d[n - 1] == '-')
+		return "a label ends with '-'";
+	out[n] = '\0';
+	return NULL;
+}
+
+/* Normalises a sender/recipient restriction entry into out (ENTRY_MAX
+ * octets): "user@domain" (the local part kept as written, RFC 5321
+ * 4.5.3.1.1: at most 64 octets), "domain", ".domain" (or "*.domain",
+ * stored as ".domain"). Returns NULL, or what is wrong. */
+#define ENTRY_MAX (64 + 1 + 253 + 1)
+static const char *norm_entry(const char *in, char *out)
+{
+	const char *at = strchr(in, '@');
+	const char *why;
+	char dom[256];
+	bool wild = false;
+
+	if (at) {
+		size_t ll = (size_t)(at - in);
+
+		if (ll == 0)
+			return "empty local part before '@'";
+		if (ll > 64)
+			return "local part longer than 64 octets";
+		for (const char *p = in; p < at; p++)
+			if ((unsigned char)*p <= ' ' || *p == 0x7f)
+				return "space or control character in the "
+				       "local part";
+		if (at[1] == '\0')
+			return "empty domain after '@'";
+		why = norm_domain(at + 1, dom, NULL);
+		if (why)
+			return why;
+		snprintf(out, ENTRY_MAX, "%.*s@%s", (int)ll, in, dom);
+		return NULL;
+	}
+	why = norm_domain(in, dom, &wild);
+	if (why)
+		return why;
+	snprintf(out, ENTRY_MAX, "%s%s", wild ? "." : "", dom);
+	return NULL;
+}
+
+/* One array of restriction entries (accept or reject). */
+static void get_entries(struct ctx *x, const config_setting_t *g,
+			const char *path, const char *name, char ***out,
+			uint32_t *n_out)
+{
+	static const char valid[] =
+		"a string \"user@example.com\", \"example.com\" or "
+		"\".example.com\"";
+	char key[256];
+	const config_setting_t *s =
+		get_array(x, g, path, name,
+			  "an array of strings [ \"user@example.com\", "
+			  "\"example.com\", \".example.com\", ... ]",
+			  key, sizeof(key));
+	int n;
+
+	if (s == NULL || (n = config_setting_length(s)) == 0)
+		return;
+	*out = calloc((size_t)n, sizeof(char *));
+	if (*out == NULL) {
+		nomem(x, s, key);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		char ekey[300], norm[ENTRY_MAX];
+		const char *v =
+			elem_str(x, s, i, key, ekey, sizeof(ekey), valid);
+		const char *why;
+
+		if (v == NULL)
+			continue;
+		why = norm_entry(v, norm);
+		if (why) {
+			cfg_err(x,
+				line_of(config_setting_get_elem(s,
+								(unsigned)i)),
+				ekey,
+				"\"%s\": %s (an address \"user@example.com\", "
+				"a domain \"example.com\", or "
+				"\".example.com\" for the domain and its "
+				"subdomains)",
+				v, why);
+			continue;
+		}
+		(*out)[*n_out] = strdup(norm);
+		if ((*out)[*n_out] == NULL) {
+			nomem(x, s, ekey);
+			continue;
+		}
+		(*n_out)++;
+	}
+}
+
+/* Sender or recipient restrictions: { accept = [ ... ]; reject = [ ... ]; } */
+static void get_addr_list(struct ctx *x, const config_setting_t *g,
+			  const char *path, const char *name,
+			  struct ctl_addr_list *out)
+{
+	static const char *const keys[] = {"accept", "reject", NULL};
+	const config_setting_t *s = config_setting_get_member(g, name);
+	char key[256];
+
+	if (s == NULL)
+		return;
+	path_of(key, sizeof(key), path, name);
+	if (!want_type(x, s, key, CONFIG_TYPE_GROUP,
+		       "a group { accept = [ ... ]; reject = [ ... ]; }"))
+		return;
+	check_keys(x, s, key, keys);
+	get_entries(x, s, key, "accept", &out->accept, &out->n_accept);
+	get_entries(x, s, key, "reject", &out->reject, &out->n_reject);
+}
+
+static void free_addr_list(struct ctl_addr_list *a)
+{
+	for (uint32_t i = 0; a->accept && i < a->n_accept; i++)
+		free(a->accept[i]);
+	free(a->accept);
+	for (uint32_t i = 0; a->reject && i < a->n_reject; i++)
+		free(a->reject[i]);
+	free(a->reject);
+	memset(a, 0, sizeof(*a));
+}
+
 /* ------------------------------------------------------------ sections */
 
 static void parse_stack(struct ctx *x, const config_setting_t *g,
@@ -422,12 +686,26 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 					   "timeouts",
 					   "bare_lf",
 					   "pipelining_enforce",
+					   "networks",
+					   "allow",
+					   "deny",
+					   "deny_action",
+					   "allow_anonymous",
+					   "require_auth",
+					   "relay_authenticated",
+					   "max_connections",
+					   "max_connections_per_ip",
+					   "connection_rate_per_ip",
+					   "max_messages_per_connection",
+					   "senders",
+					   "recipients",
 					   NULL};
 	static const char *const tkeys[] = {
 		"greeting",  "command",	   "mail",	"rcpt",
 		"data_init", "data_block", "data_term", NULL};
 	static const char *const roles[] = {"mx", "submission", "smtps", NULL};
 	static const char *const bare[] = {"reject", "normalize", NULL};
+	static const char *const deny[] = {"reply", "close", NULL};
 	const config_setting_t *t;
 	char tp[128];
 	uint64_t port = 0;
@@ -472,6 +750,66 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 	get_enum(x, g, path, "bare_lf", bare, &e);
 	l->bare_lf = (enum ctl_bare_lf)e;
 	get_bool(x, g, path, "pipelining_enforce", &l->pipelining_enforce);
+
+	/* Receive-connector policy. Without deny_action the listener takes
+	 * policy.deny_action, resolved once both are read (the policy
+	 * section may come later in the file): see inherit_policy(). */
+	get_cidr_list(x, g, path, "networks", &l->networks);
+	get_cidr_list(x, g, path, "allow", &l->allow);
+	get_cidr_list(x, g, path, "deny", &l->deny);
+	e = (int)l->deny_action;
+	get_enum(x, g, path, "deny_action", deny, &e);
+	l->deny_action = (enum ctl_deny_action)e;
+	/* Role defaults: an MX takes mail from anyone for our domains and
+	 * relays for no one; submission and smtps serve users who log in
+	 * (RFC 6409 4.1, RFC 8314). */
+	l->allow_anonymous = l->role == CTL_ROLE_MX;
+	l->require_auth = l->role != CTL_ROLE_MX;
+	l->relay_authenticated = l->role != CTL_ROLE_MX;
+	get_bool(x, g, path, "allow_anonymous", &l->allow_anonymous);
+	get_bool(x, g, path, "require_auth", &l->require_auth);
+	get_bool(x, g, path, "relay_authenticated", &l->relay_authenticated);
+	if (l->allow_anonymous && l->require_auth) {
+		const config_setting_t *a =
+			config_setting_get_member(g, "allow_anonymous");
+		const config_setting_t *r =
+			config_setting_get_member(g, "require_auth");
+		char key[160];
+
+		/* Contradictory: say which one came from the role. */
+		if (a && r) {
+			path_of(key, sizeof(key), path, "require_auth");
+			cfg_err(x, line_of(r), key,
+				"require_auth = true contradicts "
+				"allow_anonymous = true (set one of them to "
+				"false)");
+		} else if (r) {
+			path_of(key, sizeof(key), path, "require_auth");
+			cfg_err(x, line_of(r), key,
+				"require_auth = true contradicts "
+				"allow_anonymous = true, the default for role "
+				"\"%s\" (add allow_anonymous = false)",
+				ctl_role_name(l->role));
+		} else {
+			path_of(key, sizeof(key), path, "allow_anonymous");
+			cfg_err(x, line_of(a), key,
+				"allow_anonymous = true contradicts "
+				"require_auth = true, the default for role "
+				"\"%s\" (add require_auth = false)",
+				ctl_role_name(l->role));
+		}
+	}
+	get_u32(x, g, path, "max_connections", 0, 16777216,
+		&l->max_connections);
+	get_u32(x, g, path, "max_connections_per_ip", 0, 1048576,
+		&l->max_connections_per_ip);
+	get_u32(x, g, path, "connection_rate_per_ip", 0, 1000000,
+		&l->connection_rate_per_ip);
+	get_u32(x, g, path, "max_messages_per_connection", 0, 1000000,
+		&l->max_messages_per_connection);
+	get_addr_list(x, g, path, "senders", &l->senders);
+	get_addr_list(x, g, path, "recipients", &l->recipients);
+
 	t = config_setting_get_member(g, "timeouts");
 	path_of(tp, sizeof(tp), path, "timeouts");
 	if (t && want_type(x, t, tp, CONFIG_TYPE_GROUP, "a group { }")) {
@@ -742,6 +1080,265 @@ static void parse_log(struct ctx *x, const config_setting_t *g,
 	c->log.level = strdup(levels[e]);
 }
 
+/* One accepted domain: "example.com", ".example.com" or "*.example.com"
+ * as a string, or { domain = ...; type = ...; }. Duplicates (the same
+ * name with the same subdomains flag) are refused, naming both lines. */
+static void parse_domain(struct ctx *x, const config_setting_t *e,
+			 const char *path, struct mxg_config *c)
+{
+	static const char *const keys[] = {"domain", "type", NULL};
+	static const char *const types[] = {"authoritative", "internal_relay",
+					    "external_relay", NULL};
+	struct ctl_domain d = {.type = CTL_DOM_AUTHORITATIVE};
+	const config_setting_t *ds = e;
+	char key[160], norm[256];
+	const char *v, *why;
+	int t = CTL_DOM_AUTHORITATIVE;
+
+	snprintf(key, sizeof(key), "%s", path);
+	if (config_setting_type(e) == CONFIG_TYPE_GROUP) {
+		check_keys(x, e, path, keys);
+		get_enum(x, e, path, "type", types, &t);
+		d.type = (enum ctl_domain_type)t;
+		ds = config_setting_get_member(e, "domain");
+		path_of(key, sizeof(key), path, "domain");
+		if (ds == NULL) {
+			cfg_err(x, line_of(e), key,
+				"missing (a domain, e.g. \"example.com\", or "
+				"\".example.com\" for it and its subdomains)");
+			return;
+		}
+		if (!want_type(x, ds, key, CONFIG_TYPE_STRING,
+			       "a string with a domain"))
+			return;
+	} else if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+		cfg_err(x, line_of(e), key,
+			"%s, expected a string \"example.com\" or a group "
+			"{ domain = \"example.com\"; type = \"...\"; }",
+			type_name(config_setting_type(e)));
+		return;
+	}
+	v = config_setting_get_string(ds);
+	why = norm_domain(v, norm, &d.subdomains);
+	if (why) {
+		cfg_err(x, line_of(ds), key,
+			"\"%s\": %s (a domain of letters, digits and '-' in "
+			"dot-separated labels, e.g. \"example.com\", or "
+			"\".example.com\" for it and its subdomains)",
+			v, why);
+		return;
+	}
+	d.line = line_of(ds);
+	for (uint32_t k = 0; k < c->policy.n_domains; k++) {
+		const struct ctl_domain *o = &c->policy.domains[k];
+
+		if (o->subdomains == d.subdomains &&
+		    strcmp(o->name, norm) == 0) {
+			cfg_err(x, d.line, key,
+				"\"%s\" is already an accepted domain at line "
+				"%u (each domain once; \".%s\" and \"%s\" "
+				"are two entries)",
+				v, o->line, norm, norm);
+			return;
+		}
+	}
+	d.name = strdup(norm);
+	if (d.name == NULL) {
+		nomem(x, ds, key);
+		return;
+	}
+	c->policy.domains[c->policy.n_domains++] = d;
+}
+
+/* One rate limit. Its listener is checked in cross_checks(), once every
+ * listener is known. */
+static void parse_rate_limit(struct ctx *x, const config_setting_t *g,
+			     const char *path, unsigned idx,
+			     struct ctl_rate_limit *r)
+{
+	static const char *const keys[] = {
+		"name", "key", "what", "per_minute", "burst", "listener", NULL};
+	static const char *const rkeys[] = {"ip", "ip24", "sender_domain",
+					    "user", NULL};
+	static const char *const whats[] = {"connections", "messages",
+					    "recipients", NULL};
+	static const char *const required[] = {"key", "what", "per_minute",
+					       NULL};
+	static const char *const valid[] = {
+		"one of \"ip\" or \"ip24\" or \"sender_domain\" or \"user\"",
+		"one of \"connections\" or \"messages\" or \"recipients\"",
+		"an integer 1..10000000"};
+	const config_setting_t *s;
+	char key[160];
+	int e;
+
+	r->line = line_of(g);
+	check_keys(x, g, path, keys);
+	s = get_str(x, g, path, "name", 64, &r->name);
+	if (s && r->name[0] == '\0') {
+		path_of(key, sizeof(key), path, "name");
+		cfg_err(x, line_of(s), key,
+			"empty (a unique name, or leave it out for \"rl%u\")",
+			idx);
+	}
+	if (r->name == NULL) {
+		char def[16];
+
+		snprintf(def, sizeof(def), "rl%u", idx);
+		r->name = strdup(def);
+		if (r->name == NULL)
+			nomem(x, g, path);
+	}
+	for (int i = 0; required[i]; i++)
+		if (config_setting_get_member(g, required[i]) == NULL) {
+			path_of(key, sizeof(key), path, required[i]);
+			cfg_err(x, r->line, key, "missing (%s)", valid[i]);
+		}
+	e = (int)r->key;
+	get_enum(x, g, path, "key", rkeys, &e);
+	r->key = (enum ctl_rl_key)e;
+	e = (int)r->what;
+	get_enum(x, g, path, "what", whats, &e);
+	r->what = (enum ctl_rl_what)e;
+	get_u32(x, g, path, "per_minute", 1, 10000000, &r->per_minute);
+	get_u32(x, g, path, "burst", 0, 1000000, &r->burst);
+	get_str(x, g, path, "listener", 64, &r->listener);
+
+	/* A connection is counted before the client says who it is: only
+	 * the address can key it. */
+	s = config_setting_get_member(g, "what");
+	if (s && r->what == CTL_RL_CONNECTIONS &&
+	    (r->key == CTL_RL_USER || r->key == CTL_RL_SENDER_DOMAIN) &&
+	    config_setting_get_member(g, "key")) {
+		path_of(key, sizeof(key), path, "what");
+		cfg_err(x, line_of(s), key,
+			"\"connections\" cannot be counted by key \"%s\", "
+			"which is not known when a client connects "
+			"(\"messages\" or \"recipients\" with this key, or "
+			"key \"ip\" or \"ip24\")",
+			rkeys[r->key]);
+	}
+}
+
+static void parse_policy(struct ctx *x, const config_setting_t *g,
+			 struct mxg_config *c)
+{
+	static const char *const keys[] = {
+		"deny_action",	    "allow",   "deny",	     "relay_networks",
+		"accepted_domains", "senders", "recipients", "rate_limits",
+		"rate_table_size",  NULL};
+	static const char *const deny[] = {"reply", "close", NULL};
+	const config_setting_t *s;
+	int e;
+
+	if (!want_type(x, g, "policy", CONFIG_TYPE_GROUP, "a group { }"))
+		return;
+	check_keys(x, g, "policy", keys);
+	e = (int)c->policy.deny_action;
+	get_enum(x, g, "policy", "deny_action", deny, &e);
+	c->policy.deny_action = (enum ctl_deny_action)e;
+	get_cidr_list(x, g, "policy", "allow", &c->policy.allow);
+	get_cidr_list(x, g, "policy", "deny", &c->policy.deny);
+	get_cidr_list(x, g, "policy", "relay_networks",
+		      &c->policy.relay_networks);
+
+	s = config_setting_get_member(g, "accepted_domains");
+	if (s) {
+		int t = config_setting_type(s);
+		int n = config_setting_length(s);
+
+		if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
+			cfg_err(x, line_of(s), "policy.accepted_domains",
+				"%s, expected a list ( \"example.com\", "
+				"{ domain = \"example.org\"; type = "
+				"\"internal_relay\"; }, ... )",
+				type_name(t));
+		} else if (n > 0) {
+			c->policy.domains =
+				calloc((size_t)n, sizeof(*c->policy.domains));
+			if (c->policy.domains == NULL)
+				nomem(x, s, "policy.accepted_domains");
+			for (int i = 0; c->policy.domains && i < n; i++) {
+				char path[64];
+
+				snprintf(path, sizeof(path),
+					 "policy.accepted_domains[%d]", i);
+				parse_domain(
+					x,
+					config_setting_get_elem(s, (unsigned)i),
+					path, c);
+			}
+		}
+	}
+
+	get_addr_list(x, g, "policy", "senders", &c->policy.senders);
+	get_addr_list(x, g, "policy", "recipients", &c->policy.recipients);
+
+	s = config_setting_get_member(g, "rate_limits");
+	if (s && want_type(x, s, "policy.rate_limits", CONFIG_TYPE_LIST,
+			   "a list ( { key = \"ip\"; what = \"connections\"; "
+			   "per_minute = 60; }, ... )")) {
+		int n = config_setting_length(s);
+
+		if (n > 0) {
+			c->policy.rate_limits = calloc(
+				(size_t)n, sizeof(*c->policy.rate_limits));
+			if (c->policy.rate_limits == NULL)
+				nomem(x, s, "policy.rate_limits");
+		}
+		for (int i = 0; c->policy.rate_limits && i < n; i++) {
+			const config_setting_t *r =
+				config_setting_get_elem(s, (unsigned)i);
+			struct ctl_rate_limit *rl = &c->policy.rate_limits[i];
+			char path[64];
+
+			snprintf(path, sizeof(path), "policy.rate_limits[%d]",
+				 i);
+			c->policy.n_rate_limits++;
+			if (!want_type(x, r, path, CONFIG_TYPE_GROUP,
+				       "a group { }"))
+				continue;
+			parse_rate_limit(x, r, path, (unsigned)i, rl);
+			for (int k = 0; rl->name && k < i; k++) {
+				const struct ctl_rate_limit *o =
+					&c->policy.rate_limits[k];
+				const config_setting_t *ns =
+					config_setting_get_member(r, "name");
+				char key[80];
+
+				if (o->name == NULL ||
+				    strcmp(o->name, rl->name) != 0)
+					continue;
+				snprintf(key, sizeof(key), "%s.name", path);
+				cfg_err(x, ns ? line_of(ns) : rl->line, key,
+					"\"%s\" is already the name of the "
+					"rate limit at line %u (a unique "
+					"name)",
+					rl->name, o->line);
+			}
+		}
+	}
+	get_u32(x, g, "policy", "rate_table_size", 16, 16777216,
+		&c->policy.rate_table_size);
+}
+
+/* Listener settings that default to the policy section's, which the
+ * file may define after the listeners. */
+static void inherit_policy(const config_setting_t *root, struct mxg_config *c)
+{
+	const config_setting_t *ls =
+		config_setting_get_member(root, "listeners");
+
+	for (uint32_t i = 0; ls && i < c->n_listeners; i++) {
+		const config_setting_t *g =
+			config_setting_get_elem(ls, (unsigned)i);
+
+		if (g == NULL || config_setting_type(g) != CONFIG_TYPE_GROUP ||
+		    config_setting_get_member(g, "deny_action") == NULL)
+			c->listeners[i].deny_action = c->policy.deny_action;
+	}
+}
+
 /* ------------------------------------------------------------ whole file */
 
 void ctl_config_free(struct mxg_config *c)
@@ -751,11 +1348,32 @@ void ctl_config_free(struct mxg_config *c)
 	free(c->source);
 	free(c->stack.port);
 	for (uint32_t i = 0; c->listeners && i < c->n_listeners; i++) {
-		free(c->listeners[i].name);
-		free(c->listeners[i].hostname);
-		free(c->listeners[i].banner);
+		struct ctl_listener *l = &c->listeners[i];
+
+		free(l->name);
+		free(l->hostname);
+		free(l->banner);
+		free(l->networks.v);
+		free(l->allow.v);
+		free(l->deny.v);
+		free_addr_list(&l->senders);
+		free_addr_list(&l->recipients);
 	}
 	free(c->listeners);
+	free(c->policy.allow.v);
+	free(c->policy.deny.v);
+	free(c->policy.relay_networks.v);
+	for (uint32_t i = 0; c->policy.domains && i < c->policy.n_domains; i++)
+		free(c->policy.domains[i].name);
+	free(c->policy.domains);
+	free_addr_list(&c->policy.senders);
+	free_addr_list(&c->policy.recipients);
+	for (uint32_t i = 0;
+	     c->policy.rate_limits && i < c->policy.n_rate_limits; i++) {
+		free(c->policy.rate_limits[i].name);
+		free(c->policy.rate_limits[i].listener);
+	}
+	free(c->policy.rate_limits);
 	for (uint32_t i = 0; c->pools && i < c->n_pools; i++) {
 		struct ctl_pool *p = &c->pools[i];
 
@@ -771,6 +1389,22 @@ void ctl_config_free(struct mxg_config *c)
 	free(c->log.file);
 	free(c->log.level);
 	memset(c, 0, sizeof(*c));
+}
+
+/* Line of member name of listeners[i], else the listener's line. */
+static unsigned listener_line(const config_setting_t *root, uint32_t i,
+			      const char *name, unsigned dflt)
+{
+	const config_setting_t *ls =
+		config_setting_get_member(root, "listeners");
+	const config_setting_t *g =
+		ls ? config_setting_get_elem(ls, (unsigned)i) : NULL;
+	const config_setting_t *m =
+		g && config_setting_type(g) == CONFIG_TYPE_GROUP
+			? config_setting_get_member(g, name)
+			: NULL;
+
+	return m ? line_of(m) : dflt;
 }
 
 static void cross_checks(struct ctx *x, const config_setting_t *root,
@@ -790,21 +1424,28 @@ static void cross_checks(struct ctx *x, const config_setting_t *root,
 			    a->address == b->address) {
 				snprintf(key, sizeof(key), "listeners[%u].port",
 					 i);
-				cfg_err(x, a->line, key,
+				cfg_err(x,
+					listener_line(root, i, "port", a->line),
+					key,
 					"port %u is already used by listener "
 					"'%s' at line %u (a port no other "
 					"listener uses)",
 					a->port, b->name ? b->name : "?",
-					b->line);
+					listener_line(root, k, "port",
+						      b->line));
 			}
 			if (a->name && b->name &&
 			    strcmp(a->name, b->name) == 0) {
 				snprintf(key, sizeof(key), "listeners[%u].name",
 					 i);
-				cfg_err(x, a->line, key,
+				cfg_err(x,
+					listener_line(root, i, "name", a->line),
+					key,
 					"\"%s\" is already the name of the "
 					"listener at line %u (a unique name)",
-					a->name, b->line);
+					a->name,
+					listener_line(root, k, "name",
+						      b->line));
 			}
 		}
 	}
@@ -843,6 +1484,44 @@ static void cross_checks(struct ctx *x, const config_setting_t *root,
 					}
 		}
 	}
+	/* A rate limit's listener exists. */
+	s = config_setting_get_member(root, "policy");
+	s = s && config_setting_type(s) == CONFIG_TYPE_GROUP
+		    ? config_setting_get_member(s, "rate_limits")
+		    : NULL;
+	for (uint32_t i = 0; s && i < c->policy.n_rate_limits; i++) {
+		const struct ctl_rate_limit *r = &c->policy.rate_limits[i];
+		const config_setting_t *g =
+			config_setting_get_elem(s, (unsigned)i);
+		bool found = false;
+		char key[64], names[256] = "";
+		size_t nl = 0;
+
+		if (r->listener == NULL)
+			continue;
+		for (uint32_t k = 0; k < c->n_listeners; k++) {
+			const char *n = c->listeners[k].name;
+
+			if (n == NULL)
+				continue;
+			if (strcmp(n, r->listener) == 0)
+				found = true;
+			nl += (size_t)snprintf(names + nl, sizeof(names) - nl,
+					       "%s\"%s\"", nl ? ", " : "", n);
+			if (nl >= sizeof(names))
+				nl = sizeof(names) - 1;
+		}
+		if (found)
+			continue;
+		snprintf(key, sizeof(key), "policy.rate_limits[%u].listener",
+			 i);
+		cfg_err(x, line_of(config_setting_get_member(g, "listener")),
+			key,
+			"no listener is named \"%s\" (the name of a listener: "
+			"%s; or leave it out for all)",
+			r->listener, names);
+	}
+
 	/* The default pool: named, else "default", else the first. */
 	s = config_setting_get_member(root, "default_pool");
 	if (s) {
@@ -874,8 +1553,8 @@ static void cross_checks(struct ctx *x, const config_setting_t *root,
 static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 {
 	static const char *const keys[] = {
-		"stack",   "listeners", "pools", "default_pool",
-		"maildir", "log",	NULL};
+		"stack",	"listeners", "policy", "pools",
+		"default_pool", "maildir",   "log",    NULL};
 	const config_setting_t *root = config_root_setting(cf);
 	const config_setting_t *s;
 	struct mxg_config c;
@@ -893,6 +1572,8 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 	c.maildir.max_jobs = 64;
 	c.log.file = strdup("");
 	c.log.level = strdup("info");
+	c.policy.deny_action = CTL_DENY_REPLY;
+	c.policy.rate_table_size = 65536;
 
 	check_keys(x, root, "", keys);
 	s = config_setting_get_member(root, "stack");
@@ -925,6 +1606,11 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 				parse_listener(x, g, path, &c.listeners[i]);
 		}
 	}
+
+	s = config_setting_get_member(root, "policy");
+	if (s)
+		parse_policy(x, s, &c);
+	inherit_policy(root, &c);
 
 	s = config_setting_get_member(root, "pools");
 	if (s && want_type(x, s, "pools", CONFIG_TYPE_LIST,

@@ -244,7 +244,8 @@ int ctl_config_load_string(const char *text, const char *name,
 
 /* The embedded default: tap port net_tap0 (iface mxg0), 198.18.0.2/24,
  * listeners mx on 25 and submission on 587, next hop the local Maildir
- * /var/lib/mxgate/Maildir. Returns 0 (or -ENOMEM). */
+ * /var/lib/mxgate/Maildir. Returns 0 (or -ENOMEM).
+ * Its policy accepts example.com (authoritative) and relays for no one. */
 int ctl_config_default(struct mxg_config *out);
 /* The text of the embedded default (a valid configuration file). */
 extern const char ctl_config_default_text[];

@@ -5,7 +5,9 @@
  * Usage: test_config PATH-TO-docs/examples/mxgate.conf
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +70,16 @@ static void test_default(void)
 	      c.default_pool == 0);
 	CHECK(strcmp(c.maildir.path, "/var/lib/mxgate/Maildir") == 0);
 	CHECK(strcmp(c.log.level, "info") == 0);
+	/* The demo's postmaster@example.com is ours; nothing relays. */
+	CHECK(c.policy.n_domains == 1 &&
+	      strcmp(c.policy.domains[0].name, "example.com") == 0 &&
+	      !c.policy.domains[0].subdomains &&
+	      c.policy.domains[0].type == CTL_DOM_AUTHORITATIVE);
+	CHECK(c.policy.relay_networks.n == 0 && c.policy.deny.n == 0);
+	CHECK(c.listeners[0].allow_anonymous &&
+	      !c.listeners[0].relay_authenticated);
+	CHECK(c.listeners[1].require_auth &&
+	      c.listeners[1].relay_authenticated);
 	ctl_config_free(&c);
 	CHECK(c.listeners == NULL);
 	ctl_config_free(&c); /* twice is harmless */
@@ -102,6 +114,23 @@ static void test_example(const char *path)
 	      strcmp(c.pools[1].domains[1], ".corp.example") == 0 &&
 	      c.pools[1].servers[0].port == 2525);
 	CHECK(c.pools[2].type == CTL_POOL_MAILDIR && c.pools[2].n_servers == 0);
+	/* The receive-connector keys and the policy section. */
+	CHECK(c.listeners[0].deny.n == 1 && c.listeners[0].allow.n == 1 &&
+	      c.listeners[0].max_connections == 10000 &&
+	      c.listeners[0].max_messages_per_connection == 100 &&
+	      c.listeners[0].recipients.n_reject == 1);
+	CHECK(c.listeners[0].deny_action == CTL_DENY_REPLY &&
+	      c.listeners[1].deny_action == CTL_DENY_CLOSE);
+	CHECK(c.listeners[1].networks.n == 2 && c.listeners[1].require_auth &&
+	      !c.listeners[1].allow_anonymous &&
+	      c.listeners[1].senders.n_accept == 2);
+	CHECK(c.policy.deny.n == 2 && c.policy.allow.n == 1 &&
+	      c.policy.relay_networks.n == 1);
+	CHECK(c.policy.n_domains == 3 && c.policy.domains[1].subdomains &&
+	      c.policy.domains[1].type == CTL_DOM_INTERNAL_RELAY);
+	CHECK(c.policy.n_rate_limits == 3 &&
+	      strcmp(c.policy.rate_limits[1].listener, "submission") == 0);
+	CHECK(c.policy.rate_table_size == 65536);
 	ctl_config_free(&c);
 }
 
@@ -140,7 +169,7 @@ static void test_errors(void)
 	/* Unknown key, at the top and in a section. */
 	ERRS(LISTENERS "colour = \"blue\";\n",
 	     "t.conf:2: key 'colour': unknown key (valid here: stack, "
-	     "listeners, pools, default_pool, maildir, log)\n");
+	     "listeners, policy, pools, default_pool, maildir, log)\n");
 	ERRS(LISTENERS "log = {\n  file = \"\";\n  levle = \"info\";\n};\n",
 	     "t.conf:4: key 'log.levle': unknown key (valid here: file, "
 	     "level)\n");
@@ -239,6 +268,459 @@ static void test_errors(void)
 	     "1..64)\n");
 }
 
+/* Role defaults of the receive-connector keys, and the policy section's
+ * defaults when it is left out. */
+static void test_role_defaults(void)
+{
+	struct mxg_config c;
+
+	CHECK(ctl_config_load_string(
+		      "listeners = (\n"
+		      "  { name = \"mx\"; port = 25; role = \"mx\"; },\n"
+		      "  { name = \"sub\"; port = 587; role = \"submission\"; "
+		      "},\n"
+		      "  { name = \"tls\"; port = 465; role = \"smtps\"; }\n"
+		      ");\n",
+		      "t.conf", &c, err, sizeof(err)) == 0);
+	CHECK(c.n_listeners == 3);
+	CHECK(c.listeners[0].allow_anonymous && !c.listeners[0].require_auth &&
+	      !c.listeners[0].relay_authenticated);
+	for (int i = 1; i < 3; i++) {
+		const struct ctl_listener *l = &c.listeners[i];
+
+		CHECK(!l->allow_anonymous && l->require_auth &&
+		      l->relay_authenticated);
+	}
+	for (int i = 0; i < 3; i++) {
+		const struct ctl_listener *l = &c.listeners[i];
+
+		CHECK(l->deny_action == CTL_DENY_REPLY);
+		CHECK(l->networks.n == 0 && l->allow.n == 0 && l->deny.n == 0);
+		CHECK(l->max_connections == 0 &&
+		      l->max_connections_per_ip == 0 &&
+		      l->connection_rate_per_ip == 0 &&
+		      l->max_messages_per_connection == 0);
+		CHECK(l->senders.n_accept == 0 && l->senders.n_reject == 0 &&
+		      l->recipients.n_accept == 0 &&
+		      l->recipients.n_reject == 0);
+	}
+	CHECK(c.policy.deny_action == CTL_DENY_REPLY);
+	CHECK(c.policy.allow.n == 0 && c.policy.deny.n == 0 &&
+	      c.policy.relay_networks.n == 0);
+	CHECK(c.policy.n_domains == 0 && c.policy.domains == NULL);
+	CHECK(c.policy.n_rate_limits == 0);
+	CHECK(c.policy.rate_table_size == 65536);
+	ctl_config_free(&c);
+
+	/* Overriding a role default, coherently. */
+	CHECK(ctl_config_load_string(
+		      "listeners = ( { name = \"mx\"; port = 25; role = "
+		      "\"mx\";\n"
+		      "  allow_anonymous = false; require_auth = true;\n"
+		      "  relay_authenticated = true; } );\n",
+		      "t.conf", &c, err, sizeof(err)) == 0);
+	CHECK(!c.listeners[0].allow_anonymous && c.listeners[0].require_auth &&
+	      c.listeners[0].relay_authenticated);
+	ctl_config_free(&c);
+}
+
+static bool cidr_is(const struct ctl_cidr *c, const char *want)
+{
+	char buf[CTL_CIDR_STRLEN];
+
+	return ctl_cidr_format(c, buf, sizeof(buf)) > 0 &&
+	       strcmp(buf, want) == 0;
+}
+
+/* A full policy, listed before the listeners: everything lands in the
+ * struct, normalised; the listener without deny_action inherits the
+ * policy's even though the policy section comes first. */
+static void test_policy(void)
+{
+	static const char text[] =
+		"policy = {\n"
+		"  deny_action = \"close\";\n"
+		"  allow = [ \"198.18.7.0/24\", \"2001:db8:1::5\" ];\n"
+		"  deny = [ \"203.0.113.0/24\", \"0.0.0.0/0\",\n"
+		"           \"2001:db8::/32\" ];\n"
+		"  relay_networks = [ \"198.18.5.0/24\", \"198.18.6.9\" ];\n"
+		"  accepted_domains = (\n"
+		"    { domain = \"Example.COM.\"; type = \"authoritative\"; "
+		"},\n"
+		"    { domain = \".corp.example\"; type = \"internal_relay\"; "
+		"},\n"
+		"    { domain = \"*.partner.example\"; type = "
+		"\"external_relay\"; },\n"
+		"    \"example.org\",\n"
+		"    \".example.net\",\n"
+		"    { domain = \"corp.example\"; }\n"
+		"  );\n"
+		"  senders = { reject = [ \"Spammer@BAD.Example.\", "
+		"\"bad.example\", \"*.Bad.Example\" ]; };\n"
+		"  recipients = { accept = [ \"example.com\", "
+		"\".corp.example\" ];\n"
+		"                 reject = [ \"Noreply@Example.com\" ]; };\n"
+		"  rate_limits = (\n"
+		"    { name = \"conn_per_ip\"; key = \"ip\"; what = "
+		"\"connections\"; per_minute = 60; burst = 10; listener = "
+		"\"mx\"; },\n"
+		"    { key = \"sender_domain\"; what = \"messages\"; "
+		"per_minute = 600; },\n"
+		"    { key = \"user\"; what = \"recipients\"; per_minute = "
+		"1000; "
+		"burst = 0; listener = \"submission\"; },\n"
+		"    { key = \"ip24\"; what = \"messages\"; per_minute = 1; }\n"
+		"  );\n"
+		"  rate_table_size = 1024;\n"
+		"};\n"
+		"listeners = (\n"
+		"  { name = \"mx\"; port = 25; role = \"mx\";\n"
+		"    networks = [ \"0.0.0.0/0\" ];\n"
+		"    allow = [ \"192.0.2.1\" ]; deny = [ \"192.0.2.0/24\" ];\n"
+		"    max_connections = 5000; max_connections_per_ip = 20;\n"
+		"    connection_rate_per_ip = 120;\n"
+		"    max_messages_per_connection = 50;\n"
+		"    senders = { accept = [ \"a@x.example\" ]; };\n"
+		"    recipients = { reject = [ \".internal.example\" ]; }; },\n"
+		"  { name = \"submission\"; port = 587; role = "
+		"\"submission\";\n"
+		"    deny_action = \"reply\"; networks = [ \"198.18.0.0/16\", "
+		"\"fd00::/8\" ];\n"
+		"    relay_authenticated = false; }\n"
+		");\n";
+	struct mxg_config c;
+	const struct ctl_listener *l;
+	int rc = ctl_config_load_string(text, "t.conf", &c, err, sizeof(err));
+
+	CHECK(rc == 0);
+	if (rc != 0) {
+		fprintf(stderr, "%s", err);
+		return;
+	}
+	CHECK(c.policy.deny_action == CTL_DENY_CLOSE);
+	CHECK(c.policy.allow.n == 2 &&
+	      cidr_is(&c.policy.allow.v[0], "198.18.7.0/24") &&
+	      cidr_is(&c.policy.allow.v[1], "2001:db8:1::5/128"));
+	CHECK(c.policy.deny.n == 3 &&
+	      cidr_is(&c.policy.deny.v[0], "203.0.113.0/24") &&
+	      cidr_is(&c.policy.deny.v[1], "0.0.0.0/0") &&
+	      cidr_is(&c.policy.deny.v[2], "2001:db8::/32"));
+	CHECK(c.policy.deny.v[0].family == AF_INET &&
+	      c.policy.deny.v[2].family == AF_INET6);
+	CHECK(c.policy.relay_networks.n == 2 &&
+	      cidr_is(&c.policy.relay_networks.v[1], "198.18.6.9/32"));
+
+	CHECK(c.policy.n_domains == 6);
+	if (c.policy.n_domains == 6) {
+		const struct ctl_domain *d = c.policy.domains;
+
+		CHECK(strcmp(d[0].name, "example.com") == 0 &&
+		      !d[0].subdomains && d[0].type == CTL_DOM_AUTHORITATIVE &&
+		      d[0].line == 8);
+		CHECK(strcmp(d[1].name, "corp.example") == 0 &&
+		      d[1].subdomains && d[1].type == CTL_DOM_INTERNAL_RELAY);
+		CHECK(strcmp(d[2].name, "partner.example") == 0 &&
+		      d[2].subdomains && d[2].type == CTL_DOM_EXTERNAL_RELAY);
+		CHECK(strcmp(d[3].name, "example.org") == 0 &&
+		      !d[3].subdomains && d[3].type == CTL_DOM_AUTHORITATIVE &&
+		      d[3].line == 11);
+		CHECK(strcmp(d[4].name, "example.net") == 0 &&
+		      d[4].subdomains && d[4].type == CTL_DOM_AUTHORITATIVE);
+		/* Same name, other flag: a second entry, not a duplicate. */
+		CHECK(strcmp(d[5].name, "corp.example") == 0 &&
+		      !d[5].subdomains && d[5].type == CTL_DOM_AUTHORITATIVE);
+	}
+
+	CHECK(c.policy.senders.n_accept == 0 && c.policy.senders.n_reject == 3);
+	if (c.policy.senders.n_reject == 3) {
+		CHECK(strcmp(c.policy.senders.reject[0],
+			     "Spammer@bad.example") == 0);
+		CHECK(strcmp(c.policy.senders.reject[1], "bad.example") == 0);
+		CHECK(strcmp(c.policy.senders.reject[2], ".bad.example") == 0);
+	}
+	CHECK(c.policy.recipients.n_accept == 2 &&
+	      c.policy.recipients.n_reject == 1);
+	if (c.policy.recipients.n_accept == 2 &&
+	    c.policy.recipients.n_reject == 1) {
+		CHECK(strcmp(c.policy.recipients.accept[1], ".corp.example") ==
+		      0);
+		CHECK(strcmp(c.policy.recipients.reject[0],
+			     "Noreply@example.com") == 0);
+	}
+
+	CHECK(c.policy.n_rate_limits == 4);
+	if (c.policy.n_rate_limits == 4) {
+		const struct ctl_rate_limit *r = c.policy.rate_limits;
+
+		CHECK(strcmp(r[0].name, "conn_per_ip") == 0 &&
+		      r[0].key == CTL_RL_IP &&
+		      r[0].what == CTL_RL_CONNECTIONS &&
+		      r[0].per_minute == 60 && r[0].burst == 10 &&
+		      strcmp(r[0].listener, "mx") == 0);
+		CHECK(strcmp(r[1].name, "rl1") == 0 &&
+		      r[1].key == CTL_RL_SENDER_DOMAIN &&
+		      r[1].what == CTL_RL_MESSAGES && r[1].per_minute == 600 &&
+		      r[1].burst == 0 && r[1].listener == NULL);
+		CHECK(strcmp(r[2].name, "rl2") == 0 &&
+		      r[2].key == CTL_RL_USER &&
+		      r[2].what == CTL_RL_RECIPIENTS &&
+		      strcmp(r[2].listener, "submission") == 0);
+		CHECK(strcmp(r[3].name, "rl3") == 0 &&
+		      r[3].key == CTL_RL_IP24 && r[3].per_minute == 1);
+	}
+	CHECK(c.policy.rate_table_size == 1024);
+
+	CHECK(c.n_listeners == 2);
+	if (c.n_listeners != 2) {
+		ctl_config_free(&c);
+		return;
+	}
+	l = &c.listeners[0];
+	CHECK(l->deny_action == CTL_DENY_CLOSE); /* from the policy */
+	CHECK(l->networks.n == 1 && cidr_is(&l->networks.v[0], "0.0.0.0/0"));
+	CHECK(l->allow.n == 1 && cidr_is(&l->allow.v[0], "192.0.2.1/32"));
+	CHECK(l->deny.n == 1 && cidr_is(&l->deny.v[0], "192.0.2.0/24"));
+	CHECK(l->allow_anonymous && !l->require_auth &&
+	      !l->relay_authenticated);
+	CHECK(l->max_connections == 5000 && l->max_connections_per_ip == 20 &&
+	      l->connection_rate_per_ip == 120 &&
+	      l->max_messages_per_connection == 50);
+	CHECK(l->senders.n_accept == 1 &&
+	      strcmp(l->senders.accept[0], "a@x.example") == 0 &&
+	      l->senders.n_reject == 0);
+	CHECK(l->recipients.n_reject == 1 &&
+	      strcmp(l->recipients.reject[0], ".internal.example") == 0);
+	l = &c.listeners[1];
+	CHECK(l->deny_action == CTL_DENY_REPLY); /* its own */
+	CHECK(l->networks.n == 2 && cidr_is(&l->networks.v[1], "fd00::/8"));
+	CHECK(!l->allow_anonymous && l->require_auth &&
+	      !l->relay_authenticated);
+	ctl_config_free(&c);
+	CHECK(c.policy.domains == NULL && c.listeners == NULL);
+}
+
+static void test_policy_errors(void)
+{
+	/* Unknown key inside policy, inside a listener, inside senders. */
+	ERRS(LISTENERS "policy = {\n  deny_acton = \"close\";\n"
+		       "  senders = { refuse = [ \"x.org\" ]; };\n};\n",
+	     "t.conf:3: key 'policy.deny_acton': unknown key (valid here: "
+	     "deny_action, allow, deny, relay_networks, accepted_domains, "
+	     "senders, recipients, rate_limits, rate_table_size)\n"
+	     "t.conf:4: key 'policy.senders.refuse': unknown key (valid "
+	     "here: accept, reject)\n");
+	ERRS("listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+	     "  max_connection = 10; } );\n",
+	     "t.conf:2: key 'listeners[0].max_connection': unknown key "
+	     "(valid here: name, address, port, role, hostname, banner, "
+	     "max_message_size, max_recipients, max_errors, timeouts, "
+	     "bare_lf, pipelining_enforce, networks, allow, deny, "
+	     "deny_action, allow_anonymous, require_auth, "
+	     "relay_authenticated, max_connections, max_connections_per_ip, "
+	     "connection_rate_per_ip, max_messages_per_connection, senders, "
+	     "recipients)\n");
+
+	/* Bad CIDRs: the element is named; host bits suggest the
+	 * network. */
+	ERRS(LISTENERS "policy = {\n"
+		       "  deny = [ \"203.0.113.0/24\", \"10.0.0.0/8\",\n"
+		       "    \"203.0.113.300\", \"10.0.0.0/33\", \"\" ];\n"
+		       "  relay_networks = [ \"2001:db8::1/32\" ];\n"
+		       "};\n",
+	     "t.conf:4: key 'policy.deny[2]': \"203.0.113.300\": not an "
+	     "address (want a.b.c.d/len or x:y::/len)\n"
+	     "t.conf:4: key 'policy.deny[3]': \"10.0.0.0/33\": prefix length "
+	     "33 too long (want 0..32)\n"
+	     "t.conf:4: key 'policy.deny[4]': \"\": not an address (want "
+	     "a.b.c.d/len or x:y::/len)\n"
+	     "t.conf:5: key 'policy.relay_networks[0]': \"2001:db8::1/32\": "
+	     "host bits set after the prefix (did you mean 2001:db8::/32?)\n");
+	ERRS("listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+	     "  allow = [ \"10.1.2.3/8\" ];\n"
+	     "  networks = \"10.0.0.0/8\"; deny_action = \"drop\"; } );\n",
+	     "t.conf:3: key 'listeners[0].networks': a string, expected an "
+	     "array of strings [ \"192.0.2.0/24\", \"2001:db8::/32\", ... ]\n"
+	     "t.conf:2: key 'listeners[0].allow[0]': \"10.1.2.3/8\": host "
+	     "bits set after the prefix (did you mean 10.0.0.0/8?)\n"
+	     "t.conf:3: key 'listeners[0].deny_action': \"drop\" is not "
+	     "valid (one of \"reply\" or \"close\")\n");
+
+	/* Bad domains, and a duplicate naming both lines. */
+	ERRS(LISTENERS "policy = { accepted_domains = (\n"
+		       "  \"exa_mple.com\",\n"
+		       "  { domain = \"-bad.example\"; type = \"relay\"; },\n"
+		       "  \"a..b\", \"x.\", \".\", \"*.\", \"a.b-\",\n"
+		       "  { type = \"authoritative\"; },\n"
+		       "  { domain = \"Example.com\"; },\n"
+		       "  \"example.com.\",\n"
+		       "  \".example.com\"\n"
+		       "); };\n",
+	     "t.conf:3: key 'policy.accepted_domains[0]': \"exa_mple.com\": "
+	     "only letters, digits, '-' and '.' are allowed (a domain of "
+	     "letters, digits and '-' in dot-separated labels, e.g. "
+	     "\"example.com\", or \".example.com\" for it and its "
+	     "subdomains)\n"
+	     "t.conf:4: key 'policy.accepted_domains[1].type': \"relay\" is "
+	     "not valid (one of \"authoritative\" or \"internal_relay\" or "
+	     "\"external_relay\")\n"
+	     "t.conf:4: key 'policy.accepted_domains[1].domain': "
+	     "\"-bad.example\": a label starts with '-' (a domain of "
+	     "letters, digits and '-' in dot-separated labels, e.g. "
+	     "\"example.com\", or \".example.com\" for it and its "
+	     "subdomains)\n"
+	     "t.conf:5: key 'policy.accepted_domains[2]': \"a..b\": empty "
+	     "label (a domain of letters, digits and '-' in dot-separated "
+	     "labels, e.g. \"example.com\", or \".example.com\" for it and "
+	     "its subdomains)\n"
+	     "t.conf:5: key 'policy.accepted_domains[4]': \".\": empty "
+	     "domain (a domain of letters, digits and '-' in dot-separated "
+	     "labels, e.g. \"example.com\", or \".example.com\" for it and "
+	     "its subdomains)\n"
+	     "t.conf:5: key 'policy.accepted_domains[5]': \"*.\": empty "
+	     "domain (a domain of letters, digits and '-' in dot-separated "
+	     "labels, e.g. \"example.com\", or \".example.com\" for it and "
+	     "its subdomains)\n"
+	     "t.conf:5: key 'policy.accepted_domains[6]': \"a.b-\": a label "
+	     "ends with '-' (a domain of letters, digits and '-' in "
+	     "dot-separated labels, e.g. \"example.com\", or "
+	     "\".example.com\" for it and its subdomains)\n"
+	     "t.conf:6: key 'policy.accepted_domains[7].domain': missing (a "
+	     "domain, e.g. \"example.com\", or \".example.com\" for it and "
+	     "its subdomains)\n"
+	     "t.conf:8: key 'policy.accepted_domains[9]': \"example.com.\" "
+	     "is already an accepted domain at line 7 (each domain once; "
+	     "\".example.com\" and \"example.com\" are two entries)\n");
+
+	/* Bad restriction entries. */
+	ERRS(LISTENERS
+	     "policy = { senders = { reject = [\n"
+	     "  \"user name@example.com\", \"@example.com\", \"user@\",\n"
+	     "  \"bad domain\", \"u@.example.com\", \"a@b@c.example\",\n"
+	     "  \"ok@example.com\", \"..x\" ]; };\n"
+	     "  recipients = { accept = [ 25 ]; }; };\n",
+	     "t.conf:3: key 'policy.senders.reject[0]': \"user "
+	     "name@example.com\": space or control character in the local "
+	     "part (an address \"user@example.com\", a domain "
+	     "\"example.com\", or \".example.com\" for the domain and its "
+	     "subdomains)\n"
+	     "t.conf:3: key 'policy.senders.reject[1]': \"@example.com\": "
+	     "empty local part before '@' (an address \"user@example.com\", "
+	     "a domain \"example.com\", or \".example.com\" for the domain "
+	     "and its subdomains)\n"
+	     "t.conf:3: key 'policy.senders.reject[2]': \"user@\": empty "
+	     "domain after '@' (an address \"user@example.com\", a domain "
+	     "\"example.com\", or \".example.com\" for the domain and its "
+	     "subdomains)\n"
+	     "t.conf:4: key 'policy.senders.reject[3]': \"bad domain\": only "
+	     "letters, digits, '-' and '.' are allowed (an address "
+	     "\"user@example.com\", a domain \"example.com\", or "
+	     "\".example.com\" for the domain and its subdomains)\n"
+	     "t.conf:4: key 'policy.senders.reject[4]': \"u@.example.com\": "
+	     "empty label (an address \"user@example.com\", a domain "
+	     "\"example.com\", or \".example.com\" for the domain and its "
+	     "subdomains)\n"
+	     "t.conf:4: key 'policy.senders.reject[5]': \"a@b@c.example\": "
+	     "only letters, digits, '-' and '.' are allowed (an address "
+	     "\"user@example.com\", a domain \"example.com\", or "
+	     "\".example.com\" for the domain and its subdomains)\n"
+	     "t.conf:5: key 'policy.senders.reject[7]': \"..x\": empty label "
+	     "(an address \"user@example.com\", a domain \"example.com\", or "
+	     "\".example.com\" for the domain and its subdomains)\n"
+	     "t.conf:6: key 'policy.recipients.accept[0]': an integer, "
+	     "expected a string \"user@example.com\", \"example.com\" or "
+	     "\".example.com\"\n");
+
+	/* Rate limits: a key unknown at connect time, an unknown listener,
+	 * a duplicate name (explicit or by default), missing and out of
+	 * range values, rate_table_size out of range. */
+	ERRS(LISTENERS
+	     "policy = { rate_limits = (\n"
+	     "  { key = \"user\"; what = \"connections\"; per_minute = 5; },\n"
+	     "  { key = \"sender_domain\";\n"
+	     "    what = \"connections\"; per_minute = 5; },\n"
+	     "  { key = \"ip\"; what = \"messages\"; per_minute = 5;\n"
+	     "    listener = \"submission\"; },\n"
+	     "  { name = \"rl0\"; key = \"ip\"; what = \"messages\"; "
+	     "per_minute = 5; },\n"
+	     "  { key = \"ip\"; burst = 2000000; per_minute = 0; },\n"
+	     "  { key = \"ipv6\"; what = \"bytes\"; per_minute = 1; "
+	     "limit = 3; }\n"
+	     ");\n  rate_table_size = 8; };\n",
+	     "t.conf:3: key 'policy.rate_limits[0].what': \"connections\" "
+	     "cannot be counted by key \"user\", which is not known when a "
+	     "client connects (\"messages\" or \"recipients\" with this key, "
+	     "or key \"ip\" or \"ip24\")\n"
+	     "t.conf:5: key 'policy.rate_limits[1].what': \"connections\" "
+	     "cannot be counted by key \"sender_domain\", which is not known "
+	     "when a client connects (\"messages\" or \"recipients\" with "
+	     "this key, or key \"ip\" or \"ip24\")\n"
+	     "t.conf:8: key 'policy.rate_limits[3].name': \"rl0\" is already "
+	     "the name of the rate limit at line 3 (a unique name)\n"
+	     "t.conf:9: key 'policy.rate_limits[4].what': missing (one of "
+	     "\"connections\" or \"messages\" or \"recipients\")\n"
+	     "t.conf:9: key 'policy.rate_limits[4].per_minute': 0 is out of "
+	     "range (an integer 1..10000000)\n"
+	     "t.conf:9: key 'policy.rate_limits[4].burst': 2000000 is out of "
+	     "range (an integer 0..1000000)\n"
+	     "t.conf:10: key 'policy.rate_limits[5].limit': unknown key "
+	     "(valid here: name, key, what, per_minute, burst, listener)\n"
+	     "t.conf:10: key 'policy.rate_limits[5].key': \"ipv6\" is not "
+	     "valid (one of \"ip\" or \"ip24\" or \"sender_domain\" or "
+	     "\"user\")\n"
+	     "t.conf:10: key 'policy.rate_limits[5].what': \"bytes\" is not "
+	     "valid (one of \"connections\" or \"messages\" or "
+	     "\"recipients\")\n"
+	     "t.conf:12: key 'policy.rate_table_size': 8 is out of range (an "
+	     "integer 16..16777216)\n"
+	     "t.conf:7: key 'policy.rate_limits[2].listener': no listener is "
+	     "named \"submission\" (the name of a listener: \"mx\"; or leave "
+	     "it out for all)\n");
+
+	/* Listener limits and contradictory AUTH settings. */
+	ERRS("listeners = (\n"
+	     "  { name = \"mx\"; port = 25; role = \"mx\";\n"
+	     "    require_auth = true; max_messages_per_connection = -1; },\n"
+	     "  { name = \"sub\"; port = 587; role = \"submission\";\n"
+	     "    allow_anonymous = true; max_connections = 20000000; },\n"
+	     "  { name = \"tls\"; port = 465; role = \"smtps\";\n"
+	     "    allow_anonymous = true; require_auth = true;\n"
+	     "    senders = [ \"x.org\" ]; }\n"
+	     ");\n",
+	     "t.conf:3: key 'listeners[0].require_auth': require_auth = true "
+	     "contradicts allow_anonymous = true, the default for role "
+	     "\"mx\" (add allow_anonymous = false)\n"
+	     "t.conf:3: key 'listeners[0].max_messages_per_connection': -1 "
+	     "is out of range (an integer 0..1000000)\n"
+	     "t.conf:5: key 'listeners[1].allow_anonymous': allow_anonymous "
+	     "= true contradicts require_auth = true, the default for role "
+	     "\"submission\" (add require_auth = false)\n"
+	     "t.conf:5: key 'listeners[1].max_connections': 20000000 is out "
+	     "of range (an integer 0..16777216)\n"
+	     "t.conf:7: key 'listeners[2].require_auth': require_auth = true "
+	     "contradicts allow_anonymous = true (set one of them to false)\n"
+	     "t.conf:8: key 'listeners[2].senders': an array [ ], expected a "
+	     "group { accept = [ ... ]; reject = [ ... ]; }\n");
+
+	/* Port clash: file and line of the second listener's port. */
+	ERRS("listeners = (\n"
+	     "  { name = \"mx\";\n"
+	     "    port = 25; role = \"mx\"; },\n"
+	     "  { name = \"mx2\";\n"
+	     "    role = \"mx\";\n"
+	     "    port = 25; }\n"
+	     ");\n",
+	     "t.conf:6: key 'listeners[1].port': port 25 is already used by "
+	     "listener 'mx' at line 3 (a port no other listener uses)\n");
+
+	/* policy of the wrong type; accepted_domains of the wrong type. */
+	ERRS(LISTENERS "policy = ( );\n",
+	     "t.conf:2: key 'policy': a list ( ), expected a group { }\n");
+	ERRS(LISTENERS "policy = { accepted_domains = \"example.com\"; };\n",
+	     "t.conf:2: key 'policy.accepted_domains': a string, expected a "
+	     "list ( \"example.com\", { domain = \"example.org\"; type = "
+	     "\"internal_relay\"; }, ... )\n");
+}
+
 static void test_file_errors(void)
 {
 	struct mxg_config c;
@@ -272,6 +754,9 @@ int main(int argc, char **argv)
 		CHECK(!"missing the example file argument");
 	test_minimal();
 	test_errors();
+	test_role_defaults();
+	test_policy();
+	test_policy_errors();
 	test_file_errors();
 	printf("config: %d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;
