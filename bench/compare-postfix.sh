@@ -147,6 +147,7 @@ pools = ( { name = "default"; type = "smtp"; client_info = "none";
             idle_max = 64; } );
 maildir = { path = "$TMP/Maildir"; };
 log = { file = "$TMP/mxgate.log"; level = "warn"; };
+policy = { relay_networks = [ "198.18.0.0/15" ]; };
 EOF
 	"$MXGATE" --check-config "$TMP/mxgate.conf" >&2 || return 1
 	$NX "$MXGATE" --config "$TMP/mxgate.conf" $BUSY_FLAG --cores 1 \

@@ -54,7 +54,10 @@ static void usage(FILE *f)
 		"sessions, exit\n"
 		"  block CIDR [--expire SECONDS]  refuse connections from "
 		"CIDR\n"
-		"  unblock CIDR                   lift a block\n"
+		"  allow CIDR [--expire SECONDS]  accept CIDR even if a list "
+		"denies it\n"
+		"  unblock CIDR                   lift a pushed block or "
+		"allow\n"
 		"  backend-down NAME              take a backend out of "
 		"service\n"
 		"  backend-up NAME                put it back\n"
@@ -179,8 +182,10 @@ static int build_request(int argc, char **argv, json_t **req)
 			return 0;
 		}
 	}
-	if (strcmp(cmd, "block") == 0 || strcmp(cmd, "unblock") == 0) {
-		bool block = cmd[0] == 'b';
+	if (strcmp(cmd, "block") == 0 || strcmp(cmd, "unblock") == 0 ||
+	    strcmp(cmd, "allow") == 0) {
+		/* block and allow take --expire; unblock removes either */
+		bool block = cmd[0] != 'u';
 
 		if (argc < 2)
 			return usage_error("%s: missing CIDR", cmd);

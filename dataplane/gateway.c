@@ -28,6 +28,7 @@
 #include "dataplane/gateway.h"
 
 #include <errno.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,16 +38,39 @@
 #include <arpa/inet.h>
 
 #include <rte_common.h>
+#include <rte_errno.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "dataplane/clock.h"
 #include "dataplane/net/tcp.h"
+#include "dataplane/policy/acl.h"
+#include "dataplane/policy/addr.h"
+#include "dataplane/policy/domains.h"
+#include "dataplane/policy/ratelimit.h"
 #include "dataplane/relay/maildir.h"
 
 #define GW_MAX_LOG_RCPT 4
 
 struct gw_be;
+struct gw_core;
+
+/* The next-hop pools of one snapshot on one core: the relay_pools state
+ * (server health, connection counts, idle cache) and the snapshot whose
+ * pool settings it was built from (a core reference is held). A reload
+ * with the same pools fingerprint keeps the set and re-points it at the
+ * new snapshot; a different one builds a new set and retires the old:
+ * its idle connections are closed, connections in a transaction finish
+ * it, and the set is freed when nobody uses it. */
+struct gw_pset {
+	struct relay_pools *rp;
+	struct mxg_snapshot *snap;
+	uint64_t fp;
+	uint32_t users;   /* sessions and backend connections */
+	bool retired;
+	struct gw_pset *next; /* retired list */
+};
 
 /* Why a client request is waiting. */
 enum gw_wait {
@@ -67,7 +91,15 @@ struct gw_sess {
 	uint32_t idx;
 	uint32_t gen;
 	char sid[24];
-	const struct gw_listener *lst;
+	const struct gw_listener *lst; /* in snap */
+	struct mxg_snapshot *snap;     /* policy of this transaction (ref) */
+	struct gw_pset *ps;            /* pools of this transaction */
+	bool cnt_ip, cnt_lst;          /* counted in ipc / lconns */
+	uint16_t lport;
+	uint32_t nmsgs;                /* MAIL commands accepted */
+	uint16_t deny_code;            /* refuse at CONNECT (0: greet) */
+	const char *deny_enh, *deny_text;
+	uint64_t t_dot_us;             /* final dot sent to the backend */
 	struct tcp_conn *tc;
 	struct smtp_session *sm;
 	struct rte_mbuf *in;  /* unconsumed received segments */
@@ -131,6 +163,7 @@ struct gw_be {
 	bool xclient_used;   /* an XCLIENT identity was applied */
 	struct gw_be *next_dirty;
 	struct gw_core *gc;
+	struct gw_pset *ps;  /* pools srv and pool index into */
 	uint32_t idx;
 	uint32_t srv;
 	uint32_t pool;
@@ -142,17 +175,58 @@ struct gw_be {
 	char name[32];
 };
 
+/* A limit changed at run time (mxgatectl limit KEY VALUE). */
+struct gw_override {
+	char key[120];
+	uint32_t value;
+};
+
+/* A backend taken out of service or put back at run time. */
+struct gw_bover {
+	char name[120];
+	bool down;
+};
+
+/* Effective limits of one listener of the current snapshot: its
+ * configured values with the pushed overrides applied. */
+struct gw_eff {
+	uint32_t max_conn, per_ip, rate, msgs;
+};
+
+#define GW_MAX_OVERRIDES 64
+
 struct gw_core {
-	const struct gw_global *gw;
+	struct gw_global *gw;
 	uint16_t core;
 	struct net_stack *st;
+	struct mxg_snapshot *snap;   /* adopted policy (core ref held) */
+	struct gw_pset *ps;          /* current pools */
+	struct gw_pset *ps_retired;
+	struct gw_eff *eff;          /* per listener of snap */
+	uint32_t eff_cap;
+	struct gw_rule_eff {
+		uint32_t per_minute, burst;
+	} *rule_eff;                 /* per rule of snap */
+	uint32_t rule_eff_cap;
+	struct pol_block *blocks;    /* pushed blocks/allows */
+	struct pol_domains *dom_over;/* pushed domain changes */
+	struct pol_rl *rl;           /* rate-limit buckets */
+	struct pol_conns *ipc;       /* connections per client IP */
+	struct gw_override over[GW_MAX_OVERRIDES];
+	uint32_t n_over;
+	struct gw_bover bover[GW_MAX_OVERRIDES];
+	uint32_t n_bover;
+	bool draining;
+	uint8_t listening[65536 / 8];
+	volatile uint64_t push_seq, push_lat_us, generation;
+	uint64_t lat[GW_LAT_BUCKETS];
+	uint64_t lat_sum_us;
 	struct gw_sess *sess;
 	uint8_t *smtp_mem;
 	uint32_t free_sess;    /* index list through next_free */
 	uint32_t *sess_next_free;
 	struct gw_be *be;
 	uint8_t *relay_mem;
-	struct relay_pools *pools;
 	struct maildir *md;
 	uint32_t md_inflight;
 	struct gw_sess *dirty_s;
@@ -164,19 +238,12 @@ struct gw_core {
 	uint32_t sid_epoch;
 	struct rte_ring *log;
 	struct rte_mempool *log_pool;
-	struct gw_ltag *tags;
 	struct gw_stats stats;
 	uint8_t scratch[16384];
 };
 
 #define NO_FREE UINT32_MAX
 
-/* Listener tag: the compiled listener and the owning core, so the shared
- * accepted() callback finds its core without a global. */
-struct gw_ltag {
-	struct gw_listener l;
-	struct gw_core *gc;
-};
 
 static inline uint64_t now_ms(const struct gw_core *gc)
 {
@@ -302,6 +369,92 @@ static void tempfail(struct gw_sess *s, const char *enh, const char *text)
 	verdict(s, SMTP_V_REJECT, 451, enh, text);
 }
 
+/* ------------------------------------------------------------ snapshots */
+
+/* Per-core references on a snapshot (snapshot.h): written by this core
+ * only, read by the main lcore before it frees a retired snapshot. */
+static void snap_ref(struct gw_core *gc, struct mxg_snapshot *sn)
+{
+	__atomic_store_n(&sn->refs[gc->core].n, sn->refs[gc->core].n + 1,
+			 __ATOMIC_RELEASE);
+}
+
+static void snap_unref(struct gw_core *gc, struct mxg_snapshot *sn)
+{
+	__atomic_store_n(&sn->refs[gc->core].n, sn->refs[gc->core].n - 1,
+			 __ATOMIC_RELEASE);
+}
+
+static void pset_free(struct gw_core *gc, struct gw_pset *ps)
+{
+	relay_pools_destroy(ps->rp);
+	snap_unref(gc, ps->snap);
+	free(ps);
+}
+
+/* One user of ps is done with it; a retired set nobody uses is freed. */
+static void pset_put(struct gw_core *gc, struct gw_pset *ps)
+{
+	ps->users--;
+	if (!ps->retired || ps->users > 0)
+		return;
+	for (struct gw_pset **pp = &gc->ps_retired; *pp; pp = &(*pp)->next)
+		if (*pp == ps) {
+			*pp = ps->next;
+			break;
+		}
+	pset_free(gc, ps);
+}
+
+static void bover_apply(struct gw_core *gc, struct gw_pset *ps,
+			const struct gw_bover *o);
+
+static struct gw_pset *pset_new(struct gw_core *gc, struct mxg_snapshot *sn)
+{
+	struct gw_pset *ps = calloc(1, sizeof(*ps));
+	int e = 0;
+
+	if (!ps)
+		return NULL;
+	ps->rp = relay_pools_create(&sn->rpc, &e);
+	if (!ps->rp) {
+		free(ps);
+		return NULL;
+	}
+	ps->snap = sn;
+	ps->fp = sn->pools_fp;
+	snap_ref(gc, sn);
+	for (uint32_t i = 0; i < gc->n_bover; i++)
+		bover_apply(gc, ps, &gc->bover[i]);
+	return ps;
+}
+
+/* Make s use the core's current snapshot and pools for its next
+ * transaction (DESIGN 6: a transaction keeps the snapshot it began with).
+ * A session whose listener is gone from the new snapshot keeps its old
+ * one; a sticky (PROXY) backend keeps its pool set. */
+static void sess_adopt(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+
+	if (s->snap != gc->snap) {
+		const struct gw_listener *l =
+			mxg_snapshot_listener(gc->snap, s->lport);
+
+		if (l) {
+			snap_ref(gc, gc->snap);
+			snap_unref(gc, s->snap);
+			s->snap = gc->snap;
+			s->lst = l;
+		}
+	}
+	if (s->ps != gc->ps && !s->be) {
+		gc->ps->users++;
+		pset_put(gc, s->ps);
+		s->ps = gc->ps;
+	}
+}
+
 /* ------------------------------------------------------------ backends */
 
 static const struct tcp_callbacks be_cb;
@@ -323,10 +476,11 @@ static struct gw_be *be_alloc(struct gw_core *gc)
 }
 
 /* Open a new backend connection to server srv of pool. */
-static struct gw_be *be_open(struct gw_core *gc, uint32_t pool, uint32_t srv,
+static struct gw_be *be_open(struct gw_core *gc, struct gw_pset *ps,
+			     uint32_t pool, uint32_t srv,
 			     const struct gw_sess *for_sess)
 {
-	const struct gw_pool *gp = &gc->gw->pools[pool];
+	const struct gw_pool *gp = &ps->snap->pools[pool];
 	struct relay_server_info si;
 	struct relay_proxy_addr pa;
 	struct gw_be *b = be_alloc(gc);
@@ -335,7 +489,7 @@ static struct gw_be *be_open(struct gw_core *gc, uint32_t pool, uint32_t srv,
 
 	if (!b)
 		return NULL;
-	relay_server_get_info(gc->pools, srv, &si);
+	relay_server_get_info(ps->rp, srv, &si);
 	/* No session (health check): all-zero addresses, which the PROXY v2
 	 * encoder sends as the LOCAL command. */
 	memset(&pa, 0, sizeof(pa));
@@ -355,15 +509,19 @@ static struct gw_be *be_open(struct gw_core *gc, uint32_t pool, uint32_t srv,
 		return NULL;
 	b->pool = pool;
 	b->srv = srv;
+	b->ps = ps;
+	ps->users++;
 	a.s_addr = rte_cpu_to_be_32(si.addr);
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
 	snprintf(b->name, sizeof(b->name), "%s:%u", ip, si.port);
 	if (tcp_connect(gc->st, a.s_addr, si.port, &be_cb, b, &b->tc) < 0) {
 		b->rc = NULL;
+		b->ps = NULL;
+		pset_put(gc, ps);
 		return NULL;
 	}
 	b->state = BE_CONNECTING;
-	relay_server_opened(gc->pools, srv);
+	relay_server_opened(ps->rp, srv);
 	b->counted = true;
 	gc->stats.backend_connects++;
 	gc->stats.backend_live++;
@@ -376,10 +534,16 @@ static void be_release(struct gw_be *b)
 	struct gw_core *gc = b->gc;
 
 	if (b->counted)
-		relay_server_closed(gc->pools, b->srv);
+		relay_server_closed(b->ps->rp, b->srv);
 	segs_free(&b->in);
 	gc->stats.backend_live--;
 	b->state = BE_FREE;
+	if (b->ps) {
+		struct gw_pset *ps = b->ps;
+
+		b->ps = NULL;
+		pset_put(gc, ps);
+	}
 }
 
 /* Close the backend's TCP connection after its output is flushed. */
@@ -405,7 +569,7 @@ static void be_close(struct gw_be *b, bool abort_now)
 static void be_detach(struct gw_be *b)
 {
 	struct gw_core *gc = b->gc;
-	const struct gw_pool *gp = &gc->gw->pools[b->pool];
+	const struct gw_pool *gp = &b->ps->snap->pools[b->pool];
 	void *evicted = NULL;
 
 	b->owner = NULL;
@@ -418,7 +582,8 @@ static void be_detach(struct gw_be *b)
 	if (relay_client_state(b->rc) == RELAY_ST_READY &&
 	    gp->rc.client_info != RELAY_CINFO_PROXY &&
 	    !(b->xclient_used && !relay_client_caps(b->rc)->xclient) &&
-	    relay_pool_idle_put(gc->pools, b->srv, b, now_ms(gc),
+	    !b->ps->retired &&
+	    relay_pool_idle_put(b->ps->rp, b->srv, b, now_ms(gc),
 				&evicted) == 0) {
 		b->idle = true;
 		if (evicted) {
@@ -446,7 +611,7 @@ static bool idle_remove(struct gw_be *b)
 	void *x;
 
 	while (n < 64 &&
-	       (x = relay_pool_idle_take(gc->pools, b->srv, now_ms(gc)))) {
+	       (x = relay_pool_idle_take(b->ps->rp, b->srv, now_ms(gc)))) {
 		if (x == b) {
 			found = true;
 			break;
@@ -456,7 +621,7 @@ static bool idle_remove(struct gw_be *b)
 	while (n > 0) {
 		void *ev = NULL;
 
-		relay_pool_idle_put(gc->pools, b->srv, held[--n], now_ms(gc),
+		relay_pool_idle_put(b->ps->rp, b->srv, held[--n], now_ms(gc),
 				    &ev);
 	}
 	if (found)
@@ -688,12 +853,12 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 	case RELAY_EV_READY:
 		b->ready = true;
 		if (b->probe) {
-			relay_server_check_result(gc->pools, b->srv, true,
+			relay_server_check_result(b->ps->rp, b->srv, true,
 						  now_ms(gc));
 			relay_client_quit(b->rc);
 			return;
 		}
-		relay_server_report(gc->pools, b->srv, true, now_ms(gc));
+		relay_server_report(b->ps->rp, b->srv, true, now_ms(gc));
 		if (s)
 			sess_backend_ready(s);
 		else
@@ -770,10 +935,20 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		return;
 	case RELAY_EV_DATA_END:
 		/* any reply proves the server alive */
-		relay_server_report(gc->pools, b->srv, true, now_ms(gc));
+		relay_server_report(b->ps->rp, b->srv, true, now_ms(gc));
 		if (!s || s->wait != W_DATA_END)
 			return;
 		s->wait = W_NONE;
+		{
+			static const uint32_t bounds[] = GW_LAT_BOUNDS;
+			uint64_t us = gc->now_us - s->t_dot_us;
+			unsigned k = 0;
+
+			while (k < RTE_DIM(bounds) && us > bounds[k] * 1000ULL)
+				k++;
+			gc->lat[k]++;
+			gc->lat_sum_us += us;
+		}
 		txn_done(s, ev->reply.code, &ev->reply, NULL, NULL);
 		verdict_reply(s, &ev->reply);
 		if (!s->be_sticky) {
@@ -805,10 +980,10 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 
 		gc->stats.backend_errors++;
 		if (b->probe)
-			relay_server_check_result(gc->pools, b->srv, false,
+			relay_server_check_result(b->ps->rp, b->srv, false,
 						  now_ms(gc));
 		else
-			relay_server_report(gc->pools, b->srv, false,
+			relay_server_report(b->ps->rp, b->srv, false,
 					    now_ms(gc));
 		snprintf(why, sizeof(why),
 			 "Backend %s failed (%s at %s), try again later",
@@ -998,19 +1173,309 @@ static const struct tcp_callbacks be_cb = {
 	.reset = be_reset,
 };
 
+/* ------------------------------------------------------------ policy */
+
+/* Effective limits of listener l: the core's table when l belongs to the
+ * current snapshot (overrides applied), else its configured values. */
+static struct gw_eff listener_eff(const struct gw_core *gc,
+				  const struct gw_listener *l)
+{
+	const struct mxg_snapshot *sn = gc->snap;
+	struct gw_eff e;
+
+	if (l >= sn->listeners && l < sn->listeners + sn->n_listeners &&
+	    l->idx < gc->eff_cap)
+		return gc->eff[l->idx];
+	e.max_conn = l->cl->max_connections;
+	e.per_ip = l->cl->max_connections_per_ip;
+	e.rate = l->cl->connection_rate_per_ip;
+	e.msgs = l->cl->max_messages_per_connection;
+	return e;
+}
+
+static void rule_params(const struct gw_core *gc,
+			const struct mxg_snapshot *sn, uint32_t i,
+			uint32_t *per_minute, uint32_t *burst)
+{
+	if (sn == gc->snap && i < gc->rule_eff_cap) {
+		*per_minute = gc->rule_eff[i].per_minute;
+		*burst = gc->rule_eff[i].burst;
+	} else {
+		*per_minute = sn->rules[i].per_minute;
+		*burst = sn->rules[i].burst;
+	}
+}
+
+/* Rate-limit rules of sn for event what on listener l: every rule whose
+ * key can be formed takes one token (cost). False (and the rule's name in
+ * *hit) when one is exhausted. Rules are checked in file order and stop at
+ * the first refusal, so a refused event costs nothing in later rules. */
+static bool rules_take(struct gw_core *gc, const struct mxg_snapshot *sn,
+		       const struct gw_listener *l, enum ctl_rl_what what,
+		       uint32_t ip, const char *sdom, size_t sdom_len,
+		       const char *user, uint32_t cost, const char **hit)
+{
+	for (uint32_t i = 0; i < sn->n_rules; i++) {
+		const struct gw_rule *r = &sn->rules[i];
+		uint32_t key4, pm, burst;
+		const void *key;
+		size_t klen;
+
+		if (r->what != what ||
+		    (r->listener >= 0 && (uint32_t)r->listener != l->idx))
+			continue;
+		switch (r->key) {
+		case CTL_RL_IP:
+			key4 = ip;
+			key = &key4;
+			klen = 4;
+			break;
+		case CTL_RL_IP24:
+			key4 = ip & 0xffffff00u;
+			key = &key4;
+			klen = 4;
+			break;
+		case CTL_RL_SENDER_DOMAIN:
+			if (!sdom || sdom_len == 0)
+				continue;
+			key = sdom;
+			klen = sdom_len;
+			break;
+		case CTL_RL_USER:
+			if (!user || !user[0])
+				continue;
+			key = user;
+			klen = strlen(user);
+			break;
+		default:
+			continue;
+		}
+		rule_params(gc, sn, i, &pm, &burst);
+		if (pm == 0)
+			continue;
+		if (!pol_rl_take(gc->rl, r->fp, key, klen, pm, burst, cost,
+				 gc->now_us)) {
+			*hit = r->name;
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Fingerprint of a listener's connection_rate_per_ip bucket family. */
+static uint64_t conn_rate_fp(const struct gw_listener *l)
+{
+	return pol_hash64(l->cl->name, strlen(l->cl->name), 0x636f6e6e72617465ULL);
+}
+
+enum conn_verdict { CONN_OK = 0, CONN_DENY, CONN_LIMIT, CONN_RATE };
+
+/* Connection control (DESIGN 6), in order: pushed blocks and allows, the
+ * listener's networks, the listener's allow/deny, the global allow/deny
+ * (an allow entry is an exception inside a deny entry). */
+static bool conn_denied(struct gw_core *gc, const struct gw_listener *l,
+			uint32_t ip)
+{
+	const struct mxg_snapshot *sn = gc->snap;
+	uint32_t v;
+
+	switch (pol_block_lookup4(gc->blocks, ip, gc->now_us)) {
+	case POL_ACL_DENY:
+		return true;
+	case POL_ACL_ALLOW:
+		return false;
+	default:
+		break;
+	}
+	if (l->networks && pol_acl_lookup4(l->networks, ip, &v) < 0)
+		return true;
+	if (l->acl && pol_acl_lookup4(l->acl, ip, &v) == 0)
+		return v == POL_ACL_DENY;
+	if (sn->acl && pol_acl_lookup4(sn->acl, ip, &v) == 0)
+		return v == POL_ACL_DENY;
+	return false;
+}
+
+/* The limits at connect: listener total (all cores), per client IP,
+ * connection rate per IP, rate rules on connections. Counts the
+ * connection when it passes. */
+static enum conn_verdict conn_limits(struct gw_sess *s, uint32_t ip,
+				     const char **hit)
+{
+	struct gw_core *gc = s->gc;
+	const struct gw_listener *l = s->lst;
+	struct gw_eff e = listener_eff(gc, l);
+	uint32_t *lc = &gc->gw->lconns[s->lport];
+
+	if (e.max_conn) {
+		uint32_t n = __atomic_add_fetch(lc, 1, __ATOMIC_RELAXED);
+
+		if (n > e.max_conn) {
+			__atomic_sub_fetch(lc, 1, __ATOMIC_RELAXED);
+			return CONN_LIMIT;
+		}
+	} else {
+		__atomic_add_fetch(lc, 1, __ATOMIC_RELAXED);
+	}
+	s->cnt_lst = true;
+	if (!pol_conns_inc(gc->ipc, ip, e.per_ip))
+		return CONN_LIMIT;
+	s->cnt_ip = true;
+	if (e.rate && !pol_rl_take(gc->rl, conn_rate_fp(l), &ip, 4, e.rate,
+				   e.rate, 1, gc->now_us)) {
+		*hit = "connection_rate_per_ip";
+		return CONN_RATE;
+	}
+	if (!rules_take(gc, s->snap, l, CTL_RL_CONNECTIONS, ip, NULL, 0, NULL,
+			1, hit))
+		return CONN_RATE;
+	return CONN_OK;
+}
+
+/* Restriction lists: reject wins; a non-empty accept list admits only
+ * what it matches. */
+static bool restricted(const struct gw_restrict *r, const struct pol_addr *a)
+{
+	if (r->reject && pol_addrlist_match(r->reject, a))
+		return true;
+	if (r->accept && !pol_addrlist_match(r->accept, a))
+		return true;
+	return false;
+}
+
+static bool may_relay(const struct gw_sess *s)
+{
+	uint32_t v;
+
+	if (smtp_session_authenticated(s->sm) && s->lst->cl->relay_authenticated)
+		return true;
+	return s->snap->relay_nets &&
+	       pol_acl_lookup4(s->snap->relay_nets,
+			       rte_be_to_cpu_32(s->client_ip), &v) == 0 &&
+	       v == POL_ACL_ALLOW;
+}
+
+/* MAIL FROM policy. Returns true when the verdict was given (refused). */
+static bool mail_policy(struct gw_sess *s, const struct smtp_mail *m)
+{
+	struct gw_core *gc = s->gc;
+	const struct gw_listener *l = s->lst;
+	struct gw_eff e = listener_eff(gc, l);
+	struct pol_addr a;
+	const char *hit = NULL;
+	bool authed = smtp_session_authenticated(s->sm);
+
+	if (!authed && (l->cl->require_auth || !l->cl->allow_anonymous)) {
+		gc->stats.mail_denied_auth++;
+		verdict(s, SMTP_V_REJECT, 530, "5.7.0",
+			"Authentication required");
+		return true;
+	}
+	if (e.msgs && s->nmsgs >= e.msgs) {
+		gc->stats.mail_denied_count++;
+		gw_log(gc, "event=limit sid=%s client=%s limit="
+			   "max_messages_per_connection value=%u",
+		       s->sid, s->client, e.msgs);
+		verdict(s, SMTP_V_CLOSE, 421, "4.7.0",
+			"Too many messages in this connection, reconnect");
+		return true;
+	}
+	pol_addr_parse(m->addr, m->addr_len, &a);
+	/* RFC 5321 4.5.5: the null sender (bounces) is not restricted. */
+	if (!m->null_sender &&
+	    (restricted(&s->snap->senders, &a) || restricted(&l->senders, &a))) {
+		gc->stats.mail_denied_sender++;
+		verdict(s, SMTP_V_REJECT, 550, "5.7.1",
+			"Sender address rejected: Access denied");
+		return true;
+	}
+	if (!rules_take(gc, s->snap, l, CTL_RL_MESSAGES,
+			rte_be_to_cpu_32(s->client_ip),
+			m->null_sender ? NULL : a.domain, a.domain_len, NULL, 1,
+			&hit)) {
+		gc->stats.mail_rate_limited++;
+		gw_log(gc, "event=rate_limited sid=%s client=%s rule=%s at=mail",
+		       s->sid, s->client, hit ? hit : "-");
+		verdict(s, SMTP_V_REJECT, 451, "4.7.1",
+			"Message rate limit exceeded, try again later");
+		return true;
+	}
+	return false;
+}
+
+/* RCPT TO policy: relay control, recipient restrictions, rate rules.
+ * Returns true when the verdict was given (refused). */
+static bool rcpt_policy(struct gw_sess *s, const struct smtp_rcpt *r)
+{
+	struct gw_core *gc = s->gc;
+	struct pol_addr a;
+	enum pol_rcpt_result res;
+	const char *hit = NULL;
+	int type = 0;
+
+	pol_addr_parse(r->addr, r->addr_len, &a);
+	res = pol_rcpt_decide(&a, s->snap->domains, gc->dom_over,
+			      may_relay(s), &type);
+	if (res == POL_RCPT_DENIED) {
+		gc->stats.rcpt_denied_relay++;
+		gc->stats.rcpts_rejected++;
+		verdict(s, SMTP_V_REJECT, 554, "5.7.1", "Relay access denied");
+		return true;
+	}
+	if (restricted(&s->snap->recipients, &a) ||
+	    restricted(&s->lst->recipients, &a)) {
+		gc->stats.rcpt_denied_restrict++;
+		gc->stats.rcpts_rejected++;
+		verdict(s, SMTP_V_REJECT, 550, "5.7.1",
+			"Recipient address rejected: Access denied");
+		return true;
+	}
+	{
+		const char *sd = memrchr(s->from, '@', strlen(s->from));
+		char dom[256];
+		size_t dl = 0;
+
+		/* the sender domain key, lower case like the MAIL check */
+		if (sd) {
+			sd++;
+			while (sd[dl] && dl < sizeof(dom) - 1) {
+				dom[dl] = (char)tolower((unsigned char)sd[dl]);
+				dl++;
+			}
+			if (dl && dom[dl - 1] == '.')
+				dl--;
+		}
+		if (!rules_take(gc, s->snap, s->lst, CTL_RL_RECIPIENTS,
+				rte_be_to_cpu_32(s->client_ip),
+				dl ? dom : NULL, dl, NULL, 1, &hit)) {
+			gc->stats.rcpt_rate_limited++;
+			gc->stats.rcpts_rejected++;
+			gw_log(gc, "event=rate_limited sid=%s client=%s rule=%s "
+				   "at=rcpt",
+			       s->sid, s->client, hit ? hit : "-");
+			verdict(s, SMTP_V_REJECT, 451, "4.7.1",
+				"Recipient rate limit exceeded, try again "
+				"later");
+			return true;
+		}
+	}
+	return false;
+}
+
 /* ------------------------------------------------------------ session pump */
 
 /* Get a backend for s in pool: idle cached, else new. NULL: none. */
 static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool)
 {
 	struct gw_core *gc = s->gc;
-	const struct gw_pool *gp = &gc->gw->pools[pool];
+	struct gw_pset *ps = s->ps;
+	const struct gw_pool *gp = &ps->snap->pools[pool];
 	uint32_t srv;
 	struct gw_be *b;
 	int r;
 
 	while (gp->rc.client_info != RELAY_CINFO_PROXY &&
-	       (b = relay_pool_idle_take_any(gc->pools, pool, now_ms(gc),
+	       (b = relay_pool_idle_take_any(ps->rp, pool, now_ms(gc),
 					     &srv)) != NULL) {
 		b->idle = false;
 		if (b->dead || b->closing ||
@@ -1027,10 +1492,10 @@ static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool)
 		gc->stats.backend_reused++;
 		return b;
 	}
-	r = relay_pool_select(gc->pools, pool, now_ms(gc));
+	r = relay_pool_select(ps->rp, pool, now_ms(gc));
 	if (r < 0)
 		return NULL;
-	b = be_open(gc, pool, (uint32_t)r, s);
+	b = be_open(gc, ps, pool, (uint32_t)r, s);
 	if (b)
 		b->owner = s;
 	return b;
@@ -1053,8 +1518,8 @@ static void on_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 	struct gw_core *gc = s->gc;
 	size_t dlen;
 	const char *dom = rcpt_domain(r, &dlen);
-	uint32_t pool = relay_pools_route(gc->pools, dom, dlen);
-	const struct gw_pool *gp = &gc->gw->pools[pool];
+	uint32_t pool = relay_pools_route(s->ps->rp, dom, dlen);
+	const struct gw_pool *gp = &s->ps->snap->pools[pool];
 
 	if (s->txn_failed) {
 		gc->stats.rcpts_rejected++;
@@ -1141,7 +1606,7 @@ static void on_data(struct gw_sess *s)
 		tempfail(s, "4.4.2", "Backend failed, try again later");
 		return;
 	}
-	if (gc->gw->pools[s->pool].maildir) {
+	if (s->ps->snap->pools[s->pool].maildir) {
 		struct maildir_received rcv = {
 			.client_addr = s->client,
 			.helo = s->helo[0] ? s->helo : NULL,
@@ -1260,6 +1725,7 @@ static void on_data_end(struct gw_sess *s)
 		return;
 	}
 	s->wait = W_DATA_END;
+	s->t_dot_us = gc->now_us;
 	be_dirty(s->be);
 }
 
@@ -1270,8 +1736,11 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 
 	switch (ev->type) {
 	case SMTP_REQ_CONNECT:
-		/* Connection policy is the policy issue's; accept. */
-		verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);
+		if (s->deny_code)
+			verdict(s, SMTP_V_CLOSE, s->deny_code, s->deny_enh,
+				s->deny_text);
+		else
+			verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);
 		return true;
 	case SMTP_REQ_HELO:
 		snprintf(s->helo, sizeof(s->helo), "%s", ev->helo.name);
@@ -1283,6 +1752,10 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 		size_t off = 0;
 
 		sess_txn_reset(s);
+		sess_adopt(s);
+		if (mail_policy(s, m))
+			return true;
+		s->nmsgs++;
 		snprintf(s->from, sizeof(s->from), "%.*s", (int)m->addr_len,
 			 m->addr);
 		s->mail_params[0] = '\0';
@@ -1313,6 +1786,8 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 	case SMTP_REQ_RCPT:
 		if (s->wait != W_NONE)
 			return false;
+		if (rcpt_policy(s, &ev->rcpt))
+			return true;
 		on_rcpt(s, &ev->rcpt);
 		return s->wait == W_NONE;
 	case SMTP_REQ_DATA:
@@ -1446,6 +1921,11 @@ static void sess_release(struct gw_sess *s)
 		}
 	}
 	segs_free(&s->in);
+	if (s->cnt_lst)
+		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
+				   __ATOMIC_RELAXED);
+	if (s->cnt_ip)
+		pol_conns_dec(gc->ipc, rte_be_to_cpu_32(s->client_ip));
 	gw_log(gc, "event=session sid=%s client=%s:%u listener=%s "
 		   "commands=%u messages=%u errors=%u pregreet=%u ms=%llu",
 	       s->sid, s->client, s->client_port, s->lst->cl->name,
@@ -1454,6 +1934,10 @@ static void sess_release(struct gw_sess *s)
 	s->sm = NULL;
 	s->used = false;
 	s->gen++;
+	pset_put(gc, s->ps);
+	s->ps = NULL;
+	snap_unref(gc, s->snap);
+	s->snap = NULL;
 	gc->sess_next_free[s->idx] = gc->free_sess;
 	gc->free_sess = s->idx;
 	gc->stats.sessions_live--;
@@ -1461,14 +1945,39 @@ static void sess_release(struct gw_sess *s)
 
 static void *cl_accepted(void *arg, struct tcp_conn *c)
 {
-	const struct gw_ltag *tag = arg;
-	const struct gw_listener *l = &tag->l;
-	struct gw_core *gc = tag->gc;
+	struct gw_core *gc = arg;
+	const struct gw_listener *l;
 	struct gw_sess *s;
-	rte_be32_t la;
-	uint16_t lp;
-	uint32_t i;
+	rte_be32_t la, cip;
+	uint16_t lp, cport;
+	uint32_t i, ip;
+	const char *hit = NULL;
+	enum conn_verdict cv;
 
+	tcp_conn_addrs(c, &la, &lp, &cip, &cport);
+	l = mxg_snapshot_listener(gc->snap, lp);
+	if (!l) {
+		gc->stats.sessions_refused++;
+		return NULL;
+	}
+	ip = rte_be_to_cpu_32(cip);
+	if (conn_denied(gc, l, ip)) {
+		const struct ctl_listener *cl = l->cl;
+
+		gc->stats.conn_denied_acl++;
+		if (cl->deny_action == CTL_DENY_CLOSE) {
+			char a[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, &cip, a, sizeof(a));
+			gw_log(gc, "event=refused client=%s listener=%s "
+				   "reason=acl action=close",
+			       a, cl->name);
+			return NULL; /* the stack resets it: no greeting */
+		}
+		cv = CONN_DENY;
+	} else {
+		cv = CONN_OK;
+	}
 	if (gc->free_sess == NO_FREE) {
 		gc->stats.sessions_refused++;
 		return NULL;
@@ -1486,11 +1995,17 @@ static void *cl_accepted(void *arg, struct tcp_conn *c)
 	s->gc = gc;
 	s->idx = i;
 	s->lst = l;
+	s->lport = lp;
+	s->snap = gc->snap;
+	snap_ref(gc, s->snap);
+	s->ps = gc->ps;
+	s->ps->users++;
 	s->tc = c;
 	s->t_start_us = gc->now_us;
 	s->md_job = -1;
 	s->pool = -1;
-	tcp_conn_addrs(c, &la, &lp, &s->client_ip, &s->client_port);
+	s->client_ip = cip;
+	s->client_port = cport;
 	inet_ntop(AF_INET, &s->client_ip, s->client, sizeof(s->client));
 	/* start time + core + sequence: unique across restarts */
 	snprintf(s->sid, sizeof(s->sid), "%08x%02x%06x", gc->sid_epoch,
@@ -1499,6 +2014,8 @@ static void *cl_accepted(void *arg, struct tcp_conn *c)
 				  gc->gw->smtp_mem, &l->smtp, now_ms(gc));
 	if (!s->sm) {
 		s->used = false;
+		pset_put(gc, s->ps);
+		snap_unref(gc, s->snap);
 		gc->sess_next_free[i] = gc->free_sess;
 		gc->free_sess = i;
 		gc->stats.sessions_refused++;
@@ -1506,8 +2023,37 @@ static void *cl_accepted(void *arg, struct tcp_conn *c)
 	}
 	gc->stats.sessions++;
 	gc->stats.sessions_live++;
-	gw_log(gc, "event=connect sid=%s client=%s:%u listener=%s", s->sid,
-	       s->client, s->client_port, l->cl->name);
+	if (cv == CONN_OK)
+		cv = conn_limits(s, ip, &hit);
+	switch (cv) {
+	case CONN_DENY:
+		s->deny_code = 554;
+		s->deny_enh = "5.7.1";
+		s->deny_text = "Access denied";
+		break;
+	case CONN_LIMIT:
+		gc->stats.conn_denied_limit++;
+		s->deny_code = 421;
+		s->deny_enh = "4.7.0";
+		s->deny_text = "Too many connections, try again later";
+		break;
+	case CONN_RATE:
+		gc->stats.conn_denied_rate++;
+		s->deny_code = 421;
+		s->deny_enh = "4.7.0";
+		s->deny_text = "Connection rate limit exceeded, try again "
+			       "later";
+		break;
+	default:
+		break;
+	}
+	gw_log(gc, "event=connect sid=%s client=%s:%u listener=%s%s%s", s->sid,
+	       s->client, s->client_port, l->cl->name,
+	       s->deny_code ? " refused=" : "",
+	       !s->deny_code ? ""
+	       : cv == CONN_DENY ? "acl"
+	       : cv == CONN_LIMIT ? "limit"
+				  : (hit ? hit : "rate"));
 	sess_dirty(s);
 	/* run() is not called here: accepted() is inside the stack's input
 	 * path before the conn is fully set up; the poll runs it. */
@@ -1667,18 +2213,19 @@ static void maildir_done(struct gw_core *gc)
 static void health_checks(struct gw_core *gc)
 {
 	uint32_t due[16];
-	unsigned n = relay_pools_checks_due(gc->pools, now_ms(gc), due, 16);
+	struct gw_pset *ps = gc->ps;
+	unsigned n = relay_pools_checks_due(ps->rp, now_ms(gc), due, 16);
 
 	for (unsigned i = 0; i < n; i++) {
 		struct relay_server_info si;
 		struct gw_be *b;
 
-		relay_server_get_info(gc->pools, due[i], &si);
-		if (gc->gw->pools[si.pool].maildir)
+		relay_server_get_info(ps->rp, due[i], &si);
+		if (ps->snap->pools[si.pool].maildir)
 			continue;
-		b = be_open(gc, si.pool, due[i], NULL);
+		b = be_open(gc, ps, si.pool, due[i], NULL);
 		if (!b) {
-			relay_server_check_result(gc->pools, due[i], false,
+			relay_server_check_result(ps->rp, due[i], false,
 						  now_ms(gc));
 			continue;
 		}
@@ -1687,9 +2234,334 @@ static void health_checks(struct gw_core *gc)
 	}
 }
 
+/* Quit every idle connection of ps (they are never handed out again). */
+static void pset_flush_idle(struct gw_core *gc, struct gw_pset *ps)
+{
+	void *exp[16];
+	uint32_t srv[16];
+	unsigned n;
+
+	/* a far-future clock makes every cached connection "too old" */
+	while ((n = relay_pools_idle_expire(ps->rp, now_ms(gc) + (1ULL << 40),
+					    exp, srv, 16)) > 0) {
+		for (unsigned k = 0; k < n; k++) {
+			struct gw_be *b = exp[k];
+
+			b->idle = false;
+			if (b->dead) {
+				be_release(b);
+				continue;
+			}
+			if (relay_client_quit(b->rc) < 0)
+				be_close(b, false);
+			be_dirty(b);
+		}
+		if (n < 16)
+			break;
+	}
+}
+
+static void bover_apply(struct gw_core *gc, struct gw_pset *ps,
+			const struct gw_bover *o)
+{
+	uint32_t n = relay_pools_nservers(ps->rp);
+	const char *slash = strchr(o->name, '/');
+	const char *hp = slash ? slash + 1 : o->name;
+
+	RTE_SET_USED(gc);
+	for (uint32_t i = 0; i < n; i++) {
+		struct relay_server_info si;
+		struct in_addr a;
+		char name[64];
+
+		relay_server_get_info(ps->rp, i, &si);
+		if (ps->snap->pools[si.pool].maildir)
+			continue;
+		if (slash &&
+		    (strlen(relay_pool_name(ps->rp, si.pool)) !=
+			     (size_t)(slash - o->name) ||
+		     strncmp(relay_pool_name(ps->rp, si.pool), o->name,
+			     (size_t)(slash - o->name)) != 0))
+			continue;
+		a.s_addr = rte_cpu_to_be_32(si.addr);
+		inet_ntop(AF_INET, &a, name, sizeof(name));
+		snprintf(name + strlen(name), sizeof(name) - strlen(name),
+			 ":%u", si.port);
+		if (strcmp(name, hp) == 0)
+			relay_server_set_admin_down(ps->rp, i, o->down);
+	}
+}
+
+/* Recomputes the effective limits of the current snapshot's listeners and
+ * rules from their configured values and the pushed overrides. Keys:
+ * "listener.NAME.FIELD" (max_connections, max_connections_per_ip,
+ * connection_rate_per_ip, max_messages_per_connection) and
+ * "rate_limit.NAME.per_minute" / ".burst". Unknown keys were refused by
+ * the main lcore before the push. */
+static void eff_compute(struct gw_core *gc)
+{
+	const struct mxg_snapshot *sn = gc->snap;
+
+	if (gc->eff_cap < sn->n_listeners) {
+		free(gc->eff);
+		gc->eff = calloc(sn->n_listeners, sizeof(*gc->eff));
+		gc->eff_cap = gc->eff ? sn->n_listeners : 0;
+	}
+	if (gc->rule_eff_cap < sn->n_rules) {
+		free(gc->rule_eff);
+		gc->rule_eff = calloc(sn->n_rules, sizeof(*gc->rule_eff));
+		gc->rule_eff_cap = gc->rule_eff ? sn->n_rules : 0;
+	}
+	for (uint32_t i = 0; i < sn->n_listeners && i < gc->eff_cap; i++) {
+		const struct ctl_listener *cl = sn->listeners[i].cl;
+
+		gc->eff[i].max_conn = cl->max_connections;
+		gc->eff[i].per_ip = cl->max_connections_per_ip;
+		gc->eff[i].rate = cl->connection_rate_per_ip;
+		gc->eff[i].msgs = cl->max_messages_per_connection;
+	}
+	for (uint32_t i = 0; i < sn->n_rules && i < gc->rule_eff_cap; i++) {
+		gc->rule_eff[i].per_minute = sn->rules[i].per_minute;
+		gc->rule_eff[i].burst = sn->rules[i].burst;
+	}
+	for (uint32_t k = 0; k < gc->n_over; k++) {
+		const char *key = gc->over[k].key;
+		const char *dot = strrchr(key, '.');
+		uint32_t v = gc->over[k].value;
+		const char *name;
+		size_t nlen;
+
+		if (!dot)
+			continue;
+		if (strncmp(key, "listener.", 9) == 0) {
+			name = key + 9;
+			nlen = dot > name ? (size_t)(dot - name) : 0;
+			for (uint32_t i = 0; i < sn->n_listeners &&
+					     i < gc->eff_cap; i++) {
+				const char *ln = sn->listeners[i].cl->name;
+
+				if (strlen(ln) != nlen ||
+				    strncmp(ln, name, nlen) != 0)
+					continue;
+				if (!strcmp(dot + 1, "max_connections"))
+					gc->eff[i].max_conn = v;
+				else if (!strcmp(dot + 1,
+						 "max_connections_per_ip"))
+					gc->eff[i].per_ip = v;
+				else if (!strcmp(dot + 1,
+						 "connection_rate_per_ip"))
+					gc->eff[i].rate = v;
+				else if (!strcmp(dot + 1,
+						 "max_messages_per_connection"))
+					gc->eff[i].msgs = v;
+			}
+		} else if (strncmp(key, "rate_limit.", 11) == 0) {
+			name = key + 11;
+			nlen = dot > name ? (size_t)(dot - name) : 0;
+			for (uint32_t i = 0; i < sn->n_rules &&
+					     i < gc->rule_eff_cap; i++) {
+				const char *rn = sn->rules[i].name;
+
+				if (!rn || strlen(rn) != nlen ||
+				    strncmp(rn, name, nlen) != 0)
+					continue;
+				if (!strcmp(dot + 1, "per_minute"))
+					gc->rule_eff[i].per_minute = v;
+				else if (!strcmp(dot + 1, "burst"))
+					gc->rule_eff[i].burst = v;
+			}
+		}
+	}
+}
+
+static bool listening(const struct gw_core *gc, uint16_t port)
+{
+	return gc->listening[port >> 3] & (1u << (port & 7));
+}
+
+static void set_listening(struct gw_core *gc, uint16_t port, bool on)
+{
+	if (on)
+		gc->listening[port >> 3] |= (uint8_t)(1u << (port & 7));
+	else
+		gc->listening[port >> 3] &= (uint8_t)~(1u << (port & 7));
+}
+
+/* Listener changes apply to new connections only: a removed port stops
+ * accepting (its established sessions go on), a new one starts. */
+static void listeners_sync(struct gw_core *gc)
+{
+	const struct mxg_snapshot *sn = gc->snap;
+
+	for (uint32_t p = 0; p < 65536; p++) {
+		if (!gc->listening[p >> 3]) {
+			p |= 7;
+			continue;
+		}
+		if (listening(gc, (uint16_t)p) &&
+		    (gc->draining || !mxg_snapshot_listener(sn, (uint16_t)p))) {
+			tcp_unlisten(gc->st, (uint16_t)p);
+			set_listening(gc, (uint16_t)p, false);
+		}
+	}
+	if (gc->draining)
+		return;
+	for (uint32_t i = 0; i < sn->n_listeners; i++) {
+		uint16_t port = sn->listeners[i].port;
+		int r;
+
+		if (listening(gc, port))
+			continue;
+		r = tcp_listen(gc->st, port, &cl_cb, gc);
+		if (r < 0) {
+			gw_log(gc, "event=error what=listen listener=%s port=%u "
+				   "error=\"%s\"",
+			       sn->listeners[i].cl->name, port, strerror(-r));
+			continue;
+		}
+		set_listening(gc, port, true);
+	}
+}
+
+/* Adopt the published snapshot (once per poll iteration at most). */
+static void core_adopt(struct gw_core *gc, struct mxg_snapshot *sn)
+{
+	struct mxg_snapshot *old = gc->snap;
+
+	snap_ref(gc, sn);
+	gc->snap = sn;
+	listeners_sync(gc);
+	if (gc->ps->fp == sn->pools_fp) {
+		/* same pools: keep their state, read settings from sn */
+		snap_ref(gc, sn);
+		snap_unref(gc, gc->ps->snap);
+		gc->ps->snap = sn;
+	} else {
+		struct gw_pset *np = pset_new(gc, sn);
+
+		if (np) {
+			struct gw_pset *op = gc->ps;
+
+			np->users = 1; /* the core's own */
+			gc->ps = np;
+			op->retired = true;
+			op->next = gc->ps_retired;
+			gc->ps_retired = op;
+			pset_flush_idle(gc, op);
+			pset_put(gc, op);
+		} else {
+			gw_log(gc, "event=error what=reload detail=\"next-hop "
+				   "pools of generation %llu not built (out of "
+				   "memory); keeping the previous pools\"",
+			       (unsigned long long)sn->generation);
+		}
+	}
+	eff_compute(gc);
+	__atomic_store_n(&gc->generation, sn->generation, __ATOMIC_RELEASE);
+	gw_log(gc, "event=policy generation=%llu core=%u",
+	       (unsigned long long)sn->generation, gc->core);
+	snap_unref(gc, old);
+}
+
+static void over_set(struct gw_core *gc, const char *key, uint32_t v)
+{
+	uint32_t i;
+
+	for (i = 0; i < gc->n_over; i++)
+		if (strcmp(gc->over[i].key, key) == 0)
+			break;
+	if (i == gc->n_over) {
+		if (gc->n_over == GW_MAX_OVERRIDES)
+			return; /* refused by the main lcore before */
+		gc->n_over++;
+	}
+	snprintf(gc->over[i].key, sizeof(gc->over[i].key), "%s", key);
+	gc->over[i].value = v;
+}
+
+static void bover_set(struct gw_core *gc, const char *name, bool down)
+{
+	uint32_t i;
+
+	for (i = 0; i < gc->n_bover; i++)
+		if (strcmp(gc->bover[i].name, name) == 0)
+			break;
+	if (i == gc->n_bover) {
+		if (gc->n_bover == GW_MAX_OVERRIDES)
+			return;
+		gc->n_bover++;
+	}
+	snprintf(gc->bover[i].name, sizeof(gc->bover[i].name), "%s", name);
+	gc->bover[i].down = down;
+	bover_apply(gc, gc->ps, &gc->bover[i]);
+}
+
+/* Runtime pushes (gateway.h): each costs the same whatever the size of
+ * the tables (one lpm add/delete, one hash insert, a short list). */
+static void pushes_apply(struct gw_core *gc)
+{
+	struct rte_ring *r = gc->gw->push[gc->core];
+	struct gw_push p;
+	uint64_t seq = 0, sent = 0;
+
+	while (rte_ring_sc_dequeue_elem(r, &p, sizeof(p)) == 0) {
+		size_t nl = strnlen(p.name, sizeof(p.name));
+
+		switch (p.kind) {
+		case GW_PUSH_BLOCK:
+		case GW_PUSH_ALLOW:
+			pol_block_add4(gc->blocks, p.ip, p.depth,
+				       p.kind == GW_PUSH_BLOCK ? POL_ACL_DENY
+							       : POL_ACL_ALLOW,
+				       p.expire_us);
+			break;
+		case GW_PUSH_UNBLOCK:
+			pol_block_del4(gc->blocks, p.ip, p.depth);
+			break;
+		case GW_PUSH_DOMAIN_ADD:
+			pol_domains_add(gc->dom_over, p.name, nl, p.subdomains,
+					POL_DOM_AUTHORITATIVE);
+			break;
+		case GW_PUSH_DOMAIN_DEL:
+			pol_domains_add(gc->dom_over, p.name, nl, p.subdomains,
+					POL_DOM_REMOVED);
+			break;
+		case GW_PUSH_LIMIT:
+			over_set(gc, p.name, p.value);
+			eff_compute(gc);
+			break;
+		case GW_PUSH_BACKEND:
+			bover_set(gc, p.name, p.down);
+			break;
+		case GW_PUSH_DRAIN:
+			gc->draining = true;
+			listeners_sync(gc);
+			break;
+		default:
+			break;
+		}
+		gc->stats.pushes_applied++;
+		seq = p.seq;
+		sent = p.t_sent_us;
+	}
+	if (seq) {
+		__atomic_store_n(&gc->push_lat_us, clock_us() - sent,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&gc->push_seq, seq, __ATOMIC_RELEASE);
+	}
+}
+
 bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 {
+	struct mxg_snapshot *sn;
+
 	gc->now_us = now_us;
+	sn = __atomic_load_n(&gc->gw->snap, __ATOMIC_ACQUIRE);
+	if (sn != gc->snap)
+		core_adopt(gc, sn);
+	if (gc->gw->push[gc->core] &&
+	    !rte_ring_empty(gc->gw->push[gc->core]))
+		pushes_apply(gc);
 	if (gc->md)
 		maildir_done(gc);
 	/* Time-outs and short Maildir appends: a scan every 20 ms. */
@@ -1728,12 +2600,12 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 							   "timed out, try "
 							   "again later");
 				}
-				relay_server_report(gc->pools, b->srv, false,
+				relay_server_report(b->ps->rp, b->srv, false,
 						    now_ms(gc));
 				gc->stats.backend_errors++;
 			}
 		}
-		while ((n = relay_pools_idle_expire(gc->pools, now_ms(gc), exp,
+		while ((n = relay_pools_idle_expire(gc->ps->rp, now_ms(gc), exp,
 						    srv, 16)) > 0) {
 			for (unsigned k = 0; k < n; k++) {
 				struct gw_be *b = exp[k];
@@ -1751,9 +2623,27 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 				break;
 		}
 		health_checks(gc);
+		pol_block_expire(gc->blocks, now_us, 64);
+		gc->stats.rl_entries = pol_rl_count(gc->rl);
+		gc->stats.rl_evictions = pol_rl_stats(gc->rl)->evictions;
+		gc->stats.ipconn_entries = pol_conns_count(gc->ipc);
 	}
 	run(gc);
 	return gc->md_inflight > 0;
+}
+
+void gw_core_push_state(const struct gw_core *gc, struct gw_push_state *st)
+{
+	st->seq = __atomic_load_n(&gc->push_seq, __ATOMIC_ACQUIRE);
+	st->latency_us = __atomic_load_n(&gc->push_lat_us, __ATOMIC_RELAXED);
+	st->generation = __atomic_load_n(&gc->generation, __ATOMIC_RELAXED);
+	st->blocks = pol_block_count(gc->blocks);
+}
+
+const uint64_t *gw_core_latency(const struct gw_core *gc, uint64_t *sum_us)
+{
+	*sum_us = gc->lat_sum_us;
+	return gc->lat;
 }
 
 /* ------------------------------------------------------------ setup */
@@ -1763,176 +2653,168 @@ const struct gw_stats *gw_core_stats(const struct gw_core *gc)
 	return &gc->stats;
 }
 
-static uint32_t ms_or(uint32_t v, uint32_t dflt)
-{
-	return v ? v : dflt;
-}
+/* Retired snapshots a core may still use: at most this many pending
+ * before a publish waits (reloads are rare; 200 in a test run). */
+#define GW_MAX_RETIRED 1024
 
-int gw_global_init(struct gw_global *gw, const struct mxg_config *cfg,
-		   uint32_t max_sessions, char *err, size_t errlen)
+int gw_global_init(struct gw_global *gw, struct mxg_snapshot *first,
+		   uint32_t max_sessions, uint16_t n_cores, char *err,
+		   size_t errlen)
 {
-	uint32_t n_srv = 0, n_dom = 0, si = 0, di = 0;
-	size_t smem = 0, rmem = 0;
+	size_t sz;
 
 	memset(gw, 0, sizeof(*gw));
-	gw->cfg = cfg;
 	gw->max_sessions = max_sessions;
 	gw->max_backends = max_sessions / 2 + 16;
-	gw->maildir_path = cfg->maildir.path;
-	gw->our_ip = rte_cpu_to_be_32(cfg->stack.address);
-	gw->listeners = calloc(cfg->n_listeners, sizeof(*gw->listeners));
-	gw->pools = calloc(cfg->n_pools, sizeof(*gw->pools));
-	gw->rp = calloc(cfg->n_pools, sizeof(*gw->rp));
-	if (!gw->listeners || !gw->pools || !gw->rp)
+	gw->maildir_path = first->cfg.maildir.path;
+	gw->maildir_workers = first->cfg.maildir.workers;
+	gw->maildir_max_jobs = first->cfg.maildir.max_jobs;
+	gw->our_ip = rte_cpu_to_be_32(first->cfg.stack.address);
+	gw->hostname = first->hostname;
+	gw->smtp_mem = first->smtp_mem;
+	gw->relay_mem = first->relay_mem;
+	gw->n_cores = n_cores;
+	gw->first = first;
+	gw->snap = first;
+	if (n_cores == 0 || n_cores > MXG_SNAP_MAX_CORES) {
+		snprintf(err, errlen, "%u cores: 1..%u supported", n_cores,
+			 MXG_SNAP_MAX_CORES);
+		return -EINVAL;
+	}
+	gw->lconns = calloc(65536, sizeof(*gw->lconns));
+	gw->retired = calloc(GW_MAX_RETIRED, sizeof(*gw->retired));
+	gw->cap_retired = GW_MAX_RETIRED;
+	sz = rte_rcu_qsbr_get_memsize(n_cores);
+	gw->qs = rte_zmalloc("mxg_rcu", sz, RTE_CACHE_LINE_SIZE);
+	if (!gw->lconns || !gw->retired || !gw->qs)
 		goto nomem;
-	gw->n_listeners = cfg->n_listeners;
-	gw->n_pools = cfg->n_pools;
+	if (rte_rcu_qsbr_init(gw->qs, n_cores) != 0) {
+		snprintf(err, errlen, "rte_rcu_qsbr_init: %s",
+			 rte_strerror(rte_errno));
+		goto fail;
+	}
+	for (uint16_t k = 0; k < n_cores; k++) {
+		char name[32];
 
-	for (uint32_t i = 0; i < cfg->n_listeners; i++) {
-		const struct ctl_listener *cl = &cfg->listeners[i];
-		struct gw_listener *l = &gw->listeners[i];
-		struct smtp_config *sc = &l->smtp;
-		size_t m;
-
-		l->cl = cl;
-		l->port = cl->port;
-		smtp_config_defaults(sc);
-		if (cl->hostname && cl->hostname[0])
-			sc->hostname = cl->hostname;
-		if (cl->banner && cl->banner[0])
-			sc->banner = cl->banner;
-		if (!gw->hostname)
-			gw->hostname = sc->hostname;
-		sc->max_msg_size = cl->max_message_size;
-		sc->max_rcpts = cl->max_recipients;
-		sc->max_errors = cl->max_errors;
-		sc->bare_eol = cl->bare_lf == CTL_BARE_LF_NORMALIZE
-				       ? SMTP_BARE_EOL_NORMALIZE
-				       : SMTP_BARE_EOL_REJECT;
-		if (cl->pipelining_enforce)
-			sc->flags |= SMTP_CFG_SYNC_ENFORCE;
-		sc->tmo_greeting_ms = cl->timeouts.greeting_ms;
-		sc->tmo_command_ms = cl->timeouts.command_ms;
-		sc->tmo_mail_ms = cl->timeouts.mail_ms;
-		sc->tmo_rcpt_ms = cl->timeouts.rcpt_ms;
-		sc->tmo_data_init_ms = cl->timeouts.data_init_ms;
-		sc->tmo_data_block_ms = cl->timeouts.data_block_ms;
-		sc->tmo_data_term_ms = cl->timeouts.data_term_ms;
-		m = smtp_session_memsize(sc);
-		if (m == 0) {
-			snprintf(err, errlen, "listener %s: invalid SMTP "
-					      "settings", cl->name);
-			return -EINVAL;
+		snprintf(name, sizeof(name), "mxg_push%u", k);
+		gw->push[k] = rte_ring_create_elem(name, sizeof(struct gw_push),
+						   1024, SOCKET_ID_ANY,
+						   RING_F_SP_ENQ |
+							   RING_F_SC_DEQ);
+		if (!gw->push[k]) {
+			snprintf(err, errlen, "push ring: %s",
+				 rte_strerror(rte_errno));
+			goto fail;
 		}
-		smem = RTE_MAX(smem, m);
 	}
-	gw->smtp_mem = RTE_ALIGN_CEIL(smem, 64);
-
-	for (uint32_t p = 0; p < cfg->n_pools; p++) {
-		n_srv += cfg->pools[p].n_servers;
-		n_dom += cfg->pools[p].n_domains;
-	}
-	/* Maildir pools get one placeholder server (relay_pools wants >= 1;
-	 * it is never selected: the glue never asks a Maildir pool). */
-	gw->rs = calloc(n_srv + cfg->n_pools, sizeof(*gw->rs));
-	gw->domain_ptrs = calloc(n_dom + 1, sizeof(*gw->domain_ptrs));
-	if (!gw->rs || !gw->domain_ptrs)
-		goto nomem;
-	for (uint32_t p = 0; p < cfg->n_pools; p++) {
-		const struct ctl_pool *cp = &cfg->pools[p];
-		struct gw_pool *gp = &gw->pools[p];
-		struct relay_pool_config *rp = &gw->rp[p];
-		struct relay_client_config *rc = &gp->rc;
-		size_t m;
-
-		gp->cp = cp;
-		gp->maildir = cp->type == CTL_POOL_MAILDIR;
-		rp->name = cp->name;
-		rp->domains = gw->domain_ptrs + di;
-		rp->n_domains = cp->n_domains;
-		for (uint32_t d = 0; d < cp->n_domains; d++)
-			gw->domain_ptrs[di++] = cp->domains[d];
-		rp->servers = gw->rs + si;
-		if (gp->maildir || cp->n_servers == 0) {
-			gw->rs[si].addr = 0x7f000001;
-			gw->rs[si].port = 1;
-			gw->rs[si].weight = 1;
-			si++;
-			rp->n_servers = 1;
-		} else {
-			for (uint32_t k = 0; k < cp->n_servers; k++, si++) {
-				gw->rs[si].addr = cp->servers[k].address;
-				gw->rs[si].port = cp->servers[k].port;
-				gw->rs[si].weight = cp->servers[k].weight;
-			}
-			rp->n_servers = cp->n_servers;
-		}
-		rp->max_conns = cp->max_conns;
-		rp->max_conns_per_server = cp->max_conns_per_server;
-		rp->idle_max = cp->idle_max;
-		rp->idle_max_age_ms = cp->idle_max_age_ms;
-		rp->fail_after = cp->health_fail_after;
-		rp->retry_ms = cp->health_retry_ms;
-		rp->check_interval_ms = gp->maildir ? 0 : cp->health_interval_ms;
-
-		relay_client_config_defaults(rc);
-		rc->helo_name = cp->helo_name && cp->helo_name[0]
-					? cp->helo_name
-					: (gw->hostname ? gw->hostname
-							: "localhost");
-		rc->client_info = cp->client_info == CTL_CINFO_XCLIENT
-					  ? RELAY_CINFO_XCLIENT
-				  : cp->client_info == CTL_CINFO_PROXY
-					  ? RELAY_CINFO_PROXY
-					  : RELAY_CINFO_NONE;
-		rc->tmo_connect_ms = ms_or(cp->timeouts.connect_ms,
-					   rc->tmo_connect_ms);
-		rc->tmo_greeting_ms = ms_or(cp->timeouts.greeting_ms,
-					    rc->tmo_greeting_ms);
-		rc->tmo_ehlo_ms = ms_or(cp->timeouts.ehlo_ms, rc->tmo_ehlo_ms);
-		rc->tmo_xclient_ms = ms_or(cp->timeouts.xclient_ms,
-					   rc->tmo_xclient_ms);
-		rc->tmo_mail_ms = ms_or(cp->timeouts.mail_ms, rc->tmo_mail_ms);
-		rc->tmo_rcpt_ms = ms_or(cp->timeouts.rcpt_ms, rc->tmo_rcpt_ms);
-		rc->tmo_data_ms = ms_or(cp->timeouts.data_ms, rc->tmo_data_ms);
-		rc->tmo_data_block_ms = ms_or(cp->timeouts.data_block_ms,
-					      rc->tmo_data_block_ms);
-		rc->tmo_data_end_ms = ms_or(cp->timeouts.data_end_ms,
-					    rc->tmo_data_end_ms);
-		rc->tmo_rset_ms = ms_or(cp->timeouts.rset_ms, rc->tmo_rset_ms);
-		rc->tmo_quit_ms = ms_or(cp->timeouts.quit_ms, rc->tmo_quit_ms);
-		m = relay_client_memsize(rc);
-		rmem = RTE_MAX(rmem, m);
-	}
-	gw->relay_mem = RTE_ALIGN_CEIL(rmem, 64);
-	gw->rpc.pools = gw->rp;
-	gw->rpc.n_pools = cfg->n_pools;
-	gw->rpc.default_pool = cfg->default_pool;
 	return 0;
 nomem:
 	snprintf(err, errlen, "out of memory");
+fail:
+	gw->snap = NULL; /* the caller still owns first on failure */
+	gw->first = NULL;
 	gw_global_fini(gw);
 	return -ENOMEM;
 }
 
 void gw_global_fini(struct gw_global *gw)
 {
-	free(gw->listeners);
-	free(gw->pools);
-	free(gw->rp);
-	free(gw->rs);
-	free(gw->domain_ptrs);
+	for (uint32_t i = 0; i < gw->n_retired; i++)
+		mxg_snapshot_free(gw->retired[i].s);
+	if (gw->snap)
+		mxg_snapshot_free(gw->snap);
+	for (int k = 0; k < MXG_SNAP_MAX_CORES; k++)
+		rte_ring_free(gw->push[k]);
+	rte_free(gw->qs);
+	free(gw->lconns);
+	free(gw->retired);
 	memset(gw, 0, sizeof(*gw));
 }
 
-struct gw_core *gw_core_create(const struct gw_global *gw, uint16_t core,
+/*
+ * The RCU swap (DESIGN 6). Publishing is one atomic pointer store; the
+ * old snapshot goes on the retired list with a qsbr token. A dataplane
+ * core reports a quiescent state at the end of every poll iteration
+ * (lcore.c), after which it can no longer be holding the old pointer
+ * without a reference: every read of gw->snap happens inside an
+ * iteration and is either turned into a counted reference (core_adopt)
+ * or dropped. So once the token is reached, the per-core counts only go
+ * down, and the snapshot is freed when they are all zero. Sessions keep
+ * a retired snapshot alive for the rest of their transaction.
+ */
+int gw_publish(struct gw_global *gw, struct mxg_snapshot *sn, char *err,
+	       size_t errlen)
+{
+	struct mxg_snapshot *old = gw->snap;
+	int r = mxg_snapshot_reloadable(old, sn, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (sn->rate_table_size != old->rate_table_size) {
+		snprintf(err, errlen, "%s: policy.rate_table_size changed; "
+				      "that needs a restart (nothing was "
+				      "changed)",
+			 sn->cfg.source ? sn->cfg.source : "config");
+		return -EINVAL;
+	}
+	gw_reclaim(gw);
+	if (gw->n_retired == gw->cap_retired) {
+		snprintf(err, errlen, "%u earlier snapshots are still in use "
+				      "by sessions; try again later",
+			 gw->n_retired);
+		return -EBUSY;
+	}
+	__atomic_store_n(&gw->snap, sn, __ATOMIC_RELEASE);
+	gw->retired[gw->n_retired].s = old;
+	gw->retired[gw->n_retired].token = rte_rcu_qsbr_start(gw->qs);
+	gw->n_retired++;
+	gw->snapshots_retired++;
+	return 0;
+}
+
+unsigned gw_reclaim(struct gw_global *gw)
+{
+	unsigned freed = 0;
+	uint32_t j = 0;
+
+	for (uint32_t i = 0; i < gw->n_retired; i++) {
+		struct gw_retired *r = &gw->retired[i];
+
+		if (rte_rcu_qsbr_check(gw->qs, r->token, false) == 1 &&
+		    mxg_snapshot_refs(r->s) == 0) {
+			if (r->s == gw->first)
+				gw->first = NULL;
+			mxg_snapshot_free(r->s);
+			freed++;
+			continue;
+		}
+		gw->retired[j++] = *r;
+	}
+	gw->n_retired = j;
+	gw->snapshots_freed += freed;
+	return freed;
+}
+
+int64_t gw_push_send(struct gw_global *gw, struct gw_push *p)
+{
+	for (uint16_t k = 0; k < gw->n_cores; k++)
+		if (rte_ring_free_count(gw->push[k]) == 0)
+			return -ENOBUFS;
+	p->seq = ++gw->push_seq;
+	p->t_sent_us = clock_us();
+	for (uint16_t k = 0; k < gw->n_cores; k++)
+		rte_ring_sp_enqueue_elem(gw->push[k], p, sizeof(*p));
+	return (int64_t)p->seq;
+}
+
+struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 			       struct net_stack *st, struct rte_ring *log,
 			       struct rte_mempool *log_pool, char *err,
 			       size_t errlen)
 {
 	struct gw_core *gc = calloc(1, sizeof(*gc));
+	struct mxg_snapshot *sn = gw->snap;
 	int e = 0;
-	bool need_md = false;
 
 	if (!gc)
 		goto nomem;
@@ -1955,24 +2837,35 @@ struct gw_core *gw_core_create(const struct gw_global *gw, uint16_t core,
 								 : NO_FREE;
 	gc->free_sess = 0;
 
-	gc->pools = relay_pools_create(&gw->rpc, &e);
-	if (!gc->pools) {
-		snprintf(err, errlen, "next-hop pools: %s", strerror(-e));
+	gc->blocks = pol_block_create(65536, SOCKET_ID_ANY);
+	gc->dom_over = pol_domains_create(4096);
+	gc->rl = pol_rl_create(sn->rate_table_size, SOCKET_ID_ANY);
+	gc->ipc = pol_conns_create(gw->max_sessions * 2 + 16, SOCKET_ID_ANY);
+	if (!gc->blocks || !gc->dom_over || !gc->rl || !gc->ipc) {
+		snprintf(err, errlen, "policy tables: out of memory");
 		goto fail;
 	}
-	for (uint32_t p = 0; p < gw->n_pools; p++)
-		need_md |= gw->pools[p].maildir;
-	if (need_md) {
+	gc->snap = sn;
+	snap_ref(gc, sn);
+	gc->generation = sn->generation;
+	gc->ps = pset_new(gc, sn);
+	if (!gc->ps) {
+		snprintf(err, errlen, "next-hop pools: cannot build");
+		goto fail;
+	}
+	gc->ps->users = 1;
+	eff_compute(gc);
+	if (sn->has_maildir) {
 		struct maildir_config mc;
 
 		maildir_config_defaults(&mc);
 		mc.path = gw->maildir_path;
 		mc.hostname = gw->hostname;
 		mc.instance = core;
-		if (gw->cfg->maildir.workers)
-			mc.workers = gw->cfg->maildir.workers;
-		if (gw->cfg->maildir.max_jobs)
-			mc.max_jobs = gw->cfg->maildir.max_jobs;
+		if (gw->maildir_workers)
+			mc.workers = gw->maildir_workers;
+		if (gw->maildir_max_jobs)
+			mc.max_jobs = gw->maildir_max_jobs;
 		gc->md = maildir_create(&mc, &e);
 		if (!gc->md) {
 			snprintf(err, errlen, "maildir %s: %s", mc.path,
@@ -1980,22 +2873,22 @@ struct gw_core *gw_core_create(const struct gw_global *gw, uint16_t core,
 			goto fail;
 		}
 	}
-	gc->tags = calloc(gw->n_listeners, sizeof(*gc->tags));
-	if (!gc->tags)
-		goto nomem;
-	for (uint32_t i = 0; i < gw->n_listeners; i++) {
-		struct gw_ltag *t = &gc->tags[i];
-		int r;
+	for (uint32_t i = 0; i < sn->n_listeners; i++) {
+		int r = tcp_listen(st, sn->listeners[i].port, &cl_cb, gc);
 
-		t->l = gw->listeners[i];
-		t->gc = gc;
-		r = tcp_listen(st, t->l.port, &cl_cb, t);
 		if (r < 0) {
 			snprintf(err, errlen, "listener %s: port %u: %s",
-				 t->l.cl->name, t->l.port, strerror(-r));
+				 sn->listeners[i].cl->name,
+				 sn->listeners[i].port, strerror(-r));
 			goto fail;
 		}
+		set_listening(gc, sn->listeners[i].port, true);
 	}
+	if (rte_rcu_qsbr_thread_register(gw->qs, core) != 0) {
+		snprintf(err, errlen, "rcu register core %u failed", core);
+		goto fail;
+	}
+	rte_rcu_qsbr_thread_online(gw->qs, core);
 	return gc;
 nomem:
 	snprintf(err, errlen, "out of memory");
@@ -2003,6 +2896,11 @@ fail:
 	if (gc)
 		gw_core_destroy(gc);
 	return NULL;
+}
+
+void gw_core_quiescent(struct gw_core *gc)
+{
+	rte_rcu_qsbr_quiescent(gc->gw->qs, gc->core);
 }
 
 void gw_core_destroy(struct gw_core *gc)
@@ -2013,8 +2911,15 @@ void gw_core_destroy(struct gw_core *gc)
 		for (uint32_t i = 0; i < gc->gw->max_sessions; i++) {
 			struct gw_sess *s = &gc->sess[i];
 
-			if (s->used)
+			if (s->used) {
 				segs_free(&s->in);
+				if (s->cnt_lst)
+					__atomic_sub_fetch(
+						&gc->gw->lconns[s->lport], 1,
+						__ATOMIC_RELAXED);
+				if (s->snap)
+					snap_unref(gc, s->snap);
+			}
 		}
 	if (gc->be)
 		for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
@@ -2025,13 +2930,30 @@ void gw_core_destroy(struct gw_core *gc)
 		}
 	if (gc->md)
 		maildir_destroy(gc->md);
-	if (gc->pools)
-		relay_pools_destroy(gc->pools);
+	if (gc->ps)
+		pset_free(gc, gc->ps);
+	while (gc->ps_retired) {
+		struct gw_pset *ps = gc->ps_retired;
+
+		gc->ps_retired = ps->next;
+		pset_free(gc, ps);
+	}
+	if (gc->snap)
+		snap_unref(gc, gc->snap);
+	if (gc->gw->qs) {
+		rte_rcu_qsbr_thread_offline(gc->gw->qs, gc->core);
+		rte_rcu_qsbr_thread_unregister(gc->gw->qs, gc->core);
+	}
+	pol_block_free(gc->blocks);
+	pol_domains_free(gc->dom_over);
+	pol_rl_free(gc->rl);
+	pol_conns_free(gc->ipc);
+	free(gc->eff);
+	free(gc->rule_eff);
 	free(gc->sess);
 	free(gc->sess_next_free);
 	free(gc->smtp_mem);
 	free(gc->be);
 	free(gc->relay_mem);
-	free(gc->tags);
 	free(gc);
 }

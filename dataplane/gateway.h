@@ -19,47 +19,76 @@
 
 #include <rte_byteorder.h>
 #include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include "control/config.h"
+#include "dataplane/snapshot.h"
 #include "dataplane/relay/relay_client.h"
 #include "dataplane/relay/relay_pool.h"
 #include "dataplane/smtp/smtp_session.h"
 
 struct net_stack;
 
-/* One listener, compiled from the configuration. */
-struct gw_listener {
-	const struct ctl_listener *cl;
-	struct smtp_config smtp;
-	uint16_t port;
+/* Runtime pushes (mxgatectl): sent by the main lcore to every dataplane
+ * lcore over its push ring, applied there between two poll iterations to
+ * the core's own overlay state. They survive a reload (they are not part
+ * of any snapshot) and are lost on restart. */
+enum gw_push_kind {
+	GW_PUSH_BLOCK = 1,  /* CIDR denied (optional expiry) */
+	GW_PUSH_ALLOW,      /* CIDR allowed even if a list denies it */
+	GW_PUSH_UNBLOCK,    /* remove a pushed BLOCK/ALLOW entry */
+	GW_PUSH_DOMAIN_ADD, /* accept mail for a domain */
+	GW_PUSH_DOMAIN_DEL, /* stop accepting it */
+	GW_PUSH_LIMIT,      /* name = limit key, value */
+	GW_PUSH_BACKEND,    /* name = [POOL/]ADDR:PORT, down */
+	GW_PUSH_DRAIN,      /* stop accepting new connections */
 };
 
-/* One pool, compiled: how to talk to its servers. */
-struct gw_pool {
-	const struct ctl_pool *cp;
-	bool maildir;
-	struct relay_client_config rc;
+struct gw_push {
+	uint64_t seq;       /* set by gw_push_send() */
+	uint64_t t_sent_us; /* clock_us() when sent */
+	uint32_t kind;      /* enum gw_push_kind */
+	uint32_t ip;        /* BLOCK/ALLOW/UNBLOCK: IPv4, host order */
+	uint8_t depth;
+	bool subdomains;    /* DOMAIN_*: ".example.com" */
+	bool down;          /* BACKEND */
+	uint8_t pad;
+	uint32_t value;     /* LIMIT */
+	uint64_t expire_us; /* BLOCK/ALLOW: clock_us() deadline, 0 never */
+	char name[120];     /* domain, limit key or backend */
 };
 
-/* Process-wide, read-only once the dataplane runs. */
+/* Process-wide state shared by the main lcore and every dataplane lcore.
+ * The fixed part is written before the dataplane starts; snap is
+ * published by the main lcore (gw_publish) and read by the dataplane
+ * lcores once per iteration; lconns are per-listener-port connection
+ * counts kept by atomics (a listener limit spans all cores). */
 struct gw_global {
-	const struct mxg_config *cfg;
-	struct gw_listener *listeners;
-	uint32_t n_listeners;
-	struct gw_pool *pools;
-	uint32_t n_pools;
-	struct relay_pool_config *rp;   /* relay_pools_create() input */
-	struct relay_server_config *rs; /* servers of every pool */
-	const char **domain_ptrs;
-	struct relay_pools_config rpc;
 	uint32_t max_sessions;   /* per core */
 	uint32_t max_backends;   /* per core */
 	size_t smtp_mem;         /* bytes per session engine */
 	size_t relay_mem;        /* bytes per backend client */
 	const char *maildir_path;
+	uint32_t maildir_workers, maildir_max_jobs;
 	const char *hostname;
 	rte_be32_t our_ip;
+	uint16_t n_cores;
+
+	struct mxg_snapshot *snap;    /* current; atomic pointer */
+	struct rte_rcu_qsbr *qs;      /* one thread per dataplane core */
+	struct gw_retired {
+		struct mxg_snapshot *s;
+		uint64_t token;
+	} *retired;                   /* main lcore only */
+	uint32_t n_retired, cap_retired;
+	uint64_t snapshots_freed, snapshots_retired;
+	struct rte_ring *push[MXG_SNAP_MAX_CORES]; /* SP/SC, main -> core */
+	uint64_t push_seq;            /* main lcore only */
+	uint32_t *lconns;             /* [65536], atomic */
+	uint32_t pushed_blocks;       /* entries the per-core tables hold */
+	/* The first snapshot's pointers the fixed part uses. */
+	struct mxg_snapshot *first;
 };
 
 /* Counters of one core; summed by the reader. */
@@ -86,22 +115,43 @@ struct gw_stats {
 	uint64_t rl_entries;          /* rate-limit buckets held (gauge) */
 	uint64_t rl_evictions;        /* buckets evicted (LRU) */
 	uint64_t ipconn_entries;      /* client IPs with live connections */
-	uint64_t policy_generation;   /* snapshot this core uses (gauge) */
 	uint64_t pushes_applied;      /* runtime pushes applied */
 } __attribute__((aligned(64)));
 
 struct gw_core;
 
-/* Builds gw from the configuration. Returns 0 or -EINVAL with a message in
- * err. Main lcore. */
-int gw_global_init(struct gw_global *gw, const struct mxg_config *cfg,
-		   uint32_t max_sessions, char *err, size_t errlen);
+/* Sets up gw around its first snapshot (ownership passes to gw) for
+ * n_cores dataplane lcores. Returns 0 or a negative errno with a message
+ * in err. Main lcore, before the dataplane starts. */
+int gw_global_init(struct gw_global *gw, struct mxg_snapshot *first,
+		   uint32_t max_sessions, uint16_t n_cores, char *err,
+		   size_t errlen);
+/* Frees every snapshot and table; the dataplane must have stopped. */
 void gw_global_fini(struct gw_global *gw);
+
+/* Main lcore: publish s as the policy every core adopts at its next
+ * iteration (RCU). Fails with -EINVAL and a reason in err, leaving the
+ * running policy as it was, when s changes what needs a restart; s is
+ * then still the caller's. On success gw owns s. */
+int gw_publish(struct gw_global *gw, struct mxg_snapshot *s, char *err,
+	       size_t errlen);
+/* Main lcore: frees retired snapshots no core can reach any more.
+ * Returns how many it freed. Cheap; call it every main-loop tick. */
+unsigned gw_reclaim(struct gw_global *gw);
+/* The snapshot now published (main lcore). */
+static inline const struct mxg_snapshot *gw_current(const struct gw_global *gw)
+{
+	return __atomic_load_n(&gw->snap, __ATOMIC_ACQUIRE);
+}
+
+/* Main lcore: send p to every dataplane lcore. Returns its sequence
+ * number (> 0), or -ENOBUFS when a core's ring is full. */
+int64_t gw_push_send(struct gw_global *gw, struct gw_push *p);
 
 /* Per-core gateway: listens on every listener port of st. log: the ring
  * log lines (char * from log_pool) go to; may be NULL. Returns NULL with a
  * message in err on failure. */
-struct gw_core *gw_core_create(const struct gw_global *gw, uint16_t core,
+struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 			       struct net_stack *st, struct rte_ring *log,
 			       struct rte_mempool *log_pool, char *err,
 			       size_t errlen);
@@ -111,11 +161,32 @@ struct gw_core *gw_core_create(const struct gw_global *gw, uint16_t core,
  * to stay awake (e.g. Maildir jobs). */
 bool gw_core_poll(struct gw_core *gc, uint64_t now_us);
 
+/* Reports a quiescent state for RCU (once per poll iteration, after
+ * gw_core_poll and the stack's input). */
+void gw_core_quiescent(struct gw_core *gc);
+
 /* Closes every session and backend connection (no callbacks) and frees
  * everything. The stack must be destroyed afterwards. */
 void gw_core_destroy(struct gw_core *gc);
 
 const struct gw_stats *gw_core_stats(const struct gw_core *gc);
+
+/* Push progress of one core, read by the main lcore: the last sequence
+ * applied and how long (microseconds) it took from gw_push_send() to the
+ * moment the core had applied it. */
+struct gw_push_state {
+	uint64_t seq;
+	uint64_t latency_us;
+	uint64_t generation; /* snapshot the core uses */
+	uint32_t blocks;     /* entries in its runtime block table */
+};
+void gw_core_push_state(const struct gw_core *gc, struct gw_push_state *st);
+
+/* Backend end-of-data reply latency histogram of one core (bucket upper
+ * bounds in milliseconds in GW_LAT_BOUNDS; the last bucket is +Inf). */
+#define GW_LAT_BUCKETS 12
+#define GW_LAT_BOUNDS {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000}
+const uint64_t *gw_core_latency(const struct gw_core *gc, uint64_t *sum_us);
 
 /* Log record size (a line, NUL-terminated). */
 #define GW_LOG_LINE 768

@@ -166,8 +166,13 @@ int lcore_main(void *arg)
 			net_stack_input(lc->stack, local, nlocal, now);
 		net_stack_poll(lc->stack, now);
 		svc_poll(lc->svc, now);
-		if (lc->gw && gw_core_poll(lc->gw, now))
-			inflight = true;
+		if (lc->gw) {
+			if (gw_core_poll(lc->gw, now))
+				inflight = true;
+			/* RCU (DESIGN 6): this core holds no unreferenced
+			 * snapshot pointer past this point. */
+			gw_core_quiescent(lc->gw);
+		}
 
 		/* 4. TX: our stack's frames, then (queue owner only) the
 		 * frames of cores without a TX queue. */

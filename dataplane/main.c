@@ -9,6 +9,7 @@
  * dataplane starts) and the teardown. It never touches a dataplane core's
  * state while that core runs, except to read counters.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -34,6 +35,7 @@
 #include "dataplane/clock.h"
 #include "dataplane/gateway.h"
 #include "control/admin.h"
+#include "control/cidr.h"
 #include "control/config.h"
 #include "control/metrics.h"
 #include "dataplane/port.h"
@@ -68,6 +70,14 @@ static struct ctl_admin *g_admin;
 static struct ctl_metrics *g_metrics;
 static struct rte_mempool *g_log_pool;
 static FILE *g_log;
+/* Reloads (issue 5): requested by SIGHUP, the admin socket or a change of
+ * the file (--watch-config); counted for stats and metrics. */
+static volatile sig_atomic_t g_reload_req;
+static bool g_watch_config;
+static uint64_t g_generation = 1;
+static uint64_t g_reloads_ok, g_reloads_failed, g_pushes;
+static uint64_t g_last_reload_us;
+static uint64_t g_drain_started_us;
 /* Which stack settings the command line gave (they override the file). */
 static bool set_port, set_ip, set_gw, set_cores, set_busy, set_maxconns,
 	set_backlog;
@@ -110,6 +120,7 @@ static void usage(FILE *f)
 "  --admin-socket PATH   admin API for mxgatectl (/run/mxgate/admin.sock)\n"
 "  --no-admin            no admin socket\n"
 "  --metrics ADDR:PORT   Prometheus metrics over HTTP (kernel socket)\n"
+"  --watch-config        reload when the --config file changes (1 s poll)\n"
 "  --port SPEC           DPDK vdev (net_tap0,iface=mxg0 by default;\n"
 "                        net_memif..., net_af_packet..., net_ring...) or a\n"
 "                        PCI address\n"
@@ -258,7 +269,7 @@ enum {
 	OPT_TWMS, OPT_RCVBUF, OPT_SNDBUF, OPT_MBUFS, OPT_FAULT, OPT_CONNECT,
 	OPT_CBYTES, OPT_CCOUNT, OPT_CEXIT, OPT_STATS, OPT_STATSINT, OPT_RUN,
 	OPT_LOADGEN, OPT_DPCPUS, OPT_CONFIG, OPT_CHECK, OPT_MAILDIR, OPT_LOGF,
-	OPT_NOGW, OPT_MAXSESS, OPT_ADMIN, OPT_NOADMIN, OPT_METRICS,
+	OPT_NOGW, OPT_MAXSESS, OPT_ADMIN, OPT_NOADMIN, OPT_METRICS, OPT_WATCH,
 };
 
 static const struct option long_opts[] = {
@@ -293,6 +304,7 @@ static const struct option long_opts[] = {
 	{"maildir", required_argument, NULL, OPT_MAILDIR},
 	{"log-file", required_argument, NULL, OPT_LOGF},
 	{"no-gateway", no_argument, NULL, OPT_NOGW},
+	{"watch-config", no_argument, NULL, OPT_WATCH},
 	{"max-sessions", required_argument, NULL, OPT_MAXSESS},
 	{"admin-socket", required_argument, NULL, OPT_ADMIN},
 	{"no-admin", no_argument, NULL, OPT_NOADMIN},
@@ -515,6 +527,9 @@ static int parse_args(int argc, char **argv)
 		case OPT_NOGW:
 			g_gateway = false;
 			break;
+		case OPT_WATCH:
+			g_watch_config = true;
+			break;
 		case OPT_MAXSESS:
 			NUM("max-sessions", 1 << 20, g_max_sessions);
 			if (g_max_sessions == 0)
@@ -577,6 +592,12 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	mxg_quit = 1;
+}
+
+static void on_sighup(int sig)
+{
+	(void)sig;
+	g_reload_req = 1;
 }
 
 /* --- counters ------------------------------------------------------- */
@@ -732,9 +753,48 @@ static void stats_json(FILE *f, bool final, bool mbufs_ok)
 	sep = ", ";
 		LCORE_STATS_FIELDS(ONE)
 #undef ONE
+		if (g_cores[k].gw || g_torn_down) {
+#define ONE(field)                                                             \
+	fprintf(f, "%s\"gw_%s\": %llu", sep, #field,                          \
+		(unsigned long long)core_gw(k)->field);                        \
+	sep = ", ";
+			GW_STATS_FIELDS(ONE)
+#undef ONE
+		}
+		if (g_cores[k].gw) {
+			struct gw_push_state ps;
+
+			gw_core_push_state(g_cores[k].gw, &ps);
+			fprintf(f, ", \"policy_generation\": %llu, "
+				   "\"push_seq\": %llu, \"push_latency_us\": "
+				   "%llu, \"blocks\": %u",
+				(unsigned long long)ps.generation,
+				(unsigned long long)ps.seq,
+				(unsigned long long)ps.latency_us, ps.blocks);
+		}
 		fprintf(f, "}");
 	}
-	fprintf(f, "\n ]\n}\n");
+	fprintf(f, "\n ]");
+	if (g_gateway && g_gw.snap) {
+		const struct mxg_snapshot *sn = gw_current(&g_gw);
+
+		fprintf(f, ",\n \"policy\": {\"generation\": %llu, "
+			   "\"source\": \"%s\", \"reloads_ok\": %llu, "
+			   "\"reloads_failed\": %llu, \"snapshots_retired\": "
+			   "%llu, \"snapshots_freed\": %llu, "
+			   "\"snapshots_pending\": %u, \"pushes\": %llu, "
+			   "\"last_reload_us\": %llu, \"tables_kib\": %u}",
+			(unsigned long long)sn->generation,
+			sn->cfg.source ? sn->cfg.source : "",
+			(unsigned long long)g_reloads_ok,
+			(unsigned long long)g_reloads_failed,
+			(unsigned long long)g_gw.snapshots_retired,
+			(unsigned long long)g_gw.snapshots_freed,
+			g_gw.n_retired, (unsigned long long)g_pushes,
+			(unsigned long long)g_last_reload_us,
+			sn->tables_bytes);
+	}
+	fprintf(f, "\n}\n");
 }
 
 static void write_stats(bool final, bool mbufs_ok)
@@ -796,7 +856,7 @@ static int adm_status(const struct ctl_admin_req *req, char *out,
 		 (unsigned long long)((clock_us() - g_start_us) / 1000000),
 		 ip, g_conf.n_cores, g_port.driver,
 		 g_gateway ? "true" : "false",
-		 g_gateway ? g_cfg.n_listeners : 0,
+		 g_gateway ? gw_current(&g_gw)->n_listeners : 0,
 		 (unsigned long long)GW_TOTAL(sessions_live),
 		 (unsigned long long)GW_TOTAL(messages_accepted),
 		 rte_mempool_avail_count(g_pool), g_pool->size);
@@ -842,9 +902,88 @@ static void metrics_cb(struct ctl_mw *w, void *ctx)
 		      "SMTP connections refused, by reason", CTL_METRIC_COUNTER);
 	{
 		struct ctl_label l = {"reason", "session_table_full"};
+		const char *reasons[] = {"acl", "limit", "rate"};
+		uint64_t v[] = {GW_TOTAL(conn_denied_acl),
+				GW_TOTAL(conn_denied_limit),
+				GW_TOTAL(conn_denied_rate)};
 
 		ctl_mw_u64(w, "mxgate_connections_rejected_total", &l, 1,
 			   GW_TOTAL(sessions_refused));
+		for (int i = 0; i < 3; i++) {
+			l.value = reasons[i];
+			ctl_mw_u64(w, "mxgate_connections_rejected_total", &l,
+				   1, v[i]);
+		}
+	}
+	ctl_mw_family(w, "mxgate_policy_refusals_total",
+		      "Commands refused by policy, by reason",
+		      CTL_METRIC_COUNTER);
+	{
+		const char *reasons[] = {"auth_required", "sender",
+					 "message_rate", "messages_per_conn",
+					 "relay", "recipient", "recipient_rate"};
+		uint64_t v[] = {GW_TOTAL(mail_denied_auth),
+				GW_TOTAL(mail_denied_sender),
+				GW_TOTAL(mail_rate_limited),
+				GW_TOTAL(mail_denied_count),
+				GW_TOTAL(rcpt_denied_relay),
+				GW_TOTAL(rcpt_denied_restrict),
+				GW_TOTAL(rcpt_rate_limited)};
+
+		for (int i = 0; i < 7; i++) {
+			struct ctl_label l = {"reason", reasons[i]};
+
+			ctl_mw_u64(w, "mxgate_policy_refusals_total", &l, 1,
+				   v[i]);
+		}
+	}
+	ctl_mw_family(w, "mxgate_reloads_total",
+		      "Configuration reloads by result", CTL_METRIC_COUNTER);
+	{
+		struct ctl_label l = {"result", "ok"};
+
+		ctl_mw_u64(w, "mxgate_reloads_total", &l, 1, g_reloads_ok);
+		l.value = "failed";
+		ctl_mw_u64(w, "mxgate_reloads_total", &l, 1, g_reloads_failed);
+	}
+	ctl_mw_family(w, "mxgate_policy_generation",
+		      "Generation of the published policy snapshot",
+		      CTL_METRIC_GAUGE);
+	ctl_mw_u64(w, "mxgate_policy_generation", NULL, 0,
+		   g_gw.snap ? gw_current(&g_gw)->generation : 0);
+	ctl_mw_family(w, "mxgate_pushes_total", "Runtime pushes sent",
+		      CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_pushes_total", NULL, 0, g_pushes);
+	ctl_mw_family(w, "mxgate_ratelimit_buckets",
+		      "Rate-limit buckets held (all cores)", CTL_METRIC_GAUGE);
+	ctl_mw_u64(w, "mxgate_ratelimit_buckets", NULL, 0,
+		   GW_TOTAL(rl_entries));
+	ctl_mw_family(w, "mxgate_backend_reply_seconds",
+		      "Backend reply latency to the end of data",
+		      CTL_METRIC_HISTOGRAM);
+	{
+		static const uint32_t ms[] = GW_LAT_BOUNDS;
+		double bounds[GW_LAT_BUCKETS - 1];
+		uint64_t counts[GW_LAT_BUCKETS] = {0}, total = 0, sum = 0;
+
+		for (unsigned i = 0; i < GW_LAT_BUCKETS - 1; i++)
+			bounds[i] = ms[i] / 1000.0;
+		for (int k = 0; k < g_conf.n_cores; k++) {
+			uint64_t su;
+			const uint64_t *c;
+
+			if (!g_cores[k].gw)
+				continue;
+			c = gw_core_latency(g_cores[k].gw, &su);
+			for (unsigned i = 0; i < GW_LAT_BUCKETS; i++) {
+				counts[i] += c[i];
+				total += c[i];
+			}
+			sum += su;
+		}
+		ctl_mw_histogram(w, "mxgate_backend_reply_seconds", NULL, 0,
+				 bounds, counts, GW_LAT_BUCKETS - 1,
+				 sum / 1e6, total);
 	}
 	ctl_mw_family(w, "mxgate_messages_total",
 		      "Messages by final outcome", CTL_METRIC_COUNTER);
@@ -883,6 +1022,560 @@ static void metrics_cb(struct ctl_mw *w, void *ctx)
 		   rte_mempool_avail_count(g_pool));
 }
 
+/* --- reload and runtime pushes (main lcore) ------------------------- */
+
+/* A reloaded file is compiled with the same command-line overrides the
+ * running one got (stack settings, Maildir path, log file), so that only
+ * what the file itself changed is compared. */
+static void reload_fixup(struct mxg_config *n)
+{
+	const struct mxg_config *o = &gw_current(&g_gw)->cfg;
+
+#define KEEP_STR(f)                                                            \
+	do {                                                                   \
+		free(n->f);                                                    \
+		n->f = o->f ? strdup(o->f) : NULL;                             \
+	} while (0)
+	if (set_port)
+		KEEP_STR(stack.port);
+	if (set_ip) {
+		n->stack.address = o->stack.address;
+		n->stack.prefix_len = o->stack.prefix_len;
+	}
+	if (set_gw)
+		n->stack.gateway = o->stack.gateway;
+	if (set_cores)
+		n->stack.cores = o->stack.cores;
+	if (set_busy)
+		n->stack.busy_poll = o->stack.busy_poll;
+	if (set_maxconns)
+		n->stack.max_conns = o->stack.max_conns;
+	if (set_backlog)
+		n->stack.syn_backlog = o->stack.syn_backlog;
+	if (g_maildir_override)
+		KEEP_STR(maildir.path);
+	if (g_log_path)
+		KEEP_STR(log.file);
+#undef KEEP_STR
+}
+
+/* Waits (bounded) until every dataplane core has applied push seq or
+ * adopted generation gen; returns how many did and the slowest push
+ * latency they measured. */
+static unsigned cores_caught_up(uint64_t seq, uint64_t gen, uint32_t wait_ms,
+				uint64_t *lat_max)
+{
+	uint64_t deadline = clock_us() + (uint64_t)wait_ms * 1000;
+	unsigned n;
+
+	for (;;) {
+		n = 0;
+		*lat_max = 0;
+		for (int k = 0; k < g_conf.n_cores; k++) {
+			struct gw_push_state ps;
+
+			if (!g_cores[k].gw)
+				continue;
+			gw_core_push_state(g_cores[k].gw, &ps);
+			if ((seq && ps.seq >= seq) ||
+			    (gen && ps.generation >= gen)) {
+				n++;
+				*lat_max = RTE_MAX(*lat_max, ps.latency_us);
+			}
+		}
+		if (n == g_conf.n_cores || clock_us() >= deadline)
+			return n;
+		rte_delay_us_sleep(200);
+	}
+}
+
+/* Reload the configuration file: all or nothing. On failure the running
+ * policy is untouched and msg says why (every error with file and line).
+ * Returns 0 or a negative errno. */
+static int do_reload(const char *who, char *msg, size_t len)
+{
+	static char errs[16384];
+	struct mxg_config cfg;
+	struct mxg_snapshot *sn;
+	uint64_t t0 = clock_us(), lat;
+	char err[512];
+	unsigned n;
+	int r;
+
+	if (!g_config_path) {
+		snprintf(msg, len, "no configuration file to reload (running "
+				   "the built-in default; start with --config)");
+		r = -EINVAL;
+		goto failed;
+	}
+	r = ctl_config_load(g_config_path, &cfg, errs, sizeof(errs));
+	if (r < 0) {
+		size_t l = strlen(errs);
+
+		while (l && errs[l - 1] == '\n')
+			errs[--l] = '\0';
+		snprintf(msg, len, "%s", errs[0] ? errs : strerror(-r));
+		goto failed;
+	}
+	reload_fixup(&cfg);
+	r = mxg_snapshot_build(&cfg, g_generation + 1, &sn, err, sizeof(err));
+	if (r < 0) {
+		snprintf(msg, len, "%s", err);
+		goto failed;
+	}
+	r = gw_publish(&g_gw, sn, err, sizeof(err));
+	if (r < 0) {
+		mxg_snapshot_free(sn);
+		snprintf(msg, len, "%s", err);
+		goto failed;
+	}
+	g_generation++;
+	g_reloads_ok++;
+	g_last_reload_us = clock_us() - t0;
+	n = cores_caught_up(0, g_generation, 1000, &lat);
+	snprintf(msg, len,
+		 "{\"generation\":%llu,\"compile_us\":%llu,\"cores\":%u,"
+		 "\"cores_adopted\":%u,\"adopt_us\":%llu}",
+		 (unsigned long long)g_generation,
+		 (unsigned long long)g_last_reload_us, g_conf.n_cores, n,
+		 (unsigned long long)(clock_us() - t0 - g_last_reload_us));
+	if (g_log)
+		fprintf(g_log, "event=reload by=%s result=ok generation=%llu "
+			       "compile_us=%llu\n",
+			who, (unsigned long long)g_generation,
+			(unsigned long long)g_last_reload_us);
+	return 0;
+failed:
+	g_reloads_failed++;
+	if (g_log) {
+		char one[1024];
+
+		snprintf(one, sizeof(one), "%s", msg);
+		for (char *p = one; *p; p++)
+			if (*p == '\n')
+				*p = ';';
+		fprintf(g_log, "event=reload by=%s result=failed error=\"%s\"\n",
+			who, one);
+		fflush(g_log);
+	}
+	return r;
+}
+
+static int adm_reload(const struct ctl_admin_req *req, char *out,
+		      size_t outlen, void *ctx)
+{
+	(void)req;
+	(void)ctx;
+	return do_reload("admin", out, outlen);
+}
+
+/* Keys of limit pushes already sent (each core holds at most
+ * GW_MAX_OVERRIDES_MAIN distinct ones). */
+#define GW_MAX_OVERRIDES_MAIN 64
+static char g_over_keys[GW_MAX_OVERRIDES_MAIN][120];
+static unsigned g_n_over_keys;
+static char g_bover_keys[GW_MAX_OVERRIDES_MAIN][120];
+static unsigned g_n_bover_keys;
+
+static bool key_room(char keys[][120], unsigned *n, const char *k)
+{
+	for (unsigned i = 0; i < *n; i++)
+		if (strcmp(keys[i], k) == 0)
+			return true;
+	if (*n == GW_MAX_OVERRIDES_MAIN)
+		return false;
+	snprintf(keys[(*n)++], 120, "%s", k);
+	return true;
+}
+
+/* Sends p to every core and waits (at most 1 s) until all applied it. */
+static int push_and_wait(struct gw_push *p, char *out, size_t outlen)
+{
+	int64_t seq = gw_push_send(&g_gw, p);
+	uint64_t lat;
+	unsigned n;
+
+	if (seq < 0) {
+		snprintf(out, outlen, "push queue full; try again");
+		return -EBUSY;
+	}
+	g_pushes++;
+	n = cores_caught_up((uint64_t)seq, 0, 1000, &lat);
+	snprintf(out, outlen,
+		 "{\"seq\":%lld,\"cores\":%u,\"cores_applied\":%u,"
+		 "\"latency_us\":%llu}",
+		 (long long)seq, g_conf.n_cores, n, (unsigned long long)lat);
+	if (g_log)
+		fprintf(g_log, "event=push seq=%lld kind=%u name=\"%s\" "
+			       "cores_applied=%u latency_us=%llu\n",
+			(long long)seq, p->kind, p->name, n,
+			(unsigned long long)lat);
+	return n == g_conf.n_cores ? 0 : -ETIMEDOUT;
+}
+
+static int adm_block(const struct ctl_admin_req *req, char *out,
+		     size_t outlen, void *ctx)
+{
+	const char *cmd = ctl_admin_req_cmd(req);
+	const char *cidr = ctl_admin_req_str(req, "cidr");
+	struct gw_push p;
+	struct ctl_cidr c;
+	char why[128];
+	int64_t exp = 0;
+	uint32_t ip;
+
+	(void)ctx;
+	memset(&p, 0, sizeof(p));
+	if (!cidr) {
+		snprintf(out, outlen, "%s: missing \"cidr\"", cmd);
+		return -EINVAL;
+	}
+	if (ctl_cidr_parse(cidr, &c, why, sizeof(why)) < 0) {
+		snprintf(out, outlen, "%s: bad CIDR '%s': %s", cmd, cidr, why);
+		return -EINVAL;
+	}
+	if (c.family != AF_INET) {
+		snprintf(out, outlen, "%s: IPv6 blocks are not supported yet "
+				      "(the stack is IPv4 only)", cmd);
+		return -EINVAL;
+	}
+	if (ctl_admin_req_int(req, "expire", &exp) == -EINVAL || exp < 0 ||
+	    exp > 10LL * 365 * 86400) {
+		snprintf(out, outlen, "%s: bad \"expire\" (seconds, 0..%lld)",
+			 cmd, 10LL * 365 * 86400);
+		return -EINVAL;
+	}
+	memcpy(&ip, c.addr, 4);
+	p.ip = ntohl(ip);
+	p.depth = c.prefix_len;
+	p.kind = strcmp(cmd, "block") == 0   ? GW_PUSH_BLOCK
+		 : strcmp(cmd, "allow") == 0 ? GW_PUSH_ALLOW
+					     : GW_PUSH_UNBLOCK;
+	p.expire_us = exp ? clock_us() + (uint64_t)exp * 1000000 : 0;
+	snprintf(p.name, sizeof(p.name), "%s", cidr);
+	return push_and_wait(&p, out, outlen);
+}
+
+static int adm_domain(const struct ctl_admin_req *req, char *out,
+		      size_t outlen, void *ctx)
+{
+	const char *cmd = ctl_admin_req_cmd(req);
+	const char *d = ctl_admin_req_str(req, "domain");
+	struct gw_push p;
+	size_t n;
+
+	(void)ctx;
+	memset(&p, 0, sizeof(p));
+	if (!d || !d[0]) {
+		snprintf(out, outlen, "%s: missing \"domain\"", cmd);
+		return -EINVAL;
+	}
+	if (d[0] == '*' && d[1] == '.')
+		d++;
+	if (d[0] == '.') {
+		p.subdomains = true;
+		d++;
+	}
+	n = strlen(d);
+	if (n && d[n - 1] == '.')
+		n--;
+	if (n == 0 || n > 253) {
+		snprintf(out, outlen, "%s: bad domain", cmd);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char ch = d[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '.')) {
+			snprintf(out, outlen, "%s: bad domain (letters, "
+					      "digits, '-', '.')", cmd);
+			return -EINVAL;
+		}
+		p.name[i] = (char)tolower((unsigned char)ch);
+	}
+	p.kind = strcmp(cmd, "domain-add") == 0 ? GW_PUSH_DOMAIN_ADD
+						: GW_PUSH_DOMAIN_DEL;
+	return push_and_wait(&p, out, outlen);
+}
+
+static int adm_limit(const struct ctl_admin_req *req, char *out,
+		     size_t outlen, void *ctx)
+{
+	static const char *lfields[] = {"max_connections",
+					"max_connections_per_ip",
+					"connection_rate_per_ip",
+					"max_messages_per_connection", NULL};
+	const struct mxg_snapshot *sn = gw_current(&g_gw);
+	const char *key = ctl_admin_req_str(req, "key");
+	const char *dot;
+	struct gw_push p;
+	int64_t v;
+	bool ok = false;
+
+	(void)ctx;
+	memset(&p, 0, sizeof(p));
+	if (!key || ctl_admin_req_int(req, "value", &v) < 0 || v < 0 ||
+	    v > UINT32_MAX) {
+		snprintf(out, outlen, "limit: need \"key\" and \"value\" "
+				      "(0..4294967295)");
+		return -EINVAL;
+	}
+	dot = strrchr(key, '.');
+	if (dot && strncmp(key, "listener.", 9) == 0 && dot > key + 9) {
+		size_t nl = (size_t)(dot - (key + 9));
+
+		for (uint32_t i = 0; i < sn->n_listeners; i++) {
+			const char *ln = sn->listeners[i].cl->name;
+
+			if (strlen(ln) == nl && !strncmp(ln, key + 9, nl))
+				for (int f = 0; lfields[f]; f++)
+					ok |= !strcmp(dot + 1, lfields[f]);
+		}
+	} else if (dot && strncmp(key, "rate_limit.", 11) == 0 &&
+		   dot > key + 11) {
+		size_t nl = (size_t)(dot - (key + 11));
+
+		for (uint32_t i = 0; i < sn->n_rules; i++) {
+			const char *rn = sn->rules[i].name;
+
+			if (rn && strlen(rn) == nl &&
+			    !strncmp(rn, key + 11, nl))
+				ok |= !strcmp(dot + 1, "per_minute") ||
+				      !strcmp(dot + 1, "burst");
+		}
+	}
+	if (!ok) {
+		snprintf(out, outlen,
+			 "limit: unknown key '%s' (listener.NAME.{max_"
+			 "connections,max_connections_per_ip,connection_rate_"
+			 "per_ip,max_messages_per_connection} or "
+			 "rate_limit.NAME.{per_minute,burst} of the running "
+			 "policy)",
+			 key);
+		return -EINVAL;
+	}
+	if (strlen(key) >= sizeof(p.name) ||
+	    !key_room(g_over_keys, &g_n_over_keys, key)) {
+		snprintf(out, outlen, "limit: too many distinct limit "
+				      "overrides (%d); write them to the file "
+				      "and reload",
+			 GW_MAX_OVERRIDES_MAIN);
+		return -ENOSPC;
+	}
+	p.kind = GW_PUSH_LIMIT;
+	p.value = (uint32_t)v;
+	snprintf(p.name, sizeof(p.name), "%s", key);
+	return push_and_wait(&p, out, outlen);
+}
+
+static int adm_backend(const struct ctl_admin_req *req, char *out,
+		       size_t outlen, void *ctx)
+{
+	const struct mxg_snapshot *sn = gw_current(&g_gw);
+	const char *cmd = ctl_admin_req_cmd(req);
+	const char *name = ctl_admin_req_str(req, "name");
+	const char *slash, *hp;
+	struct gw_push p;
+	unsigned found = 0;
+
+	(void)ctx;
+	memset(&p, 0, sizeof(p));
+	if (!name || strlen(name) >= sizeof(p.name)) {
+		snprintf(out, outlen, "%s: missing or long \"name\"", cmd);
+		return -EINVAL;
+	}
+	slash = strchr(name, '/');
+	hp = slash ? slash + 1 : name;
+	for (uint32_t i = 0; i < sn->cfg.n_pools; i++) {
+		const struct ctl_pool *cp = &sn->cfg.pools[i];
+
+		if (slash && (strlen(cp->name) != (size_t)(slash - name) ||
+			      strncmp(cp->name, name, (size_t)(slash - name))))
+			continue;
+		for (uint32_t k = 0; k < cp->n_servers; k++) {
+			struct in_addr a = {htonl(cp->servers[k].address)};
+			char s[64];
+
+			inet_ntop(AF_INET, &a, s, sizeof(s));
+			snprintf(s + strlen(s), sizeof(s) - strlen(s), ":%u",
+				 cp->servers[k].port);
+			found += strcmp(s, hp) == 0;
+		}
+	}
+	if (!found) {
+		snprintf(out, outlen, "%s: no backend '%s' in the running "
+				      "policy (ADDR:PORT or POOL/ADDR:PORT)",
+			 cmd, name);
+		return -ENOENT;
+	}
+	if (!key_room(g_bover_keys, &g_n_bover_keys, name)) {
+		snprintf(out, outlen, "%s: too many backend overrides", cmd);
+		return -ENOSPC;
+	}
+	p.kind = GW_PUSH_BACKEND;
+	p.down = strcmp(cmd, "backend-down") == 0;
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	return push_and_wait(&p, out, outlen);
+}
+
+static int adm_drain(const struct ctl_admin_req *req, char *out,
+		     size_t outlen, void *ctx)
+{
+	struct gw_push p;
+	char tmp[256];
+	int r;
+
+	(void)req;
+	(void)ctx;
+	memset(&p, 0, sizeof(p));
+	p.kind = GW_PUSH_DRAIN;
+	snprintf(p.name, sizeof(p.name), "drain");
+	r = push_and_wait(&p, tmp, sizeof(tmp));
+	if (r < 0 && r != -ETIMEDOUT) {
+		snprintf(out, outlen, "%s", tmp);
+		return r;
+	}
+	if (!g_drain_started_us)
+		g_drain_started_us = clock_us();
+	snprintf(out, outlen,
+		 "{\"draining\":true,\"sessions_open\":%llu,"
+		 "\"timeout_s\":300}",
+		 (unsigned long long)GW_TOTAL(sessions_live));
+	return 0;
+}
+
+/* The running policy, for mxgatectl show-config. */
+static int adm_show(const struct ctl_admin_req *req, char *out,
+		    size_t outlen, void *ctx)
+{
+	const struct mxg_snapshot *sn = gw_current(&g_gw);
+	const struct mxg_config *cf = &sn->cfg;
+	size_t off = 0;
+	char q[600];
+
+	(void)req;
+	(void)ctx;
+#define P(...)                                                                 \
+	do {                                                                   \
+		if (off < outlen)                                              \
+			off += (size_t)snprintf(out + off, outlen - off,       \
+						__VA_ARGS__);                  \
+	} while (0)
+	ctl_admin_json_str(q, sizeof(q), cf->source ? cf->source : "");
+	P("{\"generation\":%llu,\"source\":%s,\"listeners\":[",
+	  (unsigned long long)sn->generation, q);
+	for (uint32_t i = 0; i < cf->n_listeners; i++) {
+		const struct ctl_listener *l = &cf->listeners[i];
+
+		ctl_admin_json_str(q, sizeof(q), l->name);
+		P("%s{\"name\":%s,\"port\":%u,\"role\":\"%s\","
+		  "\"networks\":%u,\"allow\":%u,\"deny\":%u,"
+		  "\"deny_action\":\"%s\",\"allow_anonymous\":%s,"
+		  "\"require_auth\":%s,\"relay_authenticated\":%s,"
+		  "\"max_connections\":%u,\"max_connections_per_ip\":%u,"
+		  "\"connection_rate_per_ip\":%u,"
+		  "\"max_messages_per_connection\":%u,"
+		  "\"max_recipients\":%u,\"max_message_size\":%llu}",
+		  i ? "," : "", q, l->port, ctl_role_name(l->role),
+		  l->networks.n, l->allow.n, l->deny.n,
+		  l->deny_action == CTL_DENY_CLOSE ? "close" : "reply",
+		  l->allow_anonymous ? "true" : "false",
+		  l->require_auth ? "true" : "false",
+		  l->relay_authenticated ? "true" : "false",
+		  l->max_connections, l->max_connections_per_ip,
+		  l->connection_rate_per_ip, l->max_messages_per_connection,
+		  l->max_recipients,
+		  (unsigned long long)l->max_message_size);
+	}
+	P("],\"accepted_domains\":%u,\"relay_networks\":[",
+	  cf->policy.n_domains);
+	for (uint32_t i = 0; i < cf->policy.relay_networks.n && i < 32; i++) {
+		char c[CTL_CIDR_STRLEN];
+
+		ctl_cidr_format(&cf->policy.relay_networks.v[i], c, sizeof(c));
+		P("%s\"%s\"", i ? "," : "", c);
+	}
+	P("],\"allow\":%u,\"deny\":%u,\"rate_limits\":[",
+	  cf->policy.allow.n, cf->policy.deny.n);
+	for (uint32_t i = 0; i < sn->n_rules; i++) {
+		static const char *keys[] = {"ip", "ip24", "sender_domain",
+					     "user"};
+		static const char *whats[] = {"connections", "messages",
+					      "recipients"};
+
+		ctl_admin_json_str(q, sizeof(q),
+				   sn->rules[i].name ? sn->rules[i].name : "");
+		P("%s{\"name\":%s,\"key\":\"%s\",\"what\":\"%s\","
+		  "\"per_minute\":%u,\"burst\":%u}",
+		  i ? "," : "", q, keys[sn->rules[i].key],
+		  whats[sn->rules[i].what], sn->rules[i].per_minute,
+		  sn->rules[i].burst);
+	}
+	P("],\"pools\":%u,\"tables_kib\":%u,\"limit_overrides\":%u,"
+	  "\"backend_overrides\":%u}",
+	  cf->n_pools, sn->tables_bytes, g_n_over_keys, g_n_bover_keys);
+#undef P
+	if (off >= outlen) {
+		snprintf(out, outlen, "policy larger than the reply limit");
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* Main-loop work of the control plane: reload requests, file watch,
+ * freeing retired snapshots, the end of a drain. */
+static void control_tick(uint64_t now)
+{
+	static uint64_t last_watch;
+	static struct stat last_st;
+	static bool have_st;
+
+	if (g_reload_req) {
+		char msg[16384];
+
+		g_reload_req = 0;
+		if (do_reload("SIGHUP", msg, sizeof(msg)) < 0)
+			fprintf(stderr, "mxgate: reload failed, policy "
+					"unchanged:\n%s\n", msg);
+		else
+			printf("mxgate: reloaded %s: %s\n", g_config_path, msg);
+		fflush(stdout);
+	}
+	if (g_watch_config && g_config_path && now - last_watch >= 1000000) {
+		struct stat st;
+
+		last_watch = now;
+		if (stat(g_config_path, &st) == 0) {
+			if (have_st &&
+			    (st.st_mtim.tv_sec != last_st.st_mtim.tv_sec ||
+			     st.st_mtim.tv_nsec != last_st.st_mtim.tv_nsec ||
+			     st.st_size != last_st.st_size ||
+			     st.st_ino != last_st.st_ino)) {
+				char msg[16384];
+
+				if (do_reload("watch", msg, sizeof(msg)) < 0)
+					fprintf(stderr, "mxgate: reload "
+							"(file changed) failed, "
+							"policy unchanged:\n%s\n",
+						msg);
+			}
+			last_st = st;
+			have_st = true;
+		}
+	}
+	gw_reclaim(&g_gw);
+	now = clock_us(); /* the admin poll may have started the drain */
+	if (g_drain_started_us &&
+	    (GW_TOTAL(sessions_live) == 0 ||
+	     now - g_drain_started_us > 300ULL * 1000000)) {
+		printf("mxgate: drained (%llu sessions left), exiting\n",
+		       (unsigned long long)GW_TOTAL(sessions_live));
+		fflush(stdout);
+		mxg_quit = 1;
+	}
+}
+
 /* --- setup ---------------------------------------------------------- */
 
 /* Admin socket and metrics endpoint; failures are reported and the
@@ -910,6 +1603,22 @@ static void start_control(void)
 			ctl_admin_register(g_admin, "status", adm_status,
 					   NULL);
 			ctl_admin_register(g_admin, "stats", adm_stats, NULL);
+			ctl_admin_register(g_admin, "reload", adm_reload, NULL);
+			ctl_admin_register(g_admin, "show-config", adm_show,
+					   NULL);
+			ctl_admin_register(g_admin, "block", adm_block, NULL);
+			ctl_admin_register(g_admin, "allow", adm_block, NULL);
+			ctl_admin_register(g_admin, "unblock", adm_block, NULL);
+			ctl_admin_register(g_admin, "domain-add", adm_domain,
+					   NULL);
+			ctl_admin_register(g_admin, "domain-del", adm_domain,
+					   NULL);
+			ctl_admin_register(g_admin, "limit", adm_limit, NULL);
+			ctl_admin_register(g_admin, "backend-down", adm_backend,
+					   NULL);
+			ctl_admin_register(g_admin, "backend-up", adm_backend,
+					   NULL);
+			ctl_admin_register(g_admin, "drain", adm_drain, NULL);
 			printf("mxgate: admin socket %s\n", g_admin_path);
 		}
 	}
@@ -993,6 +1702,63 @@ static int load_config(void)
 	return 0;
 }
 
+/* DPDK memory the policy tables of the configuration need (rte_lpm is
+ * DIR-24-8: 64 MiB per table plus 1 KiB per tbl8 group; see
+ * dataplane/policy/acl.c), twice over because a reload builds the new
+ * snapshot while the old one still serves, plus each core's table of
+ * pushed blocks, plus room for a reload that grows the lists. */
+static uint64_t lpm_mb(uint32_t v4, uint32_t v6)
+{
+	uint64_t mb = 0;
+
+	if (v4) {
+		uint64_t g = v4 <= 4096 ? RTE_MAX(v4, 256u)
+					: RTE_MIN(RTE_MAX(v4 / 2, 4096u),
+						  1u << 19);
+
+		mb += 64 + g / 1024 + (uint64_t)v4 * 8 / (1 << 20) + 1;
+	}
+	if (v6)
+		mb += 64 + (uint64_t)RTE_MAX(v6 * 4, 1024u) / 1024 +
+		      (uint64_t)v6 * 24 / (1 << 20) + 1;
+	return mb;
+}
+
+static void cidr_count(const struct ctl_cidr_list *l, uint32_t *v4,
+		       uint32_t *v6)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->v[i].family == AF_INET)
+			(*v4)++;
+		else
+			(*v6)++;
+}
+
+static uint64_t policy_mem_mb(uint16_t cores)
+{
+	const struct mxg_config *m = &g_cfg;
+	uint64_t mb = 0;
+	uint32_t a4 = 0, a6 = 0, r4 = 0, r6 = 0;
+
+	if (!g_gateway)
+		return 0;
+	cidr_count(&m->policy.allow, &a4, &a6);
+	cidr_count(&m->policy.deny, &a4, &a6);
+	cidr_count(&m->policy.relay_networks, &r4, &r6);
+	mb += lpm_mb(a4, a6) + lpm_mb(r4, r6);
+	for (uint32_t i = 0; i < m->n_listeners; i++) {
+		uint32_t n4 = 0, n6 = 0, l4 = 0, l6 = 0;
+
+		cidr_count(&m->listeners[i].networks, &n4, &n6);
+		cidr_count(&m->listeners[i].allow, &l4, &l6);
+		cidr_count(&m->listeners[i].deny, &l4, &l6);
+		mb += lpm_mb(n4, n6) + lpm_mb(l4, l6);
+	}
+	/* old + new snapshot during a reload, 256 MiB for growth, and the
+	 * pushed-block table of each core (65,536 entries) */
+	return 2 * mb + 256 + (uint64_t)cores * lpm_mb(65536, 0);
+}
+
 /* Write out what the dataplane cores logged (main lcore). */
 static void drain_logs(void)
 {
@@ -1053,9 +1819,10 @@ static int build_eal_args(int argc, char **argv, int first_extra,
 	eal[n++] = prefix;
 	huge = huge_mode == 1 || (huge_mode == 0 && machine_has_hugepages());
 	if (!huge) {
-		/* Room for the pool plus DPDK's own needs. */
+		/* Room for the pool, DPDK's own needs and the policy
+		 * tables (mapped, touched only when used). */
 		uint64_t mb = (uint64_t)pool_size(c) * 3072 / (1 << 20) + 512 +
-			      128ULL * c->n_cores;
+			      128ULL * c->n_cores + policy_mem_mb(c->n_cores);
 
 		snprintf(mem, sizeof(mem), "%llu", (unsigned long long)mb);
 		eal[n++] = "--no-huge";
@@ -1261,6 +2028,7 @@ int main(int argc, char **argv)
 	clock_init();
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_sighup);
 	signal(SIGPIPE, SIG_IGN);
 
 	g_pool = rte_pktmbuf_pool_create("mxg_mbufs", pool_size(c), 256, 0,
@@ -1280,9 +2048,18 @@ int main(int argc, char **argv)
 	if (g_gateway) {
 		char err[256];
 
-		if (gw_global_init(&g_gw, &g_cfg, g_max_sessions, err,
+		struct mxg_snapshot *sn;
+
+		if (mxg_snapshot_build(&g_cfg, g_generation, &sn, err,
+				       sizeof(err)) < 0) {
+			fprintf(stderr, "mxgate: policy: %s\n", err);
+			rte_eal_cleanup();
+			return 1;
+		}
+		if (gw_global_init(&g_gw, sn, g_max_sessions, c->n_cores, err,
 				   sizeof(err)) < 0) {
 			fprintf(stderr, "mxgate: gateway: %s\n", err);
+			mxg_snapshot_free(sn);
 			rte_eal_cleanup();
 			return 1;
 		}
@@ -1320,17 +2097,27 @@ int main(int argc, char **argv)
 		       c->n_cores, c->n_cores == 1 ? "" : "s", g_pool->size,
 		       c->svc.echo_port, c->svc.discard_port);
 		if (g_gateway) {
-			for (uint32_t i = 0; i < g_cfg.n_listeners; i++)
+			const struct mxg_config *cf = &gw_current(&g_gw)->cfg;
+
+			for (uint32_t i = 0; i < cf->n_listeners; i++)
 				printf("mxgate: listener %s on %s:%u (%s)\n",
-				       g_cfg.listeners[i].name, ip,
-				       g_cfg.listeners[i].port,
-				       ctl_role_name(g_cfg.listeners[i].role));
-			for (uint32_t i = 0; i < g_cfg.n_pools; i++)
+				       cf->listeners[i].name, ip,
+				       cf->listeners[i].port,
+				       ctl_role_name(cf->listeners[i].role));
+			for (uint32_t i = 0; i < cf->n_pools; i++)
 				printf("mxgate: next hop pool %s: %s\n",
-				       g_cfg.pools[i].name,
-				       g_cfg.pools[i].type == CTL_POOL_MAILDIR
-					       ? g_cfg.maildir.path
+				       cf->pools[i].name,
+				       cf->pools[i].type == CTL_POOL_MAILDIR
+					       ? cf->maildir.path
 					       : "SMTP servers");
+			printf("mxgate: policy: %u accepted domain%s, %u relay "
+			       "network%s, %u rate limit%s\n",
+			       cf->policy.n_domains,
+			       cf->policy.n_domains == 1 ? "" : "s",
+			       cf->policy.relay_networks.n,
+			       cf->policy.relay_networks.n == 1 ? "" : "s",
+			       cf->policy.n_rate_limits,
+			       cf->policy.n_rate_limits == 1 ? "" : "s");
 		}
 		fflush(stdout);
 	}
@@ -1364,6 +2151,8 @@ int main(int argc, char **argv)
 			ctl_admin_poll(g_admin, 50);
 		else
 			nanosleep(&ts, NULL);
+		if (g_gateway)
+			control_tick(now);
 	}
 	mxg_quit = 1;
 	rte_eal_mp_wait_lcore();

@@ -7,7 +7,8 @@
  * are bounded: when the bucket table is full the least recently used
  * bucket is evicted (a flood from a million spoofed addresses costs a
  * fixed amount of memory; the evicted bucket restarts full, which only
- * favours the client). Everything is allocated at create time.
+ * favours the client). Everything is allocated at create time, with
+ * rte_zmalloc_socket() on the given NUMA socket: an EAL must be running.
  *
  * Threads: a table belongs to one dataplane lcore; nobody else touches
  * it (counters are read racily by the stats reader).
@@ -25,7 +26,15 @@ struct pol_rl_stats {
 	uint64_t lookups, allowed, limited, inserts, evictions;
 };
 
-/* capacity: most buckets held (>= 16). NULL with errno on failure. */
+/*
+ * capacity: most buckets held (16 .. 2^28). NULL with errno (EINVAL,
+ * ENOMEM) on failure. Memory is 2 x capacity 64-byte cells plus an index
+ * of 8-byte slots (a power of two >= 2 x capacity): 144 to 160 bytes per
+ * bucket. A bucket takes one cell for a key of up to 27 octets, plus one
+ * per further 60 octets (5 for 255 octets); the table holds `capacity`
+ * buckets while keys are at most 87 octets, fewer with longer keys (the
+ * least recently used are evicted to free cells).
+ */
 struct pol_rl *pol_rl_create(uint32_t capacity, int socket);
 void pol_rl_free(struct pol_rl *t);
 
@@ -33,14 +42,19 @@ void pol_rl_free(struct pol_rl *t);
  * Token bucket of (rule, key): holds at most burst tokens, refills at
  * per_minute tokens per 60 s (exact integer arithmetic, no drift), starts
  * full. Takes cost tokens if they are there and returns true; otherwise
- * takes nothing and returns false. So with burst == per_minute == N, the
- * first N calls of cost 1 in a minute pass and call N+1 is refused.
+ * takes nothing and returns false. So with burst == per_minute == N, N
+ * calls of cost 1 at the same instant pass and call N+1 is refused; one
+ * more token is back exactly 60 s / N later (rounded up to a whole
+ * microsecond). A new key whose cost exceeds burst is refused without
+ * creating a bucket. now_us: the caller's monotonic clock in us (a clock
+ * that goes back refills nothing).
  * rule: a fingerprint of the rule's content, so that a reload that keeps
  * a rule keeps its buckets and a changed rule starts afresh. key: up to
- * 255 octets (an IPv4 address, a /24, a domain, a user name); keys are
- * compared exactly. If per_minute or burst of a rule changes under the
- * same fingerprint (a runtime push), the bucket adopts the new values and
- * keeps its level, capped at the new burst.
+ * 255 octets (an IPv4 address, a /24, a domain, a user name; a longer key
+ * is cut at 255); keys are stored whole and compared exactly. If
+ * per_minute or burst of a rule changes under the same fingerprint (a
+ * runtime push), the bucket adopts the new values and keeps its level,
+ * capped at the new burst.
  */
 bool pol_rl_take(struct pol_rl *t, uint64_t rule, const void *key,
 		 size_t keylen, uint32_t per_minute, uint32_t burst,
@@ -58,18 +72,22 @@ const struct pol_rl_stats *pol_rl_stats(const struct pol_rl *t);
  */
 struct pol_conns;
 
+/* capacity: most distinct IPs (>= 1); 8-byte slots, a power of two >=
+ * 2 x capacity (16 to 32 bytes per entry). NULL with errno on failure. */
 struct pol_conns *pol_conns_create(uint32_t capacity, int socket);
 void pol_conns_free(struct pol_conns *t);
 /* Counts one more connection of ip unless it already has max (0 = no
  * limit) or the table is full; returns true when counted. */
 bool pol_conns_inc(struct pol_conns *t, uint32_t ip, uint32_t max);
-/* One connection of ip ended (must pair with a successful inc). */
+/* One connection of ip ended (must pair with a successful inc; an
+ * unpaired dec is ignored). */
 void pol_conns_dec(struct pol_conns *t, uint32_t ip);
 uint32_t pol_conns_get(const struct pol_conns *t, uint32_t ip);
 uint32_t pol_conns_count(const struct pol_conns *t); /* distinct IPs */
 size_t pol_conns_memory(const struct pol_conns *t);
 
-/* 64-bit hash (e.g. a rule fingerprint over its fields). */
+/* 64-bit hash (e.g. a rule fingerprint over its fields): deterministic
+ * for (data, len, seed), fast on short inputs, not cryptographic. */
 uint64_t pol_hash64(const void *data, size_t len, uint64_t seed);
 
 #endif /* MXG_POLICY_RATELIMIT_H */

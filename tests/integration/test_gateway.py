@@ -94,9 +94,19 @@ def write_config(path, top):
 def listeners():
     return [
         {"name": "mx", "port": 25, "role": "mx", "hostname": "gw.mxgt.test"},
+        # No AUTH mechanism exists yet: let the submission listener take
+        # anonymous mail so its path is exercised (policy tests cover
+        # require_auth).
         {"name": "submission", "port": 587, "role": "submission",
-         "hostname": "gw.mxgt.test"},
+         "hostname": "gw.mxgt.test", "require_auth": False,
+         "allow_anonymous": True},
     ]
+
+
+# Every client of these tests sends from 198.18.0.1 to assorted domains:
+# make the test network a relay network (relay control itself is tested by
+# test_policy.py).
+TEST_POLICY = {"relay_networks": ["198.18.0.0/15"]}
 
 
 def smtp_pool(name, port=BACKEND_PORT, client_info="none", domains=None,
@@ -123,6 +133,7 @@ def gateway_config(tmp, pools, default_pool="default", log_level="info"):
         "maildir": {"path": os.path.join(tmp, "Maildir")},
         "log": {"file": os.path.join(tmp, "mxgate.log"),
                 "level": log_level},
+        "policy": TEST_POLICY,
     }
     path = os.path.join(tmp, "mxgate.conf")
     write_config(path, top)
@@ -328,10 +339,17 @@ def wait_idle(gw, res, timeout=30):
 
 
 def scenario_maildir(a, tmp, res):
-    """Embedded default (no --config): the local Maildir next hop."""
+    """The embedded default's next hop, the local Maildir (the default's
+    listeners and pool; its policy accepts only example.com, so the test
+    network is made a relay network here)."""
     md = os.path.join(tmp, "Maildir")
     logf = os.path.join(tmp, "mxgate.log")
-    gw = mxgtest.Mxgate(a.mxgate, ["--maildir", md, "--log-file", logf])
+    conf = os.path.join(tmp, "maildir.conf")
+    write_config(conf, {"listeners": listeners(),
+                        "pools": [{"name": "default", "type": "maildir"}],
+                        "maildir": {"path": md}, "policy": TEST_POLICY})
+    gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--maildir", md,
+                                   "--log-file", logf])
     STARTED.append(gw)
     gw.start()
     try:
