@@ -59,9 +59,13 @@ def main():
             res.check(rc == 0 and tot.get("gw_messages_accepted") == 1,
                       "mxgatectl stats carries the gateway counters")
             rc, out = ctl(mxgatectl, sock, "reload")
-            res.check(rc == 1 and "unknown" in out.lower(),
-                      "a command the gateway does not serve yet is refused "
-                      "with an error (%r)" % out.strip())
+            res.check(rc == 1 and "no configuration file" in out,
+                      "reload without --config is refused with a reason "
+                      "(%r)" % out.strip())
+            rc, out = ctl(mxgatectl, sock, "frobnicate")
+            res.check(rc == 2 and "unknown command" in out,
+                      "an unknown command is refused locally (%r)" %
+                      out.strip())
             text = urllib.request.urlopen(
                 "http://127.0.0.1:9180/metrics", timeout=10).read().decode()
             res.check('mxgate_messages_total{outcome="accepted"} 1' in text
