@@ -965,6 +965,7 @@ def scenario_stall(a, tmp, res):
 # ------------------------------------------------------------------ burst
 
 def scenario_burst(a, tmp, res, n=20, rounds=3):
+    """The embedded default (it accepts mail for example.com)."""
     md = os.path.join(tmp, "Maildir")
     gw = mxgtest.Mxgate(a.mxgate, ["--maildir", md, "--log-file",
                                    os.path.join(tmp, "mxgate.log")])
@@ -989,10 +990,10 @@ def scenario_burst(a, tmp, res, n=20, rounds=3):
                     c.ehlo("burst%d.mxgt.test" % i)
                     mid = "burst-%d-%d@mxgt.test" % (rnd, i)
                     r = c.transaction("b@client.mxgt.test",
-                                      ["b%d@example.net" % i],
+                                      ["b%d@example.com" % i],
                                       peers.message(mid,
                                                     "b@client.mxgt.test",
-                                                    ["b%d@example.net" % i],
+                                                    ["b%d@example.com" % i],
                                                     800))
                     out[i] = "ok" if r["outcome"] == 250 else \
                         "outcome %s" % r["outcome"]

@@ -372,6 +372,40 @@ def scenario_invalid(a, tmp, res):
                             "x@example.net", "--timeout", "30"],
                            capture_output=True, text=True, timeout=60)
         res.check(r.returncode == 0, "mail still flows after the failures")
+        # rate-limit buckets of an unchanged rule survive a reload; a
+        # changed rule starts afresh
+        def mails(n):
+            c = peers.SmtpClient(GATEWAY_IP, 25, timeout=10)
+            c.ehlo("rl.mxgt.test")
+            codes = []
+            for _ in range(n):
+                codes.append(c.cmd("MAIL FROM:<r@src.mxgt.test>")[0])
+                c.cmd("RSET")
+            c.quit()
+            return codes
+
+        def with_rule(name, banner):
+            top = base_config(tmp, "b")
+            top["listeners"][0]["banner"] = banner
+            top["policy"]["rate_limits"].append(
+                {"name": name, "key": "ip", "what": "messages",
+                 "per_minute": 2, "burst": 2})
+            return top
+
+        install(conf, with_rule("two", "one"))
+        ctl(a, "reload")
+        first = mails(2)
+        install(conf, with_rule("two", "other banner"))
+        rc1, _ = ctl(a, "reload")
+        after_same = mails(1)
+        install(conf, with_rule("two-renamed", "other banner"))
+        rc2, _ = ctl(a, "reload")
+        after_new = mails(1)
+        res.check(first == [250, 250] and rc1 == 0 and
+                  after_same == [451] and rc2 == 0 and after_new == [250],
+                  "an unchanged rule keeps its bucket across a reload "
+                  "(%s, then %s), a renamed one starts afresh (%s)" %
+                  (first, after_same, after_new))
         p = policy(gw)
         res.check(p.get("reloads_failed") == 2 * len(BAD) + 1,
                   "reloads_failed %s == %d" % (p.get("reloads_failed"),
