@@ -1,14 +1,22 @@
 /*
- * acl.c - CIDR tables over rte_lpm / rte_lpm6 and the per-core table of
- * pushed blocks (see acl.h).
+ * acl.c - CIDR tables over DPDK's rte_fib (IPv4, DIR-24-8) and rte_fib6
+ * (IPv6, trie), and the per-core table of pushed blocks (see acl.h).
  *
- * Sizing. rte_lpm is DIR-24-8: a fixed 2^24-entry first level (64 MiB)
- * plus one 256-entry tbl8 group (1 KiB) per /24 that holds a prefix
- * longer than /24. How many groups a list needs is only known from its
- * prefixes, so pol_acl_create() reserves max4 groups for small tables
- * and max4 / 2 (at least 4096, at most 2^19 = 512 MiB) for large ones;
- * a list that needs more gets -ENOSPC from pol_acl_add4() and the reload
- * is refused with that error.
+ * Why rte_fib and not rte_lpm: both answer a lookup with the same
+ * DIR-24-8 arrays (one or two memory reads), but rte_lpm keeps its rules
+ * in a flat table scanned linearly on every add and delete, so loading
+ * 1,000,000 prefixes takes minutes; rte_fib keeps them in an rte_rib tree
+ * and loads them in about a second.
+ *
+ * Sizing. DIR-24-8 has a fixed 2^24-entry first level (64 MiB with 4-byte
+ * next hops) plus one 256-entry tbl8 group (1 KiB) per /24 that holds a
+ * longer prefix. How many groups a list needs is only known from its
+ * prefixes, so pol_acl_create() reserves max4 groups for small tables and
+ * max4 / 2 (at least 4096, at most 2^19 = 512 MiB) for large ones; a
+ * list that needs more gets -ENOSPC from pol_acl_add4() and the reload
+ * is refused with that error. Next hop 0 means "no match": values are
+ * stored as given (>= 1 by convention of the callers) and pol_block
+ * stores index + 1.
  *
  * Threads: as acl.h says; nothing here locks.
  */
@@ -20,26 +28,27 @@
 #include <string.h>
 
 #include <rte_errno.h>
-#include <rte_lpm.h>
-#include <rte_lpm6.h>
-#include <rte_malloc.h>
+#include <rte_fib.h>
+#include <rte_fib6.h>
+#include <rte_rib.h>
+#include <rte_rib6.h>
 
 struct pol_acl {
-	struct rte_lpm *l4;
-	struct rte_lpm6 *l6;
+	struct rte_fib *f4;
+	struct rte_fib6 *f6;
 	uint32_t n4, n6;
 	size_t mem;
 };
 
 static uint32_t acl_seq;
 
-static uint32_t tbl8_groups(uint32_t max4)
+static uint32_t tbl8_groups(uint32_t max)
 {
 	uint32_t g;
 
-	if (max4 <= 4096)
-		return max4 < 256 ? 256 : max4;
-	g = max4 / 2;
+	if (max <= 4096)
+		return max < 256 ? 256 : max;
+	g = max / 2;
 	if (g < 4096)
 		g = 4096;
 	if (g > (1u << 19))
@@ -50,43 +59,55 @@ static uint32_t tbl8_groups(uint32_t max4)
 struct pol_acl *pol_acl_create(uint32_t max4, uint32_t max6, int socket)
 {
 	struct pol_acl *a = calloc(1, sizeof(*a));
-	char name[RTE_LPM_NAMESIZE];
+	char name[64];
 	uint32_t id;
 
 	if (!a) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (max4 > (1u << 30) || max6 > (1u << 30))
+		goto inval;
 	id = __atomic_fetch_add(&acl_seq, 1, __ATOMIC_RELAXED);
 	if (max4) {
-		struct rte_lpm_config c = {
-			.max_rules = max4,
-			.number_tbl8s = tbl8_groups(max4),
-			.flags = 0,
-		};
+		struct rte_fib_conf c;
 
+		memset(&c, 0, sizeof(c));
+		c.type = RTE_FIB_DIR24_8;
+		c.default_nh = 0;
+		c.max_routes = (int)max4 + 2; /* + the two /1 halves of /0 */
+		c.dir24_8.nh_sz = RTE_FIB_DIR24_8_4B;
+		c.dir24_8.num_tbl8 = tbl8_groups(max4);
 		snprintf(name, sizeof(name), "pacl4_%u", id);
-		a->l4 = rte_lpm_create(name, socket, &c);
-		if (!a->l4)
+		a->f4 = rte_fib_create(name, socket, &c);
+		if (!a->f4)
 			goto fail;
-		a->mem += (size_t)(1u << 24) * 4 + (size_t)c.number_tbl8s * 1024 +
-			  (size_t)max4 * 8;
+		a->mem += (size_t)(1u << 24) * 4 +
+			  (size_t)c.dir24_8.num_tbl8 * 1024 +
+			  (size_t)c.max_routes * 64;
 	}
 	if (max6) {
-		struct rte_lpm6_config c = {
-			.max_rules = max6,
-			.number_tbl8s = max6 * 4 < 1024 ? 1024 : max6 * 4,
-			.flags = 0,
-		};
+		struct rte_fib6_conf c;
 
+		memset(&c, 0, sizeof(c));
+		c.type = RTE_FIB6_TRIE;
+		c.default_nh = 0;
+		c.max_routes = (int)max6 + 2;
+		c.trie.nh_sz = RTE_FIB6_TRIE_4B;
+		c.trie.num_tbl8 = max6 * 4 < 1024 ? 1024 : max6 * 4;
 		snprintf(name, sizeof(name), "pacl6_%u", id);
-		a->l6 = rte_lpm6_create(name, socket, &c);
-		if (!a->l6)
+		a->f6 = rte_fib6_create(name, socket, &c);
+		if (!a->f6)
 			goto fail;
-		a->mem += (size_t)(1u << 24) * 4 + (size_t)c.number_tbl8s * 1024 +
-			  (size_t)max6 * 24;
+		a->mem += (size_t)(1u << 24) * 4 +
+			  (size_t)c.trie.num_tbl8 * 1024 +
+			  (size_t)c.max_routes * 96;
 	}
 	return a;
+inval:
+	free(a);
+	errno = EINVAL;
+	return NULL;
 fail:
 	errno = rte_errno ? rte_errno : ENOMEM;
 	pol_acl_free(a);
@@ -97,49 +118,59 @@ void pol_acl_free(struct pol_acl *a)
 {
 	if (!a)
 		return;
-	rte_lpm_free(a->l4);
-	rte_lpm6_free(a->l6);
+	rte_fib_free(a->f4);
+	rte_fib6_free(a->f6);
 	free(a);
+}
+
+static uint32_t mask4(uint32_t ip, uint8_t depth)
+{
+	return depth == 0 ? 0 : depth >= 32 ? ip : ip & ~(0xffffffffu >> depth);
+}
+
+static bool present4(struct rte_fib *f, uint32_t ip, uint8_t depth,
+		     uint64_t *nh)
+{
+	struct rte_rib_node *n = rte_rib_lookup_exact(rte_fib_get_rib(f), ip,
+						      depth);
+
+	if (!n)
+		return false;
+	if (nh)
+		rte_rib_get_nh(n, nh);
+	return true;
 }
 
 int pol_acl_add4(struct pol_acl *a, uint32_t ip, uint8_t depth,
 		 uint32_t value)
 {
-	uint32_t nh;
+	uint64_t nh;
+	bool had;
 	int r;
 
-	if (depth > 32 || value > POL_ACL_VALUE_MAX || !a->l4)
+	if (!a || !a->f4 || depth > 32 || value == 0 ||
+	    value > POL_ACL_VALUE_MAX)
 		return -EINVAL;
-	if (depth == 0) {
-		/* rte_lpm has no /0: two /1 halves cover everything */
-		r = pol_acl_add4(a, 0, 1, value);
-		return r < 0 ? r : pol_acl_add4(a, 0x80000000u, 1, value);
-	}
-	ip &= depth == 32 ? 0xffffffffu : ~(0xffffffffu >> depth);
-	if (rte_lpm_is_rule_present(a->l4, ip, depth, &nh) != 1)
-		a->n4++;
-	else if (nh == value)
+	ip = mask4(ip, depth);
+	had = present4(a->f4, ip, depth, &nh);
+	if (had && nh == value)
 		return 0;
-	r = rte_lpm_add(a->l4, ip, depth, value);
-	if (r < 0) {
-		if (rte_lpm_is_rule_present(a->l4, ip, depth, &nh) != 1)
-			a->n4--;
+	r = rte_fib_add(a->f4, ip, depth, value);
+	if (r < 0)
 		return r == -EINVAL ? -EINVAL : -ENOSPC;
-	}
+	if (!had)
+		a->n4++;
 	return 0;
 }
 
 int pol_acl_del4(struct pol_acl *a, uint32_t ip, uint8_t depth)
 {
-	if (!a->l4 || depth > 32)
+	if (!a || !a->f4 || depth > 32)
 		return -EINVAL;
-	if (depth == 0) {
-		int r = pol_acl_del4(a, 0, 1);
-
-		return r < 0 ? r : pol_acl_del4(a, 0x80000000u, 1);
-	}
-	ip &= depth == 32 ? 0xffffffffu : ~(0xffffffffu >> depth);
-	if (rte_lpm_delete(a->l4, ip, depth) < 0)
+	ip = mask4(ip, depth);
+	if (!present4(a->f4, ip, depth, NULL))
+		return -ENOENT;
+	if (rte_fib_delete(a->f4, ip, depth) < 0)
 		return -ENOENT;
 	a->n4--;
 	return 0;
@@ -147,35 +178,50 @@ int pol_acl_del4(struct pol_acl *a, uint32_t ip, uint8_t depth)
 
 int pol_acl_lookup4(const struct pol_acl *a, uint32_t ip, uint32_t *value)
 {
-	if (!a->l4 || rte_lpm_lookup(a->l4, ip, value) != 0)
+	uint64_t nh = 0;
+
+	if (!a->f4)
 		return -ENOENT;
+	rte_fib_lookup_bulk(a->f4, &ip, &nh, 1);
+	if (nh == 0)
+		return -ENOENT;
+	*value = (uint32_t)nh;
 	return 0;
+}
+
+static void mask6(uint8_t out[16], const uint8_t in[16], uint8_t depth)
+{
+	for (int i = 0; i < 16; i++) {
+		int bits = depth - i * 8;
+
+		out[i] = bits >= 8  ? in[i]
+			 : bits <= 0 ? 0
+				     : (uint8_t)(in[i] & (0xff << (8 - bits)));
+	}
+}
+
+static bool present6(struct rte_fib6 *f, const uint8_t ip[16], uint8_t depth)
+{
+	return rte_rib6_lookup_exact(rte_fib6_get_rib(f), ip, depth) != NULL;
 }
 
 int pol_acl_add6(struct pol_acl *a, const uint8_t addr[16], uint8_t depth,
 		 uint32_t value)
 {
-	uint32_t nh;
 	uint8_t ip[16];
+	bool had;
 	int r;
 
-	if (depth > 128 || value > POL_ACL_VALUE_MAX || !a->l6)
+	if (!a || !a->f6 || depth > 128 || value == 0 ||
+	    value > POL_ACL_VALUE_MAX)
 		return -EINVAL;
-	if (depth == 0) {
-		memset(ip, 0, 16);
-		r = pol_acl_add6(a, ip, 1, value);
-		ip[0] = 0x80;
-		return r < 0 ? r : pol_acl_add6(a, ip, 1, value);
-	}
-	memcpy(ip, addr, 16);
-	if (rte_lpm6_is_rule_present(a->l6, ip, depth, &nh) != 1)
-		a->n6++;
-	r = rte_lpm6_add(a->l6, ip, depth, value);
-	if (r < 0) {
-		if (rte_lpm6_is_rule_present(a->l6, ip, depth, &nh) != 1)
-			a->n6--;
+	mask6(ip, addr, depth);
+	had = present6(a->f6, ip, depth);
+	r = rte_fib6_add(a->f6, ip, depth, value);
+	if (r < 0)
 		return r == -EINVAL ? -EINVAL : -ENOSPC;
-	}
+	if (!had)
+		a->n6++;
 	return 0;
 }
 
@@ -183,10 +229,11 @@ int pol_acl_del6(struct pol_acl *a, const uint8_t addr[16], uint8_t depth)
 {
 	uint8_t ip[16];
 
-	if (!a->l6 || depth > 128 || depth == 0)
+	if (!a || !a->f6 || depth > 128)
 		return -EINVAL;
-	memcpy(ip, addr, 16);
-	if (rte_lpm6_delete(a->l6, ip, depth) < 0)
+	mask6(ip, addr, depth);
+	if (!present6(a->f6, ip, depth) ||
+	    rte_fib6_delete(a->f6, ip, depth) < 0)
 		return -ENOENT;
 	a->n6--;
 	return 0;
@@ -195,8 +242,16 @@ int pol_acl_del6(struct pol_acl *a, const uint8_t addr[16], uint8_t depth)
 int pol_acl_lookup6(const struct pol_acl *a, const uint8_t addr[16],
 		    uint32_t *value)
 {
-	if (!a->l6 || rte_lpm6_lookup(a->l6, addr, value) != 0)
+	uint8_t ip[1][16];
+	uint64_t nh = 0;
+
+	if (!a->f6)
 		return -ENOENT;
+	memcpy(ip[0], addr, 16);
+	rte_fib6_lookup_bulk(a->f6, ip, &nh, 1);
+	if (nh == 0)
+		return -ENOENT;
+	*value = (uint32_t)nh;
 	return 0;
 }
 
@@ -219,8 +274,9 @@ struct blk_entry {
 	uint8_t action;	    /* 0: free slot */
 };
 
+/* The fib's next hop for an entry is its index + 1 (0 = no match). */
 struct pol_block {
-	struct pol_acl *acl; /* value = index into e[] */
+	struct pol_acl *acl;
 	struct blk_entry *e;
 	uint32_t *free_list;
 	uint32_t n_free, max, count, cursor;
@@ -230,7 +286,7 @@ struct pol_block *pol_block_create(uint32_t max_entries, int socket)
 {
 	struct pol_block *b = calloc(1, sizeof(*b));
 
-	if (!b || max_entries == 0 || max_entries > POL_ACL_VALUE_MAX)
+	if (!b || max_entries == 0 || max_entries >= POL_ACL_VALUE_MAX)
 		goto fail;
 	b->acl = pol_acl_create(max_entries, 0, socket);
 	b->e = calloc(max_entries, sizeof(*b->e));
@@ -258,38 +314,25 @@ void pol_block_free(struct pol_block *b)
 	free(b);
 }
 
-static uint32_t mask_ip(uint32_t ip, uint8_t depth)
-{
-	return depth == 0 ? 0
-	       : depth == 32 ? ip
-			     : ip & ~(0xffffffffu >> depth);
-}
-
 int pol_block_add4(struct pol_block *b, uint32_t ip, uint8_t depth,
 		   uint32_t action, uint64_t expire_us)
 {
+	uint64_t nh;
 	uint32_t idx;
 	int r;
 
 	if (depth > 32 || (action != POL_ACL_ALLOW && action != POL_ACL_DENY))
 		return -EINVAL;
-	ip = mask_ip(ip, depth);
-	if (depth > 0 && rte_lpm_is_rule_present(b->acl->l4, ip, depth, &idx) ==
-				 1) {
-		b->e[idx].action = (uint8_t)action;
-		b->e[idx].expire_us = expire_us;
-		return 0;
-	}
-	if (depth == 0 && rte_lpm_is_rule_present(b->acl->l4, 0, 1, &idx) == 1 &&
-	    b->e[idx].depth == 0) {
-		b->e[idx].action = (uint8_t)action;
-		b->e[idx].expire_us = expire_us;
+	ip = mask4(ip, depth);
+	if (present4(b->acl->f4, ip, depth, &nh) && nh > 0) {
+		b->e[nh - 1].action = (uint8_t)action;
+		b->e[nh - 1].expire_us = expire_us;
 		return 0;
 	}
 	if (b->n_free == 0)
 		return -ENOSPC;
 	idx = b->free_list[--b->n_free];
-	r = pol_acl_add4(b->acl, ip, depth, idx);
+	r = pol_acl_add4(b->acl, ip, depth, idx + 1);
 	if (r < 0) {
 		b->n_free++;
 		return r;
@@ -312,32 +355,33 @@ static void blk_remove(struct pol_block *b, uint32_t idx)
 
 int pol_block_del4(struct pol_block *b, uint32_t ip, uint8_t depth)
 {
-	uint32_t idx;
+	uint64_t nh;
 
 	if (depth > 32)
 		return -ENOENT;
-	ip = mask_ip(ip, depth);
-	if (rte_lpm_is_rule_present(b->acl->l4, depth ? ip : 0,
-				    depth ? depth : 1, &idx) != 1 ||
-	    b->e[idx].action == 0 || b->e[idx].depth != depth)
+	ip = mask4(ip, depth);
+	if (!present4(b->acl->f4, ip, depth, &nh) || nh == 0 ||
+	    b->e[nh - 1].action == 0)
 		return -ENOENT;
-	blk_remove(b, idx);
+	blk_remove(b, (uint32_t)(nh - 1));
 	return 0;
 }
 
 uint32_t pol_block_lookup4(const struct pol_block *b, uint32_t ip,
 			   uint64_t now_us)
 {
-	uint32_t idx;
+	uint32_t v;
+	const struct blk_entry *e;
 
-	if (b->count == 0 || rte_lpm_lookup(b->acl->l4, ip, &idx) != 0)
+	if (b->count == 0 || pol_acl_lookup4(b->acl, ip, &v) < 0)
 		return 0;
+	e = &b->e[v - 1];
 	/* An expired entry no longer matches. Until pol_block_expire()
 	 * removes it (every 20 ms in the gateway) it may hide a shorter live
 	 * prefix under it; the gateway's sweep bounds that window. */
-	if (b->e[idx].expire_us && now_us >= b->e[idx].expire_us)
+	if (e->expire_us && now_us >= e->expire_us)
 		return 0;
-	return b->e[idx].action;
+	return e->action;
 }
 
 uint32_t pol_block_expire(struct pol_block *b, uint64_t now_us, uint32_t max)
