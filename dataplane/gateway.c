@@ -2723,6 +2723,7 @@ void gw_global_fini(struct gw_global *gw)
 		mxg_snapshot_free(gw->retired[i].s);
 	if (gw->snap)
 		mxg_snapshot_free(gw->snap);
+	mxg_snapshot_reaper_stop();
 	for (int k = 0; k < MXG_SNAP_MAX_CORES; k++)
 		rte_ring_free(gw->push[k]);
 	rte_free(gw->qs);

@@ -121,6 +121,10 @@ int mxg_snapshot_build(struct mxg_config *cfg, uint64_t generation,
 /* Frees s and everything it owns. Only once no core can reach it. */
 void mxg_snapshot_free(struct mxg_snapshot *s);
 
+/* Waits until every table queued for freeing is freed and stops the
+ * reaper thread (main lcore, at shutdown, before rte_eal_cleanup). */
+void mxg_snapshot_reaper_stop(void);
+
 /* Total of the per-core references (main lcore; racy but monotonic
  * enough for "is it zero yet" once no new references can be taken). */
 uint32_t mxg_snapshot_refs(const struct mxg_snapshot *s);
