@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <sys/stat.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1776,7 +1777,29 @@ static void drain_logs(void)
 			rte_mempool_put_bulk(g_log_pool, lines, n);
 		}
 	}
-	fflush(g_log);
+	fflush(g_log); /* also the main lcore's own lines */
+}
+
+/* The logger thread (DESIGN 8): drains every core's log ring every few
+ * milliseconds, so a long reload compile on the main lcore never leaves
+ * the rings to fill (a full ring drops and counts, never blocks a core).
+ * It is the only consumer of the rings; stdio locks the FILE for the
+ * main lcore's own lines. */
+static volatile bool g_logger_stop;
+static pthread_t g_logger;
+static bool g_logger_running;
+
+static void *logger_main(void *arg)
+{
+	struct timespec ts = {0, 5 * 1000 * 1000};
+
+	(void)arg;
+	while (!g_logger_stop) {
+		drain_logs();
+		nanosleep(&ts, NULL);
+	}
+	drain_logs();
+	return NULL;
 }
 
 static int build_eal_args(int argc, char **argv, int first_extra,
@@ -2128,6 +2151,10 @@ int main(int argc, char **argv)
 
 	start = clock_us();
 	g_start_us = start;
+	if (g_log && pthread_create(&g_logger, NULL, logger_main, NULL) == 0) {
+		pthread_setname_np(g_logger, "mxg-logger");
+		g_logger_running = true;
+	}
 	start_control();
 	while (!mxg_quit) {
 		uint64_t now = clock_us();
@@ -2143,7 +2170,7 @@ int main(int argc, char **argv)
 		if (g_exit_after_connect && c->svc.connect_port &&
 		    svc_connect_done(g_cores[0].svc))
 			break;
-		if (g_log)
+		if (g_log && !g_logger_running)
 			drain_logs();
 		if (g_metrics)
 			ctl_metrics_poll(g_metrics, 0);
@@ -2160,6 +2187,11 @@ int main(int argc, char **argv)
 	g_admin = NULL;
 	ctl_metrics_destroy(g_metrics);
 	g_metrics = NULL;
+	if (g_logger_running) {
+		g_logger_stop = true;
+		pthread_join(g_logger, NULL);
+		g_logger_running = false;
+	}
 	if (g_log)
 		drain_logs();
 

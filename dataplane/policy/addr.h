@@ -18,6 +18,18 @@
  *   "user@there"@ours (quoted '@', '%', '!'), user@[198.18.0.2] (address
  *   literal), non-ASCII look-alike domains, empty or malformed domains.
  *
+ * Syntax is RFC 5321 4.1.2 with RFC 6531 octets >= 0x80 allowed.
+ * POL_ADDR_BAD: empty address or local part (including ""), longer than
+ * 254 octets, NUL or other control octets anywhere, an unterminated
+ * quoted string or text after it other than "@domain", an unquoted local
+ * part holding a space or one of "(),:;<>[\], a source route that is
+ * not "@domain{,@domain}:", an empty domain, a domain with an empty label
+ * (leading, trailing after the one allowed dot, or doubled), a label over
+ * 63 octets, a domain over 253 octets or holding anything but letters,
+ * digits, '-', '_' and octets >= 0x80, or an address literal that is not
+ * "[" dtext "]". Dots in an unquoted local part are not checked (some
+ * real mailboxes have "a..b"): they route nothing.
+ *
  * Threads: pure functions over caller memory; any thread.
  */
 #ifndef MXG_POLICY_ADDR_H
@@ -57,8 +69,10 @@ struct pol_addr {
 };
 
 /* Parses and normalises addr (len octets, as the SMTP engine gives it:
- * without <>; a source route may still be present). Always fills *out;
- * returns 0, or -EINVAL when POL_ADDR_BAD was set. */
+ * without <>; a source route may still be present, and is dropped from
+ * the result). The domain is the text after the last '@' outside
+ * quotes. Always fills *out (after an error, local and domain hold what
+ * could be parsed); returns 0, or -EINVAL when POL_ADDR_BAD was set. */
 int pol_addr_parse(const char *addr, size_t len, struct pol_addr *out);
 
 enum pol_rcpt_result {
@@ -72,24 +86,42 @@ enum pol_rcpt_result {
  * consulted first: POL_DOM_REMOVED there hides an accepted domain, a
  * type there adds one). may_relay: the client is in a relay network or
  * authenticated on a listener that lets authenticated clients relay.
- * A bare "postmaster" (RFC 5321 4.5.1) is local. *type gets the accepted
- * domain's type when the result is POL_RCPT_LOCAL (may be NULL). */
+ * A bare "postmaster" (RFC 5321 4.5.1, any case) is local. *type gets
+ * the accepted domain's type when the result is POL_RCPT_LOCAL
+ * (POL_DOM_NONE for a bare postmaster; type may be NULL).
+ *
+ * Order: POL_ADDR_BAD is DENIED even when may_relay (there is nothing
+ * well-formed to deliver or relay); no domain is DENIED unless it is the
+ * bare postmaster; any routing flag is RELAY or DENIED by may_relay,
+ * whatever the domain; otherwise the domain's closest covering entry in
+ * the overlay decides, or if the overlay has none, the one in accepted:
+ * AUTHORITATIVE, INTERNAL_RELAY or EXTERNAL_RELAY make it LOCAL, anything
+ * else (none, REMOVED, LISTED) makes it RELAY or DENIED by may_relay. */
 enum pol_rcpt_result pol_rcpt_decide(const struct pol_addr *a,
 				     const struct pol_domains *accepted,
 				     const struct pol_domains *overlay,
 				     bool may_relay, int *type);
 
 /* Sender/recipient restriction lists compiled from struct ctl_addr_list
- * entries ("user@dom", "dom", ".dom"). */
+ * entries ("user@dom", "dom", ".dom"). Built by one thread, then
+ * read-only. C heap, allocated at create only. */
 struct pol_addrlist;
 
 struct pol_addrlist *pol_addrlist_create(uint32_t capacity);
 void pol_addrlist_free(struct pol_addrlist *l);
-/* entry as in the configuration; 0, -ENOSPC, -EINVAL. */
+/* entry as in the configuration, NUL-terminated: "user@dom" (parsed and
+ * normalised like an envelope address: a quoted local part is unquoted;
+ * a route or a malformed address is -EINVAL), "dom" (that domain only),
+ * ".dom" or "*.dom" (dom and every name below it, as in struct
+ * ctl_addr_list). Adding an entry already held changes nothing. 0,
+ * -ENOSPC, -EINVAL. */
 int pol_addrlist_add(struct pol_addrlist *l, const char *entry);
 /* True when the normalised address matches an entry: the whole address
  * (local part compared case-sensitively, domain case-insensitively), its
- * domain, or a parent domain entered with a leading dot. */
+ * domain, or a parent domain entered with a leading dot. An address
+ * literal matches only whole-address entries written with the same
+ * literal ("u@[192.0.2.1]"); a malformed address (POL_ADDR_BAD) or one
+ * without a domain matches nothing. Hot path: no allocation. */
 bool pol_addrlist_match(const struct pol_addrlist *l,
 			const struct pol_addr *a);
 uint32_t pol_addrlist_count(const struct pol_addrlist *l);

@@ -214,9 +214,10 @@ struct pol_rl {
 
 static inline uint32_t rl_cells_for(size_t len)
 {
-	return len <= RL_INLINE ? 1u
-				: 1u + (uint32_t)((len - RL_INLINE + RL_EXT - 1) /
-						  RL_EXT);
+	return len <= RL_INLINE
+		       ? 1u
+		       : 1u + (uint32_t)((len - RL_INLINE + RL_EXT - 1) /
+					 RL_EXT);
 }
 
 struct pol_rl *pol_rl_create(uint32_t capacity, int socket)
@@ -238,8 +239,7 @@ struct pol_rl *pol_rl_create(uint32_t capacity, int socket)
 	t->cells = rte_zmalloc_socket("pol_rl_cells",
 				      sizeof(*t->cells) * t->ncells,
 				      RTE_CACHE_LINE_SIZE, socket);
-	t->slots = rte_malloc_socket("pol_rl_index",
-				     sizeof(*t->slots) * nslots,
+	t->slots = rte_malloc_socket("pol_rl_index", sizeof(*t->slots) * nslots,
 				     RTE_CACHE_LINE_SIZE, socket);
 	if (t->cells == NULL || t->slots == NULL)
 		goto nomem;
@@ -489,8 +489,8 @@ bool pol_rl_take(struct pol_rl *t, uint64_t rule, const void *key,
 		uint32_t *link = &b->ext;
 
 		for (size_t off = RL_INLINE; off < keylen; off += RL_EXT) {
-			size_t m = keylen - off < RL_EXT ? keylen - off
-							 : RL_EXT;
+			size_t m =
+				keylen - off < RL_EXT ? keylen - off : RL_EXT;
 			uint32_t x = rl_cell_get(t);
 
 			memcpy(t->cells[x].x.key, k + off, m);

@@ -69,8 +69,8 @@ static bool take_ip(struct pol_rl *t, uint64_t rule, uint32_t ip, uint32_t pm,
 
 static void test_exact(void)
 {
-	static const uint32_t ns[] = {1, 2, 3, 7, 10, 59, 60, 100, 1000,
-				      65535, 1000000};
+	static const uint32_t ns[] = {1,  2,   3,    7,	    10,	    59,
+				      60, 100, 1000, 65535, 1000000};
 	static const uint32_t costs[] = {1, 2, 3, 5};
 	struct pol_rl *t = pol_rl_create(1024, SOCKET_ID_ANY);
 	uint64_t rule = 1;
@@ -87,7 +87,7 @@ static void test_exact(void)
 			       take_s(t, rule, "198.51.100.7", n, n, cost, now))
 				got++;
 			CHECK(got == pass);
-			/* refused takes nothing: the remainder is still there */
+			/* a refused take takes nothing: the rest is there */
 			if (n % cost != 0) {
 				CHECK(take_s(t, rule, "198.51.100.7", n, n,
 					     n % cost, now));
@@ -139,7 +139,8 @@ static void test_refill(void)
 		{
 			uint32_t got = 0;
 
-			while (got < n + 2 && take_ip(t, rule, 42, n, n, 1, now))
+			while (got < n + 2 &&
+			       take_ip(t, rule, 42, n, n, 1, now))
 				got++;
 			CHECK(got == n - 1);
 		}
@@ -199,7 +200,7 @@ static void test_burst_lt_rate(void)
 static void test_independent(void)
 {
 	struct pol_rl *t = pol_rl_create(256, SOCKET_ID_ANY);
-	uint8_t k1[255], k2[255];
+	uint8_t k1[255] = {0}, k2[255] = {0};
 
 	CHECK(take_s(t, 1, "example.com", 1, 1, 1, 10));
 	CHECK(!take_s(t, 1, "example.com", 1, 1, 1, 10));
@@ -432,8 +433,8 @@ static void test_model(void)
 			if (b->level > cap)
 				b->level = cap;
 			if (now > b->last) {
-				b->level += (unsigned __int128)(now - b->last) *
-					    pm;
+				b->level +=
+					(unsigned __int128)(now - b->last) * pm;
 				if (b->level > cap)
 					b->level = cap;
 				b->last = now;
@@ -454,24 +455,27 @@ static void test_model(void)
 					if (mb[i].used &&
 					    (v < 0 || mb[i].use < mb[v].use))
 						v = i;
+				if (v < 0) /* cannot happen: 2 x cap cells */
+					break;
 				mb[v].used = false;
 				mcount--;
 				mfree += m_cells(klen[mb[v].key]);
 			}
 			for (f = 0; mb[f].used; f++)
 				;
+			use++;
 			mb[f] = (struct m_bucket){.used = true,
 						  .rule = rule,
 						  .key = key,
 						  .level = cap - need,
 						  .last = now,
-						  .use = ++use};
+						  .use = use};
 			mcount++;
 			mfree -= nc;
 			expect = true;
 		}
-		got = take(t, (uint64_t)rule * 0x1234567, keys[key],
-			   klen[key], pm, burst, cost, now);
+		got = take(t, (uint64_t)rule * 0x1234567, keys[key], klen[key],
+			   pm, burst, cost, now);
 		if (got != expect || pol_rl_count(t) != mcount) {
 			if (mismatch++ < 5)
 				fprintf(stderr,
@@ -556,7 +560,7 @@ static void test_conns_oracle(void)
 		int i = (base + (int)(rnd() % 2500)) % NIP;
 		uint32_t max = (uint32_t)(rnd() % 6); /* 0: no limit */
 
-		if (op > 0 && op % 50000 == 0) {
+		if (op >= 50000 && op % 50000 == 0) {
 			/* the addresses that left the window disconnect */
 			int old = ((op / 50000 - 1) * 300) % NIP;
 
@@ -653,8 +657,9 @@ static void test_hash(void)
 
 int main(int argc, char **argv)
 {
-	char *eal[] = {argv[0], "--no-huge", "--no-pci", "--no-shconf",
-		       "-m", "256", "-l", "0", "--log-level=error", NULL};
+	char *eal[] = {
+		argv[0], "--no-huge", "--no-pci", "--no-shconf",       "-m",
+		"256",	 "-l",	      "0",	  "--log-level=error", NULL};
 
 	(void)argc;
 	if (rte_eal_init(9, eal) < 0) {
