@@ -168,17 +168,17 @@ static inline uint64_t key4(uint32_t ip_masked, uint8_t depth)
 /* ------------------------------------------------------------------ */
 
 struct pol_acl {
-	struct rte_lpm *lpm4;	/* NULL when max4 == 0 */
-	struct rte_lpm6 *lpm6;	/* NULL when max6 == 0 */
+	struct rte_lpm *lpm4;  /* NULL when max4 == 0 */
+	struct rte_lpm6 *lpm6; /* NULL when max6 == 0 */
 	uint32_t max4, max6;
-	uint32_t n4, n6;	/* prefixes held, /0 included */
+	uint32_t n4, n6;	 /* prefixes held, /0 included */
 	bool has_def4, has_def6; /* /0: rte_lpm takes depths 1..32 only */
 	uint32_t def4, def6;
-	struct kvmap pfx4;	/* IPv4 prefixes held (value unused) */
+	struct kvmap pfx4; /* IPv4 prefixes held (value unused) */
 	/* rte_lpm6 stores 21-bit next hops, ours are 24-bit: lpm6 holds an
 	 * id, v6val[id] the value. Ids are interned per distinct value
 	 * (ALLOW and DENY are two ids however many prefixes carry them). */
-	struct kvmap v6ids;	/* value -> id */
+	struct kvmap v6ids; /* value -> id */
 	uint32_t *v6val;
 	uint32_t *v6ref;
 	uint32_t *v6free;
@@ -194,7 +194,8 @@ struct pol_acl *pol_acl_create(uint32_t max4, uint32_t max6, int socket)
 
 uint32_t pol_acl_tbl8s4_default(uint32_t max4)
 {
-	return RTE_MAX(1u, RTE_MIN(max4, (uint32_t)RTE_LPM_MAX_TBL8_NUM_GROUPS));
+	return RTE_MAX(1u,
+		       RTE_MIN(max4, (uint32_t)RTE_LPM_MAX_TBL8_NUM_GROUPS));
 }
 
 uint32_t pol_acl_tbl8s6_default(uint32_t max6)
@@ -204,8 +205,8 @@ uint32_t pol_acl_tbl8s6_default(uint32_t max6)
 	return (uint32_t)RTE_MAX(1ull, RTE_MIN(n, (uint64_t)LPM6_TBL8_MAX));
 }
 
-struct pol_acl *pol_acl_create_ex(uint32_t max4, uint32_t tbl8s4,
-				  uint32_t max6, uint32_t tbl8s6, int socket)
+struct pol_acl *pol_acl_create_ex(uint32_t max4, uint32_t tbl8s4, uint32_t max6,
+				  uint32_t tbl8s6, int socket)
 {
 	struct pol_acl *a;
 	char name[RTE_LPM_NAMESIZE - 8];
@@ -269,9 +270,8 @@ struct pol_acl *pol_acl_create_ex(uint32_t max4, uint32_t tbl8s4,
 		r = kv_init(&a->v6ids, nid, socket, &a->mem);
 		if (r < 0)
 			goto fail;
-		a->v6val = rte_malloc_socket("mxg_acl6", 3 * sizeof(uint32_t) *
-							 nid,
-					     0, socket);
+		a->v6val = rte_malloc_socket(
+			"mxg_acl6", 3 * sizeof(uint32_t) * nid, 0, socket);
 		if (a->v6val == NULL) {
 			r = -ENOMEM;
 			goto fail;
@@ -304,8 +304,7 @@ void pol_acl_free(struct pol_acl *a)
 	rte_free(a);
 }
 
-int pol_acl_add4(struct pol_acl *a, uint32_t ip, uint8_t depth,
-		 uint32_t value)
+int pol_acl_add4(struct pol_acl *a, uint32_t ip, uint8_t depth, uint32_t value)
 {
 	uint32_t ipm;
 	int64_t pos;
@@ -472,7 +471,8 @@ int pol_acl_lookup6(const struct pol_acl *a, const uint8_t addr[16],
 {
 	uint32_t id;
 
-	if (likely(a->lpm6 != NULL) && rte_lpm6_lookup(a->lpm6, addr, &id) == 0) {
+	if (likely(a->lpm6 != NULL) &&
+	    rte_lpm6_lookup(a->lpm6, addr, &id) == 0) {
 		*value = a->v6val[id];
 		return 0;
 	}

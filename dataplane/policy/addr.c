@@ -36,8 +36,18 @@ static inline unsigned char lc(unsigned char c)
 static inline bool local_special(unsigned char c)
 {
 	switch (c) {
-	case ' ': case '"': case '(': case ')': case ',': case ':':
-	case ';': case '<': case '>': case '[': case '\\': case ']':
+	case ' ':
+	case '"':
+	case '(':
+	case ')':
+	case ',':
+	case ':':
+	case ';':
+	case '<':
+	case '>':
+	case '[':
+	case '\\':
+	case ']':
 		return true;
 	default:
 		return false;
@@ -66,7 +76,8 @@ static bool domain_norm(const unsigned char *d, size_t n, char *out,
 		} else {
 			if (++label > LABEL_MAX)
 				return false;
-			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			if (!((c >= 'a' && c <= 'z') ||
+			      (c >= 'A' && c <= 'Z') ||
 			      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
 			      c >= 0x80))
 				return false;
@@ -377,8 +388,7 @@ static uint32_t al_hash(const struct al_key *k)
 
 	for (int j = 0; j < 4; j++)
 		for (size_t i = 0; i < k->n[j]; i++)
-			h = (h ^ (unsigned char)k->p[j][i]) *
-			    0x100000001b3ull;
+			h = (h ^ (unsigned char)k->p[j][i]) * 0x100000001b3ull;
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
@@ -523,8 +533,7 @@ int pol_addrlist_add(struct pol_addrlist *l, const char *entry)
 	return pol_domains_add(l->doms, entry, n, sub, POL_DOM_LISTED);
 }
 
-bool pol_addrlist_match(const struct pol_addrlist *l,
-			const struct pol_addr *a)
+bool pol_addrlist_match(const struct pol_addrlist *l, const struct pol_addr *a)
 {
 	if (l == NULL || a == NULL ||
 	    (a->flags & (POL_ADDR_BAD | POL_ADDR_NODOMAIN)))

@@ -33,7 +33,7 @@
 #define DOM_MAX_LEN 253	 /* RFC 1035 2.3.4, without the trailing dot */
 #define DOM_MAX_LABEL 63 /* RFC 1035 2.3.4 */
 #define DOM_MAX_BOUNDS 127
-#define DOM_REC_HDR 5	 /* u32 entry index, u8 length */
+#define DOM_REC_HDR 5 /* u32 entry index, u8 length */
 #define DOM_DEAD UINT32_MAX
 #define DOM_MAX_CAPACITY (1u << 26)
 
@@ -76,9 +76,20 @@ static inline bool dom_octet_ok(unsigned char c)
 	if (c <= ' ' || c == 0x7f)
 		return false;
 	switch (c) {
-	case '"': case '(': case ')': case ',': case ':': case ';':
-	case '<': case '>': case '@': case '[': case '\\': case ']':
-	case '%': case '!':
+	case '"':
+	case '(':
+	case ')':
+	case ',':
+	case ':':
+	case ';':
+	case '<':
+	case '>':
+	case '@':
+	case '[':
+	case '\\':
+	case ']':
+	case '%':
+	case '!':
 		return false;
 	default:
 		return true;
@@ -324,8 +335,7 @@ int pol_domains_del(struct pol_domains *d, const char *name, size_t len,
 	n = dom_norm(name, len, buf, &h64);
 	if (n < 0)
 		return n;
-	pos = dom_find(d, dom_mix(h64, subdomains), subdomains, buf,
-		       (size_t)n);
+	pos = dom_find(d, dom_mix(h64, subdomains), subdomains, buf, (size_t)n);
 	if (pos < 0)
 		return -ENOENT;
 	idx = d->slot[pos].idx1 - 1;
@@ -339,9 +349,8 @@ int pol_domains_del(struct pol_domains *d, const char *name, size_t len,
 	return 0;
 }
 
-enum pol_dom_type pol_domains_get(const struct pol_domains *d,
-				  const char *name, size_t len,
-				  bool subdomains)
+enum pol_dom_type pol_domains_get(const struct pol_domains *d, const char *name,
+				  size_t len, bool subdomains)
 {
 	char buf[DOM_MAX_LEN];
 	uint64_t h64;
@@ -353,8 +362,7 @@ enum pol_dom_type pol_domains_get(const struct pol_domains *d,
 	n = dom_norm(name, len, buf, &h64);
 	if (n < 0)
 		return POL_DOM_NONE;
-	pos = dom_find(d, dom_mix(h64, subdomains), subdomains, buf,
-		       (size_t)n);
+	pos = dom_find(d, dom_mix(h64, subdomains), subdomains, buf, (size_t)n);
 	return pos < 0 ? POL_DOM_NONE
 		       : (enum pol_dom_type)d->ent[d->slot[pos].idx1 - 1].type;
 }
@@ -412,8 +420,8 @@ enum pol_dom_type pol_domains_lookup(const struct pol_domains *d,
 		return (enum pol_dom_type)d->ent[d->slot[pos].idx1 - 1].type;
 	/* Parents, closest first (the leftmost dot was recorded last). */
 	while (nb-- > 0) {
-		pos = dom_find(d, dom_mix(bh[nb], true), true,
-			       name + bpos[nb], len - bpos[nb]);
+		pos = dom_find(d, dom_mix(bh[nb], true), true, name + bpos[nb],
+			       len - bpos[nb]);
 		if (pos >= 0)
 			return (enum pol_dom_type)d->ent[d->slot[pos].idx1 - 1]
 				.type;

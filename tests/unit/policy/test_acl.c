@@ -21,18 +21,18 @@
 
 static unsigned checks, failures;
 
-#define CHECK(c)                                                        \
-	do {                                                            \
-		checks++;                                               \
-		if (!(c)) {                                             \
-			failures++;                                     \
-			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__,  \
-				__LINE__, #c);                          \
-		}                                                       \
+#define CHECK(c)                                                               \
+	do {                                                                   \
+		checks++;                                                      \
+		if (!(c)) {                                                    \
+			failures++;                                            \
+			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__,         \
+				__LINE__, #c);                                 \
+		}                                                              \
 	} while (0)
 
-#define IP(a, b, c, d)                                                  \
-	((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | \
+#define IP(a, b, c, d)                                                         \
+	((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 |      \
 	 (uint32_t)(d))
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -199,8 +199,7 @@ static void test_capacity(void)
 		bad = 0;
 		for (uint32_t i = 0; i < 2000; i++)
 			if (look4(a, IP(100, i >> 8, i & 255, 7)) != i ||
-			    look4(a, IP(100, i >> 8, i & 255, 8)) !=
-				    UINT32_MAX)
+			    look4(a, IP(100, i >> 8, i & 255, 8)) != UINT32_MAX)
 				bad++;
 		CHECK(bad == 0);
 	}
@@ -373,9 +372,9 @@ static uint32_t o_mask(int d)
 static uint32_t o_lookup(struct oracle *o, uint32_t ip)
 {
 	for (int d = 32; d >= 0; d--) {
-		uint32_t *v = o_slot(o, (uint64_t)(ip & o_mask(d)) << 8 |
-						(uint64_t)d,
-				     false);
+		uint32_t *v =
+			o_slot(o, (uint64_t)(ip & o_mask(d)) << 8 | (uint64_t)d,
+			       false);
 
 		if (v && *v != UINT32_MAX)
 			return *v;
@@ -386,13 +385,44 @@ static uint32_t o_lookup(struct oracle *o, uint32_t ip)
 #define BIG_N 1000000u
 #define BIG_POOL 4096u /* /24s that hold the prefixes longer than /24 */
 
+/* Prefixes at depth d that the generator can make distinct. */
+static uint64_t big_cap(int d)
+{
+	return d <= 24 ? 1ull << d : (uint64_t)BIG_POOL << (d - 24);
+}
+
+/*
+ * The i-th distinct prefix of depth d (i < big_cap(d)): an odd multiplier
+ * modulo a power of two is a bijection, so the prefixes are distinct and
+ * scattered. Above /24 they fall in the BIG_POOL /24 networks of pool[].
+ */
+static uint32_t big_prefix(const uint32_t *pool, int d, uint64_t i)
+{
+	uint64_t j =
+		(i * 0x9e3779b1ull + (uint64_t)d * 7919) & (big_cap(d) - 1);
+
+	if (d <= 24)
+		return d == 0 ? 0 : (uint32_t)(j << (32 - d));
+	return pool[j >> (d - 24)] |
+	       (uint32_t)((j & ((1u << (d - 24)) - 1)) << (32 - d));
+}
+
+/*
+ * A million distinct random prefixes, inserted in random order, then
+ * checked on sampled addresses against the oracle. rte_lpm scans the
+ * rules of a depth linearly on every add, so the build costs about
+ * sum(n_d^2)/2 compares: the prefixes are spread evenly over /16../32
+ * (the depths that can hold tens of thousands), with a few of each
+ * shorter depth (those rewrite 2^(24-d) entries each).
+ */
 static void test_million(void)
 {
 	struct oracle o;
-	struct pol_acl *a;
-	uint32_t *pool, *pip, n = 0, draws = 0, bad = 0;
+	struct pol_acl *a = NULL;
+	uint32_t *pool, *pip, n = 0, bad = 0;
 	uint8_t *pdep;
-	double t0 = now_s(), t1;
+	uint64_t quota[33] = {0}, lo = 1, hi = BIG_N, total;
+	double t0, t1;
 
 	o.mask = (1u << 22) - 1;
 	o.key = malloc(sizeof(*o.key) * (o.mask + 1));
@@ -402,52 +432,85 @@ static void test_million(void)
 	pdep = malloc(BIG_N);
 	CHECK(o.key && o.val && pool && pip && pdep);
 	if (!o.key || !o.val || !pool || !pip || !pdep)
-		return;
+		goto out;
 	memset(o.key, 0xff, sizeof(*o.key) * (o.mask + 1));
 	for (uint32_t i = 0; i < BIG_POOL; i++)
-		pool[i] = (uint32_t)rnd() & 0xffffff00u;
+		pool[i] = (uint32_t)(((i * 0x2545f491ull + 12345) & 0xffffffull)
+				     << 8);
+	/* Quotas: half of each depth 8..15; then the smallest per-depth
+	 * quota q over 16..32 (capped by what a depth can hold) that
+	 * makes BIG_N in all. */
+	total = 0;
+	for (int d = 8; d < 16; d++)
+		total += quota[d] = big_cap(d) / 2;
+	while (lo < hi) {
+		uint64_t q = (lo + hi) / 2, sum = total;
+
+		for (int d = 16; d <= 32; d++)
+			sum += big_cap(d) < q ? big_cap(d) : q;
+		if (sum >= BIG_N)
+			hi = q;
+		else
+			lo = q + 1;
+	}
+	for (int d = 16; d <= 32 && total < BIG_N; d++) {
+		quota[d] = big_cap(d) < lo ? big_cap(d) : lo;
+		if (total + quota[d] > BIG_N)
+			quota[d] = BIG_N - total;
+		total += quota[d];
+	}
+	for (int d = 0; d <= 32; d++)
+		for (uint64_t i = 0; i < quota[d]; i++) {
+			pip[n] = big_prefix(pool, d, i);
+			pdep[n] = (uint8_t)d;
+			n++;
+		}
+	CHECK(n == BIG_N);
+	for (uint32_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+		uint32_t j = (uint32_t)(rnd() % (i + 1)), t = pip[i];
+		uint8_t td = pdep[i];
+
+		pip[i] = pip[j];
+		pip[j] = t;
+		pdep[i] = pdep[j];
+		pdep[j] = td;
+	}
+
 	/* Long prefixes all fall in BIG_POOL /24s, so that many tbl8
 	 * groups suffice: the exact-budget path of pol_acl_create_ex. */
 	a = pol_acl_create_ex(BIG_N, BIG_POOL, 0, 0, SOCKET_ID_ANY);
 	CHECK(a != NULL);
 	if (!a)
-		return;
-	/* Depths 16..32 evenly, with a sprinkle of 8..15 (rte_lpm rewrites
-	 * 2^(24-depth) entries per short prefix; a million of those would
-	 * measure rte_lpm, not us). Repeated draws replace the value. */
-	while (n < BIG_N && draws < 4 * BIG_N) {
-		uint64_t r = rnd();
-		uint32_t ip = (uint32_t)(r >> 32), val;
-		int d;
-		uint32_t *slot;
-		int rc;
+		goto out;
+	t0 = now_s();
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t val = (uint32_t)(rnd() & POL_ACL_VALUE_MAX);
+		uint32_t *slot =
+			o_slot(&o, (uint64_t)pip[i] << 8 | pdep[i], true);
 
-		draws++;
-		d = (draws % 500 == 0) ? 8 + (int)(r % 8) : 16 + (int)(r % 17);
-		if (d > 24)
-			ip = pool[(r >> 8) % BIG_POOL] | (ip & 0xff);
-		ip &= o_mask(d);
-		val = (uint32_t)(rnd() & POL_ACL_VALUE_MAX);
-		slot = o_slot(&o, (uint64_t)ip << 8 | (uint64_t)d, true);
-		rc = pol_acl_add4(a, ip, (uint8_t)d, val);
-		if (rc != 0) {
+		if (*slot != UINT32_MAX) /* generator bug: not distinct */
 			bad++;
-			continue;
-		}
-		if (*slot == UINT32_MAX) {
-			pip[n] = ip;
-			pdep[n] = (uint8_t)d;
-			n++;
-		}
+		if (pol_acl_add4(a, pip[i], pdep[i], val) != 0)
+			bad++;
 		*slot = val;
 	}
-	t1 = now_s();
 	CHECK(bad == 0);
-	CHECK(n == BIG_N);
 	CHECK(pol_acl_count(a) == n);
-	/* Full: a new prefix is refused, a known one replaced. */
-	CHECK(pol_acl_add4(a, IP(1, 2, 3, 4), 32, 1) == -ENOSPC ||
-	      o_slot(&o, (uint64_t)IP(1, 2, 3, 4) << 8 | 32, false));
+	/* Replace a sample; full, so a new prefix is refused. */
+	bad = 0;
+	for (uint32_t i = 0; i < 10000; i++) {
+		uint32_t k = (uint32_t)(rnd() % n);
+		uint32_t val = (uint32_t)(rnd() & POL_ACL_VALUE_MAX);
+
+		if (pol_acl_add4(a, pip[k], pdep[k], val) != 0)
+			bad++;
+		*o_slot(&o, (uint64_t)pip[k] << 8 | pdep[k], false) = val;
+	}
+	CHECK(bad == 0);
+	CHECK(pol_acl_count(a) == n);
+	CHECK(pol_acl_add4(a, pip[0] ^ 1u, 32, 1) == -ENOSPC ||
+	      o_slot(&o, (uint64_t)(pip[0] ^ 1u) << 8 | 32, false));
+	t1 = now_s();
 	/* Sampled addresses: uniform ones (mostly shallow or missing),
 	 * and ones inside inserted prefixes (every depth). */
 	bad = 0;
@@ -470,8 +533,8 @@ static void test_million(void)
 	bad = 0;
 	for (uint32_t i = 0; i < 2000; i++) {
 		uint32_t k = (uint32_t)(rnd() % n);
-		uint32_t *slot = o_slot(&o, (uint64_t)pip[k] << 8 | pdep[k],
-					false);
+		uint32_t *slot =
+			o_slot(&o, (uint64_t)pip[k] << 8 | pdep[k], false);
 		int rc = pol_acl_del4(a, pip[k], pdep[k]);
 
 		if (*slot == UINT32_MAX) {
@@ -484,8 +547,8 @@ static void test_million(void)
 			n--;
 		}
 		for (int j = 0; j < 8; j++) {
-			uint32_t ip = pip[k] |
-				      ((uint32_t)rnd() & ~o_mask(pdep[k]));
+			uint32_t ip =
+				pip[k] | ((uint32_t)rnd() & ~o_mask(pdep[k]));
 
 			if (look4(a, ip) != o_lookup(&o, ip))
 				bad++;
@@ -494,9 +557,10 @@ static void test_million(void)
 	CHECK(bad == 0);
 	CHECK(pol_acl_count(a) == n);
 	CHECK(pol_acl_memory(a) > (64u << 20) + (size_t)BIG_N * 8);
-	printf("test_acl: %u random prefixes in %.1f s (%u draws), "
-	       "checked in %.1f s\n",
-	       BIG_N, t1 - t0, draws, now_s() - t1);
+	printf("test_acl: %u random prefixes built in %.1f s, checked in "
+	       "%.1f s\n",
+	       BIG_N, t1 - t0, now_s() - t1);
+out:
 	pol_acl_free(a);
 	free(o.key);
 	free(o.val);
@@ -514,8 +578,7 @@ static void test_block(void)
 		return;
 	CHECK(pol_block_lookup4(b, IP(10, 1, 2, 3), 0) == 0);
 	CHECK(pol_block_add4(b, IP(10, 0, 0, 0), 8, POL_ACL_DENY, 0) == 0);
-	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_ALLOW, 1000) ==
-	      0);
+	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_ALLOW, 1000) == 0);
 	CHECK(pol_block_count(b) == 2);
 	/* Live until its microsecond, then the /8 it shadowed answers,
 	 * before and after removal. */
@@ -532,15 +595,13 @@ static void test_block(void)
 	CHECK(pol_block_del4(b, IP(10, 1, 0, 0), 16) == -ENOENT);
 
 	/* Re-adding replaces action and expiry. */
-	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_ALLOW, 5000) ==
-	      0);
+	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_ALLOW, 5000) == 0);
 	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_DENY, 0) == 0);
 	CHECK(pol_block_count(b) == 2);
 	CHECK(pol_block_lookup4(b, IP(10, 1, 0, 1), 1000000000ull) ==
 	      POL_ACL_DENY);
 	CHECK(pol_block_expire(b, 1000000000ull, 100) == 0);
-	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_ALLOW, 7000) ==
-	      0);
+	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_ALLOW, 7000) == 0);
 	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_ALLOW, 3000) ==
 	      0); /* earlier expiry */
 	CHECK(pol_block_lookup4(b, IP(10, 1, 0, 1), 2999) == POL_ACL_ALLOW);
@@ -548,12 +609,9 @@ static void test_block(void)
 	CHECK(pol_block_expire(b, 3000, 100) == 1);
 
 	/* Several expired layers over a live one, and /0. */
-	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_ALLOW, 100) ==
-	      0);
-	CHECK(pol_block_add4(b, IP(10, 1, 2, 0), 24, POL_ACL_ALLOW, 200) ==
-	      0);
-	CHECK(pol_block_add4(b, IP(10, 1, 2, 3), 32, POL_ACL_ALLOW, 300) ==
-	      0);
+	CHECK(pol_block_add4(b, IP(10, 1, 0, 0), 16, POL_ACL_ALLOW, 100) == 0);
+	CHECK(pol_block_add4(b, IP(10, 1, 2, 0), 24, POL_ACL_ALLOW, 200) == 0);
+	CHECK(pol_block_add4(b, IP(10, 1, 2, 3), 32, POL_ACL_ALLOW, 300) == 0);
 	CHECK(pol_block_add4(b, 0, 0, POL_ACL_ALLOW, 400) == 0);
 	CHECK(pol_block_lookup4(b, IP(10, 1, 2, 3), 250) == POL_ACL_ALLOW);
 	CHECK(pol_block_lookup4(b, IP(10, 1, 2, 3), 300) == POL_ACL_DENY);
@@ -578,8 +636,7 @@ static void test_block(void)
 				     i < 8 ? 10 + i : 0) == 0);
 	CHECK(pol_block_add4(b, IP(172, 17, 0, 1), 32, POL_ACL_DENY, 0) ==
 	      -ENOSPC);
-	CHECK(pol_block_add4(b, IP(172, 16, 3, 1), 32, POL_ACL_ALLOW, 0) ==
-	      0);
+	CHECK(pol_block_add4(b, IP(172, 16, 3, 1), 32, POL_ACL_ALLOW, 0) == 0);
 	CHECK(pol_block_expire(b, 100, 100) == 7);
 	CHECK(pol_block_add4(b, IP(172, 17, 0, 1), 32, POL_ACL_DENY, 0) == 0);
 	CHECK(pol_block_lookup4(b, IP(172, 16, 3, 1), 100) == POL_ACL_ALLOW);
@@ -618,10 +675,10 @@ static void test_block_random(void)
 			uint32_t ip = (IP(10, 0, 0, 0) |
 				       ((uint32_t)(r >> 24) & 0x00ffffffu)) &
 				      (~0u << (32 - d));
-			uint64_t exp = (r >> 40) % 3 ? now + (r >> 50) % 500
-						     : 0;
-			uint8_t act = (r >> 9) & 1 ? POL_ACL_DENY
-						   : POL_ACL_ALLOW;
+			uint64_t exp =
+				(r >> 40) % 3 ? now + (r >> 50) % 500 : 0;
+			uint8_t act =
+				(r >> 9) & 1 ? POL_ACL_DENY : POL_ACL_ALLOW;
 			int rc;
 			int same = -1;
 
@@ -691,9 +748,9 @@ static void test_block_random(void)
 						~(~0u << (32 - m[j].depth)));
 			}
 			for (unsigned j = 0; j < N; j++) {
-				uint32_t mk = ~0u << (32 - m[j].depth);
-
-				if (!m[j].used || (ip & mk) != m[j].ip)
+				if (!m[j].used ||
+				    (ip & (~0u << (32 - m[j].depth))) !=
+					    m[j].ip)
 					continue;
 				if (m[j].exp && t >= m[j].exp)
 					continue;
@@ -713,10 +770,10 @@ static void test_block_random(void)
 int main(int argc, char **argv)
 {
 	char prefix[64];
-	char *eal[] = {argv[0],		"--no-huge",	 "-m",
-		       "512",		"--no-pci",	 "--no-shconf",
-		       "-l",		"0",		 "--log-level=lib.eal:error",
-		       prefix,		NULL};
+	char *eal[] = {argv[0], "--no-huge", "-m",
+		       "512",	"--no-pci",  "--no-shconf",
+		       "-l",	"0",	     "--log-level=lib.eal:error",
+		       prefix,	NULL};
 
 	(void)argc;
 	snprintf(prefix, sizeof(prefix), "--file-prefix=mxg_t_acl_%d",

@@ -41,6 +41,28 @@ static uint64_t rnd(void)
 	return rng_state * 0x2545f4914f6cdd1dull;
 }
 
+static struct pol_rl *mk(uint32_t capacity)
+{
+	struct pol_rl *t = pol_rl_create(capacity, SOCKET_ID_ANY);
+
+	if (t == NULL) {
+		perror("pol_rl_create");
+		exit(1);
+	}
+	return t;
+}
+
+static struct pol_conns *mk_conns(uint32_t capacity)
+{
+	struct pol_conns *c = pol_conns_create(capacity, SOCKET_ID_ANY);
+
+	if (c == NULL) {
+		perror("pol_conns_create");
+		exit(1);
+	}
+	return c;
+}
+
 /* take with a heap copy of the key (exact size) */
 static bool take(struct pol_rl *t, uint64_t rule, const void *key, size_t len,
 		 uint32_t pm, uint32_t burst, uint32_t cost, uint64_t now)
@@ -72,10 +94,9 @@ static void test_exact(void)
 	static const uint32_t ns[] = {1,  2,   3,    7,	    10,	    59,
 				      60, 100, 1000, 65535, 1000000};
 	static const uint32_t costs[] = {1, 2, 3, 5};
-	struct pol_rl *t = pol_rl_create(1024, SOCKET_ID_ANY);
+	struct pol_rl *t = mk(1024);
 	uint64_t rule = 1;
 
-	CHECK(t != NULL);
 	for (size_t a = 0; a < sizeof(ns) / sizeof(ns[0]); a++) {
 		for (size_t c = 0; c < sizeof(costs) / sizeof(costs[0]); c++) {
 			uint32_t n = ns[a], cost = costs[c];
@@ -118,7 +139,7 @@ static void test_exact(void)
 static void test_refill(void)
 {
 	static const uint32_t ns[] = {1, 7, 10, 60, 61, 1000, 7919};
-	struct pol_rl *t = pol_rl_create(64, SOCKET_ID_ANY);
+	struct pol_rl *t = mk(64);
 
 	for (size_t a = 0; a < sizeof(ns) / sizeof(ns[0]); a++) {
 		uint32_t n = ns[a];
@@ -177,7 +198,7 @@ static void test_refill(void)
 
 static void test_burst_lt_rate(void)
 {
-	struct pol_rl *t = pol_rl_create(64, SOCKET_ID_ANY);
+	struct pol_rl *t = mk(64);
 	uint64_t now = 77;
 	uint32_t got = 0;
 
@@ -199,7 +220,7 @@ static void test_burst_lt_rate(void)
 
 static void test_independent(void)
 {
-	struct pol_rl *t = pol_rl_create(256, SOCKET_ID_ANY);
+	struct pol_rl *t = mk(256);
 	uint8_t k1[255] = {0}, k2[255] = {0};
 
 	CHECK(take_s(t, 1, "example.com", 1, 1, 1, 10));
@@ -240,7 +261,7 @@ static void test_independent(void)
 
 static void test_param_change(void)
 {
-	struct pol_rl *t = pol_rl_create(64, SOCKET_ID_ANY);
+	struct pol_rl *t = mk(64);
 	uint32_t got = 0;
 
 	/* burst 10: take 2, then a push lowers burst to 5 */
@@ -267,7 +288,7 @@ static void test_param_change(void)
 
 static void test_lru(void)
 {
-	struct pol_rl *t = pol_rl_create(16, SOCKET_ID_ANY);
+	struct pol_rl *t = mk(16);
 	const struct pol_rl_stats *st = pol_rl_stats(t);
 
 	CHECK(pol_rl_capacity(t) == 16);
@@ -301,7 +322,7 @@ static void test_capacity(void)
 	int bad = 0;
 
 	for (int mode = 0; mode < 3; mode++) {
-		struct pol_rl *t = pol_rl_create(cap, SOCKET_ID_ANY);
+		struct pol_rl *t = mk(cap);
 		const struct pol_rl_stats *st = pol_rl_stats(t);
 
 		for (uint32_t i = 0; i < 200000; i++) {
@@ -341,7 +362,7 @@ static void test_capacity(void)
 	}
 	/* all keys of 255 octets take 5 cells: 2 x cap / 5 buckets */
 	{
-		struct pol_rl *t = pol_rl_create(cap, SOCKET_ID_ANY);
+		struct pol_rl *t = mk(cap);
 
 		for (uint32_t i = 0; i < 20000; i++) {
 			memset(key, 'q', sizeof(key));
@@ -353,9 +374,8 @@ static void test_capacity(void)
 	}
 	/* memory: 144 bytes per bucket at 65,536 buckets */
 	{
-		struct pol_rl *t = pol_rl_create(65536, SOCKET_ID_ANY);
+		struct pol_rl *t = mk(65536);
 
-		CHECK(t != NULL);
 		CHECK(pol_rl_memory(t) >= 65536 * 144 &&
 		      pol_rl_memory(t) < 65536 * 144 + 1024);
 		pol_rl_free(t);
@@ -387,7 +407,7 @@ static uint32_t m_cells(size_t len)
 
 static void test_model(void)
 {
-	struct pol_rl *t = pol_rl_create(M_CAP, SOCKET_ID_ANY);
+	struct pol_rl *t = mk(M_CAP);
 	static uint8_t keys[M_KEYS][255];
 	static size_t klen[M_KEYS];
 	static struct m_bucket mb[M_CAP];
@@ -493,9 +513,8 @@ static void test_model(void)
 
 static void test_conns_basic(void)
 {
-	struct pol_conns *c = pol_conns_create(8, SOCKET_ID_ANY);
+	struct pol_conns *c = mk_conns(8);
 
-	CHECK(c != NULL);
 	CHECK(pol_conns_get(c, 1) == 0);
 	CHECK(pol_conns_inc(c, 1, 3));
 	CHECK(pol_conns_inc(c, 1, 3));
@@ -540,7 +559,7 @@ static void test_conns_oracle(void)
 {
 	enum { NIP = 6000, CAP = 2048 };
 	static uint32_t ips[NIP], cnt[NIP];
-	struct pol_conns *c = pol_conns_create(CAP, SOCKET_ID_ANY);
+	struct pol_conns *c = mk_conns(CAP);
 	uint32_t distinct = 0;
 	uint64_t bad = 0, refused = 0;
 
