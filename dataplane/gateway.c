@@ -194,6 +194,10 @@ struct gw_eff {
 };
 
 #define GW_MAX_OVERRIDES 64
+/* Pushed blocks/allows per core: rte_lpm with a tbl8 group reserved per
+ * entry (each may be a host in a /24 of its own): about 64 MiB + 1.1 KiB
+ * an entry of DPDK memory per core. */
+#define GW_MAX_BLOCKS 16384
 
 struct gw_core {
 	struct gw_global *gw;
@@ -2838,7 +2842,7 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 								 : NO_FREE;
 	gc->free_sess = 0;
 
-	gc->blocks = pol_block_create(65536, SOCKET_ID_ANY);
+	gc->blocks = pol_block_create(GW_MAX_BLOCKS, SOCKET_ID_ANY);
 	gc->dom_over = pol_domains_create(4096);
 	gc->rl = pol_rl_create(sn->rate_table_size, SOCKET_ID_ANY);
 	gc->ipc = pol_conns_create(gw->max_sessions * 2 + 16, SOCKET_ID_ANY);

@@ -1703,61 +1703,35 @@ static int load_config(void)
 	return 0;
 }
 
-/* DPDK memory the policy tables of the configuration need (rte_lpm is
- * DIR-24-8: 64 MiB per table plus 1 KiB per tbl8 group; see
- * dataplane/policy/acl.c), twice over because a reload builds the new
- * snapshot while the old one still serves, plus each core's table of
- * pushed blocks, plus room for a reload that grows the lists. */
-static uint64_t lpm_mb(uint32_t v4, uint32_t v6)
+/* DPDK memory the policy tables need. IPv4 lists are static tables in
+ * anonymous mappings (dataplane/policy/acl.c), not DPDK memory; IPv6
+ * entries live in rte_lpm6 (64 MiB + 13 KiB an entry at worst), twice
+ * over because a reload builds the new snapshot while the old one still
+ * serves; each core's table of pushed blocks is rte_lpm (64 MiB + 1.1 KiB
+ * an entry, GW_MAX_BLOCKS = 16,384 entries); plus room to grow. */
+static uint64_t v6_mb(const struct ctl_cidr_list *l)
 {
-	uint64_t mb = 0;
+	uint32_t n = 0;
 
-	if (v4) {
-		uint64_t g = v4 <= 4096 ? RTE_MAX(v4, 256u)
-					: RTE_MIN(RTE_MAX(v4 / 2, 4096u),
-						  1u << 19);
-
-		mb += 64 + g / 1024 + (uint64_t)v4 * 8 / (1 << 20) + 1;
-	}
-	if (v6)
-		mb += 64 + (uint64_t)RTE_MAX(v6 * 4, 1024u) / 1024 +
-		      (uint64_t)v6 * 24 / (1 << 20) + 1;
-	return mb;
-}
-
-static void cidr_count(const struct ctl_cidr_list *l, uint32_t *v4,
-		       uint32_t *v6)
-{
 	for (uint32_t i = 0; i < l->n; i++)
-		if (l->v[i].family == AF_INET)
-			(*v4)++;
-		else
-			(*v6)++;
+		n += l->v[i].family == AF_INET6;
+	return n ? 66 + (uint64_t)n * 13 / 1024 : 0;
 }
 
 static uint64_t policy_mem_mb(uint16_t cores)
 {
 	const struct mxg_config *m = &g_cfg;
 	uint64_t mb = 0;
-	uint32_t a4 = 0, a6 = 0, r4 = 0, r6 = 0;
 
 	if (!g_gateway)
 		return 0;
-	cidr_count(&m->policy.allow, &a4, &a6);
-	cidr_count(&m->policy.deny, &a4, &a6);
-	cidr_count(&m->policy.relay_networks, &r4, &r6);
-	mb += lpm_mb(a4, a6) + lpm_mb(r4, r6);
-	for (uint32_t i = 0; i < m->n_listeners; i++) {
-		uint32_t n4 = 0, n6 = 0, l4 = 0, l6 = 0;
-
-		cidr_count(&m->listeners[i].networks, &n4, &n6);
-		cidr_count(&m->listeners[i].allow, &l4, &l6);
-		cidr_count(&m->listeners[i].deny, &l4, &l6);
-		mb += lpm_mb(n4, n6) + lpm_mb(l4, l6);
-	}
-	/* old + new snapshot during a reload, 256 MiB for growth, and the
-	 * pushed-block table of each core (65,536 entries) */
-	return 2 * mb + 256 + (uint64_t)cores * lpm_mb(65536, 0);
+	mb += v6_mb(&m->policy.allow) + v6_mb(&m->policy.deny) +
+	      v6_mb(&m->policy.relay_networks);
+	for (uint32_t i = 0; i < m->n_listeners; i++)
+		mb += v6_mb(&m->listeners[i].networks) +
+		      v6_mb(&m->listeners[i].allow) +
+		      v6_mb(&m->listeners[i].deny);
+	return 2 * mb + 256 + (uint64_t)cores * (64 + 18 + 2);
 }
 
 /* Write out what the dataplane cores logged (main lcore). */

@@ -179,22 +179,6 @@ static void acl_put(struct pol_acl *a)
 	pol_acl_free(a); /* not shared (registry out of memory) */
 }
 
-struct acl_item {
-	const struct ctl_cidr *c;
-	uint32_t value;
-	uint32_t order;	   /* deny list first, then allow, file order */
-	uint32_t list_idx; /* for messages */
-};
-
-static int acl_item_cmp(const void *x, const void *y)
-{
-	const struct acl_item *a = x, *b = y;
-
-	if (a->c->prefix_len != b->c->prefix_len)
-		return a->c->prefix_len < b->c->prefix_len ? -1 : 1;
-	return a->order < b->order ? -1 : a->order > b->order;
-}
-
 /* One ACL from allow and deny lists: deny entries DENY, allow entries
  * ALLOW (allow is the exception, so on equal prefixes allow wins). */
 static int acl_build(const struct ctl_cidr_list *allow,
@@ -226,53 +210,56 @@ static int acl_build(const struct ctl_cidr_list *allow,
 			*out = sh->acl;
 			return 0;
 		}
-	a = pol_acl_create(n4 ? n4 : 1, n6, SOCKET_ID_ANY);
+	/* IPv4: a static table painted at once (pol_acl_build4); IPv6:
+	 * rte_lpm6. Deny entries come first and allow entries after, so on
+	 * equal prefixes allow (the exception) wins. */
+	a = pol_acl_create(0, n6, SOCKET_ID_ANY);
 	if (!a) {
 		snprintf(err, errlen, "%s: cannot create table (%u entries): "
 				      "%s", what, n4 + n6, strerror(errno));
 		return -ENOMEM;
 	}
-	/* Shorter prefixes first: DIR-24-8 then writes each range once
-	 * instead of stepping around the more specific ones already there
-	 * (several times faster for large lists). Within a depth, deny
-	 * entries before allow entries, so allow wins on equal prefixes. */
 	{
-		struct acl_item *items = malloc(sizeof(*items) * (n4 + n6));
+		struct pol_acl_entry4 *e4 = malloc(sizeof(*e4) * (n4 + 1));
 		uint32_t k = 0;
 		int r = 0;
 
-		if (!items) {
+		if (!e4) {
 			pol_acl_free(a);
 			snprintf(err, errlen, "%s: out of memory", what);
 			return -ENOMEM;
 		}
-		for (int l = 0; l < 2; l++)
-			for (uint32_t i = 0; lists[l] && i < lists[l]->n; i++) {
-				items[k].c = &lists[l]->v[i];
-				items[k].value = vals[l];
-				items[k].order = k;
-				items[k].list_idx = i;
-				k++;
-			}
-		qsort(items, k, sizeof(*items), acl_item_cmp);
-		for (uint32_t i = 0; i < k && r == 0; i++) {
-			const struct ctl_cidr *c = items[i].c;
+		for (int l = 0; l < 2 && r == 0; l++)
+			for (uint32_t i = 0; lists[l] && i < lists[l]->n && r == 0;
+			     i++) {
+				const struct ctl_cidr *c = &lists[l]->v[i];
 
-			if (c->family == AF_INET) {
-				uint32_t ip;
+				if (c->family == AF_INET) {
+					uint32_t ip;
 
-				memcpy(&ip, c->addr, 4);
-				r = pol_acl_add4(a, ntohl(ip), c->prefix_len,
-						 items[i].value);
-			} else {
-				r = pol_acl_add6(a, c->addr, c->prefix_len,
-						 items[i].value);
+					memcpy(&ip, c->addr, 4);
+					e4[k].ip = ntohl(ip);
+					e4[k].depth = c->prefix_len;
+					e4[k].value = vals[l];
+					k++;
+				} else {
+					r = pol_acl_add6(a, c->addr,
+							 c->prefix_len,
+							 vals[l]);
+					if (r < 0)
+						snprintf(err, errlen,
+							 "%s: entry %u: %s",
+							 what, i,
+							 strerror(-r));
+				}
 			}
+		if (r == 0 && k) {
+			r = pol_acl_build4(a, e4, k);
 			if (r < 0)
-				snprintf(err, errlen, "%s: entry %u: %s", what,
-					 items[i].list_idx, strerror(-r));
+				snprintf(err, errlen, "%s: %s", what,
+					 strerror(-r));
 		}
-		free(items);
+		free(e4);
 		if (r < 0) {
 			pol_acl_free(a);
 			return r;

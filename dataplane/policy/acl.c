@@ -17,6 +17,8 @@
  * on deletes, and (for blocks) the entry behind a prefix.
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -185,7 +187,15 @@ struct pol_acl {
 	uint32_t v6nfree;
 	uint32_t tbl8s4, tbl8s6;
 	size_t mem;
+	/* Static IPv4 tables (pol_acl_build4): our own DIR-24-8 arrays,
+	 * painted once; lpm4 is then NULL and add/del of IPv4 refused. */
+	uint32_t *s24;	   /* 2^24 entries: 0 miss, v+1, or S_EXT|group */
+	uint32_t *s8;	   /* 256 entries a group */
+	uint32_t s8_groups;
+	size_t s24_len, s8_len;
 };
+
+#define S_EXT 0x80000000u
 
 struct pol_acl *pol_acl_create(uint32_t max4, uint32_t max6, int socket)
 {
@@ -298,10 +308,133 @@ void pol_acl_free(struct pol_acl *a)
 		return;
 	rte_lpm_free(a->lpm4);
 	rte_lpm6_free(a->lpm6);
+	if (a->s24)
+		munmap(a->s24, a->s24_len);
+	if (a->s8)
+		munmap(a->s8, a->s8_len);
 	rte_free(a->pfx4.slot);
 	rte_free(a->v6ids.slot);
 	rte_free(a->v6val);
 	rte_free(a);
+}
+
+/*
+ * Static IPv4 tables. A snapshot's lists are known in full when it is
+ * compiled and never change afterwards, so rather than adding prefixes
+ * one by one to rte_lpm (which scans the rules of a depth linearly on
+ * every add: a million prefixes of one depth take minutes) we paint the
+ * same DIR-24-8 layout directly: prefixes sorted by depth, shortest
+ * first, each writes its value over its range, so a longer prefix
+ * overwrites the shorter ones it sits in, which is longest-prefix match.
+ * Prefixes of /24 or shorter go to the 2^24-entry first level; a longer
+ * one gets a 256-entry group for its /24 (created from the first-level
+ * value, which is final by then) and paints its part of it. Cost: the
+ * entries painted (2^(24-d) for a /d up to /24, 2^(32-d) beyond), about
+ * a second for a million realistic prefixes. The arrays are anonymous
+ * mappings, so a small list touches a few pages, not 64 MiB. Lookup is
+ * the same one or two loads as rte_lpm.
+ */
+static int u32_cmp(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+static int pfx_cmp(const void *x, const void *y)
+{
+	const struct pol_acl_entry4 *a = x, *b = y;
+
+	if (a->depth != b->depth)
+		return a->depth < b->depth ? -1 : 1;
+	if (a->ip != b->ip)
+		return a->ip < b->ip ? -1 : 1;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+static void *map_zero(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int pol_acl_build4(struct pol_acl *a, struct pol_acl_entry4 *e, uint32_t n)
+{
+	uint32_t groups = 0;
+
+	if (a == NULL || a->lpm4 != NULL || a->s24 != NULL)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (e[i].depth > 32 || e[i].value > POL_ACL_VALUE_MAX)
+			return -EINVAL;
+		e[i].ip &= depth_mask4(e[i].depth);
+		e[i].order = i;
+	}
+	/* by depth, then prefix, then input order: equal prefixes are
+	 * adjacent and only the last of them (the later entry) is painted */
+	qsort(e, n, sizeof(*e), pfx_cmp);
+	/* groups: distinct /24s holding a prefix longer than /24 (the
+	 * longer prefixes are at the end, sorted by depth only, so count
+	 * with a sort of their /24s) */
+	{
+		uint32_t first = n, *keys;
+
+		for (uint32_t i = 0; i < n; i++)
+			if (e[i].depth > 24) {
+				first = i;
+				break;
+			}
+		keys = malloc(sizeof(*keys) * (n - first + 1));
+		if (!keys)
+			return -ENOMEM;
+		for (uint32_t i = first; i < n; i++)
+			keys[i - first] = e[i].ip >> 8;
+		qsort(keys, n - first, sizeof(*keys), u32_cmp);
+		for (uint32_t i = 0; i < n - first; i++)
+			if (i == 0 || keys[i] != keys[i - 1])
+				groups++;
+		free(keys);
+	}
+	a->s24_len = (size_t)(1u << 24) * sizeof(uint32_t);
+	a->s8_len = (size_t)(groups ? groups : 1) * 256 * sizeof(uint32_t);
+	a->s24 = map_zero(a->s24_len);
+	a->s8 = map_zero(a->s8_len);
+	if (!a->s24 || !a->s8)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t v = e[i].value + 1, ip = e[i].ip;
+		uint8_t d = e[i].depth;
+
+		if (i + 1 < n && e[i + 1].depth == d && e[i + 1].ip == ip)
+			continue; /* a later entry for the same prefix */
+		a->n4++;
+		if (d <= 24) {
+			uint32_t from = d ? ip >> 8 : 0;
+			uint32_t cnt = 1u << (24 - d);
+
+			for (uint32_t k = 0; k < cnt; k++)
+				a->s24[from + k] = v;
+		} else {
+			uint32_t *t = &a->s24[ip >> 8], *g;
+			uint32_t cnt = 1u << (32 - d);
+
+			if (!(*t & S_EXT)) {
+				uint32_t base = *t;
+
+				g = &a->s8[(size_t)a->s8_groups * 256];
+				for (uint32_t k = 0; k < 256; k++)
+					g[k] = base;
+				*t = S_EXT | a->s8_groups++;
+			}
+			g = &a->s8[(size_t)(*t & ~S_EXT) * 256];
+			for (uint32_t k = 0; k < cnt; k++)
+				g[(ip & 255) + k] = v;
+		}
+	}
+	a->mem += a->s24_len + a->s8_len;
+	return 0;
 }
 
 int pol_acl_add4(struct pol_acl *a, uint32_t ip, uint8_t depth, uint32_t value)
@@ -310,7 +443,8 @@ int pol_acl_add4(struct pol_acl *a, uint32_t ip, uint8_t depth, uint32_t value)
 	int64_t pos;
 	int r;
 
-	if (a == NULL || depth > 32 || value > POL_ACL_VALUE_MAX)
+	if (a == NULL || depth > 32 || value > POL_ACL_VALUE_MAX ||
+	    a->s24 != NULL)
 		return -EINVAL;
 	ipm = ip & depth_mask4(depth);
 	pos = kv_find(&a->pfx4, key4(ipm, depth));
@@ -356,6 +490,16 @@ int pol_acl_del4(struct pol_acl *a, uint32_t ip, uint8_t depth)
 
 int pol_acl_lookup4(const struct pol_acl *a, uint32_t ip, uint32_t *value)
 {
+	if (a->s24 != NULL) {
+		uint32_t e = a->s24[ip >> 8];
+
+		if (e & S_EXT)
+			e = a->s8[(size_t)(e & ~S_EXT) * 256 + (ip & 255)];
+		if (e == 0)
+			return -ENOENT;
+		*value = e - 1;
+		return 0;
+	}
 	if (likely(a->lpm4 != NULL) && rte_lpm_lookup(a->lpm4, ip, value) == 0)
 		return 0;
 	if (a->has_def4) {

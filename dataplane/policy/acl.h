@@ -70,6 +70,25 @@ void pol_acl_free(struct pol_acl *a);
  * address that no longer prefix matches. */
 int pol_acl_add4(struct pol_acl *a, uint32_t ip, uint8_t depth,
 		 uint32_t value);
+/*
+ * A static IPv4 table for lists known in full (a snapshot's ACLs): a
+ * table created with max4 == 0 (IPv6 entries may still be added with
+ * pol_acl_add6) gets all its IPv4 prefixes at once, painted into its
+ * own DIR-24-8 arrays in O(entries painted) instead of rte_lpm's
+ * per-add scans (see acl.c). e is reordered and rewritten (host bits
+ * cleared); on equal prefixes the later entry in the input wins. After
+ * it, pol_acl_add4/del4 on the table are refused (-EINVAL); lookups are
+ * the same call. Returns 0, -EINVAL (bad entry, table not empty or not
+ * created with max4 == 0) or -ENOMEM.
+ */
+struct pol_acl_entry4 {
+	uint32_t ip;	/* host byte order */
+	uint8_t depth;	/* 0..32 */
+	uint32_t value; /* <= POL_ACL_VALUE_MAX */
+	uint32_t order; /* scratch */
+};
+int pol_acl_build4(struct pol_acl *a, struct pol_acl_entry4 *e, uint32_t n);
+
 /* Removes exactly ip/depth: 0, -ENOENT, -EINVAL. */
 int pol_acl_del4(struct pol_acl *a, uint32_t ip, uint8_t depth);
 /* Longest match: 0 and *value, or -ENOENT. Hot path. */
