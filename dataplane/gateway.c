@@ -469,7 +469,10 @@ static struct gw_be *be_alloc(struct gw_core *gc)
 	for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
 		struct gw_be *b = &gc->be[i];
 
-		if (b->state == BE_FREE) {
+		/* a released slot may still be linked on the dirty list
+		 * until run() walks past it: reusing it then would cut the
+		 * list */
+		if (b->state == BE_FREE && !b->dirty) {
 			memset(b, 0, sizeof(*b));
 			b->gc = gc;
 			b->idx = i;
@@ -1300,6 +1303,22 @@ static bool conn_denied(struct gw_core *gc, const struct gw_listener *l,
 	return false;
 }
 
+/* A refused connection does not hold a listener or per-IP slot while
+ * its 421 is flushed and the close completes. */
+static enum conn_verdict conn_uncount(struct gw_sess *s, uint32_t ip,
+				      enum conn_verdict v)
+{
+	struct gw_core *gc = s->gc;
+
+	if (s->cnt_lst)
+		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
+				   __ATOMIC_RELAXED);
+	if (s->cnt_ip)
+		pol_conns_dec(gc->ipc, ip);
+	s->cnt_lst = s->cnt_ip = false;
+	return v;
+}
+
 /* The limits at connect: listener total (all cores), per client IP,
  * connection rate per IP, rate rules on connections. Counts the
  * connection when it passes. */
@@ -1323,16 +1342,16 @@ static enum conn_verdict conn_limits(struct gw_sess *s, uint32_t ip,
 	}
 	s->cnt_lst = true;
 	if (!pol_conns_inc(gc->ipc, ip, e.per_ip))
-		return CONN_LIMIT;
+		return conn_uncount(s, ip, CONN_LIMIT);
 	s->cnt_ip = true;
 	if (e.rate && !pol_rl_take(gc->rl, conn_rate_fp(l), &ip, 4, e.rate,
 				   e.rate, 1, gc->now_us)) {
 		*hit = "connection_rate_per_ip";
-		return CONN_RATE;
+		return conn_uncount(s, ip, CONN_RATE);
 	}
 	if (!rules_take(gc, s->snap, l, CTL_RL_CONNECTIONS, ip, NULL, 0, NULL,
 			1, hit))
-		return CONN_RATE;
+		return conn_uncount(s, ip, CONN_RATE);
 	return CONN_OK;
 }
 
@@ -1584,6 +1603,21 @@ static void on_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 	}
 	s->wait = W_RCPT;
 	s->pend_rcpt_queued = false;
+	if (s->be && !s->mail_sent &&
+	    (s->be->pool != pool || s->be->ps != s->ps)) {
+		/* a sticky (PROXY) backend of an earlier transaction belongs
+		 * to another pool: never send this one there */
+		struct gw_be *b = s->be;
+
+		s->be = NULL;
+		s->be_sticky = false;
+		b->owner = NULL;
+		if (!b->dead && !b->closing) {
+			if (relay_client_quit(b->rc) < 0)
+				be_close(b, false);
+			be_dirty(b);
+		}
+	}
 	if (!s->be) {
 		s->be = sess_get_backend(s, pool);
 		if (!s->be) {

@@ -1280,7 +1280,7 @@ static int adm_domain(const struct ctl_admin_req *req, char *out,
 	n = strlen(d);
 	if (n && d[n - 1] == '.')
 		n--;
-	if (n == 0 || n > 253) {
+	if (n == 0 || n > 253 || n >= sizeof(p.name)) {
 		snprintf(out, outlen, "%s: bad domain", cmd);
 		return -EINVAL;
 	}
@@ -2050,6 +2050,7 @@ int main(int argc, char **argv)
 		if (mxg_snapshot_build(&g_cfg, g_generation, &sn, err,
 				       sizeof(err)) < 0) {
 			fprintf(stderr, "mxgate: policy: %s\n", err);
+			mxg_snapshot_reaper_stop();
 			rte_eal_cleanup();
 			return 1;
 		}
