@@ -2272,16 +2272,15 @@ static void health_checks(struct gw_core *gc)
 	}
 }
 
-/* Quit every idle connection of ps (they are never handed out again). */
-static void pset_flush_idle(struct gw_core *gc, struct gw_pset *ps)
+/* Quit the idle connections of ps that are too old at clock now (or whose
+ * server is down). */
+static void pset_expire_idle(struct gw_pset *ps, uint64_t now)
 {
 	void *exp[16];
 	uint32_t srv[16];
 	unsigned n;
 
-	/* a far-future clock makes every cached connection "too old" */
-	while ((n = relay_pools_idle_expire(ps->rp, now_ms(gc) + (1ULL << 40),
-					    exp, srv, 16)) > 0) {
+	while ((n = relay_pools_idle_expire(ps->rp, now, exp, srv, 16)) > 0) {
 		for (unsigned k = 0; k < n; k++) {
 			struct gw_be *b = exp[k];
 
@@ -2297,6 +2296,13 @@ static void pset_flush_idle(struct gw_core *gc, struct gw_pset *ps)
 		if (n < 16)
 			break;
 	}
+}
+
+/* Quit every idle connection of ps (a retired set hands none out again):
+ * a far-future clock makes every cached connection "too old". */
+static void pset_flush_idle(struct gw_core *gc, struct gw_pset *ps)
+{
+	pset_expire_idle(ps, now_ms(gc) + (1ULL << 40));
 }
 
 static void bover_apply(struct gw_core *gc, struct gw_pset *ps,
@@ -2604,10 +2610,6 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 		maildir_done(gc);
 	/* Time-outs and short Maildir appends: a scan every 20 ms. */
 	if (now_us - gc->last_scan_us >= 20000) {
-		void *exp[16];
-		uint32_t srv[16];
-		unsigned n;
-
 		gc->last_scan_us = now_us;
 		for (uint32_t i = 0; i < gc->gw->max_sessions; i++) {
 			struct gw_sess *s = &gc->sess[i];
@@ -2643,23 +2645,7 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 				gc->stats.backend_errors++;
 			}
 		}
-		while ((n = relay_pools_idle_expire(gc->ps->rp, now_ms(gc), exp,
-						    srv, 16)) > 0) {
-			for (unsigned k = 0; k < n; k++) {
-				struct gw_be *b = exp[k];
-
-				b->idle = false;
-				if (b->dead) {
-					be_release(b);
-					continue;
-				}
-				if (relay_client_quit(b->rc) < 0)
-					be_close(b, false);
-				be_dirty(b);
-			}
-			if (n < 16)
-				break;
-		}
+		pset_expire_idle(gc->ps, now_ms(gc));
 		health_checks(gc);
 		pol_block_expire(gc->blocks, now_us, 64);
 		gc->stats.rl_entries = pol_rl_count(gc->rl);
