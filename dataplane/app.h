@@ -10,6 +10,7 @@
 #ifndef MXG_APP_H
 #define MXG_APP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -78,6 +79,15 @@ struct lcore_ctx {
 
 /* Set by the signal handler; every loop polls it. */
 extern volatile int mxg_quit;
+
+/* *set = SIGRTMIN..SIGRTMAX: the signals net_tap may pick as its rx
+ * trigger. Control threads block them, dataplane lcores take them. */
+static inline void mxg_rt_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	for (int s = SIGRTMIN; s <= SIGRTMAX; s++)
+		sigaddset(set, s);
+}
 
 /* The dataplane poll loop (rte_eal_remote_launch target). */
 int lcore_main(void *arg);

@@ -959,13 +959,13 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		txn_done(s, ev->reply.code, &ev->reply, NULL, NULL);
 		verdict_reply(s, &ev->reply);
 		if (!s->be_sticky) {
-			/* RSET between transactions (DESIGN 5): sent now, off
-			 * the next message's path; the connection is parked
-			 * when the backend answers it (RELAY_EV_RSET). */
+			/* RSET between transactions (DESIGN 5): owed now,
+			 * sent ahead of the next MAIL in the same pipelined
+			 * group (no round trip of its own); the connection is
+			 * parked at once. */
 			s->be = NULL;
-			b->owner = NULL;
-			if (relay_client_rset(b->rc) < 0)
-				be_detach(b);
+			(void)relay_client_rset_lazy(b->rc);
+			be_detach(b);
 			be_dirty(b);
 		}
 		sess_txn_reset(s);
@@ -1507,9 +1507,10 @@ static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool)
 				be_release(b);
 			continue;
 		}
-		/* Cached connections were RSET and answered before they were
-		 * parked (RELAY_EV_DATA_END below), so they are clean; one
-		 * that died since is retried on a new connection. */
+		/* A cached connection's RSET leads the next MAIL
+		 * (relay_client_rset_lazy); one that died or refuses it is
+		 * retried on a new connection before any reply of this
+		 * transaction came (RELAY_EV_ERROR below). */
 		b->reuse_check = true;
 		b->owner = s;
 		gc->stats.backend_reused++;
@@ -1912,13 +1913,19 @@ static void sess_pump(struct gw_sess *s)
 			const uint8_t *out = smtp_session_output(s->sm, &len);
 
 			if (len) {
-				ssize_t w = tcp_send(s->tc, out, len);
+				/* The last reply (221, 421) is held for the
+				 * FIN below, so both leave in one segment. */
+				bool last = smtp_session_closed(s->sm);
+				ssize_t w = tcp_send_more(s->tc, out, len,
+							  last);
 
 				if (w > 0) {
 					smtp_session_output_consume(s->sm,
 								    (size_t)w);
 					progress = true;
 				}
+				if (last && (w < 0 || (size_t)w < len))
+					tcp_flush(s->tc);
 			}
 		}
 		if (!progress)

@@ -26,6 +26,7 @@
 
 #include "dataplane/app.h"
 #include "dataplane/clock.h"
+#include "dataplane/port.h"
 
 volatile int mxg_quit;
 
@@ -126,13 +127,16 @@ int lcore_main(void *arg)
 	uint64_t sleep_us = 0;
 	sigset_t io;
 
-	/* net_tap raises SIGIO per received frame (its "trigger" that lets
-	 * rx_burst skip empty reads). Delivered here it costs the poll loop
-	 * a kernel signal frame per packet; blocked here, the kernel hands
-	 * it to the main lcore, which sleeps anyway. */
-	sigemptyset(&io);
-	sigaddset(&io, SIGIO);
-	pthread_sigmask(SIG_BLOCK, &io, NULL);
+	/* net_tap raises a real-time signal per frame it queues for us (its
+	 * rx "trigger", which lets rx_burst skip empty reads; it takes the
+	 * first free one from SIGRTMIN). main() blocks SIGRTMIN..SIGRTMAX
+	 * before EAL starts its threads, so every control thread inherits
+	 * the block and only the dataplane lcores take the signal: taken by
+	 * a sleeping control thread it cost the CPU those threads share
+	 * with the kernel side (on a 2-CPU host, the one the peers run on)
+	 * a wake-up and a context switch per frame. */
+	mxg_rt_signals(&io);
+	pthread_sigmask(SIG_UNBLOCK, &io, NULL);
 
 	while (!mxg_quit) {
 		uint64_t now = clock_us();
@@ -143,6 +147,7 @@ int lcore_main(void *arg)
 
 		/* 1. Port RX. */
 		if (lc->rx_queue >= 0) {
+			port_rx_kick();
 			n = rte_eth_rx_burst(lc->port_id,
 					     (uint16_t)lc->rx_queue, pkts,
 					     MXG_BURST);

@@ -2016,6 +2016,15 @@ int main(int argc, char **argv)
 		return 2;
 
 	neal = build_eal_args(argc, argv, first_extra, eal, 96);
+	{
+		/* net_tap's rx trigger (a real-time signal) goes to the lcores
+		 * only: every thread EAL and we create inherits this mask,
+		 * lcore_main unblocks it. */
+		sigset_t io;
+
+		mxg_rt_signals(&io);
+		pthread_sigmask(SIG_BLOCK, &io, NULL);
+	}
 	rc = rte_eal_init(neal, eal);
 	if (rc < 0) {
 		fprintf(stderr, "mxgate: DPDK EAL init failed: %s\n",
@@ -2042,6 +2051,9 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
+	if (c->busy_poll && port_tap_busy_mode(&g_port))
+		printf("mxgate: net_tap busy poll: rx without per-frame "
+		       "signals\n");
 	if (g_gateway) {
 		char err[256];
 

@@ -8,9 +8,15 @@
  */
 #include "dataplane/port.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_ethdev.h>
 
@@ -99,6 +105,70 @@ int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 	pi->port_id = pid;
 	pi->n_queues = nq;
 	return 0;
+}
+
+static void (*tap_kick)(int);
+static int tap_kick_sig;
+
+bool port_tap_busy_mode(const struct port_info *pi)
+{
+	struct sigaction sa;
+	struct dirent *de;
+	DIR *d;
+	int found = 0;
+
+	if (strcmp(pi->driver, "net_tap") != 0)
+		return false;
+	/* mxgate installs no real-time signal handler of its own: the one
+	 * set in SIGRTMIN..SIGRTMAX is the PMD's trigger. */
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) {
+		if (sigaction(sig, NULL, &sa) != 0 ||
+		    (sa.sa_flags & SA_SIGINFO) || sa.sa_handler == SIG_DFL ||
+		    sa.sa_handler == SIG_IGN)
+			continue;
+		tap_kick = sa.sa_handler;
+		tap_kick_sig = sig;
+		break;
+	}
+	if (!tap_kick)
+		return false;
+	d = opendir("/proc/self/fd");
+	if (!d) {
+		tap_kick = NULL;
+		return false;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char path[64], target[PATH_MAX];
+		ssize_t n;
+		int fd, fl;
+
+		if (de->d_name[0] == '.')
+			continue;
+		fd = atoi(de->d_name);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(target, "/dev/net/tun") != 0)
+			continue;
+		fl = fcntl(fd, F_GETFL);
+		if (fl >= 0 && (fl & O_ASYNC) &&
+		    fcntl(fd, F_SETFL, fl & ~O_ASYNC) == 0)
+			found++;
+	}
+	closedir(d);
+	if (found == 0) {
+		tap_kick = NULL;
+		return false;
+	}
+	return true;
+}
+
+void port_rx_kick(void)
+{
+	if (tap_kick)
+		tap_kick(tap_kick_sig);
 }
 
 void port_teardown(const struct port_info *pi)

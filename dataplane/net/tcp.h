@@ -15,6 +15,7 @@
 #ifndef MXG_TCP_H
 #define MXG_TCP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -69,6 +70,15 @@ int tcp_connect(struct net_stack *st, rte_be32_t dst, uint16_t dport,
  * short or 0 when the buffer is full: writable() fires when space opens),
  * or -EPIPE after close/abort or in a state that cannot send. */
 ssize_t tcp_send(struct tcp_conn *c, const void *buf, size_t len);
+
+/* tcp_send that, with more set, only queues (like MSG_MORE): the data
+ * leaves with the next output of this conn: tcp_flush, tcp_close (then
+ * in the same segment as the FIN), a later tcp_send, an ACK or a timer. */
+ssize_t tcp_send_more(struct tcp_conn *c, const void *buf, size_t len,
+		      bool more);
+
+/* Send what the windows allow now (after tcp_send_more). */
+void tcp_flush(struct tcp_conn *c);
 
 /* Free space in the send buffer, bytes. */
 size_t tcp_send_space(const struct tcp_conn *c);

@@ -498,6 +498,18 @@ size_t tcp_send_space(const struct tcp_conn *c)
 
 ssize_t tcp_send(struct tcp_conn *c, const void *buf, size_t len)
 {
+	return tcp_send_more(c, buf, len, false);
+}
+
+void tcp_flush(struct tcp_conn *c)
+{
+	if (!(c->flags & TF_DEAD))
+		tcp_output(c);
+}
+
+ssize_t tcp_send_more(struct tcp_conn *c, const void *buf, size_t len,
+		      bool more)
+{
 	struct net_stack *st = c->st;
 	const uint8_t *p = buf;
 	size_t space, done = 0, want = len;
@@ -536,7 +548,7 @@ ssize_t tcp_send(struct tcp_conn *c, const void *buf, size_t len)
 	c->snd_bytes += (uint32_t)done;
 	if (done < want)
 		c->flags |= TF_WANT_WR;
-	if (done > 0)
+	if (done > 0 && !more)
 		tcp_output(c);
 	return (ssize_t)done;
 }

@@ -53,6 +53,8 @@ enum cmd_kind {
 struct cmd {
 	uint8_t kind;	/* enum cmd_kind */
 	bool quiet;	/* transaction aborted: swallow the reply */
+	bool lazy;	/* the RSET owed since the last transaction, sent
+			   ahead of the next MAIL: no event of its own */
 	uint16_t len;	/* text length while staged */
 	uint32_t index; /* RCPT index */
 };
@@ -88,6 +90,7 @@ struct relay_client {
 
 	uint32_t nrcpt;	      /* RCPT index counter, per transaction */
 	bool data_sent;	      /* DATA staged or sent in this transaction */
+	bool rset_due;	      /* relay_client_rset_lazy(): RSET before MAIL */
 	bool want_writable;   /* a short body take happened */
 	uint8_t body_tail[2]; /* last two body octets, for the CRLF rule */
 	uint64_t body_len;    /* body octets in this transaction */
@@ -494,6 +497,7 @@ static int stage(struct relay_client *c, unsigned kind, uint32_t index,
 	q = &c->cmdq[c->cq_tail++ % CMDQ_SIZE];
 	q->kind = (uint8_t)kind;
 	q->quiet = false;
+	q->lazy = false;
 	q->len = (uint16_t)n;
 	q->index = index;
 	c->cb_tail += (uint32_t)n;
@@ -748,6 +752,8 @@ static void on_reply(struct relay_client *c)
 		report(c, &cmd, RELAY_EV_DATA_END);
 		break;
 	case CMD_RSET:
+		if (cmd.lazy && code == 250)
+			break; /* the MAIL behind it carries on */
 		if (code != 250) {
 			fail(c,
 			     code == 421 ? RELAY_ERR_SHUTDOWN
@@ -1286,10 +1292,19 @@ int relay_client_mail(struct relay_client *c, const struct relay_mail *m)
 			}
 		}
 	}
+	/* XCLIENT resets the backend's session itself (XCLIENT_README);
+	 * otherwise the RSET owed since the last transaction leads. */
+	if (c->rset_due && c->cq_tail == mark.cq_tail) {
+		rc = stage(c, CMD_RSET, 0, CMD_LINE_MAX, "RSET\r\n");
+		if (rc < 0)
+			goto undo;
+		c->cmdq[(c->cq_tail - 1) % CMDQ_SIZE].lazy = true;
+	}
 	rc = stage(c, CMD_MAIL, 0, CMD_LINE_MAX, "MAIL FROM:<%s>%s%s\r\n",
 		   m->sender, params[0] ? " " : "", params);
 	if (rc < 0)
 		goto undo;
+	c->rset_due = false;
 	c->state = RELAY_ST_TXN;
 	c->nrcpt = 0;
 	c->data_sent = false;
@@ -1460,8 +1475,19 @@ int relay_client_rset(struct relay_client *c)
 	rc = stage(c, CMD_RSET, 0, CMD_LINE_MAX, "RSET\r\n");
 	if (rc < 0)
 		return rc;
+	c->rset_due = false;
 	c->state = RELAY_ST_RSET;
 	flush(c);
+	return 0;
+}
+
+int relay_client_rset_lazy(struct relay_client *c)
+{
+	if (c->state == RELAY_ST_FAILED || c->state == RELAY_ST_CLOSED)
+		return -EPIPE;
+	if (c->state != RELAY_ST_READY)
+		return -EBUSY;
+	c->rset_due = true;
 	return 0;
 }
 

@@ -338,6 +338,15 @@ int relay_client_abort(struct relay_client *c);
 /* RSET on an idle (READY) connection, e.g. a liveness check before reusing
  * a cached one: RELAY_EV_RSET when accepted. 0, -EBUSY, -EPIPE. */
 int relay_client_rset(struct relay_client *c);
+/* The RSET between two transactions on a reused connection, without its
+ * own round trip: it is sent ahead of the next relay_client_mail()'s MAIL
+ * in the same pipelined group (alone first if the backend does not offer
+ * PIPELINING), and its reply raises no event; a refusal fails the
+ * connection (RELAY_EV_ERROR, step rset) before anything of the new
+ * transaction is accepted. Dropped when that MAIL is preceded by XCLIENT,
+ * which resets the backend's session itself. State stays READY.
+ * 0, -EBUSY (not READY), -EPIPE. */
+int relay_client_rset_lazy(struct relay_client *c);
 /* QUIT (READY or SETUP): RELAY_EV_CLOSED after 221 or close. 0, -EPIPE. */
 int relay_client_quit(struct relay_client *c);
 

@@ -844,6 +844,95 @@ static void test_event_backlog(void)
 	relay_client_destroy(c);
 }
 
+/* relay_client_rset_lazy: the RSET between transactions rides ahead of
+ * the next MAIL in one pipelined group; its reply raises no event; a
+ * refused one fails the connection before any event of the new
+ * transaction; without PIPELINING it goes alone first; XCLIENT drops it. */
+static void test_lazy_rset(void)
+{
+	struct relay_client_config cfg;
+	struct relay_client *c = up(NULL, EHLO_FULL);
+	struct relay_xclient x = {.addr = "192.0.2.7"};
+	struct relay_mail m = {.sender = "a@b.c"};
+
+	CHECK(relay_client_rset_lazy(c) == 0);
+	OUT(c, "");
+	CHECK(relay_client_state(c) == RELAY_ST_READY);
+	CHECK(relay_client_mail(c, &m) == 0);
+	CHECK(relay_client_rcpt(c, "r@example.com", NULL) == 0);
+	OUT(c, "RSET\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<r@example.com>\r\n");
+	feed(c, "250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+	EV(c, RELAY_EV_MAIL, 250, "2.1.0", "Ok");
+	EV(c, RELAY_EV_RCPT, 250, "2.1.5", "Ok");
+	NOEV(c);
+	CHECK(relay_client_data(c) == 0);
+	OUT(c, "DATA\r\n");
+	feed(c, "354 go\r\n");
+	EV(c, RELAY_EV_DATA, 354, "", "go");
+	CHECK(relay_client_commit(c) == 0);
+	OUT(c, ".\r\n");
+	feed(c, "250 2.0.0 queued\r\n");
+	EV(c, RELAY_EV_DATA_END, 250, "2.0.0", "queued");
+	/* Owed once: the transaction after it starts with RSET again,
+	 * the one after an explicit RSET does not. */
+	CHECK(relay_client_rset_lazy(c) == 0);
+	CHECK(relay_client_rset(c) == 0);
+	OUT(c, "RSET\r\n");
+	feed(c, "250 ok\r\n");
+	EV(c, RELAY_EV_RSET, 250, NULL, NULL);
+	CHECK(relay_client_mail(c, &m) == 0);
+	OUT(c, "MAIL FROM:<a@b.c>\r\n");
+	feed(c, "250 ok\r\n");
+	EV(c, RELAY_EV_MAIL, 250, "", "ok");
+	CHECK(relay_client_abort(c) == RELAY_ABORT_RSET);
+	OUT(c, "RSET\r\n");
+	feed(c, "250 ok\r\n");
+	EV(c, RELAY_EV_RSET, 250, NULL, NULL);
+	/* Not READY: refused. */
+	CHECK(relay_client_mail(c, &m) == 0);
+	CHECK(relay_client_rset_lazy(c) == -EBUSY);
+	OUT(c, "MAIL FROM:<a@b.c>\r\n");
+	feed(c, "250 ok\r\n");
+	EV(c, RELAY_EV_MAIL, 250, "", "ok");
+	CHECK(relay_client_abort(c) == RELAY_ABORT_RSET);
+	OUT(c, "RSET\r\n");
+	feed(c, "250 ok\r\n");
+	EV(c, RELAY_EV_RSET, 250, NULL, NULL);
+	/* A refused RSET fails the connection: no MAIL event. */
+	CHECK(relay_client_rset_lazy(c) == 0);
+	CHECK(relay_client_mail(c, &m) == 0);
+	OUT(c, "RSET\r\nMAIL FROM:<a@b.c>\r\n");
+	feed(c, "451 4.3.0 try later\r\n250 ok\r\n");
+	ERR(c, RELAY_ERR_REJECTED, RELAY_STEP_RSET);
+	NOEV(c);
+	CHECK(relay_client_state(c) == RELAY_ST_FAILED);
+	relay_client_destroy(c);
+
+	/* Without PIPELINING: RSET alone, MAIL after its reply. */
+	c = up(NULL, EHLO_PLAIN);
+	CHECK(relay_client_rset_lazy(c) == 0);
+	CHECK(relay_client_mail(c, &m) == 0);
+	OUT(c, "RSET\r\n");
+	NOEV(c);
+	feed(c, "250 ok\r\n");
+	NOEV(c);
+	OUT(c, "MAIL FROM:<a@b.c>\r\n");
+	feed(c, "250 ok\r\n");
+	EV(c, RELAY_EV_MAIL, 250, "", "ok");
+	relay_client_destroy(c);
+
+	/* XCLIENT resets the session: no RSET in front of it. */
+	relay_client_config_defaults(&cfg);
+	cfg.helo_name = "mx.test";
+	cfg.client_info = RELAY_CINFO_XCLIENT;
+	c = up(&cfg, EHLO_FULL);
+	m.xclient = &x;
+	CHECK(relay_client_rset_lazy(c) == 0);
+	CHECK(relay_client_mail(c, &m) == 0);
+	OUT(c, "XCLIENT ADDR=192.0.2.7\r\n");
+	relay_client_destroy(c);
+}
+
 int main(void)
 {
 	test_ehlo_caps();
@@ -853,6 +942,7 @@ int main(void)
 	test_no_pipelining();
 	test_bytewise();
 	test_xclient();
+	test_lazy_rset();
 	test_proxy_v2();
 	test_backpressure();
 	test_abort();
