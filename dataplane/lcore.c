@@ -125,6 +125,7 @@ int lcore_main(void *arg)
 	struct rte_mbuf *local[LOCAL_MAX];
 	uint32_t idle_iters = 0;
 	uint64_t sleep_us = 0;
+	bool asleep = false; /* in the idle back-off's sleeps */
 	sigset_t io;
 
 	/* net_tap raises a real-time signal per frame it queues for us (its
@@ -147,7 +148,10 @@ int lcore_main(void *arg)
 
 		/* 1. Port RX. */
 		if (lc->rx_queue >= 0) {
-			port_rx_kick();
+			/* net_tap (port.h): polling, we raise the PMD's rx
+			 * trigger ourselves; asleep, its signal does. */
+			if (!asleep)
+				port_rx_kick();
 			n = rte_eth_rx_burst(lc->port_id,
 					     (uint16_t)lc->rx_queue, pkts,
 					     MXG_BURST);
@@ -216,6 +220,10 @@ int lcore_main(void *arg)
 		if (work || conf->busy_poll) {
 			idle_iters = 0;
 			sleep_us = 0;
+			if (asleep) {
+				asleep = false;
+				port_lcore_sleeping(false);
+			}
 			continue;
 		}
 		if (++idle_iters < 256) {
@@ -234,6 +242,13 @@ int lcore_main(void *arg)
 			 * for their completions at least every 100 us. */
 			if (inflight && sleep_us > 100)
 				sleep_us = 100;
+		}
+		if (!asleep) {
+			/* net_tap's signal is on from here; a frame queued
+			 * before it was is read after this sleep. */
+			asleep = true;
+			port_lcore_sleeping(true);
+			port_rx_kick();
 		}
 		lc->stats.idle_sleeps++;
 		idle_sleep(sleep_us);

@@ -2051,9 +2051,8 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
-	if (c->busy_poll && port_tap_busy_mode(&g_port))
-		printf("mxgate: net_tap busy poll: rx without per-frame "
-		       "signals\n");
+	/* net_tap: no per-frame signal while the lcores poll (port.h). */
+	(void)port_tap_arm(&g_port);
 	if (g_gateway) {
 		char err[256];
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <rte_ethdev.h>
+#include <rte_spinlock.h>
 
 int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 	       uint16_t mtu, struct rte_mempool *pool, struct port_info *pi)
@@ -107,15 +108,30 @@ int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 	return 0;
 }
 
+#define TAP_MAX_FDS 64
+
 static void (*tap_kick)(int);
 static int tap_kick_sig;
+static int tap_fds[TAP_MAX_FDS];
+static int tap_fl[TAP_MAX_FDS]; /* F_GETFL without O_ASYNC */
+static unsigned tap_nfds;
+static rte_spinlock_t tap_lock = RTE_SPINLOCK_INITIALIZER;
+static unsigned tap_sleepers; /* under tap_lock */
+static bool tap_async;	      /* O_ASYNC set; under tap_lock */
 
-bool port_tap_busy_mode(const struct port_info *pi)
+static void tap_set_async(bool on)
+{
+	for (unsigned i = 0; i < tap_nfds; i++)
+		(void)fcntl(tap_fds[i], F_SETFL,
+			    on ? tap_fl[i] | O_ASYNC : tap_fl[i]);
+	tap_async = on;
+}
+
+bool port_tap_arm(const struct port_info *pi)
 {
 	struct sigaction sa;
 	struct dirent *de;
 	DIR *d;
-	int found = 0;
 
 	if (strcmp(pi->driver, "net_tap") != 0)
 		return false;
@@ -137,7 +153,7 @@ bool port_tap_busy_mode(const struct port_info *pi)
 		tap_kick = NULL;
 		return false;
 	}
-	while ((de = readdir(d)) != NULL) {
+	while ((de = readdir(d)) != NULL && tap_nfds < TAP_MAX_FDS) {
 		char path[64], target[PATH_MAX];
 		ssize_t n;
 		int fd, fl;
@@ -153,15 +169,18 @@ bool port_tap_busy_mode(const struct port_info *pi)
 		if (strcmp(target, "/dev/net/tun") != 0)
 			continue;
 		fl = fcntl(fd, F_GETFL);
-		if (fl >= 0 && (fl & O_ASYNC) &&
-		    fcntl(fd, F_SETFL, fl & ~O_ASYNC) == 0)
-			found++;
+		if (fl < 0 || !(fl & O_ASYNC))
+			continue;
+		tap_fds[tap_nfds] = fd;
+		tap_fl[tap_nfds] = fl & ~O_ASYNC;
+		tap_nfds++;
 	}
 	closedir(d);
-	if (found == 0) {
+	if (tap_nfds == 0) {
 		tap_kick = NULL;
 		return false;
 	}
+	tap_set_async(false);
 	return true;
 }
 
@@ -169,6 +188,20 @@ void port_rx_kick(void)
 {
 	if (tap_kick)
 		tap_kick(tap_kick_sig);
+}
+
+void port_lcore_sleeping(bool sleeping)
+{
+	if (!tap_kick)
+		return;
+	rte_spinlock_lock(&tap_lock);
+	if (sleeping)
+		tap_sleepers++;
+	else if (tap_sleepers > 0)
+		tap_sleepers--;
+	if ((tap_sleepers > 0) != tap_async)
+		tap_set_async(tap_sleepers > 0);
+	rte_spinlock_unlock(&tap_lock);
 }
 
 void port_teardown(const struct port_info *pi)

@@ -27,20 +27,26 @@ struct port_info {
 int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 	       uint16_t mtu, struct rte_mempool *pool, struct port_info *pi);
 
-/* net_tap only, for busy-polling lcores: stop the kernel signalling
- * every frame it queues (the PMD's rx "trigger", a real-time signal per
- * frame, which rx_burst needs before it reads at all) by clearing
- * O_ASYNC on the tap file descriptors, and let port_rx_kick() raise the
- * trigger by hand before each rx_burst instead. A busy-polling loop
- * reads every iteration anyway; the signal only cost it a kernel signal
- * frame and the sending CPU an inter-processor interrupt per frame.
- * Returns true when the kick is armed (a net_tap port and its handler
- * found). Main lcore, after port_setup, before the lcores start. */
-bool port_tap_busy_mode(const struct port_info *pi);
+/* net_tap only. The PMD asks the kernel for a real-time signal per frame
+ * it queues (its rx "trigger": rx_burst reads only after one). A polling
+ * lcore reads every iteration anyway; the signal only costs it a signal
+ * frame and the sending CPU an inter-processor interrupt per frame. So:
+ * port_tap_arm() finds the PMD's handler and the tap descriptors and
+ * turns the signal off (clears O_ASYNC); every lcore calls port_rx_kick()
+ * (the handler, called by hand) before each rx_burst; and the signal is
+ * on only while at least one lcore sleeps in its idle back-off, where it
+ * is what wakes the sleeper (port_lcore_sleeping). Returns true when
+ * armed (a net_tap port and its handler found). Main lcore, after
+ * port_setup, before the lcores start. */
+bool port_tap_arm(const struct port_info *pi);
 
-/* Raise net_tap's rx trigger (a call of the PMD's own signal handler).
- * A no-op unless port_tap_busy_mode armed it. */
+/* Raise net_tap's rx trigger. A no-op unless port_tap_arm armed it. */
 void port_rx_kick(void);
+
+/* An lcore enters (true) or leaves (false) its idle sleep. Any lcore,
+ * on transitions only (a system call per tap descriptor when the first
+ * sleeper arrives or the last one leaves). A no-op unless armed. */
+void port_lcore_sleeping(bool sleeping);
 
 /* Stop and close the port; the PMD returns every mbuf it held. */
 void port_teardown(const struct port_info *pi);
