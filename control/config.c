@@ -1226,7 +1226,7 @@ static void parse_policy(struct ctx *x, const config_setting_t *g,
 	static const char *const keys[] = {
 		"deny_action",	    "allow",   "deny",	     "relay_networks",
 		"accepted_domains", "senders", "recipients", "rate_limits",
-		"rate_table_size",  NULL};
+		"rate_table_size",  "block_table_size", NULL};
 	static const char *const deny[] = {"reply", "close", NULL};
 	const config_setting_t *s;
 	int e;
@@ -1320,6 +1320,8 @@ static void parse_policy(struct ctx *x, const config_setting_t *g,
 	}
 	get_u32(x, g, "policy", "rate_table_size", 16, 16777216,
 		&c->policy.rate_table_size);
+	get_u32(x, g, "policy", "block_table_size", 16, 1048576,
+		&c->policy.block_table_size);
 }
 
 /* Listener settings that default to the policy section's, which the
@@ -1574,6 +1576,7 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 	c.log.level = strdup("info");
 	c.policy.deny_action = CTL_DENY_REPLY;
 	c.policy.rate_table_size = 65536;
+	c.policy.block_table_size = 16384;
 
 	check_keys(x, root, "", keys);
 	s = config_setting_get_member(root, "stack");

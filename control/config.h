@@ -223,6 +223,8 @@ struct mxg_config {
 		uint32_t n_rate_limits;
 		uint32_t rate_table_size; /* buckets per core (LRU);
 					     default 65536 */
+		uint32_t block_table_size; /* pushed blocks per core;
+					      default 16384 */
 	} policy;
 	struct {
 		char *file;  /* "" = standard error */

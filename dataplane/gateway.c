@@ -197,7 +197,6 @@ struct gw_eff {
 /* Pushed blocks/allows per core: rte_lpm with a tbl8 group reserved per
  * entry (each may be a host in a /24 of its own): about 64 MiB + 1.1 KiB
  * an entry of DPDK memory per core. */
-#define GW_MAX_BLOCKS 16384
 
 struct gw_core {
 	struct gw_global *gw;
@@ -223,6 +222,9 @@ struct gw_core {
 	bool draining;
 	uint8_t listening[65536 / 8];
 	volatile uint64_t push_seq, push_lat_us, generation;
+	/* the last push this core could not apply, and why (-errno) */
+	volatile uint64_t push_fail_seq;
+	volatile int32_t push_fail_err;
 	uint64_t lat[GW_LAT_BUCKETS];
 	uint64_t lat_sum_us;
 	struct gw_sess *sess;
@@ -2514,7 +2516,9 @@ static void core_adopt(struct gw_core *gc, struct mxg_snapshot *sn)
 	snap_unref(gc, old);
 }
 
-static void over_set(struct gw_core *gc, const char *key, uint32_t v)
+/* 0, or -ENOSPC when the table is full (the main lcore refuses the
+ * 65th distinct key before sending, so this is a second line). */
+static int over_set(struct gw_core *gc, const char *key, uint32_t v)
 {
 	uint32_t i;
 
@@ -2523,14 +2527,15 @@ static void over_set(struct gw_core *gc, const char *key, uint32_t v)
 			break;
 	if (i == gc->n_over) {
 		if (gc->n_over == GW_MAX_OVERRIDES)
-			return; /* refused by the main lcore before */
+			return -ENOSPC;
 		gc->n_over++;
 	}
 	snprintf(gc->over[i].key, sizeof(gc->over[i].key), "%s", key);
 	gc->over[i].value = v;
+	return 0;
 }
 
-static void bover_set(struct gw_core *gc, const char *name, bool down)
+static int bover_set(struct gw_core *gc, const char *name, bool down)
 {
 	uint32_t i;
 
@@ -2539,12 +2544,13 @@ static void bover_set(struct gw_core *gc, const char *name, bool down)
 			break;
 	if (i == gc->n_bover) {
 		if (gc->n_bover == GW_MAX_OVERRIDES)
-			return;
+			return -ENOSPC;
 		gc->n_bover++;
 	}
 	snprintf(gc->bover[i].name, sizeof(gc->bover[i].name), "%s", name);
 	gc->bover[i].down = down;
 	bover_apply(gc, gc->ps, &gc->bover[i]);
+	return 0;
 }
 
 /* Runtime pushes (gateway.h): each costs the same whatever the size of
@@ -2557,32 +2563,36 @@ static void pushes_apply(struct gw_core *gc)
 
 	while (rte_ring_sc_dequeue_elem(r, &p, sizeof(p)) == 0) {
 		size_t nl = strnlen(p.name, sizeof(p.name));
+		int rc = 0;
 
 		switch (p.kind) {
 		case GW_PUSH_BLOCK:
 		case GW_PUSH_ALLOW:
-			pol_block_add4(gc->blocks, p.ip, p.depth,
-				       p.kind == GW_PUSH_BLOCK ? POL_ACL_DENY
-							       : POL_ACL_ALLOW,
-				       p.expire_us);
+			rc = pol_block_add4(gc->blocks, p.ip, p.depth,
+					    p.kind == GW_PUSH_BLOCK
+						    ? POL_ACL_DENY
+						    : POL_ACL_ALLOW,
+					    p.expire_us);
 			break;
 		case GW_PUSH_UNBLOCK:
-			pol_block_del4(gc->blocks, p.ip, p.depth);
+			/* not there: nothing to undo, not a failure */
+			(void)pol_block_del4(gc->blocks, p.ip, p.depth);
 			break;
 		case GW_PUSH_DOMAIN_ADD:
-			pol_domains_add(gc->dom_over, p.name, nl, p.subdomains,
-					POL_DOM_AUTHORITATIVE);
+			rc = pol_domains_add(gc->dom_over, p.name, nl,
+					     p.subdomains,
+					     POL_DOM_AUTHORITATIVE);
 			break;
 		case GW_PUSH_DOMAIN_DEL:
-			pol_domains_add(gc->dom_over, p.name, nl, p.subdomains,
-					POL_DOM_REMOVED);
+			rc = pol_domains_add(gc->dom_over, p.name, nl,
+					     p.subdomains, POL_DOM_REMOVED);
 			break;
 		case GW_PUSH_LIMIT:
-			over_set(gc, p.name, p.value);
+			rc = over_set(gc, p.name, p.value);
 			eff_compute(gc);
 			break;
 		case GW_PUSH_BACKEND:
-			bover_set(gc, p.name, p.down);
+			rc = bover_set(gc, p.name, p.down);
 			break;
 		case GW_PUSH_DRAIN:
 			gc->draining = true;
@@ -2591,7 +2601,19 @@ static void pushes_apply(struct gw_core *gc)
 		default:
 			break;
 		}
-		gc->stats.pushes_applied++;
+		if (rc < 0) {
+			gc->stats.pushes_failed++;
+			__atomic_store_n(&gc->push_fail_err, rc,
+					 __ATOMIC_RELAXED);
+			__atomic_store_n(&gc->push_fail_seq, p.seq,
+					 __ATOMIC_RELAXED);
+			gw_log(gc, "event=push_failed seq=%llu kind=%u "
+				   "core=%u error=\"%s\"",
+			       (unsigned long long)p.seq, p.kind, gc->core,
+			       strerror(-rc));
+		} else {
+			gc->stats.pushes_applied++;
+		}
 		seq = p.seq;
 		sent = p.t_sent_us;
 	}
@@ -2669,6 +2691,8 @@ void gw_core_push_state(const struct gw_core *gc, struct gw_push_state *st)
 	st->latency_us = __atomic_load_n(&gc->push_lat_us, __ATOMIC_RELAXED);
 	st->generation = __atomic_load_n(&gc->generation, __ATOMIC_RELAXED);
 	st->blocks = pol_block_count(gc->blocks);
+	st->fail_seq = __atomic_load_n(&gc->push_fail_seq, __ATOMIC_RELAXED);
+	st->fail_err = __atomic_load_n(&gc->push_fail_err, __ATOMIC_RELAXED);
 }
 
 const uint64_t *gw_core_latency(const struct gw_core *gc, uint64_t *sum_us)
@@ -2782,11 +2806,15 @@ int gw_publish(struct gw_global *gw, struct mxg_snapshot *sn, char *err,
 
 	if (r < 0)
 		return r;
-	if (sn->rate_table_size != old->rate_table_size) {
-		snprintf(err, errlen, "%s: policy.rate_table_size changed; "
+	if (sn->rate_table_size != old->rate_table_size ||
+	    sn->block_table_size != old->block_table_size) {
+		snprintf(err, errlen, "%s: policy.%s changed; "
 				      "that needs a restart (nothing was "
 				      "changed)",
-			 sn->cfg.source ? sn->cfg.source : "config");
+			 sn->cfg.source ? sn->cfg.source : "config",
+			 sn->rate_table_size != old->rate_table_size
+				 ? "rate_table_size"
+				 : "block_table_size");
 		return -EINVAL;
 	}
 	gw_reclaim(gw);
@@ -2869,7 +2897,7 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 								 : NO_FREE;
 	gc->free_sess = 0;
 
-	gc->blocks = pol_block_create(GW_MAX_BLOCKS, SOCKET_ID_ANY);
+	gc->blocks = pol_block_create(sn->block_table_size, SOCKET_ID_ANY);
 	gc->dom_over = pol_domains_create(4096);
 	gc->rl = pol_rl_create(sn->rate_table_size, SOCKET_ID_ANY);
 	gc->ipc = pol_conns_create(gw->max_sessions * 2 + 16, SOCKET_ID_ANY);

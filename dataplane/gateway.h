@@ -116,6 +116,7 @@ struct gw_stats {
 	uint64_t rl_evictions;        /* buckets evicted (LRU) */
 	uint64_t ipconn_entries;      /* client IPs with live connections */
 	uint64_t pushes_applied;      /* runtime pushes applied */
+	uint64_t pushes_failed;       /* runtime pushes refused (table full) */
 } __attribute__((aligned(64)));
 
 struct gw_core;
@@ -179,6 +180,8 @@ struct gw_push_state {
 	uint64_t latency_us;
 	uint64_t generation; /* snapshot the core uses */
 	uint32_t blocks;     /* entries in its runtime block table */
+	uint64_t fail_seq;   /* last push it could not apply (0: none) */
+	int32_t fail_err;    /* why: -ENOSPC (table full), -EINVAL */
 };
 void gw_core_push_state(const struct gw_core *gc, struct gw_push_state *st);
 

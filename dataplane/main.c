@@ -624,7 +624,7 @@ static void on_sighup(int sig)
 	X(mail_denied_auth) X(mail_denied_sender) X(mail_rate_limited)        \
 	X(mail_denied_count) X(rcpt_denied_relay) X(rcpt_denied_restrict)     \
 	X(rcpt_rate_limited) X(rl_entries) X(rl_evictions) X(ipconn_entries)  \
-	X(pushes_applied)
+	X(pushes_applied) X(pushes_failed)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \
@@ -1189,12 +1189,38 @@ static bool key_room(char keys[][120], unsigned *n, const char *k)
 	return true;
 }
 
+/* Why a core could not apply p (err: its -errno). */
+static const char *push_fail_reason(const struct gw_push *p, int err)
+{
+	static char why[160];
+
+	if (err != -ENOSPC)
+		return strerror(-err);
+	switch (p->kind) {
+	case GW_PUSH_BLOCK:
+	case GW_PUSH_ALLOW:
+		snprintf(why, sizeof(why),
+			 "pushed-block table full (policy.block_table_size "
+			 "= %u per core); unblock entries or raise it "
+			 "(restart)",
+			 gw_current(&g_gw)->block_table_size);
+		return why;
+	case GW_PUSH_DOMAIN_ADD:
+	case GW_PUSH_DOMAIN_DEL:
+		return "pushed-domain table full (4096 per core); put the "
+		       "domains in the configuration and reload";
+	default:
+		return "override table full (64 per core)";
+	}
+}
+
 /* Sends p to every core and waits (at most 1 s) until all applied it. */
 static int push_and_wait(struct gw_push *p, char *out, size_t outlen)
 {
 	int64_t seq = gw_push_send(&g_gw, p);
 	uint64_t lat;
-	unsigned n;
+	unsigned n, nfail = 0;
+	int err = 0;
 
 	if (seq < 0) {
 		snprintf(out, outlen, "push queue full; try again");
@@ -1202,15 +1228,34 @@ static int push_and_wait(struct gw_push *p, char *out, size_t outlen)
 	}
 	g_pushes++;
 	n = cores_caught_up((uint64_t)seq, 0, 1000, &lat);
+	/* A core that took the push but could not apply it (its table
+	 * full) says so; the reply names the error. */
+	for (int k = 0; k < g_conf.n_cores; k++) {
+		struct gw_push_state ps;
+
+		if (!g_cores[k].gw)
+			continue;
+		gw_core_push_state(g_cores[k].gw, &ps);
+		if (ps.fail_seq == (uint64_t)seq) {
+			nfail++;
+			err = ps.fail_err;
+		}
+	}
 	snprintf(out, outlen,
 		 "{\"seq\":%lld,\"cores\":%u,\"cores_applied\":%u,"
-		 "\"latency_us\":%llu}",
-		 (long long)seq, g_conf.n_cores, n, (unsigned long long)lat);
+		 "\"cores_failed\":%u,\"latency_us\":%llu%s%s%s}",
+		 (long long)seq, g_conf.n_cores, n - nfail, nfail,
+		 (unsigned long long)lat, nfail ? ",\"error\":\"" : "",
+		 nfail ? push_fail_reason(p, err) : "",
+		 nfail ? "\"" : "");
 	if (g_log)
 		fprintf(g_log, "event=push seq=%lld kind=%u name=\"%s\" "
-			       "cores_applied=%u latency_us=%llu\n",
-			(long long)seq, p->kind, p->name, n,
+			       "cores_applied=%u cores_failed=%u "
+			       "latency_us=%llu\n",
+			(long long)seq, p->kind, p->name, n - nfail, nfail,
 			(unsigned long long)lat);
+	if (nfail)
+		return err < 0 ? err : -EIO;
 	return n == g_conf.n_cores ? 0 : -ETIMEDOUT;
 }
 
@@ -1708,7 +1753,8 @@ static int load_config(void)
  * entries live in rte_lpm6 (64 MiB + 13 KiB an entry at worst), twice
  * over because a reload builds the new snapshot while the old one still
  * serves; each core's table of pushed blocks is rte_lpm (64 MiB + 1.1 KiB
- * an entry, GW_MAX_BLOCKS = 16,384 entries); plus room to grow. */
+ * an entry, policy.block_table_size entries) and its rate table about
+ * 144 bytes a bucket (policy.rate_table_size); plus room to grow. */
 static uint64_t v6_mb(const struct ctl_cidr_list *l)
 {
 	uint32_t n = 0;
@@ -1731,7 +1777,10 @@ static uint64_t policy_mem_mb(uint16_t cores)
 		mb += v6_mb(&m->listeners[i].networks) +
 		      v6_mb(&m->listeners[i].allow) +
 		      v6_mb(&m->listeners[i].deny);
-	return 2 * mb + 256 + (uint64_t)cores * (64 + 18 + 2);
+	return 2 * mb + 256 +
+	       (uint64_t)cores *
+		       (64 + 2 + (m->policy.block_table_size * 1152ULL >> 20) +
+			(m->policy.rate_table_size * 144ULL >> 20));
 }
 
 /* Write out what the dataplane cores logged (main lcore). */

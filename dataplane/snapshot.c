@@ -592,6 +592,9 @@ static int policy_build(struct mxg_snapshot *s, char *err, size_t errlen)
 	s->rate_table_size = cfg->policy.rate_table_size
 				     ? cfg->policy.rate_table_size
 				     : 65536;
+	s->block_table_size = cfg->policy.block_table_size
+				      ? cfg->policy.block_table_size
+				      : 16384;
 	return 0;
 }
 

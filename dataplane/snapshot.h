@@ -97,6 +97,7 @@ struct mxg_snapshot {
 	struct gw_rule *rules;
 	uint32_t n_rules;
 	uint32_t rate_table_size;
+	uint32_t block_table_size; /* pushed blocks per core */
 
 	size_t smtp_mem;  /* bytes one session engine needs */
 	size_t relay_mem; /* bytes one backend client needs */

@@ -403,6 +403,7 @@ def scenario_acl(a, tmp, res):
         "deny": ["198.18.0.8/29"],          # .8 - .15
         "allow": ["198.18.0.12/32"],        # exception inside it
         "accepted_domains": [OURS],
+        "block_table_size": 16,             # pushes past it are refused
     }
     listeners = [
         # mx: its own deny list with an exception, and an exception to
@@ -463,10 +464,27 @@ def scenario_acl(a, tmp, res):
             time.sleep(0.5)
             acl_run(res, [(G % 25, 2526, "serve", "block lifted")],
                     "unblocked", sent)
+            # The pushed-block table holds block_table_size (16)
+            # entries per core: the 17th push is refused with the reason
+            # and a non-zero exit, and room comes back with an unblock.
+            rcs = []
+            for i in range(16):
+                rcs.append(ctl(a, "block", "198.19.7.%d/32" % i)[0])
+            res.check(rcs == [0] * 16, "16 blocks fill the table: %s" % rcs)
+            rc, out = ctl(a, "block", "198.19.7.16/32")
+            res.check(rc != 0 and "table full" in out,
+                      "17th block refused, reason given: %d %s" % (rc, out))
+            rc, out = ctl(a, "unblock", "198.19.7.0/32")
+            res.check(rc == 0, "unblock frees a slot: %d %s" % (rc, out))
+            rc, out = ctl(a, "block", "198.19.7.16/32")
+            res.check(rc == 0, "block accepted again: %d %s" % (rc, out))
+            time.sleep(0.3)
             t = gw.stats()["total"]
-            res.check(t.get("gw_pushes_applied", 0) >= 2,
-                      "gw_pushes_applied %s >= 2" %
+            res.check(t.get("gw_pushes_applied", 0) >= 2 + 16 + 2,
+                      "gw_pushes_applied %s >= 20" %
                       t.get("gw_pushes_applied"))
+            res.check(t.get("gw_pushes_failed") == 1,
+                      "gw_pushes_failed %s == 1" % t.get("gw_pushes_failed"))
         t = wait_sessions_idle(gw, res)
         res.check(t.get("gw_conn_denied_acl") == denied,
                   "gw_conn_denied_acl %s == %d refused connections" %
