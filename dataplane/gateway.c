@@ -2513,6 +2513,21 @@ static void core_adopt(struct gw_core *gc, struct mxg_snapshot *sn)
 	__atomic_store_n(&gc->generation, sn->generation, __ATOMIC_RELEASE);
 	gw_log(gc, "event=policy generation=%llu core=%u",
 	       (unsigned long long)sn->generation, gc->core);
+	/* Sessions between transactions (greeted or HELO done, nothing
+	 * pending) move now: a connected client that never starts a
+	 * transaction must not pin the old snapshot and its tables. */
+	if (gc->sess)
+		for (uint32_t i = 0; i < gc->gw->max_sessions; i++) {
+			struct gw_sess *s = &gc->sess[i];
+			enum smtp_state st;
+
+			if (!s->used || !s->sm || s->wait != W_NONE ||
+			    s->snap == sn)
+				continue;
+			st = smtp_session_state(s->sm);
+			if (st == SMTP_ST_HELO || st == SMTP_ST_READY)
+				sess_adopt(s);
+		}
 	snap_unref(gc, old);
 }
 

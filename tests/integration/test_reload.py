@@ -387,11 +387,28 @@ def scenario_invalid(a, tmp, res):
         rc, out = ctl(a, "reload")
         res.check(rc != 0 and "needs a restart" in out,
                   "a stack change is refused: %s" % out.strip()[-160:])
-        # a good file after all that applies
+        # a good file after all that applies; a client connected and
+        # idle (EHLO done, no transaction) across it does not pin the
+        # old snapshot, and its next message runs under the new one
+        idle = peers.SmtpClient(GATEWAY_IP, 25, timeout=10)
+        idle.ehlo("idle.mxgt.test")
         install(conf, base_config(tmp, "b"))
         rc, out = ctl(a, "reload")
         res.check(rc == 0 and greet(KERNEL_IP).find("variant b") > 0,
                   "a valid file then applies (%s)" % out.strip())
+        p = wait_freed(gw)
+        res.check(p.get("snapshots_pending") == 0 and
+                  p.get("snapshots_freed") == p.get("snapshots_retired"),
+                  "an idle connected session does not pin the old "
+                  "snapshot (retired %s, freed %s, pending %s)" %
+                  (p.get("snapshots_retired"), p.get("snapshots_freed"),
+                   p.get("snapshots_pending")))
+        t = idle.transaction("i@src.mxgt.test", ["x@example.net"],
+                             b"Subject: idle\r\n\r\nafter a reload\r\n")
+        idle.quit()
+        res.check(t["outcome"] == 250,
+                  "the idle session's next message is accepted: %s" %
+                  (t["dot"],))
         r = subprocess.run(["swaks", "--server", GATEWAY_IP, "--to",
                             "x@example.net", "--timeout", "30"],
                            capture_output=True, text=True, timeout=60)
