@@ -145,7 +145,7 @@ struct net_stats {
 	uint64_t tcp_accepted, tcp_connected;  /* passive / active opens */
 	uint64_t tcp_closed;          /* TCBs released */
 	uint64_t tcp_timeouts;        /* connections dropped by RTO limit */
-	uint64_t tcp_zero_window_probes;
+	uint64_t tcp_zero_window_probes; /* persist timer firings */
 	uint64_t tcp_ooo_queued;
 	uint64_t timewait_recycled;   /* oldest TIME_WAIT reused when full */
 	uint64_t arp_requests_out, arp_replies_out, arp_replies_in;

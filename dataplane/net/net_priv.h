@@ -347,7 +347,8 @@ void tcp_send_syn(struct tcp_conn *c);
 void tcp_retransmit_una(struct tcp_conn *c);
 /* RFC 3042: one new segment on the first two duplicate ACKs. */
 void tcp_limited_transmit(struct tcp_conn *c);
-/* Send one probe byte (persist). */
+/* Persist timer: one probe octet for a zero window, one segment of what
+ * fits for a window too small for SWS avoidance (RFC 1122 4.2.3.4). */
 void tcp_send_probe(struct tcp_conn *c);
 void tcp_send_rst_conn(struct tcp_conn *c);
 /* Stateless reply / control segment for a 4-tuple (RST, TIME_WAIT ACK,

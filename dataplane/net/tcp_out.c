@@ -393,7 +393,9 @@ void tcp_limited_transmit(struct tcp_conn *c)
 }
 
 /* RFC 9293 3.8.6.1: probe a zero window with one octet of new data (or
- * the octet already sent as the previous probe). */
+ * the octet already sent as the previous probe). A window that is open
+ * but too small for sender SWS avoidance gets what fits in it instead:
+ * the override timeout of RFC 1122 4.2.3.4 (tcp_arm_timers). */
 void tcp_send_probe(struct tcp_conn *c)
 {
 	uint32_t data_end = tcp_snd_data_end(c);
@@ -408,8 +410,15 @@ void tcp_send_probe(struct tcp_conn *c)
 		return;
 	}
 	if (seq_lt(c->snd_nxt, data_end)) {
-		tcp_xmit(c, c->snd_nxt, 1, RTE_TCP_ACK_FLAG);
-		c->snd_nxt++;
+		uint32_t avail = data_end - c->snd_nxt;
+		uint32_t len =
+			RTE_MIN(RTE_MIN(avail, c->snd_wnd), (uint32_t)c->mss);
+
+		len = RTE_MAX(len, 1u);
+		tcp_xmit(c, c->snd_nxt, len,
+			 RTE_TCP_ACK_FLAG |
+				 (len == avail ? RTE_TCP_PSH_FLAG : 0));
+		c->snd_nxt += len;
 	} else if (fin_unsent(c, data_end)) {
 		tcp_xmit(c, c->snd_nxt, 0, RTE_TCP_ACK_FLAG | RTE_TCP_FIN_FLAG);
 		c->snd_nxt++;
@@ -418,16 +427,23 @@ void tcp_send_probe(struct tcp_conn *c)
 }
 
 /* Timer policy after output or an ACK:
- * - zero send window with data waiting and nothing in flight: persist
- *   mode, probes with exponential backoff and no retry limit (RFC 1122
- *   4.2.2.17: a peer that keeps answering probes is kept);
+ * - data waiting and nothing in flight, right after tcp_output() sent
+ *   nothing: the peer's window holds the data back, either closed or
+ *   open by less than sender SWS avoidance sends (RFC 9293 3.8.6.2.1).
+ *   Only a window update from the peer would restart the flow, and a
+ *   lost one is never retransmitted, so persist mode runs a timer: a
+ *   one-octet probe for a zero window (RFC 1122 4.2.2.17), a segment of
+ *   what fits for a small one (the override timeout of RFC 1122
+ *   4.2.3.4). Exponential backoff and no retry limit: a peer that keeps
+ *   answering probes is kept. A zero-window probe in flight keeps
+ *   persist mode until the window opens;
  * - data in flight: the retransmission timer runs (RFC 6298 5.1);
  * - an owed ACK: the delayed-ACK timer runs. */
 void tcp_arm_timers(struct tcp_conn *c)
 {
 	uint64_t now = c->st->now_us;
 	uint32_t data_end;
-	bool unsent, outstanding;
+	bool unsent, outstanding, blocked;
 
 	if ((c->flags & TF_DEAD) || c->state == TCP_SYN_SENT ||
 	    c->state == TCP_SYN_RCVD || c->state == TCP_CLOSED)
@@ -435,12 +451,12 @@ void tcp_arm_timers(struct tcp_conn *c)
 	data_end = tcp_snd_data_end(c);
 	unsent = seq_lt(c->snd_nxt, data_end) || fin_unsent(c, data_end);
 	outstanding = c->snd_una != c->snd_max;
-	if (c->snd_wnd == 0 && unsent && !outstanding &&
-	    !(c->flags & TF_PERSIST)) {
+	blocked = unsent && !outstanding;
+	if (blocked && !(c->flags & TF_PERSIST)) {
 		c->flags |= TF_PERSIST;
 		c->persist_shift = 0;
 	}
-	if ((c->flags & TF_PERSIST) && c->snd_wnd != 0) {
+	if ((c->flags & TF_PERSIST) && c->snd_wnd != 0 && !blocked) {
 		c->flags &= ~TF_PERSIST;
 		c->persist_shift = 0;
 	}

@@ -994,6 +994,69 @@ static void test_zero_window_persist(void)
 	teardown();
 }
 
+/* Echo under loss (stack_echo50_fault): the peer's window shrank below
+ * one MSS while nothing of ours was in flight, and the ACK that reopened
+ * it was lost. Sender SWS avoidance holds the data back, so without a
+ * timer both ends wait forever (RFC 1122 4.2.3.4 asks for an override
+ * timeout): the persist timer must send what the window allows. */
+static void test_small_window_override(void)
+{
+	static uint8_t d[5000];
+	struct t_out o[8];
+	uint64_t iv;
+	int n;
+
+	setup();
+	handshake();
+	fill(d, sizeof(d), 7);
+	PR.wnd = 1024; /* open, but below our MSS of 1460 */
+	pseg(T_FLAG_ACK, NULL, 0);
+	CHECK_EQ(tcp_send(A.conn, d, sizeof(d)), 5000);
+	CHECK_EQ(t_drain(S), 0); /* SWS: no 1024-byte runt */
+	iv = net_stack_next_timer_us(S, T);
+	CHECK_EQ(iv, 200000); /* a timer runs: not only the ARP expiry */
+	net_stack_poll(S, T + iv);
+	T += iv;
+	if (t_take1(S, o)) {
+		CHECK_EQ(o[0].seq, PR.ack);
+		CHECK_EQ(o[0].len, 1024); /* what the window allows */
+		CHECK(memcmp(o[0].data, d, 1024) == 0);
+	}
+	/* Acknowledged, but the window is still small: again after the
+	 * timeout, not at once. */
+	PR.ack += 1024;
+	pseg(T_FLAG_ACK, NULL, 0);
+	CHECK_EQ(t_drain(S), 0);
+	iv = net_stack_next_timer_us(S, T);
+	CHECK_EQ(iv, 200000);
+	net_stack_poll(S, T + iv);
+	T += iv;
+	if (t_take1(S, o)) {
+		CHECK_EQ(o[0].seq, PR.ack);
+		CHECK_EQ(o[0].len, 1024);
+		CHECK(memcmp(o[0].data, d + 1024, 1024) == 0);
+	}
+	/* The window reopens with the ACK: the rest flows at once. */
+	PR.ack += 1024;
+	PR.wnd = 65535;
+	pseg(T_FLAG_ACK, NULL, 0);
+	n = t_take(S, o, 8);
+	CHECK_EQ(n, 3);
+	for (int i = 0; i < n; i++) {
+		uint32_t off = o[i].seq - (PR.ack - 2048);
+
+		CHECK_EQ(off, 2048 + (uint32_t)i * 1460);
+		CHECK_EQ(o[i].len, i < 2 ? 1460 : 2952 - 2 * 1460);
+		CHECK(memcmp(o[i].data, d + off, o[i].len) == 0);
+	}
+	PR.ack += 2952;
+	pseg(T_FLAG_ACK, NULL, 0);
+	CHECK_EQ(t_drain(S), 0);
+	CHECK(net_stack_next_timer_us(S, T) > 29000000); /* ARP only */
+	CHECK_EQ(A.reset, 0);
+	teardown();
+}
+
 static void test_receiver_zero_window(void)
 {
 	static uint8_t d[70000];
@@ -1314,6 +1377,7 @@ int main(void)
 		C(test_ooo_bound),
 		C(test_window_scaling),
 		C(test_zero_window_persist),
+		C(test_small_window_override),
 		C(test_receiver_zero_window),
 		C(test_syncookie_roundtrip),
 		C(test_bad_checksum_dropped),
