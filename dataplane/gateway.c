@@ -1937,7 +1937,12 @@ static void sess_pump(struct gw_sess *s)
 		size_t len;
 
 		(void)smtp_session_output(s->sm, &len);
-		if (len == 0 && (smtp_session_closed(s->sm) || s->peer_eof)) {
+		/* A client that half-closed after its last command (e.g.
+		 * ".", QUIT, FIN) still gets the answers it is owed: the
+		 * backend's verdict on its message above all, or it would
+		 * send the message again. */
+		if (len == 0 && (smtp_session_closed(s->sm) ||
+				 (s->peer_eof && s->wait == W_NONE))) {
 			s->closing = true;
 			tcp_close(s->tc);
 		}

@@ -125,17 +125,14 @@ int lcore_main(void *arg)
 	struct rte_mbuf *local[LOCAL_MAX];
 	uint32_t idle_iters = 0;
 	uint64_t sleep_us = 0;
-	bool asleep = false; /* in the idle back-off's sleeps */
 	sigset_t io;
 
-	/* net_tap raises a real-time signal per frame it queues for us (its
-	 * rx "trigger", which lets rx_burst skip empty reads; it takes the
-	 * first free one from SIGRTMIN). main() blocks SIGRTMIN..SIGRTMAX
-	 * before EAL starts its threads, so every control thread inherits
-	 * the block and only the dataplane lcores take the signal: taken by
-	 * a sleeping control thread it cost the CPU those threads share
-	 * with the kernel side (on a 2-CPU host, the one the peers run on)
-	 * a wake-up and a context switch per frame. */
+	/* net_tap raises a real-time signal per frame it queues (its rx
+	 * "trigger"; the first free one from SIGRTMIN) unless port_tap_arm
+	 * turned it off (port.h). main() blocks SIGRTMIN..SIGRTMAX before
+	 * EAL starts its threads, so no control thread is woken by it (that
+	 * cost the CPU they share with the kernel side a wake-up and a
+	 * context switch per frame); when it is on, the lcores take it. */
 	mxg_rt_signals(&io);
 	pthread_sigmask(SIG_UNBLOCK, &io, NULL);
 
@@ -148,10 +145,8 @@ int lcore_main(void *arg)
 
 		/* 1. Port RX. */
 		if (lc->rx_queue >= 0) {
-			/* net_tap (port.h): polling, we raise the PMD's rx
-			 * trigger ourselves; asleep, its signal does. */
-			if (!asleep)
-				port_rx_kick();
+			/* net_tap (port.h): we raise the PMD's rx trigger */
+			port_rx_kick();
 			n = rte_eth_rx_burst(lc->port_id,
 					     (uint16_t)lc->rx_queue, pkts,
 					     MXG_BURST);
@@ -220,10 +215,6 @@ int lcore_main(void *arg)
 		if (work || conf->busy_poll) {
 			idle_iters = 0;
 			sleep_us = 0;
-			if (asleep) {
-				asleep = false;
-				port_lcore_sleeping(false);
-			}
 			continue;
 		}
 		if (++idle_iters < 256) {
@@ -243,15 +234,9 @@ int lcore_main(void *arg)
 			if (inflight && sleep_us > 100)
 				sleep_us = 100;
 		}
-		if (!asleep) {
-			/* net_tap's signal is on from here; a frame queued
-			 * before it was is read after this sleep. */
-			asleep = true;
-			port_lcore_sleeping(true);
-			port_rx_kick();
-		}
 		lc->stats.idle_sleeps++;
-		idle_sleep(sleep_us);
+		if (!port_idle_wait(lc->rx_queue, sleep_us))
+			idle_sleep(sleep_us);
 	}
 	lc->stopped = true;
 	return 0;

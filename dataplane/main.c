@@ -1236,7 +1236,10 @@ static int push_and_wait(struct gw_push *p, char *out, size_t outlen)
 		if (!g_cores[k].gw)
 			continue;
 		gw_core_push_state(g_cores[k].gw, &ps);
-		if (ps.fail_seq == (uint64_t)seq) {
+		/* only among the cores counted in n (their seq load is an
+		 * acquire: fail_seq/fail_err are consistent with it) */
+		if (ps.seq >= (uint64_t)seq && ps.fail_seq == (uint64_t)seq &&
+		    nfail < n) {
 			nfail++;
 			err = ps.fail_err;
 		}

@@ -12,14 +12,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_ethdev.h>
-#include <rte_spinlock.h>
+
+static unsigned port_tap_queues; /* queues of the port set up last */
 
 int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 	       uint16_t mtu, struct rte_mempool *pool, struct port_info *pi)
@@ -105,6 +108,7 @@ int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 	rte_eth_macaddr_get(pid, &pi->mac);
 	pi->port_id = pid;
 	pi->n_queues = nq;
+	port_tap_queues = nq;
 	return 0;
 }
 
@@ -112,19 +116,12 @@ int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 
 static void (*tap_kick)(int);
 static int tap_kick_sig;
-static int tap_fds[TAP_MAX_FDS];
-static int tap_fl[TAP_MAX_FDS]; /* F_GETFL without O_ASYNC */
+static int tap_fds[TAP_MAX_FDS]; /* ascending: queue 0, 1, ... */
 static unsigned tap_nfds;
-static rte_spinlock_t tap_lock = RTE_SPINLOCK_INITIALIZER;
-static unsigned tap_sleepers; /* under tap_lock */
-static bool tap_async;	      /* O_ASYNC set; under tap_lock */
 
-static void tap_set_async(bool on)
+static int int_cmp(const void *a, const void *b)
 {
-	for (unsigned i = 0; i < tap_nfds; i++)
-		(void)fcntl(tap_fds[i], F_SETFL,
-			    on ? tap_fl[i] | O_ASYNC : tap_fl[i]);
-	tap_async = on;
+	return *(const int *)a - *(const int *)b;
 }
 
 bool port_tap_arm(const struct port_info *pi)
@@ -132,27 +129,13 @@ bool port_tap_arm(const struct port_info *pi)
 	struct sigaction sa;
 	struct dirent *de;
 	DIR *d;
+	int sig;
 
 	if (strcmp(pi->driver, "net_tap") != 0)
 		return false;
-	/* mxgate installs no real-time signal handler of its own: the one
-	 * set in SIGRTMIN..SIGRTMAX is the PMD's trigger. */
-	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) {
-		if (sigaction(sig, NULL, &sa) != 0 ||
-		    (sa.sa_flags & SA_SIGINFO) || sa.sa_handler == SIG_DFL ||
-		    sa.sa_handler == SIG_IGN)
-			continue;
-		tap_kick = sa.sa_handler;
-		tap_kick_sig = sig;
-		break;
-	}
-	if (!tap_kick)
-		return false;
 	d = opendir("/proc/self/fd");
-	if (!d) {
-		tap_kick = NULL;
+	if (!d)
 		return false;
-	}
 	while ((de = readdir(d)) != NULL && tap_nfds < TAP_MAX_FDS) {
 		char path[64], target[PATH_MAX];
 		ssize_t n;
@@ -168,19 +151,42 @@ bool port_tap_arm(const struct port_info *pi)
 		target[n] = '\0';
 		if (strcmp(target, "/dev/net/tun") != 0)
 			continue;
+		/* the queue descriptors are the ones that signal */
 		fl = fcntl(fd, F_GETFL);
 		if (fl < 0 || !(fl & O_ASYNC))
 			continue;
-		tap_fds[tap_nfds] = fd;
-		tap_fl[tap_nfds] = fl & ~O_ASYNC;
-		tap_nfds++;
+		tap_fds[tap_nfds++] = fd;
 	}
 	closedir(d);
-	if (tap_nfds == 0) {
-		tap_kick = NULL;
+	if (tap_nfds == 0)
+		return false;
+	/* The PMD's trigger is the handler of the signal the descriptors
+	 * raise (F_SETSIG; 0 would mean SIGIO). */
+	sig = fcntl(tap_fds[0], F_GETSIG);
+	if (sig <= 0)
+		sig = SIGIO;
+	if (sigaction(sig, NULL, &sa) != 0 || (sa.sa_flags & SA_SIGINFO) ||
+	    sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) {
+		tap_nfds = 0;
 		return false;
 	}
-	tap_set_async(false);
+	/* Queues are set up in order and each one's descriptor is opened
+	 * then (rx_queue_setup of queue q first), so ascending descriptor
+	 * numbers are queue numbers. */
+	qsort(tap_fds, tap_nfds, sizeof(tap_fds[0]), int_cmp);
+	for (unsigned i = 0; i < tap_nfds; i++) {
+		int fl = fcntl(tap_fds[i], F_GETFL);
+
+		if (fl >= 0)
+			(void)fcntl(tap_fds[i], F_SETFL, fl & ~O_ASYNC);
+	}
+	tap_kick = sa.sa_handler;
+	tap_kick_sig = sig;
+	if (tap_nfds != pi->n_queues)
+		fprintf(stderr,
+			"mxgate: net_tap: %u queue descriptors for %u "
+			"queues; idle lcores wait on all of them\n",
+			tap_nfds, pi->n_queues);
 	return true;
 }
 
@@ -190,18 +196,27 @@ void port_rx_kick(void)
 		tap_kick(tap_kick_sig);
 }
 
-void port_lcore_sleeping(bool sleeping)
+bool port_idle_wait(int queue, uint64_t us)
 {
-	if (!tap_kick)
-		return;
-	rte_spinlock_lock(&tap_lock);
-	if (sleeping)
-		tap_sleepers++;
-	else if (tap_sleepers > 0)
-		tap_sleepers--;
-	if ((tap_sleepers > 0) != tap_async)
-		tap_set_async(tap_sleepers > 0);
-	rte_spinlock_unlock(&tap_lock);
+	struct pollfd pf[TAP_MAX_FDS];
+	struct timespec ts = {.tv_sec = (time_t)(us / 1000000),
+			      .tv_nsec = (long)(us % 1000000) * 1000};
+	unsigned n = 0;
+
+	if (!tap_kick || queue < 0)
+		return false;
+	if ((unsigned)queue < tap_nfds && tap_nfds == port_tap_queues) {
+		pf[0].fd = tap_fds[queue];
+		pf[0].events = POLLIN;
+		n = 1;
+	} else {
+		for (n = 0; n < tap_nfds; n++) {
+			pf[n].fd = tap_fds[n];
+			pf[n].events = POLLIN;
+		}
+	}
+	(void)ppoll(pf, n, &ts, NULL);
+	return true;
 }
 
 void port_teardown(const struct port_info *pi)

@@ -28,25 +28,27 @@ int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 	       uint16_t mtu, struct rte_mempool *pool, struct port_info *pi);
 
 /* net_tap only. The PMD asks the kernel for a real-time signal per frame
- * it queues (its rx "trigger": rx_burst reads only after one). A polling
- * lcore reads every iteration anyway; the signal only costs it a signal
- * frame and the sending CPU an inter-processor interrupt per frame. So:
- * port_tap_arm() finds the PMD's handler and the tap descriptors and
- * turns the signal off (clears O_ASYNC); every lcore calls port_rx_kick()
- * (the handler, called by hand) before each rx_burst; and the signal is
- * on only while at least one lcore sleeps in its idle back-off, where it
- * is what wakes the sleeper (port_lcore_sleeping). Returns true when
- * armed (a net_tap port and its handler found). Main lcore, after
- * port_setup, before the lcores start. */
+ * it queues (its rx "trigger": rx_burst reads only after one). On this
+ * kind of host the signal (a signal frame on the lcore, an inter-processor
+ * interrupt from the sending CPU) costs more than the read it saves, and
+ * it is delivered to whichever thread the kernel picks. So port_tap_arm()
+ * finds the tap queue descriptors and the PMD's handler (the one of the
+ * signal F_GETSIG names) and turns the signal off for good (clears
+ * O_ASYNC); lcores call port_rx_kick() (the handler, called by hand)
+ * before every rx_burst, and sleep in port_idle_wait(), a ppoll() on
+ * their queue's descriptor that a queued frame ends at once. Returns true
+ * when armed. Main lcore, after port_setup, before the lcores start. */
 bool port_tap_arm(const struct port_info *pi);
 
 /* Raise net_tap's rx trigger. A no-op unless port_tap_arm armed it. */
 void port_rx_kick(void);
 
-/* An lcore enters (true) or leaves (false) its idle sleep. Any lcore,
- * on transitions only (a system call per tap descriptor when the first
- * sleeper arrives or the last one leaves). A no-op unless armed. */
-void port_lcore_sleeping(bool sleeping);
+/* Idle sleep of the lcore that polls rx queue `queue` (-1: none): up to
+ * us microseconds, ended early by a frame queued for it (level
+ * triggered: a frame queued before the call ends it at once). Returns
+ * false, having done nothing, unless port_tap_arm armed it: the caller
+ * then sleeps its own way. */
+bool port_idle_wait(int queue, uint64_t us);
 
 /* Stop and close the port; the PMD returns every mbuf it held. */
 void port_teardown(const struct port_info *pi);

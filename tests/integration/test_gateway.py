@@ -280,11 +280,58 @@ def run_smtp_source(res, n=SOURCE_MSGS, sessions=SOURCE_SESSIONS, size=1024,
     return rc == 0
 
 
+def run_halfclose(res, sent, port=25):
+    """A client that sends its whole transaction, the dot and QUIT in one
+    go and then half-closes (FIN) before reading: it must still get the
+    next hop's 250 for its message and the 221, and the message must
+    arrive once (the gateway used to close on the FIN before the verdict,
+    so such a client would send the message again)."""
+    mid = "halfclose-%d@mxgt.test" % port
+    rcpts = ["h1@example.net"]
+    body = peers.message(mid, "half@client.mxgt.test", rcpts, size=3000,
+                         seed=7)
+    try:
+        s = socket.create_connection((GATEWAY_IP, port), timeout=30)
+        f = s.makefile("rb")
+
+        def reply():
+            lines = []
+            while True:
+                ln = f.readline().decode("ascii", "replace")
+                if not ln:
+                    return None
+                lines.append(ln.strip())
+                if len(ln) < 4 or ln[3] != "-":
+                    return lines[-1]
+
+        reply()
+        s.sendall(b"EHLO half.mxgt.test\r\n")
+        reply()
+        s.sendall(b"MAIL FROM:<half@client.mxgt.test>\r\n"
+                  b"RCPT TO:<h1@example.net>\r\nDATA\r\n")
+        got = [reply(), reply(), reply()]
+        s.sendall(peers.dot_stuff(body) + b".\r\nQUIT\r\n")
+        s.shutdown(socket.SHUT_WR)
+        got += [reply(), reply()]
+        s.close()
+        ok = (got[0] or "").startswith("250") and \
+            (got[2] or "").startswith("354") and \
+            (got[3] or "").startswith("250") and \
+            (got[4] or "").startswith("221")
+        res.check(ok, "half-closed client still gets 250 for its message "
+                  "and 221: %s" % got)
+        if ok:
+            sent.add("<%s>" % mid, rcpts)
+    except OSError as e:
+        res.check(False, "half-closing client: %r" % e)
+
+
 def run_clients(res, sent, ports=(25,)):
     for p in ports:
         run_swaks(res, sent, p, 1)
     run_smtplib(res, sent)
     run_pipelined(res, sent)
+    run_halfclose(res, sent)
     ok = run_smtp_source(res)
     return ok
 
