@@ -63,6 +63,8 @@ struct lcore_ctx {
 	uint16_t port_id;
 	int rx_queue;             /* -1 when this core owns no RX queue */
 	int tx_queue;             /* -1: send through tx_ring to core 0 */
+	int wake_fd;              /* eventfd: others wake this core (-1) */
+	volatile int sleeping;    /* in its idle sleep (lcore_wake) */
 	struct net_stack *stack;
 	struct svc_state *svc;
 	struct gw_core *gw;           /* SMTP gateway (NULL: --no-gateway) */

@@ -15,6 +15,7 @@
  */
 #include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <pthread.h>
 
@@ -32,6 +33,18 @@ volatile int mxg_quit;
 
 /* Frames for the local stack gathered in one iteration. */
 #define LOCAL_MAX (MXG_BURST * 4)
+
+/* t was handed work (a frame on its steer or TX ring): if it sleeps,
+ * end its sleep. The fence pairs with the one in the idle path: either
+ * we see it asleep, or it sees the ring non-empty before sleeping. */
+static void lcore_wake(struct lcore_ctx *t)
+{
+	uint64_t one = 1;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (t->wake_fd >= 0 && __atomic_load_n(&t->sleeping, __ATOMIC_RELAXED))
+		(void)!write(t->wake_fd, &one, sizeof(one));
+}
 
 static void send_frames(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 			uint16_t n)
@@ -52,6 +65,8 @@ static void send_frames(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 
 		sent = (uint16_t)rte_ring_enqueue_burst(
 			owner->tx_ring, (void **)pkts, n, NULL);
+		if (sent)
+			lcore_wake(owner);
 	}
 	lc->stats.tx_pkts += sent;
 	if (sent < n) {
@@ -90,6 +105,7 @@ static uint16_t steer_burst(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 					lc->stats.steer_ring_full++;
 				} else {
 					lc->stats.replicated++;
+					lcore_wake(&lc->all[k]);
 				}
 			}
 			owner = STEER_LOCAL;
@@ -105,16 +121,25 @@ static uint16_t steer_burst(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 			lc->stats.steer_ring_full++;
 		} else {
 			lc->stats.steered_out++;
+			lcore_wake(&lc->all[owner]);
 		}
 	}
 	return nlocal;
 }
 
-static void idle_sleep(uint64_t us)
+/* The idle back-off's sleep: ended early by a frame on our rx queue or
+ * by another core handing us work (lcore_wake). */
+static void idle_sleep(struct lcore_ctx *lc, uint64_t us)
 {
-	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)us * 1000};
+	uint64_t v;
 
-	nanosleep(&ts, NULL);
+	__atomic_store_n(&lc->sleeping, 1, __ATOMIC_SEQ_CST);
+	if (rte_ring_count(lc->steer_ring) == 0 &&
+	    (!lc->tx_ring || rte_ring_count(lc->tx_ring) == 0))
+		port_idle_wait(lc->rx_queue, lc->wake_fd, us);
+	__atomic_store_n(&lc->sleeping, 0, __ATOMIC_RELAXED);
+	if (lc->wake_fd >= 0)
+		(void)!read(lc->wake_fd, &v, sizeof(v)); /* non-blocking */
 }
 
 int lcore_main(void *arg)
@@ -235,8 +260,7 @@ int lcore_main(void *arg)
 				sleep_us = 100;
 		}
 		lc->stats.idle_sleeps++;
-		if (!port_idle_wait(lc->rx_queue, sleep_us))
-			idle_sleep(sleep_us);
+		idle_sleep(lc, sleep_us);
 	}
 	lc->stopped = true;
 	return 0;

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -1924,6 +1925,12 @@ static int setup_cores(void)
 		lc->steer = &g_steer;
 		lc->all = g_cores;
 		lc->conf = c;
+		/* Other cores hand this one frames (steering, TX): they
+		 * wake it from its idle sleep through this (lcore.c). */
+		lc->wake_fd = c->n_cores > 1
+				      ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+				      : -1;
+		lc->sleeping = 0;
 
 		sc.core_index = (uint16_t)k;
 		sc.n_cores = c->n_cores;
@@ -2035,6 +2042,9 @@ static bool teardown(void)
 		lc->stack = NULL;
 		drain_ring(lc->steer_ring);
 		drain_ring(lc->tx_ring);
+		if (lc->wake_fd >= 0)
+			close(lc->wake_fd);
+		lc->wake_fd = -1;
 		fault_destroy(lc->fault_rx);
 		fault_destroy(lc->fault_tx);
 		lc->fault_rx = lc->fault_tx = NULL;

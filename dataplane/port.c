@@ -18,11 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <rte_ethdev.h>
+#include <linux/kcmp.h>
 
-static unsigned port_tap_queues; /* queues of the port set up last */
+#include <rte_ethdev.h>
 
 int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 	       uint16_t mtu, struct rte_mempool *pool, struct port_info *pi)
@@ -108,7 +109,6 @@ int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 	rte_eth_macaddr_get(pid, &pi->mac);
 	pi->port_id = pid;
 	pi->n_queues = nq;
-	port_tap_queues = nq;
 	return 0;
 }
 
@@ -116,8 +116,55 @@ int port_setup(uint16_t n_cores, uint16_t rx_desc, uint16_t tx_desc,
 
 static void (*tap_kick)(int);
 static int tap_kick_sig;
-static int tap_fds[TAP_MAX_FDS]; /* ascending: queue 0, 1, ... */
+static int tap_fds[TAP_MAX_FDS]; /* every tap descriptor, ascending */
 static unsigned tap_nfds;
+/* The descriptor of each rx queue, when known (tap_map_queues). */
+static int tap_qfd[TAP_MAX_FDS];
+static unsigned tap_nq;
+
+/* Same open file (a dup)? 1, 0, or -1 when the kernel cannot say. */
+static int same_file(int a, int b)
+{
+	pid_t pid = getpid();
+	long r = syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b);
+
+	return r < 0 ? -1 : r == 0;
+}
+
+/* The PMD opens one tap file per queue pair (rx_queue_setup of queue q
+ * first; the tx side is a dup of it) after the keep-alive file it opened
+ * when the device was created; ports are set up in queue order, so
+ * distinct files in ascending descriptor order are: keep-alive, queue 0,
+ * queue 1, ... Leaves tap_nq at 0 when the count does not add up. */
+static void tap_map_queues(unsigned nq)
+{
+	int first[TAP_MAX_FDS];
+	unsigned nf = 0, base;
+
+	for (unsigned i = 0; i < tap_nfds; i++) {
+		unsigned g;
+
+		for (g = 0; g < nf; g++) {
+			int r = same_file(tap_fds[i], first[g]);
+
+			if (r < 0)
+				return;
+			if (r)
+				break;
+		}
+		if (g == nf)
+			first[nf++] = tap_fds[i];
+	}
+	if (nf == nq + 1)
+		base = 1;
+	else if (nf == nq)
+		base = 0;
+	else
+		return;
+	for (unsigned q = 0; q < nq; q++)
+		tap_qfd[q] = first[base + q];
+	tap_nq = nq;
+}
 
 static int int_cmp(const void *a, const void *b)
 {
@@ -170,9 +217,6 @@ bool port_tap_arm(const struct port_info *pi)
 		tap_nfds = 0;
 		return false;
 	}
-	/* Queues are set up in order and each one's descriptor is opened
-	 * then (rx_queue_setup of queue q first), so ascending descriptor
-	 * numbers are queue numbers. */
 	qsort(tap_fds, tap_nfds, sizeof(tap_fds[0]), int_cmp);
 	for (unsigned i = 0; i < tap_nfds; i++) {
 		int fl = fcntl(tap_fds[i], F_GETFL);
@@ -182,10 +226,11 @@ bool port_tap_arm(const struct port_info *pi)
 	}
 	tap_kick = sa.sa_handler;
 	tap_kick_sig = sig;
-	if (tap_nfds != pi->n_queues)
+	tap_map_queues(pi->n_queues);
+	if (tap_nq != pi->n_queues)
 		fprintf(stderr,
-			"mxgate: net_tap: %u queue descriptors for %u "
-			"queues; idle lcores wait on all of them\n",
+			"mxgate: net_tap: %u tap descriptors, %u queues, no "
+			"mapping; idle lcores wait on all of them\n",
 			tap_nfds, pi->n_queues);
 	return true;
 }
@@ -196,27 +241,33 @@ void port_rx_kick(void)
 		tap_kick(tap_kick_sig);
 }
 
-bool port_idle_wait(int queue, uint64_t us)
+void port_idle_wait(int queue, int wake_fd, uint64_t us)
 {
-	struct pollfd pf[TAP_MAX_FDS];
+	struct pollfd pf[TAP_MAX_FDS + 1];
 	struct timespec ts = {.tv_sec = (time_t)(us / 1000000),
 			      .tv_nsec = (long)(us % 1000000) * 1000};
 	unsigned n = 0;
 
-	if (!tap_kick || queue < 0)
-		return false;
-	if ((unsigned)queue < tap_nfds && tap_nfds == port_tap_queues) {
-		pf[0].fd = tap_fds[queue];
-		pf[0].events = POLLIN;
-		n = 1;
-	} else {
-		for (n = 0; n < tap_nfds; n++) {
-			pf[n].fd = tap_fds[n];
-			pf[n].events = POLLIN;
+	if (tap_kick && queue >= 0) {
+		if ((unsigned)queue < tap_nq) {
+			pf[n].fd = tap_qfd[queue];
+			pf[n++].events = POLLIN;
+		} else {
+			for (unsigned i = 0; i < tap_nfds; i++) {
+				pf[n].fd = tap_fds[i];
+				pf[n++].events = POLLIN;
+			}
 		}
 	}
+	if (wake_fd >= 0) {
+		pf[n].fd = wake_fd;
+		pf[n++].events = POLLIN;
+	}
+	if (n == 0) {
+		nanosleep(&ts, NULL);
+		return;
+	}
 	(void)ppoll(pf, n, &ts, NULL);
-	return true;
 }
 
 void port_teardown(const struct port_info *pi)

@@ -44,11 +44,12 @@ bool port_tap_arm(const struct port_info *pi);
 void port_rx_kick(void);
 
 /* Idle sleep of the lcore that polls rx queue `queue` (-1: none): up to
- * us microseconds, ended early by a frame queued for it (level
- * triggered: a frame queued before the call ends it at once). Returns
- * false, having done nothing, unless port_tap_arm armed it: the caller
- * then sleeps its own way. */
-bool port_idle_wait(int queue, uint64_t us);
+ * us microseconds, ended early by a frame queued on that queue (when
+ * port_tap_arm armed net_tap) or by wake_fd (an eventfd other cores write
+ * when they hand this one work; -1: none) becoming readable. Both are
+ * level triggered: what was queued before the call ends it at once. With
+ * neither, a plain nanosleep. */
+void port_idle_wait(int queue, int wake_fd, uint64_t us);
 
 /* Stop and close the port; the PMD returns every mbuf it held. */
 void port_teardown(const struct port_info *pi);
