@@ -34,16 +34,24 @@ volatile int mxg_quit;
 /* Frames for the local stack gathered in one iteration. */
 #define LOCAL_MAX (MXG_BURST * 4)
 
-/* t was handed work (a frame on its steer or TX ring): if it sleeps,
- * end its sleep. The fence pairs with the one in the idle path: either
- * we see it asleep, or it sees the ring non-empty before sleeping. */
-static void lcore_wake(struct lcore_ctx *t)
+/* The cores in mask were handed work (frames on their steer or TX
+ * ring): end the sleep of those asleep. The fence pairs with the one in
+ * idle_sleep: either we see the flag, or the sleeper sees the ring
+ * non-empty before it sleeps. */
+static void lcore_wake(struct lcore_ctx *lc, uint32_t mask)
 {
 	uint64_t one = 1;
 
+	if (!mask)
+		return;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (t->wake_fd >= 0 && __atomic_load_n(&t->sleeping, __ATOMIC_RELAXED))
-		(void)!write(t->wake_fd, &one, sizeof(one));
+	for (uint16_t k = 0; mask; k++, mask >>= 1) {
+		struct lcore_ctx *t = &lc->all[k];
+
+		if ((mask & 1) && t->wake_fd >= 0 &&
+		    __atomic_load_n(&t->sleeping, __ATOMIC_RELAXED))
+			(void)!write(t->wake_fd, &one, sizeof(one));
+	}
 }
 
 static void send_frames(struct lcore_ctx *lc, struct rte_mbuf **pkts,
@@ -66,7 +74,7 @@ static void send_frames(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 		sent = (uint16_t)rte_ring_enqueue_burst(
 			owner->tx_ring, (void **)pkts, n, NULL);
 		if (sent)
-			lcore_wake(owner);
+			lcore_wake(lc, 1u);
 	}
 	lc->stats.tx_pkts += sent;
 	if (sent < n) {
@@ -81,6 +89,7 @@ static uint16_t steer_burst(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 			    uint16_t nlocal)
 {
 	const struct mxg_conf *conf = lc->conf;
+	uint32_t woken = 0; /* cores handed frames: wake once each */
 
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
@@ -105,7 +114,7 @@ static uint16_t steer_burst(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 					lc->stats.steer_ring_full++;
 				} else {
 					lc->stats.replicated++;
-					lcore_wake(&lc->all[k]);
+					woken |= 1u << k;
 				}
 			}
 			owner = STEER_LOCAL;
@@ -121,9 +130,10 @@ static uint16_t steer_burst(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 			lc->stats.steer_ring_full++;
 		} else {
 			lc->stats.steered_out++;
-			lcore_wake(&lc->all[owner]);
+			woken |= 1u << owner;
 		}
 	}
+	lcore_wake(lc, woken);
 	return nlocal;
 }
 
@@ -133,7 +143,8 @@ static void idle_sleep(struct lcore_ctx *lc, uint64_t us)
 {
 	uint64_t v;
 
-	__atomic_store_n(&lc->sleeping, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&lc->sleeping, 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST); /* pairs with lcore_wake */
 	if (rte_ring_count(lc->steer_ring) == 0 &&
 	    (!lc->tx_ring || rte_ring_count(lc->tx_ring) == 0))
 		port_idle_wait(lc->rx_queue, lc->wake_fd, us);

@@ -1065,7 +1065,7 @@ static void reload_fixup(struct mxg_config *n)
  * adopted generation gen; returns how many did and the slowest push
  * latency they measured. */
 static unsigned cores_caught_up(uint64_t seq, uint64_t gen, uint32_t wait_ms,
-				uint64_t *lat_max)
+				uint64_t *lat_max, struct gw_push_state *states)
 {
 	uint64_t deadline = clock_us() + (uint64_t)wait_ms * 1000;
 	unsigned n;
@@ -1076,6 +1076,8 @@ static unsigned cores_caught_up(uint64_t seq, uint64_t gen, uint32_t wait_ms,
 		for (int k = 0; k < g_conf.n_cores; k++) {
 			struct gw_push_state ps;
 
+			if (states)
+				memset(&states[k], 0, sizeof(states[k]));
 			if (!g_cores[k].gw)
 				continue;
 			gw_core_push_state(g_cores[k].gw, &ps);
@@ -1083,6 +1085,9 @@ static unsigned cores_caught_up(uint64_t seq, uint64_t gen, uint32_t wait_ms,
 			    (gen && ps.generation >= gen)) {
 				n++;
 				*lat_max = RTE_MAX(*lat_max, ps.latency_us);
+				/* what this core said when it was counted */
+				if (states)
+					states[k] = ps;
 			}
 		}
 		if (n == g_conf.n_cores || clock_us() >= deadline)
@@ -1134,7 +1139,7 @@ static int do_reload(const char *who, char *msg, size_t len)
 	g_generation++;
 	g_reloads_ok++;
 	g_last_reload_us = clock_us() - t0;
-	n = cores_caught_up(0, g_generation, 1000, &lat);
+	n = cores_caught_up(0, g_generation, 1000, &lat, NULL);
 	snprintf(msg, len,
 		 "{\"generation\":%llu,\"compile_us\":%llu,\"cores\":%u,"
 		 "\"cores_adopted\":%u,\"adopt_us\":%llu}",
@@ -1220,6 +1225,7 @@ static int push_and_wait(struct gw_push *p, char *out, size_t outlen)
 {
 	int64_t seq = gw_push_send(&g_gw, p);
 	uint64_t lat;
+	struct gw_push_state states[MXG_MAX_CORES];
 	unsigned n, nfail = 0;
 	int err = 0;
 
@@ -1228,23 +1234,17 @@ static int push_and_wait(struct gw_push *p, char *out, size_t outlen)
 		return -EBUSY;
 	}
 	g_pushes++;
-	n = cores_caught_up((uint64_t)seq, 0, 1000, &lat);
+	n = cores_caught_up((uint64_t)seq, 0, 1000, &lat, states);
 	/* A core that took the push but could not apply it (its table
-	 * full) says so; the reply names the error. */
-	for (int k = 0; k < g_conf.n_cores; k++) {
-		struct gw_push_state ps;
-
-		if (!g_cores[k].gw)
-			continue;
-		gw_core_push_state(g_cores[k].gw, &ps);
-		/* only among the cores counted in n (their seq load is an
-		 * acquire: fail_seq/fail_err are consistent with it) */
-		if (ps.seq >= (uint64_t)seq && ps.fail_seq == (uint64_t)seq &&
-		    nfail < n) {
+	 * full) says so; the reply names the error. Counted among the
+	 * cores counted in n, from the state each had then (its seq load
+	 * is an acquire: fail_seq/fail_err are consistent with it). */
+	for (int k = 0; k < g_conf.n_cores; k++)
+		if (states[k].seq >= (uint64_t)seq &&
+		    states[k].fail_seq == (uint64_t)seq) {
 			nfail++;
-			err = ps.fail_err;
+			err = states[k].fail_err;
 		}
-	}
 	snprintf(out, outlen,
 		 "{\"seq\":%lld,\"cores\":%u,\"cores_applied\":%u,"
 		 "\"cores_failed\":%u,\"latency_us\":%llu%s%s%s}",
@@ -1904,6 +1904,8 @@ static int setup_cores(void)
 	unsigned int lcore_id;
 	int k = 0;
 
+	for (int i = 0; i < MXG_MAX_CORES; i++)
+		g_cores[i].wake_fd = -1;
 	g_steer.n_cores = c->n_cores;
 	g_steer.seed = (uint32_t)rte_rand();
 	g_steer.eph_base = 32768;
@@ -1927,10 +1929,16 @@ static int setup_cores(void)
 		lc->conf = c;
 		/* Other cores hand this one frames (steering, TX): they
 		 * wake it from its idle sleep through this (lcore.c). */
-		lc->wake_fd = c->n_cores > 1
-				      ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
-				      : -1;
+		lc->wake_fd = -1;
 		lc->sleeping = 0;
+		if (c->n_cores > 1) {
+			lc->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			if (lc->wake_fd < 0)
+				fprintf(stderr, "mxgate: core %d: eventfd: %s "
+						"(steered frames wait for its "
+						"idle sleep to end)\n",
+					k, strerror(errno));
+		}
 
 		sc.core_index = (uint16_t)k;
 		sc.n_cores = c->n_cores;

@@ -18,9 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <linux/kcmp.h>
 
 #include <rte_ethdev.h>
@@ -131,15 +134,17 @@ static int same_file(int a, int b)
 	return r < 0 ? -1 : r == 0;
 }
 
-/* The PMD opens one tap file per queue pair (rx_queue_setup of queue q
- * first; the tx side is a dup of it) after the keep-alive file it opened
- * when the device was created; ports are set up in queue order, so
- * distinct files in ascending descriptor order are: keep-alive, queue 0,
- * queue 1, ... Leaves tap_nq at 0 when the count does not add up. */
+/* The PMD opens a keep-alive file when the device is created (a
+ * detached queue: TUNGETIFF says IFF_DETACH_QUEUE) and then one tap file
+ * per queue pair (at rx_queue_setup of queue q; the tx side is a dup of
+ * it), queues in order 0, 1, ... So the distinct attached files in
+ * ascending descriptor order are queue 0, 1, ... Leaves tap_nq at 0 (every
+ * lcore then waits on all descriptors) when kcmp or TUNGETIFF cannot say
+ * or the count does not add up. */
 static void tap_map_queues(unsigned nq)
 {
 	int first[TAP_MAX_FDS];
-	unsigned nf = 0, base;
+	unsigned nf = 0, nq_found = 0;
 
 	for (unsigned i = 0; i < tap_nfds; i++) {
 		unsigned g;
@@ -155,15 +160,20 @@ static void tap_map_queues(unsigned nq)
 		if (g == nf)
 			first[nf++] = tap_fds[i];
 	}
-	if (nf == nq + 1)
-		base = 1;
-	else if (nf == nq)
-		base = 0;
-	else
-		return;
-	for (unsigned q = 0; q < nq; q++)
-		tap_qfd[q] = first[base + q];
-	tap_nq = nq;
+	for (unsigned g = 0; g < nf; g++) {
+		struct ifreq ifr;
+
+		memset(&ifr, 0, sizeof(ifr));
+		if (ioctl(first[g], TUNGETIFF, &ifr) < 0)
+			return;
+		if (ifr.ifr_flags & IFF_DETACH_QUEUE)
+			continue; /* the keep-alive */
+		if (nq_found == nq)
+			return; /* more queue files than queues */
+		tap_qfd[nq_found++] = first[g];
+	}
+	if (nq_found == nq)
+		tap_nq = nq;
 }
 
 static int int_cmp(const void *a, const void *b)
@@ -230,7 +240,8 @@ bool port_tap_arm(const struct port_info *pi)
 	if (tap_nq != pi->n_queues)
 		fprintf(stderr,
 			"mxgate: net_tap: %u tap descriptors, %u queues, no "
-			"mapping; idle lcores wait on all of them\n",
+			"mapping (kcmp/TUNGETIFF refused or count off); idle "
+			"lcores wait on all of them\n",
 			tap_nfds, pi->n_queues);
 	return true;
 }
