@@ -243,6 +243,10 @@ bool port_tap_arm(const struct port_info *pi)
 			"mapping (kcmp/TUNGETIFF refused or count off); idle "
 			"lcores wait on all of them\n",
 			tap_nfds, pi->n_queues);
+	else
+		printf("mxgate: net_tap: receive without per-frame signals; "
+		       "idle cores wait on their queue (%u queue%s)\n",
+		       tap_nq, tap_nq == 1 ? "" : "s");
 	return true;
 }
 
