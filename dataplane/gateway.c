@@ -1489,6 +1489,21 @@ static bool rcpt_policy(struct gw_sess *s, const struct smtp_rcpt *r)
 
 /* ------------------------------------------------------------ session pump */
 
+/* s lets go of its backend connection (s->be set): QUIT it, or close it
+ * if QUIT cannot be queued; a dead or closing one is left to its end. */
+static void sess_drop_backend(struct gw_sess *s)
+{
+	struct gw_be *b = s->be;
+
+	s->be = NULL;
+	b->owner = NULL;
+	if (!b->dead && !b->closing) {
+		if (relay_client_quit(b->rc) < 0)
+			be_close(b, false);
+		be_dirty(b);
+	}
+}
+
 /* Get a backend for s in pool: idle cached, else new. NULL: none. */
 static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool)
 {
@@ -1610,16 +1625,8 @@ static void on_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 	    (s->be->pool != pool || s->be->ps != s->ps)) {
 		/* a sticky (PROXY) backend of an earlier transaction belongs
 		 * to another pool: never send this one there */
-		struct gw_be *b = s->be;
-
-		s->be = NULL;
+		sess_drop_backend(s);
 		s->be_sticky = false;
-		b->owner = NULL;
-		if (!b->dead && !b->closing) {
-			if (relay_client_quit(b->rc) < 0)
-				be_close(b, false);
-			be_dirty(b);
-		}
 	}
 	if (!s->be) {
 		s->be = sess_get_backend(s, pool);
@@ -1961,17 +1968,8 @@ static void sess_release(struct gw_sess *s)
 		s->md_job = -1;
 	}
 	sess_txn_abort(s);
-	if (s->be) {
-		struct gw_be *b = s->be;
-
-		s->be = NULL;
-		b->owner = NULL;
-		if (!b->dead && !b->closing) {
-			if (relay_client_quit(b->rc) < 0)
-				be_close(b, false);
-			be_dirty(b);
-		}
-	}
+	if (s->be)
+		sess_drop_backend(s);
 	segs_free(&s->in);
 	if (s->cnt_lst)
 		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
