@@ -66,7 +66,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxgtest  # noqa: E402
 import peers  # noqa: E402
 from mxgtest import GATEWAY_IP, KERNEL_IP, log  # noqa: E402
-from test_gateway import check_shutdown, gw_log, smtp_pool  # noqa: E402
+from test_gateway import gw_log, smtp_pool  # noqa: E402
 
 BACKEND_PORT = 2525
 TAP = "mxgt0"
@@ -489,7 +489,7 @@ def scenario_acl(a, tmp, res):
         res.check(t.get("gw_conn_denied_acl") == denied,
                   "gw_conn_denied_acl %s == %d refused connections" %
                   (t.get("gw_conn_denied_acl"), denied))
-        check_shutdown(res, gw)
+        gw.shutdown(res)
         gw.kill()
         gw = None
 
@@ -525,7 +525,7 @@ def scenario_acl(a, tmp, res):
                    sorted(sent - set(ids))[:5]))
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         sink.stop()
 
@@ -775,7 +775,7 @@ def scenario_relay(a, tmp, res):
                   (t.get("gw_mail_denied_auth"), n_auth))
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         sink.stop()
 
@@ -962,7 +962,7 @@ def scenario_openrelay(a, tmp, res):
                   (t.get("gw_rcpt_denied_relay"), n554))
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         sink.stop()
 
@@ -1288,7 +1288,7 @@ def scenario_limits(a, tmp, res):
                                               wrong[:3]])
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         sink.stop()
 
@@ -1451,7 +1451,7 @@ def scenario_flood(a, tmp, res):
             proc.kill()
             proc.wait(10)
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         sink.stop()
 

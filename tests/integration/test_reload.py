@@ -10,9 +10,11 @@ usage: test_reload.py MXGATE MXGATECTL SCENARIO [--cores N]
              next-hop pool settings) during a 20,000-message smtp-source
              run: no session fails, every message reaches the sink, every
              retired snapshot is freed, RSS after within 5% of before.
-  invalid    syntax error, unknown key, bad CIDR, port clash, a stack
-             change: each refused with file and line (mxgatectl and
-             SIGHUP), the old policy keeps serving.
+  invalid    syntax error, unknown key, bad CIDR, port clash: each
+             refused with file and line (mxgatectl and SIGHUP); a change
+             of the stack, maildir, log.file, policy.rate_table_size and
+             policy.block_table_size: each refused as needing a restart,
+             with its reason; the old policy keeps serving.
   push       block/allow/unblock with expiry, domain-add/del, limit,
              backend-down/up, a listener change by reload, drain; push
              latency reported by every core <= 10 ms; mxgatectl against
@@ -315,7 +317,8 @@ def scenario_reload200(a, tmp, res, n_msgs=20000, n_reloads=200,
                   "resident memory after the run within 5%% of before "
                   "(%d -> %d KiB)" % (rss0, rss1))
     finally:
-        gw.stop()
+        gw.shutdown(res)
+        gw.kill()
         sink.stop()
 
 
@@ -328,6 +331,27 @@ BAD = [
     ("unknown key", None, r":\d+: key 'policy.frobnicate'"),
     ("bad CIDR", None, r":\d+: key 'policy.deny\[0\]'"),
     ("port clash", None, r":\d+: key 'listeners\[1\]\.port'"),
+]
+
+
+def _set(section, key, value):
+    def change(top, tmp):
+        v = value(tmp) if callable(value) else value
+        top.setdefault(section, {})[key] = v
+    return change
+
+
+# Valid files that differ from the running one in what a reload cannot
+# change (snapshot.c mxg_snapshot_reloadable, gateway.c gw_publish): the
+# reason named in the refusal.
+RESTART = [
+    ("the stack section", _set("stack", "syn_backlog", 512)),
+    ("the maildir section",
+     _set("maildir", "path", lambda tmp: os.path.join(tmp, "Elsewhere"))),
+    ("log.file",
+     _set("log", "file", lambda tmp: os.path.join(tmp, "other.log"))),
+    ("policy.rate_table_size", _set("policy", "rate_table_size", 4096)),
+    ("policy.block_table_size", _set("policy", "block_table_size", 1024)),
 ]
 
 
@@ -380,13 +404,23 @@ def scenario_invalid(a, tmp, res):
             g = greet(KERNEL_IP)
             res.check(g.startswith("220 ") and "variant a" in g,
                       "old policy keeps serving: %s" % g)
-        # a change that needs a restart is refused the same way
-        top = base_config(tmp, "b")
-        top["maildir"]["path"] = os.path.join(tmp, "Elsewhere")
-        install(conf, top)
-        rc, out = ctl(a, "reload")
-        res.check(rc != 0 and "needs a restart" in out,
-                  "a stack change is refused: %s" % out.strip()[-160:])
+        # a change that needs a restart is refused the same way, each with
+        # its own reason, and changes nothing
+        for what, change in RESTART:
+            top = base_config(tmp, "b")
+            change(top, tmp)
+            install(conf, top)
+            rc, out = ctl(a, "reload")
+            res.check(rc != 0 and "%s changed; that needs a restart" % what
+                      in out and conf in out,
+                      "a change of %s is refused as needing a restart: %s" %
+                      (what, out.strip()[-160:]))
+            res.check(policy(gw).get("generation") == g0,
+                      "generation still %s after the %s change" % (g0, what))
+            g = greet(KERNEL_IP)
+            res.check(g.startswith("220 ") and "variant a" in g,
+                      "old policy keeps serving after the refused %s "
+                      "change: %s" % (what, g))
         # a good file after all that applies; a client connected and
         # idle (EHLO done, no transaction) across it does not pin the
         # old snapshot, and its next message runs under the new one
@@ -448,14 +482,15 @@ def scenario_invalid(a, tmp, res):
                   "(%s, then %s), a renamed one starts afresh (%s)" %
                   (first, after_same, after_new))
         p = policy(gw)
-        res.check(p.get("reloads_failed") == 2 * len(BAD) + 1,
+        res.check(p.get("reloads_failed") == 2 * len(BAD) + len(RESTART),
                   "reloads_failed %s == %d" % (p.get("reloads_failed"),
-                                                2 * len(BAD) + 1))
+                                                2 * len(BAD) + len(RESTART)))
         log_text = open(os.path.join(tmp, "mxgate.log")).read()
         res.check("event=reload by=SIGHUP result=failed" in log_text,
                   "failed SIGHUP reloads are logged with their error")
     finally:
-        gw.stop()
+        gw.shutdown(res)
+        gw.kill()
         sink.stop()
 
 
@@ -632,8 +667,11 @@ def scenario_push(a, tmp, res):
                   "mxgatectl against the stopped gateway: exit %d, %s" %
                   (rc, out.strip()[:120]))
     finally:
-        if gw.proc.poll() is None:
-            gw.stop()
+        # exited by itself after the drain (checked above), or stopped
+        # here on an earlier failure: status 0 and every mbuf back either
+        # way
+        gw.shutdown(res)
+        gw.kill()
         sink.stop()
 
 
