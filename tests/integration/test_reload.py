@@ -523,6 +523,9 @@ def rcpt_code(src, to, port=25):
         s.close()
 
 
+LOAD_MSGS = 4000
+
+
 def scenario_push(a, tmp, res):
     sink = peers.SmtpSink(KERNEL_IP, SINK_PORT)
     top = base_config(tmp, "a")
@@ -534,14 +537,19 @@ def scenario_push(a, tmp, res):
         mxgtest.sh("ip", "addr", "add", ip + "/24", "dev", gw.tap)
     try:
         time.sleep(0.5)
-        # background load from 198.18.0.1 while pushing
-        load = threading.Thread(target=smtp_source, args=(4000, 10))
+        # background load from 198.18.0.1 while pushing: its result is
+        # checked once the pushes are done
+        load_res = []
+        load = threading.Thread(target=lambda: load_res.append(
+            smtp_source(LOAD_MSGS, 10)))
         load.start()
         time.sleep(0.5)
 
         lat = []
         rc, r = ctl_json(a, "block", "198.18.0.64/26", "--expire", "3")
         t_push = time.time()
+        res.check(load.is_alive(), "the background load was running when "
+                  "the first push was applied")
         lat.append(r.get("latency_us", 10 ** 9))
         res.check(rc == 0 and r.get("cores_applied") == a.cores,
                   "block pushed to all %d cores (%s)" % (a.cores, r))
@@ -614,7 +622,14 @@ def scenario_push(a, tmp, res):
         res.check(c_down.startswith("451") and c_up.startswith("250"),
                   "backend-down: RCPT %s; backend-up: RCPT %s" %
                   (c_down[:9], c_up[:9]))
-        load.join()
+        load.join(330)
+        lr = load_res[0] if load_res else (None, "never finished", 0)
+        log("  background load: exit %s in %.1f s, sink counted %d: %s" %
+            (lr[0], lr[2], sink.received(), lr[1]))
+        res.check(lr[0] == 0 and sink.received() >= LOAD_MSGS,
+                  "the background load of %d messages during the pushes "
+                  "succeeded (smtp-source exit %s, the sink counted %d)" %
+                  (LOAD_MSGS, lr[0], sink.received()))
 
         log("  push latencies (us, slowest core): %s" % lat)
         res.check(max(lat) <= 10000, "every push reached every core within "
