@@ -1267,9 +1267,16 @@ def scenario_runcheck(a, tmp, res):
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
         "run.sh")
     t0 = time.time()
+    # run.sh runs the binary of the build under test (MXGATE_BIN), not the
+    # plain ./build one it would otherwise build: in the sanitizer build
+    # this test then runs the sanitised gateway.
+    env = dict(os.environ, MXGATE_BIN=a.mxgate)
+    stats = "/run/mxgate-stats.json"
+    with contextlib.suppress(OSError):
+        os.unlink(stats)
     try:
         r = subprocess.run([script, "--check"], capture_output=True,
-                           text=True, timeout=280,
+                           text=True, timeout=280, env=env,
                            stdin=subprocess.DEVNULL)
         rc, out = r.returncode, r.stdout + r.stderr
     except subprocess.TimeoutExpired as e:
@@ -1277,6 +1284,11 @@ def scenario_runcheck(a, tmp, res):
     log(out[-3000:])
     res.check(rc == 0, "scripts/run.sh --check exit %s in %.0f s" %
               (rc, time.time() - t0))
+    res.check("run.sh: binary %s\n" % a.mxgate in out,
+              "run.sh ran the binary under test %s" % a.mxgate)
+    m = re.search(r"mxgate stopped, exit status (\d+)", out)
+    mxgtest.check_exit(res, int(m.group(1)) if m else None,
+                       mxgtest.read_stats(stats), "run.sh's mxgate")
     res.check("Maildir" in out, "run.sh names the Maildir it delivers to")
     res.check(re.search(r"\b250\b", out) is not None,
               "run.sh shows an SMTP 250 for the message it sent")
