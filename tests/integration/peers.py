@@ -922,3 +922,29 @@ def with_headers(msgid, mail_from, rcpts, body, subject="mxgate body"):
            "Date: Thu, 01 Jan 2026 00:00:00 +0000\n\n" %
            (mail_from, ", ".join("<%s>" % a for a in rcpts), subject, msgid))
     return hdr.encode() + body
+
+
+def bdat_transaction(c, mail_from, rcpts, msg, chunk):
+    """One transaction on SmtpClient c with the body sent by BDAT
+    (RFC 3030) in chunks of `chunk` octets (the last one LAST): no
+    dot-stuffing, CRLF line ends. Returns the transaction dict of
+    SmtpClient.transaction (the last BDAT reply as 'dot')."""
+    wire = stored_form(msg).replace(b"\n", b"\r\n")
+    r = {"mail": c.cmd("MAIL FROM:<%s>" % mail_from), "rcpts": [],
+         "data": None, "dot": None}
+    for a in rcpts:
+        r["rcpts"].append(c.cmd("RCPT TO:<%s>" % a))
+    if r["mail"][0] == 250 and any(x[0] == 250 for x in r["rcpts"]):
+        off = 0
+        while True:
+            part = wire[off:off + chunk]
+            off += len(part)
+            last = off >= len(wire)
+            c.send(b"BDAT %d%s\r\n" % (len(part), b" LAST" if last else b"")
+                   + part)
+            rep = c.reply()
+            if last or rep[0] != 250:
+                r["dot"] = rep
+                break
+    r["outcome"] = outcome(r)
+    return r

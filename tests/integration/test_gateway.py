@@ -367,9 +367,21 @@ def run_special(res, sent, port=25, tag="special",
                 sent.add("<%s>" % mid, rcpts, msg)
             else:
                 bad.append((name, r["outcome"], r["dot"] or r["data"]))
+            # the same body by BDAT, in chunks that end inside a line and
+            # across the sizes above (CHUNKING is advertised)
+            bmid = "bdat-" + mid
+            bmsg = msg.replace(mid.encode(), bmid.encode())
+            r = peers.bdat_transaction(c, "body@client.mxgt.test", rcpts,
+                                       bmsg, 997 if len(bmsg) < 8192
+                                       else 4093)
+            if r["outcome"] == 250:
+                sent.add("<%s>" % bmid, rcpts, bmsg)
+            else:
+                bad.append(("bdat " + name, r["outcome"], r["dot"]))
         c.quit()
-        res.check(not bad, "%d special bodies accepted (refused: %s)" %
-                  (len(peers.special_bodies()), bad[:3]))
+        res.check(not bad, "%d special bodies accepted, by DATA and by "
+                  "BDAT (refused: %s)" % (len(peers.special_bodies()),
+                                          bad[:3]))
     except (peers.SmtpError, OSError) as e:
         res.check(False, "special-body client: %r" % e)
 
