@@ -65,6 +65,7 @@ static bool g_gateway = true;
 static const char *g_config_path;
 static const char *g_maildir_override;
 static const char *g_log_path;
+static bool g_log_override; /* --log-file given: reloads keep it */
 static uint32_t g_max_sessions = 1024;
 static const char *g_admin_path = "/run/mxgate/admin.sock";
 static const char *g_metrics_spec;
@@ -516,6 +517,7 @@ static int parse_args(int argc, char **argv)
 			break;
 		case OPT_LOGF:
 			g_log_path = optarg;
+			g_log_override = true;
 			break;
 		case OPT_ADMIN:
 			g_admin_path = optarg;
@@ -1056,7 +1058,7 @@ static void reload_fixup(struct mxg_config *n)
 		n->stack.syn_backlog = o->stack.syn_backlog;
 	if (g_maildir_override)
 		KEEP_STR(maildir.path);
-	if (g_log_path)
+	if (g_log_override)
 		KEEP_STR(log.file);
 #undef KEEP_STR
 }

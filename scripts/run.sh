@@ -5,7 +5,10 @@
 # gateway 198.18.0.2, SMTP on 25 and 587), delivering to a local Maildir
 # (MXGATE_MAILDIR, default /var/lib/mxgate/Maildir) whose path it prints;
 # sends one message with swaks and shows it arrived; stays in the
-# foreground until Ctrl-C.   --check: do the demonstration, stop, exit.
+# foreground until Ctrl-C.   --check: do the demonstration, stop, exit
+# (non-zero also when mxgate's own exit status is).
+# MXGATE_BIN: run that mxgate binary (a test's build, e.g. the sanitizer
+# one) instead of building and running ./build's.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -17,8 +20,13 @@ if [ "$(id -u)" != 0 ]; then
 	exit 2
 fi
 ./scripts/install-deps.sh
-[ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
-ninja -C build >/dev/null
+if [ -n "${MXGATE_BIN:-}" ]; then
+	BIN=$MXGATE_BIN
+else
+	[ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
+	ninja -C build >/dev/null
+	BIN="$ROOT/build/dataplane/mxgate"
+fi
 
 NS=mxgate
 TAP=mxg0
@@ -31,18 +39,24 @@ ip -n $NS link set lo up
 
 PID=""
 cleanup() {
+	rc=$?
 	trap - INT TERM EXIT
+	st=0
 	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
 		kill -TERM "$PID"
-		wait "$PID" || true
+		wait "$PID" || st=$?
+		echo "run.sh: mxgate stopped, exit status $st"
 	fi
 	ip netns del $NS 2>/dev/null || true
+	if [ $CHECK = 1 ] && [ $st != 0 ] && [ $rc = 0 ]; then rc=1; fi
+	exit $rc
 }
 trap cleanup INT TERM EXIT
 
 # The embedded default: tap port, 198.18.0.2/24, listeners 25 (mx) and 587
 # (submission), next hop the local Maildir.
-ip netns exec $NS "$ROOT/build/dataplane/mxgate" \
+echo "run.sh: binary $BIN"
+ip netns exec $NS "$BIN" \
 	--maildir "$MAILDIR" --stats-file $STATS --log-file $LOG "$@" &
 PID=$!
 

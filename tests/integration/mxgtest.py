@@ -138,8 +138,10 @@ class Mxgate:
         raise AssertionError("timed out waiting for %s; last totals: %s" %
                              (what, json.dumps(s["total"]) if s else None))
 
-    def stop(self, timeout=30):
-        """SIGTERM, wait, and return (exit status, final stats)."""
+    def _stop(self, timeout=30):
+        """SIGTERM (unless it already exited), wait, and return (exit
+        status, final stats). Private: tests stop mxgate with shutdown(),
+        which also checks how it ended."""
         if self.proc is None:
             return None, None
         if self.proc.poll() is None:
@@ -150,12 +152,25 @@ class Mxgate:
                 self.proc.kill()
                 self.proc.wait()
                 raise AssertionError("mxgate did not stop on SIGTERM")
-        self._out.close()
-        st = None
-        with contextlib.suppress(Exception):
-            with open(self.stats_file) as f:
-                st = json.load(f)
-        return self.proc.returncode, st
+        if not self._out.closed:
+            self._out.close()
+        return self.proc.returncode, read_stats(self.stats_file)
+
+    def shutdown(self, res, timeout=30):
+        """The one way a test stops mxgate: SIGTERM (or nothing, if it
+        already exited by itself: --exit-after-connect, drain), then
+        check_exit(): exit status 0 and every mbuf returned. Under ASan a
+        leak report or a crash at teardown is a non-zero status, so every
+        test fails on it. Returns the final stats (None if absent)."""
+        try:
+            rc, st = self._stop(timeout)
+        except AssertionError as e:
+            res.check(False, str(e))
+            return None
+        if rc is not None and rc != 0:
+            log(self.output()[-3000:])
+        check_exit(res, rc, st, "mxgate")
+        return st
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -164,6 +179,24 @@ class Mxgate:
         for p in (self.stats_file, self.stats_file + ".tmp"):
             with contextlib.suppress(OSError):
                 os.unlink(p)
+
+
+def check_exit(res, rc, st, what="mxgate"):
+    """The shared shutdown check: exit status 0 and, from the final stats
+    (--stats-file), every mbuf back in the pool."""
+    res.check(rc == 0, "%s exit status %s at shutdown (0: clean; a "
+              "sanitizer report or a crash at teardown is not)" % (what, rc))
+    res.check(st is not None and st.get("shutdown", {}).get(
+        "all_mbufs_returned") is True, "%s shutdown returned every mbuf "
+              "(%s)" % (what, (st or {}).get("shutdown")))
+
+
+def read_stats(path):
+    """A final stats file, or None."""
+    with contextlib.suppress(Exception):
+        with open(path) as f:
+            return json.load(f)
+    return None
 
 
 def connect(ip, port, timeout=10.0, retries=50):

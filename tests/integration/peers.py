@@ -808,3 +808,143 @@ def message(msgid, mail_from, rcpts, size=512, subject="mxgate test",
         n += len(ln) + 1
         i += 1
     return (hdr + "\n".join(lines) + "\n").encode()
+
+
+# ----------------------------------------------------- body integrity
+
+# What a test sent and what a receiver stored are compared byte for byte
+# (issue 20): a receiver (smtp-sink capture, mxgate's Maildir, Postfix's
+# Maildir) undoes dot-stuffing, stores LF line ends and puts its own
+# header lines (Received, Return-Path, X-Client-Addr, ...) in front. So
+# the stored file must end with the sent header block verbatim and its
+# body must equal the sent body, plus the receiver's fixed trailer
+# (smtp-sink writes one "\n" more once it has seen the final dot: a file
+# it did not finish lacks it).
+
+SINK_TRAILER = b"\n"
+
+
+def stored_form(msg):
+    """The message as a receiver stores it: LF line ends, ending in one."""
+    if isinstance(msg, str):
+        msg = msg.encode()
+    out = msg.replace(b"\r\n", b"\n")
+    if not out.endswith(b"\n"):
+        out += b"\n"
+    return out
+
+
+def split_message(data):
+    """(header block with its final LF, body) of an LF message; None for
+    the body when there is no empty line."""
+    i = data.find(b"\n\n")
+    if i < 0:
+        return data, None
+    return data[:i + 1], data[i + 2:]
+
+
+def body_mismatch(stored, sent, trailer=b"", headers=True):
+    """None when the stored file carries the sent message byte for byte
+    (see above); else a short reason naming the first differing octet."""
+    s_head, s_body = split_message(stored_form(sent))
+    d_head, d_body = split_message(stored)
+    if d_body is None:
+        return "no end of header (%d octets stored)" % len(stored)
+    if headers and not d_head.endswith(s_head):
+        return "header block differs"
+    want = (s_body or b"") + trailer
+    if d_body == want:
+        return None
+    n = min(len(d_body), len(want))
+    i = next((k for k in range(n) if d_body[k] != want[k]), n)
+    return "body differs at octet %d (stored %d octets, sent %d): %r vs %r" \
+        % (i, len(d_body), len(want), d_body[i:i + 12], want[i:i + 12])
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _filler(seed, i, width):
+    c = "abcdefghijklmnopqrstuvwxyz"[(seed + i) % 26]
+    return (("%s%06d " % (c, i)) + c * width)[:width]
+
+
+def sized_body(wire_size, seed=0):
+    """A body of exactly wire_size octets on the wire between the 354 and
+    the final ".\\r\\n" (after dot-stuffing, CRLF line ends): lines of 76
+    octets, every seventh led by a dot (stuffed on the wire), the last
+    one padded to the size."""
+    assert wire_size >= 2
+    out = bytearray()
+    n = 0
+    i = 0
+    while wire_size - n > 2 + 80:
+        ln = _filler(seed, i, 76).encode()
+        if i % 7 == 3:
+            ln = b"." + ln[1:]
+        out += ln + b"\n"
+        n += len(ln) + 2 + (1 if ln.startswith(b".") else 0)
+        i += 1
+    out += b"z" * (wire_size - n - 2) + b"\n"
+    assert len(dot_stuff(bytes(out))) == wire_size
+    return bytes(out)
+
+
+def special_bodies():
+    """(tag, body) pairs that catch a relay that mangles what it passes
+    on: dot-led lines (a lone ".", "..", "...", ". " and dots inside),
+    998-octet lines (RFC 5321's limit without CRLF; the one led by a dot
+    is 997 octets: a dot-led 998-octet line is refused today by an
+    off-by-one of issue 18), every 8-bit octet 0x80-0xff and UTF-8 text,
+    and sizes on both sides of the boundaries of a TCP segment (MSS 1460),
+    an mbuf (2048), and 4 KiB, 8 KiB, 16 KiB, 64 KiB and 256 KiB chunks."""
+    out = [
+        ("dots", b".\n..\n...\n. space\n.x\nmid.dle.\n..\n.\n"),
+        ("line998", b"a" * 998 + b"\n" + b"." + b"b" * 996 + b"\n" +
+         b"c" * 998 + b"\n"),
+        ("8bit", bytes(range(0x80, 0x100)) + b"\n" +
+         "caf\u00e9 \u00fcber \u65e5\u672c \U0001f600\n".encode() +
+         bytes(range(0xff, 0x7f, -1)) + b"\n"),
+    ]
+    for size in (1459, 1460, 1461, 2047, 2048, 2049, 4095, 4096, 4097,
+                 8191, 8192, 8193, 16383, 16384, 16385, 65535, 65536,
+                 65537, 262147):
+        out.append(("size%d" % size, sized_body(size, seed=size)))
+    return out
+
+
+def with_headers(msgid, mail_from, rcpts, body, subject="mxgate body"):
+    """A message (LF line ends) with a unique Message-ID and the given
+    body octets."""
+    hdr = ("From: <%s>\nTo: %s\nSubject: %s\nMessage-ID: <%s>\n"
+           "Date: Thu, 01 Jan 2026 00:00:00 +0000\n\n" %
+           (mail_from, ", ".join("<%s>" % a for a in rcpts), subject, msgid))
+    return hdr.encode() + body
+
+
+def bdat_transaction(c, mail_from, rcpts, msg, chunk):
+    """One transaction on SmtpClient c with the body sent by BDAT
+    (RFC 3030) in chunks of `chunk` octets (the last one LAST): no
+    dot-stuffing, CRLF line ends. Returns the transaction dict of
+    SmtpClient.transaction (the last BDAT reply as 'dot')."""
+    wire = stored_form(msg).replace(b"\n", b"\r\n")
+    r = {"mail": c.cmd("MAIL FROM:<%s>" % mail_from), "rcpts": [],
+         "data": None, "dot": None}
+    for a in rcpts:
+        r["rcpts"].append(c.cmd("RCPT TO:<%s>" % a))
+    if r["mail"][0] == 250 and any(x[0] == 250 for x in r["rcpts"]):
+        off = 0
+        while True:
+            part = wire[off:off + chunk]
+            off += len(part)
+            last = off >= len(wire)
+            c.send(b"BDAT %d%s\r\n" % (len(part), b" LAST" if last else b"")
+                   + part)
+            rep = c.reply()
+            if last or rep[0] != 250:
+                r["dot"] = rep
+                break
+    r["outcome"] = outcome(r)
+    return r

@@ -20,7 +20,8 @@ Scenarios:
   safety    2,000 messages from 8 sessions, each with a unique Message-ID,
             while smtp-sink (the backend) is SIGKILLed in the middle and
             restarted 3 s later: every message a client got 250 for is at
-            the backend (by Message-ID), every other one got a 4xx (no 5xx,
+            the backend complete and byte-exact (a truncated capture does
+            not count), every other one got a 4xx (no 5xx,
             no hang, no silent close); the gateway recovers by itself
   reject    Postfix rejects one recipient (check_recipient_access): the
             client sees the backend's 550 and enhanced code verbatim, the
@@ -37,6 +38,7 @@ Scenarios:
 """
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -175,26 +177,41 @@ def log_events(text, event):
 
 
 class Sent:
-    """What the clients sent: Message-ID -> recipients (expected set)."""
+    """What the clients sent: Message-ID -> recipients (expected set), and
+    Message-ID -> the message octets as handed to the client (before
+    dot-stuffing), for the byte-for-byte comparison at the receiver."""
 
     def __init__(self):
         self.ids = {}
+        self.msgs = {}
         self.lock = threading.Lock()
 
-    def add(self, mid, rcpts):
+    def add(self, mid, rcpts, msg):
         with self.lock:
             self.ids[mid] = list(rcpts)
+            self.msgs[mid] = msg
 
 
 def run_swaks(res, sent, port, n, to="u1@example.net"):
     mid = "swaks-%d-%d@mxgt.test" % (port, n)
+    # swaks sends --data as given (LF made CRLF, dots stuffed) and ends it
+    # with one more CRLF before the final dot: that line is part of what
+    # the receiver must store.
+    data = peers.with_headers(mid, "sender@client.mxgt.test", [to],
+                              b"hello from swaks through mxgate\n"
+                              b".leading dot\n..two dots\n\xc3\xa9t\xc3"
+                              b"\xa9 8-bit\n", subject="swaks via %d" % port)
+    path = os.path.join(tempfile.gettempdir(), "mxgt-swaks-%d-%d.eml" %
+                        (os.getpid(), port))
+    with open(path, "wb") as f:
+        f.write(data)
     cmd = ["swaks", "--server", GATEWAY_IP, "--port", str(port),
            "--from", "sender@client.mxgt.test", "--to", to,
            "--helo", "swaks.mxgt.test", "--timeout", "60",
-           "--header", "Message-Id: <%s>" % mid,
-           "--header", "Subject: swaks via %d" % port,
-           "--body", "hello from swaks through mxgate\n.leading dot\n"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+           "--data", "@" + path]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                       errors="replace")
+    os.unlink(path)
     # swaks exits 0 only when every step succeeded; the last 250 is the
     # reply to the final dot.
     ok = r.returncode == 0 and re.search(r"^<-\s+250 ", r.stdout,
@@ -203,7 +220,7 @@ def run_swaks(res, sent, port, n, to="u1@example.net"):
     if not ok:
         log(r.stdout[-1500:], r.stderr[-500:])
     else:
-        sent.add("<%s>" % mid, [to])
+        sent.add("<%s>" % mid, [to], data + b"\n")
     return mid
 
 
@@ -225,7 +242,7 @@ def run_smtplib(res, sent, n=2):
             refused = s.sendmail("sender@client.mxgt.test", rcpts, msg)
             res.check(not refused, "smtplib message %d to 3 recipients "
                       "accepted (refused: %s)" % (i, refused))
-            sent.add("<%s>" % mid, rcpts)
+            sent.add("<%s>" % mid, rcpts, msg)
         s.quit()
     except (smtplib.SMTPException, OSError) as e:
         res.check(False, "smtplib: %r" % e)
@@ -243,14 +260,13 @@ def run_pipelined(res, sent, n=5, port=25):
         good = 0
         for i in range(n):
             mid = "pipe-%d-%d@mxgt.test" % (port, i)
-            r = c.transaction("pipe@client.mxgt.test", rcpts,
-                              peers.message(mid, "pipe@client.mxgt.test",
-                                            rcpts, size=1500 * (i + 1),
-                                            seed=i),
+            msg = peers.message(mid, "pipe@client.mxgt.test", rcpts,
+                                size=1500 * (i + 1), seed=i)
+            r = c.transaction("pipe@client.mxgt.test", rcpts, msg,
                               pipelining=True)
             if r["outcome"] == 250 and all(x[0] == 250 for x in r["rcpts"]):
                 good += 1
-                sent.add("<%s>" % mid, rcpts)
+                sent.add("<%s>" % mid, rcpts, msg)
             else:
                 log("  pipelined transaction %d: %s" % (i, r))
         c.quit()
@@ -321,9 +337,123 @@ def run_halfclose(res, sent, port=25):
         res.check(ok, "half-closed client still gets 250 for its message "
                   "and 221: %s" % got)
         if ok:
-            sent.add("<%s>" % mid, rcpts)
+            sent.add("<%s>" % mid, rcpts, body)
     except OSError as e:
         res.check(False, "half-closing client: %r" % e)
+
+
+def run_special(res, sent, port=25, tag="special",
+                rcpts=("b1@example.net",)):
+    """One session, one transaction per body of peers.special_bodies()
+    (dot-led lines, 998-octet lines, 8-bit octets, sizes across segment
+    and chunk boundaries), the whole message sized where the body is."""
+    rcpts = list(rcpts)
+    try:
+        c = peers.SmtpClient(GATEWAY_IP, port, timeout=60)
+        c.ehlo("special.mxgt.test")
+        bad = []
+        for name, body in peers.special_bodies():
+            mid = "%s-%s-%d@mxgt.test" % (tag, name, port)
+            if name.startswith("size"):
+                size = int(name[4:])
+                head = peers.with_headers(mid, "body@client.mxgt.test",
+                                          rcpts, b"")
+                body = peers.sized_body(size - len(peers.dot_stuff(head)),
+                                        seed=size)
+            msg = peers.with_headers(mid, "body@client.mxgt.test", rcpts,
+                                     body, subject="body " + name)
+            r = c.transaction("body@client.mxgt.test", rcpts, msg)
+            if r["outcome"] == 250:
+                sent.add("<%s>" % mid, rcpts, msg)
+            else:
+                bad.append((name, r["outcome"], r["dot"] or r["data"]))
+            # the same body by BDAT, in chunks that end inside a line and
+            # across the sizes above (CHUNKING is advertised)
+            bmid = "bdat-" + mid
+            bmsg = msg.replace(mid.encode(), bmid.encode())
+            r = peers.bdat_transaction(c, "body@client.mxgt.test", rcpts,
+                                       bmsg, 997 if len(bmsg) < 8192
+                                       else 4093)
+            if r["outcome"] == 250:
+                sent.add("<%s>" % bmid, rcpts, bmsg)
+            else:
+                bad.append(("bdat " + name, r["outcome"], r["dot"]))
+        c.quit()
+        res.check(not bad, "%d special bodies accepted, by DATA and by "
+                  "BDAT (refused: %s)" % (len(peers.special_bodies()),
+                                          bad[:3]))
+    except (peers.SmtpError, OSError) as e:
+        res.check(False, "special-body client: %r" % e)
+
+
+def source_body(size=1024):
+    """The body smtp-source sends with -l size, read back from a capture
+    of one message sent straight (loopback, no gateway) to a smtp-sink:
+    the reference its copies through mxgate are compared with."""
+    d = tempfile.mkdtemp(prefix="mxgt-srcref-")
+    os.chmod(d, 0o755)
+    try:
+        with peers.SmtpSink("127.0.0.1", 2999,
+                            capture_dir=os.path.join(d, "cap"),
+                            out_path=os.path.join(d, "sink.out")) as sk:
+            subprocess.run(["smtp-source", "-m", "1", "-d", "-l", str(size),
+                            "-M", SOURCE_HELO, "-f", "src@" + SOURCE_HELO,
+                            "-t", "ref@example.net", "127.0.0.1:2999"],
+                           capture_output=True, timeout=30, check=True)
+            for _ in range(50):
+                if sk.captured():
+                    break
+                time.sleep(0.05)
+            time.sleep(0.2)
+            data = peers.read_file(sk.captured()[0])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    body = peers.split_message(data)[1]
+    assert body and body.endswith(peers.SINK_TRAILER), data[-40:]
+    return body[:-len(peers.SINK_TRAILER)]
+
+
+def check_bodies(res, where, stored, sent, trailer=b"", src=None,
+                 want_copies=None):
+    """stored: Message-ID -> list of stored files. Every copy of every
+    message the clients sent is compared with what was sent, byte for
+    byte (peers.body_mismatch); smtp-source's copies with its body `src`.
+    want_copies(mid) -> copies expected (default 1)."""
+    bad = []
+    n = 0
+    for mid, msg in sent.msgs.items():
+        paths = stored.get(mid, [])
+        want = want_copies(mid) if want_copies else 1
+        if len(paths) != want:
+            bad.append((mid, "%d copies, want %d" % (len(paths), want)))
+        for p in paths:
+            n += 1
+            why = peers.body_mismatch(peers.read_file(p), msg, trailer)
+            if why:
+                bad.append((mid, why))
+    if src is not None:
+        for mid, paths in stored.items():
+            if not mid or not mid.endswith("@%s>" % SOURCE_HELO):
+                continue
+            for p in paths:
+                n += 1
+                body = peers.split_message(peers.read_file(p))[1]
+                if body != src + trailer:
+                    bad.append((mid, "smtp-source body differs (%s of %d "
+                                "octets)" % (None if body is None else
+                                             len(body), len(src))))
+    res.check(n > 0 and not bad, "%s: %d stored copies byte-exact with "
+              "what was sent (dot-stuffing and line ends undone) (bad %d: "
+              "%s)" % (where, n, len(bad), bad[:3]))
+
+
+def stored_by_id(paths):
+    """Message-ID -> files."""
+    out = {}
+    for p in paths:
+        with contextlib.suppress(OSError):
+            out.setdefault(peers.message_id_of(p), []).append(p)
+    return out
 
 
 def run_clients(res, sent, ports=(25,)):
@@ -332,6 +462,7 @@ def run_clients(res, sent, ports=(25,)):
     run_smtplib(res, sent)
     run_pipelined(res, sent)
     run_halfclose(res, sent)
+    run_special(res, sent)
     ok = run_smtp_source(res)
     return ok
 
@@ -361,14 +492,6 @@ def check_message_log(res, tmp, expect_accepted, backend=None):
         log_events(gw_log(tmp), "session")
     res.check(len(conns) > 0, "log has per-connection lines (%d)" %
               len(conns))
-
-
-def check_shutdown(res, gw):
-    rc, st = gw.stop()
-    res.check(rc == 0, "mxgate exit status %s on SIGTERM" % rc)
-    res.check(st is not None and st.get("shutdown", {}).get(
-        "all_mbufs_returned") is True, "clean shutdown returned every mbuf")
-    return st
 
 
 def wait_idle(gw, res, timeout=30):
@@ -427,6 +550,9 @@ def scenario_maildir(a, tmp, res):
                   (expected, len(files)))
         res.check(not os.listdir(os.path.join(md, "tmp")),
                   "nothing left in tmp/")
+        check_bodies(res, "Maildir", stored_by_id(
+            [os.path.join(md, "new", n) for n in files]), sent,
+            src=source_body() if ok else None)
         # Received: names client address, HELO and listener.
         for mid, helo, listener in (("<swaks-25-1@mxgt.test>",
                                      "swaks.mxgt.test", "mx"),
@@ -458,7 +584,7 @@ def scenario_maildir(a, tmp, res):
                   (t.get("gw_messages_accepted"), expected))
         check_message_log(res, tmp, expected)
     finally:
-        check_shutdown(res, gw)
+        gw.shutdown(res)
         gw.kill()
 
 
@@ -506,6 +632,9 @@ def scenario_sink(a, tmp, res):
                   "smtp-sink captured and counted each of the %d messages "
                   "exactly once (%d files, -c %d)" %
                   (expected, len(sink.captured()), sink.received()))
+        check_bodies(res, "smtp-sink", stored_by_id(sink.captured()), sent,
+                     trailer=peers.SINK_TRAILER,
+                     src=source_body() if ok else None)
         # Recipients intact: the smtplib message had 3.
         for p in sink.captured():
             if peers.message_id_of(p) == "<smtplib-0@mxgt.test>":
@@ -523,7 +652,7 @@ def scenario_sink(a, tmp, res):
                           backend="%s:%d" % (KERNEL_IP, BACKEND_PORT))
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         sink.stop()
 
@@ -559,6 +688,9 @@ def scenario_postfix(a, tmp, res):
                   count_source_ids(ids) == SOURCE_MSGS,
                   "every message reached Postfix (%d distinct ids)" %
                   len(ids))
+        check_bodies(res, "Postfix Maildir", stored_by_id(files), sent,
+                     src=source_body() if ok else None,
+                     want_copies=lambda m: len(sent.ids[m]))
         res.check(files and not bad_rec,
                   "Postfix's Received header shows the original client "
                   "[%s] in every message (bad: %d, e.g. %s)" %
@@ -589,7 +721,7 @@ def scenario_postfix(a, tmp, res):
                           backend="%s:%d" % (KERNEL_IP, BACKEND_PORT))
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         pf.cleanup()
 
@@ -600,15 +732,17 @@ def scenario_postfix(a, tmp, res):
 class SafetyClient(threading.Thread):
     """Sends its share of the messages one transaction at a time over one
     session, reconnecting when the gateway closes it. Records, per
-    Message-ID, the deciding reply, or 'closed' / 'hang'."""
+    Message-ID, the deciding reply, or 'closed' / 'hang', and in `made`
+    the size and seed its message was made from (safety_message())."""
 
-    def __init__(self, k, ids, outcomes, progress, stop_at):
+    def __init__(self, k, ids, outcomes, progress, stop_at, made):
         super().__init__(daemon=True)
         self.k = k
         self.ids = ids
         self.outcomes = outcomes
         self.progress = progress
         self.stop_at = stop_at
+        self.made = made
 
     def run(self):
         import random
@@ -623,11 +757,11 @@ class SafetyClient(threading.Thread):
                     c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
                     c.ehlo("safety%d.mxgt.test" % self.k)
                 rcpt = ["s%d@example.net" % self.k]
-                body = peers.message(mid, "safety@client.mxgt.test", rcpt,
-                                     size=rnd.choice((300, 2000, 8000,
-                                                      30000, 60000)),
-                                     seed=rnd.randrange(26))
-                r = c.transaction("safety@client.mxgt.test", rcpt, body)
+                size = rnd.choice((300, 2000, 8000, 30000, 60000))
+                seed = rnd.randrange(26)
+                self.made["<%s>" % mid] = (self.k, size, seed)
+                r = c.transaction("safety@client.mxgt.test", rcpt,
+                                  safety_message(mid, self.k, size, seed))
                 code = r["outcome"]
                 where = "dot" if r["dot"] else "envelope"
                 self.outcomes[mid] = (code, where, r)
@@ -659,13 +793,44 @@ class SafetyClient(threading.Thread):
             c.quit()
 
 
-def send_one(mid, timeout=30):
+def safety_message(mid, k, size, seed):
+    """Message `mid` of safety client k (k < 0: the recovery probes)."""
+    return peers.message(mid, "safety@client.mxgt.test",
+                         ["s%d@example.net" % k if k >= 0 else
+                          "r@example.net"], size=size, seed=seed)
+
+
+def exact_captures(sink, made):
+    """Message-ID -> number of captures that hold the message complete
+    and byte-exact (peers.body_mismatch with smtp-sink's trailer, which it
+    writes only after the final dot), and the number of captures that do
+    not (truncated by the SIGKILL, or wrong)."""
+    good = {}
+    partial = 0
+    for p in sink.captured():
+        try:
+            data = peers.read_file(p)
+            mid = peers.message_id_of(p)
+        except OSError:
+            continue
+        m = made.get(mid)
+        if m and peers.body_mismatch(
+                data, safety_message(mid[1:-1], *m),
+                peers.SINK_TRAILER) is None:
+            good[mid] = good.get(mid, 0) + 1
+        else:
+            partial += 1
+    return good, partial
+
+
+def send_one(mid, timeout=30, made=None):
     c = peers.SmtpClient(GATEWAY_IP, 25, timeout=timeout, connect_retries=5)
     try:
         c.ehlo("recover.mxgt.test")
+        if made is not None:
+            made["<%s>" % mid] = (-1, 1000, 0)
         r = c.transaction("safety@client.mxgt.test", ["r@example.net"],
-                          peers.message(mid, "safety@client.mxgt.test",
-                                        ["r@example.net"], 1000))
+                          safety_message(mid, -1, 1000, 0))
         c.quit()
         return r["outcome"]
     finally:
@@ -687,10 +852,11 @@ def scenario_safety(a, tmp, res, n=2000, sessions=8):
         sink.start()
         ids = ["<safety-%04d@mxgt.test>" % i for i in range(n)]
         outcomes = {}
+        made = {}
         progress = [0]
         stop_at = time.time() + 200
         clients = [SafetyClient(k, [x[1:-1] for x in ids[k::sessions]],
-                                outcomes, progress, stop_at)
+                                outcomes, progress, stop_at, made)
                    for k in range(sessions)]
         t0 = time.time()
         for c in clients:
@@ -731,13 +897,23 @@ def scenario_safety(a, tmp, res, n=2000, sessions=8):
             "dot), %d 5xx, %d other" % (len(outs), dt, len(acc), len(temp),
                                         len(mid_dot), len(perm), len(other)))
         time.sleep(1)
-        at_backend = sink.message_ids()
+        at_backend, partial = exact_captures(sink, made)
         lost = [m for m in acc if m not in at_backend]
         res.check(len(outs) == n, "every one of the %d messages was tried "
                   "(%d)" % (n, len(outs)))
+        # A capture holding the Message-ID is not enough: smtp-sink writes
+        # DATA as it comes, so a SIGKILL leaves a truncated file with the
+        # header in it. Each 250'd message must be there complete, byte
+        # for byte as sent.
+        log("  captures: %d complete and byte-exact (%d distinct), %d "
+            "partial or wrong" % (sum(at_backend.values()),
+                                  len(at_backend), partial))
         res.check(not lost, "every message that got 250 is at the backend "
-                  "by Message-ID (%d accepted, %d missing: %s)" %
-                  (len(acc), len(lost), lost[:5]))
+                  "complete and byte-exact (%d accepted, %d missing or "
+                  "partial: %s)" % (len(acc), len(lost), lost[:5]))
+        res.check(len(acc) <= sum(at_backend.values()),
+                  "250'd messages %d <= complete captures %d" %
+                  (len(acc), sum(at_backend.values())))
         res.check(not perm, "no 5xx for any message (%d: %s)" %
                   (len(perm), perm[:3]))
         res.check(not other, "no hang, silent close or unsent message (%d: "
@@ -765,7 +941,8 @@ def scenario_safety(a, tmp, res, n=2000, sessions=8):
         while time.time() - t1 < 30 and tries < 60:
             tries += 1
             try:
-                if send_one("recover-probe-%d@mxgt.test" % tries) == 250:
+                if send_one("recover-probe-%d@mxgt.test" % tries,
+                            made=made) == 250:
                     first_ok = time.time() - t1
                     break
             except (peers.SmtpError, OSError):
@@ -777,16 +954,16 @@ def scenario_safety(a, tmp, res, n=2000, sessions=8):
         good = 0
         for i in range(20):
             try:
-                if send_one("recover-%d@mxgt.test" % i) == 250:
+                if send_one("recover-%d@mxgt.test" % i, made=made) == 250:
                     good += 1
             except (peers.SmtpError, OSError):
                 pass
         time.sleep(0.5)
-        at_backend = sink.message_ids()
+        at_backend, _ = exact_captures(sink, made)
         res.check(good == 20 and all("<recover-%d@mxgt.test>" % i
                                      in at_backend for i in range(20)),
                   "after recovery 20 of 20 new messages accepted (%d) and "
-                  "at the backend" % good)
+                  "at the backend byte-exact" % good)
         t = wait_idle(gw, res)
         log("  counters: %s" % {k: v for k, v in t.items()
                                 if k.startswith("gw_")})
@@ -813,7 +990,7 @@ def scenario_safety(a, tmp, res, n=2000, sessions=8):
                    t.get("gw_rcpts_rejected"), stage["rcpt"]))
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         sink.stop()
 
@@ -841,14 +1018,19 @@ def scenario_reject(a, tmp, res):
                   "backend rejects %s with 550 5.1.1" % bad)
         good = ["good1@example.net", "good2@example.org"]
         rcpts = [good[0], bad, good[1]]
+        sent = Sent()
         for pipelining in (True, False):
             mid = "reject-%s@mxgt.test" % ("pipe" if pipelining else "seq")
             c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
             c.ehlo(HELO)
-            r = c.transaction("sender@client.mxgt.test", rcpts,
-                              peers.message(mid, "sender@client.mxgt.test",
-                                            rcpts, 3000),
+            msg = peers.with_headers(mid, "sender@client.mxgt.test", rcpts,
+                                     dict(peers.special_bodies())["dots"] +
+                                     dict(peers.special_bodies())["8bit"] +
+                                     peers.sized_body(3000, seed=5))
+            r = c.transaction("sender@client.mxgt.test", rcpts, msg,
                               pipelining=pipelining)
+            if r["outcome"] == 250:
+                sent.add("<%s>" % mid, good, msg)
             c.quit()
             log("  via gateway (%s): rcpts %s, dot %s" %
                 ("pipelined" if pipelining else "one by one", r["rcpts"],
@@ -861,12 +1043,13 @@ def scenario_reject(a, tmp, res):
                       "the other recipients and the message accepted")
         # smtplib: the refused dict carries code and text.
         s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname=HELO, timeout=60)
-        refused = s.sendmail("sender@client.mxgt.test", rcpts,
-                             peers.message("reject-smtplib@mxgt.test",
-                                           "sender@client.mxgt.test",
-                                           rcpts, 500).replace(b"\n",
-                                                               b"\r\n"))
+        msg = peers.message("reject-smtplib@mxgt.test",
+                            "sender@client.mxgt.test", rcpts,
+                            500).replace(b"\n", b"\r\n")
+        refused = s.sendmail("sender@client.mxgt.test", rcpts, msg)
         s.quit()
+        if list(refused) == [bad]:
+            sent.add("<reject-smtplib@mxgt.test>", good, msg)
         res.check(list(refused) == [bad] and refused[bad][0] == 550 and
                   refused[bad][1].decode().startswith("5.1.1 "),
                   "smtplib sees only %s refused: %s" % (bad, refused))
@@ -897,12 +1080,14 @@ def scenario_reject(a, tmp, res):
                   "<reject-only@mxgt.test>" not in got,
                   "each message delivered to exactly the two good "
                   "recipients, nothing for the rejected one")
+        check_bodies(res, "Postfix Maildir", stored_by_id(files), sent,
+                     want_copies=lambda m: 2)
         t = gw.stats()["total"]
         res.check(t.get("gw_rcpts_rejected", 0) >= 4,
                   "gw_rcpts_rejected %s >= 4" % t.get("gw_rcpts_rejected"))
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         pf.cleanup()
 
@@ -910,6 +1095,14 @@ def scenario_reject(a, tmp, res):
 # ------------------------------------------------------------------- stall
 
 STALL_TMO = 3
+# How late after the time-out the 4xx may come: the per-core timer wheel
+# fires a time-out on its next tick, the reply crosses the tap, and the
+# client and the gateway share two busy CPUs. Measured (4 runs of the six
+# steps): 3.0 s each, and 3.012-3.025 s in the run timed to the
+# millisecond, so under 0.03 s late; 1 s is thirty times that, and a
+# gateway that stacked two time-outs (another 3 s) or missed the
+# deadline by a tick of seconds fails.
+STALL_MARGIN = 1.0
 
 
 def scenario_stall(a, tmp, res):
@@ -956,13 +1149,14 @@ def scenario_stall(a, tmp, res):
             code = r["outcome"]
             which = [x for x in [r["mail"]] + r["rcpts"] +
                      [r["data"], r["dot"]] if x and x[0] // 100 == 4]
-            log("  stall at %s: outcome %s after %.1f s: %s" %
+            log("  stall at %s: outcome %s after %.3f s: %s" %
                 (step, code, dt, which[:1]))
             res.check(code is not None and 400 <= code < 500,
                       "stall at %s: client got 4xx (%s)" % (step, code))
-            res.check(dt <= 2 * STALL_TMO + 2,
-                      "stall at %s: reply within the backend time-out "
-                      "(%.1f s, time-out %d s)" % (step, dt, STALL_TMO))
+            res.check(dt <= STALL_TMO + STALL_MARGIN,
+                      "stall at %s: reply within the backend time-out plus "
+                      "%.1f s (%.3f s, time-out %d s)" %
+                      (step, STALL_MARGIN, dt, STALL_TMO))
             res.check(st.stalls == 1, "stall at %s: the backend did stall "
                       "(%d)" % (step, st.stalls))
             res.check(dt >= STALL_TMO - 0.5,
@@ -973,15 +1167,23 @@ def scenario_stall(a, tmp, res):
                 res.check(rs[0] == 250, "stall at %s: RSET after the 4xx: "
                           "%s" % (step, rs[1]))
                 mid = "after-stall-%s@mxgt.test" % step
-                r2 = c.transaction("sender@client.mxgt.test", rcpt,
-                                   peers.message(mid,
-                                                 "sender@client.mxgt.test",
-                                                 rcpt, 2000))
+                msg = peers.with_headers(
+                    mid, "sender@client.mxgt.test", rcpt,
+                    dict(peers.special_bodies())["dots"] +
+                    dict(peers.special_bodies())["line998"] +
+                    dict(peers.special_bodies())["8bit"] +
+                    peers.sized_body(2000 + 1000 * len(st.messages)))
+                r2 = c.transaction("sender@client.mxgt.test", rcpt, msg)
+                # the fake keeps the lines as they came (dot-stuffed,
+                # CRLF): what the gateway sent on is what the client did
+                mine = [m for m in st.messages
+                        if b"<%s>" % mid.encode() in m]
                 res.check(r2["outcome"] == 250 and
-                          any(b"<%s>" % mid.encode() in m
-                              for m in st.messages),
+                          mine == [peers.dot_stuff(msg)],
                           "stall at %s: next transaction in the same "
-                          "session delivered (%s)" % (step, r2["dot"]))
+                          "session delivered, byte-exact on the wire "
+                          "(%s; %s)" % (step, r2["dot"],
+                                        [len(m) for m in mine]))
                 nq = c.cmd("NOOP")
                 res.check(nq[0] == 250, "stall at %s: session still "
                           "usable (NOOP %d)" % (step, nq[0]))
@@ -1002,7 +1204,7 @@ def scenario_stall(a, tmp, res):
                                 if k.startswith("gw_")})
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         for s in servers:
             s.stop()
@@ -1066,7 +1268,7 @@ def scenario_burst(a, tmp, res, n=20, rounds=3):
                   (t.get("gw_messages_accepted"), total_ok))
         wait_idle(gw, res, timeout=10)
     finally:
-        check_shutdown(res, gw)
+        gw.shutdown(res)
         gw.kill()
 
 
@@ -1077,9 +1279,16 @@ def scenario_runcheck(a, tmp, res):
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
         "run.sh")
     t0 = time.time()
+    # run.sh runs the binary of the build under test (MXGATE_BIN), not the
+    # plain ./build one it would otherwise build: in the sanitizer build
+    # this test then runs the sanitised gateway.
+    env = dict(os.environ, MXGATE_BIN=a.mxgate)
+    stats = "/run/mxgate-stats.json"
+    with contextlib.suppress(OSError):
+        os.unlink(stats)
     try:
         r = subprocess.run([script, "--check"], capture_output=True,
-                           text=True, timeout=280,
+                           text=True, timeout=280, env=env,
                            stdin=subprocess.DEVNULL)
         rc, out = r.returncode, r.stdout + r.stderr
     except subprocess.TimeoutExpired as e:
@@ -1087,6 +1296,11 @@ def scenario_runcheck(a, tmp, res):
     log(out[-3000:])
     res.check(rc == 0, "scripts/run.sh --check exit %s in %.0f s" %
               (rc, time.time() - t0))
+    res.check("run.sh: binary %s\n" % a.mxgate in out,
+              "run.sh ran the binary under test %s" % a.mxgate)
+    m = re.search(r"mxgate stopped, exit status (\d+)", out)
+    mxgtest.check_exit(res, int(m.group(1)) if m else None,
+                       mxgtest.read_stats(stats), "run.sh's mxgate")
     res.check("Maildir" in out, "run.sh names the Maildir it delivers to")
     res.check(re.search(r"\b250\b", out) is not None,
               "run.sh shows an SMTP 250 for the message it sent")
@@ -1219,9 +1433,13 @@ def scenario_routing(a, tmp, res):
         c.ehlo(HELO)
         # 1. first recipient picks the default pool; a corp recipient in
         #    the same transaction must be sent separately.
+        body = (dict(peers.special_bodies())["dots"] +
+                dict(peers.special_bodies())["8bit"] +
+                peers.sized_body(5000, seed=3))
+        m1 = b"Message-ID: <route-1@mxgt.test>\n\n" + body
+        m2 = b"Message-ID: <route-2@mxgt.test>\n\n" + body
         r = c.transaction("s@example.org",
-                          ["a@example.net", "b@corp.example"],
-                          b"Message-ID: <route-1@mxgt.test>\r\n\r\nhi\r\n",
+                          ["a@example.net", "b@corp.example"], m1,
                           pipelining=False)
         log("  replies: %s" % r)
         res.check(r["rcpts"][0][0] == 250, "default-pool recipient accepted")
@@ -1233,8 +1451,7 @@ def scenario_routing(a, tmp, res):
         # 2. the corp recipient in its own transaction goes through the
         #    PROXY v2 pool, subdomain too.
         r2 = c.transaction("s@example.org",
-                           ["b@corp.example", "c@eng.corp.example"],
-                           b"Message-ID: <route-2@mxgt.test>\r\n\r\nhi\r\n")
+                           ["b@corp.example", "c@eng.corp.example"], m2)
         log("  replies: %s" % r2)
         res.check(r2["outcome"] == 250 and r2["dot"] and
                   "proxied" in r2["dot"][1],
@@ -1246,10 +1463,16 @@ def scenario_routing(a, tmp, res):
         res.check("<route-1@mxgt.test>" in ids and
                   "<route-2@mxgt.test>" not in ids,
                   "default pool got route-1 only (%s)" % list(ids)[:4])
+        sent = Sent()
+        sent.add("<route-1@mxgt.test>", ["a@example.net"], m1)
+        check_bodies(res, "default pool (smtp-sink)",
+                     stored_by_id(sink.captured()), sent,
+                     trailer=peers.SINK_TRAILER)
         res.check(len(proxy.messages) == 1 and
-                  b"route-2" in proxy.messages[0][2] and
+                  proxy.messages[0][2] == peers.dot_stuff(m2) + b".\r\n" and
                   len(proxy.messages[0][1]) == 2,
-                  "PROXY backend got route-2 with both corp recipients")
+                  "PROXY backend got route-2 byte-exact (dot-stuffed on "
+                  "the wire) with both corp recipients")
         res.check(proxy.headers and not proxy.bad and all(
             h[0] == KERNEL_IP and h[2] == GATEWAY_IP and h[3] == 25
             for h in proxy.headers),
@@ -1258,7 +1481,7 @@ def scenario_routing(a, tmp, res):
                               len(proxy.bad)))
     finally:
         if gw:
-            check_shutdown(res, gw)
+            gw.shutdown(res)
             gw.kill()
         if proxy:
             proxy.stop()

@@ -55,9 +55,8 @@ def af_packet(binary, res):
             p.terminate()
             rc = p.wait(30)
             out.close()
-            text = open(stats + ".log").read()
-            res.check(rc == 0 and "all" in text and "mbufs returned" in text,
-                      "af_packet: clean shutdown (status %s)" % rc)
+            mxgtest.check_exit(res, rc, mxgtest.read_stats(stats),
+                               "af_packet mxgate")
         finally:
             if p.poll() is None:
                 p.kill()
@@ -74,7 +73,8 @@ def memif(binary, res):
         srv = subprocess.Popen(
             [binary, "--port",
              "net_memif0,role=server,socket=%s,id=0" % sock,
-             "--ip", "198.18.1.2/24", "--no-gateway", "--echo-port", "7"],
+             "--ip", "198.18.1.2/24", "--no-gateway", "--echo-port", "7",
+             "--stats-file", sock + ".srv.json"],
             stdout=open(logs[0], "w"), stderr=subprocess.STDOUT)
         cli = None
         try:
@@ -86,17 +86,21 @@ def memif(binary, res):
                  "--ip", "198.18.1.3/24", "--no-gateway", "--echo-port", "0",
                  "--discard-port", "0",
                  "--connect", "198.18.1.2:7", "--connect-bytes", str(MIB),
-                 "--connect-count", "3", "--exit-after-connect"],
+                 "--connect-count", "3", "--exit-after-connect",
+                 "--stats-file", sock + ".cli.json"],
                 stdout=open(logs[1], "w"), stderr=subprocess.STDOUT)
             rc = cli.wait(180)
             text = open(logs[1]).read()
             log(text.strip())
-            res.check(rc == 0 and "3 ok, 0 failed, 3145728 bytes verified"
-                      in text, "memif: client stack verified 3 x 1 MiB "
-                      "echoed by the server stack (status %s)" % rc)
+            res.check("3 ok, 0 failed, 3145728 bytes verified" in text,
+                      "memif: client stack verified 3 x 1 MiB echoed by "
+                      "the server stack")
+            mxgtest.check_exit(res, rc, mxgtest.read_stats(
+                sock + ".cli.json"), "memif client mxgate")
             srv.terminate()
             rc = srv.wait(30)
-            res.check(rc == 0, "memif server clean shutdown (%s)" % rc)
+            mxgtest.check_exit(res, rc, mxgtest.read_stats(
+                sock + ".srv.json"), "memif server mxgate")
         finally:
             for p in (srv, cli):
                 if p and p.poll() is None:
@@ -105,7 +109,7 @@ def memif(binary, res):
             if res.failures:
                 for lg in logs:
                     log(lg, open(lg).read()[-2000:])
-            for f in [sock] + logs:
+            for f in [sock, sock + ".srv.json", sock + ".cli.json"] + logs:
                 try:
                     os.unlink(f)
                 except OSError:

@@ -10,9 +10,11 @@ usage: test_reload.py MXGATE MXGATECTL SCENARIO [--cores N]
              next-hop pool settings) during a 20,000-message smtp-source
              run: no session fails, every message reaches the sink, every
              retired snapshot is freed, RSS after within 5% of before.
-  invalid    syntax error, unknown key, bad CIDR, port clash, a stack
-             change: each refused with file and line (mxgatectl and
-             SIGHUP), the old policy keeps serving.
+  invalid    syntax error, unknown key, bad CIDR, port clash: each
+             refused with file and line (mxgatectl and SIGHUP); a change
+             of the stack, maildir, log.file, policy.rate_table_size and
+             policy.block_table_size: each refused as needing a restart,
+             with its reason; the old policy keeps serving.
   push       block/allow/unblock with expiry, domain-add/del, limit,
              backend-down/up, a listener change by reload, drain; push
              latency reported by every core <= 10 ms; mxgatectl against
@@ -315,7 +317,8 @@ def scenario_reload200(a, tmp, res, n_msgs=20000, n_reloads=200,
                   "resident memory after the run within 5%% of before "
                   "(%d -> %d KiB)" % (rss0, rss1))
     finally:
-        gw.stop()
+        gw.shutdown(res)
+        gw.kill()
         sink.stop()
 
 
@@ -328,6 +331,27 @@ BAD = [
     ("unknown key", None, r":\d+: key 'policy.frobnicate'"),
     ("bad CIDR", None, r":\d+: key 'policy.deny\[0\]'"),
     ("port clash", None, r":\d+: key 'listeners\[1\]\.port'"),
+]
+
+
+def _set(section, key, value):
+    def change(top, tmp):
+        v = value(tmp) if callable(value) else value
+        top.setdefault(section, {})[key] = v
+    return change
+
+
+# Valid files that differ from the running one in what a reload cannot
+# change (snapshot.c mxg_snapshot_reloadable, gateway.c gw_publish): the
+# reason named in the refusal.
+RESTART = [
+    ("the stack section", _set("stack", "syn_backlog", 512)),
+    ("the maildir section",
+     _set("maildir", "path", lambda tmp: os.path.join(tmp, "Elsewhere"))),
+    ("log.file",
+     _set("log", "file", lambda tmp: os.path.join(tmp, "other.log"))),
+    ("policy.rate_table_size", _set("policy", "rate_table_size", 4096)),
+    ("policy.block_table_size", _set("policy", "block_table_size", 1024)),
 ]
 
 
@@ -380,13 +404,23 @@ def scenario_invalid(a, tmp, res):
             g = greet(KERNEL_IP)
             res.check(g.startswith("220 ") and "variant a" in g,
                       "old policy keeps serving: %s" % g)
-        # a change that needs a restart is refused the same way
-        top = base_config(tmp, "b")
-        top["maildir"]["path"] = os.path.join(tmp, "Elsewhere")
-        install(conf, top)
-        rc, out = ctl(a, "reload")
-        res.check(rc != 0 and "needs a restart" in out,
-                  "a stack change is refused: %s" % out.strip()[-160:])
+        # a change that needs a restart is refused the same way, each with
+        # its own reason, and changes nothing
+        for what, change in RESTART:
+            top = base_config(tmp, "b")
+            change(top, tmp)
+            install(conf, top)
+            rc, out = ctl(a, "reload")
+            res.check(rc != 0 and "%s changed; that needs a restart" % what
+                      in out and conf in out,
+                      "a change of %s is refused as needing a restart: %s" %
+                      (what, out.strip()[-160:]))
+            res.check(policy(gw).get("generation") == g0,
+                      "generation still %s after the %s change" % (g0, what))
+            g = greet(KERNEL_IP)
+            res.check(g.startswith("220 ") and "variant a" in g,
+                      "old policy keeps serving after the refused %s "
+                      "change: %s" % (what, g))
         # a good file after all that applies; a client connected and
         # idle (EHLO done, no transaction) across it does not pin the
         # old snapshot, and its next message runs under the new one
@@ -448,14 +482,15 @@ def scenario_invalid(a, tmp, res):
                   "(%s, then %s), a renamed one starts afresh (%s)" %
                   (first, after_same, after_new))
         p = policy(gw)
-        res.check(p.get("reloads_failed") == 2 * len(BAD) + 1,
+        res.check(p.get("reloads_failed") == 2 * len(BAD) + len(RESTART),
                   "reloads_failed %s == %d" % (p.get("reloads_failed"),
-                                                2 * len(BAD) + 1))
+                                                2 * len(BAD) + len(RESTART)))
         log_text = open(os.path.join(tmp, "mxgate.log")).read()
         res.check("event=reload by=SIGHUP result=failed" in log_text,
                   "failed SIGHUP reloads are logged with their error")
     finally:
-        gw.stop()
+        gw.shutdown(res)
+        gw.kill()
         sink.stop()
 
 
@@ -488,6 +523,9 @@ def rcpt_code(src, to, port=25):
         s.close()
 
 
+LOAD_MSGS = 4000
+
+
 def scenario_push(a, tmp, res):
     sink = peers.SmtpSink(KERNEL_IP, SINK_PORT)
     top = base_config(tmp, "a")
@@ -499,14 +537,19 @@ def scenario_push(a, tmp, res):
         mxgtest.sh("ip", "addr", "add", ip + "/24", "dev", gw.tap)
     try:
         time.sleep(0.5)
-        # background load from 198.18.0.1 while pushing
-        load = threading.Thread(target=smtp_source, args=(4000, 10))
+        # background load from 198.18.0.1 while pushing: its result is
+        # checked once the pushes are done
+        load_res = []
+        load = threading.Thread(target=lambda: load_res.append(
+            smtp_source(LOAD_MSGS, 10)))
         load.start()
         time.sleep(0.5)
 
         lat = []
         rc, r = ctl_json(a, "block", "198.18.0.64/26", "--expire", "3")
         t_push = time.time()
+        res.check(load.is_alive(), "the background load was running when "
+                  "the first push was applied")
         lat.append(r.get("latency_us", 10 ** 9))
         res.check(rc == 0 and r.get("cores_applied") == a.cores,
                   "block pushed to all %d cores (%s)" % (a.cores, r))
@@ -579,7 +622,14 @@ def scenario_push(a, tmp, res):
         res.check(c_down.startswith("451") and c_up.startswith("250"),
                   "backend-down: RCPT %s; backend-up: RCPT %s" %
                   (c_down[:9], c_up[:9]))
-        load.join()
+        load.join(330)
+        lr = load_res[0] if load_res else (None, "never finished", 0)
+        log("  background load: exit %s in %.1f s, sink counted %d: %s" %
+            (lr[0], lr[2], sink.received(), lr[1]))
+        res.check(lr[0] == 0 and sink.received() >= LOAD_MSGS,
+                  "the background load of %d messages during the pushes "
+                  "succeeded (smtp-source exit %s, the sink counted %d)" %
+                  (LOAD_MSGS, lr[0], sink.received()))
 
         log("  push latencies (us, slowest core): %s" % lat)
         res.check(max(lat) <= 10000, "every push reached every core within "
@@ -632,8 +682,11 @@ def scenario_push(a, tmp, res):
                   "mxgatectl against the stopped gateway: exit %d, %s" %
                   (rc, out.strip()[:120]))
     finally:
-        if gw.proc.poll() is None:
-            gw.stop()
+        # exited by itself after the drain (checked above), or stopped
+        # here on an earlier failure: status 0 and every mbuf back either
+        # way
+        gw.shutdown(res)
+        gw.kill()
         sink.stop()
 
 

@@ -382,10 +382,26 @@ load(struct script *sc, const char *path)
 			if (parse_config(sc, line + 8, ln))
 				rc = -1;
 		} else if (!strncmp(line, "!modes ", 7)) {
+			/* every word a mode name: a typo is an error, not a
+			 * transcript that silently runs in fewer modes */
+			char *save = NULL, *w;
+
 			sc->modes = 0;
-			for (int m = 0; m < 4; m++)
-				if (strstr(line + 7, mode_names[m]))
+			for (w = strtok_r(line + 7, " \t", &save); w;
+			     w = strtok_r(NULL, " \t", &save)) {
+				int m;
+
+				for (m = 0; m < 4; m++)
+					if (!strcmp(w, mode_names[m]))
+						break;
+				if (m == 4) {
+					fprintf(stderr, "%s:%d: unknown feed "
+						"mode '%s'\n", path, ln, w);
+					rc = -1;
+				} else {
 					sc->modes |= 1u << m;
+				}
+			}
 		} else if (line[0] == '!') {
 			add_step(sc, ST_DIR, line + 1, strlen(line + 1), 0, ln);
 		} else {
@@ -1033,7 +1049,7 @@ main(int argc, char **argv)
 {
 	char **files = NULL;
 	size_t nf = 0;
-	int passed = 0, failed = 0, runs = 0;
+	int passed = 0, failed = 0, runs = 0, present = 0, four = 0, fewer = 0;
 
 	for (int i = 1; i < argc; i++) {
 		struct stat stt;
@@ -1044,10 +1060,26 @@ main(int argc, char **argv)
 		if (stat(argv[i], &stt) == 0 && S_ISDIR(stt.st_mode)) {
 			DIR *d = opendir(argv[i]);
 			struct dirent *de;
+
+			if (!d) {
+				printf("FAIL %s: cannot read the directory\n",
+				       argv[i]);
+				failed++;
+			}
 			while (d && (de = readdir(d))) {
 				size_t l = strlen(de->d_name);
-				if (l < 5 || strcmp(de->d_name + l - 4, ".txt"))
+				if (de->d_name[0] == '.')
 					continue;
+				/* every file here is a transcript: one that is
+				 * misnamed must not drop out of the run */
+				present++;
+				if (l < 5 || strcmp(de->d_name + l - 4, ".txt")) {
+					printf("FAIL %s/%s: not a transcript "
+					       "name (*.txt)\n", argv[i],
+					       de->d_name);
+					failed++;
+					continue;
+				}
 				files = realloc(files, (nf + 1) * sizeof(char *));
 				files[nf] = malloc(strlen(argv[i]) + l + 2);
 				sprintf(files[nf++], "%s/%s", argv[i], de->d_name);
@@ -1057,6 +1089,7 @@ main(int argc, char **argv)
 		} else {
 			files = realloc(files, (nf + 1) * sizeof(char *));
 			files[nf++] = strdup(argv[i]);
+			present++;
 		}
 	}
 	qsort(files, nf, sizeof(char *), cmpstr);
@@ -1070,6 +1103,14 @@ main(int argc, char **argv)
 			unload(&sc);
 			continue;
 		}
+		if (sc.modes == 0) {
+			printf("FAIL %s: runs in no feed mode\n", files[i]);
+			ok = 0;
+		}
+		if (sc.modes == (M_ALL | M_LINE | M_BYTE | M_RANDOM))
+			four++;
+		else if (sc.modes)
+			fewer++;
 		for (int m = 0; m < 4; m++) {
 			if (!(sc.modes & (1u << m)))
 				continue;
@@ -1087,8 +1128,14 @@ main(int argc, char **argv)
 		free(files[i]);
 	}
 	free(files);
-	printf("transcripts: %d files, %d runs over feed modes\n",
-	       passed + failed, runs);
+	printf("transcripts: %d files present, %d run (%d in all four feed "
+	       "modes, %d in fewer), %d runs over feed modes\n", present,
+	       passed + failed, four, fewer, runs);
+	if (passed + failed != present) {
+		printf("FAIL: %d files present, %d transcripts run\n", present,
+		       passed + failed);
+		failed++;
+	}
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : (passed ? 0 : 77);
 }
