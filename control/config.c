@@ -739,6 +739,17 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 		cfg_err(x, l->line, key,
 			"missing (one of \"mx\" or \"submission\" or "
 			"\"smtps\")");
+	} else if (l->role == CTL_ROLE_SMTPS) {
+		/* RFC 8314 implicit TLS: without TLS the listener would
+		 * serve plaintext on the port clients trust to be
+		 * encrypted. Refused until TLS lands (issue 12). */
+		char key[160];
+
+		path_of(key, sizeof(key), path, "role");
+		cfg_err(x, line_of(config_setting_get_member(g, "role")), key,
+			"\"smtps\" (implicit TLS, RFC 8314) is not supported "
+			"yet: this build has no TLS and would serve plaintext "
+			"(\"mx\" or \"submission\" until TLS lands)");
 	}
 	get_str(x, g, path, "hostname", 255, &l->hostname);
 	get_str(x, g, path, "banner", 400, &l->banner);
@@ -1203,6 +1214,19 @@ static void parse_rate_limit(struct ctx *x, const config_setting_t *g,
 	get_u32(x, g, path, "per_minute", 1, 10000000, &r->per_minute);
 	get_u32(x, g, path, "burst", 0, 1000000, &r->burst);
 	get_str(x, g, path, "listener", 64, &r->listener);
+
+	/* The user is known only after AUTH, which this build lacks: a rule
+	 * keyed on it would never apply. Refused until AUTH lands. */
+	s = config_setting_get_member(g, "key");
+	if (s && r->key == CTL_RL_USER) {
+		path_of(key, sizeof(key), path, "key");
+		cfg_err(x, line_of(s), key,
+			"\"user\" is not supported yet: this build has no "
+			"AUTH, so no client has a user and the rule would "
+			"never apply (\"ip\" or \"ip24\" or "
+			"\"sender_domain\" until AUTH lands)");
+		return;
+	}
 
 	/* A connection is counted before the client says who it is: only
 	 * the address can key it. */
