@@ -23,7 +23,7 @@
 #include <rte_ring.h>
 
 #include "control/config.h"
-#include "dataplane/snapshot.h"
+#include "control/snapshot.h"
 #include "dataplane/relay/relay_client.h"
 #include "dataplane/relay/relay_pool.h"
 #include "dataplane/smtp/smtp_session.h"

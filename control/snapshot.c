@@ -6,7 +6,7 @@
  *
  * Main lcore only. Allocates; never touches per-core state.
  */
-#include "dataplane/snapshot.h"
+#include "control/snapshot.h"
 
 #include <errno.h>
 #include <pthread.h>
