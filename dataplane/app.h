@@ -2,8 +2,8 @@
  * app.h - process-wide configuration and per-lcore context of the mxgate
  * dataplane: what main.c builds, what every poll loop (lcore.c) reads.
  *
- * Ownership: struct mxg_conf is written by the main lcore before the
- * dataplane lcores start and is read-only afterwards. Each struct
+ * Ownership: struct mxg_conf (options.h) is written by the main lcore
+ * before the dataplane lcores start and is read-only afterwards. Each struct
  * lcore_ctx belongs to one dataplane lcore; the main lcore only reads its
  * counters (racy word-sized loads, summed by the reader).
  */
@@ -19,32 +19,12 @@
 #include "dataplane/fault.h"
 #include "dataplane/gateway.h"
 #include "dataplane/net/net.h"
+#include "dataplane/options.h"
 #include "dataplane/services.h"
 #include "dataplane/steer.h"
 
 #define MXG_MAX_CORES 16
 #define MXG_BURST 32
-
-/* Whole-process configuration (command line today; the config file of the
- * gateway issue feeds the same structure). */
-struct mxg_conf {
-	char port_spec[256];      /* vdev spec or PCI address */
-	bool port_is_vdev;
-	rte_be32_t ip, netmask, gateway;
-	uint16_t n_cores;         /* dataplane lcores */
-	bool busy_poll;           /* never back off (benchmarks) */
-	uint32_t idle_sleep_max_us;
-	uint32_t mbufs;           /* pool size; 0: sized from the limits */
-	uint16_t rx_desc, tx_desc;
-	uint16_t mtu;
-	struct net_stack_conf stack;  /* template for every core's stack */
-	struct svc_conf svc;
-	struct fault_conf fault;
-	char stats_file[256];     /* JSON counters, rewritten periodically */
-	uint32_t stats_interval_ms;
-	uint32_t run_seconds;     /* 0: until SIGINT/SIGTERM */
-	bool verbose;
-};
 
 /* Per-core counters of the glue layer (steering, port I/O). */
 struct lcore_stats {
