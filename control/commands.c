@@ -384,7 +384,7 @@ static int command_show_config(const struct ctl_admin_req *req, char *out,
 {
 	struct control *ctl = ctx;
 	const struct mxg_snapshot *sn = gw_current(ctl->gw);
-	const struct mxg_config *cf = &sn->cfg;
+	const struct ctl_config *cf = &sn->cfg;
 	size_t off = 0;
 	char q[600];
 

@@ -599,7 +599,7 @@ static void free_addr_list(struct ctl_addr_list *a)
 /* ------------------------------------------------------------ sections */
 
 static void parse_stack(struct ctx *x, const config_setting_t *g,
-			struct mxg_config *c)
+			struct ctl_config *c)
 {
 	static const char *const keys[] = {
 		"port",	     "address",	  "gateway",	 "cores",
@@ -650,7 +650,7 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 }
 
 static void listener_defaults(struct ctx *x, struct ctl_listener *l,
-			      const struct mxg_config *c)
+			      const struct ctl_config *c)
 {
 	memset(l, 0, sizeof(*l));
 	l->address = c->stack.address;
@@ -1054,7 +1054,7 @@ static void parse_pool(struct ctx *x, const config_setting_t *g,
 }
 
 static void parse_maildir(struct ctx *x, const config_setting_t *g,
-			  struct mxg_config *c)
+			  struct ctl_config *c)
 {
 	static const char *const keys[] = {"path", "workers", "max_jobs", NULL};
 	const config_setting_t *s;
@@ -1072,7 +1072,7 @@ static void parse_maildir(struct ctx *x, const config_setting_t *g,
 }
 
 static void parse_log(struct ctx *x, const config_setting_t *g,
-		      struct mxg_config *c)
+		      struct ctl_config *c)
 {
 	static const char *const keys[] = {"file", "level", NULL};
 	static const char *const levels[] = {"error", "warn", "info", "debug",
@@ -1095,7 +1095,7 @@ static void parse_log(struct ctx *x, const config_setting_t *g,
  * as a string, or { domain = ...; type = ...; }. Duplicates (the same
  * name with the same subdomains flag) are refused, naming both lines. */
 static void parse_domain(struct ctx *x, const config_setting_t *e,
-			 const char *path, struct mxg_config *c)
+			 const char *path, struct ctl_config *c)
 {
 	static const char *const keys[] = {"domain", "type", NULL};
 	static const char *const types[] = {"authoritative", "internal_relay",
@@ -1245,7 +1245,7 @@ static void parse_rate_limit(struct ctx *x, const config_setting_t *g,
 }
 
 static void parse_policy(struct ctx *x, const config_setting_t *g,
-			 struct mxg_config *c)
+			 struct ctl_config *c)
 {
 	static const char *const keys[] = {
 		"deny_action",	    "allow",   "deny",	     "relay_networks",
@@ -1350,7 +1350,7 @@ static void parse_policy(struct ctx *x, const config_setting_t *g,
 
 /* Listener settings that default to the policy section's, which the
  * file may define after the listeners. */
-static void inherit_policy(const config_setting_t *root, struct mxg_config *c)
+static void inherit_policy(const config_setting_t *root, struct ctl_config *c)
 {
 	const config_setting_t *ls =
 		config_setting_get_member(root, "listeners");
@@ -1367,7 +1367,7 @@ static void inherit_policy(const config_setting_t *root, struct mxg_config *c)
 
 /* ------------------------------------------------------------ whole file */
 
-void ctl_config_free(struct mxg_config *c)
+void ctl_config_free(struct ctl_config *c)
 {
 	if (c == NULL)
 		return;
@@ -1434,7 +1434,7 @@ static unsigned listener_line(const config_setting_t *root, uint32_t i,
 }
 
 static void cross_checks(struct ctx *x, const config_setting_t *root,
-			 struct mxg_config *c)
+			 struct ctl_config *c)
 {
 	const config_setting_t *s;
 
@@ -1576,14 +1576,14 @@ static void cross_checks(struct ctx *x, const config_setting_t *root,
 	}
 }
 
-static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
+static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 {
 	static const char *const keys[] = {
 		"stack",	"listeners", "policy", "pools",
 		"default_pool", "maildir",   "log",    NULL};
 	const config_setting_t *root = config_root_setting(cf);
 	const config_setting_t *s;
-	struct mxg_config c;
+	struct ctl_config c;
 
 	memset(&c, 0, sizeof(c));
 	c.source = strdup(x->file);
@@ -1688,7 +1688,7 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 	return 0;
 }
 
-static int finish(struct ctx *x, config_t *cf, int rc, struct mxg_config *out)
+static int finish(struct ctx *x, config_t *cf, int rc, struct ctl_config *out)
 {
 	if (rc == 0)
 		rc = load(x, cf, out);
@@ -1725,7 +1725,7 @@ static int syntax_error(struct ctx *x, config_t *cf)
 	return -EINVAL;
 }
 
-int ctl_config_load(const char *path, struct mxg_config *out, char *errbuf,
+int ctl_config_load(const char *path, struct ctl_config *out, char *errbuf,
 		    size_t errlen)
 {
 	struct ctx x;
@@ -1742,7 +1742,7 @@ int ctl_config_load(const char *path, struct mxg_config *out, char *errbuf,
 }
 
 int ctl_config_load_string(const char *text, const char *name,
-			   struct mxg_config *out, char *errbuf, size_t errlen)
+			   struct ctl_config *out, char *errbuf, size_t errlen)
 {
 	struct ctx x;
 	config_t cf;
@@ -1756,7 +1756,7 @@ int ctl_config_load_string(const char *text, const char *name,
 	return finish(&x, &cf, rc, out);
 }
 
-int ctl_config_default(struct mxg_config *out)
+int ctl_config_default(struct ctl_config *out)
 {
 	char err[512];
 

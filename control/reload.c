@@ -71,7 +71,7 @@ int control_reload(struct control *ctl, const char *who, char *msg,
 {
 	static char errs[16384];
 	const char *path = ctl->opt->config_path;
-	struct mxg_config cfg;
+	struct ctl_config cfg;
 	struct mxg_snapshot *sn;
 	uint64_t t0 = clock_us(), lat;
 	char err[512];

@@ -31,7 +31,7 @@ void control_counters(const struct control *ctl, struct counters *out)
 void report_stats_json(struct control *ctl, FILE *f, bool final,
 		       bool mbufs_ok)
 {
-	const struct mxg_conf *c = ctl->opt;
+	const struct mxg_options *c = ctl->opt;
 	const struct counters_core *t;
 	struct counters *cs = malloc(sizeof(*cs));
 
@@ -136,7 +136,7 @@ void report_stats_json(struct control *ctl, FILE *f, bool final,
 
 void control_write_stats(struct control *ctl, bool final, bool mbufs_ok)
 {
-	const struct mxg_conf *c = ctl->opt;
+	const struct mxg_options *c = ctl->opt;
 	char tmp[300];
 	FILE *f;
 

@@ -2,7 +2,7 @@
  * app.h - process-wide configuration and per-lcore context of the mxgate
  * dataplane: what main.c builds, what every poll loop (lcore.c) reads.
  *
- * Ownership: struct mxg_conf (options.h) is written by the main lcore
+ * Ownership: struct mxg_options (options.h) is written by the main lcore
  * before the dataplane lcores start and is read-only afterwards. Each struct
  * lcore_ctx belongs to one dataplane lcore; the main lcore only reads its
  * counters (racy word-sized loads, summed by the reader).
@@ -18,12 +18,12 @@
 
 #include "dataplane/fault.h"
 #include "dataplane/gateway.h"
+#include "dataplane/bounds.h"
 #include "dataplane/net/net.h"
 #include "dataplane/options.h"
 #include "dataplane/services.h"
 #include "dataplane/steer.h"
 
-#define MXG_MAX_CORES 16
 #define MXG_BURST 32
 
 /* Per-core counters of the glue layer (steering, port I/O). */
@@ -54,7 +54,7 @@ struct lcore_ctx {
 	struct rte_ring *tx_ring;     /* MP/SC: frames to transmit (queue owner) */
 	const struct steer_conf *steer;
 	struct lcore_ctx *all;        /* array of n_cores contexts */
-	const struct mxg_conf *conf;
+	const struct mxg_options *options; /* read-only */
 	volatile bool stopped;        /* set by the lcore when its loop ended */
 	struct lcore_stats stats;
 };

@@ -88,7 +88,7 @@ static uint16_t steer_burst(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 			    uint16_t n, struct rte_mbuf **local,
 			    uint16_t nlocal)
 {
-	const struct mxg_conf *conf = lc->conf;
+	const struct mxg_options *conf = lc->options;
 	uint32_t woken = 0; /* cores handed frames: wake once each */
 
 	for (uint16_t i = 0; i < n; i++) {
@@ -156,7 +156,7 @@ static void idle_sleep(struct lcore_ctx *lc, uint64_t us)
 int lcore_main(void *arg)
 {
 	struct lcore_ctx *lc = arg;
-	const struct mxg_conf *conf = lc->conf;
+	const struct mxg_options *conf = lc->options;
 	struct rte_mbuf *pkts[FAULT_IN_MAX];
 	struct rte_mbuf *local[LOCAL_MAX];
 	uint32_t idle_iters = 0;

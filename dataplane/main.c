@@ -43,8 +43,8 @@
 
 /* Everything main sets up and tears down. */
 struct mxgate {
-	struct mxg_conf opt;     /* command line merged with the file */
-	struct mxg_config cfg;   /* the configuration file at start */
+	struct mxg_options opt;     /* command line merged with the file */
+	struct ctl_config cfg;   /* the configuration file at start */
 	struct lcore_ctx cores[MXG_MAX_CORES];
 	struct steer_conf steer;
 	struct port_info port;
@@ -107,7 +107,7 @@ static bool machine_has_hugepages(void)
  * holds up to one MSS per mbuf, a send-buffer mbuf up to 2 KiB). Beyond
  * that connections share the pool; a dry pool shows up as
  * NET_DROP_NOMBUF plus TCP backoff, never as a crash. --mbufs overrides. */
-static uint32_t pool_size(const struct mxg_conf *c)
+static uint32_t pool_size(const struct mxg_options *c)
 {
 	uint32_t per_core = c->rx_desc + c->tx_desc + 2048 /* rings */ +
 			    c->stack.txq_size + 4 * FAULT_HOLD_MAX +
@@ -142,7 +142,7 @@ static uint64_t v6_mb(const struct ctl_cidr_list *l)
 
 static uint64_t policy_mem_mb(const struct mxgate *app, uint16_t cores)
 {
-	const struct mxg_config *m = &app->cfg;
+	const struct ctl_config *m = &app->cfg;
 	uint64_t mb = 0;
 
 	if (!app->opt.gateway_enabled)
@@ -163,7 +163,7 @@ static uint64_t policy_mem_mb(const struct mxgate *app, uint16_t cores)
 static int build_eal_args(const struct mxgate *app, int argc, char **argv,
 			  int first_extra, char **eal, int max)
 {
-	const struct mxg_conf *c = &app->opt;
+	const struct mxg_options *c = &app->opt;
 	static char lcores[256], prefix[64], mem[32];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	bool huge;
@@ -230,7 +230,7 @@ static int build_eal_args(const struct mxgate *app, int argc, char **argv,
 
 static int setup_cores(struct mxgate *app)
 {
-	const struct mxg_conf *c = &app->opt;
+	const struct mxg_options *c = &app->opt;
 	int socket = (int)rte_socket_id();
 	unsigned int lcore_id;
 	int k = 0;
@@ -257,7 +257,7 @@ static int setup_cores(struct mxgate *app)
 		lc->tx_queue = k < app->port.n_queues ? k : -1;
 		lc->steer = &app->steer;
 		lc->all = app->cores;
-		lc->conf = c;
+		lc->options = c;
 		/* Other cores hand this one frames (steering, TX): they
 		 * wake it from its idle sleep through this (lcore.c). */
 		lc->wake_fd = -1;
@@ -355,7 +355,7 @@ static void drain_ring(struct rte_ring *r)
  * pool. Port first so the PMD returns its RX descriptors. */
 static bool teardown(struct mxgate *app)
 {
-	const struct mxg_conf *c = &app->opt;
+	const struct mxg_options *c = &app->opt;
 	unsigned int avail;
 
 	for (int k = 0; k < c->n_cores; k++) {
@@ -435,7 +435,7 @@ static int setup_gateway(struct mxgate *app)
 /* What runs, on stdout (tests and operators read it). */
 static void print_banner(const struct mxgate *app)
 {
-	const struct mxg_conf *c = &app->opt;
+	const struct mxg_options *c = &app->opt;
 	char ip[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &c->ip, ip, sizeof(ip));
@@ -446,7 +446,7 @@ static void print_banner(const struct mxgate *app)
 	       c->n_cores, c->n_cores == 1 ? "" : "s", app->pool->size,
 	       c->svc.echo_port, c->svc.discard_port);
 	if (c->gateway_enabled) {
-		const struct mxg_config *cf = &gw_current(&app->gw)->cfg;
+		const struct ctl_config *cf = &gw_current(&app->gw)->cfg;
 
 		for (uint32_t i = 0; i < cf->n_listeners; i++)
 			printf("mxgate: listener %s on %s:%u (%s)\n",
@@ -474,7 +474,7 @@ static void print_banner(const struct mxgate *app)
 /* The connect check's result; 4 when a check connection failed. */
 static int connect_check_status(const struct mxgate *app)
 {
-	const struct mxg_conf *c = &app->opt;
+	const struct mxg_options *c = &app->opt;
 	const struct svc_stats *s;
 
 	if (!c->svc.connect_port)
@@ -491,7 +491,7 @@ static int connect_check_status(const struct mxgate *app)
 int main(int argc, char **argv)
 {
 	static struct mxgate app; /* large; zeroed; main lcore's */
-	struct mxg_conf *c = &app.opt;
+	struct mxg_options *c = &app.opt;
 	struct control *ctl = &app.ctl;
 	char *eal[96];
 	int first_extra, neal, status;

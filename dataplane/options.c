@@ -1,5 +1,5 @@
 /*
- * options.c - parses mxgate's command line into struct mxg_conf and
+ * options.c - parses mxgate's command line into struct mxg_options and
  * combines it with the configuration file (options.h). The option list
  * printed by --help is the reference the man page is written from.
  *
@@ -167,7 +167,7 @@ static const struct option long_opts[] = {
 	{NULL, 0, NULL, 0},
 };
 
-int options_parse(struct mxg_conf *c, int argc, char **argv)
+int options_parse(struct mxg_options *c, int argc, char **argv)
 {
 	uint64_t v;
 	int opt;
@@ -341,7 +341,7 @@ int options_parse(struct mxg_conf *c, int argc, char **argv)
 			c->config_path = optarg;
 			break;
 		case OPT_CHECK: {
-			static struct mxg_config chk;
+			static struct ctl_config chk;
 			static char errs[16384];
 			int r = ctl_config_load(optarg, &chk, errs,
 						sizeof(errs));
@@ -417,7 +417,7 @@ int options_parse(struct mxg_conf *c, int argc, char **argv)
 	return optind;
 }
 
-void options_merge_config(struct mxg_conf *c, struct mxg_config *m)
+void options_merge_config(struct mxg_options *c, struct ctl_config *m)
 {
 	if (c->maildir_path) {
 		free(m->maildir.path);
@@ -453,8 +453,8 @@ void options_merge_config(struct mxg_conf *c, struct mxg_config *m)
 		c->log_path = m->log.file;
 }
 
-void options_keep_overrides(const struct mxg_conf *c, struct mxg_config *n,
-			    const struct mxg_config *o)
+void options_keep_overrides(const struct mxg_options *c, struct ctl_config *n,
+			    const struct ctl_config *o)
 {
 #define KEEP_STR(f)                                                            \
 	do {                                                                   \

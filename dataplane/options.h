@@ -3,7 +3,7 @@
  * struct, and how it combines with the configuration file (the command
  * line wins for the stack settings it gives; a reload keeps them).
  *
- * Ownership: struct mxg_conf is written by the main lcore before the
+ * Ownership: struct mxg_options is written by the main lcore before the
  * dataplane lcores start (options_parse, then options_merge_config) and
  * is read-only afterwards; every lcore reads it.
  */
@@ -25,7 +25,7 @@
 
 /* Whole-process settings: the command line, with the configuration
  * file's stack settings filled in where the command line gave none. */
-struct mxg_conf {
+struct mxg_options {
 	char port_spec[256];      /* vdev spec or PCI address */
 	bool port_is_vdev;
 	rte_be32_t ip, netmask, gateway;
@@ -72,17 +72,17 @@ void options_usage(FILE *f);
 /* Parses argv into o (defaults first). --help, --version and
  * --check-config print and exit. Returns the index of the first extra
  * EAL argument (after "--"), or -EINVAL with a message on stderr. */
-int options_parse(struct mxg_conf *o, int argc, char **argv);
+int options_parse(struct mxg_options *o, int argc, char **argv);
 
 /* Applies the file's stack settings where the command line gave none,
  * and the command line's Maildir path and log file to the file's
  * settings (m is changed). Main lcore, before EAL starts. */
-void options_merge_config(struct mxg_conf *o, struct mxg_config *m);
+void options_merge_config(struct mxg_options *o, struct ctl_config *m);
 
 /* A reloaded file n is compiled with the same command-line overrides the
  * running configuration got (stack settings, Maildir path, log file), so
  * that only what the file itself changed is compared with running. */
-void options_keep_overrides(const struct mxg_conf *o, struct mxg_config *n,
-			    const struct mxg_config *running);
+void options_keep_overrides(const struct mxg_options *o, struct ctl_config *n,
+			    const struct ctl_config *running);
 
 #endif /* MXG_OPTIONS_H */

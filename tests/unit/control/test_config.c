@@ -30,7 +30,7 @@ static char err[16384];
 /* Loads text as "t.conf" and expects failure with exactly want. */
 static void expect_errors(const char *text, const char *want, int line)
 {
-	struct mxg_config c;
+	struct ctl_config c;
 	int rc = ctl_config_load_string(text, "t.conf", &c, err, sizeof(err));
 
 	checks++;
@@ -50,7 +50,7 @@ static void expect_errors(const char *text, const char *want, int line)
 
 static void test_default(void)
 {
-	struct mxg_config c;
+	struct ctl_config c;
 
 	CHECK(ctl_config_default(&c) == 0);
 	CHECK(strcmp(c.source, "<built-in>") == 0);
@@ -87,7 +87,7 @@ static void test_default(void)
 
 static void test_example(const char *path)
 {
-	struct mxg_config c;
+	struct ctl_config c;
 	int rc = ctl_config_load(path, &c, err, sizeof(err));
 
 	CHECK(rc == 0);
@@ -136,7 +136,7 @@ static void test_example(const char *path)
 
 static void test_minimal(void)
 {
-	struct mxg_config c;
+	struct ctl_config c;
 
 	/* Only listeners: everything else defaults, next hop Maildir. */
 	CHECK(ctl_config_load_string(LISTENERS, "t.conf", &c, err,
@@ -272,7 +272,7 @@ static void test_errors(void)
  * defaults when it is left out. */
 static void test_role_defaults(void)
 {
-	struct mxg_config c;
+	struct ctl_config c;
 
 	CHECK(ctl_config_load_string(
 		      "listeners = (\n"
@@ -387,7 +387,7 @@ static void test_policy(void)
 		"\"fd00::/8\" ];\n"
 		"    relay_authenticated = false; }\n"
 		");\n";
-	struct mxg_config c;
+	struct ctl_config c;
 	const struct ctl_listener *l;
 	int rc = ctl_config_load_string(text, "t.conf", &c, err, sizeof(err));
 
@@ -749,7 +749,7 @@ static void test_not_yet_supported(void)
 
 static void test_file_errors(void)
 {
-	struct mxg_config c;
+	struct ctl_config c;
 	char small[200];
 	char text[4096];
 	size_t o = 0;
