@@ -23,6 +23,7 @@
 #include "dataplane/options.h"
 #include "dataplane/services.h"
 #include "dataplane/steer.h"
+#include "dataplane/workers/workers.h"
 
 #define MXG_BURST 32
 
@@ -43,11 +44,13 @@ struct lcore_ctx {
 	uint16_t port_id;
 	int rx_queue;             /* -1 when this core owns no RX queue */
 	int tx_queue;             /* -1: send through tx_ring to core 0 */
-	int wake_fd;              /* eventfd: others wake this core (-1) */
+	int wake_fd;              /* eventfd: other cores and the workers
+				     wake this core (-1: none) */
 	volatile int sleeping;    /* in its idle sleep (lcore_wake) */
 	struct net_stack *stack;
 	struct svc_state *svc;
 	struct gw_core *gw;           /* SMTP gateway (NULL: --no-gateway) */
+	struct worker_pool *workers;  /* shared; this core's rings by index */
 	struct rte_ring *log_ring;    /* SP/SC: log lines to the main lcore */
 	struct fault *fault_rx, *fault_tx;
 	struct rte_ring *steer_ring;  /* MP/SC: frames other cores steer here */

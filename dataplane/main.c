@@ -50,6 +50,7 @@ struct mxgate {
 	struct port_info port;
 	struct rte_mempool *pool;
 	struct gw_global gw;
+	struct worker_pool *workers;
 	struct control ctl;
 };
 
@@ -237,6 +238,20 @@ static int setup_cores(struct mxgate *app)
 
 	for (int i = 0; i < MXG_MAX_CORES; i++)
 		app->cores[i].wake_fd = -1;
+	{
+		/* One worker pool for every core (dataplane/workers). */
+		struct workers_config wc;
+		int err = 0;
+
+		workers_config_defaults(&wc);
+		wc.n_cores = c->n_cores;
+		app->workers = workers_create(&wc, &err);
+		if (!app->workers) {
+			fprintf(stderr, "mxgate: worker pool: %s\n",
+				strerror(-err));
+			return err;
+		}
+	}
 	app->steer.n_cores = c->n_cores;
 	app->steer.seed = (uint32_t)rte_rand();
 	app->steer.eph_base = 32768;
@@ -258,18 +273,19 @@ static int setup_cores(struct mxgate *app)
 		lc->steer = &app->steer;
 		lc->all = app->cores;
 		lc->options = c;
-		/* Other cores hand this one frames (steering, TX): they
-		 * wake it from its idle sleep through this (lcore.c). */
-		lc->wake_fd = -1;
+		/* Other cores hand this one frames (steering, TX) and the
+		 * workers hand it finished jobs: they wake it from its idle
+		 * sleep through this (lcore.c), whatever the core count. */
 		lc->sleeping = 0;
-		if (c->n_cores > 1) {
-			lc->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-			if (lc->wake_fd < 0)
-				fprintf(stderr, "mxgate: core %d: eventfd: %s "
-						"(steered frames wait for its "
-						"idle sleep to end)\n",
-					k, strerror(errno));
-		}
+		lc->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (lc->wake_fd < 0)
+			fprintf(stderr, "mxgate: core %d: eventfd: %s (steered "
+					"frames and finished jobs wait for its "
+					"idle sleep to end)\n",
+				k, strerror(errno));
+		lc->workers = app->workers;
+		workers_attach_core(app->workers, (uint16_t)k, lc->wake_fd,
+				    &lc->sleeping);
 
 		sc.core_index = (uint16_t)k;
 		sc.n_cores = c->n_cores;
@@ -358,6 +374,10 @@ static bool teardown(struct mxgate *app)
 	const struct mxg_options *c = &app->opt;
 	unsigned int avail;
 
+	/* Jobs still in the pool go back to their owners (drop) while
+	 * the owners exist; the cores have stopped. */
+	workers_destroy(app->workers);
+	app->workers = NULL;
 	for (int k = 0; k < c->n_cores; k++) {
 		struct lcore_ctx *lc = &app->cores[k];
 
