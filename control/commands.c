@@ -120,7 +120,7 @@ static int push_and_wait(struct control *ctl, struct gw_push *p, char *out,
 	 * full) says so; the reply names the error. Counted among the
 	 * cores counted in n, from the state each had then (its seq load
 	 * is an acquire: fail_seq/fail_err are consistent with it). */
-	for (int k = 0; k < ctl->opt->n_cores; k++)
+	for (int k = 0; k < ctl->options->n_cores; k++)
 		if (states[k].seq >= (uint64_t)seq &&
 		    states[k].fail_seq == (uint64_t)seq) {
 			nfail++;
@@ -129,7 +129,7 @@ static int push_and_wait(struct control *ctl, struct gw_push *p, char *out,
 	snprintf(out, outlen,
 		 "{\"seq\":%lld,\"cores\":%u,\"cores_applied\":%u,"
 		 "\"cores_failed\":%u,\"latency_us\":%llu%s%s%s}",
-		 (long long)seq, ctl->opt->n_cores, n - nfail, nfail,
+		 (long long)seq, ctl->options->n_cores, n - nfail, nfail,
 		 (unsigned long long)lat, nfail ? ",\"error\":\"" : "",
 		 nfail ? push_fail_reason(ctl, p, err) : "",
 		 nfail ? "\"" : "");
@@ -141,7 +141,7 @@ static int push_and_wait(struct control *ctl, struct gw_push *p, char *out,
 			(unsigned long long)lat);
 	if (nfail)
 		return err < 0 ? err : -EIO;
-	return n == ctl->opt->n_cores ? 0 : -ETIMEDOUT;
+	return n == ctl->options->n_cores ? 0 : -ETIMEDOUT;
 }
 
 static int command_block(const struct ctl_admin_req *req, char *out,

@@ -20,7 +20,7 @@
 
 static void start_admin(struct control *ctl)
 {
-	const char *path = ctl->opt->admin_path;
+	const char *path = ctl->options->admin_path;
 	struct ctl_admin_conf ac = {.path = path};
 	char dir[256], *slash;
 	int err = 0;
@@ -43,7 +43,7 @@ static void start_admin(struct control *ctl)
 
 static void start_metrics(struct control *ctl)
 {
-	const char *spec = ctl->opt->metrics_spec;
+	const char *spec = ctl->options->metrics_spec;
 	struct ctl_metrics_conf mc = {0};
 	char buf[128], *colon;
 	int err = 0;
@@ -72,9 +72,9 @@ void control_start(struct control *ctl)
 	logger_start(ctl);
 	/* Admin socket and metrics endpoint; failures are reported and the
 	 * gateway serves without them (another instance may own the path). */
-	if (ctl->opt->admin_path && ctl->gw)
+	if (ctl->options->admin_path && ctl->gw)
 		start_admin(ctl);
-	if (ctl->opt->metrics_spec)
+	if (ctl->options->metrics_spec)
 		start_metrics(ctl);
 	fflush(stdout);
 }
@@ -82,7 +82,7 @@ void control_start(struct control *ctl)
 void control_poll(struct control *ctl, uint64_t now)
 {
 	if (now - ctl->last_stats_us >=
-	    (uint64_t)ctl->opt->stats_interval_ms * 1000) {
+	    (uint64_t)ctl->options->stats_interval_ms * 1000) {
 		control_write_stats(ctl, false, false);
 		ctl->last_stats_us = now;
 	}

@@ -40,8 +40,8 @@ struct ctl_metrics;
 
 struct control {
 	/* Set up by main before control_start(). */
-	const struct mxg_options *opt;   /* command line merged with the file */
-	struct lcore_ctx *cores;      /* opt->n_cores dataplane contexts */
+	const struct mxg_options *options;  /* command line merged with the file */
+	struct lcore_ctx *cores;      /* options->n_cores contexts */
 	const struct port_info *port;
 	struct rte_mempool *pool;     /* the mbuf pool */
 	struct gw_global *gw;         /* NULL: --no-gateway */

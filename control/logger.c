@@ -23,7 +23,7 @@ void logger_drain(struct control *ctl)
 {
 	void *lines[64];
 
-	for (int k = 0; k < ctl->opt->n_cores; k++) {
+	for (int k = 0; k < ctl->options->n_cores; k++) {
 		struct rte_ring *r = ctl->cores[k].log_ring;
 		unsigned n;
 

@@ -37,7 +37,7 @@ unsigned control_cores_caught_up(struct control *ctl, uint64_t seq,
 				 struct gw_push_state *states)
 {
 	uint64_t deadline = clock_us() + (uint64_t)wait_ms * 1000;
-	uint16_t n_cores = ctl->opt->n_cores;
+	uint16_t n_cores = ctl->options->n_cores;
 	unsigned n;
 
 	for (;;) {
@@ -70,7 +70,7 @@ int control_reload(struct control *ctl, const char *who, char *msg,
 		   size_t len)
 {
 	static char errs[16384];
-	const char *path = ctl->opt->config_path;
+	const char *path = ctl->options->config_path;
 	struct ctl_config cfg;
 	struct mxg_snapshot *sn;
 	uint64_t t0 = clock_us(), lat;
@@ -95,7 +95,7 @@ int control_reload(struct control *ctl, const char *who, char *msg,
 	}
 	/* What the command line overrides stays overridden, so only what
 	 * the file itself changed is compared. */
-	options_keep_overrides(ctl->opt, &cfg, &gw_current(ctl->gw)->cfg);
+	options_keep_overrides(ctl->options, &cfg, &gw_current(ctl->gw)->cfg);
 	r = mxg_snapshot_build(&cfg, ctl->generation + 1, &sn, err,
 			       sizeof(err));
 	if (r < 0) {
@@ -116,7 +116,7 @@ int control_reload(struct control *ctl, const char *who, char *msg,
 		 "{\"generation\":%llu,\"compile_us\":%llu,\"cores\":%u,"
 		 "\"cores_adopted\":%u,\"adopt_us\":%llu}",
 		 (unsigned long long)ctl->generation,
-		 (unsigned long long)ctl->last_reload_us, ctl->opt->n_cores, n,
+		 (unsigned long long)ctl->last_reload_us, ctl->options->n_cores, n,
 		 (unsigned long long)(clock_us() - t0 - ctl->last_reload_us));
 	if (ctl->log)
 		fprintf(ctl->log, "event=reload by=%s result=ok generation=%llu "
@@ -148,11 +148,11 @@ static bool config_file_changed(struct control *ctl, uint64_t now)
 	struct stat st;
 	bool changed;
 
-	if (!ctl->opt->watch_config || !ctl->opt->config_path ||
+	if (!ctl->options->watch_config || !ctl->options->config_path ||
 	    now - ctl->last_watch_us < 1000000)
 		return false;
 	ctl->last_watch_us = now;
-	if (stat(ctl->opt->config_path, &st) != 0)
+	if (stat(ctl->options->config_path, &st) != 0)
 		return false;
 	changed = ctl->have_stat &&
 		  (st.st_mtim.tv_sec != ctl->last_stat.st_mtim.tv_sec ||
@@ -177,7 +177,7 @@ void control_reload_tick(struct control *ctl, uint64_t now)
 					"unchanged:\n%s\n", msg);
 		else
 			printf("mxgate: reloaded %s: %s\n",
-			       ctl->opt->config_path, msg);
+			       ctl->options->config_path, msg);
 		fflush(stdout);
 	}
 	if (config_file_changed(ctl, now)) {

@@ -25,13 +25,13 @@
 
 void control_counters(const struct control *ctl, struct counters *out)
 {
-	counters_read(ctl->cores, ctl->opt->n_cores, &ctl->kept, out);
+	counters_read(ctl->cores, ctl->options->n_cores, &ctl->kept, out);
 }
 
 void report_stats_json(struct control *ctl, FILE *f, bool final,
 		       bool mbufs_ok)
 {
-	const struct mxg_options *c = ctl->opt;
+	const struct mxg_options *c = ctl->options;
 	const struct counters_core *t;
 	struct counters *cs = malloc(sizeof(*cs));
 
@@ -136,7 +136,7 @@ void report_stats_json(struct control *ctl, FILE *f, bool final,
 
 void control_write_stats(struct control *ctl, bool final, bool mbufs_ok)
 {
-	const struct mxg_options *c = ctl->opt;
+	const struct mxg_options *c = ctl->options;
 	char tmp[300];
 	FILE *f;
 
@@ -159,7 +159,7 @@ int report_status(struct control *ctl, char *out, size_t outlen)
 	if (!cs)
 		return -ENOMEM;
 	control_counters(ctl, cs);
-	inet_ntop(AF_INET, &ctl->opt->ip, ip, sizeof(ip));
+	inet_ntop(AF_INET, &ctl->options->ip, ip, sizeof(ip));
 	snprintf(out, outlen,
 		 "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,"
 		 "\"address\":\"%s\",\"cores\":%u,\"port_driver\":\"%s\","
@@ -168,7 +168,7 @@ int report_status(struct control *ctl, char *out, size_t outlen)
 		 "\"mbufs\":%u}",
 		 MXG_VERSION, getpid(),
 		 (unsigned long long)((clock_us() - ctl->start_us) / 1000000),
-		 ip, ctl->opt->n_cores, ctl->port->driver,
+		 ip, ctl->options->n_cores, ctl->port->driver,
 		 ctl->gw ? "true" : "false",
 		 ctl->gw ? gw_current(ctl->gw)->n_listeners : 0,
 		 (unsigned long long)cs->total.gw.sessions_live,

@@ -43,7 +43,7 @@
 
 /* Everything main sets up and tears down. */
 struct mxgate {
-	struct mxg_options opt;     /* command line merged with the file */
+	struct mxg_options options;    /* command line merged with the file */
 	struct ctl_config cfg;   /* the configuration file at start */
 	struct lcore_ctx cores[MXG_MAX_CORES];
 	struct steer_conf steer;
@@ -71,7 +71,7 @@ static void on_sighup(int sig)
 static int load_config(struct mxgate *app)
 {
 	static char errs[16384];
-	const char *path = app->opt.config_path;
+	const char *path = app->options.config_path;
 	int r;
 
 	if (path)
@@ -84,7 +84,7 @@ static int load_config(struct mxgate *app)
 			path ? path : "<built-in>");
 		return r;
 	}
-	options_merge_config(&app->opt, &app->cfg);
+	options_merge_config(&app->options, &app->cfg);
 	return 0;
 }
 
@@ -146,7 +146,7 @@ static uint64_t policy_mem_mb(const struct mxgate *app, uint16_t cores)
 	const struct ctl_config *m = &app->cfg;
 	uint64_t mb = 0;
 
-	if (!app->opt.gateway_enabled)
+	if (!app->options.gateway_enabled)
 		return 0;
 	mb += v6_mb(&m->policy.allow) + v6_mb(&m->policy.deny) +
 	      v6_mb(&m->policy.relay_networks);
@@ -164,7 +164,7 @@ static uint64_t policy_mem_mb(const struct mxgate *app, uint16_t cores)
 static int build_eal_args(const struct mxgate *app, int argc, char **argv,
 			  int first_extra, char **eal, int max)
 {
-	const struct mxg_options *c = &app->opt;
+	const struct mxg_options *c = &app->options;
 	static char lcores[256], prefix[64], mem[32];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	bool huge;
@@ -231,7 +231,7 @@ static int build_eal_args(const struct mxgate *app, int argc, char **argv,
 
 static int setup_cores(struct mxgate *app)
 {
-	const struct mxg_options *c = &app->opt;
+	const struct mxg_options *c = &app->options;
 	int socket = (int)rte_socket_id();
 	unsigned int lcore_id;
 	int k = 0;
@@ -371,7 +371,7 @@ static void drain_ring(struct rte_ring *r)
  * pool. Port first so the PMD returns its RX descriptors. */
 static bool teardown(struct mxgate *app)
 {
-	const struct mxg_options *c = &app->opt;
+	const struct mxg_options *c = &app->options;
 	unsigned int avail;
 
 	/* Jobs still in the pool go back to their owners (drop) while
@@ -428,8 +428,8 @@ static int setup_gateway(struct mxgate *app)
 		mxg_snapshot_reaper_stop();
 		return -1;
 	}
-	if (gw_global_init(&app->gw, sn, app->opt.max_sessions,
-			   app->opt.n_cores, err, sizeof(err)) < 0) {
+	if (gw_global_init(&app->gw, sn, app->options.max_sessions,
+			   app->options.n_cores, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mxgate: gateway: %s\n", err);
 		mxg_snapshot_free(sn);
 		return -1;
@@ -443,9 +443,9 @@ static int setup_gateway(struct mxgate *app)
 			rte_strerror(rte_errno));
 		return -1;
 	}
-	ctl->log = app->opt.log_path ? fopen(app->opt.log_path, "a") : stderr;
+	ctl->log = app->options.log_path ? fopen(app->options.log_path, "a") : stderr;
 	if (!ctl->log) {
-		fprintf(stderr, "mxgate: log file %s: %s\n", app->opt.log_path,
+		fprintf(stderr, "mxgate: log file %s: %s\n", app->options.log_path,
 			strerror(errno));
 		return -1;
 	}
@@ -455,7 +455,7 @@ static int setup_gateway(struct mxgate *app)
 /* What runs, on stdout (tests and operators read it). */
 static void print_banner(const struct mxgate *app)
 {
-	const struct mxg_options *c = &app->opt;
+	const struct mxg_options *c = &app->options;
 	char ip[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &c->ip, ip, sizeof(ip));
@@ -494,7 +494,7 @@ static void print_banner(const struct mxgate *app)
 /* The connect check's result; 4 when a check connection failed. */
 static int connect_check_status(const struct mxgate *app)
 {
-	const struct mxg_options *c = &app->opt;
+	const struct mxg_options *c = &app->options;
 	const struct svc_stats *s;
 
 	if (!c->svc.connect_port)
@@ -511,7 +511,7 @@ static int connect_check_status(const struct mxgate *app)
 int main(int argc, char **argv)
 {
 	static struct mxgate app; /* large; zeroed; main lcore's */
-	struct mxg_options *c = &app.opt;
+	struct mxg_options *c = &app.options;
 	struct control *ctl = &app.ctl;
 	char *eal[96];
 	int first_extra, neal, status;
@@ -562,7 +562,7 @@ int main(int argc, char **argv)
 	/* net_tap: no per-frame signal while the lcores poll (port.h). */
 	(void)port_tap_arm(&app.port);
 
-	ctl->opt = c;
+	ctl->options = c;
 	ctl->cores = app.cores;
 	ctl->port = &app.port;
 	ctl->pool = app.pool;
