@@ -354,7 +354,7 @@ static int command_drain(const struct ctl_admin_req *req, char *out,
 		     size_t outlen, void *ctx)
 {
 	struct control *ctl = ctx;
-	static struct counters cs; /* main lcore only */
+	struct counters cs;
 	struct gw_push p;
 	char tmp[256];
 	int r;
