@@ -454,29 +454,29 @@ void options_merge_config(struct mxg_options *c, struct ctl_config *m)
 }
 
 void options_keep_overrides(const struct mxg_options *c, struct ctl_config *n,
-			    const struct ctl_config *o)
+			    const struct ctl_config *running)
 {
 #define KEEP_STR(f)                                                            \
 	do {                                                                   \
 		free(n->f);                                                    \
-		n->f = o->f ? strdup(o->f) : NULL;                             \
+		n->f = running->f ? strdup(running->f) : NULL;                 \
 	} while (0)
 	if (c->given.port)
 		KEEP_STR(stack.port);
 	if (c->given.ip) {
-		n->stack.address = o->stack.address;
-		n->stack.prefix_len = o->stack.prefix_len;
+		n->stack.address = running->stack.address;
+		n->stack.prefix_len = running->stack.prefix_len;
 	}
 	if (c->given.gateway)
-		n->stack.gateway = o->stack.gateway;
+		n->stack.gateway = running->stack.gateway;
 	if (c->given.cores)
-		n->stack.cores = o->stack.cores;
+		n->stack.cores = running->stack.cores;
 	if (c->given.busy_poll)
-		n->stack.busy_poll = o->stack.busy_poll;
+		n->stack.busy_poll = running->stack.busy_poll;
 	if (c->given.max_conns)
-		n->stack.max_conns = o->stack.max_conns;
+		n->stack.max_conns = running->stack.max_conns;
 	if (c->given.syn_backlog)
-		n->stack.syn_backlog = o->stack.syn_backlog;
+		n->stack.syn_backlog = running->stack.syn_backlog;
 	if (c->maildir_path)
 		KEEP_STR(maildir.path);
 	if (c->log_path)

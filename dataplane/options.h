@@ -79,10 +79,11 @@ int options_parse(struct mxg_options *o, int argc, char **argv);
  * settings (m is changed). Main lcore, before EAL starts. */
 void options_merge_config(struct mxg_options *o, struct ctl_config *m);
 
-/* A reloaded file n is compiled with the same command-line overrides the
+/* A reloaded file is compiled with the same command-line overrides the
  * running configuration got (stack settings, Maildir path, log file), so
  * that only what the file itself changed is compared with running. */
-void options_keep_overrides(const struct mxg_options *o, struct ctl_config *n,
+void options_keep_overrides(const struct mxg_options *options,
+			    struct ctl_config *reloaded,
 			    const struct ctl_config *running);
 
 #endif /* MXG_OPTIONS_H */
