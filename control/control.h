@@ -40,7 +40,7 @@ struct ctl_metrics;
 
 struct control {
 	/* Set up by main before control_start(). */
-	const struct mxg_options *options;  /* command line merged with the file */
+	const struct mxg_options *options; /* command line + the file */
 	struct lcore_ctx *cores;      /* options->n_cores contexts */
 	const struct port_info *port;
 	struct rte_mempool *pool;     /* the mbuf pool */

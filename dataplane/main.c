@@ -43,8 +43,8 @@
 
 /* Everything main sets up and tears down. */
 struct mxgate {
-	struct mxg_options options;    /* command line merged with the file */
-	struct ctl_config cfg;   /* the configuration file at start */
+	struct mxg_options options; /* command line merged with the file */
+	struct ctl_config cfg;      /* the configuration file at start */
 	struct lcore_ctx cores[MXG_MAX_CORES];
 	struct steer_conf steer;
 	struct port_info port;
