@@ -5,8 +5,9 @@
  * Threads: main lcore only (start-up, reload, --check-config). Allocates
  * freely; never touched by the data path.
  *
- * Shape: one function per section (stack, listener, policy, pool, maildir,
- * log). Each first reports keys it does not know, then reads the keys it
+ * Shape: one function per section (stack, listener, pool, maildir, log;
+ * the policy section is in config_policy.c, the getters in
+ * config_read.c). Each first reports keys it does not know, then reads the keys it
  * knows with typed getters that report wrong types and out-of-range
  * values; settings that default to another section's (a listener's
  * deny_action) are resolved once both are read, and the cross-section
@@ -25,7 +26,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "control/config.h"
+#include "control/config_read.h"
 
 /* Key paths and messages are built with snprintf into fixed buffers; a
  * truncated message is still a message, so GCC's truncation warning is
@@ -50,572 +52,26 @@ const char ctl_config_default_text[] =
 	"maildir = { path = \"/var/lib/mxgate/Maildir\"; };\n"
 	"policy = { accepted_domains = ( \"example.com\" ); };\n";
 
-/* ------------------------------------------------------------ errors */
-
-struct ctx {
-	const char *file;
-	char *buf;
-	size_t len, used;
-	unsigned n_err, n_dropped;
-	char hostname[256];
-};
-
-static void cfg_err(struct ctx *x, unsigned line, const char *key,
-		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void cfg_err(struct ctx *x, unsigned line, const char *key,
-		    const char *fmt, ...)
-{
-	char msg[512];
-	char full[1024];
-	va_list ap;
-	int n;
-
-	x->n_err++;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (key)
-		n = snprintf(full, sizeof(full), "%s:%u: key '%s': %s\n",
-			     x->file, line, key, msg);
-	else if (line)
-		n = snprintf(full, sizeof(full), "%s:%u: %s\n", x->file, line,
-			     msg);
-	else
-		n = snprintf(full, sizeof(full), "%s: %s\n", x->file, msg);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(full))
-		n = sizeof(full) - 1;
-	/* Keep 48 octets for the "... N more" line. */
-	if (x->buf == NULL || x->used + (size_t)n + 48 > x->len) {
-		x->n_dropped++;
-		return;
-	}
-	memcpy(x->buf + x->used, full, (size_t)n);
-	x->used += (size_t)n;
-	x->buf[x->used] = '\0';
-}
-
-static unsigned line_of(const config_setting_t *s)
-{
-	return s ? config_setting_source_line(s) : 0;
-}
-
-/* ------------------------------------------------------------ getters */
-
-static const char *type_name(int t)
-{
-	switch (t) {
-	case CONFIG_TYPE_GROUP:
-		return "a group { }";
-	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_INT64:
-		return "an integer";
-	case CONFIG_TYPE_FLOAT:
-		return "a float";
-	case CONFIG_TYPE_STRING:
-		return "a string";
-	case CONFIG_TYPE_BOOL:
-		return "a boolean";
-	case CONFIG_TYPE_ARRAY:
-		return "an array [ ]";
-	case CONFIG_TYPE_LIST:
-		return "a list ( )";
-	default:
-		return "nothing";
-	}
-}
-
-static void path_of(char *out, size_t len, const char *parent, const char *name)
-{
-	if (parent && parent[0])
-		snprintf(out, len, "%s.%s", parent, name);
-	else
-		snprintf(out, len, "%s", name);
-}
-
-/* Reports the members of group not in allowed (NULL-terminated). */
-static void check_keys(struct ctx *x, const config_setting_t *g,
-		       const char *path, const char *const *allowed)
-{
-	int n = config_setting_length(g);
-
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *m =
-			config_setting_get_elem(g, (unsigned)i);
-		const char *name = config_setting_name(m);
-		bool ok = false;
-		char valid[512] = "", key[256];
-		size_t vl = 0;
-
-		for (const char *const *a = allowed; *a; a++) {
-			if (name && strcmp(name, *a) == 0)
-				ok = true;
-			vl += (size_t)snprintf(valid + vl, sizeof(valid) - vl,
-					       "%s%s", vl ? ", " : "", *a);
-			if (vl >= sizeof(valid))
-				vl = sizeof(valid) - 1;
-		}
-		if (ok)
-			continue;
-		path_of(key, sizeof(key), path, name ? name : "?");
-		cfg_err(x, line_of(m), key, "unknown key (valid here: %s)",
-			valid);
-	}
-}
-
-static bool want_type(struct ctx *x, const config_setting_t *s, const char *key,
-		      int type, const char *valid)
-{
-	int t = config_setting_type(s);
-
-	if (t == type || (type == CONFIG_TYPE_INT && t == CONFIG_TYPE_INT64))
-		return true;
-	cfg_err(x, line_of(s), key, "%s, expected %s", type_name(t), valid);
-	return false;
-}
-
-/* Integer member name of g in [min, max]; absent: *out unchanged. */
-static void get_uint(struct ctx *x, const config_setting_t *g, const char *path,
-		     const char *name, uint64_t min, uint64_t max,
-		     uint64_t *out)
-{
-	const config_setting_t *s = config_setting_get_member(g, name);
-	char key[256], valid[96];
-	long long v;
-
-	if (s == NULL)
-		return;
-	path_of(key, sizeof(key), path, name);
-	snprintf(valid, sizeof(valid), "an integer %llu..%llu",
-		 (unsigned long long)min, (unsigned long long)max);
-	if (!want_type(x, s, key, CONFIG_TYPE_INT, valid))
-		return;
-	v = config_setting_get_int64(s);
-	if (v < 0 || (uint64_t)v < min || (uint64_t)v > max) {
-		cfg_err(x, line_of(s), key, "%lld is out of range (%s)", v,
-			valid);
-		return;
-	}
-	*out = (uint64_t)v;
-}
-
-static void get_u32(struct ctx *x, const config_setting_t *g, const char *path,
-		    const char *name, uint32_t min, uint32_t max, uint32_t *out)
-{
-	uint64_t v = *out;
-
-	get_uint(x, g, path, name, min, max, &v);
-	*out = (uint32_t)v;
-}
-
-/* Seconds in the file, milliseconds in the struct. */
-static void get_secs(struct ctx *x, const config_setting_t *g, const char *path,
-		     const char *name, uint32_t min, uint32_t max,
-		     uint32_t *out_ms)
-{
-	uint64_t v = *out_ms / 1000;
-
-	get_uint(x, g, path, name, min, max, &v);
-	*out_ms = (uint32_t)(v * 1000);
-}
-
-static void get_bool(struct ctx *x, const config_setting_t *g, const char *path,
-		     const char *name, bool *out)
-{
-	const config_setting_t *s = config_setting_get_member(g, name);
-	char key[256];
-
-	if (s == NULL)
-		return;
-	path_of(key, sizeof(key), path, name);
-	if (want_type(x, s, key, CONFIG_TYPE_BOOL, "true or false"))
-		*out = config_setting_get_bool(s);
-}
-
-/* String member; replaces *out (a strdup) when present and valid. */
-static const config_setting_t *get_str(struct ctx *x, const config_setting_t *g,
-				       const char *path, const char *name,
-				       size_t maxlen, char **out)
-{
-	const config_setting_t *s = config_setting_get_member(g, name);
-	char key[256], valid[64];
-	const char *v;
-
-	if (s == NULL)
-		return NULL;
-	path_of(key, sizeof(key), path, name);
-	snprintf(valid, sizeof(valid), "a string of at most %zu octets",
-		 maxlen);
-	if (!want_type(x, s, key, CONFIG_TYPE_STRING, valid))
-		return NULL;
-	v = config_setting_get_string(s);
-	if (strlen(v) > maxlen) {
-		cfg_err(x, line_of(s), key, "too long (%s)", valid);
-		return NULL;
-	}
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p < 32) {
-			cfg_err(x, line_of(s), key,
-				"control character in string (printable "
-				"text)");
-			return NULL;
-		}
-	free(*out);
-	*out = strdup(v);
-	return s;
-}
-
-/* String member that must be one of names[] (NULL-terminated); *out is the
- * index. */
-static void get_enum(struct ctx *x, const config_setting_t *g, const char *path,
-		     const char *name, const char *const *names, int *out)
-{
-	const config_setting_t *s = config_setting_get_member(g, name);
-	char key[256], valid[256];
-	size_t vl = 0;
-	const char *v;
-
-	if (s == NULL)
-		return;
-	path_of(key, sizeof(key), path, name);
-	for (const char *const *n = names; *n; n++)
-		vl += (size_t)snprintf(valid + vl, sizeof(valid) - vl,
-				       "%s\"%s\"", vl ? " or " : "one of ", *n);
-	if (!want_type(x, s, key, CONFIG_TYPE_STRING, valid))
-		return;
-	v = config_setting_get_string(s);
-	for (int i = 0; names[i]; i++)
-		if (strcmp(v, names[i]) == 0) {
-			*out = i;
-			return;
-		}
-	cfg_err(x, line_of(s), key, "\"%s\" is not valid (%s)", v, valid);
-}
-
-static bool parse_ipv4(const char *s, uint32_t *out)
-{
-	struct in_addr a;
-
-	if (inet_pton(AF_INET, s, &a) != 1)
-		return false;
-	*out = ntohl(a.s_addr);
-	return true;
-}
-
-/* IPv4 address member; empty string allowed when allow_empty (-> 0). */
-static const config_setting_t *get_ipv4(struct ctx *x,
-					const config_setting_t *g,
-					const char *path, const char *name,
-					bool allow_empty, uint32_t *out)
-{
-	const config_setting_t *s = config_setting_get_member(g, name);
-	char key[256];
-	const char *v;
-
-	if (s == NULL)
-		return NULL;
-	path_of(key, sizeof(key), path, name);
-	if (!want_type(x, s, key, CONFIG_TYPE_STRING,
-		       "a string with an IPv4 address"))
-		return NULL;
-	v = config_setting_get_string(s);
-	if (allow_empty && v[0] == '\0') {
-		*out = 0;
-		return s;
-	}
-	if (!parse_ipv4(v, out)) {
-		cfg_err(x, line_of(s), key,
-			"\"%s\" is not an IPv4 address (dotted quad, e.g. "
-			"\"198.18.0.1\"%s)",
-			v, allow_empty ? ", or \"\" for none" : "");
-		return NULL;
-	}
-	return s;
-}
-
-/* ------------------------------------------------------------ lists */
-
-static void nomem(struct ctx *x, const config_setting_t *s, const char *key)
-{
-	cfg_err(x, line_of(s), key,
-		"out of memory (a smaller configuration, or more memory)");
-}
-
-/* Array member of strings; NULL when absent or of another type (an
- * error then). key receives the member's path. */
-static const config_setting_t *
-get_array(struct ctx *x, const config_setting_t *g, const char *path,
-	  const char *name, const char *valid, char *key, size_t keylen)
-{
-	const config_setting_t *s = config_setting_get_member(g, name);
-
-	path_of(key, keylen, path, name);
-	if (s == NULL || !want_type(x, s, key, CONFIG_TYPE_ARRAY, valid))
-		return NULL;
-	return s;
-}
-
-/* Element i of array s as a string; NULL (and an error naming key[i])
- * when it is not one. libconfig arrays are homogeneous, so this only
- * fails on an array of numbers or booleans. */
-static const char *elem_str(struct ctx *x, const config_setting_t *s, int i,
-			    const char *key, char *ekey, size_t ekeylen,
-			    const char *valid)
-{
-	const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-	const char *v = config_setting_get_string(e);
-
-	snprintf(ekey, ekeylen, "%s[%d]", key, i);
-	if (v == NULL)
-		cfg_err(x, line_of(e), ekey, "%s, expected %s",
-			type_name(config_setting_type(e)), valid);
-	return v;
-}
-
-/* CIDR list member ("allow", "deny", "networks", "relay_networks"): an
- * array of IPv4/IPv6 networks or bare addresses, each checked by
- * ctl_cidr_parse() (host bits set is an error that names the network). */
-static void get_cidr_list(struct ctx *x, const config_setting_t *g,
-			  const char *path, const char *name,
-			  struct ctl_cidr_list *out)
-{
-	static const char valid[] =
-		"a string with an IPv4 or IPv6 network or address, e.g. "
-		"\"192.0.2.0/24\" or \"2001:db8::/32\"";
-	char key[256];
-	const config_setting_t *s =
-		get_array(x, g, path, name,
-			  "an array of strings [ \"192.0.2.0/24\", "
-			  "\"2001:db8::/32\", ... ]",
-			  key, sizeof(key));
-	int n;
-
-	if (s == NULL || (n = config_setting_length(s)) == 0)
-		return;
-	out->v = calloc((size_t)n, sizeof(*out->v));
-	if (out->v == NULL) {
-		nomem(x, s, key);
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		char ekey[300], why[160];
-		const char *v =
-			elem_str(x, s, i, key, ekey, sizeof(ekey), valid);
-
-		if (v == NULL)
-			continue;
-		/* ctl_cidr_parse's reasons end with what would be valid. */
-		if (ctl_cidr_parse(v, &out->v[out->n], why, sizeof(why)) < 0) {
-			cfg_err(x,
-				line_of(config_setting_get_elem(s,
-								(unsigned)i)),
-				ekey, "\"%s\": %s", v, why);
-			continue;
-		}
-		out->n++;
-	}
-}
-
-/* Normalises a domain as the policy section writes it into out (at
- * least 254 octets): lower case, one trailing dot removed; when wild is
- * not NULL a leading "." or "*." is allowed, removed and reported in
- * *wild. Labels are LDH (RFC 1035 2.3.1, RFC 5890 2.3.1): letters,
- * digits, hyphens, 1..63 octets, no hyphen at either end; 1..253 octets
- * in all (RFC 1035 2.3.4, without the trailing dot). Returns NULL, or
- * what is wrong. */
-static const char *norm_domain(const char *in, char *out, bool *wild)
-{
-	size_t n, label = 0;
-	const char *d = in;
-
-	if (wild) {
-		*wild = false;
-		if (d[0] == '.' || (d[0] == '*' && d[1] == '.')) {
-			d += d[0] == '.' ? 1 : 2;
-			*wild = true;
-		}
-	}
-	n = strlen(d);
-	if (n > 0 && d[n - 1] == '.')
-		n--;
-	if (n == 0)
-		return "empty domain";
-	if (n > 253)
-		return "longer than 253 octets";
-	for (size_t i = 0; i < n; i++) {
-		char ch = d[i];
-
-		if (ch == '.') {
-			if (label == 0)
-				return "empty label";
-			if (d[i - 1] == '-')
-				return "a label ends with '-'";
-			label = 0;
-			out[i] = '.';
-			continue;
-		}
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '-'))
-			return "only letters, digits, '-' and '.' are "
-			       "allowed";
-		if (label == 0 && ch == '-')
-			return "a label starts with '-'";
-		if (++label > 63)
-			return "a label is longer than 63 octets";
-		out[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-	}
-	if (label == 0)
-		return "empty label";
-	if (d[n - 1] == '-')
-		return "a label ends with '-'";
-	out[n] = '\0';
-	return NULL;
-}
-
-/* Normalises a sender/recipient restriction entry into out (ENTRY_MAX
- * octets): "user@domain" (the local part kept as written, RFC 5321
- * 4.5.3.1.1: at most 64 octets), "domain", ".domain" (or "*.domain",
- * stored as ".domain"). Returns NULL, or what is wrong. */
-#define ENTRY_MAX (64 + 1 + 253 + 1)
-static const char *norm_entry(const char *in, char *out)
-{
-	const char *at = strchr(in, '@');
-	const char *why;
-	char dom[256];
-	bool wild = false;
-
-	if (at) {
-		size_t ll = (size_t)(at - in);
-
-		if (ll == 0)
-			return "empty local part before '@'";
-		if (ll > 64)
-			return "local part longer than 64 octets";
-		for (const char *p = in; p < at; p++)
-			if ((unsigned char)*p <= ' ' || *p == 0x7f)
-				return "space or control character in the "
-				       "local part";
-		if (at[1] == '\0')
-			return "empty domain after '@'";
-		why = norm_domain(at + 1, dom, NULL);
-		if (why)
-			return why;
-		snprintf(out, ENTRY_MAX, "%.*s@%s", (int)ll, in, dom);
-		return NULL;
-	}
-	why = norm_domain(in, dom, &wild);
-	if (why)
-		return why;
-	snprintf(out, ENTRY_MAX, "%s%s", wild ? "." : "", dom);
-	return NULL;
-}
-
-/* One array of restriction entries (accept or reject). */
-static void get_entries(struct ctx *x, const config_setting_t *g,
-			const char *path, const char *name, char ***out,
-			uint32_t *n_out)
-{
-	static const char valid[] =
-		"a string \"user@example.com\", \"example.com\" or "
-		"\".example.com\"";
-	char key[256];
-	const config_setting_t *s =
-		get_array(x, g, path, name,
-			  "an array of strings [ \"user@example.com\", "
-			  "\"example.com\", \".example.com\", ... ]",
-			  key, sizeof(key));
-	int n;
-
-	if (s == NULL || (n = config_setting_length(s)) == 0)
-		return;
-	*out = calloc((size_t)n, sizeof(char *));
-	if (*out == NULL) {
-		nomem(x, s, key);
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		char ekey[300], norm[ENTRY_MAX];
-		const char *v =
-			elem_str(x, s, i, key, ekey, sizeof(ekey), valid);
-		const char *why;
-
-		if (v == NULL)
-			continue;
-		why = norm_entry(v, norm);
-		if (why) {
-			cfg_err(x,
-				line_of(config_setting_get_elem(s,
-								(unsigned)i)),
-				ekey,
-				"\"%s\": %s (an address \"user@example.com\", "
-				"a domain \"example.com\", or "
-				"\".example.com\" for the domain and its "
-				"subdomains)",
-				v, why);
-			continue;
-		}
-		(*out)[*n_out] = strdup(norm);
-		if ((*out)[*n_out] == NULL) {
-			nomem(x, s, ekey);
-			continue;
-		}
-		(*n_out)++;
-	}
-}
-
-/* Sender or recipient restrictions: { accept = [ ... ]; reject = [ ... ]; } */
-static void get_addr_list(struct ctx *x, const config_setting_t *g,
-			  const char *path, const char *name,
-			  struct ctl_addr_list *out)
-{
-	static const char *const keys[] = {"accept", "reject", NULL};
-	const config_setting_t *s = config_setting_get_member(g, name);
-	char key[256];
-
-	if (s == NULL)
-		return;
-	path_of(key, sizeof(key), path, name);
-	if (!want_type(x, s, key, CONFIG_TYPE_GROUP,
-		       "a group { accept = [ ... ]; reject = [ ... ]; }"))
-		return;
-	check_keys(x, s, key, keys);
-	get_entries(x, s, key, "accept", &out->accept, &out->n_accept);
-	get_entries(x, s, key, "reject", &out->reject, &out->n_reject);
-}
-
-static void free_addr_list(struct ctl_addr_list *a)
-{
-	for (uint32_t i = 0; a->accept && i < a->n_accept; i++)
-		free(a->accept[i]);
-	free(a->accept);
-	for (uint32_t i = 0; a->reject && i < a->n_reject; i++)
-		free(a->reject[i]);
-	free(a->reject);
-	memset(a, 0, sizeof(*a));
-}
-
 /* ------------------------------------------------------------ sections */
 
 static void parse_stack(struct ctx *x, const config_setting_t *g,
-			struct mxg_config *c)
+			struct ctl_config *c)
 {
 	static const char *const keys[] = {
 		"port",	     "address",	  "gateway",	 "cores",
 		"busy_poll", "max_conns", "syn_backlog", NULL};
 	const config_setting_t *s;
 
-	if (!want_type(x, g, "stack", CONFIG_TYPE_GROUP, "a group { }"))
+	if (!cfg_want_type(x, g, "stack", CONFIG_TYPE_GROUP, "a group { }"))
 		return;
-	check_keys(x, g, "stack", keys);
-	s = get_str(x, g, "stack", "port", 1024, &c->stack.port);
+	cfg_check_keys(x, g, "stack", keys);
+	s = cfg_get_str(x, g, "stack", "port", 1024, &c->stack.port);
 	if (s && c->stack.port[0] == '\0')
-		cfg_err(x, line_of(s), "stack.port",
+		cfg_err(x, cfg_line_of(s), "stack.port",
 			"empty (DPDK device arguments, e.g. "
 			"\"net_tap0,iface=mxg0\")");
 	s = config_setting_get_member(g, "address");
-	if (s && want_type(x, s, "stack.address", CONFIG_TYPE_STRING,
+	if (s && cfg_want_type(x, s, "stack.address", CONFIG_TYPE_STRING,
 			   "a string \"a.b.c.d/len\"")) {
 		const char *v = config_setting_get_string(s);
 		const char *slash = strchr(v, '/');
@@ -631,8 +87,8 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 			if (*end != '\0' || slash[1] == '\0')
 				len = -1;
 		}
-		if (len < 1 || len > 32 || !parse_ipv4(ip, &a)) {
-			cfg_err(x, line_of(s), "stack.address",
+		if (len < 1 || len > 32 || !cfg_parse_ipv4(ip, &a)) {
+			cfg_err(x, cfg_line_of(s), "stack.address",
 				"\"%s\" is not an IPv4 CIDR (address/prefix "
 				"with prefix 1..32, e.g. \"198.18.0.2/24\")",
 				v);
@@ -641,16 +97,16 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 			c->stack.prefix_len = (uint8_t)len;
 		}
 	}
-	get_ipv4(x, g, "stack", "gateway", true, &c->stack.gateway);
-	get_u32(x, g, "stack", "cores", 1, 128, &c->stack.cores);
-	get_bool(x, g, "stack", "busy_poll", &c->stack.busy_poll);
-	get_u32(x, g, "stack", "max_conns", 1, 16777216, &c->stack.max_conns);
-	get_u32(x, g, "stack", "syn_backlog", 1, 1048576,
+	cfg_get_ipv4(x, g, "stack", "gateway", true, &c->stack.gateway);
+	cfg_get_u32(x, g, "stack", "cores", 1, 128, &c->stack.cores);
+	cfg_get_bool(x, g, "stack", "busy_poll", &c->stack.busy_poll);
+	cfg_get_u32(x, g, "stack", "max_conns", 1, 16777216, &c->stack.max_conns);
+	cfg_get_u32(x, g, "stack", "syn_backlog", 1, 1048576,
 		&c->stack.syn_backlog);
 }
 
 static void listener_defaults(struct ctx *x, struct ctl_listener *l,
-			      const struct mxg_config *c)
+			      const struct ctl_config *c)
 {
 	memset(l, 0, sizeof(*l));
 	l->address = c->stack.address;
@@ -711,54 +167,65 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 	uint64_t port = 0;
 	int e;
 
-	l->line = line_of(g);
-	check_keys(x, g, path, keys);
-	if (get_str(x, g, path, "name", 64, &l->name) == NULL &&
+	l->line = cfg_line_of(g);
+	cfg_check_keys(x, g, path, keys);
+	if (cfg_get_str(x, g, path, "name", 64, &l->name) == NULL &&
 	    config_setting_get_member(g, "name") == NULL) {
 		char key[160];
 
-		path_of(key, sizeof(key), path, "name");
+		cfg_path_of(key, sizeof(key), path, "name");
 		cfg_err(x, l->line, key, "missing (a unique string)");
 	}
 	if (config_setting_get_member(g, "port") == NULL) {
 		char key[160];
 
-		path_of(key, sizeof(key), path, "port");
+		cfg_path_of(key, sizeof(key), path, "port");
 		cfg_err(x, l->line, key, "missing (an integer 1..65535)");
 	}
-	get_uint(x, g, path, "port", 1, 65535, &port);
+	cfg_get_uint(x, g, path, "port", 1, 65535, &port);
 	l->port = (uint16_t)port;
-	get_ipv4(x, g, path, "address", false, &l->address);
+	cfg_get_ipv4(x, g, path, "address", false, &l->address);
 	e = (int)l->role;
-	get_enum(x, g, path, "role", roles, &e);
+	cfg_get_enum(x, g, path, "role", roles, &e);
 	l->role = (enum ctl_role)e;
 	if (config_setting_get_member(g, "role") == NULL) {
 		char key[160];
 
-		path_of(key, sizeof(key), path, "role");
+		cfg_path_of(key, sizeof(key), path, "role");
 		cfg_err(x, l->line, key,
 			"missing (one of \"mx\" or \"submission\" or "
 			"\"smtps\")");
+	} else if (l->role == CTL_ROLE_SMTPS) {
+		/* RFC 8314 implicit TLS: without TLS the listener would
+		 * serve plaintext on the port clients trust to be
+		 * encrypted. Refused until TLS lands (issue 12). */
+		char key[160];
+
+		cfg_path_of(key, sizeof(key), path, "role");
+		cfg_err(x, cfg_line_of(config_setting_get_member(g, "role")), key,
+			"\"smtps\" (implicit TLS, RFC 8314) is not supported "
+			"yet: this build has no TLS and would serve plaintext "
+			"(\"mx\" or \"submission\" until TLS lands)");
 	}
-	get_str(x, g, path, "hostname", 255, &l->hostname);
-	get_str(x, g, path, "banner", 400, &l->banner);
-	get_uint(x, g, path, "max_message_size", 1024, 1ull << 36,
+	cfg_get_str(x, g, path, "hostname", 255, &l->hostname);
+	cfg_get_str(x, g, path, "banner", 400, &l->banner);
+	cfg_get_uint(x, g, path, "max_message_size", 1024, 1ull << 36,
 		 &l->max_message_size);
-	get_u32(x, g, path, "max_recipients", 1, 100000, &l->max_recipients);
-	get_u32(x, g, path, "max_errors", 1, 1000, &l->max_errors);
+	cfg_get_u32(x, g, path, "max_recipients", 1, 100000, &l->max_recipients);
+	cfg_get_u32(x, g, path, "max_errors", 1, 1000, &l->max_errors);
 	e = (int)l->bare_lf;
-	get_enum(x, g, path, "bare_lf", bare, &e);
+	cfg_get_enum(x, g, path, "bare_lf", bare, &e);
 	l->bare_lf = (enum ctl_bare_lf)e;
-	get_bool(x, g, path, "pipelining_enforce", &l->pipelining_enforce);
+	cfg_get_bool(x, g, path, "pipelining_enforce", &l->pipelining_enforce);
 
 	/* Receive-connector policy. Without deny_action the listener takes
 	 * policy.deny_action, resolved once both are read (the policy
-	 * section may come later in the file): see inherit_policy(). */
-	get_cidr_list(x, g, path, "networks", &l->networks);
-	get_cidr_list(x, g, path, "allow", &l->allow);
-	get_cidr_list(x, g, path, "deny", &l->deny);
+	 * section may come later in the file): see cfg_inherit_policy(). */
+	cfg_get_cidr_list(x, g, path, "networks", &l->networks);
+	cfg_get_cidr_list(x, g, path, "allow", &l->allow);
+	cfg_get_cidr_list(x, g, path, "deny", &l->deny);
 	e = (int)l->deny_action;
-	get_enum(x, g, path, "deny_action", deny, &e);
+	cfg_get_enum(x, g, path, "deny_action", deny, &e);
 	l->deny_action = (enum ctl_deny_action)e;
 	/* Role defaults: an MX takes mail from anyone for our domains and
 	 * relays for no one; submission and smtps serve users who log in
@@ -766,9 +233,9 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 	l->allow_anonymous = l->role == CTL_ROLE_MX;
 	l->require_auth = l->role != CTL_ROLE_MX;
 	l->relay_authenticated = l->role != CTL_ROLE_MX;
-	get_bool(x, g, path, "allow_anonymous", &l->allow_anonymous);
-	get_bool(x, g, path, "require_auth", &l->require_auth);
-	get_bool(x, g, path, "relay_authenticated", &l->relay_authenticated);
+	cfg_get_bool(x, g, path, "allow_anonymous", &l->allow_anonymous);
+	cfg_get_bool(x, g, path, "require_auth", &l->require_auth);
+	cfg_get_bool(x, g, path, "relay_authenticated", &l->relay_authenticated);
 	if (l->allow_anonymous && l->require_auth) {
 		const config_setting_t *a =
 			config_setting_get_member(g, "allow_anonymous");
@@ -778,52 +245,52 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 
 		/* Contradictory: say which one came from the role. */
 		if (a && r) {
-			path_of(key, sizeof(key), path, "require_auth");
-			cfg_err(x, line_of(r), key,
+			cfg_path_of(key, sizeof(key), path, "require_auth");
+			cfg_err(x, cfg_line_of(r), key,
 				"require_auth = true contradicts "
 				"allow_anonymous = true (set one of them to "
 				"false)");
 		} else if (r) {
-			path_of(key, sizeof(key), path, "require_auth");
-			cfg_err(x, line_of(r), key,
+			cfg_path_of(key, sizeof(key), path, "require_auth");
+			cfg_err(x, cfg_line_of(r), key,
 				"require_auth = true contradicts "
 				"allow_anonymous = true, the default for role "
 				"\"%s\" (add allow_anonymous = false)",
 				ctl_role_name(l->role));
 		} else {
-			path_of(key, sizeof(key), path, "allow_anonymous");
-			cfg_err(x, line_of(a), key,
+			cfg_path_of(key, sizeof(key), path, "allow_anonymous");
+			cfg_err(x, cfg_line_of(a), key,
 				"allow_anonymous = true contradicts "
 				"require_auth = true, the default for role "
 				"\"%s\" (add require_auth = false)",
 				ctl_role_name(l->role));
 		}
 	}
-	get_u32(x, g, path, "max_connections", 0, 16777216,
+	cfg_get_u32(x, g, path, "max_connections", 0, 16777216,
 		&l->max_connections);
-	get_u32(x, g, path, "max_connections_per_ip", 0, 1048576,
+	cfg_get_u32(x, g, path, "max_connections_per_ip", 0, 1048576,
 		&l->max_connections_per_ip);
-	get_u32(x, g, path, "connection_rate_per_ip", 0, 1000000,
+	cfg_get_u32(x, g, path, "connection_rate_per_ip", 0, 1000000,
 		&l->connection_rate_per_ip);
-	get_u32(x, g, path, "max_messages_per_connection", 0, 1000000,
+	cfg_get_u32(x, g, path, "max_messages_per_connection", 0, 1000000,
 		&l->max_messages_per_connection);
-	get_addr_list(x, g, path, "senders", &l->senders);
-	get_addr_list(x, g, path, "recipients", &l->recipients);
+	cfg_get_addr_list(x, g, path, "senders", &l->senders);
+	cfg_get_addr_list(x, g, path, "recipients", &l->recipients);
 
 	t = config_setting_get_member(g, "timeouts");
-	path_of(tp, sizeof(tp), path, "timeouts");
-	if (t && want_type(x, t, tp, CONFIG_TYPE_GROUP, "a group { }")) {
-		check_keys(x, t, tp, tkeys);
-		get_secs(x, t, tp, "greeting", 1, 3600,
+	cfg_path_of(tp, sizeof(tp), path, "timeouts");
+	if (t && cfg_want_type(x, t, tp, CONFIG_TYPE_GROUP, "a group { }")) {
+		cfg_check_keys(x, t, tp, tkeys);
+		cfg_get_secs(x, t, tp, "greeting", 1, 3600,
 			 &l->timeouts.greeting_ms);
-		get_secs(x, t, tp, "command", 1, 3600, &l->timeouts.command_ms);
-		get_secs(x, t, tp, "mail", 1, 3600, &l->timeouts.mail_ms);
-		get_secs(x, t, tp, "rcpt", 1, 3600, &l->timeouts.rcpt_ms);
-		get_secs(x, t, tp, "data_init", 1, 3600,
+		cfg_get_secs(x, t, tp, "command", 1, 3600, &l->timeouts.command_ms);
+		cfg_get_secs(x, t, tp, "mail", 1, 3600, &l->timeouts.mail_ms);
+		cfg_get_secs(x, t, tp, "rcpt", 1, 3600, &l->timeouts.rcpt_ms);
+		cfg_get_secs(x, t, tp, "data_init", 1, 3600,
 			 &l->timeouts.data_init_ms);
-		get_secs(x, t, tp, "data_block", 1, 3600,
+		cfg_get_secs(x, t, tp, "data_block", 1, 3600,
 			 &l->timeouts.data_block_ms);
-		get_secs(x, t, tp, "data_term", 1, 3600,
+		cfg_get_secs(x, t, tp, "data_term", 1, 3600,
 			 &l->timeouts.data_term_ms);
 	}
 }
@@ -889,22 +356,22 @@ static void parse_server(struct ctx *x, const config_setting_t *g,
 
 	s->port = 25;
 	s->weight = 1;
-	if (!want_type(x, g, path, CONFIG_TYPE_GROUP, "a group { }"))
+	if (!cfg_want_type(x, g, path, CONFIG_TYPE_GROUP, "a group { }"))
 		return;
-	check_keys(x, g, path, keys);
+	cfg_check_keys(x, g, path, keys);
 	if (config_setting_get_member(g, "address") == NULL) {
 		char key[160];
 
-		path_of(key, sizeof(key), path, "address");
-		cfg_err(x, line_of(g), key,
+		cfg_path_of(key, sizeof(key), path, "address");
+		cfg_err(x, cfg_line_of(g), key,
 			"missing (an IPv4 address, e.g. \"198.18.0.1\")");
 	}
-	get_ipv4(x, g, path, "address", false, &s->address);
+	cfg_get_ipv4(x, g, path, "address", false, &s->address);
 	v = s->port;
-	get_uint(x, g, path, "port", 1, 65535, &v);
+	cfg_get_uint(x, g, path, "port", 1, 65535, &v);
 	s->port = (uint16_t)v;
 	v = s->weight;
-	get_uint(x, g, path, "weight", 1, 1000, &v);
+	cfg_get_uint(x, g, path, "weight", 1, 1000, &v);
 	s->weight = (uint16_t)v;
 }
 
@@ -935,29 +402,29 @@ static void parse_pool(struct ctx *x, const config_setting_t *g,
 	char sub[160];
 	int e;
 
-	p->line = line_of(g);
-	check_keys(x, g, path, keys);
+	p->line = cfg_line_of(g);
+	cfg_check_keys(x, g, path, keys);
 	if (config_setting_get_member(g, "name") == NULL) {
-		path_of(sub, sizeof(sub), path, "name");
+		cfg_path_of(sub, sizeof(sub), path, "name");
 		cfg_err(x, p->line, sub, "missing (a unique string)");
 	}
-	get_str(x, g, path, "name", 64, &p->name);
+	cfg_get_str(x, g, path, "name", 64, &p->name);
 	e = (int)p->type;
-	get_enum(x, g, path, "type", types, &e);
+	cfg_get_enum(x, g, path, "type", types, &e);
 	p->type = (enum ctl_pool_type)e;
 	e = (int)p->client_info;
-	get_enum(x, g, path, "client_info", cinfo, &e);
+	cfg_get_enum(x, g, path, "client_info", cinfo, &e);
 	p->client_info = (enum ctl_client_info)e;
-	get_u32(x, g, path, "max_conns", 0, 1048576, &p->max_conns);
-	get_u32(x, g, path, "max_conns_per_server", 0, 1048576,
+	cfg_get_u32(x, g, path, "max_conns", 0, 1048576, &p->max_conns);
+	cfg_get_u32(x, g, path, "max_conns_per_server", 0, 1048576,
 		&p->max_conns_per_server);
-	get_u32(x, g, path, "idle_max", 0, 65536, &p->idle_max);
-	get_secs(x, g, path, "idle_max_age", 1, 3600, &p->idle_max_age_ms);
-	get_str(x, g, path, "helo_name", 255, &p->helo_name);
+	cfg_get_u32(x, g, path, "idle_max", 0, 65536, &p->idle_max);
+	cfg_get_secs(x, g, path, "idle_max_age", 1, 3600, &p->idle_max_age_ms);
+	cfg_get_str(x, g, path, "helo_name", 255, &p->helo_name);
 
 	s = config_setting_get_member(g, "domains");
-	path_of(sub, sizeof(sub), path, "domains");
-	if (s && want_type(x, s, sub, CONFIG_TYPE_ARRAY,
+	cfg_path_of(sub, sizeof(sub), path, "domains");
+	if (s && cfg_want_type(x, s, sub, CONFIG_TYPE_ARRAY,
 			   "an array of strings [ \"example.com\", ... ]")) {
 		int n = config_setting_length(s);
 
@@ -970,13 +437,13 @@ static void parse_pool(struct ctx *x, const config_setting_t *g,
 
 			snprintf(key, sizeof(key), "%s[%d]", sub, i);
 			if (v == NULL) {
-				cfg_err(x, line_of(s), key,
+				cfg_err(x, cfg_line_of(s), key,
 					"%s, expected a string",
-					type_name(config_setting_type(d)));
+					cfg_type_name(config_setting_type(d)));
 				continue;
 			}
 			if (!domain_ok(v)) {
-				cfg_err(x, line_of(s), key,
+				cfg_err(x, cfg_line_of(s), key,
 					"\"%s\" is not a domain (e.g. "
 					"\"example.com\", or \".example.com\" "
 					"for its subdomains)",
@@ -988,8 +455,8 @@ static void parse_pool(struct ctx *x, const config_setting_t *g,
 	}
 
 	s = config_setting_get_member(g, "servers");
-	path_of(sub, sizeof(sub), path, "servers");
-	if (s && want_type(x, s, sub, CONFIG_TYPE_LIST,
+	cfg_path_of(sub, sizeof(sub), path, "servers");
+	if (s && cfg_want_type(x, s, sub, CONFIG_TYPE_LIST,
 			   "a list ( { address = ...; }, ... )")) {
 		int n = config_setting_length(s);
 
@@ -1003,79 +470,79 @@ static void parse_pool(struct ctx *x, const config_setting_t *g,
 		}
 	}
 	if (p->type == CTL_POOL_SMTP && p->n_servers == 0)
-		cfg_err(x, s ? line_of(s) : p->line, sub,
+		cfg_err(x, s ? cfg_line_of(s) : p->line, sub,
 			"pool has no servers (at least one { address = "
 			"\"a.b.c.d\"; port = 25; }, or type = \"maildir\")");
 	if (p->type == CTL_POOL_MAILDIR && s)
-		cfg_err(x, line_of(s), sub,
+		cfg_err(x, cfg_line_of(s), sub,
 			"a maildir pool has no servers (remove servers, or "
 			"type = \"smtp\")");
 
 	s = config_setting_get_member(g, "timeouts");
-	path_of(sub, sizeof(sub), path, "timeouts");
-	if (s && want_type(x, s, sub, CONFIG_TYPE_GROUP, "a group { }")) {
+	cfg_path_of(sub, sizeof(sub), path, "timeouts");
+	if (s && cfg_want_type(x, s, sub, CONFIG_TYPE_GROUP, "a group { }")) {
 		struct ctl_pool_timeouts *t = &p->timeouts;
 
-		check_keys(x, s, sub, tkeys);
-		get_secs(x, s, sub, "connect", 1, 3600, &t->connect_ms);
-		get_secs(x, s, sub, "greeting", 1, 3600, &t->greeting_ms);
-		get_secs(x, s, sub, "ehlo", 1, 3600, &t->ehlo_ms);
-		get_secs(x, s, sub, "xclient", 1, 3600, &t->xclient_ms);
-		get_secs(x, s, sub, "mail", 1, 3600, &t->mail_ms);
-		get_secs(x, s, sub, "rcpt", 1, 3600, &t->rcpt_ms);
-		get_secs(x, s, sub, "data", 1, 3600, &t->data_ms);
-		get_secs(x, s, sub, "data_block", 1, 3600, &t->data_block_ms);
-		get_secs(x, s, sub, "data_end", 1, 3600, &t->data_end_ms);
-		get_secs(x, s, sub, "rset", 1, 3600, &t->rset_ms);
-		get_secs(x, s, sub, "quit", 1, 3600, &t->quit_ms);
+		cfg_check_keys(x, s, sub, tkeys);
+		cfg_get_secs(x, s, sub, "connect", 1, 3600, &t->connect_ms);
+		cfg_get_secs(x, s, sub, "greeting", 1, 3600, &t->greeting_ms);
+		cfg_get_secs(x, s, sub, "ehlo", 1, 3600, &t->ehlo_ms);
+		cfg_get_secs(x, s, sub, "xclient", 1, 3600, &t->xclient_ms);
+		cfg_get_secs(x, s, sub, "mail", 1, 3600, &t->mail_ms);
+		cfg_get_secs(x, s, sub, "rcpt", 1, 3600, &t->rcpt_ms);
+		cfg_get_secs(x, s, sub, "data", 1, 3600, &t->data_ms);
+		cfg_get_secs(x, s, sub, "data_block", 1, 3600, &t->data_block_ms);
+		cfg_get_secs(x, s, sub, "data_end", 1, 3600, &t->data_end_ms);
+		cfg_get_secs(x, s, sub, "rset", 1, 3600, &t->rset_ms);
+		cfg_get_secs(x, s, sub, "quit", 1, 3600, &t->quit_ms);
 	}
 	s = config_setting_get_member(g, "health");
-	path_of(sub, sizeof(sub), path, "health");
-	if (s && want_type(x, s, sub, CONFIG_TYPE_GROUP, "a group { }")) {
+	cfg_path_of(sub, sizeof(sub), path, "health");
+	if (s && cfg_want_type(x, s, sub, CONFIG_TYPE_GROUP, "a group { }")) {
 		uint64_t iv = p->health_interval_ms / 1000;
 
-		check_keys(x, s, sub, hkeys);
-		get_uint(x, s, sub, "interval", 0, 3600, &iv);
+		cfg_check_keys(x, s, sub, hkeys);
+		cfg_get_uint(x, s, sub, "interval", 0, 3600, &iv);
 		p->health_interval_ms = (uint32_t)iv * 1000;
-		get_u32(x, s, sub, "fail_after", 1, 100, &p->health_fail_after);
-		get_secs(x, s, sub, "retry", 1, 3600, &p->health_retry_ms);
+		cfg_get_u32(x, s, sub, "fail_after", 1, 100, &p->health_fail_after);
+		cfg_get_secs(x, s, sub, "retry", 1, 3600, &p->health_retry_ms);
 	}
 }
 
 static void parse_maildir(struct ctx *x, const config_setting_t *g,
-			  struct mxg_config *c)
+			  struct ctl_config *c)
 {
 	static const char *const keys[] = {"path", "workers", "max_jobs", NULL};
 	const config_setting_t *s;
 
-	if (!want_type(x, g, "maildir", CONFIG_TYPE_GROUP, "a group { }"))
+	if (!cfg_want_type(x, g, "maildir", CONFIG_TYPE_GROUP, "a group { }"))
 		return;
-	check_keys(x, g, "maildir", keys);
-	s = get_str(x, g, "maildir", "path", 1024, &c->maildir.path);
+	cfg_check_keys(x, g, "maildir", keys);
+	s = cfg_get_str(x, g, "maildir", "path", 1024, &c->maildir.path);
 	if (s && c->maildir.path[0] != '/')
-		cfg_err(x, line_of(s), "maildir.path",
+		cfg_err(x, cfg_line_of(s), "maildir.path",
 			"\"%s\" is not absolute (a path starting with '/')",
 			c->maildir.path);
-	get_u32(x, g, "maildir", "workers", 1, 64, &c->maildir.workers);
-	get_u32(x, g, "maildir", "max_jobs", 1, 65536, &c->maildir.max_jobs);
+	cfg_get_u32(x, g, "maildir", "workers", 1, 64, &c->maildir.workers);
+	cfg_get_u32(x, g, "maildir", "max_jobs", 1, 65536, &c->maildir.max_jobs);
 }
 
 static void parse_log(struct ctx *x, const config_setting_t *g,
-		      struct mxg_config *c)
+		      struct ctl_config *c)
 {
 	static const char *const keys[] = {"file", "level", NULL};
 	static const char *const levels[] = {"error", "warn", "info", "debug",
 					     NULL};
 	int e = 2;
 
-	if (!want_type(x, g, "log", CONFIG_TYPE_GROUP, "a group { }"))
+	if (!cfg_want_type(x, g, "log", CONFIG_TYPE_GROUP, "a group { }"))
 		return;
-	check_keys(x, g, "log", keys);
-	get_str(x, g, "log", "file", 1024, &c->log.file);
+	cfg_check_keys(x, g, "log", keys);
+	cfg_get_str(x, g, "log", "file", 1024, &c->log.file);
 	for (int i = 0; levels[i]; i++)
 		if (strcmp(c->log.level, levels[i]) == 0)
 			e = i;
-	get_enum(x, g, "log", "level", levels, &e);
+	cfg_get_enum(x, g, "log", "level", levels, &e);
 	free(c->log.level);
 	c->log.level = strdup(levels[e]);
 }
@@ -1083,267 +550,9 @@ static void parse_log(struct ctx *x, const config_setting_t *g,
 /* One accepted domain: "example.com", ".example.com" or "*.example.com"
  * as a string, or { domain = ...; type = ...; }. Duplicates (the same
  * name with the same subdomains flag) are refused, naming both lines. */
-static void parse_domain(struct ctx *x, const config_setting_t *e,
-			 const char *path, struct mxg_config *c)
-{
-	static const char *const keys[] = {"domain", "type", NULL};
-	static const char *const types[] = {"authoritative", "internal_relay",
-					    "external_relay", NULL};
-	struct ctl_domain d = {.type = CTL_DOM_AUTHORITATIVE};
-	const config_setting_t *ds = e;
-	char key[160], norm[256];
-	const char *v, *why;
-	int t = CTL_DOM_AUTHORITATIVE;
-
-	snprintf(key, sizeof(key), "%s", path);
-	if (config_setting_type(e) == CONFIG_TYPE_GROUP) {
-		check_keys(x, e, path, keys);
-		get_enum(x, e, path, "type", types, &t);
-		d.type = (enum ctl_domain_type)t;
-		ds = config_setting_get_member(e, "domain");
-		path_of(key, sizeof(key), path, "domain");
-		if (ds == NULL) {
-			cfg_err(x, line_of(e), key,
-				"missing (a domain, e.g. \"example.com\", or "
-				"\".example.com\" for it and its subdomains)");
-			return;
-		}
-		if (!want_type(x, ds, key, CONFIG_TYPE_STRING,
-			       "a string with a domain"))
-			return;
-	} else if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-		cfg_err(x, line_of(e), key,
-			"%s, expected a string \"example.com\" or a group "
-			"{ domain = \"example.com\"; type = \"...\"; }",
-			type_name(config_setting_type(e)));
-		return;
-	}
-	v = config_setting_get_string(ds);
-	why = norm_domain(v, norm, &d.subdomains);
-	if (why) {
-		cfg_err(x, line_of(ds), key,
-			"\"%s\": %s (a domain of letters, digits and '-' in "
-			"dot-separated labels, e.g. \"example.com\", or "
-			"\".example.com\" for it and its subdomains)",
-			v, why);
-		return;
-	}
-	d.line = line_of(ds);
-	for (uint32_t k = 0; k < c->policy.n_domains; k++) {
-		const struct ctl_domain *o = &c->policy.domains[k];
-
-		if (o->subdomains == d.subdomains &&
-		    strcmp(o->name, norm) == 0) {
-			cfg_err(x, d.line, key,
-				"\"%s\" is already an accepted domain at line "
-				"%u (each domain once; \".%s\" and \"%s\" "
-				"are two entries)",
-				v, o->line, norm, norm);
-			return;
-		}
-	}
-	d.name = strdup(norm);
-	if (d.name == NULL) {
-		nomem(x, ds, key);
-		return;
-	}
-	c->policy.domains[c->policy.n_domains++] = d;
-}
-
-/* One rate limit. Its listener is checked in cross_checks(), once every
- * listener is known. */
-static void parse_rate_limit(struct ctx *x, const config_setting_t *g,
-			     const char *path, unsigned idx,
-			     struct ctl_rate_limit *r)
-{
-	static const char *const keys[] = {
-		"name", "key", "what", "per_minute", "burst", "listener", NULL};
-	static const char *const rkeys[] = {"ip", "ip24", "sender_domain",
-					    "user", NULL};
-	static const char *const whats[] = {"connections", "messages",
-					    "recipients", NULL};
-	static const char *const required[] = {"key", "what", "per_minute",
-					       NULL};
-	static const char *const valid[] = {
-		"one of \"ip\" or \"ip24\" or \"sender_domain\" or \"user\"",
-		"one of \"connections\" or \"messages\" or \"recipients\"",
-		"an integer 1..10000000"};
-	const config_setting_t *s;
-	char key[160];
-	int e;
-
-	r->line = line_of(g);
-	check_keys(x, g, path, keys);
-	s = get_str(x, g, path, "name", 64, &r->name);
-	if (s && r->name[0] == '\0') {
-		path_of(key, sizeof(key), path, "name");
-		cfg_err(x, line_of(s), key,
-			"empty (a unique name, or leave it out for \"rl%u\")",
-			idx);
-	}
-	if (r->name == NULL) {
-		char def[16];
-
-		snprintf(def, sizeof(def), "rl%u", idx);
-		r->name = strdup(def);
-		if (r->name == NULL)
-			nomem(x, g, path);
-	}
-	for (int i = 0; required[i]; i++)
-		if (config_setting_get_member(g, required[i]) == NULL) {
-			path_of(key, sizeof(key), path, required[i]);
-			cfg_err(x, r->line, key, "missing (%s)", valid[i]);
-		}
-	e = (int)r->key;
-	get_enum(x, g, path, "key", rkeys, &e);
-	r->key = (enum ctl_rl_key)e;
-	e = (int)r->what;
-	get_enum(x, g, path, "what", whats, &e);
-	r->what = (enum ctl_rl_what)e;
-	get_u32(x, g, path, "per_minute", 1, 10000000, &r->per_minute);
-	get_u32(x, g, path, "burst", 0, 1000000, &r->burst);
-	get_str(x, g, path, "listener", 64, &r->listener);
-
-	/* A connection is counted before the client says who it is: only
-	 * the address can key it. */
-	s = config_setting_get_member(g, "what");
-	if (s && r->what == CTL_RL_CONNECTIONS &&
-	    (r->key == CTL_RL_USER || r->key == CTL_RL_SENDER_DOMAIN) &&
-	    config_setting_get_member(g, "key")) {
-		path_of(key, sizeof(key), path, "what");
-		cfg_err(x, line_of(s), key,
-			"\"connections\" cannot be counted by key \"%s\", "
-			"which is not known when a client connects "
-			"(\"messages\" or \"recipients\" with this key, or "
-			"key \"ip\" or \"ip24\")",
-			rkeys[r->key]);
-	}
-}
-
-static void parse_policy(struct ctx *x, const config_setting_t *g,
-			 struct mxg_config *c)
-{
-	static const char *const keys[] = {
-		"deny_action",	    "allow",   "deny",	     "relay_networks",
-		"accepted_domains", "senders", "recipients", "rate_limits",
-		"rate_table_size",  "block_table_size", NULL};
-	static const char *const deny[] = {"reply", "close", NULL};
-	const config_setting_t *s;
-	int e;
-
-	if (!want_type(x, g, "policy", CONFIG_TYPE_GROUP, "a group { }"))
-		return;
-	check_keys(x, g, "policy", keys);
-	e = (int)c->policy.deny_action;
-	get_enum(x, g, "policy", "deny_action", deny, &e);
-	c->policy.deny_action = (enum ctl_deny_action)e;
-	get_cidr_list(x, g, "policy", "allow", &c->policy.allow);
-	get_cidr_list(x, g, "policy", "deny", &c->policy.deny);
-	get_cidr_list(x, g, "policy", "relay_networks",
-		      &c->policy.relay_networks);
-
-	s = config_setting_get_member(g, "accepted_domains");
-	if (s) {
-		int t = config_setting_type(s);
-		int n = config_setting_length(s);
-
-		if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
-			cfg_err(x, line_of(s), "policy.accepted_domains",
-				"%s, expected a list ( \"example.com\", "
-				"{ domain = \"example.org\"; type = "
-				"\"internal_relay\"; }, ... )",
-				type_name(t));
-		} else if (n > 0) {
-			c->policy.domains =
-				calloc((size_t)n, sizeof(*c->policy.domains));
-			if (c->policy.domains == NULL)
-				nomem(x, s, "policy.accepted_domains");
-			for (int i = 0; c->policy.domains && i < n; i++) {
-				char path[64];
-
-				snprintf(path, sizeof(path),
-					 "policy.accepted_domains[%d]", i);
-				parse_domain(
-					x,
-					config_setting_get_elem(s, (unsigned)i),
-					path, c);
-			}
-		}
-	}
-
-	get_addr_list(x, g, "policy", "senders", &c->policy.senders);
-	get_addr_list(x, g, "policy", "recipients", &c->policy.recipients);
-
-	s = config_setting_get_member(g, "rate_limits");
-	if (s && want_type(x, s, "policy.rate_limits", CONFIG_TYPE_LIST,
-			   "a list ( { key = \"ip\"; what = \"connections\"; "
-			   "per_minute = 60; }, ... )")) {
-		int n = config_setting_length(s);
-
-		if (n > 0) {
-			c->policy.rate_limits = calloc(
-				(size_t)n, sizeof(*c->policy.rate_limits));
-			if (c->policy.rate_limits == NULL)
-				nomem(x, s, "policy.rate_limits");
-		}
-		for (int i = 0; c->policy.rate_limits && i < n; i++) {
-			const config_setting_t *r =
-				config_setting_get_elem(s, (unsigned)i);
-			struct ctl_rate_limit *rl = &c->policy.rate_limits[i];
-			char path[64];
-
-			snprintf(path, sizeof(path), "policy.rate_limits[%d]",
-				 i);
-			c->policy.n_rate_limits++;
-			if (!want_type(x, r, path, CONFIG_TYPE_GROUP,
-				       "a group { }"))
-				continue;
-			parse_rate_limit(x, r, path, (unsigned)i, rl);
-			for (int k = 0; rl->name && k < i; k++) {
-				const struct ctl_rate_limit *o =
-					&c->policy.rate_limits[k];
-				const config_setting_t *ns =
-					config_setting_get_member(r, "name");
-				char key[80];
-
-				if (o->name == NULL ||
-				    strcmp(o->name, rl->name) != 0)
-					continue;
-				snprintf(key, sizeof(key), "%s.name", path);
-				cfg_err(x, ns ? line_of(ns) : rl->line, key,
-					"\"%s\" is already the name of the "
-					"rate limit at line %u (a unique "
-					"name)",
-					rl->name, o->line);
-			}
-		}
-	}
-	get_u32(x, g, "policy", "rate_table_size", 16, 16777216,
-		&c->policy.rate_table_size);
-	get_u32(x, g, "policy", "block_table_size", 16, 1048576,
-		&c->policy.block_table_size);
-}
-
-/* Listener settings that default to the policy section's, which the
- * file may define after the listeners. */
-static void inherit_policy(const config_setting_t *root, struct mxg_config *c)
-{
-	const config_setting_t *ls =
-		config_setting_get_member(root, "listeners");
-
-	for (uint32_t i = 0; ls && i < c->n_listeners; i++) {
-		const config_setting_t *g =
-			config_setting_get_elem(ls, (unsigned)i);
-
-		if (g == NULL || config_setting_type(g) != CONFIG_TYPE_GROUP ||
-		    config_setting_get_member(g, "deny_action") == NULL)
-			c->listeners[i].deny_action = c->policy.deny_action;
-	}
-}
-
 /* ------------------------------------------------------------ whole file */
 
-void ctl_config_free(struct mxg_config *c)
+void ctl_config_free(struct ctl_config *c)
 {
 	if (c == NULL)
 		return;
@@ -1358,8 +567,8 @@ void ctl_config_free(struct mxg_config *c)
 		free(l->networks.v);
 		free(l->allow.v);
 		free(l->deny.v);
-		free_addr_list(&l->senders);
-		free_addr_list(&l->recipients);
+		cfg_free_addr_list(&l->senders);
+		cfg_free_addr_list(&l->recipients);
 	}
 	free(c->listeners);
 	free(c->policy.allow.v);
@@ -1368,8 +577,8 @@ void ctl_config_free(struct mxg_config *c)
 	for (uint32_t i = 0; c->policy.domains && i < c->policy.n_domains; i++)
 		free(c->policy.domains[i].name);
 	free(c->policy.domains);
-	free_addr_list(&c->policy.senders);
-	free_addr_list(&c->policy.recipients);
+	cfg_free_addr_list(&c->policy.senders);
+	cfg_free_addr_list(&c->policy.recipients);
 	for (uint32_t i = 0;
 	     c->policy.rate_limits && i < c->policy.n_rate_limits; i++) {
 		free(c->policy.rate_limits[i].name);
@@ -1406,11 +615,11 @@ static unsigned listener_line(const config_setting_t *root, uint32_t i,
 			? config_setting_get_member(g, name)
 			: NULL;
 
-	return m ? line_of(m) : dflt;
+	return m ? cfg_line_of(m) : dflt;
 }
 
 static void cross_checks(struct ctx *x, const config_setting_t *root,
-			 struct mxg_config *c)
+			 struct ctl_config *c)
 {
 	const config_setting_t *s;
 
@@ -1517,7 +726,7 @@ static void cross_checks(struct ctx *x, const config_setting_t *root,
 			continue;
 		snprintf(key, sizeof(key), "policy.rate_limits[%u].listener",
 			 i);
-		cfg_err(x, line_of(config_setting_get_member(g, "listener")),
+		cfg_err(x, cfg_line_of(config_setting_get_member(g, "listener")),
 			key,
 			"no listener is named \"%s\" (the name of a listener: "
 			"%s; or leave it out for all)",
@@ -1527,7 +736,7 @@ static void cross_checks(struct ctx *x, const config_setting_t *root,
 	/* The default pool: named, else "default", else the first. */
 	s = config_setting_get_member(root, "default_pool");
 	if (s) {
-		if (want_type(x, s, "default_pool", CONFIG_TYPE_STRING,
+		if (cfg_want_type(x, s, "default_pool", CONFIG_TYPE_STRING,
 			      "the name of a pool")) {
 			const char *v = config_setting_get_string(s);
 			bool found = false;
@@ -1539,7 +748,7 @@ static void cross_checks(struct ctx *x, const config_setting_t *root,
 					found = true;
 				}
 			if (!found)
-				cfg_err(x, line_of(s), "default_pool",
+				cfg_err(x, cfg_line_of(s), "default_pool",
 					"no pool is named \"%s\" (the name of "
 					"a pool in pools)",
 					v);
@@ -1552,14 +761,14 @@ static void cross_checks(struct ctx *x, const config_setting_t *root,
 	}
 }
 
-static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
+static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 {
 	static const char *const keys[] = {
 		"stack",	"listeners", "policy", "pools",
 		"default_pool", "maildir",   "log",    NULL};
 	const config_setting_t *root = config_root_setting(cf);
 	const config_setting_t *s;
-	struct mxg_config c;
+	struct ctl_config c;
 
 	memset(&c, 0, sizeof(c));
 	c.source = strdup(x->file);
@@ -1578,7 +787,7 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 	c.policy.rate_table_size = 65536;
 	c.policy.block_table_size = 16384;
 
-	check_keys(x, root, "", keys);
+	cfg_check_keys(x, root, "", keys);
 	s = config_setting_get_member(root, "stack");
 	if (s)
 		parse_stack(x, s, &c);
@@ -1588,12 +797,12 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 		cfg_err(x, 1, "listeners",
 			"missing (a list ( { name = \"mx\"; port = 25; role = "
 			"\"mx\"; }, ... ))");
-	} else if (want_type(x, s, "listeners", CONFIG_TYPE_LIST,
+	} else if (cfg_want_type(x, s, "listeners", CONFIG_TYPE_LIST,
 			     "a list ( { ... }, ... )")) {
 		int n = config_setting_length(s);
 
 		if (n == 0)
-			cfg_err(x, line_of(s), "listeners",
+			cfg_err(x, cfg_line_of(s), "listeners",
 				"empty (at least one listener)");
 		c.listeners = calloc((size_t)n + 1, sizeof(*c.listeners));
 		for (int i = 0; c.listeners && i < n; i++) {
@@ -1604,7 +813,7 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 			snprintf(path, sizeof(path), "listeners[%d]", i);
 			listener_defaults(x, &c.listeners[i], &c);
 			c.n_listeners++;
-			if (want_type(x, g, path, CONFIG_TYPE_GROUP,
+			if (cfg_want_type(x, g, path, CONFIG_TYPE_GROUP,
 				      "a group { }"))
 				parse_listener(x, g, path, &c.listeners[i]);
 		}
@@ -1612,16 +821,16 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 
 	s = config_setting_get_member(root, "policy");
 	if (s)
-		parse_policy(x, s, &c);
-	inherit_policy(root, &c);
+		cfg_parse_policy(x, s, &c);
+	cfg_inherit_policy(root, &c);
 
 	s = config_setting_get_member(root, "pools");
-	if (s && want_type(x, s, "pools", CONFIG_TYPE_LIST,
+	if (s && cfg_want_type(x, s, "pools", CONFIG_TYPE_LIST,
 			   "a list ( { ... }, ... )")) {
 		int n = config_setting_length(s);
 
 		if (n == 0)
-			cfg_err(x, line_of(s), "pools",
+			cfg_err(x, cfg_line_of(s), "pools",
 				"empty (at least one pool, or leave pools out "
 				"for the local Maildir)");
 		c.pools = calloc((size_t)n + 1, sizeof(*c.pools));
@@ -1633,7 +842,7 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 			snprintf(path, sizeof(path), "pools[%d]", i);
 			pool_defaults(&c.pools[i]);
 			c.n_pools++;
-			if (want_type(x, g, path, CONFIG_TYPE_GROUP,
+			if (cfg_want_type(x, g, path, CONFIG_TYPE_GROUP,
 				      "a group { }"))
 				parse_pool(x, g, path, &c.pools[i]);
 		}
@@ -1664,7 +873,7 @@ static int load(struct ctx *x, config_t *cf, struct mxg_config *out)
 	return 0;
 }
 
-static int finish(struct ctx *x, config_t *cf, int rc, struct mxg_config *out)
+static int finish(struct ctx *x, config_t *cf, int rc, struct ctl_config *out)
 {
 	if (rc == 0)
 		rc = load(x, cf, out);
@@ -1701,7 +910,7 @@ static int syntax_error(struct ctx *x, config_t *cf)
 	return -EINVAL;
 }
 
-int ctl_config_load(const char *path, struct mxg_config *out, char *errbuf,
+int ctl_config_load(const char *path, struct ctl_config *out, char *errbuf,
 		    size_t errlen)
 {
 	struct ctx x;
@@ -1718,7 +927,7 @@ int ctl_config_load(const char *path, struct mxg_config *out, char *errbuf,
 }
 
 int ctl_config_load_string(const char *text, const char *name,
-			   struct mxg_config *out, char *errbuf, size_t errlen)
+			   struct ctl_config *out, char *errbuf, size_t errlen)
 {
 	struct ctx x;
 	config_t cf;
@@ -1732,7 +941,7 @@ int ctl_config_load_string(const char *text, const char *name,
 	return finish(&x, &cf, rc, out);
 }
 
-int ctl_config_default(struct mxg_config *out)
+int ctl_config_default(struct ctl_config *out)
 {
 	char err[512];
 

@@ -185,7 +185,7 @@ struct ctl_pool {
 	unsigned line;
 };
 
-struct mxg_config {
+struct ctl_config {
 	char *source; /* file name or "<built-in>" */
 	struct {
 		char *port;	  /* DPDK device arguments */
@@ -237,23 +237,23 @@ struct mxg_config {
  * the file cannot be read) with every error written to errbuf, one per
  * line (truncated to errlen with a final "... N more" line). errbuf may be
  * NULL. On failure *out is zeroed and owns nothing. */
-int ctl_config_load(const char *path, struct mxg_config *out, char *errbuf,
+int ctl_config_load(const char *path, struct ctl_config *out, char *errbuf,
 		    size_t errlen);
 
 /* Same from text in memory; name is used in messages as the file name. */
 int ctl_config_load_string(const char *text, const char *name,
-			   struct mxg_config *out, char *errbuf, size_t errlen);
+			   struct ctl_config *out, char *errbuf, size_t errlen);
 
 /* The embedded default: tap port net_tap0 (iface mxg0), 198.18.0.2/24,
  * listeners mx on 25 and submission on 587, next hop the local Maildir
  * /var/lib/mxgate/Maildir. Returns 0 (or -ENOMEM).
  * Its policy accepts example.com (authoritative) and relays for no one. */
-int ctl_config_default(struct mxg_config *out);
+int ctl_config_default(struct ctl_config *out);
 /* The text of the embedded default (a valid configuration file). */
 extern const char ctl_config_default_text[];
 
 /* Frees what a successful load allocated; the struct is zeroed. */
-void ctl_config_free(struct mxg_config *cfg);
+void ctl_config_free(struct ctl_config *cfg);
 
 const char *ctl_role_name(enum ctl_role r);
 

@@ -2,8 +2,8 @@
  * app.h - process-wide configuration and per-lcore context of the mxgate
  * dataplane: what main.c builds, what every poll loop (lcore.c) reads.
  *
- * Ownership: struct mxg_conf is written by the main lcore before the
- * dataplane lcores start and is read-only afterwards. Each struct
+ * Ownership: struct mxg_options (options.h) is written by the main lcore
+ * before the dataplane lcores start and is read-only afterwards. Each struct
  * lcore_ctx belongs to one dataplane lcore; the main lcore only reads its
  * counters (racy word-sized loads, summed by the reader).
  */
@@ -18,33 +18,14 @@
 
 #include "dataplane/fault.h"
 #include "dataplane/gateway.h"
+#include "dataplane/bounds.h"
 #include "dataplane/net/net.h"
+#include "dataplane/options.h"
 #include "dataplane/services.h"
 #include "dataplane/steer.h"
+#include "dataplane/workers/workers.h"
 
-#define MXG_MAX_CORES 16
 #define MXG_BURST 32
-
-/* Whole-process configuration (command line today; the config file of the
- * gateway issue feeds the same structure). */
-struct mxg_conf {
-	char port_spec[256];      /* vdev spec or PCI address */
-	bool port_is_vdev;
-	rte_be32_t ip, netmask, gateway;
-	uint16_t n_cores;         /* dataplane lcores */
-	bool busy_poll;           /* never back off (benchmarks) */
-	uint32_t idle_sleep_max_us;
-	uint32_t mbufs;           /* pool size; 0: sized from the limits */
-	uint16_t rx_desc, tx_desc;
-	uint16_t mtu;
-	struct net_stack_conf stack;  /* template for every core's stack */
-	struct svc_conf svc;
-	struct fault_conf fault;
-	char stats_file[256];     /* JSON counters, rewritten periodically */
-	uint32_t stats_interval_ms;
-	uint32_t run_seconds;     /* 0: until SIGINT/SIGTERM */
-	bool verbose;
-};
 
 /* Per-core counters of the glue layer (steering, port I/O). */
 struct lcore_stats {
@@ -63,18 +44,20 @@ struct lcore_ctx {
 	uint16_t port_id;
 	int rx_queue;             /* -1 when this core owns no RX queue */
 	int tx_queue;             /* -1: send through tx_ring to core 0 */
-	int wake_fd;              /* eventfd: others wake this core (-1) */
+	int wake_fd;              /* eventfd: other cores and the workers
+				     wake this core (-1: none) */
 	volatile int sleeping;    /* in its idle sleep (lcore_wake) */
 	struct net_stack *stack;
 	struct svc_state *svc;
 	struct gw_core *gw;           /* SMTP gateway (NULL: --no-gateway) */
+	struct worker_pool *workers;  /* shared; this core's rings by index */
 	struct rte_ring *log_ring;    /* SP/SC: log lines to the main lcore */
 	struct fault *fault_rx, *fault_tx;
 	struct rte_ring *steer_ring;  /* MP/SC: frames other cores steer here */
 	struct rte_ring *tx_ring;     /* MP/SC: frames to transmit (queue owner) */
 	const struct steer_conf *steer;
 	struct lcore_ctx *all;        /* array of n_cores contexts */
-	const struct mxg_conf *conf;
+	const struct mxg_options *options; /* read-only */
 	volatile bool stopped;        /* set by the lcore when its loop ended */
 	struct lcore_stats stats;
 };

@@ -23,7 +23,7 @@
 #include <rte_ring.h>
 
 #include "control/config.h"
-#include "dataplane/snapshot.h"
+#include "control/snapshot.h"
 #include "dataplane/relay/relay_client.h"
 #include "dataplane/relay/relay_pool.h"
 #include "dataplane/smtp/smtp_session.h"
@@ -83,7 +83,7 @@ struct gw_global {
 	} *retired;                   /* main lcore only */
 	uint32_t n_retired, cap_retired;
 	uint64_t snapshots_freed, snapshots_retired;
-	struct rte_ring *push[MXG_SNAP_MAX_CORES]; /* SP/SC, main -> core */
+	struct rte_ring *push[MXG_MAX_CORES]; /* SP/SC, main -> core */
 	uint64_t push_seq;            /* main lcore only */
 	uint32_t *lconns;             /* [65536], atomic */
 	uint32_t pushed_blocks;       /* entries the per-core tables hold */

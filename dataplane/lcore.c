@@ -5,7 +5,8 @@
  * one), pass it through the fault injector, steer every frame to its owner
  * core (DESIGN 2; frames for other cores go over their steer_ring, ARP to
  * every core), take frames other cores steered here, feed the stack, run
- * its timers and the services, then transmit what the stack queued.
+ * its timers, the services and the worker pool's completions, then
+ * transmit what the stack queued.
  *
  * Ownership: everything reachable from the struct lcore_ctx passed in
  * belongs to this lcore; other cores only enqueue to its rings. Never
@@ -88,7 +89,7 @@ static uint16_t steer_burst(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 			    uint16_t n, struct rte_mbuf **local,
 			    uint16_t nlocal)
 {
-	const struct mxg_conf *conf = lc->conf;
+	const struct mxg_options *conf = lc->options;
 	uint32_t woken = 0; /* cores handed frames: wake once each */
 
 	for (uint16_t i = 0; i < n; i++) {
@@ -137,8 +138,9 @@ static uint16_t steer_burst(struct lcore_ctx *lc, struct rte_mbuf **pkts,
 	return nlocal;
 }
 
-/* The idle back-off's sleep: ended early by a frame on our rx queue or
- * by another core handing us work (lcore_wake). */
+/* The idle back-off's sleep: ended early by a frame on our rx queue, by
+ * another core handing us work (lcore_wake) or by a worker handing back
+ * a finished job (dataplane/workers: same flag, fence and eventfd). */
 static void idle_sleep(struct lcore_ctx *lc, uint64_t us)
 {
 	uint64_t v;
@@ -146,7 +148,8 @@ static void idle_sleep(struct lcore_ctx *lc, uint64_t us)
 	__atomic_store_n(&lc->sleeping, 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST); /* pairs with lcore_wake */
 	if (rte_ring_count(lc->steer_ring) == 0 &&
-	    (!lc->tx_ring || rte_ring_count(lc->tx_ring) == 0))
+	    (!lc->tx_ring || rte_ring_count(lc->tx_ring) == 0) &&
+	    (!lc->workers || !workers_pending(lc->workers, lc->index)))
 		port_idle_wait(lc->rx_queue, lc->wake_fd, us);
 	__atomic_store_n(&lc->sleeping, 0, __ATOMIC_RELAXED);
 	if (lc->wake_fd >= 0)
@@ -156,7 +159,7 @@ static void idle_sleep(struct lcore_ctx *lc, uint64_t us)
 int lcore_main(void *arg)
 {
 	struct lcore_ctx *lc = arg;
-	const struct mxg_conf *conf = lc->conf;
+	const struct mxg_options *conf = lc->options;
 	struct rte_mbuf *pkts[FAULT_IN_MAX];
 	struct rte_mbuf *local[LOCAL_MAX];
 	uint32_t idle_iters = 0;
@@ -206,6 +209,9 @@ int lcore_main(void *arg)
 			net_stack_input(lc->stack, local, nlocal, now);
 		net_stack_poll(lc->stack, now);
 		svc_poll(lc->svc, now);
+		if (lc->workers)
+			work += (uint16_t)workers_poll(lc->workers, lc->index,
+						       MXG_BURST);
 		if (lc->gw) {
 			if (gw_core_poll(lc->gw, now))
 				inflight = true;
@@ -265,8 +271,11 @@ int lcore_main(void *arg)
 
 			if (next < sleep_us)
 				sleep_us = next ? next : 1;
-			/* Maildir fsyncs finish on worker threads: look
-			 * for their completions at least every 100 us. */
+			/* The Maildir writer still runs its own threads,
+			 * which cannot wake us: look for its completions
+			 * at least every 100 us. (Jobs on the worker pool
+			 * wake the core; the Maildir moves onto it with
+			 * the gateway split.) */
 			if (inflight && sleep_us > 100)
 				sleep_us = 100;
 		}

@@ -10,6 +10,9 @@
 #include "dataplane/services.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <arpa/inet.h>
 #include <string.h>
 
 #include <rte_common.h>
@@ -446,4 +449,55 @@ void svc_destroy(struct svc_state *s)
 		return;
 	rte_free(s->conns);
 	rte_free(s);
+}
+
+/* "cps,198.18.0.2:7,conc=64,bytes=64" or "bulk,198.18.0.2:9,conc=4" */
+int svc_parse_loadgen(const char *spec, struct svc_conf *svc)
+{
+	char buf[256], *save = NULL, *tok;
+	int i = 0;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	svc->lg_conc = 32;
+	svc->lg_req_bytes = 64;
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save), i++) {
+		if (i == 0) {
+			if (!strcmp(tok, "cps"))
+				svc->lg_bulk = false;
+			else if (!strcmp(tok, "bulk"))
+				svc->lg_bulk = true;
+			else
+				goto bad;
+		} else if (i == 1) {
+			char *colon = strrchr(tok, ':');
+			struct in_addr a;
+
+			if (!colon)
+				goto bad;
+			*colon = '\0';
+			if (inet_pton(AF_INET, tok, &a) != 1)
+				goto bad;
+			svc->lg_ip = a.s_addr;
+			svc->lg_port = (uint16_t)atoi(colon + 1);
+			if (!svc->lg_port)
+				goto bad;
+		} else if (!strncmp(tok, "conc=", 5)) {
+			svc->lg_conc = (uint32_t)atoi(tok + 5);
+		} else if (!strncmp(tok, "bytes=", 6)) {
+			svc->lg_req_bytes = (uint32_t)atoi(tok + 6);
+			if (svc->lg_req_bytes == 0 || svc->lg_req_bytes > 32768)
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	if (i < 2)
+		goto bad;
+	return 0;
+bad:
+	fprintf(stderr, "mxgate: --loadgen '%s': expected "
+			"cps|bulk,ADDR:PORT[,conc=N][,bytes=N(1..32768)]\n",
+		spec);
+	return -EINVAL;
 }

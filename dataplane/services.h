@@ -67,4 +67,9 @@ const struct svc_stats *svc_stats(const struct svc_state *s);
 
 void svc_destroy(struct svc_state *s);
 
+/* Parses the --loadgen spec "cps,ADDR:PORT[,conc=N][,bytes=N]" or
+ * "bulk,ADDR:PORT[,conc=N]" into svc. 0, or -EINVAL with a message on
+ * stderr. */
+int svc_parse_loadgen(const char *spec, struct svc_conf *svc);
+
 #endif /* MXG_SERVICES_H */

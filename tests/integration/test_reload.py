@@ -331,6 +331,13 @@ BAD = [
     ("unknown key", None, r":\d+: key 'policy.frobnicate'"),
     ("bad CIDR", None, r":\d+: key 'policy.deny\[0\]'"),
     ("port clash", None, r":\d+: key 'listeners\[1\]\.port'"),
+    # refused until TLS and AUTH land (issue 12)
+    ("smtps listener", None,
+     r":\d+: key 'listeners\[2\]\.role': \"smtps\" \(implicit TLS, "
+     r"RFC 8314\) is not supported yet"),
+    ("user rate key", None,
+     r":\d+: key 'policy\.rate_limits\[1\]\.key': \"user\" is not "
+     r"supported yet"),
 ]
 
 
@@ -363,6 +370,13 @@ def bad_text(tmp, kind):
         top["policy"]["deny"] = ["198.18.300.0/24"]
     elif kind == "port clash":
         top["listeners"][1]["port"] = 25
+    elif kind == "smtps listener":
+        top = base_config(tmp, "b", extra_listener={
+            "name": "smtps", "port": 465, "role": "smtps"})
+    elif kind == "user rate key":
+        top["policy"]["rate_limits"].append({
+            "name": "per_user", "key": "user", "what": "messages",
+            "per_minute": 30})
     path = os.path.join(tmp, "bad.conf")
     write_config(path, top)
     with open(path) as f:

@@ -24,8 +24,8 @@ static int failures;
 static struct rte_mempool *pool;
 
 /* Send N numbered frames through f in bursts of 8; record the order. */
-static unsigned run(struct fault *f, unsigned n, uint32_t *seen,
-		    unsigned cap)
+static unsigned pass_frames(struct fault *f, unsigned n, uint32_t *seen,
+			    unsigned cap)
 {
 	unsigned got = 0, next = 0;
 	uint64_t now = 0;
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
 	/* Disabled: identity. */
 	memset(&fc, 0, sizeof(fc));
 	f = fault_create(&fc, 0, pool, 0);
-	got = run(f, 1000, seen, 30000);
+	got = pass_frames(f, 1000, seen, 30000);
 	CHECK(got == 1000);
 	for (unsigned i = 0; i < 1000; i++)
 		CHECK(seen[i] == i);
@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 	/* 5% drop, 2% reorder, 1% dup over 20000 frames. */
 	fault_parse("drop=5,reorder=2,dup=1,seed=7", &fc, &bad);
 	f = fault_create(&fc, 1, pool, 0);
-	got = run(f, 20000, seen, 30000);
+	got = pass_frames(f, 20000, seen, 30000);
 	{
 		const struct fault_stats *s = fault_stats(f);
 
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 
 	/* Same seed, same salt: same result. */
 	f = fault_create(&fc, 1, pool, 0);
-	got2 = run(f, 20000, seen2, 30000);
+	got2 = pass_frames(f, 20000, seen2, 30000);
 	CHECK(got2 == got);
 	CHECK(memcmp(seen, seen2, sizeof(uint32_t) * (got < 30000 ? got : 30000)) == 0);
 	fault_destroy(f);
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 	/* Delay holds frames for delay_us, then releases them all. */
 	fault_parse("delay=50,delay_us=500,seed=3", &fc, &bad);
 	f = fault_create(&fc, 0, pool, 0);
-	got = run(f, 1000, seen, 30000);
+	got = pass_frames(f, 1000, seen, 30000);
 	CHECK(got == 1000);
 	CHECK(fault_stats(f)->delayed > 350);
 	fault_destroy(f);

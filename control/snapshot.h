@@ -28,35 +28,42 @@
 #include <rte_common.h>
 
 #include "control/config.h"
+#include "dataplane/bounds.h"
 #include "dataplane/relay/relay_client.h"
 #include "dataplane/relay/relay_pool.h"
 #include "dataplane/smtp/smtp_session.h"
 
-#define MXG_SNAP_MAX_CORES 16
+/* Names gateway.c still uses: compatibility aliases, removed by the
+ * gateway split (issue 12), which renames them there. */
+#define MXG_SNAP_MAX_CORES MXG_MAX_CORES
+#define gw_listener mxg_snapshot_listener
+#define gw_pool mxg_snapshot_pool
+#define gw_rule mxg_snapshot_rule
+#define gw_restrict mxg_snapshot_restrict
 
 struct pol_acl;
 struct pol_domains;
 struct pol_addrlist;
 
 /* Sender or recipient restrictions, compiled. NULL lists are empty. */
-struct gw_restrict {
+struct mxg_snapshot_restrict {
 	struct pol_addrlist *accept;
 	struct pol_addrlist *reject;
 };
 
 /* One listener (receive connector), compiled. */
-struct gw_listener {
+struct mxg_snapshot_listener {
 	const struct ctl_listener *cl;
 	struct smtp_config smtp;
 	uint16_t port;
 	uint32_t idx;
 	struct pol_acl *networks; /* NULL: serves every address */
 	struct pol_acl *acl;	  /* listener allow/deny; NULL: none */
-	struct gw_restrict senders, recipients;
+	struct mxg_snapshot_restrict senders, recipients;
 };
 
 /* One next-hop pool, compiled: how to talk to its servers. */
-struct gw_pool {
+struct mxg_snapshot_pool {
 	const struct ctl_pool *cp;
 	bool maildir;
 	struct relay_client_config rc;
@@ -65,7 +72,7 @@ struct gw_pool {
 /* One rate-limit rule, compiled. fp fingerprints its content (key, what,
  * listener, name) but not its numbers, so a reload or a push that only
  * changes per_minute/burst keeps the buckets. */
-struct gw_rule {
+struct mxg_snapshot_rule {
 	uint64_t fp;
 	const char *name;
 	enum ctl_rl_key key;
@@ -76,12 +83,12 @@ struct gw_rule {
 
 struct mxg_snapshot {
 	uint64_t generation;
-	struct mxg_config cfg; /* owned */
+	struct ctl_config cfg; /* owned */
 
-	struct gw_listener *listeners;
+	struct mxg_snapshot_listener *listeners;
 	uint32_t n_listeners;
 
-	struct gw_pool *pools;
+	struct mxg_snapshot_pool *pools;
 	uint32_t n_pools;
 	struct relay_pool_config *rp;
 	struct relay_server_config *rs;
@@ -93,8 +100,8 @@ struct mxg_snapshot {
 	struct pol_acl *acl;	    /* global allow/deny; NULL: none */
 	struct pol_acl *relay_nets; /* NULL: none */
 	struct pol_domains *domains;/* accepted domains (never NULL) */
-	struct gw_restrict senders, recipients;
-	struct gw_rule *rules;
+	struct mxg_snapshot_restrict senders, recipients;
+	struct mxg_snapshot_rule *rules;
 	uint32_t n_rules;
 	uint32_t rate_table_size;
 	uint32_t block_table_size; /* pushed blocks per core */
@@ -107,7 +114,7 @@ struct mxg_snapshot {
 	/* Per-core references (see above); one cache line each. */
 	struct {
 		volatile uint32_t n;
-	} __rte_cache_aligned refs[MXG_SNAP_MAX_CORES];
+	} __rte_cache_aligned refs[MXG_MAX_CORES];
 };
 
 /*
@@ -116,7 +123,7 @@ struct mxg_snapshot {
  * frees it). Main lcore only; allocates (rte_malloc for the lpm tables).
  * Returns 0, or a negative errno with a message in err.
  */
-int mxg_snapshot_build(struct mxg_config *cfg, uint64_t generation,
+int mxg_snapshot_build(struct ctl_config *cfg, uint64_t generation,
 		       struct mxg_snapshot **out, char *err, size_t errlen);
 
 /* Frees s and everything it owns. Only once no core can reach it. */
@@ -131,7 +138,7 @@ void mxg_snapshot_reaper_stop(void);
 uint32_t mxg_snapshot_refs(const struct mxg_snapshot *s);
 
 /* The listener on port, or NULL. */
-const struct gw_listener *mxg_snapshot_listener(const struct mxg_snapshot *s,
+const struct mxg_snapshot_listener *mxg_snapshot_listener(const struct mxg_snapshot *s,
 						uint16_t port);
 
 /* Why a reload from old to new cannot be applied without a restart

@@ -6,7 +6,7 @@
  *
  * Main lcore only. Allocates; never touches per-core state.
  */
-#include "dataplane/snapshot.h"
+#include "control/snapshot.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -304,7 +304,7 @@ static int list_build(char **v, uint32_t n, struct pol_addrlist **out,
 	return 0;
 }
 
-static int restrict_build(const struct ctl_addr_list *c, struct gw_restrict *r,
+static int restrict_build(const struct ctl_addr_list *c, struct mxg_snapshot_restrict *r,
 			  const char *what, char *err, size_t errlen)
 {
 	int e = list_build(c->accept, c->n_accept, &r->accept, what, err,
@@ -316,7 +316,7 @@ static int restrict_build(const struct ctl_addr_list *c, struct gw_restrict *r,
 	return e;
 }
 
-static void restrict_free(struct gw_restrict *r)
+static void restrict_free(struct mxg_snapshot_restrict *r)
 {
 	pol_addrlist_free(r->accept);
 	pol_addrlist_free(r->reject);
@@ -327,7 +327,7 @@ static void restrict_free(struct gw_restrict *r)
 
 static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 {
-	const struct mxg_config *cfg = &s->cfg;
+	const struct ctl_config *cfg = &s->cfg;
 	size_t smem = 0;
 
 	s->listeners = calloc(cfg->n_listeners, sizeof(*s->listeners));
@@ -336,7 +336,7 @@ static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 	s->n_listeners = cfg->n_listeners;
 	for (uint32_t i = 0; i < cfg->n_listeners; i++) {
 		const struct ctl_listener *cl = &cfg->listeners[i];
-		struct gw_listener *l = &s->listeners[i];
+		struct mxg_snapshot_listener *l = &s->listeners[i];
 		struct smtp_config *sc = &l->smtp;
 		char what[96];
 		size_t m;
@@ -407,7 +407,7 @@ static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 
 static int pools_build(struct mxg_snapshot *s)
 {
-	const struct mxg_config *cfg = &s->cfg;
+	const struct ctl_config *cfg = &s->cfg;
 	uint32_t n_srv = 0, n_dom = 0, si = 0, di = 0;
 	size_t rmem = 0;
 	uint64_t fp = FNV_INIT;
@@ -430,7 +430,7 @@ static int pools_build(struct mxg_snapshot *s)
 	fp = fnv(fp, &cfg->default_pool, sizeof(cfg->default_pool));
 	for (uint32_t p = 0; p < cfg->n_pools; p++) {
 		const struct ctl_pool *cp = &cfg->pools[p];
-		struct gw_pool *gp = &s->pools[p];
+		struct mxg_snapshot_pool *gp = &s->pools[p];
 		struct relay_pool_config *rp = &s->rp[p];
 		struct relay_client_config *rc = &gp->rc;
 		size_t m;
@@ -521,7 +521,7 @@ static int pools_build(struct mxg_snapshot *s)
 
 static int policy_build(struct mxg_snapshot *s, char *err, size_t errlen)
 {
-	const struct mxg_config *cfg = &s->cfg;
+	const struct ctl_config *cfg = &s->cfg;
 	int r;
 
 	r = acl_build(&cfg->policy.allow, &cfg->policy.deny, &s->acl,
@@ -569,7 +569,7 @@ static int policy_build(struct mxg_snapshot *s, char *err, size_t errlen)
 	s->n_rules = cfg->policy.n_rate_limits;
 	for (uint32_t i = 0; i < s->n_rules; i++) {
 		const struct ctl_rate_limit *c = &cfg->policy.rate_limits[i];
-		struct gw_rule *g = &s->rules[i];
+		struct mxg_snapshot_rule *g = &s->rules[i];
 		uint64_t fp = FNV_INIT;
 
 		g->name = c->name;
@@ -598,7 +598,7 @@ static int policy_build(struct mxg_snapshot *s, char *err, size_t errlen)
 	return 0;
 }
 
-int mxg_snapshot_build(struct mxg_config *cfg, uint64_t generation,
+int mxg_snapshot_build(struct ctl_config *cfg, uint64_t generation,
 		       struct mxg_snapshot **out, char *err, size_t errlen)
 {
 	struct mxg_snapshot *s;
@@ -652,7 +652,7 @@ void mxg_snapshot_free(struct mxg_snapshot *s)
 	if (!s)
 		return;
 	for (uint32_t i = 0; s->listeners && i < s->n_listeners; i++) {
-		struct gw_listener *l = &s->listeners[i];
+		struct mxg_snapshot_listener *l = &s->listeners[i];
 
 		acl_put(l->networks);
 		acl_put(l->acl);
@@ -678,12 +678,12 @@ uint32_t mxg_snapshot_refs(const struct mxg_snapshot *s)
 {
 	uint32_t n = 0;
 
-	for (int k = 0; k < MXG_SNAP_MAX_CORES; k++)
+	for (int k = 0; k < MXG_MAX_CORES; k++)
 		n += __atomic_load_n(&s->refs[k].n, __ATOMIC_ACQUIRE);
 	return n;
 }
 
-const struct gw_listener *mxg_snapshot_listener(const struct mxg_snapshot *s,
+const struct mxg_snapshot_listener *mxg_snapshot_listener(const struct mxg_snapshot *s,
 						uint16_t port)
 {
 	for (uint32_t i = 0; i < s->n_listeners; i++)
@@ -701,7 +701,7 @@ int mxg_snapshot_reloadable(const struct mxg_snapshot *o,
 			    const struct mxg_snapshot *n, char *err,
 			    size_t errlen)
 {
-	const struct mxg_config *a = &o->cfg, *b = &n->cfg;
+	const struct ctl_config *a = &o->cfg, *b = &n->cfg;
 	const char *what = NULL;
 
 	if (!str_eq(a->stack.port, b->stack.port) ||
