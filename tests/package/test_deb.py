@@ -170,9 +170,15 @@ def main():
                 rc, out = sh(*ctl, "reload", timeout=60)
                 res.check(rc == 0, "mxgatectl reload (ExecReload): %s" %
                           out.strip())
+                # The logger thread writes every few milliseconds.
                 logf = "/var/log/mxgate/mxgate.log"
-                with open(logf) as f:
-                    before = f.read()
+                for _ in range(100):
+                    with open(logf) as f:
+                        before = f.read()
+                    if "outcome=accepted" in before and \
+                            "event=reload by=admin result=ok" in before:
+                        break
+                    time.sleep(0.05)
                 res.check("event=message" in before and
                           "outcome=accepted" in before and
                           "event=reload by=admin result=ok" in before,
@@ -189,9 +195,12 @@ def main():
                              "postmaster@example.com", "--header",
                              "Subject: " + subj + "-2", "--timeout", "30",
                              timeout=60)
-                time.sleep(0.5)
-                with open(logf, "rb") as f:
-                    after = f.read()
+                for _ in range(100):
+                    with open(logf, "rb") as f:
+                        after = f.read()
+                    if b"event=message" in after:
+                        break
+                    time.sleep(0.05)
                 res.check(rc == 0 and after.startswith(b"ts=") and
                           b"\0" not in after and b"event=message" in after,
                           "after rotation the next lines start the fresh "
@@ -243,8 +252,6 @@ def main():
                 "install ok"):
             sh("dpkg", "--purge", "mxgate")
         for p in mine:
-            with open(os.devnull) as _:
-                pass
             try:
                 os.unlink(p)
             except OSError:
