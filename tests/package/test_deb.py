@@ -18,6 +18,7 @@ usage: test_deb.py SRCDIR
 import glob
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,19 @@ def unit_caps():
     with open(UNIT) as f:
         m = re.search(r"^CapabilityBoundingSet=(.*)$", f.read(), re.M)
     return [c.lower().replace("cap_", "") for c in m.group(1).split()]
+
+
+def unit_stops(sock, pid):
+    """The unit's ExecStop command lines, ready to run."""
+    out = []
+    with open(UNIT) as f:
+        for ln in f:
+            if ln.startswith("ExecStop="):
+                cmd = ln.split("=", 1)[1].strip().lstrip("-")
+                cmd = cmd.replace("/run/mxgate/admin.sock", sock)
+                cmd = cmd.replace("${MAINPID}", str(pid))
+                out.append(shlex.split(cmd))
+    return out
 
 
 def main():
@@ -210,14 +224,32 @@ def main():
                         if subj + "-2" in f.read():
                             mine.append(p)
 
-                # ExecStop: drain, then the process exits by itself.
-                rc, out = sh(*ctl, "-t", "10", "drain", timeout=30)
-                res.check(rc == 0, "mxgatectl drain (ExecStop): %s" %
-                          out.strip())
+                # The unit's ExecStop lines as systemd runs them (our
+                # socket, ${MAINPID} = the gateway): drain, then wait for
+                # the process to be gone.
+                stops = unit_stops(sock, gw.proc.pid)
+                res.check(len(stops) == 2, "two ExecStop lines: %s" % stops)
+                rc, out = sh(*stops[0], timeout=30)
+                res.check(rc == 0, "ExecStop 1 (%s): %s" %
+                          (" ".join(stops[0]), out.strip()))
+                # We are mxgate's parent, as systemd is under the unit:
+                # reap it, or tail --pid would wait for a zombie.
+                t0 = time.time()
+                waiter = subprocess.Popen(stops[1])
                 try:
                     gw.proc.wait(60)
                 except subprocess.TimeoutExpired:
                     pass
+                t_exit = time.time() - t0
+                try:
+                    rc = waiter.wait(30)
+                except subprocess.TimeoutExpired:
+                    waiter.kill()
+                    rc = waiter.wait()
+                res.check(rc == 0 and gw.proc.returncode is not None,
+                          "ExecStop 2 returned once mxgate exited (exit "
+                          "after %.1f s, wait returned after %.1f s)" %
+                          (t_exit, time.time() - t0))
                 res.check(gw.proc.returncode == 0,
                           "mxgate exited 0 after the drain (%s)" %
                           gw.proc.returncode)
