@@ -8,7 +8,9 @@ PKGS="build-essential meson ninja-build pkg-config
       dpdk-dev libdpdk-dev libssl-dev libhyperscan-dev libjemalloc-dev
       clang llvm libclang-rt-14-dev
       iproute2 procps psmisc python3 swaks openssl
-      postfix gnuplot-nox jq libconfig-dev libjansson-dev ethtool"
+      postfix gnuplot-nox jq libconfig-dev libjansson-dev ethtool
+      debhelper dpkg-dev fakeroot lintian systemd logrotate adduser
+      man-db groff-base dpdk"
 
 missing=""
 for p in $PKGS; do

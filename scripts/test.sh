@@ -1,7 +1,10 @@
 #!/bin/sh
 # Runs mxgate's whole test suite on a fresh Debian 12 machine, as root:
 #   1. installs the Debian packages it needs (scripts/install-deps.sh);
-#   2. gcc build with -Wall -Wextra -Werror: unit + integration suites;
+#   2. gcc build with -Wall -Wextra -Werror: unit + integration + package
+#      suites (package: the man pages against --help, the systemd unit, the
+#      NIC helper, dashboard and log format against a running gateway, and
+#      the Debian package built, installed, run and purged on this machine);
 #   3. the same with -Db_sanitize=address,undefined: unit and integration
 #      suites (MXG_SAN_INTEGRATION=0 runs only the unit suite there, and
 #      the summary says so); gw_runcheck runs run.sh with the binary of
@@ -74,7 +77,7 @@ print(p, f)
 PY
 }
 
-run_suite build -Dwerror=true -- unit integration
+run_suite build -Dwerror=true -- unit integration package
 
 SAN_SUITES="unit integration"
 NOTES=""
