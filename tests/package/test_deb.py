@@ -257,7 +257,7 @@ def main():
                 res.check(False, "exception %r" % e)
             finally:
                 if gw.proc and gw.proc.poll() is None:
-                    gw.stop()
+                    gw.shutdown(res)
                 gw.kill()
                 out = gw.output()
                 log(out[-1500:])
