@@ -530,10 +530,11 @@ static void parse_maildir(struct ctx *x, const config_setting_t *g,
 static void parse_log(struct ctx *x, const config_setting_t *g,
 		      struct ctl_config *c)
 {
-	static const char *const keys[] = {"file", "level", NULL};
+	static const char *const keys[] = {"file", "level", "format", NULL};
 	static const char *const levels[] = {"error", "warn", "info", "debug",
 					     NULL};
-	int e = 2;
+	static const char *const formats[] = {"kv", "json", NULL};
+	int e = 2, f = 0;
 
 	if (!cfg_want_type(x, g, "log", CONFIG_TYPE_GROUP, "a group { }"))
 		return;
@@ -545,6 +546,12 @@ static void parse_log(struct ctx *x, const config_setting_t *g,
 	cfg_get_enum(x, g, "log", "level", levels, &e);
 	free(c->log.level);
 	c->log.level = strdup(levels[e]);
+	for (int i = 0; formats[i]; i++)
+		if (strcmp(c->log.format, formats[i]) == 0)
+			f = i;
+	cfg_get_enum(x, g, "log", "format", formats, &f);
+	free(c->log.format);
+	c->log.format = strdup(formats[f]);
 }
 
 /* One accepted domain: "example.com", ".example.com" or "*.example.com"
@@ -599,6 +606,7 @@ void ctl_config_free(struct ctl_config *c)
 	free(c->maildir.path);
 	free(c->log.file);
 	free(c->log.level);
+	free(c->log.format);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -783,6 +791,7 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 	c.maildir.max_jobs = 64;
 	c.log.file = strdup("");
 	c.log.level = strdup("info");
+	c.log.format = strdup("kv");
 	c.policy.deny_action = CTL_DENY_REPLY;
 	c.policy.rate_table_size = 65536;
 	c.policy.block_table_size = 16384;
