@@ -527,6 +527,22 @@ static void parse_maildir(struct ctx *x, const config_setting_t *g,
 	cfg_get_u32(x, g, "maildir", "max_jobs", 1, 65536, &c->maildir.max_jobs);
 }
 
+/* An enum kept as its name in *value (which holds the default, one of
+ * names): replaced when the key is given and valid. */
+static void get_enum_name(struct ctx *x, const config_setting_t *g,
+			  const char *path, const char *name,
+			  const char *const *names, char **value)
+{
+	int e = 0;
+
+	for (int i = 0; names[i]; i++)
+		if (strcmp(*value, names[i]) == 0)
+			e = i;
+	cfg_get_enum(x, g, path, name, names, &e);
+	free(*value);
+	*value = strdup(names[e]);
+}
+
 static void parse_log(struct ctx *x, const config_setting_t *g,
 		      struct ctl_config *c)
 {
@@ -534,24 +550,13 @@ static void parse_log(struct ctx *x, const config_setting_t *g,
 	static const char *const levels[] = {"error", "warn", "info", "debug",
 					     NULL};
 	static const char *const formats[] = {"kv", "json", NULL};
-	int e = 2, f = 0;
 
 	if (!cfg_want_type(x, g, "log", CONFIG_TYPE_GROUP, "a group { }"))
 		return;
 	cfg_check_keys(x, g, "log", keys);
 	cfg_get_str(x, g, "log", "file", 1024, &c->log.file);
-	for (int i = 0; levels[i]; i++)
-		if (strcmp(c->log.level, levels[i]) == 0)
-			e = i;
-	cfg_get_enum(x, g, "log", "level", levels, &e);
-	free(c->log.level);
-	c->log.level = strdup(levels[e]);
-	for (int i = 0; formats[i]; i++)
-		if (strcmp(c->log.format, formats[i]) == 0)
-			f = i;
-	cfg_get_enum(x, g, "log", "format", formats, &f);
-	free(c->log.format);
-	c->log.format = strdup(formats[f]);
+	get_enum_name(x, g, "log", "level", levels, &c->log.level);
+	get_enum_name(x, g, "log", "format", formats, &c->log.format);
 }
 
 /* One accepted domain: "example.com", ".example.com" or "*.example.com"

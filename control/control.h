@@ -78,6 +78,9 @@ struct control {
 	pthread_mutex_t log_lock;     /* log and the rings' consumer side */
 	int log_format;               /* enum logline_format (log.format) */
 	int log_level;                /* enum logline_level (log.level) */
+	/* The log file's path, copied at start: options->log_path may
+	 * point into the first configuration, freed after a reload. */
+	char log_path[1100];
 };
 
 /* Starts the logger thread, the admin socket and the metrics endpoint

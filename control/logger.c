@@ -108,11 +108,11 @@ void logger_printf(struct control *ctl, const char *fmt, ...)
 
 int logger_reopen(struct control *ctl, char *msg, size_t len)
 {
-	const char *path = ctl->options->log_path;
+	const char *path = ctl->log_path;
 	FILE *nf;
 	int r;
 
-	if (!ctl->log || ctl->log == stderr || !path) {
+	if (!ctl->log || ctl->log == stderr || !path[0]) {
 		snprintf(msg, len, "no log file: the log goes to standard "
 				   "error");
 		return -ENOENT;
@@ -176,6 +176,8 @@ void logger_start(struct control *ctl)
 {
 	pthread_mutex_init(&ctl->log_lock, NULL);
 	ctl->log_level = LOGLINE_INFO;
+	snprintf(ctl->log_path, sizeof(ctl->log_path), "%s",
+		 ctl->options->log_path ? ctl->options->log_path : "");
 	if (!ctl->log)
 		return;
 	ctl->logger_stop = false;
