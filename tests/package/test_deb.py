@@ -100,13 +100,18 @@ def send_one(subject):
         return False
 
 
-def message_lines(path):
+def read_bytes(path):
+    """The file's content; b"" when it does not exist (a missed reopen)."""
     try:
         with open(path, "rb") as f:
-            return [ln for ln in f.read().split(b"\n")
-                    if b" event=message " in ln]
+            return f.read()
     except FileNotFoundError:
-        return []
+        return b""
+
+
+def message_lines(path):
+    return [ln for ln in read_bytes(path).split(b"\n")
+            if b" event=message " in ln]
 
 
 def rotate_check(res, tmp, sock, logf, subj):
@@ -160,10 +165,7 @@ def rotate_check(res, tmp, sock, logf, subj):
     sent[0] += ok
     total = sent[0] + 1
     old, new = settle(total)
-    with open(logf + ".1", "rb") as f:
-        oldtext = f.read()
-    with open(logf, "rb") as f:
-        newtext = f.read()
+    oldtext, newtext = read_bytes(logf + ".1"), read_bytes(logf)
     res.check(oldtext.startswith(snap) and snap.endswith(b"\n"),
               "the old file keeps every line written before the rotation "
               "(%d octets)" % len(snap))
