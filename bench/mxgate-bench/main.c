@@ -553,6 +553,17 @@ int main(int argc, char **argv)
 			rte_strerror(rte_errno));
 		return 1;
 	}
+	/* The peer must be there before the first SYN: a memif whose other
+	 * side has not connected yet drops frames (the SYN would wait for
+	 * its retransmission, a time-out in a short run). */
+	for (int i = 0; i < 1000 && !quit; i++) {
+		struct rte_eth_link link;
+
+		if (rte_eth_link_get_nowait(pi.port_id, &link) == 0 &&
+		    link.link_status == RTE_ETH_LINK_UP)
+			break;
+		usleep(10000);
+	}
 	t_start = clock_us();
 	if (o.sink_on) {
 		k = sink_create(&o.s, st, t_start);
