@@ -54,6 +54,7 @@ static void usage(FILE *f)
 "                       net_tap0,iface=..., net_af_packet0,iface=...)\n"
 "  --cpu N              CPU of the polling lcore (default 0)\n"
 "  --ip A/LEN           our address on the port\n"
+"  --gateway A          next router (default: every peer on-link)\n"
 "  --busy-poll          never sleep when idle (benchmarks)\n"
 "  --json FILE          final JSON document (default stdout)\n"
 "  --quiet              no progress lines\n"
@@ -118,7 +119,7 @@ static int parse_step(const char *name)
 struct opts {
 	char port[256];
 	int cpu;
-	rte_be32_t ip, mask;
+	rte_be32_t ip, mask, gateway;
 	bool busy, quiet;
 	const char *json;
 	double run_seconds;
@@ -131,7 +132,7 @@ struct opts {
 static int parse(int argc, char **argv, struct opts *o)
 {
 	enum {
-		O_PORT = 256, O_CPU, O_IP, O_BUSY, O_JSON, O_QUIET, O_RUN,
+		O_PORT = 256, O_CPU, O_IP, O_GW, O_BUSY, O_JSON, O_QUIET, O_RUN,
 		O_LINGER, O_TARGET, O_SESS, O_RATE, O_MPC, O_RCPTS, O_SIZE,
 		O_NOPIPE, O_BDAT, O_HELO, O_FROM, O_TO, O_COUNT, O_DUR, O_WARM,
 		O_STO, O_DRAIN, O_SPORT, O_SMAX, O_S4, O_S5, O_SDROP, O_SDELAY,
@@ -139,7 +140,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	};
 	static const struct option lo[] = {
 		{"port", 1, 0, O_PORT}, {"cpu", 1, 0, O_CPU},
-		{"ip", 1, 0, O_IP}, {"busy-poll", 0, 0, O_BUSY},
+		{"ip", 1, 0, O_IP}, {"gateway", 1, 0, O_GW}, {"busy-poll", 0, 0, O_BUSY},
 		{"json", 1, 0, O_JSON}, {"quiet", 0, 0, O_QUIET},
 		{"run-seconds", 1, 0, O_RUN}, {"linger-ms", 1, 0, O_LINGER},
 		{"target", 1, 0, O_TARGET}, {"sessions", 1, 0, O_SESS},
@@ -199,6 +200,10 @@ static int parse(int argc, char **argv, struct opts *o)
 						  : ~(0xffffffffu >> len));
 			break;
 		}
+		case O_GW:
+			if (inet_pton(AF_INET, optarg, &o->gateway) != 1)
+				return -1;
+			break;
 		case O_BUSY: o->busy = true; break;
 		case O_JSON: o->json = optarg; break;
 		case O_QUIET: o->quiet = true; break;
@@ -540,6 +545,7 @@ int main(int argc, char **argv)
 	sc.mac = pi.mac;
 	sc.ip = o.ip;
 	sc.netmask = o.mask;
+	sc.gateway = o.gateway;
 	sc.pool = pool;
 	sc.tx_offloads = pi.tx_offloads;
 	sc.max_conns = o.g.sessions + o.s.max_conns + 64;
