@@ -138,6 +138,7 @@ r = {
       "rx": round(b["net"]["rx_frames"] / max(t["msgs_accepted"], 1), 2),
       "tx": round(b["net"]["tx_frames"] / max(t["msgs_accepted"], 1), 2)},
   "bench_cpu_ns_per_msg": g.get("cpu_ns_per_msg"),
+  "bench_idle_time_share": b.get("poll", {}).get("idle_time_share"),
   "mxgate_counters": {k: mx[k] for k in sorted(mx)
                       if k in ("rx_pkts", "tx_pkts", "gw_messages_accepted",
                                "tcp_retransmits", "tx_dropped")},
@@ -152,7 +153,49 @@ sys.stderr.write("%-6s %9.1f msg/s  %7.1f conn/s  exactly_once=%s  "
 PY
 }
 
+# baseline: the tool alone, generator (CPU 0) <-memif-> sink (CPU 1), no
+# mxgate: what one mxgate-bench lcore does per second when nothing else
+# is in the way (in the gateway cases one process is generator and sink)
+tool_only() {
+	sock=$TMP/tool.sock
+	$NX "$BENCH" --port "net_memif0,role=server,socket=$sock,id=0" \
+		--ip 198.18.9.2/24 --cpu 1 --busy-poll --quiet \
+		--sink-port 25 --sink-check-digest --run-seconds $((SECS + WARM + 8)) \
+		--json "$TMP/tool-sink.json" >"$TMP/tool-sink.out" 2>&1 &
+	spid=$!; echo $spid >>"$TMP/pids"
+	sleep 1.5
+	l0=$(cut -d' ' -f1-3 /proc/loadavg)
+	$NX "$BENCH" --port "net_memif0,role=client,socket=$sock,id=0" \
+		--ip 198.18.9.3/24 --cpu 0 --busy-poll --quiet \
+		--target 198.18.9.2:25 --sessions "$SESS" --warmup $WARM \
+		--duration "$SECS" --size 2048 --json "$TMP/tool-gen.json" \
+		>"$TMP/tool-gen.out" 2>&1 || true
+	l1=$(cut -d' ' -f1-3 /proc/loadavg)
+	kill -TERM $spid 2>/dev/null || true; wait $spid 2>/dev/null || true
+	python3 - "$TMP/tool-gen.json" "$TMP/tool-sink.json" "$l0" "$l1" \
+		>"$TMP/tool.json" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))
+m = g["generator"]["measured"]; t = g["generator"]["total"]
+r = {"case": "tool_only", "msgs_per_s": m["msgs_per_s"],
+     "generator_accepted_total": t["msgs_accepted"],
+     "sink_msgs_total": s["sink"]["msgs"],
+     "exactly_once": t["msgs_accepted"] == s["sink"]["msgs"] and
+                     not s["sink"]["duplicates"] and not s["sink"]["digest_bad"],
+     "generator_idle_time_share": g["poll"]["idle_time_share"],
+     "sink_idle_time_share": s["poll"]["idle_time_share"],
+     "generator_cpu_ns_per_msg": g["generator"]["cpu_ns_per_msg"],
+     "loadavg_before": sys.argv[3], "loadavg_after": sys.argv[4]}
+print(json.dumps(r))
+sys.stderr.write("tool   %9.1f msg/s  (generator <-> sink, no mxgate)  "
+                 "exactly_once=%s  load %s -> %s\n" % (
+                     r["msgs_per_s"], r["exactly_once"], sys.argv[3],
+                     sys.argv[4]))
+PY
+}
+
 echo "gateway.sh: $SECS s per case after $WARM s warm-up, $SESS sessions" >&2
+tool_only
 run_case conn1 --msgs-per-conn 1 --size 2048
 run_case conn10 --msgs-per-conn 10 --size 2048
 run_case rcpt10 --msgs-per-conn 1 --size 2048 --rcpts 10
@@ -165,9 +208,13 @@ if [ "$PERF_OK" = true ] && [ -f "$TMP/perf.data" ]; then
 	PERF_TOP=$TMP/perf.top
 fi
 
-python3 - "$OUT/gateway.json" "$TMP/cases.jsonl" "$PERF_TOP" <<PY
+python3 - "$OUT/gateway.json" "$TMP/cases.jsonl" "$PERF_TOP" "$TMP/tool.json" <<PY
 import json, sys, time, platform
 cases = [json.loads(l) for l in open(sys.argv[2])]
+try:
+    tool = json.load(open(sys.argv[4]))
+except Exception:
+    tool = None
 top = open(sys.argv[3]).read().splitlines() if sys.argv[3] else []
 r = {"bench": "gateway",
      "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -179,7 +226,8 @@ r = {"bench": "gateway",
      "goal_msgs_per_s_conn1": 50000,
      "machine_shared": "2 CPUs shared with other developers: re-run on a "
                        "quiet machine before quoting",
-     "cases": cases, "perf_top_mxgate_conn1": top,
+     "cases": cases, "tool_only_baseline": tool,
+     "perf_top_mxgate_conn1": top,
      "valid": all(c["exactly_once"] for c in cases)}
 json.dump(r, open(sys.argv[1], "w"), indent=1)
 PY

@@ -370,7 +370,7 @@ static void report(FILE *f, const struct opts *o, struct gen *g,
 		   struct sink *k, const struct net_stats *ns, double wall,
 		   double cpu, uint64_t now)
 {
-	fprintf(f, "{\"tool\": \"mxgate-bench\", \"port\": \"%s\", "
+	fprintf(f, " \"tool\": \"mxgate-bench\", \"port\": \"%s\", "
 		   "\"wall_seconds\": %.3f, \"cpu_seconds\": %.3f,\n",
 		o->port, wall, cpu);
 	if (g) {
@@ -486,6 +486,7 @@ int main(int argc, char **argv)
 	uint64_t t_start, last_progress, gen_end = 0;
 	double cpu0;
 	uint32_t pool_n;
+	uint64_t loops = 0, idle_loops = 0, idle_tsc = 0, tsc_start;
 	int rc;
 
 	memset(&o, 0, sizeof(o));
@@ -591,10 +592,12 @@ int main(int argc, char **argv)
 	fprintf(stderr, "mxgate-bench: port %s (%s), cpu %d%s%s\n", o.port,
 		pi.driver, o.cpu, g ? ", generator" : "", k ? ", sink" : "");
 	cpu0 = cpu_seconds();
+	tsc_start = rte_rdtsc();
 	last_progress = t_start;
 	while (!quit) {
 		struct rte_mbuf *pkts[BURST];
 		uint64_t now = clock_us();
+		uint64_t tsc = rte_rdtsc();
 		uint16_t n, work = 0;
 
 		port_rx_kick();
@@ -628,8 +631,16 @@ int main(int argc, char **argv)
 		if (o.run_seconds > 0 &&
 		    now - t_start >= (uint64_t)(o.run_seconds * 1e6))
 			break;
-		if (!work && !o.busy)
-			port_idle_wait(0, -1, 20);
+		/* Iterations that found nothing to do: with --busy-poll
+		 * their share of the time tells whether this side waited on
+		 * its peer (the peer is the limit) or never did. */
+		loops++;
+		if (!work) {
+			idle_loops++;
+			idle_tsc += rte_rdtsc() - tsc;
+			if (!o.busy)
+				port_idle_wait(0, -1, 20);
+		}
 	}
 	{
 		uint64_t now = clock_us();
@@ -646,6 +657,11 @@ int main(int argc, char **argv)
 				f = stdout;
 			}
 		}
+		fprintf(f, "{\"poll\": {\"loops\": %" PRIu64
+			   ", \"idle_loops\": %" PRIu64
+			   ", \"idle_time_share\": %.4f},\n",
+			loops, idle_loops,
+			(double)idle_tsc / (double)(rte_rdtsc() - tsc_start));
 		report(f, &o, g, k, net_stack_stats(st), wall, cpu, now);
 		if (f != stdout)
 			fclose(f);
