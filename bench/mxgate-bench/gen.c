@@ -102,6 +102,7 @@ struct gen {
 	bool stopping, finished;
 	uint64_t stop_us;
 	uint64_t arrivals;        /* open loop: sessions started */
+	bool primed;              /* a first session connected: ARP done */
 	uint64_t last_scan;
 	uint32_t session_ids;
 	struct gen_counts tot, win;
@@ -255,9 +256,16 @@ static void cb_readable(void *ctx, struct tcp_conn *c)
 static void cb_connected(void *ctx, struct tcp_conn *c)
 {
 	struct gsess *s = ctx;
+	struct gen *g = s->g;
 
 	(void)c;
 	s->progress_us = clock_us();
+	if (!g->primed) {
+		/* the open-loop schedule starts now */
+		g->primed = true;
+		g->t_start = s->progress_us;
+		g->arrivals = 1;
+	}
 }
 
 static void cb_writable(void *ctx, struct tcp_conn *c)
@@ -379,7 +387,13 @@ bool gen_poll(struct gen *g, uint64_t now)
 		if (g->conf.duration_s > 0 && !g->t_w1)
 			g->t_w1 = now > g->t_w0 ? now : g->t_w0 + 1;
 	}
-	if (!g->stopping) {
+	if (!g->stopping && !g->primed) {
+		/* One session first: its SYN waits for ARP (the stack queues
+		 * one frame per unresolved next hop); a whole burst of SYNs
+		 * would be dropped and wait for their 1 s retransmission. */
+		if (g->live == 0)
+			open_session(g, now, now);
+	} else if (!g->stopping) {
 		if (g->conf.rate > 0) {
 			for (;;) {
 				uint64_t t = g->t_start +

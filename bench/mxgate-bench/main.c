@@ -368,7 +368,7 @@ static void counts_json(FILE *f, const struct gen_counts *c, double secs)
 
 static void report(FILE *f, const struct opts *o, struct gen *g,
 		   struct sink *k, const struct net_stats *ns, double wall,
-		   double cpu, uint64_t now)
+		   double cpu, uint64_t now, uint64_t tx_dropped)
 {
 	fprintf(f, " \"tool\": \"mxgate-bench\", \"port\": \"%s\", "
 		   "\"wall_seconds\": %.3f, \"cpu_seconds\": %.3f,\n",
@@ -429,10 +429,11 @@ static void report(FILE *f, const struct opts *o, struct gen *g,
 		" \"net\": {\"rx_frames\": %" PRIu64 ", \"tx_frames\": %" PRIu64
 		", \"retransmits\": %" PRIu64 ", \"rst_in\": %" PRIu64
 		", \"rst_out\": %" PRIu64 ", \"connected\": %" PRIu64
-		", \"accepted\": %" PRIu64 ", \"timeouts\": %" PRIu64 "}}\n",
+		", \"accepted\": %" PRIu64 ", \"timeouts\": %" PRIu64
+		", \"port_tx_dropped\": %" PRIu64 "}}\n",
 		ns->rx_frames, ns->tx_frames, ns->tcp_retransmits,
 		ns->tcp_rst_in, ns->tcp_rst_out, ns->tcp_connected,
-		ns->tcp_accepted, ns->tcp_timeouts);
+		ns->tcp_accepted, ns->tcp_timeouts, tx_dropped);
 }
 
 static void progress(const struct opts *o, struct gen *g, struct sink *k,
@@ -487,6 +488,7 @@ int main(int argc, char **argv)
 	double cpu0;
 	uint32_t pool_n;
 	uint64_t loops = 0, idle_loops = 0, idle_tsc = 0, tsc_start;
+	uint64_t tx_dropped = 0; /* the port's TX ring stayed full */
 	int rc;
 
 	memset(&o, 0, sizeof(o));
@@ -619,8 +621,10 @@ int main(int argc, char **argv)
 			for (int tries = 0; s < t && tries < 4; tries++)
 				s += rte_eth_tx_burst(pi.port_id, 0, pkts + s,
 						      t - s);
-			if (s < t)
+			if (s < t) {
+				tx_dropped += t - s;
 				rte_pktmbuf_free_bulk(pkts + s, t - s);
+			}
 		}
 		if (!o.quiet && now - last_progress >= 1000000) {
 			progress(&o, g, k, now, t_start);
@@ -662,7 +666,8 @@ int main(int argc, char **argv)
 			   ", \"idle_time_share\": %.4f},\n",
 			loops, idle_loops,
 			(double)idle_tsc / (double)(rte_rdtsc() - tsc_start));
-		report(f, &o, g, k, net_stack_stats(st), wall, cpu, now);
+		report(f, &o, g, k, net_stack_stats(st), wall, cpu, now,
+		       tx_dropped);
 		if (f != stdout)
 			fclose(f);
 	}
