@@ -75,6 +75,9 @@ const struct gen_counts *gen_measured(const struct gen *g);
 void gen_window(const struct gen *g, uint64_t now_us, uint64_t *t0,
 		uint64_t *t1);
 uint32_t gen_live(const struct gen *g);
+/* Free the generator (after the stack that called it back is gone or
+ * will never run again). */
+void gen_destroy(struct gen *g);
 
 /* ----------------------------------------------------------------- sink */
 struct sink_conf {
@@ -97,6 +100,7 @@ struct sink *sink_create(const struct sink_conf *conf, struct net_stack *st,
 			 uint64_t now_us);
 void sink_poll(struct sink *s, uint64_t now_us);
 const struct sink_counts *sink_counts(const struct sink *s);
+void sink_destroy(struct sink *s);
 
 /* JSON writers of main.c's report. */
 void hist_json(FILE *f, const struct hist *h);

@@ -473,3 +473,11 @@ uint32_t gen_live(const struct gen *g)
 {
 	return g->live;
 }
+
+void gen_destroy(struct gen *g)
+{
+	if (!g)
+		return;
+	free(g->s);
+	free(g);
+}

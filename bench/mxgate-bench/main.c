@@ -671,7 +671,9 @@ int main(int argc, char **argv)
 		if (f != stdout)
 			fclose(f);
 	}
-	net_stack_destroy(st);
+	net_stack_destroy(st); /* no callback runs after this */
+	gen_destroy(g);
+	sink_destroy(k);
 	port_teardown(&pi);
 	rte_eal_cleanup();
 	return 0;

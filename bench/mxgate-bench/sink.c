@@ -247,3 +247,12 @@ const struct sink_counts *sink_counts(const struct sink *k)
 {
 	return &k->n;
 }
+
+void sink_destroy(struct sink *k)
+{
+	if (!k)
+		return;
+	free(k->conns);
+	free(k->seen);
+	free(k);
+}
