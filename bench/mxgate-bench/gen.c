@@ -98,6 +98,7 @@ struct gen {
 	uint32_t free_head, live;
 	uint64_t rng;
 	uint64_t seq;             /* messages handed out */
+	uint64_t reserved;        /* promised to open sessions, not handed out */
 	uint64_t t_start, t_w0, t_w1; /* run start, window start/end */
 	bool stopping, finished;
 	uint64_t stop_us;
@@ -138,6 +139,9 @@ static void slot_free(struct gsess *s)
 {
 	struct gen *g = s->g;
 
+	/* messages promised to a session that ended early go back */
+	g->reserved -= s->msgs_left;
+	s->msgs_left = 0;
 	s->c = NULL;
 	s->next_free = g->free_head;
 	g->free_head = (uint32_t)(s - g->s);
@@ -160,6 +164,7 @@ static void give_msg(struct gsess *s)
 	m.rcpts = draw(g, g->conf.rcpts_lo, g->conf.rcpts_hi);
 	m.size = draw(g, g->conf.size_lo, g->conf.size_hi);
 	s->msgs_left--;
+	g->reserved--; /* promised, now handed out (seq counts it) */
 	smtpb_client_next(&s->cl, &m);
 	COUNT(g, clock_us(), msgs_sent++);
 }
@@ -324,22 +329,32 @@ static bool open_session(struct gen *g, uint64_t sched_us, uint64_t now)
 	struct gsess *s;
 	int rc;
 
+	uint32_t promise = g->conf.msgs_per_conn;
+
 	if (g->free_head == NONE)
 		return false;
+	/* --count: a session opens only for messages nobody holds yet, so
+	 * none opens just to QUIT */
+	if (g->conf.count) {
+		uint64_t held = g->seq + g->reserved;
+
+		if (held >= g->conf.count)
+			return false;
+		if (promise > g->conf.count - held)
+			promise = (uint32_t)(g->conf.count - held);
+	}
 	s = &g->s[g->free_head];
 	g->free_head = s->next_free;
 	g->live++;
 	s->quitting = false;
-	s->msgs_left = g->conf.msgs_per_conn;
+	s->msgs_left = promise;
+	g->reserved += promise;
 	s->progress_us = now;
 	smtpb_client_init(&s->cl, &g->conf.smtp, g->session_ids++, sched_us);
 	rc = tcp_connect(g->st, g->conf.ip, g->conf.port, &gen_cb, s, &s->c);
 	if (rc < 0) {
 		COUNT(g, now, no_conn++);
-		s->c = NULL;
-		s->next_free = g->free_head;
-		g->free_head = (uint32_t)(s - g->s);
-		g->live--;
+		slot_free(s);
 		return false;
 	}
 	COUNT(g, now, sessions_started++);
@@ -384,7 +399,7 @@ bool gen_poll(struct gen *g, uint64_t now)
 		g->stop_us = now;
 		/* by duration the window ends now; by count, when the
 		 * last message is answered */
-		if (g->conf.duration_s > 0 && !g->t_w1)
+		if (!g->conf.count && !g->t_w1)
 			g->t_w1 = now > g->t_w0 ? now : g->t_w0 + 1;
 	}
 	if (!g->stopping && !g->primed) {

@@ -71,7 +71,7 @@ static void usage(FILE *f)
 "  --bdat               BDAT LAST instead of DATA when offered\n"
 "  --helo NAME          EHLO argument (mxgate-bench.test)\n"
 "  --from PAT --to PAT  patterns: {s} session, {m} message, {r} recipient\n"
-"  --count N            messages to send, or\n"
+"  --count N            messages to send (--duration caps it, 600), or\n"
 "  --duration S         measured seconds (10), after\n"
 "  --warmup S           seconds not measured (1)\n"
 "  --step-timeout-ms MS no progress for MS: abort, count (5000)\n"
@@ -124,7 +124,7 @@ struct opts {
 	const char *json;
 	double run_seconds;
 	uint32_t linger_ms;
-	bool gen_on, sink_on;
+	bool gen_on, sink_on, duration_set;
 	struct gen_conf g;
 	struct sink_conf s;
 };
@@ -242,9 +242,11 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_TO: o->g.smtp.to = optarg; break;
 		case O_COUNT:
 			o->g.count = strtoull(optarg, NULL, 10);
-			o->g.duration_s = 0;
 			break;
-		case O_DUR: o->g.duration_s = atof(optarg); break;
+		case O_DUR:
+			o->g.duration_s = atof(optarg);
+			o->duration_set = true;
+			break;
 		case O_WARM: o->g.warmup_s = atof(optarg); break;
 		case O_STO: o->g.step_timeout_ms = (uint32_t)atoi(optarg); break;
 		case O_DRAIN: o->g.drain_ms = (uint32_t)atoi(optarg); break;
@@ -279,6 +281,10 @@ static int parse(int argc, char **argv, struct opts *o)
 		default: return -1;
 		}
 	}
+	/* With --count, --duration caps the run (default 600 s), so a
+	 * server that fails every session cannot keep it going forever. */
+	if (o->g.count && !o->duration_set)
+		o->g.duration_s = 600;
 	if (!o->port[0] || !o->ip || (!o->gen_on && !o->sink_on) ||
 	    o->g.sessions < 1 || o->s.max_conns < 1 ||
 	    o->s.smtp.rcpt_4xx_pct + o->s.smtp.rcpt_5xx_pct > 100 ||

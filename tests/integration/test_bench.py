@@ -5,9 +5,10 @@ Scenarios:
   memif   generator <-> sink, two mxgate-bench processes joined by memif:
           every message the generator saw accepted is counted by the sink
           exactly once with a good digest, with PIPELINING + DATA, with
-          one command at a time + BDAT, and against a sink that refuses
+          one command at a time + BDAT, against a sink that refuses
           recipients (4xx/5xx) and resets sessions at random steps (the
-          generator counts each reset and still matches the sink exactly).
+          generator counts each reset and still matches the sink exactly),
+          and in open loop against a sink that delays its 250.
   tap     the generator on net_tap against kernel peers in the namespace:
           Postfix smtp-sink (its message counter equals the generator's
           accepted count), a server that stalls at end of data (each stall
@@ -182,6 +183,21 @@ def scenario_memif(res):
                s["drops"]))
     res.check(0 < t["msgs_accepted"] < 2000,
               "refusing: %d of 2000 accepted" % t["msgs_accepted"])
+    # open loop against a sink that holds its end-of-data reply 5 ms:
+    # every message still counted once, and the generator's dot latency
+    # includes the hold (a lower bound the sink enforces, not a speed)
+    g, s = memif_case(res, tmp, "openloop", 400,
+                      ["--rate", "400", "--sessions", "64",
+                       "--msgs-per-conn", "2"],
+                      ["--sink-delay", "dot=5"])
+    t = gen_total(g)
+    res.check(t["sessions_started"] == 200,
+              "openloop: 200 sessions for 400 messages at 2 per session "
+              "(%d)" % t["sessions_started"])
+    res.check(t["latency"]["dot"]["count"] == 400 and
+              t["latency"]["dot"]["p50_us"] >= 5000,
+              "openloop: end-of-data latency holds the sink's 5 ms delay "
+              "(p50 %d us)" % t["latency"]["dot"]["p50_us"])
 
 
 def tap_bench(name, tap, args, timeout):
@@ -302,8 +318,21 @@ def scenario_tap(res):
     try:
         doc = tap_bench("reset", "mxgbt2",
                         ["--duration", "2", "--sessions", "4"], 60)
+        # by count, capped by --duration: no message is ever accepted,
+        # the run still ends
+        t0 = time.time()
+        capped = tap_bench("reset-count", "mxgbt3",
+                           ["--count", "10", "--duration", "2",
+                            "--sessions", "4"], 60)
+        took = time.time() - t0
     finally:
         rs.close()
+    tc = gen_total(capped)
+    res.check(tc["msgs_accepted"] == 0 and tc["sessions_started"] > 4 and
+              took < 40,
+              "reset-count: a --count run against a resetting server ends "
+              "at its --duration cap (%d sessions, %.1f s)" %
+              (tc["sessions_started"], took))
     t = gen_total(doc)
     log("reset: %s, server reset %d" % (json.dumps(t["bad_peer"]),
                                         rs.resets))
