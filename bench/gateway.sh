@@ -18,12 +18,21 @@
 # from both stacks' counters. perf top functions when perf can sample.
 #
 # usage: bench/gateway.sh [SECONDS per case, default 6] [SESSIONS, 64]
+#   CASES="conn1 conn10 rcpt10 big100k"  which cases (default all)
+#   MEMIF_ARGS=",rsize=12"  extra net_memif arguments for both ends (the
+#                  default: 4,096-slot rings; MEMIF_ARGS= for 1,024)
+#   NAME=gateway   results as bench/results/NAME.json and NAME.png
+#   TOOL=0         skip the tool-only baseline
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SECS=${1:-6}
 SESS=${2:-64}
 WARM=2
+CASES=${CASES:-"conn1 conn10 rcpt10 big100k"}
+MEMIF_ARGS=${MEMIF_ARGS-,rsize=12}
+NAME=${NAME:-gateway}
+TOOL=${TOOL:-1}
 [ "$(id -u)" = 0 ] || { echo "gateway.sh: must run as root" >&2; exit 2; }
 [ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
 ninja -C build >/dev/null
@@ -65,7 +74,7 @@ run_case() {
 	name=$1; shift
 	sock=$TMP/$name.sock
 	cat >"$TMP/$name.conf" <<EOF
-stack = { port = "net_memif0,role=server,socket=$sock,id=0";
+stack = { port = "net_memif0,role=server,socket=$sock,id=0$MEMIF_ARGS";
           address = "198.18.9.2/24"; cores = 1; busy_poll = true;
           max_conns = 16384; };
 listeners = ( { name = "mx"; port = 25; role = "mx";
@@ -84,7 +93,7 @@ EOF
 	sleep 2
 	kill -0 $mpid || { cat "$TMP/$name-mx.out" >&2; return 1; }
 	load0=$(cut -d' ' -f1-3 /proc/loadavg)
-	$NX "$BENCH" --port "net_memif0,role=client,socket=$sock,id=0" \
+	$NX "$BENCH" --port "net_memif0,role=client,socket=$sock,id=0$MEMIF_ARGS" \
 		--ip 198.18.9.3/24 --cpu 0 --busy-poll --quiet \
 		--target 198.18.9.2:25 --sink-port 2526 --sink-check-digest \
 		--sessions "$SESS" --warmup $WARM --duration "$SECS" \
@@ -139,6 +148,8 @@ r = {
       "tx": round(b["net"]["tx_frames"] / max(t["msgs_accepted"], 1), 2)},
   "bench_cpu_ns_per_msg": g.get("cpu_ns_per_msg"),
   "bench_idle_time_share": b.get("poll", {}).get("idle_time_share"),
+  "bench_port_tx_dropped": b["net"].get("port_tx_dropped"),
+  "bench_retransmits": b["net"]["retransmits"],
   "mxgate_counters": {k: mx[k] for k in sorted(mx)
                       if k in ("rx_pkts", "tx_pkts", "gw_messages_accepted",
                                "tcp_retransmits", "tx_dropped")},
@@ -195,11 +206,16 @@ PY
 }
 
 echo "gateway.sh: $SECS s per case after $WARM s warm-up, $SESS sessions" >&2
-tool_only
-run_case conn1 --msgs-per-conn 1 --size 2048
-run_case conn10 --msgs-per-conn 10 --size 2048
-run_case rcpt10 --msgs-per-conn 1 --size 2048 --rcpts 10
-run_case big100k --msgs-per-conn 1 --size 102400
+[ "$TOOL" = 1 ] && tool_only
+for c in $CASES; do
+	case $c in
+	conn1) run_case conn1 --msgs-per-conn 1 --size 2048 ;;
+	conn10) run_case conn10 --msgs-per-conn 10 --size 2048 ;;
+	rcpt10) run_case rcpt10 --msgs-per-conn 1 --size 2048 --rcpts 10 ;;
+	big100k) run_case big100k --msgs-per-conn 1 --size 102400 ;;
+	*) echo "gateway.sh: unknown case $c" >&2 ;;
+	esac
+done
 
 PERF_TOP=""
 if [ "$PERF_OK" = true ] && [ -f "$TMP/perf.data" ]; then
@@ -208,7 +224,7 @@ if [ "$PERF_OK" = true ] && [ -f "$TMP/perf.data" ]; then
 	PERF_TOP=$TMP/perf.top
 fi
 
-python3 - "$OUT/gateway.json" "$TMP/cases.jsonl" "$PERF_TOP" "$TMP/tool.json" <<PY
+python3 - "$OUT/$NAME.json" "$TMP/cases.jsonl" "$PERF_TOP" "$TMP/tool.json" <<PY
 import json, sys, time, platform
 cases = [json.loads(l) for l in open(sys.argv[2])]
 try:
@@ -226,6 +242,7 @@ r = {"bench": "gateway",
      "goal_msgs_per_s_conn1": 50000,
      "machine_shared": "2 CPUs shared with other developers: re-run on a "
                        "quiet machine before quoting",
+     "memif_args": "$MEMIF_ARGS",
      "cases": cases, "tool_only_baseline": tool,
      "perf_top_mxgate_conn1": top,
      "valid": all(c["exactly_once"] for c in cases)}
@@ -233,7 +250,7 @@ json.dump(r, open(sys.argv[1], "w"), indent=1)
 PY
 {
 	echo 'set terminal png size 720,420'
-	echo "set output \"$OUT/gateway.png\""
+	echo "set output \"$OUT/$NAME.png\""
 	echo "set title \"mxgate, 1 dataplane lcore, memif: messages/s ($(date -u +%F), shared machine)\""
 	echo 'set style data histograms'
 	echo 'set style fill solid 0.7'
@@ -244,9 +261,9 @@ PY
 	python3 -c '
 import json,sys
 for c in json.load(open(sys.argv[1]))["cases"]:
-    print("%s %s" % (c["case"], c["msgs_per_s"]))' "$OUT/gateway.json"
+    print("%s %s" % (c["case"], c["msgs_per_s"]))' "$OUT/$NAME.json"
 	echo e
 } >"$TMP/plot.gp"
 gnuplot "$TMP/plot.gp"
 [ -n "$PERF_TOP" ] && { echo "perf top (mxgate, conn1):" >&2; cat "$PERF_TOP" >&2; }
-echo "gateway.sh: wrote $OUT/gateway.json and $OUT/gateway.png" >&2
+echo "gateway.sh: wrote $OUT/$NAME.json and $OUT/$NAME.png" >&2
