@@ -583,6 +583,7 @@ static void body_start(struct smtpb_sink *s)
 	s->trailer_seen = false;
 	s->after_trailer = false;
 	s->len = 0;
+	s->blen = 0;
 	s->line_overflow = false;
 }
 
@@ -757,11 +758,11 @@ static void command(struct smtpb_sink *s, const char *l, size_t n,
 static void bdat_done(struct smtpb_sink *s, uint64_t now_us,
 		      enum smtpb_sink_ev *ev, struct smtpb_sink_msg *msg)
 {
-	char b[64];
-
-	if (s->len) { /* a last line without CRLF */
-		body_line(s, s->line, s->len);
-		s->len = 0;
+	/* A line may span chunks: only the last chunk ends the last one
+	 * (RFC 3030 does not require content to end with CRLF). */
+	if (s->bdat_last && s->blen) {
+		body_line(s, s->bline, s->blen);
+		s->blen = 0;
 	}
 	s->state = SMTPB_S_CMD;
 	if (s->bdat_refused) {
@@ -772,6 +773,8 @@ static void bdat_done(struct smtpb_sink *s, uint64_t now_us,
 		return;
 	}
 	if (!s->bdat_last) {
+		char b[64];
+
 		snprintf(b, sizeof(b), "250 2.0.0 %llu octets\r\n",
 			 (unsigned long long)s->m.bytes);
 		reply(s, SMTPB_DATA, b, now_us);
@@ -799,12 +802,12 @@ void smtpb_sink_input(struct smtpb_sink *s, const char *in, size_t len,
 			for (size_t k = 0; k < take; k++) {
 				char ch = in[i + k];
 
-				if (ch == '\n' && s->len &&
-				    s->line[s->len - 1] == '\r') {
-					body_line(s, s->line, s->len - 1);
-					s->len = 0;
-				} else if (s->len < sizeof(s->line)) {
-					s->line[s->len++] = ch;
+				if (ch == '\n' && s->blen &&
+				    s->bline[s->blen - 1] == '\r') {
+					body_line(s, s->bline, s->blen - 1);
+					s->blen = 0;
+				} else if (s->blen < sizeof(s->bline)) {
+					s->bline[s->blen++] = ch;
 				} else {
 					s->line_overflow = true;
 				}

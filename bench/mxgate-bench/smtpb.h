@@ -206,6 +206,9 @@ struct smtpb_sink {
 	uint32_t rcpts;
 	uint64_t bdat_left;
 	bool bdat_last, bdat_open, bdat_refused;
+	char bline[1024];      /* BDAT: a content line may span chunks, with
+				* commands between them (line[] holds those) */
+	size_t blen;
 	bool drop_armed;
 	enum smtpb_step drop_at;
 	bool in_headers;

@@ -173,6 +173,31 @@ static void test_sink_transcripts(void)
 	CHECK(msgs == 1 && m.bytes == 6 + 2);
 	CHECK(strstr(out, "250 2.0.0 6 octets") && strstr(out, "Ok: queued"));
 
+	/* BDAT chunks that split a line (and its CRLF): the digest is over
+	 * the same lines as one chunk would give. */
+	{
+		char t[80];
+		uint64_t hh = smtpb_line_hash(SMTPB_FNV_INIT, "hello", 5);
+
+		snprintf(t, sizeof(t), "x-bench-digest %012u %016llx\r\n",
+			 7u, (unsigned long long)hh);
+		snprintf(body, sizeof(body),
+			 "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+			 "BDAT 6\r\nA: b\r\nBDAT 5\r\n\r\nhelBDAT 3\r\nlo\r"
+			 "BDAT %zu LAST\r\n\n%s",
+			 strlen(t) + 1, t);
+		msgs = 0;
+		smtpb_sink_init(&s, &cf, 1, 0);
+		sink_run(&s, body, out, sizeof(out), &msgs, &m, &drops);
+		CHECK(msgs == 1 && m.digest_ok);
+		if (!m.digest_ok)
+			fprintf(stderr, "bdat split: msgs %d bytes %llu body %llu "
+				"trailer %d/%d after %d out=%s\n", msgs,
+				(unsigned long long)m.bytes,
+				(unsigned long long)s.body_len, s.trailer_seen,
+				s.trailer_ok, s.after_trailer, out);
+	}
+
 	/* DATA without recipients; RCPT before MAIL. */
 	msgs = 0;
 	smtpb_sink_init(&s, &cf, 1, 0);
