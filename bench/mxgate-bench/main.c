@@ -445,12 +445,13 @@ static void report(FILE *f, const struct opts *o, struct gen *g,
 static void progress(const struct opts *o, struct gen *g, struct sink *k,
 		     uint64_t now, uint64_t t_start)
 {
-	static uint64_t last_msgs, last_sink, last_t;
+	static uint64_t last_t;
 	double dt = last_t ? (double)(now - last_t) / 1e6 : 1;
 	char gl[200] = "", sl[160] = "";
 
 	(void)o;
 	if (g) {
+		static uint64_t last_msgs;
 		const struct gen_counts *c = gen_total(g);
 		uint64_t bad = c->refused + c->protocol_errors + c->no_conn;
 
@@ -464,6 +465,7 @@ static void progress(const struct opts *o, struct gen *g, struct sink *k,
 		last_msgs = c->msgs_accepted;
 	}
 	if (k) {
+		static uint64_t last_sink;
 		const struct sink_counts *s = sink_counts(k);
 
 		snprintf(sl, sizeof(sl),
