@@ -33,18 +33,18 @@ uint64_t hist_quantile(const struct hist *h, double q);
 
 /* ------------------------------------------------------------ generator */
 struct gen_conf {
-	rte_be32_t ip;            /* target */
+	rte_be32_t ip; /* target */
 	uint16_t port;
-	uint32_t sessions;        /* closed loop: in flight; open: at most */
-	double rate;              /* open loop: new sessions/s (0: closed) */
+	uint32_t sessions; /* closed loop: in flight; open: at most */
+	double rate;	   /* open loop: new sessions/s (0: closed) */
 	uint32_t msgs_per_conn;
-	uint32_t rcpts_lo, rcpts_hi;  /* uniform */
-	uint32_t size_lo, size_hi;    /* uniform */
-	uint64_t count;           /* messages to send (0: by duration) */
-	double duration_s;        /* measured seconds (after warm-up) */
+	uint32_t rcpts_lo, rcpts_hi; /* uniform */
+	uint32_t size_lo, size_hi;   /* uniform */
+	uint64_t count;		     /* messages to send (0: by duration) */
+	double duration_s;	     /* measured seconds (after warm-up) */
 	double warmup_s;
 	uint32_t step_timeout_ms; /* no progress for this long: abort */
-	uint32_t drain_ms;        /* at the end: time to finish */
+	uint32_t drain_ms;	  /* at the end: time to finish */
 	struct smtpb_client_conf smtp;
 };
 
@@ -57,10 +57,10 @@ struct gen_counts {
 	uint64_t timeouts[SMTPB_STEP_MAX];   /* no reply in time */
 	uint64_t resets[SMTPB_STEP_MAX];     /* RST or ICMP while waiting */
 	uint64_t closed[SMTPB_STEP_MAX];     /* FIN while waiting */
-	uint64_t refused;                    /* connect refused */
+	uint64_t refused;		     /* connect refused */
 	uint64_t protocol_errors;
-	uint64_t no_conn;                    /* tcp_connect failed */
-	uint64_t late_starts;                /* open loop: no free slot */
+	uint64_t no_conn;     /* tcp_connect failed */
+	uint64_t late_starts; /* open loop: no free slot */
 	struct hist lat[SMTPB_STEP_MAX];
 };
 
@@ -83,7 +83,7 @@ void gen_destroy(struct gen *g);
 struct sink_conf {
 	uint16_t port;
 	uint32_t max_conns;
-	uint64_t max_seq;         /* bitmap size for duplicate detection */
+	uint64_t max_seq; /* bitmap size for duplicate detection */
 	struct smtpb_sink_conf smtp;
 };
 
@@ -92,7 +92,7 @@ struct sink_counts {
 	uint64_t digest_bad, duplicates, no_bench, foreign_nonce;
 	uint64_t seq_out_of_range, drops, refused_full, resets, quits;
 	uint64_t live;
-	uint64_t nonce;           /* the first nonce seen */
+	uint64_t nonce; /* the first nonce seen */
 };
 
 struct sink;

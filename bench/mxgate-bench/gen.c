@@ -83,11 +83,11 @@ uint64_t hist_quantile(const struct hist *h, double q)
 
 struct gsess {
 	struct gen *g;
-	struct tcp_conn *c;       /* NULL: slot free */
+	struct tcp_conn *c; /* NULL: slot free */
 	struct smtpb_client cl;
 	uint32_t msgs_left;
-	uint64_t progress_us;     /* last reply or bytes sent */
-	bool quitting;            /* tcp_close called */
+	uint64_t progress_us; /* last reply or bytes sent */
+	bool quitting;	      /* tcp_close called */
 	uint32_t next_free;
 };
 
@@ -97,13 +97,13 @@ struct gen {
 	struct gsess *s;
 	uint32_t free_head, live;
 	uint64_t rng;
-	uint64_t seq;             /* messages handed out */
-	uint64_t reserved;        /* promised to open sessions, not handed out */
+	uint64_t seq;	   /* messages handed out */
+	uint64_t reserved; /* promised to open sessions, not handed out */
 	uint64_t t_start, t_w0, t_w1; /* run start, window start/end */
 	bool stopping, finished;
 	uint64_t stop_us;
-	uint64_t arrivals;        /* open loop: sessions started */
-	bool primed;              /* a first session connected: ARP done */
+	uint64_t arrivals; /* open loop: sessions started */
+	bool primed;	   /* a first session connected: ARP done */
 	uint64_t last_scan;
 	uint32_t session_ids;
 	struct gen_counts tot, win;
@@ -118,11 +118,11 @@ static bool in_window(const struct gen *g, uint64_t now)
 }
 
 /* Count into both sets (the window only when inside it). */
-#define COUNT(g, now, expr)                                                   \
-	do {                                                                  \
-		(g)->tot.expr;                                                \
-		if (in_window((g), (now)))                                    \
-			(g)->win.expr;                                        \
+#define COUNT(g, now, expr)                                                    \
+	do {                                                                   \
+		(g)->tot.expr;                                                 \
+		if (in_window((g), (now)))                                     \
+			(g)->win.expr;                                         \
 	} while (0)
 
 static uint32_t draw(struct gen *g, uint32_t lo, uint32_t hi)
@@ -195,8 +195,7 @@ static void abort_session(struct gsess *s)
 	slot_free(s);
 }
 
-static void on_event(struct gsess *s, const struct smtpb_event *e,
-		     uint64_t now)
+static void on_event(struct gsess *s, const struct smtpb_event *e, uint64_t now)
 {
 	struct gen *g = s->g;
 	int cls = e->code / 100;
@@ -287,8 +286,7 @@ static void cb_peer_closed(void *ctx, struct tcp_conn *c)
 	if (s->quitting)
 		return;
 	if (s->cl.state != SMTPB_C_DONE)
-		COUNT(s->g, clock_us(),
-		      closed[smtpb_client_waiting(&s->cl)]++);
+		COUNT(s->g, clock_us(), closed[smtpb_client_waiting(&s->cl)]++);
 	s->quitting = true;
 	tcp_close(s->c);
 }

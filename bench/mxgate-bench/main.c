@@ -49,42 +49,55 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: mxgate-bench --port SPEC --ip A.B.C.D/LEN [options]\n"
-"  --port SPEC          DPDK vdev (net_memif0,role=client,socket=...,\n"
-"                       net_tap0,iface=..., net_af_packet0,iface=...)\n"
-"  --cpu N              CPU of the polling lcore (default 0)\n"
-"  --ip A/LEN           our address on the port\n"
-"  --gateway A          next router (default: every peer on-link)\n"
-"  --busy-poll          never sleep when idle (benchmarks)\n"
-"  --json FILE          final JSON document (default stdout)\n"
-"  --quiet              no progress lines\n"
-"  --run-seconds S      stop after S seconds whatever happens\n"
-"  --linger-ms MS       after the generator ends, keep serving (200)\n"
-"generator (on with --target):\n"
-"  --target IP:PORT     SMTP server to load\n"
-"  --sessions N         closed loop: sessions in flight (16)\n"
-"  --rate R             open loop: new sessions per second (cap --sessions)\n"
-"  --msgs-per-conn N    messages per session (1)\n"
-"  --rcpts N[-M]        recipients per message, uniform (1)\n"
-"  --size N[-M]         message bytes, uniform (2048)\n"
-"  --no-pipelining      one command at a time even when offered\n"
-"  --bdat               BDAT LAST instead of DATA when offered\n"
-"  --helo NAME          EHLO argument (mxgate-bench.test)\n"
-"  --from PAT --to PAT  patterns: {s} session, {m} message, {r} recipient\n"
-"  --count N            messages to send (--duration caps it, 600), or\n"
-"  --duration S         measured seconds (10), after\n"
-"  --warmup S           seconds not measured (1)\n"
-"  --step-timeout-ms MS no progress for MS: abort, count (5000)\n"
-"  --drain-ms MS        at the end, time to finish sessions (5000)\n"
-"sink (on with --sink-port):\n"
-"  --sink-port P        listen on P\n"
-"  --sink-max-conns N   contexts (1024)\n"
-"  --sink-4xx PCT --sink-5xx PCT   share of RCPTs refused\n"
-"  --sink-drop PCT      share of sessions reset at a random step\n"
-"  --sink-delay STEP=MS reply delay (connect|ehlo|mail|rcpt|data|dot)\n"
-"  --sink-no-pipelining --sink-chunking  EHLO keywords\n"
-"  --sink-check-digest  check every message's X-Bench digest\n"
-"  --sink-max-seq N     duplicate bitmap size (16777216)\n");
+		"usage: mxgate-bench --port SPEC --ip A.B.C.D/LEN [options]\n"
+		"  --port SPEC          DPDK vdev "
+		"(net_memif0,role=client,socket=...,\n"
+		"                       net_tap0,iface=..., "
+		"net_af_packet0,iface=...)\n"
+		"  --cpu N              CPU of the polling lcore (default 0)\n"
+		"  --ip A/LEN           our address on the port\n"
+		"  --gateway A          next router (default: every peer "
+		"on-link)\n"
+		"  --busy-poll          never sleep when idle (benchmarks)\n"
+		"  --json FILE          final JSON document (default stdout)\n"
+		"  --quiet              no progress lines\n"
+		"  --run-seconds S      stop after S seconds whatever happens\n"
+		"  --linger-ms MS       after the generator ends, keep serving "
+		"(200)\n"
+		"generator (on with --target):\n"
+		"  --target IP:PORT     SMTP server to load\n"
+		"  --sessions N         closed loop: sessions in flight (16)\n"
+		"  --rate R             open loop: new sessions per second "
+		"(cap --sessions)\n"
+		"  --msgs-per-conn N    messages per session (1)\n"
+		"  --rcpts N[-M]        recipients per message, uniform (1)\n"
+		"  --size N[-M]         message bytes, uniform (2048)\n"
+		"  --no-pipelining      one command at a time even when "
+		"offered\n"
+		"  --bdat               BDAT LAST instead of DATA when "
+		"offered\n"
+		"  --helo NAME          EHLO argument (mxgate-bench.test)\n"
+		"  --from PAT --to PAT  patterns: {s} session, {m} message, "
+		"{r} recipient\n"
+		"  --count N            messages to send (--duration caps it, "
+		"600), or\n"
+		"  --duration S         measured seconds (10), after\n"
+		"  --warmup S           seconds not measured (1)\n"
+		"  --step-timeout-ms MS no progress for MS: abort, count "
+		"(5000)\n"
+		"  --drain-ms MS        at the end, time to finish sessions "
+		"(5000)\n"
+		"sink (on with --sink-port):\n"
+		"  --sink-port P        listen on P\n"
+		"  --sink-max-conns N   contexts (1024)\n"
+		"  --sink-4xx PCT --sink-5xx PCT   share of RCPTs refused\n"
+		"  --sink-drop PCT      share of sessions reset at a random "
+		"step\n"
+		"  --sink-delay STEP=MS reply delay "
+		"(connect|ehlo|mail|rcpt|data|dot)\n"
+		"  --sink-no-pipelining --sink-chunking  EHLO keywords\n"
+		"  --sink-check-digest  check every message's X-Bench digest\n"
+		"  --sink-max-seq N     duplicate bitmap size (16777216)\n");
 }
 
 static int parse_range(const char *s, uint32_t *lo, uint32_t *hi)
@@ -132,32 +145,80 @@ struct opts {
 static int parse(int argc, char **argv, struct opts *o)
 {
 	enum {
-		O_PORT = 256, O_CPU, O_IP, O_GW, O_BUSY, O_JSON, O_QUIET, O_RUN,
-		O_LINGER, O_TARGET, O_SESS, O_RATE, O_MPC, O_RCPTS, O_SIZE,
-		O_NOPIPE, O_BDAT, O_HELO, O_FROM, O_TO, O_COUNT, O_DUR, O_WARM,
-		O_STO, O_DRAIN, O_SPORT, O_SMAX, O_S4, O_S5, O_SDROP, O_SDELAY,
-		O_SNOPIPE, O_SCHUNK, O_SDIGEST, O_SSEQ, O_HELP
+		O_PORT = 256,
+		O_CPU,
+		O_IP,
+		O_GW,
+		O_BUSY,
+		O_JSON,
+		O_QUIET,
+		O_RUN,
+		O_LINGER,
+		O_TARGET,
+		O_SESS,
+		O_RATE,
+		O_MPC,
+		O_RCPTS,
+		O_SIZE,
+		O_NOPIPE,
+		O_BDAT,
+		O_HELO,
+		O_FROM,
+		O_TO,
+		O_COUNT,
+		O_DUR,
+		O_WARM,
+		O_STO,
+		O_DRAIN,
+		O_SPORT,
+		O_SMAX,
+		O_S4,
+		O_S5,
+		O_SDROP,
+		O_SDELAY,
+		O_SNOPIPE,
+		O_SCHUNK,
+		O_SDIGEST,
+		O_SSEQ,
+		O_HELP
 	};
 	static const struct option lo[] = {
-		{"port", 1, 0, O_PORT}, {"cpu", 1, 0, O_CPU},
-		{"ip", 1, 0, O_IP}, {"gateway", 1, 0, O_GW}, {"busy-poll", 0, 0, O_BUSY},
-		{"json", 1, 0, O_JSON}, {"quiet", 0, 0, O_QUIET},
-		{"run-seconds", 1, 0, O_RUN}, {"linger-ms", 1, 0, O_LINGER},
-		{"target", 1, 0, O_TARGET}, {"sessions", 1, 0, O_SESS},
-		{"rate", 1, 0, O_RATE}, {"msgs-per-conn", 1, 0, O_MPC},
-		{"rcpts", 1, 0, O_RCPTS}, {"size", 1, 0, O_SIZE},
-		{"no-pipelining", 0, 0, O_NOPIPE}, {"bdat", 0, 0, O_BDAT},
-		{"helo", 1, 0, O_HELO}, {"from", 1, 0, O_FROM},
-		{"to", 1, 0, O_TO}, {"count", 1, 0, O_COUNT},
-		{"duration", 1, 0, O_DUR}, {"warmup", 1, 0, O_WARM},
-		{"step-timeout-ms", 1, 0, O_STO}, {"drain-ms", 1, 0, O_DRAIN},
-		{"sink-port", 1, 0, O_SPORT}, {"sink-max-conns", 1, 0, O_SMAX},
-		{"sink-4xx", 1, 0, O_S4}, {"sink-5xx", 1, 0, O_S5},
-		{"sink-drop", 1, 0, O_SDROP}, {"sink-delay", 1, 0, O_SDELAY},
+		{"port", 1, 0, O_PORT},
+		{"cpu", 1, 0, O_CPU},
+		{"ip", 1, 0, O_IP},
+		{"gateway", 1, 0, O_GW},
+		{"busy-poll", 0, 0, O_BUSY},
+		{"json", 1, 0, O_JSON},
+		{"quiet", 0, 0, O_QUIET},
+		{"run-seconds", 1, 0, O_RUN},
+		{"linger-ms", 1, 0, O_LINGER},
+		{"target", 1, 0, O_TARGET},
+		{"sessions", 1, 0, O_SESS},
+		{"rate", 1, 0, O_RATE},
+		{"msgs-per-conn", 1, 0, O_MPC},
+		{"rcpts", 1, 0, O_RCPTS},
+		{"size", 1, 0, O_SIZE},
+		{"no-pipelining", 0, 0, O_NOPIPE},
+		{"bdat", 0, 0, O_BDAT},
+		{"helo", 1, 0, O_HELO},
+		{"from", 1, 0, O_FROM},
+		{"to", 1, 0, O_TO},
+		{"count", 1, 0, O_COUNT},
+		{"duration", 1, 0, O_DUR},
+		{"warmup", 1, 0, O_WARM},
+		{"step-timeout-ms", 1, 0, O_STO},
+		{"drain-ms", 1, 0, O_DRAIN},
+		{"sink-port", 1, 0, O_SPORT},
+		{"sink-max-conns", 1, 0, O_SMAX},
+		{"sink-4xx", 1, 0, O_S4},
+		{"sink-5xx", 1, 0, O_S5},
+		{"sink-drop", 1, 0, O_SDROP},
+		{"sink-delay", 1, 0, O_SDELAY},
 		{"sink-no-pipelining", 0, 0, O_SNOPIPE},
 		{"sink-chunking", 0, 0, O_SCHUNK},
 		{"sink-check-digest", 0, 0, O_SDIGEST},
-		{"sink-max-seq", 1, 0, O_SSEQ}, {"help", 0, 0, O_HELP},
+		{"sink-max-seq", 1, 0, O_SSEQ},
+		{"help", 0, 0, O_HELP},
 		{0, 0, 0, 0}};
 	int c;
 
@@ -182,7 +243,9 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_PORT:
 			snprintf(o->port, sizeof(o->port), "%s", optarg);
 			break;
-		case O_CPU: o->cpu = atoi(optarg); break;
+		case O_CPU:
+			o->cpu = atoi(optarg);
+			break;
 		case O_IP: {
 			char a[64], *sl;
 			int len = 24;
@@ -204,11 +267,21 @@ static int parse(int argc, char **argv, struct opts *o)
 			if (inet_pton(AF_INET, optarg, &o->gateway) != 1)
 				return -1;
 			break;
-		case O_BUSY: o->busy = true; break;
-		case O_JSON: o->json = optarg; break;
-		case O_QUIET: o->quiet = true; break;
-		case O_RUN: o->run_seconds = atof(optarg); break;
-		case O_LINGER: o->linger_ms = (uint32_t)atoi(optarg); break;
+		case O_BUSY:
+			o->busy = true;
+			break;
+		case O_JSON:
+			o->json = optarg;
+			break;
+		case O_QUIET:
+			o->quiet = true;
+			break;
+		case O_RUN:
+			o->run_seconds = atof(optarg);
+			break;
+		case O_LINGER:
+			o->linger_ms = (uint32_t)atoi(optarg);
+			break;
 		case O_TARGET: {
 			char a[64], *co;
 
@@ -223,23 +296,41 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->gen_on = true;
 			break;
 		}
-		case O_SESS: o->g.sessions = (uint32_t)atoi(optarg); break;
-		case O_RATE: o->g.rate = atof(optarg); break;
-		case O_MPC: o->g.msgs_per_conn = (uint32_t)atoi(optarg); break;
+		case O_SESS:
+			o->g.sessions = (uint32_t)atoi(optarg);
+			break;
+		case O_RATE:
+			o->g.rate = atof(optarg);
+			break;
+		case O_MPC:
+			o->g.msgs_per_conn = (uint32_t)atoi(optarg);
+			break;
 		case O_RCPTS:
-			if (parse_range(optarg, &o->g.rcpts_lo, &o->g.rcpts_hi) ||
-			    o->g.rcpts_lo < 1 || o->g.rcpts_hi > SMTPB_MAX_RCPTS)
+			if (parse_range(optarg, &o->g.rcpts_lo,
+					&o->g.rcpts_hi) ||
+			    o->g.rcpts_lo < 1 ||
+			    o->g.rcpts_hi > SMTPB_MAX_RCPTS)
 				return -1;
 			break;
 		case O_SIZE:
 			if (parse_range(optarg, &o->g.size_lo, &o->g.size_hi))
 				return -1;
 			break;
-		case O_NOPIPE: o->g.smtp.pipelining = false; break;
-		case O_BDAT: o->g.smtp.bdat = true; break;
-		case O_HELO: o->g.smtp.helo = optarg; break;
-		case O_FROM: o->g.smtp.from = optarg; break;
-		case O_TO: o->g.smtp.to = optarg; break;
+		case O_NOPIPE:
+			o->g.smtp.pipelining = false;
+			break;
+		case O_BDAT:
+			o->g.smtp.bdat = true;
+			break;
+		case O_HELO:
+			o->g.smtp.helo = optarg;
+			break;
+		case O_FROM:
+			o->g.smtp.from = optarg;
+			break;
+		case O_TO:
+			o->g.smtp.to = optarg;
+			break;
 		case O_COUNT:
 			o->g.count = strtoull(optarg, NULL, 10);
 			break;
@@ -247,17 +338,31 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->g.duration_s = atof(optarg);
 			o->duration_set = true;
 			break;
-		case O_WARM: o->g.warmup_s = atof(optarg); break;
-		case O_STO: o->g.step_timeout_ms = (uint32_t)atoi(optarg); break;
-		case O_DRAIN: o->g.drain_ms = (uint32_t)atoi(optarg); break;
+		case O_WARM:
+			o->g.warmup_s = atof(optarg);
+			break;
+		case O_STO:
+			o->g.step_timeout_ms = (uint32_t)atoi(optarg);
+			break;
+		case O_DRAIN:
+			o->g.drain_ms = (uint32_t)atoi(optarg);
+			break;
 		case O_SPORT:
 			o->s.port = (uint16_t)atoi(optarg);
 			o->sink_on = true;
 			break;
-		case O_SMAX: o->s.max_conns = (uint32_t)atoi(optarg); break;
-		case O_S4: o->s.smtp.rcpt_4xx_pct = (uint32_t)atoi(optarg); break;
-		case O_S5: o->s.smtp.rcpt_5xx_pct = (uint32_t)atoi(optarg); break;
-		case O_SDROP: o->s.smtp.drop_pct = (uint32_t)atoi(optarg); break;
+		case O_SMAX:
+			o->s.max_conns = (uint32_t)atoi(optarg);
+			break;
+		case O_S4:
+			o->s.smtp.rcpt_4xx_pct = (uint32_t)atoi(optarg);
+			break;
+		case O_S5:
+			o->s.smtp.rcpt_5xx_pct = (uint32_t)atoi(optarg);
+			break;
+		case O_SDROP:
+			o->s.smtp.drop_pct = (uint32_t)atoi(optarg);
+			break;
 		case O_SDELAY: {
 			char a[64], *eq;
 			int st;
@@ -273,12 +378,23 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->s.smtp.delay_us[st] = (uint32_t)atoi(eq + 1) * 1000;
 			break;
 		}
-		case O_SNOPIPE: o->s.smtp.pipelining = false; break;
-		case O_SCHUNK: o->s.smtp.chunking = true; break;
-		case O_SDIGEST: o->s.smtp.check_digest = true; break;
-		case O_SSEQ: o->s.max_seq = strtoull(optarg, NULL, 10); break;
-		case O_HELP: usage(stdout); exit(0);
-		default: return -1;
+		case O_SNOPIPE:
+			o->s.smtp.pipelining = false;
+			break;
+		case O_SCHUNK:
+			o->s.smtp.chunking = true;
+			break;
+		case O_SDIGEST:
+			o->s.smtp.check_digest = true;
+			break;
+		case O_SSEQ:
+			o->s.max_seq = strtoull(optarg, NULL, 10);
+			break;
+		case O_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			return -1;
 		}
 	}
 	/* With --count, --duration caps the run (default 600 s), so a
@@ -352,10 +468,11 @@ static void counts_json(FILE *f, const struct gen_counts *c, double secs)
 		fprintf(f, "%s\"%s\": ", s ? ", " : "", smtpb_step_name(s));
 		hist_json(f, &c->lat[s]);
 	}
-	fprintf(f, "},\n  \"bad_peer\": {\"timeouts\": %" PRIu64
-		   ", \"resets\": %" PRIu64 ", \"closed_early\": %" PRIu64
-		   ", \"refused\": %" PRIu64 ", \"protocol_errors\": %" PRIu64
-		   ", \"connect_failed\": %" PRIu64 ", \"late_starts\": %" PRIu64,
+	fprintf(f,
+		"},\n  \"bad_peer\": {\"timeouts\": %" PRIu64
+		", \"resets\": %" PRIu64 ", \"closed_early\": %" PRIu64
+		", \"refused\": %" PRIu64 ", \"protocol_errors\": %" PRIu64
+		", \"connect_failed\": %" PRIu64 ", \"late_starts\": %" PRIu64,
 		timeouts, resets, closed, c->refused, c->protocol_errors,
 		c->no_conn, c->late_starts);
 	for (int s = 0; s < SMTPB_STEP_MAX; s++) {
@@ -372,12 +489,13 @@ static void counts_json(FILE *f, const struct gen_counts *c, double secs)
 	fprintf(f, "}}");
 }
 
-static void report(FILE *f, const struct opts *o, struct gen *g,
-		   struct sink *k, const struct net_stats *ns, double wall,
-		   double cpu, uint64_t now, uint64_t tx_dropped)
+static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
+		   const struct net_stats *ns, double wall, double cpu,
+		   uint64_t now, uint64_t tx_dropped)
 {
-	fprintf(f, " \"tool\": \"mxgate-bench\", \"port\": \"%s\", "
-		   "\"wall_seconds\": %.3f, \"cpu_seconds\": %.3f,\n",
+	fprintf(f,
+		" \"tool\": \"mxgate-bench\", \"port\": \"%s\", "
+		"\"wall_seconds\": %.3f, \"cpu_seconds\": %.3f,\n",
 		o->port, wall, cpu);
 	if (g) {
 		uint64_t t0, t1;
@@ -400,9 +518,9 @@ static void report(FILE *f, const struct opts *o, struct gen *g,
 		fprintf(f, ",\n  \"total\": ");
 		counts_json(f, tot, wall);
 		fprintf(f, ",\n  \"cpu_ns_per_msg\": %.1f},\n",
-			tot->msgs_accepted ? cpu * 1e9 /
-						     (double)tot->msgs_accepted
-					   : 0);
+			tot->msgs_accepted
+				? cpu * 1e9 / (double)tot->msgs_accepted
+				: 0);
 	}
 	if (k) {
 		const struct sink_counts *s = sink_counts(k);
@@ -410,11 +528,13 @@ static void report(FILE *f, const struct opts *o, struct gen *g,
 		fprintf(f,
 			" \"sink\": {\"conns\": %" PRIu64 ", \"msgs\": %" PRIu64
 			", \"rcpts\": %" PRIu64 ", \"bytes\": %" PRIu64
-			", \"digest_bad\": %" PRIu64 ", \"duplicates\": %" PRIu64
-			", \"no_bench\": %" PRIu64 ", \"foreign_nonce\": %" PRIu64
-			", \"seq_out_of_range\": %" PRIu64 ", \"drops\": %" PRIu64
-			", \"refused_full\": %" PRIu64 ", \"resets\": %" PRIu64
-			", \"nonce\": \"%016" PRIx64 "\"},\n",
+			", \"digest_bad\": %" PRIu64
+			", \"duplicates\": %" PRIu64 ", \"no_bench\": %" PRIu64
+			", \"foreign_nonce\": %" PRIu64
+			", \"seq_out_of_range\": %" PRIu64
+			", \"drops\": %" PRIu64 ", \"refused_full\": %" PRIu64
+			", \"resets\": %" PRIu64 ", \"nonce\": \"%016" PRIx64
+			"\"},\n",
 			s->conns, s->msgs, s->rcpts, s->bytes, s->digest_bad,
 			s->duplicates, s->no_bench, s->foreign_nonce,
 			s->seq_out_of_range, s->drops, s->refused_full,
@@ -509,7 +629,8 @@ int main(int argc, char **argv)
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		o.g.smtp.nonce = ((uint64_t)ts.tv_sec << 20) ^
-				 (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
+				 (uint64_t)ts.tv_nsec ^
+				 ((uint64_t)getpid() << 40);
 	}
 	snprintf(lcores, sizeof(lcores), "0@%d", o.cpu);
 	snprintf(prefix, sizeof(prefix), "mxgate-bench-%d", getpid());
@@ -585,7 +706,8 @@ int main(int argc, char **argv)
 	if (o.sink_on) {
 		k = sink_create(&o.s, st, t_start);
 		if (!k) {
-			fprintf(stderr, "mxgate-bench: sink on port %u failed\n",
+			fprintf(stderr,
+				"mxgate-bench: sink on port %u failed\n",
 				o.s.port);
 			return 1;
 		}
@@ -669,9 +791,10 @@ int main(int argc, char **argv)
 				f = stdout;
 			}
 		}
-		fprintf(f, "{\"poll\": {\"loops\": %" PRIu64
-			   ", \"idle_loops\": %" PRIu64
-			   ", \"idle_time_share\": %.4f},\n",
+		fprintf(f,
+			"{\"poll\": {\"loops\": %" PRIu64
+			", \"idle_loops\": %" PRIu64
+			", \"idle_time_share\": %.4f},\n",
 			loops, idle_loops,
 			(double)idle_tsc / (double)(rte_rdtsc() - tsc_start));
 		report(f, &o, g, k, net_stack_stats(st), wall, cpu, now,

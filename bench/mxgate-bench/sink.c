@@ -19,7 +19,7 @@
 
 struct sconn {
 	struct sink *k;
-	struct tcp_conn *c;       /* NULL: free */
+	struct tcp_conn *c; /* NULL: free */
 	struct smtpb_sink ss;
 	bool closing;
 	uint32_t next_free;
@@ -30,8 +30,8 @@ struct sink {
 	struct net_stack *st;
 	struct sconn *conns;
 	uint32_t free_head;
-	uint8_t *seen;            /* bitmap over seq < max_seq */
-	bool delays;              /* some step is delayed: poll pending */
+	uint8_t *seen; /* bitmap over seq < max_seq */
+	bool delays;   /* some step is delayed: poll pending */
 	uint64_t last_scan;
 	struct sink_counts n;
 	char buf[65536];

@@ -11,9 +11,9 @@
 
 static const char *const step_names[SMTPB_STEP_MAX] = {
 	[SMTPB_GREETING] = "connect", [SMTPB_EHLO] = "ehlo",
-	[SMTPB_MAIL] = "mail",        [SMTPB_RCPT] = "rcpt",
-	[SMTPB_DATA] = "data",        [SMTPB_DOT] = "dot",
-	[SMTPB_RSET] = "rset",        [SMTPB_QUIT] = "quit",
+	[SMTPB_MAIL] = "mail",	      [SMTPB_RCPT] = "rcpt",
+	[SMTPB_DATA] = "data",	      [SMTPB_DOT] = "dot",
+	[SMTPB_RSET] = "rset",	      [SMTPB_QUIT] = "quit",
 };
 
 const char *smtpb_step_name(enum smtpb_step s)
@@ -57,9 +57,8 @@ static bool kw(const char *line, size_t len, const char *word)
 	return len == 4 + n || line[4 + n] == ' ';
 }
 
-enum smtpb_parse smtpb_reply_feed(struct smtpb_reply_parser *p,
-				  const char *in, size_t len, size_t *used,
-				  int *code)
+enum smtpb_parse smtpb_reply_feed(struct smtpb_reply_parser *p, const char *in,
+				  size_t len, size_t *used, int *code)
 {
 	size_t i = 0;
 
@@ -80,9 +79,8 @@ enum smtpb_parse smtpb_reply_feed(struct smtpb_reply_parser *p,
 			l--;
 		p->len = 0;
 		if (p->overflow || l < 3 || p->line[0] < '2' ||
-		    p->line[0] > '5' || p->line[1] < '0' ||
-		    p->line[1] > '9' || p->line[2] < '0' ||
-		    p->line[2] > '9' ||
+		    p->line[0] > '5' || p->line[1] < '0' || p->line[1] > '9' ||
+		    p->line[2] < '0' || p->line[2] > '9' ||
 		    (l > 3 && p->line[3] != ' ' && p->line[3] != '-')) {
 			p->overflow = false;
 			*used = i;
@@ -199,8 +197,8 @@ bool smtpb_client_wants_msg(const struct smtpb_client *c)
 static void build_header(struct smtpb_client *c)
 {
 	char to[300];
-	size_t n = expand(to, sizeof(to), c->conf->to, c->session,
-			  c->msg.seq, 0);
+	size_t n =
+		expand(to, sizeof(to), c->conf->to, c->session, c->msg.seq, 0);
 
 	to[n] = 0;
 	c->hdr_len = (size_t)snprintf(
@@ -227,7 +225,8 @@ static void build_header(struct smtpb_client *c)
 
 /* Total bytes of the message as built (header, lines, trailer): BDAT
  * needs it before the first byte. The trailer has a fixed width. */
-#define TRAILER_LEN (15 + 12 + 1 + 16 + 2) /* "x-bench-digest %012 %016\r\n" */
+#define TRAILER_LEN (15 + 12 + 1 + 16 + 2) /* "x-bench-digest %012 %016\r\n"   \
+					    */
 static uint64_t message_size(const struct smtpb_client *c)
 {
 	return c->hdr_len + (uint64_t)c->body_lines * (BODY_LINE + 2) +
@@ -300,12 +299,12 @@ static void fill_body(struct smtpb_client *c)
 		if (c->body_line < c->body_lines) {
 			uint64_t x = (c->msg.seq * 2654435761u +
 				      c->body_line * 40503u);
-			const char *src = body_text + x % (sizeof(body_text) -
-							   BODY_LINE);
+			const char *src =
+				body_text + x % (sizeof(body_text) - BODY_LINE);
 			char *dst = c->out + c->out_len;
 
-			c->body_hash = smtpb_line_hash(c->body_hash, src,
-						       BODY_LINE);
+			c->body_hash =
+				smtpb_line_hash(c->body_hash, src, BODY_LINE);
 			c->body_len += BODY_LINE + 2;
 			put(c, src, BODY_LINE);
 			put(c, "\r\n", 2);
@@ -317,10 +316,10 @@ static void fill_body(struct smtpb_client *c)
 		}
 		{
 			char b[80];
-			size_t n = (size_t)snprintf(
-				b, sizeof(b), "x-bench-digest %012" PRIu64
-				" %016" PRIx64 "\r\n",
-				c->body_len, c->body_hash);
+			size_t n = (size_t)snprintf(b, sizeof(b),
+						    "x-bench-digest %012" PRIu64
+						    " %016" PRIx64 "\r\n",
+						    c->body_len, c->body_hash);
 
 			put(c, b, n);
 		}
@@ -710,8 +709,8 @@ static void command(struct smtpb_sink *s, const char *l, size_t n,
 		if (drop_here(s, SMTPB_DATA, ev))
 			return;
 		if (!s->in_txn || !s->rcpts) {
-			reply(s, SMTPB_DATA, "554 5.5.1 no valid recipients\r\n",
-			      now_us);
+			reply(s, SMTPB_DATA,
+			      "554 5.5.1 no valid recipients\r\n", now_us);
 			return;
 		}
 		reply(s, SMTPB_DATA, "354 End data with <CR><LF>.<CR><LF>\r\n",
@@ -865,8 +864,7 @@ void smtpb_sink_input(struct smtpb_sink *s, const char *in, size_t len,
 	*used = i;
 }
 
-size_t smtpb_sink_peek(struct smtpb_sink *s, uint64_t now_us,
-		       const char **p)
+size_t smtpb_sink_peek(struct smtpb_sink *s, uint64_t now_us, const char **p)
 {
 	if (!s->out_len || now_us < s->ready_us)
 		return 0;

@@ -26,8 +26,8 @@ enum smtpb_step {
 	SMTPB_EHLO,
 	SMTPB_MAIL,
 	SMTPB_RCPT,
-	SMTPB_DATA,     /* DATA -> 354 */
-	SMTPB_DOT,      /* end of data (or BDAT LAST) -> 250 */
+	SMTPB_DATA, /* DATA -> 354 */
+	SMTPB_DOT,  /* end of data (or BDAT LAST) -> 250 */
 	SMTPB_RSET,
 	SMTPB_QUIT,
 	SMTPB_STEP_MAX
@@ -56,60 +56,59 @@ struct smtpb_reply_parser {
 	char line[1024];
 	size_t len;
 	bool overflow;
-	int code;                  /* of the reply being read; 0: none yet */
+	int code;		   /* of the reply being read; 0: none yet */
 	bool pipelining, chunking; /* keywords seen since the caller reset */
 };
 
 enum smtpb_parse {
 	SMTPB_NEED_MORE = 0,
-	SMTPB_REPLY = 1,    /* *code holds a complete reply's code */
-	SMTPB_BAD = -1,     /* not a reply */
+	SMTPB_REPLY = 1, /* *code holds a complete reply's code */
+	SMTPB_BAD = -1,	 /* not a reply */
 };
 
 /* Consume bytes of in[0..len) up to the end of one complete reply;
  * *used tells how many were taken. */
-enum smtpb_parse smtpb_reply_feed(struct smtpb_reply_parser *p,
-				  const char *in, size_t len, size_t *used,
-				  int *code);
+enum smtpb_parse smtpb_reply_feed(struct smtpb_reply_parser *p, const char *in,
+				  size_t len, size_t *used, int *code);
 
 /* --------------------------------------------------------------- client */
 struct smtpb_client_conf {
-	const char *helo;          /* EHLO argument */
-	const char *from;          /* pattern: {s} session, {m} message seq */
-	const char *to;            /* pattern: {s}, {m}, {r} recipient index */
-	bool pipelining;           /* RFC 2920, when the server offers it */
-	bool bdat;                 /* RFC 3030 BDAT LAST, when offered */
-	uint64_t nonce;            /* X-Bench run nonce */
+	const char *helo; /* EHLO argument */
+	const char *from; /* pattern: {s} session, {m} message seq */
+	const char *to;	  /* pattern: {s}, {m}, {r} recipient index */
+	bool pipelining;  /* RFC 2920, when the server offers it */
+	bool bdat;	  /* RFC 3030 BDAT LAST, when offered */
+	uint64_t nonce;	  /* X-Bench run nonce */
 };
 
 /* One message; the caller draws rcpts and size from its distributions. */
 struct smtpb_msg {
-	uint64_t seq;              /* X-Bench seq, unique in the run */
-	uint32_t rcpts;            /* 1..SMTPB_MAX_RCPTS */
-	uint32_t size;             /* approximate message bytes */
+	uint64_t seq;	/* X-Bench seq, unique in the run */
+	uint32_t rcpts; /* 1..SMTPB_MAX_RCPTS */
+	uint32_t size;	/* approximate message bytes */
 };
 
 enum smtpb_client_state {
 	SMTPB_C_GREETING,
 	SMTPB_C_EHLO,
-	SMTPB_C_IDLE,      /* between messages: smtpb_client_next */
-	SMTPB_C_TXN,       /* MAIL/RCPT(/DATA) in flight */
-	SMTPB_C_BODY,      /* content being generated and sent */
-	SMTPB_C_DOT,       /* waiting for the end-of-data reply */
+	SMTPB_C_IDLE, /* between messages: smtpb_client_next */
+	SMTPB_C_TXN,  /* MAIL/RCPT(/DATA) in flight */
+	SMTPB_C_BODY, /* content being generated and sent */
+	SMTPB_C_DOT,  /* waiting for the end-of-data reply */
 	SMTPB_C_QUIT,
-	SMTPB_C_DONE,      /* QUIT answered: the caller closes */
-	SMTPB_C_FAILED,    /* protocol error: the caller aborts */
+	SMTPB_C_DONE,	/* QUIT answered: the caller closes */
+	SMTPB_C_FAILED, /* protocol error: the caller aborts */
 };
 
 /* One reply, as reported to the caller. */
 struct smtpb_event {
 	enum smtpb_step step;
 	int code;
-	uint64_t sent_us;          /* when its command left (0: not yet) */
-	bool msg_done;             /* this reply ended a message... */
-	bool msg_accepted;         /* ...with 2xx at end of data */
-	uint32_t msg_rcpts_ok;     /* recipients answered 2xx */
-	uint64_t msg_bytes;        /* message bytes sent */
+	uint64_t sent_us;      /* when its command left (0: not yet) */
+	bool msg_done;	       /* this reply ended a message... */
+	bool msg_accepted;     /* ...with 2xx at end of data */
+	uint32_t msg_rcpts_ok; /* recipients answered 2xx */
+	uint64_t msg_bytes;    /* message bytes sent */
 };
 
 #define SMTPB_MAX_RCPTS 100
@@ -120,7 +119,7 @@ struct smtpb_client {
 	enum smtpb_client_state state;
 	uint32_t session;
 	struct smtpb_reply_parser rp;
-	bool pipelining, chunking;  /* offered and wanted */
+	bool pipelining, chunking; /* offered and wanted */
 	/* Replies awaited, in command order; end_pos: stream offset just
 	 * after the command (stamped sent_us when sent that far). */
 	struct {
@@ -132,7 +131,7 @@ struct smtpb_client {
 	/* Pending output out[out_off..out_len). */
 	char out[16384];
 	size_t out_off, out_len;
-	bool overflow;             /* a command did not fit (FAILED) */
+	bool overflow; /* a command did not fit (FAILED) */
 	/* The current message. */
 	struct smtpb_msg msg;
 	uint32_t next_rcpt, rcpts_ok;
@@ -171,26 +170,26 @@ enum smtpb_step smtpb_client_waiting(const struct smtpb_client *c);
 
 /* ----------------------------------------------------------------- sink */
 struct smtpb_sink_conf {
-	uint32_t rcpt_4xx_pct;     /* share of RCPTs answered 450 */
-	uint32_t rcpt_5xx_pct;     /* share answered 550 */
-	uint32_t drop_pct;         /* share of sessions reset at a random step */
+	uint32_t rcpt_4xx_pct; /* share of RCPTs answered 450 */
+	uint32_t rcpt_5xx_pct; /* share answered 550 */
+	uint32_t drop_pct;     /* share of sessions reset at a random step */
 	uint32_t delay_us[SMTPB_STEP_MAX]; /* reply delay per step */
-	bool pipelining, chunking; /* advertised in EHLO */
+	bool pipelining, chunking;	   /* advertised in EHLO */
 	bool check_digest;
 	uint64_t seed;
 };
 
 enum smtpb_sink_ev {
 	SMTPB_S_NONE,
-	SMTPB_S_MSG,       /* a message was accepted (250 queued) */
-	SMTPB_S_DROP,      /* reset the connection now */
-	SMTPB_S_QUIT,      /* 221 queued: close once it is sent */
+	SMTPB_S_MSG,  /* a message was accepted (250 queued) */
+	SMTPB_S_DROP, /* reset the connection now */
+	SMTPB_S_QUIT, /* 221 queued: close once it is sent */
 };
 
 struct smtpb_sink_msg {
-	uint64_t nonce, seq;   /* from X-Bench */
-	bool has_bench;        /* X-Bench header seen */
-	bool digest_ok;        /* trailer present, last, length+digest match */
+	uint64_t nonce, seq; /* from X-Bench */
+	bool has_bench;	     /* X-Bench header seen */
+	bool digest_ok;	     /* trailer present, last, length+digest match */
 	uint32_t rcpts;
 	uint64_t bytes;
 };
@@ -206,8 +205,8 @@ struct smtpb_sink {
 	uint32_t rcpts;
 	uint64_t bdat_left;
 	bool bdat_last, bdat_open, bdat_refused;
-	char bline[1024];      /* BDAT: a content line may span chunks, with
-				* commands between them (line[] holds those) */
+	char bline[1024]; /* BDAT: a content line may span chunks, with
+			   * commands between them (line[] holds those) */
 	size_t blen;
 	bool drop_armed;
 	enum smtpb_step drop_at;
@@ -234,8 +233,7 @@ void smtpb_sink_input(struct smtpb_sink *s, const char *in, size_t len,
 		      struct smtpb_sink_msg *msg);
 
 /* Reply bytes that may be sent at now_us (0: none, or delayed). */
-size_t smtpb_sink_peek(struct smtpb_sink *s, uint64_t now_us,
-		       const char **p);
+size_t smtpb_sink_peek(struct smtpb_sink *s, uint64_t now_us, const char **p);
 void smtpb_sink_sent(struct smtpb_sink *s, size_t k);
 
 #endif /* MXG_SMTPB_H */

@@ -15,13 +15,13 @@
 
 static int failures;
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
+#define CHECK(c)                                                               \
+	do {                                                                   \
+		if (!(c)) {                                                    \
 			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
-				__LINE__, #c);                                \
-			failures++;                                           \
-		}                                                             \
+				__LINE__, #c);                                 \
+			failures++;                                            \
+		}                                                              \
 	} while (0)
 
 static void test_reply_parser(void)
@@ -32,8 +32,7 @@ static void test_reply_parser(void)
 	size_t used, off = 0;
 	int code = 0;
 
-	CHECK(smtpb_reply_feed(&p, r, strlen(r), &used, &code) ==
-	      SMTPB_REPLY);
+	CHECK(smtpb_reply_feed(&p, r, strlen(r), &used, &code) == SMTPB_REPLY);
 	CHECK(code == 250 && p.pipelining && p.chunking);
 	off = used;
 	CHECK(smtpb_reply_feed(&p, r + off, strlen(r) - off, &used, &code) ==
@@ -109,9 +108,8 @@ static void sink_run(struct smtpb_sink *s, const char *in, char *out,
 
 static void test_sink_transcripts(void)
 {
-	struct smtpb_sink_conf cf = {.pipelining = true,
-				     .chunking = true,
-				     .check_digest = true};
+	struct smtpb_sink_conf cf = {
+		.pipelining = true, .chunking = true, .check_digest = true};
 	struct smtpb_sink s;
 	struct smtpb_sink_msg m = {0};
 	char out[4096];
@@ -179,8 +177,8 @@ static void test_sink_transcripts(void)
 		char t[80];
 		uint64_t hh = smtpb_line_hash(SMTPB_FNV_INIT, "hello", 5);
 
-		snprintf(t, sizeof(t), "x-bench-digest %012u %016llx\r\n",
-			 7u, (unsigned long long)hh);
+		snprintf(t, sizeof(t), "x-bench-digest %012u %016llx\r\n", 7u,
+			 (unsigned long long)hh);
 		snprintf(body, sizeof(body),
 			 "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
 			 "BDAT 6\r\nA: b\r\nBDAT 5\r\n\r\nhelBDAT 3\r\nlo\r"
@@ -191,9 +189,10 @@ static void test_sink_transcripts(void)
 		sink_run(&s, body, out, sizeof(out), &msgs, &m, &drops);
 		CHECK(msgs == 1 && m.digest_ok);
 		if (!m.digest_ok)
-			fprintf(stderr, "bdat split: msgs %d bytes %llu body %llu "
-				"trailer %d/%d after %d out=%s\n", msgs,
-				(unsigned long long)m.bytes,
+			fprintf(stderr,
+				"bdat split: msgs %d bytes %llu body %llu "
+				"trailer %d/%d after %d out=%s\n",
+				msgs, (unsigned long long)m.bytes,
 				(unsigned long long)s.body_len, s.trailer_seen,
 				s.trailer_ok, s.after_trailer, out);
 	}
@@ -223,10 +222,11 @@ static void test_sink_transcripts(void)
 		if (smtpb_sink_drop_now(&s)) {
 			drops++;
 		} else {
-			sink_run(&s,
-				 "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
-				 "DATA\r\n\r\nx\r\n.\r\nQUIT\r\n",
-				 out, sizeof(out), &msgs, &m, &drops);
+			sink_run(
+				&s,
+				"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+				"DATA\r\n\r\nx\r\n.\r\nQUIT\r\n",
+				out, sizeof(out), &msgs, &m, &drops);
 		}
 		CHECK(drops == 1 && msgs == 0);
 	}
@@ -274,8 +274,8 @@ static void run_pair(const struct smtpb_client_conf *cc,
 
 		now++;
 		if (smtpb_client_wants_msg(&c)) {
-			struct smtpb_msg m = {.seq = given, .rcpts = rcpts,
-					      .size = size};
+			struct smtpb_msg m = {
+				.seq = given, .rcpts = rcpts, .size = size};
 			smtpb_client_next(&c, given < nmsg ? &m : NULL);
 			given++;
 		}
@@ -364,24 +364,33 @@ static void test_pair(void)
 						continue; /* slow */
 					cc.pipelining = sc.pipelining = pl;
 					cc.bdat = sc.chunking = bd;
-					run_pair(&cc, &sc, n, 1 + (uint32_t)si * 4,
+					run_pair(&cc, &sc, n,
+						 1 + (uint32_t)si * 4,
 						 sizes[si], chunks[ci], &r);
 					CHECK(r.state == SMTPB_C_DONE);
 					CHECK(r.accepted == n);
 					CHECK(r.sink_msgs == n);
 					CHECK(r.sink_bad == 0);
-					CHECK(r.sink_rcpts == r.client_rcpts_ok);
+					CHECK(r.sink_rcpts ==
+					      r.client_rcpts_ok);
 					CHECK(r.events[SMTPB_QUIT] == 1);
 					CHECK(r.events[SMTPB_DATA] ==
 					      (bd ? 0 : n));
 					if (failures) {
 						fprintf(stderr,
-							"pl=%d bdat=%d chunk=%zu size=%u: accepted %llu sink %llu bad %llu state %d\n",
+							"pl=%d bdat=%d "
+							"chunk=%zu size=%u: "
+							"accepted %llu sink "
+							"%llu bad %llu state "
+							"%d\n",
 							pl, bd, chunks[ci],
 							sizes[si],
-							(unsigned long long)r.accepted,
-							(unsigned long long)r.sink_msgs,
-							(unsigned long long)r.sink_bad,
+							(unsigned long long)
+								r.accepted,
+							(unsigned long long)
+								r.sink_msgs,
+							(unsigned long long)
+								r.sink_bad,
 							r.state);
 						return;
 					}
@@ -435,10 +444,9 @@ static void test_client_bad_server(void)
 
 	/* 554 greeting: the client QUITs politely. */
 	smtpb_client_init(&c, &cc, 0, 1);
-	CHECK(smtpb_client_input(&c, "554 go away\r\n", 13, &used, ev, 8) ==
-	      1);
-	CHECK(c.state == SMTPB_C_QUIT && smtpb_client_waiting(&c) ==
-						 SMTPB_QUIT);
+	CHECK(smtpb_client_input(&c, "554 go away\r\n", 13, &used, ev, 8) == 1);
+	CHECK(c.state == SMTPB_C_QUIT &&
+	      smtpb_client_waiting(&c) == SMTPB_QUIT);
 }
 
 int main(void)
