@@ -625,7 +625,8 @@ static void on_sighup(int sig)
 	X(mail_denied_auth) X(mail_denied_sender) X(mail_rate_limited)        \
 	X(mail_denied_count) X(rcpt_denied_relay) X(rcpt_denied_restrict)     \
 	X(rcpt_rate_limited) X(rl_entries) X(rl_evictions) X(ipconn_entries)  \
-	X(pushes_applied) X(pushes_failed)
+	X(pushes_applied) X(pushes_failed) X(be_invariant_errors) \
+	X(backend_idle)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \
@@ -2022,6 +2023,8 @@ static void drain_ring(struct rte_ring *r)
 
 /* Tear everything down; returns true when every mbuf is back in the
  * pool. Port first so the PMD returns its RX descriptors. */
+static bool g_invariant_failed;
+
 static bool teardown(void)
 {
 	const struct mxg_conf *c = &g_conf;
@@ -2039,6 +2042,9 @@ static bool teardown(void)
 		if (lc->fault_tx)
 			g_last_fault[k][1] = *fault_stats(lc->fault_tx);
 		if (lc->gw) {
+			/* issue 11: a broken backend invariant fails the run */
+			if (gw_core_check(lc->gw, true) > 0)
+				g_invariant_failed = true;
 			g_last_gw[k] = *gw_core_stats(lc->gw);
 			gw_core_destroy(lc->gw);
 			lc->gw = NULL;
@@ -2275,5 +2281,7 @@ int main(int argc, char **argv)
 	rte_eal_cleanup();
 	if (!ok)
 		return 3;
+	if (g_invariant_failed)
+		return 5;
 	return status;
 }
