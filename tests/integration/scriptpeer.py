@@ -20,8 +20,8 @@ namespace.
 import asyncio
 import contextlib
 import random
-import threading
 
+import peers
 from mxgtest import log
 
 STEPS = ("greeting", "ehlo", "mail", "rcpt", "data", "dot", "rset")
@@ -40,22 +40,15 @@ def random_faults(seed, rate):
     return decide
 
 
-class ScriptServer:
+class ScriptServer(peers.StallServer):
+    """The thread, event loop, start/stop and bookkeeping are StallServer's
+    (which, with stall_count=0, never stalls by itself); the conversation
+    is this class's _handle."""
+
     def __init__(self, ip, port, decide=None, hostname="script.mxgt.test"):
-        self.ip, self.port = ip, port
+        super().__init__(ip, port, stall_count=0, hostname=hostname)
         self.decide = decide or (lambda step, cid: None)
-        self.hostname = hostname
-        self.commands = []     # (conn id, line)
-        self.messages = []     # accepted bodies
         self.faults = []       # (conn id, step, fault)
-        self.conns = 0
-        self.open_conns = 0
-        self._loop = None
-        self._server = None
-        self._thread = None
-        self._ready = threading.Event()
-        self._err = None
-        self._writers = set()
 
     def _fault(self, step, cid):
         f = self.decide(step, cid)
@@ -63,7 +56,7 @@ class ScriptServer:
             self.faults.append((cid, step, f))
         return f
 
-    async def _hold(self, reader):
+    async def _swallow(self, reader):
         with contextlib.suppress(ConnectionError, OSError,
                                  asyncio.CancelledError):
             while await reader.read(65536):
@@ -87,7 +80,7 @@ class ScriptServer:
                 writer.transport.abort()
                 return True
             if f == "stall":
-                await self._hold(reader)
+                await self._swallow(reader)
                 return True
             if step == "greeting":
                 send("421 4.3.0 busy" if f == "4xx" else "554 5.3.0 no")
@@ -166,53 +159,8 @@ class ScriptServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    def _run(self):
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-
-        async def boot():
-            self._server = await asyncio.start_server(
-                self._handle, self.ip, self.port, reuse_address=True)
-
-        try:
-            self._loop.run_until_complete(boot())
-        except Exception as e:  # noqa: BLE001
-            self._err = e
-            self._ready.set()
-            return
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _shutdown(self):
-        self._server.close()
-        for w in list(self._writers):
-            with contextlib.suppress(Exception):
-                w.transport.abort()
-        for _ in range(50):
-            if not self._writers:
-                break
-            await asyncio.sleep(0.02)
-        self._loop.stop()
-
     def start(self):
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self._err:
-            raise self._err
-        log("peer: script server on %s:%d" % (self.ip, self.port))
+        super().start()
+        log("peer: script server on %s:%d (faults by its decide hook)" %
+            (self.ip, self.port))
         return self
-
-    def stop(self):
-        if self._loop and self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        if self._thread:
-            self._thread.join(10)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
