@@ -52,6 +52,7 @@ struct mxgate {
 	struct gw_global gw;
 	struct worker_pool *workers;
 	struct control ctl;
+	bool invariant_failed; /* a backend connection unaccounted for */
 };
 
 static void on_signal(int sig)
@@ -381,6 +382,11 @@ static bool teardown(struct mxgate *app)
 	for (int k = 0; k < c->n_cores; k++) {
 		struct lcore_ctx *lc = &app->cores[k];
 
+		/* issue 11: a broken backend invariant fails the run
+		 * (checked before the counters are kept, so the final
+		 * stats file carries the count) */
+		if (lc->gw && gw_core_check(lc->gw, true) > 0)
+			app->invariant_failed = true;
 		/* the final stats file still carries them */
 		counters_keep(lc, &app->ctl.kept, (uint16_t)k);
 		if (lc->gw) {
@@ -615,5 +621,7 @@ int main(int argc, char **argv)
 	rte_eal_cleanup();
 	if (!ok)
 		return 3;
+	if (app.invariant_failed)
+		return 5;
 	return status;
 }
