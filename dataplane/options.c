@@ -30,6 +30,8 @@ void options_usage(FILE *f)
 "                        25 and 587, local Maildir next hop). Options below\n"
 "                        override the file's stack settings.\n"
 "  --check-config FILE   validate FILE, print FILE:LINE errors, exit 0/1\n"
+"  --print-default-config print the embedded default configuration (the\n"
+"                        file format of --config) and exit\n"
 "  --maildir PATH        Maildir of the local next hop (overrides the file)\n"
 "  --log-file PATH       session and message log (default: the file's\n"
 "                        log.file, else standard error)\n"
@@ -122,6 +124,7 @@ enum {
 	OPT_CBYTES, OPT_CCOUNT, OPT_CEXIT, OPT_STATS, OPT_STATSINT, OPT_RUN,
 	OPT_LOADGEN, OPT_DPCPUS, OPT_CONFIG, OPT_CHECK, OPT_MAILDIR, OPT_LOGF,
 	OPT_NOGW, OPT_MAXSESS, OPT_ADMIN, OPT_NOADMIN, OPT_METRICS, OPT_WATCH,
+	OPT_PRINTDEF,
 };
 
 static const struct option long_opts[] = {
@@ -153,6 +156,7 @@ static const struct option long_opts[] = {
 	{"dp-cpus", required_argument, NULL, OPT_DPCPUS},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"check-config", required_argument, NULL, OPT_CHECK},
+	{"print-default-config", no_argument, NULL, OPT_PRINTDEF},
 	{"maildir", required_argument, NULL, OPT_MAILDIR},
 	{"log-file", required_argument, NULL, OPT_LOGF},
 	{"no-gateway", no_argument, NULL, OPT_NOGW},
@@ -402,6 +406,11 @@ int options_parse(struct mxg_options *c, int argc, char **argv)
 			break;
 		case 'V':
 			printf("mxgate %s\n", MXG_VERSION);
+			exit(0);
+		case OPT_PRINTDEF:
+			/* What runs without --config, as a file to start
+			 * from (scripts/run.sh writes it once). */
+			fputs(ctl_config_default_text, stdout);
 			exit(0);
 		case 'h':
 			options_usage(stdout);
