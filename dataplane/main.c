@@ -36,6 +36,7 @@
 #include "dataplane/app.h"
 #include "dataplane/clock.h"
 #include "dataplane/gateway.h"
+#include "dataplane/ip6_opts.h"
 #include "control/admin.h"
 #include "control/cidr.h"
 #include "control/config.h"
@@ -613,7 +614,9 @@ static void on_sighup(int sig)
 	X(tcp_ooo_queued) X(timewait_recycled) X(arp_requests_out)             \
 	X(arp_replies_out) X(arp_replies_in) X(icmp_echo) X(icmp_frag_needed)  \
 	X(ip_frags) X(live_tcbs) X(syn_rcvd) X(timewait) X(arp_cached)         \
-	X(mbufs_held)
+	X(mbufs_held) X(ip6_rx) X(ip6_ext_hdrs) X(icmp6_echo) X(icmp6_ptb)     \
+	X(nd_solicits_out) X(nd_adverts_out) X(nd_adverts_in)                  \
+	X(nd_redirects_ignored) X(nd_ra_ignored) X(dad_duplicates)
 
 #define GW_STATS_FIELDS(X)                                                     \
 	X(sessions) X(sessions_live) X(sessions_refused)                      \
@@ -2079,9 +2082,17 @@ int main(int argc, char **argv)
 	bool ok;
 	int status = 0;
 
+	/* IPv6 options (issue 16): taken out of argv before getopt sees
+	 * them, applied after parse_args() has reset the configuration. */
+	struct ip6_opts ip6;
+
+	argc = ip6_opts_take(argc, argv, &ip6);
+	if (argc < 0)
+		return 2;
 	first_extra = parse_args(argc, argv);
 	if (first_extra < 0)
 		return 2;
+	ip6_opts_apply(&ip6, &c->stack, &c->svc);
 	if (load_config() < 0)
 		return 2;
 
