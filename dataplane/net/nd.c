@@ -42,21 +42,20 @@ static const struct net_addr nd_all_nodes = {
 
 void nd_init(struct net_stack *st)
 {
-	const uint8_t *mac = st->conf.mac.addr_bytes;
+	uint64_t iid = net_siphash(st->sip_k0, st->sip_k1 ^ 0x6c6c36,
+				   st->conf.mac.addr_bytes, RTE_ETHER_ADDR_LEN);
 	struct net_addr *ll = &st->ll6;
 
-	/* RFC 4291 2.5.1 / RFC 4862 5.3: fe80::/64 + modified EUI-64. */
+	/* RFC 4862 5.3: fe80::/64 and an interface identifier; ours is a
+	 * keyed hash of the MAC (in the spirit of RFC 7217), not the
+	 * modified EUI-64 of RFC 4291 2.5.1: net_tap gives the kernel end
+	 * of the tap the same MAC as ours, so EUI-64 would make both ends
+	 * claim one link-local address and one of them fail DAD. The same
+	 * secret on every core gives every core the same address. */
 	memset(ll, 0, sizeof(*ll));
 	ll->b[0] = 0xfe;
 	ll->b[1] = 0x80;
-	ll->b[8] = mac[0] ^ 0x02;
-	ll->b[9] = mac[1];
-	ll->b[10] = mac[2];
-	ll->b[11] = 0xff;
-	ll->b[12] = 0xfe;
-	ll->b[13] = mac[3];
-	ll->b[14] = mac[4];
-	ll->b[15] = mac[5];
+	memcpy(&ll->b[8], &iid, 8);
 	st->gw6 = st->conf.ip6_gateway;
 	if (st->conf.ip6_prefixlen == 0) {
 		st->ip6_state = IP6_OFF;

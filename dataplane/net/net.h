@@ -82,7 +82,7 @@ struct net_stack_conf {
 
 	/* IPv6 (off while ip6_prefixlen is 0). Our global address and its
 	 * on-link prefix; a link-local fe80::/64 address is derived from the
-	 * MAC (modified EUI-64, RFC 4291 2.5.1). ip6_gateway: next hop for
+	 * MAC (a keyed hash of it, see nd.c). ip6_gateway: next hop for
 	 * off-link destinations (all zero: none; RA may set it when
 	 * ip6_accept_ra). dad_transmits: Neighbor Solicitations sent for
 	 * Duplicate Address Detection before our addresses are used (RFC
