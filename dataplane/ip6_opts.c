@@ -3,6 +3,8 @@
  */
 #include "dataplane/ip6_opts.h"
 
+#include "control/config.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -137,15 +139,33 @@ int ip6_opts_take(int argc, char **argv, struct ip6_opts *o)
 	return out;
 }
 
+void ip6_config_apply(const struct mxg_config *m,
+		      struct net_stack_conf *stack)
+{
+	static const uint8_t zero[16];
+	char buf[INET6_ADDRSTRLEN];
+
+	if (stack->ip6_prefixlen == 0 && m->stack.prefix6_len != 0) {
+		memcpy(stack->ip6.b, m->stack.address6, 16);
+		stack->ip6_prefixlen = m->stack.prefix6_len;
+		inet_ntop(AF_INET6, stack->ip6.b, buf, sizeof(buf));
+		printf("mxgate: IPv6 %s/%u (config)\n", buf,
+		       stack->ip6_prefixlen);
+	}
+	if (memcmp(stack->ip6_gateway.b, zero, 16) == 0)
+		memcpy(stack->ip6_gateway.b, m->stack.gateway6, 16);
+}
+
 void ip6_opts_apply(const struct ip6_opts *o, struct net_stack_conf *stack,
 		    struct svc_conf *svc)
 {
 	char buf[INET6_ADDRSTRLEN];
 
+	/* RFC 4862 5.1: DupAddrDetectTransmits defaults to 1. */
+	stack->dad_transmits = (uint8_t)(o->dad < 0 ? 1 : o->dad);
 	if (o->set) {
 		stack->ip6 = o->ip6;
 		stack->ip6_prefixlen = o->prefixlen;
-		stack->dad_transmits = (uint8_t)(o->dad < 0 ? 1 : o->dad);
 		inet_ntop(AF_INET6, o->ip6.b, buf, sizeof(buf));
 		printf("mxgate: IPv6 %s/%u\n", buf, o->prefixlen);
 	}

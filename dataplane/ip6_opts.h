@@ -40,6 +40,13 @@ int ip6_opts_take(int argc, char **argv, struct ip6_opts *o);
 void ip6_opts_apply(const struct ip6_opts *o, struct net_stack_conf *stack,
 		    struct svc_conf *svc);
 
+struct mxg_config;
+
+/* The config file's stack.address6 / stack.gateway6, unless the command
+ * line set them (after ip6_opts_apply). */
+void ip6_config_apply(const struct mxg_config *m,
+		      struct net_stack_conf *stack);
+
 /* Parse "ADDR/LEN" (LEN 1..128, default 128); 0 or -EINVAL. */
 int ip6_parse_prefix(const char *s, struct net_addr *a, uint8_t *len);
 

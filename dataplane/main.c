@@ -1740,6 +1740,7 @@ static int load_config(void)
 	}
 	if (!set_gw && m->stack.gateway)
 		c->gateway = rte_cpu_to_be_32(m->stack.gateway);
+	ip6_config_apply(m, &c->stack); /* stack.address6/gateway6 */
 	if (!set_cores && m->stack.cores)
 		c->n_cores = (uint16_t)RTE_MIN(m->stack.cores,
 					       (uint32_t)MXG_MAX_CORES);

@@ -299,7 +299,7 @@ struct rte_mbuf *t_build_ip6(struct rte_mempool *pool,
 	struct rte_ipv6_hdr *ip;
 	uint8_t *p;
 	uint32_t sum;
-	uint16_t *ck = NULL;
+	uint8_t *ck = NULL;
 
 	m = t_alloc(pool, sizeof(*eh) + sizeof(*ip) + ext_len + l4len);
 	eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
@@ -324,19 +324,23 @@ struct rte_mbuf *t_build_ip6(struct rte_mempool *pool,
 	if (ext_len > 0)
 		memcpy(p, ext, ext_len);
 	if (l4proto == IPPROTO_TCP && l4len >= 20)
-		ck = (uint16_t *)(l4 + 16);
+		ck = l4 + 16;
 	else if (l4proto == IPPROTO_ICMPV6 && l4len >= 4)
-		ck = (uint16_t *)(l4 + 2);
+		ck = l4 + 2;
 	if (ck != NULL) {
-		*ck = 0;
+		uint16_t v;
+
+		ck[0] = ck[1] = 0;
 		sum = rte_raw_cksum(src, 16) + rte_raw_cksum(dst, 16) +
 		      rte_cpu_to_be_16((uint16_t)l4len) +
 		      rte_cpu_to_be_16(l4proto) + rte_raw_cksum(l4, l4len);
 		sum = (sum & 0xffff) + (sum >> 16);
 		sum = (sum & 0xffff) + (sum >> 16);
-		*ck = (uint16_t)~sum;
+		v = (uint16_t)~sum;
+		memcpy(ck, &v, 2);
 	}
-	memcpy(p + ext_len, l4, l4len);
+	if (l4len > 0)
+		memcpy(p + ext_len, l4, l4len);
 	return m;
 }
 
