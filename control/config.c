@@ -598,6 +598,22 @@ static void free_addr_list(struct ctl_addr_list *a)
 
 /* ------------------------------------------------------------ sections */
 
+/* Split "ADDR/LEN" into ip (NUL-terminated) and the prefix length;
+ * -1 when there is no slash, no digits after it, or ADDR is too long. */
+static long split_prefix(const char *v, char *ip, size_t iplen)
+{
+	const char *slash = strchr(v, '/');
+	char *end;
+	long len;
+
+	if (slash == NULL || (size_t)(slash - v) >= iplen)
+		return -1;
+	memcpy(ip, v, (size_t)(slash - v));
+	ip[slash - v] = '\0';
+	len = strtol(slash + 1, &end, 10);
+	return (*end != '\0' || slash[1] == '\0') ? -1 : len;
+}
+
 /* A unicast IPv6 address a port can own: not unspecified, multicast,
  * loopback or IPv4-mapped. NULL when fine, else what it is. */
 static const char *ipv6_unusable(const uint8_t *a)
@@ -628,20 +644,11 @@ static void parse_stack_ipv6(struct ctx *x, const config_setting_t *g,
 
 	if (s && want_type(x, s, "stack.address6", CONFIG_TYPE_STRING,
 			   "a string \"ipv6-address/len\"")) {
-		const char *slash;
-		char *end;
-		long len = -1;
 		uint8_t a[16];
+		long len;
 
 		v = config_setting_get_string(s);
-		slash = strchr(v, '/');
-		if (slash && (size_t)(slash - v) < sizeof(ip)) {
-			memcpy(ip, v, (size_t)(slash - v));
-			ip[slash - v] = '\0';
-			len = strtol(slash + 1, &end, 10);
-			if (*end != '\0' || slash[1] == '\0')
-				len = -1;
-		}
+		len = split_prefix(v, ip, sizeof(ip));
 		if (len < 1 || len > 128 || inet_pton(AF_INET6, ip, a) != 1) {
 			cfg_err(x, line_of(s), "stack.address6",
 				"\"%s\" is not an IPv6 prefix (address/len with "
@@ -698,19 +705,10 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 	if (s && want_type(x, s, "stack.address", CONFIG_TYPE_STRING,
 			   "a string \"a.b.c.d/len\"")) {
 		const char *v = config_setting_get_string(s);
-		const char *slash = strchr(v, '/');
 		char ip[64];
-		char *end;
-		long len = -1;
+		long len = split_prefix(v, ip, sizeof(ip));
 		uint32_t a;
 
-		if (slash && (size_t)(slash - v) < sizeof(ip)) {
-			memcpy(ip, v, (size_t)(slash - v));
-			ip[slash - v] = '\0';
-			len = strtol(slash + 1, &end, 10);
-			if (*end != '\0' || slash[1] == '\0')
-				len = -1;
-		}
 		if (len < 1 || len > 32 || !parse_ipv4(ip, &a)) {
 			cfg_err(x, line_of(s), "stack.address",
 				"\"%s\" is not an IPv4 CIDR (address/prefix "

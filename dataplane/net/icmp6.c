@@ -87,22 +87,16 @@ void icmp6_input(struct net_stack *st, struct rte_mbuf *m,
 {
 	uint8_t hdr[4];
 	const uint8_t *p;
-	uint16_t raw;
-	uint32_t sum;
+	int ok;
 
 	if (l4len < 4) {
 		net_drop(st, m, NET_DROP_SHORT);
 		return;
 	}
 	/* RFC 4443 2.3: the checksum covers the pseudo-header. */
-	if (rte_raw_cksum_mbuf(m, l4off, l4len, &raw) != 0) {
-		net_drop(st, m, NET_DROP_SHORT);
-		return;
-	}
-	sum = (uint32_t)raw + l3->phdr_sum;
-	sum = (sum & 0xffff) + (sum >> 16);
-	if (sum != 0xffff) {
-		net_drop(st, m, NET_DROP_ICMP);
+	ok = net_l4_cksum_ok(m, l4off, l4len, l3->phdr_sum);
+	if (ok <= 0) {
+		net_drop(st, m, ok < 0 ? NET_DROP_SHORT : NET_DROP_ICMP);
 		return;
 	}
 	p = rte_pktmbuf_read(m, l4off, sizeof(hdr), hdr);

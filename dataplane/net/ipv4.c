@@ -86,17 +86,13 @@ void *ipv4_alloc(struct net_stack *st, struct rte_mbuf **mp, rte_be32_t dst,
 		 uint8_t proto, uint16_t l4len)
 {
 	const uint16_t l2 = sizeof(struct rte_ether_hdr);
-	struct rte_mbuf *m = net_alloc(st);
 	struct rte_ipv4_hdr *ip;
+	struct rte_mbuf *m =
+		net_alloc_frame(st, (uint16_t)(l2 + sizeof(*ip) + l4len));
 
 	*mp = NULL;
 	if (m == NULL)
 		return NULL;
-	if (rte_pktmbuf_append(m, (uint16_t)(l2 + sizeof(*ip) + l4len)) ==
-	    NULL) {
-		net_drop(st, m, NET_DROP_NOMBUF);
-		return NULL;
-	}
 	ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l2);
 	ip->version_ihl = RTE_IPV4_VHL_DEF;
 	ip->type_of_service = 0;

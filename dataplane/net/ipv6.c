@@ -248,17 +248,13 @@ void *ipv6_alloc(struct net_stack *st, struct rte_mbuf **mp,
 		 uint8_t proto, uint16_t l4len, uint32_t flow, uint8_t hlim)
 {
 	const uint16_t l2 = sizeof(struct rte_ether_hdr);
-	struct rte_mbuf *m = net_alloc(st);
 	struct rte_ipv6_hdr *ip;
+	struct rte_mbuf *m =
+		net_alloc_frame(st, (uint16_t)(l2 + sizeof(*ip) + l4len));
 
 	*mp = NULL;
 	if (m == NULL)
 		return NULL;
-	if (rte_pktmbuf_append(m, (uint16_t)(l2 + sizeof(*ip) + l4len)) ==
-	    NULL) {
-		net_drop(st, m, NET_DROP_NOMBUF);
-		return NULL;
-	}
 	ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, l2);
 	ip->vtc_flow = rte_cpu_to_be_32((6u << 28) | (flow & 0xfffff));
 	ip->payload_len = rte_cpu_to_be_16(l4len);

@@ -498,6 +498,22 @@ uint16_t syncookie_check(struct net_stack *st, const struct tcp_key *k,
 			 uint32_t peer_isn, uint32_t cookie);
 
 /* ---- helpers --------------------------------------------------------- */
+
+/* Software check of a TCP or ICMPv6 checksum over len bytes at off,
+ * with the pseudo-header sum phdr (0 for ICMPv4). 1: good, 0: bad,
+ * -1: the packet is shorter than off + len. */
+static inline int net_l4_cksum_ok(const struct rte_mbuf *m, uint32_t off,
+				  uint32_t len, uint16_t phdr)
+{
+	uint16_t raw;
+	uint32_t sum;
+
+	if (rte_raw_cksum_mbuf(m, off, len, &raw) != 0)
+		return -1;
+	sum = (uint32_t)raw + phdr;
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
 static inline void net_drop(struct net_stack *st, struct rte_mbuf *m,
 			    enum net_drop why)
 {
@@ -511,6 +527,19 @@ static inline struct rte_mbuf *net_alloc(struct net_stack *st)
 	struct rte_mbuf *m = rte_pktmbuf_alloc(st->conf.pool);
 	if (m == NULL)
 		st->stats.drops[NET_DROP_NOMBUF]++;
+	return m;
+}
+
+/* A frame of len bytes (one segment), or NULL (counted). */
+static inline struct rte_mbuf *net_alloc_frame(struct net_stack *st,
+					       uint16_t len)
+{
+	struct rte_mbuf *m = net_alloc(st);
+
+	if (m != NULL && rte_pktmbuf_append(m, len) == NULL) {
+		net_drop(st, m, NET_DROP_NOMBUF);
+		return NULL;
+	}
 	return m;
 }
 

@@ -977,17 +977,11 @@ void tcp_input(struct net_stack *st, struct rte_mbuf *m,
 		return;
 	}
 	if (l4f == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN) {
-		uint16_t raw;
-		uint32_t sum;
+		int ok = net_l4_cksum_ok(m, l4off, l4len, l3->phdr_sum);
 
-		if (rte_raw_cksum_mbuf(m, l4off, l4len, &raw) != 0) {
-			net_drop(st, m, NET_DROP_SHORT);
-			return;
-		}
-		sum = (uint32_t)raw + l3->phdr_sum;
-		sum = (sum & 0xffff) + (sum >> 16);
-		if (sum != 0xffff) {
-			net_drop(st, m, NET_DROP_TCP_CSUM);
+		if (ok <= 0) {
+			net_drop(st, m,
+				 ok < 0 ? NET_DROP_SHORT : NET_DROP_TCP_CSUM);
 			return;
 		}
 	}

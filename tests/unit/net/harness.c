@@ -196,6 +196,24 @@ void t_seg_init(struct t_seg *s)
 	s->v6 = t_v6;
 }
 
+/* TCP header, options and payload of s at th (checksum left 0). */
+static void t_fill_tcp(struct rte_tcp_hdr *th, const struct t_seg *s,
+		       const uint8_t *opts, uint32_t ol)
+{
+	th->src_port = rte_cpu_to_be_16(s->sport);
+	th->dst_port = rte_cpu_to_be_16(s->dport);
+	th->sent_seq = rte_cpu_to_be_32(s->seq);
+	th->recv_ack = rte_cpu_to_be_32(s->ack);
+	th->data_off = (uint8_t)(((sizeof(*th) + ol) / 4) << 4);
+	th->tcp_flags = s->flags;
+	th->rx_win = rte_cpu_to_be_16(s->wnd);
+	th->cksum = 0;
+	th->tcp_urp = 0;
+	memcpy(th + 1, opts, ol);
+	if (s->len > 0)
+		memcpy((uint8_t *)(th + 1) + ol, s->data, s->len);
+}
+
 struct rte_mbuf *t_build_tcp(struct rte_mempool *pool, const struct t_seg *s)
 {
 	uint8_t opts[40];
@@ -233,18 +251,7 @@ struct rte_mbuf *t_build_tcp(struct rte_mempool *pool, const struct t_seg *s)
 		uint8_t l4[2048];
 		uint32_t l4len = sizeof(*th) + ol + s->len;
 
-		memset(l4, 0, sizeof(*th));
-		th = (struct rte_tcp_hdr *)l4;
-		th->src_port = rte_cpu_to_be_16(s->sport);
-		th->dst_port = rte_cpu_to_be_16(s->dport);
-		th->sent_seq = rte_cpu_to_be_32(s->seq);
-		th->recv_ack = rte_cpu_to_be_32(s->ack);
-		th->data_off = (uint8_t)(((sizeof(*th) + ol) / 4) << 4);
-		th->tcp_flags = s->flags;
-		th->rx_win = rte_cpu_to_be_16(s->wnd);
-		memcpy(th + 1, opts, ol);
-		if (s->len > 0)
-			memcpy((uint8_t *)(th + 1) + ol, s->data, s->len);
+		t_fill_tcp((struct rte_tcp_hdr *)l4, s, opts, ol);
 		m = t_build_ip6(pool, s->src6 ? s->src6 : &t_peer_ip6,
 				&t_our_ip6, 64, IPPROTO_TCP, NULL, 0,
 				IPPROTO_TCP, l4, l4len);
@@ -270,17 +277,7 @@ struct rte_mbuf *t_build_tcp(struct rte_mempool *pool, const struct t_seg *s)
 	ip->dst_addr = rte_cpu_to_be_32(s->dst_ip ? s->dst_ip : T_OUR_IP);
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
 	th = (struct rte_tcp_hdr *)(ip + 1);
-	th->src_port = rte_cpu_to_be_16(s->sport);
-	th->dst_port = rte_cpu_to_be_16(s->dport);
-	th->sent_seq = rte_cpu_to_be_32(s->seq);
-	th->recv_ack = rte_cpu_to_be_32(s->ack);
-	th->data_off = (uint8_t)(((sizeof(*th) + ol) / 4) << 4);
-	th->tcp_flags = s->flags;
-	th->rx_win = rte_cpu_to_be_16(s->wnd);
-	memcpy(th + 1, opts, ol);
-	if (s->len > 0)
-		memcpy((uint8_t *)(th + 1) + ol, s->data, s->len);
-	th->cksum = 0;
+	t_fill_tcp(th, s, opts, ol);
 	th->cksum = rte_ipv4_udptcp_cksum(ip, th);
 	if (s->bad_csum)
 		th->cksum ^= 0x5a5a;
