@@ -119,7 +119,8 @@ int ip6_opts_take(int argc, char **argv, struct ip6_opts *o)
 
 			if (*v == '\0' || *end != '\0' || n < 0 || n > 10) {
 				fprintf(stderr,
-					"mxgate: --ip6-dad: '%s' is not 0..10\n",
+					"mxgate: --ip6-dad: '%s' is not "
+					"0..10\n",
 					v);
 				rc = -1;
 			}
@@ -139,8 +140,7 @@ int ip6_opts_take(int argc, char **argv, struct ip6_opts *o)
 	return out;
 }
 
-void ip6_config_apply(const struct mxg_config *m,
-		      struct net_stack_conf *stack)
+void ip6_config_apply(const struct mxg_config *m, struct net_stack_conf *stack)
 {
 	static const uint8_t zero[16];
 	char buf[INET6_ADDRSTRLEN];

@@ -44,8 +44,7 @@ struct mxg_config;
 
 /* The config file's stack.address6 / stack.gateway6, unless the command
  * line set them (after ip6_opts_apply). */
-void ip6_config_apply(const struct mxg_config *m,
-		      struct net_stack_conf *stack);
+void ip6_config_apply(const struct mxg_config *m, struct net_stack_conf *stack);
 
 /* Parse "ADDR/LEN" (LEN 1..128, default 128); 0 or -EINVAL. */
 int ip6_parse_prefix(const char *s, struct net_addr *a, uint8_t *len);

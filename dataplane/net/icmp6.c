@@ -47,8 +47,8 @@ static void icmp6_echo_reply(struct net_stack *st, struct rte_mbuf *m,
 
 /* RFC 4443 3.2: MTU in the second word, then as much of the invoking
  * packet as fits; we need its IPv6 header and 8 bytes of TCP. */
-static void icmp6_ptb(struct net_stack *st, struct rte_mbuf *m,
-		      uint16_t l4off, uint16_t l4len)
+static void icmp6_ptb(struct net_stack *st, struct rte_mbuf *m, uint16_t l4off,
+		      uint16_t l4len)
 {
 	uint8_t buf[8 + 40 + 8];
 	const uint8_t *p;

@@ -48,8 +48,8 @@ uint16_t ip6_phdr_sum(const struct net_addr *src, const struct net_addr *dst,
 
 void ip6_solicited_node(const struct net_addr *a, struct net_addr *out)
 {
-	static const uint8_t pfx[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
-					0,    0,    0, 1, 0xff};
+	static const uint8_t pfx[13] = {0xff, 0x02, 0, 0, 0, 0,	  0,
+					0,    0,    0, 0, 1, 0xff};
 
 	memcpy(out->b, pfx, sizeof(pfx));
 	memcpy(&out->b[13], &a->b[13], 3);
@@ -313,8 +313,9 @@ void ipv6_output(struct net_stack *st, struct rte_mbuf *m)
 		uint32_t bits = st->conf.ip6_prefixlen;
 
 		for (uint32_t i = 0; i < 16 && bits > 0; i++) {
-			uint8_t mask = bits >= 8 ? 0xff
-						 : (uint8_t)(0xff << (8 - bits));
+			uint8_t mask = bits >= 8
+					       ? 0xff
+					       : (uint8_t)(0xff << (8 - bits));
 
 			if ((dst.b[i] ^ st->conf.ip6.b[i]) & mask) {
 				onlink = false;

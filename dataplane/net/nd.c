@@ -179,8 +179,7 @@ static int nd_find_lla(const uint8_t *o, uint32_t len, uint8_t type,
 	return found;
 }
 
-static bool nd_target_ours(const struct net_stack *st,
-			   const struct net_addr *t)
+static bool nd_target_ours(const struct net_stack *st, const struct net_addr *t)
 {
 	return memcmp(t, &st->conf.ip6, sizeof(*t)) == 0 ||
 	       memcmp(t, &st->ll6, sizeof(*t)) == 0;
@@ -194,8 +193,8 @@ static void dad_conflict(struct net_stack *st)
 }
 
 static void nd_ns_input(struct net_stack *st, const struct rte_mbuf *m,
-			const struct net_l3 *l3, const uint8_t *p,
-			uint32_t len, bool replica)
+			const struct net_l3 *l3, const uint8_t *p, uint32_t len,
+			bool replica)
 {
 	const struct rte_ether_hdr *eh =
 		rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
@@ -236,8 +235,7 @@ static void nd_ns_input(struct net_stack *st, const struct rte_mbuf *m,
 }
 
 static void nd_na_input(struct net_stack *st, const struct rte_mbuf *m,
-			const struct net_l3 *l3, const uint8_t *p,
-			uint32_t len)
+			const struct net_l3 *l3, const uint8_t *p, uint32_t len)
 {
 	const struct rte_ether_hdr *eh =
 		rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
@@ -264,8 +262,7 @@ static void nd_na_input(struct net_stack *st, const struct rte_mbuf *m,
 }
 
 static void nd_ra_input(struct net_stack *st, const struct rte_mbuf *m,
-			const struct net_l3 *l3, const uint8_t *p,
-			uint32_t len)
+			const struct net_l3 *l3, const uint8_t *p, uint32_t len)
 {
 	struct rte_ether_addr slla;
 	uint16_t lifetime = (uint16_t)((p[6] << 8) | p[7]);
@@ -295,8 +292,8 @@ static void nd_ra_input(struct net_stack *st, const struct rte_mbuf *m,
 	}
 }
 
-void nd_input(struct net_stack *st, struct rte_mbuf *m,
-	      const struct net_l3 *l3, uint16_t l4off, uint16_t l4len)
+void nd_input(struct net_stack *st, struct rte_mbuf *m, const struct net_l3 *l3,
+	      uint16_t l4off, uint16_t l4len)
 {
 	uint8_t buf[512];
 	const uint8_t *p;
@@ -316,9 +313,10 @@ void nd_input(struct net_stack *st, struct rte_mbuf *m,
 	/* RFC 4861 6.1, 7.1, 8.1: hop limit 255 (never forwarded), code 0,
 	 * and the fixed part present. */
 	if (l3->hop_limit != 255 || p[1] != 0 ||
-	    l4len < (type == ND_RA ? 16 : type == ND_REDIRECT ? 40
-				      : type == ND_RS	     ? 8
-							     : 24)) {
+	    l4len < (type == ND_RA	   ? 16
+		     : type == ND_REDIRECT ? 40
+		     : type == ND_RS	   ? 8
+					   : 24)) {
 		net_drop(st, m, NET_DROP_ND);
 		return;
 	}

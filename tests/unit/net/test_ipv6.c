@@ -63,12 +63,10 @@ static const struct net_addr unspec;
 
 /* An ND message: type, flags byte, target, optional link-layer option
  * (lla_type 0: none), from src to dst with hop limit hlim. */
-static struct rte_mbuf *nd_frame(uint8_t type, uint8_t flags,
-				 const struct net_addr *src,
-				 const struct net_addr *dst,
-				 const struct net_addr *target,
-				 uint8_t lla_type, uint8_t lla_len,
-				 uint8_t hlim)
+static struct rte_mbuf *
+nd_frame(uint8_t type, uint8_t flags, const struct net_addr *src,
+	 const struct net_addr *dst, const struct net_addr *target,
+	 uint8_t lla_type, uint8_t lla_len, uint8_t hlim)
 {
 	uint8_t b[40];
 	uint32_t len = 24;
@@ -109,8 +107,8 @@ static void test_nd_ns_answered(void)
 	struct t_out o;
 
 	setup();
-	t_inject(S,
-		 nd_frame(135, 0, &t_peer_ip6, &sn, &t_our_ip6, 1, 1, 255), T);
+	t_inject(S, nd_frame(135, 0, &t_peer_ip6, &sn, &t_our_ip6, 1, 1, 255),
+		 T);
 	if (t_take1(S, &o)) {
 		CHECK(o.v6);
 		CHECK_EQ(o.icmp_type, 136);
@@ -169,8 +167,8 @@ static void test_nd_resolve_pending(void)
 	CHECK_EQ(t_drain(S), 0);
 	CHECK_EQ(ST()->drops[NET_DROP_ARP_PENDING], 1);
 	t_inject(S,
-		 nd_frame(136, 0x60, &t_peer_ip6, &t_our_ip6, &t_peer_ip6, 2,
-			  1, 255),
+		 nd_frame(136, 0x60, &t_peer_ip6, &t_our_ip6, &t_peer_ip6, 2, 1,
+			  255),
 		 T);
 	n = t_take(S, o, 8);
 	CHECK_EQ(n, 4);
@@ -222,8 +220,8 @@ static void test_nd_unsolicited_na_not_learned(void)
 	setup();
 	/* RFC 4861 7.2.5: no entry, no learning. */
 	t_inject(S,
-		 nd_frame(136, 0x20, &t_peer_ip6, &all_nodes, &t_peer_ip6, 2,
-			  1, 255),
+		 nd_frame(136, 0x20, &t_peer_ip6, &all_nodes, &t_peer_ip6, 2, 1,
+			  255),
 		 T);
 	CHECK_EQ(ST()->arp_cached, 0);
 	CHECK_EQ(ST()->nd_adverts_in, 1);
@@ -253,16 +251,16 @@ static void test_nd_hostile(void)
 	/* DAD probe (from ::) carrying a link-layer option. */
 	t_inject(S, nd_frame(135, 0, &unspec, &sn, &t_our_ip6, 1, 1, 255), T);
 	/* DAD probe to a unicast destination. */
-	t_inject(S, nd_frame(135, 0, &unspec, &t_our_ip6, &t_our_ip6, 0, 0,
-			     255),
+	t_inject(S,
+		 nd_frame(135, 0, &unspec, &t_our_ip6, &t_our_ip6, 0, 0, 255),
 		 T);
 	/* Multicast target. */
 	t_inject(S, nd_frame(135, 0, &t_peer_ip6, &sn, &all_nodes, 1, 1, 255),
 		 T);
 	/* Solicited advertisement to a multicast group. */
 	t_inject(S,
-		 nd_frame(136, 0x40, &t_peer_ip6, &all_nodes, &t_peer_ip6, 2,
-			  1, 255),
+		 nd_frame(136, 0x40, &t_peer_ip6, &all_nodes, &t_peer_ip6, 2, 1,
+			  255),
 		 T);
 	/* Truncated: 20 bytes of NS. */
 	memset(b, 0, sizeof(b));
@@ -459,9 +457,9 @@ static void test_icmp6_echo(void)
 	CHECK_EQ(t_drain(S), 0);
 	/* Bad checksum. */
 	{
-		struct rte_mbuf *m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64,
-						 0, NULL, 0, IPPROTO_ICMPV6, b,
-						 sizeof(b));
+		struct rte_mbuf *m =
+			t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0,
+				    IPPROTO_ICMPV6, b, sizeof(b));
 
 		*rte_pktmbuf_mtod_offset(m, uint8_t *, 14 + 40 + 10) ^= 1;
 		t_inject(S, m, T);
@@ -733,22 +731,22 @@ static void test_ip6_validation(void)
 	CHECK_EQ(ST()->drops[NET_DROP_IP_DST], 2);
 	/* Version 4 in an IPv6 frame; payload length 0; a payload length
 	 * beyond the frame. */
-	m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0,
-			IPPROTO_TCP, b, 20);
+	m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0, IPPROTO_TCP,
+			b, 20);
 	*rte_pktmbuf_mtod_offset(m, uint8_t *, 14) = 0x40;
 	t_inject(S, m, T);
-	m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0,
-			IPPROTO_TCP, b, 20);
+	m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0, IPPROTO_TCP,
+			b, 20);
 	*rte_pktmbuf_mtod_offset(m, uint16_t *, 18) = 0;
 	t_inject(S, m, T);
 	CHECK_EQ(ST()->drops[NET_DROP_IP_HDR], 2);
-	m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0,
-			IPPROTO_TCP, b, 20);
+	m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0, IPPROTO_TCP,
+			b, 20);
 	*rte_pktmbuf_mtod_offset(m, uint16_t *, 18) = rte_cpu_to_be_16(21);
 	t_inject(S, m, T);
 	/* Shorter than an IPv6 header. */
-	m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0,
-			IPPROTO_TCP, b, 20);
+	m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0, IPPROTO_TCP,
+			b, 20);
 	rte_pktmbuf_trim(m, 40);
 	t_inject(S, m, T);
 	CHECK_EQ(ST()->drops[NET_DROP_SHORT], 2);
