@@ -27,7 +27,9 @@
 	X(tcp_ooo_queued) X(timewait_recycled) X(arp_requests_out)             \
 	X(arp_replies_out) X(arp_replies_in) X(icmp_echo) X(icmp_frag_needed)  \
 	X(ip_frags) X(live_tcbs) X(syn_rcvd) X(timewait) X(arp_cached)         \
-	X(mbufs_held)
+	X(mbufs_held) X(ip6_rx) X(ip6_ext_hdrs) X(icmp6_echo) X(icmp6_ptb)     \
+	X(nd_solicits_out) X(nd_adverts_out) X(nd_adverts_in)                  \
+	X(nd_redirects_ignored) X(nd_ra_ignored) X(dad_duplicates)
 
 #define GW_STATS_FIELDS(X)                                                     \
 	X(sessions) X(sessions_live) X(sessions_refused)                      \

@@ -38,6 +38,7 @@
 #include "dataplane/app.h"
 #include "dataplane/clock.h"
 #include "dataplane/gateway.h"
+#include "dataplane/ip6_opts.h"
 #include "dataplane/options.h"
 #include "dataplane/port.h"
 
@@ -86,6 +87,8 @@ static int load_config(struct mxgate *app)
 		return r;
 	}
 	options_merge_config(&app->options, &app->cfg);
+	/* stack.address6/gateway6, unless the command line set them */
+	ip6_config_apply(&app->cfg, &app->options.stack);
 	return 0;
 }
 
@@ -524,9 +527,17 @@ int main(int argc, char **argv)
 	uint64_t start;
 	bool ok;
 
+	/* IPv6 options (issue 16): taken out of argv before getopt sees
+	 * them, applied after options_parse() has reset the configuration. */
+	struct ip6_opts ip6;
+
+	argc = ip6_opts_take(argc, argv, &ip6);
+	if (argc < 0)
+		return 2;
 	first_extra = options_parse(c, argc, argv);
 	if (first_extra < 0)
 		return 2;
+	ip6_opts_apply(&ip6, &c->stack, &c->svc);
 	if (load_config(&app) < 0)
 		return 2;
 
