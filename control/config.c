@@ -54,12 +54,99 @@ const char ctl_config_default_text[] =
 
 /* ------------------------------------------------------------ sections */
 
+/* Split "ADDR/LEN" into ip (NUL-terminated) and the prefix length;
+ * -1 when there is no slash, no digits after it, or ADDR is too long. */
+static long split_prefix(const char *v, char *ip, size_t iplen)
+{
+	const char *slash = strchr(v, '/');
+	char *end;
+	long len;
+
+	if (slash == NULL || (size_t)(slash - v) >= iplen)
+		return -1;
+	memcpy(ip, v, (size_t)(slash - v));
+	ip[slash - v] = '\0';
+	len = strtol(slash + 1, &end, 10);
+	return (*end != '\0' || slash[1] == '\0') ? -1 : len;
+}
+
+/* A unicast IPv6 address a port can own: not unspecified, multicast,
+ * loopback or IPv4-mapped. NULL when fine, else what it is. */
+static const char *ipv6_unusable(const uint8_t *a)
+{
+	static const uint8_t zero[16], mapped[12] = {0, 0, 0, 0, 0,    0,
+						     0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t loop[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+					 0, 0, 0, 0, 0, 0, 0, 1};
+
+	if (memcmp(a, zero, 16) == 0)
+		return "the unspecified address";
+	if (a[0] == 0xff)
+		return "a multicast address";
+	if (memcmp(a, loop, 16) == 0)
+		return "the loopback address";
+	if (memcmp(a, mapped, 12) == 0)
+		return "an IPv4-mapped address (use stack.address)";
+	return NULL;
+}
+
+/* stack.address6 "ADDR/LEN" and stack.gateway6 "ADDR" or "" (issue 16). */
+static void parse_stack_ipv6(struct ctx *x, const config_setting_t *g,
+			     struct ctl_config *c)
+{
+	const config_setting_t *s = config_setting_get_member(g, "address6");
+	const char *v, *why;
+	char ip[INET6_ADDRSTRLEN + 1];
+
+	if (s && cfg_want_type(x, s, "stack.address6", CONFIG_TYPE_STRING,
+			       "a string \"ipv6-address/len\"")) {
+		uint8_t a[16];
+		long len;
+
+		v = config_setting_get_string(s);
+		len = split_prefix(v, ip, sizeof(ip));
+		if (len < 1 || len > 128 || inet_pton(AF_INET6, ip, a) != 1) {
+			cfg_err(x, cfg_line_of(s), "stack.address6",
+				"\"%s\" is not an IPv6 prefix (address/len with "
+				"len 1..128, e.g. \"fd00:6d78::2/64\")",
+				v);
+		} else if ((why = ipv6_unusable(a)) != NULL) {
+			cfg_err(x, cfg_line_of(s), "stack.address6",
+				"\"%s\" is %s, not one the port can own", v,
+				why);
+		} else {
+			memcpy(c->stack.address6, a, 16);
+			c->stack.prefix6_len = (uint8_t)len;
+		}
+	}
+	s = config_setting_get_member(g, "gateway6");
+	if (s && cfg_want_type(x, s, "stack.gateway6", CONFIG_TYPE_STRING,
+			       "a string with an IPv6 address")) {
+		uint8_t a[16];
+
+		v = config_setting_get_string(s);
+		if (v[0] == '\0') {
+			memset(c->stack.gateway6, 0, 16);
+		} else if (inet_pton(AF_INET6, v, a) != 1 ||
+			   (why = ipv6_unusable(a)) != NULL) {
+			cfg_err(x, cfg_line_of(s), "stack.gateway6",
+				"\"%s\" is not a unicast IPv6 address (e.g. "
+				"\"fd00:6d78::1\" or \"fe80::1\", or \"\" for "
+				"none)",
+				v);
+		} else {
+			memcpy(c->stack.gateway6, a, 16);
+		}
+	}
+}
+
 static void parse_stack(struct ctx *x, const config_setting_t *g,
 			struct ctl_config *c)
 {
 	static const char *const keys[] = {
-		"port",	     "address",	  "gateway",	 "cores",
-		"busy_poll", "max_conns", "syn_backlog", NULL};
+		"port",	     "address",	  "gateway",	 "address6",
+		"gateway6",  "cores",	  "busy_poll",	 "max_conns",
+		"syn_backlog", NULL};
 	const config_setting_t *s;
 
 	if (!cfg_want_type(x, g, "stack", CONFIG_TYPE_GROUP, "a group { }"))
@@ -74,19 +161,10 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 	if (s && cfg_want_type(x, s, "stack.address", CONFIG_TYPE_STRING,
 			   "a string \"a.b.c.d/len\"")) {
 		const char *v = config_setting_get_string(s);
-		const char *slash = strchr(v, '/');
 		char ip[64];
-		char *end;
-		long len = -1;
+		long len = split_prefix(v, ip, sizeof(ip));
 		uint32_t a;
 
-		if (slash && (size_t)(slash - v) < sizeof(ip)) {
-			memcpy(ip, v, (size_t)(slash - v));
-			ip[slash - v] = '\0';
-			len = strtol(slash + 1, &end, 10);
-			if (*end != '\0' || slash[1] == '\0')
-				len = -1;
-		}
 		if (len < 1 || len > 32 || !cfg_parse_ipv4(ip, &a)) {
 			cfg_err(x, cfg_line_of(s), "stack.address",
 				"\"%s\" is not an IPv4 CIDR (address/prefix "
@@ -98,6 +176,7 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 		}
 	}
 	cfg_get_ipv4(x, g, "stack", "gateway", true, &c->stack.gateway);
+	parse_stack_ipv6(x, g, c);
 	cfg_get_u32(x, g, "stack", "cores", 1, 128, &c->stack.cores);
 	cfg_get_bool(x, g, "stack", "busy_poll", &c->stack.busy_poll);
 	cfg_get_u32(x, g, "stack", "max_conns", 1, 16777216, &c->stack.max_conns);

@@ -192,6 +192,9 @@ struct ctl_config {
 		uint32_t address; /* IPv4, host order */
 		uint8_t prefix_len;
 		uint32_t gateway; /* 0 = none */
+		uint8_t address6[16]; /* IPv6, network order */
+		uint8_t prefix6_len;  /* 0: no IPv6 address */
+		uint8_t gateway6[16]; /* all zero: none */
 		uint32_t cores;	  /* dataplane lcores */
 		bool busy_poll;
 		uint32_t max_conns;

@@ -27,7 +27,9 @@
 	X(tcp_ooo_queued) X(timewait_recycled) X(arp_requests_out)             \
 	X(arp_replies_out) X(arp_replies_in) X(icmp_echo) X(icmp_frag_needed)  \
 	X(ip_frags) X(live_tcbs) X(syn_rcvd) X(timewait) X(arp_cached)         \
-	X(mbufs_held)
+	X(mbufs_held) X(ip6_rx) X(ip6_ext_hdrs) X(icmp6_echo) X(icmp6_ptb)     \
+	X(nd_solicits_out) X(nd_adverts_out) X(nd_adverts_in)                  \
+	X(nd_redirects_ignored) X(nd_ra_ignored) X(dad_duplicates)
 
 #define GW_STATS_FIELDS(X)                                                     \
 	X(sessions) X(sessions_live) X(sessions_refused)                      \
@@ -39,7 +41,8 @@
 	X(mail_denied_auth) X(mail_denied_sender) X(mail_rate_limited)        \
 	X(mail_denied_count) X(rcpt_denied_relay) X(rcpt_denied_restrict)     \
 	X(rcpt_rate_limited) X(rl_entries) X(rl_evictions) X(ipconn_entries)  \
-	X(pushes_applied) X(pushes_failed)
+	X(pushes_applied) X(pushes_failed) X(be_invariant_errors)            \
+	X(backend_idle)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \

@@ -708,6 +708,9 @@ int mxg_snapshot_reloadable(const struct mxg_snapshot *o,
 	    a->stack.address != b->stack.address ||
 	    a->stack.prefix_len != b->stack.prefix_len ||
 	    a->stack.gateway != b->stack.gateway ||
+	    memcmp(a->stack.address6, b->stack.address6, 16) != 0 ||
+	    a->stack.prefix6_len != b->stack.prefix6_len ||
+	    memcmp(a->stack.gateway6, b->stack.gateway6, 16) != 0 ||
 	    a->stack.cores != b->stack.cores ||
 	    a->stack.busy_poll != b->stack.busy_poll ||
 	    a->stack.max_conns != b->stack.max_conns ||

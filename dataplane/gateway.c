@@ -170,6 +170,7 @@ struct gw_be {
 	struct tcp_conn *tc;
 	struct relay_client *rc;
 	struct gw_sess *owner;
+	uint32_t owner_gen;  /* owner->gen when it took b */
 	struct rte_mbuf *in;
 	uint32_t in_off;
 	char name[32];
@@ -638,6 +639,80 @@ static bool idle_remove(struct gw_be *b)
 	return found;
 }
 
+/* s takes b for its transaction. */
+static void be_own(struct gw_be *b, struct gw_sess *s)
+{
+	b->owner = s;
+	b->owner_gen = s->gen;
+}
+
+/* The session b works for, or NULL. An owner whose slot was released or
+ * reused (generation), or which no longer points back at b, is never
+ * followed: that is a broken invariant, counted and logged, and b is
+ * let go of (issue 11: a stale owner used to fail another client's
+ * transaction). */
+static struct gw_sess *be_owner(struct gw_be *b)
+{
+	struct gw_sess *s = b->owner;
+
+	if (!s)
+		return NULL;
+	if (s->used && s->gen == b->owner_gen && s->be == b)
+		return s;
+	b->gc->stats.be_invariant_errors++;
+	gw_log(b->gc, "event=invariant backend=%s what=stale_owner", b->name);
+	b->owner = NULL;
+	return NULL;
+}
+
+/* Nobody owns b any more: the one way a backend connection stops serving
+ * a session (issue 11). Clean (READY): the idle cache or QUIT
+ * (be_detach). A transaction open: RSET, parked on its reply
+ * (RELAY_EV_RSET), or closed once DATA was sent. Failed: aborted now.
+ * Connecting, greeting, RSET or QUIT in flight: left to finish, each
+ * under a relay deadline, and parked (RELAY_EV_READY, RELAY_EV_RSET) or
+ * closed by its outcome. Dead or closing: gw_run releases it. */
+static void be_let_go(struct gw_be *b)
+{
+	b->owner = NULL;
+	if (b->dead || b->closing || b->state != BE_UP)
+		return;
+	switch (relay_client_state(b->rc)) {
+	case RELAY_ST_TXN:
+	case RELAY_ST_BODY:
+		if (relay_client_abort(b->rc) == RELAY_ABORT_CLOSE)
+			be_close(b, false);
+		be_dirty(b);
+		return;
+	case RELAY_ST_FAILED:
+		be_close(b, true);
+		return;
+	case RELAY_ST_CLOSED:
+		be_dirty(b); /* be_pump flushes and closes it */
+		return;
+	case RELAY_ST_CONNECTING:
+	case RELAY_ST_SETUP:
+	case RELAY_ST_RSET:
+	case RELAY_ST_QUIT:
+		be_dirty(b);
+		return;
+	default: /* READY, EOD */
+		be_detach(b);
+		return;
+	}
+}
+
+/* s is done with its backend connection (s->be may be NULL). */
+static void sess_put_backend(struct gw_sess *s)
+{
+	struct gw_be *b = s->be;
+
+	s->be = NULL;
+	s->be_sticky = false;
+	if (b)
+		be_let_go(b);
+}
+
 /* ------------------------------------------------------------ sessions */
 
 static void sess_txn_reset(struct gw_sess *s)
@@ -670,26 +745,21 @@ static void sess_txn_abort(struct gw_sess *s)
 	if (s->be) {
 		struct gw_be *b = s->be;
 
-		if (!s->be_sticky)
-			s->be = NULL;
-		if (b->dead || b->closing) {
-			if (s->be_sticky)
-				s->be = NULL;
-			b->owner = NULL;
+		if (!s->be_sticky || b->dead || b->closing ||
+		    b->state != BE_UP) {
+			sess_put_backend(s);
 		} else if (relay_client_state(b->rc) == RELAY_ST_TXN ||
 			   relay_client_state(b->rc) == RELAY_ST_BODY) {
-			if (relay_client_abort(b->rc) == RELAY_ABORT_CLOSE) {
-				b->owner = NULL;
-				if (s->be_sticky)
-					s->be = NULL;
-				be_close(b, false);
-			}
-			be_dirty(b);
-			/* RSET case: be_pump parks it after RELAY_EV_RSET */
-			if (!s->be_sticky)
-				b->owner = NULL;
-		} else if (!s->be_sticky) {
-			be_detach(b);
+			/* a sticky (PROXY) connection stays with its client
+			 * through the RSET, or goes when it must close */
+			if (relay_client_abort(b->rc) == RELAY_ABORT_CLOSE)
+				sess_put_backend(s);
+			else
+				be_dirty(b);
+		} else if (relay_client_state(b->rc) == RELAY_ST_EOD ||
+			   relay_client_done(b->rc) ||
+			   relay_client_state(b->rc) == RELAY_ST_QUIT) {
+			sess_put_backend(s);
 		}
 	}
 	sess_txn_reset(s);
@@ -750,8 +820,7 @@ static void txn_done(struct gw_sess *s, uint16_t code,
 static void sess_backend_failed(struct gw_sess *s, const char *why)
 {
 	s->txn_failed = true;
-	s->be = NULL;
-	s->be_sticky = false;
+	sess_put_backend(s);
 	switch (s->wait) {
 	case W_RCPT:
 		s->wait = W_NONE;
@@ -856,7 +925,7 @@ static void sess_backend_ready(struct gw_sess *s)
 static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 {
 	struct gw_core *gc = b->gc;
-	struct gw_sess *s = b->owner;
+	struct gw_sess *s = be_owner(b);
 
 	switch (ev->type) {
 	case RELAY_EV_READY:
@@ -930,12 +999,9 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 			if (r.code < 400)
 				r.code = 451;
 			verdict_reply(s, &r);
-			if (relay_client_abort(b->rc) == RELAY_ABORT_CLOSE) {
-				s->be = NULL;
-				b->owner = NULL;
-				be_close(b, false);
-			}
 			s->txn_failed = true;
+			if (relay_client_abort(b->rc) == RELAY_ABORT_CLOSE)
+				sess_put_backend(s);
 		}
 		return;
 	case RELAY_EV_WRITABLE:
@@ -965,10 +1031,8 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 			 * sent ahead of the next MAIL in the same pipelined
 			 * group (no round trip of its own); the connection is
 			 * parked at once. */
-			s->be = NULL;
 			(void)relay_client_rset_lazy(b->rc);
-			be_detach(b);
-			be_dirty(b);
+			sess_put_backend(s);
 		}
 		sess_txn_reset(s);
 		return;
@@ -1023,11 +1087,9 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 				sess_backend_ready(s);
 			return;
 		}
-		if (s) {
-			b->owner = NULL;
-			sess_backend_failed(s, why);
-		}
 		be_close(b, true);
+		if (s)
+			sess_backend_failed(s, why);
 		return;
 	}
 	default:
@@ -1489,21 +1551,6 @@ static bool rcpt_policy(struct gw_sess *s, const struct smtp_rcpt *r)
 
 /* ------------------------------------------------------------ session pump */
 
-/* s lets go of its backend connection (s->be set): QUIT it, or close it
- * if QUIT cannot be queued; a dead or closing one is left to its end. */
-static void sess_drop_backend(struct gw_sess *s)
-{
-	struct gw_be *b = s->be;
-
-	s->be = NULL;
-	b->owner = NULL;
-	if (!b->dead && !b->closing) {
-		if (relay_client_quit(b->rc) < 0)
-			be_close(b, false);
-		be_dirty(b);
-	}
-}
-
 /* Get a backend for s in pool: idle cached, else new. NULL: none. */
 static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool)
 {
@@ -1529,7 +1576,7 @@ static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool)
 		 * retried on a new connection before any reply of this
 		 * transaction came (RELAY_EV_ERROR below). */
 		b->reuse_check = true;
-		b->owner = s;
+		be_own(b, s);
 		gc->stats.backend_reused++;
 		return b;
 	}
@@ -1538,7 +1585,7 @@ static struct gw_be *sess_get_backend(struct gw_sess *s, uint32_t pool)
 		return NULL;
 	b = be_open(gc, ps, pool, (uint32_t)r, s);
 	if (b)
-		b->owner = s;
+		be_own(b, s);
 	return b;
 }
 
@@ -1625,8 +1672,7 @@ static void on_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 	    (s->be->pool != pool || s->be->ps != s->ps)) {
 		/* a sticky (PROXY) backend of an earlier transaction belongs
 		 * to another pool: never send this one there */
-		sess_drop_backend(s);
-		s->be_sticky = false;
+		sess_put_backend(s);
 	}
 	if (!s->be) {
 		s->be = sess_get_backend(s, pool);
@@ -1678,6 +1724,10 @@ static void on_data(struct gw_sess *s)
 		return;
 	}
 	if (!s->be || relay_client_data(s->be->rc) < 0) {
+		/* the transaction cannot go on at this backend: let it go
+		 * (issue 11: every failed relay call releases it) */
+		s->txn_failed = true;
+		sess_put_backend(s);
 		tempfail(s, "4.4.2", "Backend failed, try again later");
 		return;
 	}
@@ -1712,6 +1762,7 @@ static bool on_chunk(struct gw_sess *s)
 		n = relay_client_body(s->be->rc, p, len);
 		if (n < 0) {
 			s->body_discard = true;
+			sess_put_backend(s);
 			smtp_session_data_consume(s->sm, len);
 			return true;
 		}
@@ -1799,7 +1850,8 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 		const struct smtp_mail *m = &ev->mail;
 		size_t off = 0;
 
-		sess_txn_reset(s);
+		/* a new MAIL ends whatever the last transaction left */
+		sess_txn_abort(s);
 		sess_adopt(s);
 		if (mail_policy(s, m))
 			return true;
@@ -1968,8 +2020,7 @@ static void sess_release(struct gw_sess *s)
 		s->md_job = -1;
 	}
 	sess_txn_abort(s);
-	if (s->be)
-		sess_drop_backend(s);
+	sess_put_backend(s);
 	segs_free(&s->in);
 	if (s->cnt_lst)
 		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
@@ -2186,11 +2237,10 @@ static void run(struct gw_core *gc)
 				 * stays allocated until the cache lets go */
 				if (b->idle && !idle_remove(b))
 					continue;
-				if (b->owner) {
-					struct gw_sess *o = b->owner;
+				{
+					struct gw_sess *o = be_owner(b);
 
-					b->owner = NULL;
-					if (o->be == b)
+					if (o)
 						sess_backend_failed(
 							o, "Backend connection "
 							   "lost, try again "
@@ -2642,6 +2692,148 @@ static void pushes_apply(struct gw_core *gc)
 	}
 }
 
+/* ------------------------------------------------------------ invariant */
+
+/* Debug and sanitizer builds check the backend invariant every scan. */
+#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) ||                      \
+	defined(__SANITIZE_UNDEFINED__)
+#define GW_CHECK_INVARIANT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define GW_CHECK_INVARIANT 1
+#endif
+#endif
+#ifndef GW_CHECK_INVARIANT
+#define GW_CHECK_INVARIANT 0
+#endif
+
+static void __attribute__((format(printf, 3, 4)))
+inv_fail(struct gw_core *gc, bool teardown, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	gc->stats.be_invariant_errors++;
+	if (teardown)
+		fprintf(stderr, "mxgate: core %u: backend invariant: %s\n",
+			gc->core, msg);
+	else
+		gw_log(gc, "event=invariant core=%u %s", gc->core, msg);
+}
+
+/* Which of the four a live backend slot is; NULL when none. */
+static const char *be_class(const struct gw_be *b)
+{
+	const struct gw_sess *o = b->owner;
+	enum relay_state rs = relay_client_state(b->rc);
+
+	if (b->idle)
+		return o ? NULL : "idle";
+	if (o)
+		return o->used && o->gen == b->owner_gen && o->be == b
+			       ? "owned"
+			       : NULL;
+	if (b->dead || b->closing || relay_client_done(b->rc) ||
+	    rs == RELAY_ST_QUIT || rs == RELAY_ST_RSET ||
+	    relay_client_event(b->rc) != NULL)
+		return "ending";
+	if (b->state == BE_CONNECTING || rs == RELAY_ST_CONNECTING ||
+	    rs == RELAY_ST_SETUP || b->probe)
+		return "starting";
+	return NULL; /* unowned, not cached, nothing in flight: leaked */
+}
+
+static unsigned pset_check(struct gw_core *gc, struct gw_pset *ps,
+			   bool teardown)
+{
+	unsigned bad = 0;
+	uint32_t users = ps == gc->ps ? 1 : 0;
+
+	for (uint32_t i = 0; i < gc->gw->max_sessions; i++)
+		if (gc->sess[i].used && gc->sess[i].ps == ps)
+			users++;
+	for (uint32_t i = 0; i < gc->gw->max_backends; i++)
+		if (gc->be[i].state != BE_FREE && gc->be[i].ps == ps)
+			users++;
+	if (users != ps->users) {
+		inv_fail(gc, teardown, "pool set users %u, held by %u",
+			 ps->users, users);
+		bad++;
+	}
+	for (uint32_t srv = 0; srv < relay_pools_nservers(ps->rp); srv++) {
+		struct relay_server_info si;
+		uint32_t conns = 0, idle = 0;
+
+		relay_server_get_info(ps->rp, srv, &si);
+		for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
+			const struct gw_be *b = &gc->be[i];
+
+			if (b->state == BE_FREE || b->ps != ps || b->srv != srv)
+				continue;
+			conns += b->counted;
+			idle += b->idle;
+		}
+		if (si.conns != conns || si.idle != idle) {
+			inv_fail(gc, teardown,
+				 "server %u: pool counts %u open %u idle, "
+				 "slots hold %u open %u idle",
+				 srv, si.conns, si.idle, conns, idle);
+			bad++;
+		}
+	}
+	return bad;
+}
+
+unsigned gw_core_check(struct gw_core *gc, bool teardown)
+{
+	unsigned bad = 0;
+	uint64_t live = 0;
+
+	for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
+		const struct gw_be *b = &gc->be[i];
+
+		if (b->state == BE_FREE)
+			continue;
+		live++;
+		if (!be_class(b)) {
+			inv_fail(gc, teardown,
+				 "backend=%s slot=%u idle=%d owner=%s "
+				 "relay_state=%d dead=%d closing=%d: not idle, "
+				 "owned, starting or ending",
+				 b->name, i, b->idle,
+				 b->owner ? "stale" : "none",
+				 (int)relay_client_state(b->rc), b->dead,
+				 b->closing);
+			bad++;
+		}
+	}
+	for (uint32_t i = 0; i < gc->gw->max_sessions; i++) {
+		const struct gw_sess *s = &gc->sess[i];
+
+		if (!s->used || !s->be)
+			continue;
+		if (s->be->state == BE_FREE || s->be->owner != s) {
+			inv_fail(gc, teardown, "sid=%s: its backend %s does "
+				 "not point back at it", s->sid, s->be->name);
+			bad++;
+		}
+	}
+	if (live != gc->stats.backend_live) {
+		inv_fail(gc, teardown, "backend_live %llu, slots hold %llu",
+			 (unsigned long long)gc->stats.backend_live,
+			 (unsigned long long)live);
+		bad++;
+	}
+	if (gc->ps)
+		bad += pset_check(gc, gc->ps, teardown);
+	for (struct gw_pset *ps = gc->ps_retired; ps; ps = ps->next)
+		bad += pset_check(gc, ps, teardown);
+	return bad;
+}
+
 bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 {
 	struct mxg_snapshot *sn;
@@ -2667,9 +2859,11 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 			    s->md_job >= 0)
 				sess_dirty(s);
 		}
+		gc->stats.backend_idle = 0;
 		for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
 			struct gw_be *b = &gc->be[i];
 
+			gc->stats.backend_idle += b->state != BE_FREE && b->idle;
 			if (b->state == BE_UP && !b->dead &&
 			    relay_client_deadline(b->rc) <= now_ms(gc))
 				be_dirty(b);
@@ -2677,11 +2871,10 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 				 relay_client_deadline(b->rc) <= now_ms(gc)) {
 				/* connect time-out: drop the TCP attempt */
 				be_close(b, true);
-				if (b->owner) {
-					struct gw_sess *o = b->owner;
+				{
+					struct gw_sess *o = be_owner(b);
 
-					b->owner = NULL;
-					if (o->be == b)
+					if (o)
 						sess_backend_failed(
 							o, "Backend connect "
 							   "timed out, try "
@@ -2698,6 +2891,9 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 		gc->stats.rl_entries = pol_rl_count(gc->rl);
 		gc->stats.rl_evictions = pol_rl_stats(gc->rl)->evictions;
 		gc->stats.ipconn_entries = pol_conns_count(gc->ipc);
+		run(gc);
+		if (GW_CHECK_INVARIANT)
+			gw_core_check(gc, false);
 	}
 	run(gc);
 	return gc->md_inflight > 0;

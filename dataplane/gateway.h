@@ -117,6 +117,11 @@ struct gw_stats {
 	uint64_t ipconn_entries;      /* client IPs with live connections */
 	uint64_t pushes_applied;      /* runtime pushes applied */
 	uint64_t pushes_failed;       /* runtime pushes refused (table full) */
+	/* Backend bookkeeping found broken by gw_core_check() or by a
+	 * backend event whose owner was stale (issue 11); always 0. */
+	uint64_t be_invariant_errors;
+	uint64_t backend_idle;        /* of backend_live, in the idle cache
+					 (gauge, every 20 ms) */
 } __attribute__((aligned(64)));
 
 struct gw_core;
@@ -171,6 +176,23 @@ void gw_core_quiescent(struct gw_core *gc);
 void gw_core_destroy(struct gw_core *gc);
 
 const struct gw_stats *gw_core_stats(const struct gw_core *gc);
+
+/* The backend-connection invariant (issue 11, DESIGN 9): every backend
+ * connection of gc is exactly one of
+ *   idle      in its server's idle cache, owned by nobody;
+ *   owned     by a live session (same slot generation) whose s->be is it;
+ *   starting  TCP connect, greeting or EHLO in flight (health checks too);
+ *   ending    closing, dead, QUIT or RSET in flight, or events still to
+ *             be handled: each under a relay deadline or a TCP close;
+ * every session's backend points back at it; and the pools' open and idle
+ * counts per server, the pool sets' user counts and stats.backend_live
+ * equal what the slots hold. Each violation adds one to
+ * stats.be_invariant_errors and is logged (to stderr when teardown, else
+ * through the core's log ring). Returns how many it found. Run by
+ * gw_core_poll every 20 ms in debug and sanitizer builds; call it with
+ * teardown = true once gc's lcore has stopped (before gw_core_destroy).
+ * Never changes anything but the counter. */
+unsigned gw_core_check(struct gw_core *gc, bool teardown);
 
 /* Push progress of one core, read by the main lcore: the last sequence
  * applied and how long (microseconds) it took from gw_push_send() to the

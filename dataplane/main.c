@@ -38,6 +38,7 @@
 #include "dataplane/app.h"
 #include "dataplane/clock.h"
 #include "dataplane/gateway.h"
+#include "dataplane/ip6_opts.h"
 #include "dataplane/options.h"
 #include "dataplane/port.h"
 
@@ -52,6 +53,7 @@ struct mxgate {
 	struct gw_global gw;
 	struct worker_pool *workers;
 	struct control ctl;
+	bool invariant_failed; /* a backend connection unaccounted for */
 };
 
 static void on_signal(int sig)
@@ -91,6 +93,8 @@ static int load_config(struct mxgate *app)
 		return r;
 	}
 	options_merge_config(&app->options, &app->cfg);
+	/* stack.address6/gateway6, unless the command line set them */
+	ip6_config_apply(&app->cfg, &app->options.stack);
 	return 0;
 }
 
@@ -387,6 +391,11 @@ static bool teardown(struct mxgate *app)
 	for (int k = 0; k < c->n_cores; k++) {
 		struct lcore_ctx *lc = &app->cores[k];
 
+		/* issue 11: a broken backend invariant fails the run
+		 * (checked before the counters are kept, so the final
+		 * stats file carries the count) */
+		if (lc->gw && gw_core_check(lc->gw, true) > 0)
+			app->invariant_failed = true;
 		/* the final stats file still carries them */
 		counters_keep(lc, &app->ctl.kept, (uint16_t)k);
 		if (lc->gw) {
@@ -524,9 +533,17 @@ int main(int argc, char **argv)
 	uint64_t start;
 	bool ok;
 
+	/* IPv6 options (issue 16): taken out of argv before getopt sees
+	 * them, applied after options_parse() has reset the configuration. */
+	struct ip6_opts ip6;
+
+	argc = ip6_opts_take(argc, argv, &ip6);
+	if (argc < 0)
+		return 2;
 	first_extra = options_parse(c, argc, argv);
 	if (first_extra < 0)
 		return 2;
+	ip6_opts_apply(&ip6, &c->stack, &c->svc);
 	if (load_config(&app) < 0)
 		return 2;
 
@@ -622,5 +639,7 @@ int main(int argc, char **argv)
 	rte_eal_cleanup();
 	if (!ok)
 		return 3;
+	if (app.invariant_failed)
+		return 5;
 	return status;
 }

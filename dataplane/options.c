@@ -30,6 +30,8 @@ void options_usage(FILE *f)
 "                        25 and 587, local Maildir next hop). Options below\n"
 "                        override the file's stack settings.\n"
 "  --check-config FILE   validate FILE, print FILE:LINE errors, exit 0/1\n"
+"  --print-default-config print the embedded default configuration (the\n"
+"                        file format of --config) and exit\n"
 "  --maildir PATH        Maildir of the local next hop (overrides the file)\n"
 "  --log-file PATH       session and message log (default: the file's\n"
 "                        log.file, else standard error)\n"
@@ -44,6 +46,11 @@ void options_usage(FILE *f)
 "                        PCI address\n"
 "  --ip ADDR/LEN         our IPv4 address (198.18.0.2/24)\n"
 "  --gateway ADDR        next hop for off-link destinations (none)\n"
+"  --ip6 ADDR/LEN        our IPv6 address (none; e.g. fd00:6d78::2/64)\n"
+"  --gateway6 ADDR       IPv6 next hop for off-link destinations (none)\n"
+"  --ip6-dad N           DAD solicitations before our IPv6 addresses are\n"
+"                        used (1; 0 = no DAD)\n"
+"  --ip6-accept-ra       learn the default IPv6 router from RAs\n"
 "  --cores N             dataplane lcores (1); they share the CPUs\n"
 "  --dp-cpus LIST        CPU of each dataplane lcore, e.g. 1 or 0,1\n"
 "                        (default: lcore k on CPU k mod the CPU count)\n"
@@ -61,6 +68,7 @@ void options_usage(FILE *f)
 "  --mbufs N             mbuf pool size (default: sized from the limits)\n"
 "  --fault SPEC          fault injector, e.g. drop=5,reorder=2,dup=1,seed=7\n"
 "  --connect ADDR:PORT   active-open check: connect, send, verify echo\n"
+"  --connect6 [ADDR]:PORT the active-open check over IPv6\n"
 "  --connect-bytes N     bytes each way per check connection (1048576)\n"
 "  --connect-count N     check connections, one after another (1)\n"
 "  --exit-after-connect  exit when the check is done (status 0 if all ok)\n"
@@ -70,6 +78,8 @@ void options_usage(FILE *f)
 "  --loadgen SPEC        benchmark load generator on every core:\n"
 "                        cps,ADDR:PORT[,conc=N][,bytes=N] (open, request,\n"
 "                        echo, close) or bulk,ADDR:PORT[,conc=N]\n"
+"  --loadgen-ip6 ADDR    the --loadgen target over IPv6 (port and mode\n"
+"                        from --loadgen)\n"
 "  -v, --verbose         DPDK notices on stderr\n"
 "  -V, --version         print the version and exit\n"
 "  -h, --help\n");
@@ -122,6 +132,7 @@ enum {
 	OPT_CBYTES, OPT_CCOUNT, OPT_CEXIT, OPT_STATS, OPT_STATSINT, OPT_RUN,
 	OPT_LOADGEN, OPT_DPCPUS, OPT_CONFIG, OPT_CHECK, OPT_MAILDIR, OPT_LOGF,
 	OPT_NOGW, OPT_MAXSESS, OPT_ADMIN, OPT_NOADMIN, OPT_METRICS, OPT_WATCH,
+	OPT_PRINTDEF,
 };
 
 static const struct option long_opts[] = {
@@ -153,6 +164,7 @@ static const struct option long_opts[] = {
 	{"dp-cpus", required_argument, NULL, OPT_DPCPUS},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"check-config", required_argument, NULL, OPT_CHECK},
+	{"print-default-config", no_argument, NULL, OPT_PRINTDEF},
 	{"maildir", required_argument, NULL, OPT_MAILDIR},
 	{"log-file", required_argument, NULL, OPT_LOGF},
 	{"no-gateway", no_argument, NULL, OPT_NOGW},
@@ -402,6 +414,11 @@ int options_parse(struct mxg_options *c, int argc, char **argv)
 			break;
 		case 'V':
 			printf("mxgate %s\n", MXG_VERSION);
+			exit(0);
+		case OPT_PRINTDEF:
+			/* What runs without --config, as a file to start
+			 * from (scripts/run.sh writes it once). */
+			fputs(ctl_config_default_text, stdout);
 			exit(0);
 		case 'h':
 			options_usage(stdout);

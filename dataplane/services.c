@@ -369,18 +369,36 @@ fail:
 	return NULL;
 }
 
+/* Active open in the configured family. Over IPv6 nothing is tried
+ * before our address passed DAD (-EAGAIN: try again at the next poll). */
+static int svc_open(struct svc_state *s, bool v6, rte_be32_t ip4,
+		    const struct net_addr *ip6, uint16_t port,
+		    struct svc_conn *sc, struct tcp_conn **c)
+{
+	if (!v6)
+		return tcp_connect(s->st, ip4, port, &svc_cb, sc, c);
+	if (!net_stack_ip6_ready(s->st))
+		return -EAGAIN;
+	return tcp_connect6(s->st, ip6, port, &svc_cb, sc, c);
+}
+
 static void loadgen_poll(struct svc_state *s)
 {
 	/* A bounded number of opens per poll keeps one loop iteration
 	 * short; the stack's table bound still applies. */
 	for (int i = 0; i < 64 && s->lg_active < s->conf.lg_conc; i++) {
-		struct svc_conn *sc = conn_get(s, SVC_LOADGEN);
+		struct svc_conn *sc;
 		struct tcp_conn *c;
+		int rc;
 
+		if (s->conf.lg_v6 && !net_stack_ip6_ready(s->st))
+			return;
+		sc = conn_get(s, SVC_LOADGEN);
 		if (!sc)
 			return;
-		if (tcp_connect(s->st, s->conf.lg_ip, s->conf.lg_port,
-				&svc_cb, sc, &c) < 0) {
+		rc = svc_open(s, s->conf.lg_v6, s->conf.lg_ip, &s->conf.lg_ip6,
+			      s->conf.lg_port, sc, &c);
+		if (rc < 0) {
 			s->stats.lg_failed++;
 			conn_put(sc);
 			return;
@@ -417,14 +435,16 @@ void svc_poll(struct svc_state *s, uint64_t now_us)
 	}
 	if (now_us < s->connect_start_us)
 		return;
+	if (s->conf.connect_v6 && !net_stack_ip6_ready(s->st))
+		return; /* DAD still running */
 	sc = conn_get(s, SVC_CONNECT);
 	if (!sc)
 		return;
 	s->connect_left--;
 	s->connect_active = true;
 	s->stats.connect_started++;
-	if (tcp_connect(s->st, s->conf.connect_ip, s->conf.connect_port,
-			&svc_cb, sc, &c) < 0) {
+	if (svc_open(s, s->conf.connect_v6, s->conf.connect_ip,
+		     &s->conf.connect_ip6, s->conf.connect_port, sc, &c) < 0) {
 		s->stats.connect_fail++;
 		s->connect_active = false;
 		conn_put(sc);

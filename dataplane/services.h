@@ -17,6 +17,8 @@
 
 #include <rte_byteorder.h>
 
+#include "dataplane/net/net.h"
+
 struct net_stack;
 
 struct svc_conf {
@@ -27,6 +29,8 @@ struct svc_conf {
 	 * another, to connect_ip:connect_port; each sends connect_bytes of a
 	 * pattern and expects the same bytes back, then closes. */
 	rte_be32_t connect_ip;
+	bool connect_v6;              /* connect to connect_ip6 instead */
+	struct net_addr connect_ip6;
 	uint16_t connect_port;
 	uint32_t connect_count;
 	uint64_t connect_bytes;
@@ -36,6 +40,8 @@ struct svc_conf {
 	 * back (echo), close, repeat. bulk: open, then send forever
 	 * (discard). */
 	rte_be32_t lg_ip;
+	bool lg_v6;               /* load lg_ip6 instead of lg_ip */
+	struct net_addr lg_ip6;
 	uint16_t lg_port;         /* 0: off */
 	bool lg_bulk;
 	uint32_t lg_conc;

@@ -13,6 +13,8 @@
 #include <rte_ip.h>
 #include <rte_tcp.h>
 
+#include <string.h>
+
 uint16_t steer_core_of_ip(const struct steer_conf *sc, uint32_t ip_be)
 {
 	if (sc->n_cores <= 1)
@@ -21,6 +23,16 @@ uint16_t steer_core_of_ip(const struct steer_conf *sc, uint32_t ip_be)
 	 * here (a client's every connection hashes alike), cheap, and the
 	 * seed keeps an outsider from aiming a flood at one core. */
 	return (uint16_t)(rte_hash_crc_4byte(ip_be, sc->seed) % sc->n_cores);
+}
+
+uint16_t steer_core_of_ip6(const struct steer_conf *sc, const uint8_t *ip6)
+{
+	uint64_t pfx;
+
+	if (sc->n_cores <= 1)
+		return 0;
+	memcpy(&pfx, ip6, 8); /* the /64; the interface ID is ignored */
+	return (uint16_t)(rte_hash_crc_8byte(pfx, sc->seed) % sc->n_cores);
 }
 
 uint16_t steer_core_of_port(const struct steer_conf *sc, uint16_t port)
@@ -50,6 +62,56 @@ static uint16_t tcp_owner(const struct steer_conf *sc, uint16_t local_port,
 	return k != STEER_LOCAL ? k : steer_core_of_ip(sc, remote_ip);
 }
 
+static uint16_t tcp_owner6(const struct steer_conf *sc, uint16_t local_port,
+			   const uint8_t *remote)
+{
+	uint16_t k = steer_core_of_port(sc, local_port);
+
+	return k != STEER_LOCAL ? k : steer_core_of_ip6(sc, remote);
+}
+
+/* IPv6: skip up to 8 hop-by-hop / routing / destination-options headers
+ * (the stack validates them; here they only must not hide the TCP
+ * header from the owner choice). */
+static uint16_t steer_frame6(const struct steer_conf *sc, const uint8_t *p,
+			     uint32_t len)
+{
+	const struct rte_ipv6_hdr *ip = (const struct rte_ipv6_hdr *)p;
+	uint32_t off = sizeof(*ip);
+	uint8_t nh;
+
+	if (len < sizeof(*ip))
+		return STEER_LOCAL;
+	nh = ip->proto;
+	for (int n = 0; n < 8 && (nh == 0 || nh == 43 || nh == 60); n++) {
+		if (off + 8 > len)
+			return STEER_LOCAL;
+		nh = p[off];
+		off += ((uint32_t)p[off + 1] + 1) * 8;
+	}
+	if (off + 8 > len)
+		return STEER_LOCAL;
+	if (nh == IPPROTO_TCP)
+		return tcp_owner6(sc, (uint16_t)((p[off + 2] << 8) | p[off + 3]),
+				  ip->src_addr);
+	if (nh != IPPROTO_ICMPV6)
+		return STEER_LOCAL;
+	if (p[off] == 135 || p[off] == 136) /* NS, NA */
+		return STEER_ALL;
+	if (p[off] == 2 && off + 8 + sizeof(*ip) + 8 <= len) {
+		/* Packet Too Big quoting our segment: src port ours. */
+		const struct rte_ipv6_hdr *in =
+			(const struct rte_ipv6_hdr *)(p + off + 8);
+		const uint8_t *t = p + off + 8 + sizeof(*in);
+
+		if (in->proto != IPPROTO_TCP)
+			return STEER_LOCAL;
+		return tcp_owner6(sc, (uint16_t)((t[0] << 8) | t[1]),
+				  in->dst_addr);
+	}
+	return STEER_LOCAL;
+}
+
 uint16_t steer_frame(const struct steer_conf *sc, const struct rte_mbuf *m)
 {
 	const struct rte_ether_hdr *eth;
@@ -64,6 +126,9 @@ uint16_t steer_frame(const struct steer_conf *sc, const struct rte_mbuf *m)
 	eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
 	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
 		return STEER_ALL;
+	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6))
+		return steer_frame6(sc, (const uint8_t *)(eth + 1),
+				    len - (uint32_t)sizeof(*eth));
 	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))
 		return STEER_LOCAL;
 	if (len < sizeof(*eth) + sizeof(*ip))

@@ -6,11 +6,15 @@
  *    (return traffic of backend connections, owned by local port);
  *  - any other TCP: hash of the client (source) IPv4 address only, so every
  *    connection from one client lands on one core and per-core per-client
- *    tables are exact;
+ *    tables are exact; over IPv6 a hash of the client's /64, so one
+ *    client network (whose hosts rotate addresses inside it) stays on one
+ *    core for per-prefix limits;
  *  - ICMP errors that quote one of our TCP segments: the owner of the
  *    quoted connection (same two rules on the inner header);
- *  - ARP replies (and requests, which carry the sender's binding): every
- *    core learns them (STEER_ALL); the receiving core answers;
+ *  - ARP replies (and requests, which carry the sender's binding), and
+ *    IPv6 Neighbor Solicitations and Advertisements likewise: every core
+ *    learns them (STEER_ALL); the receiving core answers;
+ *  - ICMPv6 Packet Too Big quoting our TCP segment: like ICMP errors;
  *  - everything else (ICMP echo, junk to be counted and dropped): the
  *    receiving core (STEER_LOCAL).
  *
@@ -37,6 +41,10 @@ struct steer_conf {
 
 /* Core index owning a client IPv4 address (network byte order). */
 uint16_t steer_core_of_ip(const struct steer_conf *sc, uint32_t ip_be);
+
+/* Core index owning a client IPv6 address (16 bytes, network order): a
+ * hash of its /64 only. */
+uint16_t steer_core_of_ip6(const struct steer_conf *sc, const uint8_t *ip6);
 
 /* Core index owning local port (host order), or STEER_LOCAL if the port is
  * outside every active-open range. */

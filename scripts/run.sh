@@ -5,7 +5,10 @@
 # gateway 198.18.0.2, SMTP on 25 and 587), delivering to a local Maildir
 # (MXGATE_MAILDIR, default /var/lib/mxgate/Maildir) whose path it prints;
 # sends one message with swaks and shows it arrived; stays in the
-# foreground until Ctrl-C.   --check: do the demonstration, stop, exit
+# foreground until Ctrl-C. The embedded default is written once to
+# MXGATE_CONF (default /var/lib/mxgate/mxgate.conf, from
+# `mxgate --print-default-config`) and run from there, so that it can be
+# edited and reloaded (`mxgatectl reload`).   --check: do the demonstration, stop, exit
 # (non-zero also when mxgate's own exit status is).
 # MXGATE_BIN: run that mxgate binary (a test's build, e.g. the sanitizer
 # one) instead of building and running ./build's.
@@ -33,6 +36,16 @@ TAP=mxg0
 STATS=/run/mxgate-stats.json
 MAILDIR=${MXGATE_MAILDIR:-/var/lib/mxgate/Maildir}
 LOG=/run/mxgate.log
+CONF=${MXGATE_CONF:-/var/lib/mxgate/mxgate.conf}
+if [ ! -f "$CONF" ]; then
+	mkdir -p "$(dirname "$CONF")"
+	"$BIN" --print-default-config >"$CONF.tmp" && mv "$CONF.tmp" "$CONF"
+	echo "run.sh: wrote the embedded default configuration to $CONF"
+fi
+"$BIN" --check-config "$CONF" >/dev/null || {
+	"$BIN" --check-config "$CONF"
+	echo "run.sh: $CONF is invalid (remove it to start again from the default)" >&2
+	exit 1; }
 ip netns del $NS 2>/dev/null || true
 ip netns add $NS
 ip -n $NS link set lo up
@@ -56,7 +69,8 @@ trap cleanup INT TERM EXIT
 # The embedded default: tap port, 198.18.0.2/24, listeners 25 (mx) and 587
 # (submission), next hop the local Maildir.
 echo "run.sh: binary $BIN"
-ip netns exec $NS "$BIN" \
+echo "run.sh: configuration $CONF"
+ip netns exec $NS "$BIN" --config "$CONF" \
 	--maildir "$MAILDIR" --stats-file $STATS --log-file $LOG "$@" &
 PID=$!
 
@@ -90,7 +104,14 @@ fi
 echo "run.sh: arrived: $file"
 sed -n '1,4p' "$file"
 echo "run.sh: log: $LOG  counters: $STATS"
-echo "run.sh: try: ip netns exec $NS swaks --server 198.18.0.2 --to you@example.com"
+cat <<EOT
+run.sh: try next (from another shell; README.md explains each):
+  ip netns exec $NS swaks --server 198.18.0.2 --to you@example.com
+  watch -n1 "$ROOT/build/control/mxgatectl stats | head -40"
+  $ROOT/build/control/mxgatectl block 198.18.0.1/32 --expire 60
+  \$EDITOR $CONF && $ROOT/build/control/mxgatectl reload
+  tail -f $LOG
+EOT
 
 if [ $CHECK = 1 ]; then
 	echo "run.sh: --check done"

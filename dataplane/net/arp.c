@@ -1,6 +1,9 @@
 /*
  * arp.c - ARP (RFC 826): answer requests for our address, resolve next
- * hops, keep a bounded per-core cache with expiry.
+ * hops, keep a bounded per-core cache with expiry. The cache is the
+ * neighbor cache of both families: IPv6 entries are resolved by Neighbor
+ * Discovery (nd.c sends the solicitations and calls neigh_learn()), with
+ * the same bound, expiry and pending queue.
  *
  * Ownership: the cache (st->arp, st->arp_tab) belongs to the stack's lcore.
  * Each core learns on its own; replies are replicated to every core by the
@@ -20,16 +23,16 @@
 
 #include "net_priv.h"
 
-static uint32_t arp_hash(const struct net_stack *st, rte_be32_t ip)
+static uint32_t arp_hash(const struct net_stack *st, const struct net_addr *a)
 {
-	return rte_hash_crc_4byte(ip, st->hash_seed ^ 0x41525021u);
+	return rte_hash_crc(a, sizeof(*a), st->hash_seed ^ 0x41525021u);
 }
 
 static bool arp_eq(const void *ctx, uint32_t idx, const void *key)
 {
 	const struct net_stack *st = ctx;
 
-	return st->arp[idx].ip == *(const rte_be32_t *)key;
+	return memcmp(&st->arp[idx].addr, key, sizeof(struct net_addr)) == 0;
 }
 
 int arp_init(struct net_stack *st, int socket)
@@ -58,9 +61,10 @@ static void arp_free_ent(struct net_stack *st, struct arp_ent *e)
 	arp_drop_pending(st, e, true);
 	if (e->state == ARP_VALID)
 		st->stats.arp_cached--;
-	oa_remove(&st->arp_tab, arp_hash(st, e->ip), (uint32_t)(e - st->arp));
+	oa_remove(&st->arp_tab, arp_hash(st, &e->addr),
+		  (uint32_t)(e - st->arp));
 	e->state = ARP_FREE;
-	e->ip = 0;
+	memset(&e->addr, 0, sizeof(e->addr));
 }
 
 void arp_fini(struct net_stack *st)
@@ -75,9 +79,10 @@ void arp_fini(struct net_stack *st)
 	oa_free(&st->arp_tab);
 }
 
-static struct arp_ent *arp_find(struct net_stack *st, rte_be32_t ip)
+static struct arp_ent *arp_find(struct net_stack *st,
+				const struct net_addr *a)
 {
-	uint32_t i = oa_find(&st->arp_tab, arp_hash(st, ip), arp_eq, st, &ip);
+	uint32_t i = oa_find(&st->arp_tab, arp_hash(st, a), arp_eq, st, a);
 
 	return i == OA_NONE ? NULL : &st->arp[i];
 }
@@ -89,7 +94,7 @@ static void arp_note_deadline(struct net_stack *st, uint64_t at)
 }
 
 /* A free slot, else the oldest VALID entry (LRU by learn time). */
-static struct arp_ent *arp_new(struct net_stack *st, rte_be32_t ip)
+static struct arp_ent *arp_new(struct net_stack *st, const struct net_addr *a)
 {
 	struct arp_ent *victim = NULL;
 
@@ -109,8 +114,8 @@ static struct arp_ent *arp_new(struct net_stack *st, rte_be32_t ip)
 	if (victim->state != ARP_FREE)
 		arp_free_ent(st, victim);
 	memset(victim, 0, sizeof(*victim));
-	victim->ip = ip;
-	oa_insert(&st->arp_tab, arp_hash(st, ip), (uint32_t)(victim - st->arp));
+	victim->addr = *a;
+	oa_insert(&st->arp_tab, arp_hash(st, a), (uint32_t)(victim - st->arp));
 	return victim;
 }
 
@@ -155,6 +160,21 @@ static void arp_request(struct net_stack *st, rte_be32_t ip)
 	arp_send(st, RTE_ARP_OP_REQUEST, &bcast, &zero, ip);
 }
 
+/* Ask for a next hop: ARP request or ND multicast solicitation. */
+static void neigh_solicit(struct net_stack *st, const struct net_addr *a)
+{
+	if (net_addr_is_v4(a))
+		arp_request(st, net_addr_v4(a));
+	else
+		nd_solicit(st, a);
+}
+
+static uint16_t neigh_ether_type(const struct arp_ent *e)
+{
+	return net_addr_is_v4(&e->addr) ? RTE_ETHER_TYPE_IPV4
+					: RTE_ETHER_TYPE_IPV6;
+}
+
 static void arp_learn(struct net_stack *st, struct arp_ent *e,
 		      const struct rte_ether_addr *mac)
 {
@@ -170,9 +190,20 @@ static void arp_learn(struct net_stack *st, struct arp_ent *e,
 		struct rte_mbuf *p = e->pending[i];
 
 		st->stats.mbufs_held -= p->nb_segs;
-		eth_output(st, p, &e->mac, RTE_ETHER_TYPE_IPV4);
+		eth_output(st, p, &e->mac, neigh_ether_type(e));
 	}
 	e->npending = 0;
+}
+
+void neigh_learn(struct net_stack *st, const struct net_addr *nh,
+		 const struct rte_ether_addr *mac, bool create)
+{
+	struct arp_ent *e = arp_find(st, nh);
+
+	if (e == NULL && create)
+		e = arp_new(st, nh);
+	if (e != NULL)
+		arp_learn(st, e, mac);
 }
 
 void arp_input(struct net_stack *st, struct rte_mbuf *m)
@@ -183,6 +214,7 @@ void arp_input(struct net_stack *st, struct rte_mbuf *m)
 	bool for_us;
 	uint16_t op;
 	rte_be32_t sip;
+	struct net_addr sa;
 
 	if (rte_pktmbuf_data_len(m) <
 	    sizeof(struct rte_ether_hdr) + sizeof(*ah)) {
@@ -207,12 +239,13 @@ void arp_input(struct net_stack *st, struct rte_mbuf *m)
 
 	/* RFC 826 "merge": refresh what we know; add the sender if the
 	 * packet was for us (request or reply) or is a reply copy. */
-	e = sip != 0 ? arp_find(st, sip) : NULL;
+	sa = net_addr_from_v4(sip);
+	e = sip != 0 ? arp_find(st, &sa) : NULL;
 	if (e != NULL)
 		arp_learn(st, e, &ah->arp_data.arp_sha);
 	else if (sip != 0 && sip != st->conf.ip &&
 		 (for_us || (op == RTE_ARP_OP_REPLY && replica))) {
-		e = arp_new(st, sip);
+		e = arp_new(st, &sa);
 		if (e != NULL)
 			arp_learn(st, e, &ah->arp_data.arp_sha);
 	}
@@ -231,14 +264,15 @@ void arp_input(struct net_stack *st, struct rte_mbuf *m)
 	rte_pktmbuf_free(m);
 }
 
-void arp_output(struct net_stack *st, struct rte_mbuf *m, rte_be32_t nh)
+void neigh_output(struct net_stack *st, struct rte_mbuf *m,
+		  const struct net_addr *nh)
 {
 	struct arp_ent *e = arp_find(st, nh);
 	uint64_t life = (uint64_t)st->conf.arp_timeout_ms * 1000;
 
 	if (e != NULL && e->state == ARP_VALID) {
 		if (st->now_us - e->stamp_us < life) {
-			eth_output(st, m, &e->mac, RTE_ETHER_TYPE_IPV4);
+			eth_output(st, m, &e->mac, neigh_ether_type(e));
 			return;
 		}
 		/* Expired: resolve again before using it. */
@@ -264,7 +298,7 @@ void arp_output(struct net_stack *st, struct rte_mbuf *m, rte_be32_t nh)
 		e->tries = 1;
 		e->stamp_us = st->now_us;
 		arp_note_deadline(st, st->now_us + ARP_RETRY_US);
-		arp_request(st, nh);
+		neigh_solicit(st, nh);
 	}
 }
 
@@ -296,7 +330,7 @@ void arp_poll(struct net_stack *st)
 				}
 				e->tries++;
 				e->stamp_us = now;
-				arp_request(st, e->ip);
+				neigh_solicit(st, &e->addr);
 				due = now + ARP_RETRY_US;
 			}
 		}

@@ -105,8 +105,13 @@ void eth_input(struct net_stack *st, struct rte_mbuf *m)
 		return;
 	}
 	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	/* RFC 2464 7: IPv6 multicast maps to 33:33:xx:xx:xx:xx; ipv6.c
+	 * keeps only the groups we are in. */
 	if (!rte_is_same_ether_addr(&eh->dst_addr, &st->conf.mac) &&
-	    !rte_is_broadcast_ether_addr(&eh->dst_addr)) {
+	    !rte_is_broadcast_ether_addr(&eh->dst_addr) &&
+	    !(eh->dst_addr.addr_bytes[0] == 0x33 &&
+	      eh->dst_addr.addr_bytes[1] == 0x33 &&
+	      st->ip6_state != IP6_OFF)) {
 		net_drop(st, m, NET_DROP_ETH_DST);
 		return;
 	}
@@ -119,6 +124,9 @@ void eth_input(struct net_stack *st, struct rte_mbuf *m)
 		break;
 	case RTE_ETHER_TYPE_ARP:
 		arp_input(st, m);
+		break;
+	case RTE_ETHER_TYPE_IPV6:
+		ipv6_input(st, m);
 		break;
 	default:
 		net_drop(st, m, NET_DROP_ETH_TYPE);

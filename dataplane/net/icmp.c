@@ -93,8 +93,8 @@ void icmp_input(struct net_stack *st, struct rte_mbuf *m,
 			return;
 		}
 		mtu = (uint16_t)((p[6] << 8) | p[7]);
-		k.laddr = in->src_addr;
-		k.raddr = in->dst_addr;
+		k.laddr = net_addr_from_v4(in->src_addr);
+		k.raddr = net_addr_from_v4(in->dst_addr);
 		k.lport = (uint16_t)((p[8 + ihl] << 8) | p[8 + ihl + 1]);
 		k.rport = (uint16_t)((p[8 + ihl + 2] << 8) | p[8 + ihl + 3]);
 		seq = ((uint32_t)p[8 + ihl + 4] << 24) |

@@ -61,9 +61,18 @@ void ipv4_input(struct net_stack *st, struct rte_mbuf *m)
 		return;
 	}
 	switch (ip->next_proto_id) {
-	case IPPROTO_TCP:
-		tcp_input(st, m, ip, (uint16_t)(l2 + hl), (uint16_t)(tot - hl));
+	case IPPROTO_TCP: {
+		struct net_l3 l3;
+
+		l3.src = net_addr_from_v4(ip->src_addr);
+		l3.dst = net_addr_from_v4(ip->dst_addr);
+		l3.phdr_sum = rte_ipv4_phdr_cksum(ip, 0);
+		l3.v6 = 0;
+		l3.hop_limit = ip->time_to_live;
+		tcp_input(st, m, &l3, (uint16_t)(l2 + hl),
+			  (uint16_t)(tot - hl));
 		break;
+	}
 	case IPPROTO_ICMP:
 		icmp_input(st, m, ip, (uint16_t)(l2 + hl),
 			   (uint16_t)(tot - hl));
@@ -77,17 +86,13 @@ void *ipv4_alloc(struct net_stack *st, struct rte_mbuf **mp, rte_be32_t dst,
 		 uint8_t proto, uint16_t l4len)
 {
 	const uint16_t l2 = sizeof(struct rte_ether_hdr);
-	struct rte_mbuf *m = net_alloc(st);
 	struct rte_ipv4_hdr *ip;
+	struct rte_mbuf *m =
+		net_alloc_frame(st, (uint16_t)(l2 + sizeof(*ip) + l4len));
 
 	*mp = NULL;
 	if (m == NULL)
 		return NULL;
-	if (rte_pktmbuf_append(m, (uint16_t)(l2 + sizeof(*ip) + l4len)) ==
-	    NULL) {
-		net_drop(st, m, NET_DROP_NOMBUF);
-		return NULL;
-	}
 	ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l2);
 	ip->version_ihl = RTE_IPV4_VHL_DEF;
 	ip->type_of_service = 0;
@@ -138,5 +143,9 @@ void ipv4_output(struct net_stack *st, struct rte_mbuf *m)
 	if (st->conf.gateway != 0 &&
 	    ((nh ^ st->conf.ip) & st->conf.netmask) != 0)
 		nh = st->conf.gateway;
-	arp_output(st, m, nh);
+	{
+		struct net_addr a = net_addr_from_v4(nh);
+
+		neigh_output(st, m, &a);
+	}
 }

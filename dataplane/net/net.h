@@ -1,5 +1,6 @@
 /*
- * net.h - one dataplane lcore's userspace TCP/IPv4 stack: the contract
+ * net.h - one dataplane lcore's userspace TCP/IP stack (IPv4 and IPv6,
+ * one TCP for both): the contract
  * between the lcore poll loop (dataplane/lcore.c) and dataplane/net/.
  *
  * Ownership: a struct net_stack and everything reachable from it (TCBs,
@@ -26,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <rte_byteorder.h>
 #include <rte_ether.h>
@@ -33,6 +35,39 @@
 #include <rte_mempool.h>
 
 struct net_stack;
+
+/* An IP address of either family: IPv6, or IPv4 as the IPv4-mapped IPv6
+ * address ::ffff:a.b.c.d (RFC 4291 2.5.5.2). Network byte order. */
+struct net_addr {
+	uint8_t b[16];
+};
+
+static inline bool net_addr_is_v4(const struct net_addr *a)
+{
+	static const uint8_t pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	for (int i = 0; i < 12; i++)
+		if (a->b[i] != pfx[i])
+			return false;
+	return true;
+}
+
+static inline struct net_addr net_addr_from_v4(rte_be32_t ip)
+{
+	struct net_addr a = {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}};
+
+	memcpy(&a.b[12], &ip, 4);
+	return a;
+}
+
+/* The IPv4 address of a mapped address (network order). */
+static inline rte_be32_t net_addr_v4(const struct net_addr *a)
+{
+	rte_be32_t ip;
+
+	memcpy(&ip, &a->b[12], 4);
+	return ip;
+}
 
 /* Per-core configuration. Addresses and ports in network byte order where
  * typed rte_be*_t, host order otherwise. */
@@ -44,14 +79,27 @@ struct net_stack_conf {
 	rte_be32_t netmask;
 	rte_be32_t gateway;        /* 0: no gateway, everything is on-link */
 	uint16_t mtu;              /* IP MTU of the port, e.g. 1500 */
+
+	/* IPv6 (off while ip6_prefixlen is 0). Our global address and its
+	 * on-link prefix; a link-local fe80::/64 address is derived from the
+	 * MAC (a keyed hash of it, see nd.c). ip6_gateway: next hop for
+	 * off-link destinations (all zero: none; RA may set it when
+	 * ip6_accept_ra). dad_transmits: Neighbor Solicitations sent for
+	 * Duplicate Address Detection before our addresses are used (RFC
+	 * 4862 5.4; 0 = no DAD), one per second. */
+	struct net_addr ip6;
+	uint8_t ip6_prefixlen;     /* 1..128; 0: IPv6 off */
+	uint8_t dad_transmits;
+	bool ip6_accept_ra;        /* learn a default router from RAs */
+	struct net_addr ip6_gateway;
 	struct rte_mempool *pool;  /* mbufs for frames the stack builds */
 
 	/* Bounds (every table has one; behaviour when full is tested). */
 	uint32_t max_conns;        /* TCBs (all states but TIME_WAIT) */
 	uint32_t syn_backlog;      /* half-open passive TCBs before SYN cookies */
 	uint32_t max_timewait;     /* compact TIME_WAIT entries; oldest recycled */
-	uint32_t arp_entries;      /* ARP cache size */
-	uint32_t arp_timeout_ms;   /* ARP entry lifetime */
+	uint32_t arp_entries;      /* neighbor cache size (ARP and ND) */
+	uint32_t arp_timeout_ms;   /* neighbor entry lifetime (ARP and ND) */
 	uint32_t rcvbuf;           /* per-connection receive buffer, bytes */
 	uint32_t sndbuf;           /* per-connection send buffer, bytes */
 	uint32_t ooo_max_segs;     /* out-of-order segments queued per conn */
@@ -109,15 +157,15 @@ uint16_t net_stack_take_tx(struct net_stack *st, struct rte_mbuf **out,
 
 /* Drop reasons, counted per core. */
 enum net_drop {
-	NET_DROP_ETH_TYPE,      /* not IPv4/ARP */
+	NET_DROP_ETH_TYPE,      /* not IPv4/IPv6/ARP */
 	NET_DROP_ETH_DST,       /* not for our MAC nor broadcast */
 	NET_DROP_SHORT,         /* truncated header */
 	NET_DROP_IP_CSUM,
 	NET_DROP_IP_HDR,        /* bad version/IHL/length */
 	NET_DROP_IP_DST,        /* not our address */
 	NET_DROP_IP_FRAG,       /* fragments are counted and dropped */
-	NET_DROP_IP_PROTO,      /* not TCP/ICMP */
-	NET_DROP_ICMP,          /* bad or unhandled ICMP */
+	NET_DROP_IP_PROTO,      /* not TCP/ICMP/ICMPv6 */
+	NET_DROP_ICMP,          /* bad or unhandled ICMP or ICMPv6 */
 	NET_DROP_TCP_CSUM,
 	NET_DROP_TCP_HDR,       /* bad data offset / options */
 	NET_DROP_TCP_SEQ,       /* out of window, answered by ACK */
@@ -129,6 +177,10 @@ enum net_drop {
 	NET_DROP_ARP_PENDING,   /* frame waiting on ARP resolution dropped */
 	NET_DROP_TXQ_FULL,
 	NET_DROP_NOMBUF,        /* mempool empty when building a frame */
+	NET_DROP_IP6_EXT,       /* bad, refused or too long extension chain */
+	NET_DROP_ND,            /* malformed or refused Neighbor Discovery */
+	NET_DROP_IP6_SRC,       /* multicast/unspecified/loopback source */
+	NET_DROP_DAD,           /* our IPv6 address is tentative or duplicate */
 	NET_DROP_MAX
 };
 
@@ -158,6 +210,12 @@ struct net_stats {
 	uint64_t arp_cached;
 	uint64_t mbufs_held;          /* mbufs in rx/tx/ooo buffers and txq */
 	uint64_t drops[NET_DROP_MAX];
+	/* IPv6 (the neighbor cache gauge is arp_cached, shared). */
+	uint64_t ip6_rx, ip6_ext_hdrs;   /* frames; extension headers walked */
+	uint64_t icmp6_echo, icmp6_ptb;  /* echo replies; Packet Too Big in */
+	uint64_t nd_solicits_out, nd_adverts_out, nd_adverts_in;
+	uint64_t nd_redirects_ignored, nd_ra_ignored;
+	uint64_t dad_duplicates;         /* our address found in use */
 } __rte_cache_aligned;
 
 /* Counters of this core's stack; the pointer stays valid until destroy. */
@@ -165,6 +223,10 @@ const struct net_stats *net_stack_stats(const struct net_stack *st);
 
 /* Name of a drop reason for logs and the stats dump. */
 const char *net_drop_name(enum net_drop d);
+
+/* IPv6 state of our address: false while DAD runs or after it found a
+ * duplicate (then IPv6 stays off and drops[NET_DROP_DAD] counts). */
+bool net_stack_ip6_ready(const struct net_stack *st);
 
 /* Bytes of stack state held for one idle established connection (TCB and
  * its share of table slots, without buffered payload). For the benchmark. */

@@ -40,6 +40,11 @@
 #define TCP_CHACK_PER_SEC 100	    /* RFC 5961 7: challenge ACK rate limit */
 #define TCP_DEFAULT_MSS 536	    /* RFC 9293 3.7.1 when no MSS option */
 #define TCP_MIN_MSS 88		    /* floor for ICMP-lowered MSS */
+#define IPV6_MIN_MTU 1280	    /* RFC 8200 5 */
+#define TCP6_MIN_MSS (IPV6_MIN_MTU - 60) /* RFC 8201 4: never below */
+#define IP6_EXT_MAX 8		    /* extension headers walked per packet */
+#define IP6_HDRS_MAX 256	    /* bytes of extension headers walked */
+#define ND_RETRANS_US 1000000u	    /* RFC 4861 10 RetransTimer */
 #define TCP_OPT_SPACE 40
 
 /* TCP option kinds (RFC 9293 3.2, RFC 7323); DPDK 22.11 has no names. */
@@ -95,12 +100,26 @@ void oa_remove(struct oa_tab *t, uint32_t h, uint32_t idx);
 
 /* ---- TCP control block ----------------------------------------------- */
 
-/* 4-tuple, addresses in network order, ports in host order. */
+/* 4-tuple, addresses in network order (IPv4 as ::ffff:a.b.c.d, so one
+ * table and one hash serve both families), ports in host order. */
 struct tcp_key {
-	rte_be32_t raddr;
-	rte_be32_t laddr;
+	struct net_addr raddr;
+	struct net_addr laddr;
 	uint16_t rport;
 	uint16_t lport;
+};
+
+static inline bool tcp_key_v6(const struct tcp_key *k)
+{
+	return !net_addr_is_v4(&k->raddr);
+}
+
+/* What the IP layer tells TCP and ICMPv6 about a received packet. */
+struct net_l3 {
+	struct net_addr src, dst;
+	uint16_t phdr_sum; /* pseudo-header sum, folded, not complemented */
+	uint8_t v6;
+	uint8_t hop_limit;
 };
 
 enum tcp_timer_id {
@@ -216,8 +235,11 @@ struct tcp_listener {
 
 enum arp_state { ARP_FREE = 0, ARP_PENDING, ARP_VALID };
 
+/* One neighbor cache for both families: an entry resolves an IPv4 next
+ * hop by ARP or an IPv6 one by Neighbor Discovery (the address says
+ * which). */
 struct arp_ent {
-	rte_be32_t ip;
+	struct net_addr addr;
 	uint8_t state;
 	uint8_t tries;
 	uint8_t npending;
@@ -233,6 +255,7 @@ struct net_stack {
 	uint64_t now_us;
 	int depth;	  /* nesting of top-level entry points */
 	uint16_t mss_max; /* our MSS: MTU and mbuf data room */
+	uint16_t mss_max6; /* the same over IPv6 (20 more header bytes) */
 	uint16_t ip_id;
 	uint16_t eph_next;
 
@@ -259,6 +282,13 @@ struct net_stack {
 	struct oa_tab arp_tab;
 	uint64_t arp_next_sweep;
 
+	/* IPv6: link-local address (from the MAC), DAD, default router. */
+	struct net_addr ll6;
+	struct net_addr gw6; /* all zero: none */
+	uint8_t ip6_state;   /* enum ip6_state */
+	uint8_t dad_left;    /* DAD solicitations still to send */
+	uint64_t dad_next_us;
+
 	uint64_t chack_sec; /* challenge-ACK rate limit window */
 	uint32_t chack_cnt;
 
@@ -266,6 +296,13 @@ struct net_stack {
 	uint64_t ck_k0, ck_k1;	 /* SYN cookie key (secret[16..31]) */
 
 	char name[48];
+};
+
+enum ip6_state {
+	IP6_OFF = 0,  /* not configured */
+	IP6_TENTATIVE, /* DAD running: our addresses not used yet */
+	IP6_READY,
+	IP6_DUPLICATE, /* DAD failed: IPv6 stays off */
 };
 
 /* ---- eth.c ----------------------------------------------------------- */
@@ -283,8 +320,15 @@ int net_mbuf_trim(struct rte_mbuf *m, uint32_t len);
 int arp_init(struct net_stack *st, int socket);
 void arp_fini(struct net_stack *st);
 void arp_input(struct net_stack *st, struct rte_mbuf *m);
-/* Send an IPv4 frame (Ethernet header space present) to next hop nh. */
-void arp_output(struct net_stack *st, struct rte_mbuf *m, rte_be32_t nh);
+/* Send an IP frame (Ethernet header space present) to next hop nh (IPv4
+ * mapped or IPv6), resolving it by ARP or ND; frames wait in a bounded
+ * pending queue meanwhile. */
+void neigh_output(struct net_stack *st, struct rte_mbuf *m,
+		  const struct net_addr *nh);
+/* Learn nh -> mac (ND): refresh an existing entry; create one only if
+ * create (the packet was addressed to us). Sends what was pending. */
+void neigh_learn(struct net_stack *st, const struct net_addr *nh,
+		 const struct rte_ether_addr *mac, bool create);
 void arp_poll(struct net_stack *st);
 uint64_t arp_next_timer(const struct net_stack *st);
 
@@ -297,6 +341,61 @@ void ipv4_output(struct net_stack *st, struct rte_mbuf *m);
  * the IP header; returns the L4 header pointer or NULL (counted). */
 void *ipv4_alloc(struct net_stack *st, struct rte_mbuf **mp, rte_be32_t dst,
 		 uint8_t proto, uint16_t l4len);
+
+/* ---- ipv6.c ---------------------------------------------------------- */
+/* IPv6 pseudo-header sum (RFC 8200 8.1) for an upper-layer packet of len
+ * bytes; folded, not complemented. Any 16-byte addresses (a mapped
+ * source is still summed as the IPv6 address it is on the wire). */
+uint16_t ip6_phdr_sum(const struct net_addr *src, const struct net_addr *dst,
+		      uint32_t len, uint8_t proto);
+void ipv6_input(struct net_stack *st, struct rte_mbuf *m);
+/* Allocate a frame with room for eth + IPv6 header + l4len bytes, fill
+ * the IPv6 header (flow label given, hop limit hlim); returns the L4
+ * header pointer or NULL (counted). */
+void *ipv6_alloc(struct net_stack *st, struct rte_mbuf **mp,
+		 const struct net_addr *src, const struct net_addr *dst,
+		 uint8_t proto, uint16_t l4len, uint32_t flow, uint8_t hlim);
+/* m holds eth+ipv6+l4 (no extension headers); computes or offloads the
+ * L4 checksum (TCP or ICMPv6), resolves the next hop and queues it. */
+void ipv6_output(struct net_stack *st, struct rte_mbuf *m);
+/* ipv6_output to a known MAC, without resolution (ND answers). */
+void ipv6_output_to(struct net_stack *st, struct rte_mbuf *m,
+		    const struct rte_ether_addr *mac);
+bool ipv6_is_ours(const struct net_stack *st, const struct net_addr *a);
+/* Our source address towards dst: link-local for link-local peers. */
+const struct net_addr *ipv6_src_for(const struct net_stack *st,
+				    const struct net_addr *dst);
+static inline bool ip6_is_multicast(const struct net_addr *a)
+{
+	return a->b[0] == 0xff;
+}
+static inline bool ip6_is_linklocal(const struct net_addr *a)
+{
+	return a->b[0] == 0xfe && (a->b[1] & 0xc0) == 0x80;
+}
+static inline bool ip6_is_unspecified(const struct net_addr *a)
+{
+	static const struct net_addr z;
+
+	return memcmp(a, &z, sizeof(z)) == 0;
+}
+/* ff02::1:ffXX:XXXX for a (RFC 4291 2.7.1). */
+void ip6_solicited_node(const struct net_addr *a, struct net_addr *out);
+
+/* ---- nd.c ------------------------------------------------------------ */
+/* Neighbor Discovery (RFC 4861) messages: type 133..137. */
+void nd_input(struct net_stack *st, struct rte_mbuf *m,
+	      const struct net_l3 *l3, uint16_t l4off, uint16_t l4len);
+/* Multicast Neighbor Solicitation for target (address resolution). */
+void nd_solicit(struct net_stack *st, const struct net_addr *target);
+void nd_init(struct net_stack *st);
+/* DAD transmissions; cheap when none is due. */
+void nd_poll(struct net_stack *st);
+uint64_t nd_next_timer(const struct net_stack *st);
+
+/* ---- icmp6.c --------------------------------------------------------- */
+void icmp6_input(struct net_stack *st, struct rte_mbuf *m,
+		 const struct net_l3 *l3, uint16_t l4off, uint16_t l4len);
 
 /* ---- icmp.c ---------------------------------------------------------- */
 void icmp_input(struct net_stack *st, struct rte_mbuf *m,
@@ -333,10 +432,19 @@ struct tcp_opts {
 	uint32_t tsval, tsecr;
 };
 void tcp_input(struct net_stack *st, struct rte_mbuf *m,
-	       struct rte_ipv4_hdr *ip, uint16_t l4off, uint16_t l4len);
+	       const struct net_l3 *l3, uint16_t l4off, uint16_t l4len);
 int tcp_parse_opts(const struct rte_tcp_hdr *th, struct tcp_opts *o);
+/* ICMP fragmentation needed (RFC 1191) or ICMPv6 Packet Too Big (RFC
+ * 8201) quoting segment seq of connection k: lower its MSS to fit mtu
+ * (never below 1280 - 60 over IPv6). */
 void tcp_icmp_frag_needed(struct net_stack *st, const struct tcp_key *k,
-			  uint32_t seq, uint16_t mtu);
+			  uint32_t seq, uint32_t mtu);
+/* Our MSS towards the connection's family (MTU and mbuf room). */
+static inline uint16_t tcp_mss_max_for(const struct net_stack *st,
+				       const struct tcp_key *k)
+{
+	return tcp_key_v6(k) ? st->mss_max6 : st->mss_max;
+}
 
 /* ---- tcp_out.c ------------------------------------------------------- */
 /* Send what the windows allow, then any owed ACK; rearm timers. */
@@ -390,6 +498,22 @@ uint16_t syncookie_check(struct net_stack *st, const struct tcp_key *k,
 			 uint32_t peer_isn, uint32_t cookie);
 
 /* ---- helpers --------------------------------------------------------- */
+
+/* Software check of a TCP or ICMPv6 checksum over len bytes at off,
+ * with the pseudo-header sum phdr (0 for ICMPv4). 1: good, 0: bad,
+ * -1: the packet is shorter than off + len. */
+static inline int net_l4_cksum_ok(const struct rte_mbuf *m, uint32_t off,
+				  uint32_t len, uint16_t phdr)
+{
+	uint16_t raw;
+	uint32_t sum;
+
+	if (rte_raw_cksum_mbuf(m, off, len, &raw) != 0)
+		return -1;
+	sum = (uint32_t)raw + phdr;
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
 static inline void net_drop(struct net_stack *st, struct rte_mbuf *m,
 			    enum net_drop why)
 {
@@ -403,6 +527,19 @@ static inline struct rte_mbuf *net_alloc(struct net_stack *st)
 	struct rte_mbuf *m = rte_pktmbuf_alloc(st->conf.pool);
 	if (m == NULL)
 		st->stats.drops[NET_DROP_NOMBUF]++;
+	return m;
+}
+
+/* A frame of len bytes (one segment), or NULL (counted). */
+static inline struct rte_mbuf *net_alloc_frame(struct net_stack *st,
+					       uint16_t len)
+{
+	struct rte_mbuf *m = net_alloc(st);
+
+	if (m != NULL && rte_pktmbuf_append(m, len) == NULL) {
+		net_drop(st, m, NET_DROP_NOMBUF);
+		return NULL;
+	}
 	return m;
 }
 

@@ -68,7 +68,12 @@ struct net_stack *net_stack_create(const struct net_stack_conf *conf)
 	if (conf == NULL || conf->pool == NULL || conf->max_conns == 0 ||
 	    conf->txq_size == 0 || conf->arp_entries == 0 ||
 	    conf->rcvbuf == 0 || conf->sndbuf == 0 || conf->mtu < 576 ||
-	    conf->eph_lo == 0 || conf->eph_hi < conf->eph_lo) {
+	    conf->eph_lo == 0 || conf->eph_hi < conf->eph_lo ||
+	    conf->ip6_prefixlen > 128 ||
+	    (conf->ip6_prefixlen > 0 &&
+	     (conf->mtu < IPV6_MIN_MTU || net_addr_is_v4(&conf->ip6) ||
+	      ip6_is_multicast(&conf->ip6) ||
+	      ip6_is_unspecified(&conf->ip6)))) {
 		rte_errno = EINVAL;
 		return NULL;
 	}
@@ -100,6 +105,9 @@ struct net_stack *net_stack_create(const struct net_stack_conf *conf)
 	}
 	st->mss_max = (uint16_t)RTE_MIN((uint32_t)conf->mtu - 40,
 					room - (14 + 20 + 60));
+	st->mss_max6 = (uint16_t)RTE_MIN((uint32_t)conf->mtu - 60,
+					 room - (14 + 40 + 60));
+	nd_init(st);
 	st->txq = rte_zmalloc_socket("net_txq", sizeof(void *) * conf->txq_size,
 				     0, socket);
 	if (st->txq == NULL || tcb_init(st, socket) != 0 ||
@@ -143,6 +151,7 @@ void net_stack_poll(struct net_stack *st, uint64_t now_us)
 	tcp_timers_run(st);
 	tw_expire(st);
 	arp_poll(st);
+	nd_poll(st);
 	if (--st->depth == 0)
 		tcb_reap(st);
 }
@@ -157,6 +166,7 @@ uint64_t net_stack_next_timer_us(const struct net_stack *st, uint64_t now_us)
 		t = RTE_MIN(t, e->valid ? e->expire_us : now_us);
 	}
 	t = RTE_MIN(t, a);
+	t = RTE_MIN(t, nd_next_timer(st));
 	if (t == UINT64_MAX)
 		return UINT64_MAX;
 	return t <= now_us ? 0 : t - now_us;
@@ -190,6 +200,10 @@ const char *net_drop_name(enum net_drop d)
 		[NET_DROP_ARP_PENDING] = "arp_pending",
 		[NET_DROP_TXQ_FULL] = "txq_full",
 		[NET_DROP_NOMBUF] = "nombuf",
+		[NET_DROP_IP6_EXT] = "ip6_ext",
+		[NET_DROP_ND] = "nd",
+		[NET_DROP_IP6_SRC] = "ip6_src",
+		[NET_DROP_DAD] = "dad",
 	};
 
 	if ((unsigned int)d >= NET_DROP_MAX)

@@ -433,21 +433,19 @@ void tcp_enter_timewait(struct tcp_conn *c)
 
 /* ---- connection API ------------------------------------------------- */
 
-int tcp_connect(struct net_stack *st, rte_be32_t dst, uint16_t dport,
-		const struct tcp_callbacks *cb, void *ctx,
-		struct tcp_conn **out)
+/* Active open of k (addresses and rport set; lport picked here from this
+ * core's ephemeral range). */
+static int tcp_connect_key(struct net_stack *st, struct tcp_key k,
+			   const struct tcp_callbacks *cb, void *ctx,
+			   struct tcp_conn **out)
 {
 	uint32_t range = (uint32_t)st->conf.eph_hi - st->conf.eph_lo + 1;
-	struct tcp_key k;
 	struct tcp_conn *c;
 	uint32_t i;
 
 	*out = NULL;
 	if (st->depth == 0)
 		tcb_reap(st);
-	k.raddr = dst;
-	k.laddr = st->conf.ip;
-	k.rport = dport;
 	for (i = 0; i < range; i++) {
 		k.lport = st->eph_next;
 		st->eph_next = st->eph_next >= st->conf.eph_hi
@@ -477,6 +475,36 @@ int tcp_connect(struct net_stack *st, rte_be32_t dst, uint16_t dport,
 	*out = c;
 	tcp_send_syn(c);
 	return 0;
+}
+
+int tcp_connect(struct net_stack *st, rte_be32_t dst, uint16_t dport,
+		const struct tcp_callbacks *cb, void *ctx,
+		struct tcp_conn **out)
+{
+	struct tcp_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.raddr = net_addr_from_v4(dst);
+	k.laddr = net_addr_from_v4(st->conf.ip);
+	k.rport = dport;
+	return tcp_connect_key(st, k, cb, ctx, out);
+}
+
+int tcp_connect6(struct net_stack *st, const struct net_addr *dst,
+		 uint16_t dport, const struct tcp_callbacks *cb, void *ctx,
+		 struct tcp_conn **out)
+{
+	struct tcp_key k;
+
+	*out = NULL;
+	if (st->ip6_state != IP6_READY || net_addr_is_v4(dst) ||
+	    ip6_is_multicast(dst) || ip6_is_unspecified(dst))
+		return -EADDRNOTAVAIL;
+	memset(&k, 0, sizeof(k));
+	k.raddr = *dst;
+	k.laddr = *ipv6_src_for(st, dst);
+	k.rport = dport;
+	return tcp_connect_key(st, k, cb, ctx, out);
 }
 
 int tcp_close(struct tcp_conn *c)
@@ -538,6 +566,21 @@ void *tcp_get_ctx(const struct tcp_conn *c)
 void tcp_conn_addrs(const struct tcp_conn *c, rte_be32_t *laddr,
 		    uint16_t *lport, rte_be32_t *raddr, uint16_t *rport)
 {
+	bool v6 = tcp_key_v6(&c->key);
+
+	if (laddr != NULL)
+		*laddr = v6 ? 0 : net_addr_v4(&c->key.laddr);
+	if (lport != NULL)
+		*lport = c->key.lport;
+	if (raddr != NULL)
+		*raddr = v6 ? 0 : net_addr_v4(&c->key.raddr);
+	if (rport != NULL)
+		*rport = c->key.rport;
+}
+
+void tcp_conn_addrs6(const struct tcp_conn *c, struct net_addr *laddr,
+		     uint16_t *lport, struct net_addr *raddr, uint16_t *rport)
+{
 	if (laddr != NULL)
 		*laddr = c->key.laddr;
 	if (lport != NULL)
@@ -546,6 +589,11 @@ void tcp_conn_addrs(const struct tcp_conn *c, rte_be32_t *laddr,
 		*raddr = c->key.raddr;
 	if (rport != NULL)
 		*rport = c->key.rport;
+}
+
+bool tcp_conn_is_v6(const struct tcp_conn *c)
+{
+	return tcp_key_v6(&c->key);
 }
 
 enum tcp_state tcp_conn_state(const struct tcp_conn *c)

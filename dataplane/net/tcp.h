@@ -49,7 +49,8 @@ struct tcp_callbacks {
 	void (*reset)(void *ctx, struct tcp_conn *c, int err);
 };
 
-/* Listen on port (host order) on the stack's address. The callbacks and
+/* Listen on port (host order) on the stack's addresses, both families
+ * (dual-stack: IPv4 and, when configured, IPv6). The callbacks and
  * listen_arg are shared by every connection accepted on it. Returns 0, or
  * -EADDRINUSE / -ENOSPC. */
 int tcp_listen(struct net_stack *st, uint16_t port,
@@ -65,6 +66,13 @@ int tcp_unlisten(struct net_stack *st, uint16_t port);
 int tcp_connect(struct net_stack *st, rte_be32_t dst, uint16_t dport,
 		const struct tcp_callbacks *cb, void *ctx,
 		struct tcp_conn **out);
+
+/* Active open over IPv6 to dst (16 bytes, network order) from our global
+ * IPv6 address; otherwise as tcp_connect(). -EADDRNOTAVAIL also while
+ * IPv6 is off or our address is still tentative (DAD). */
+int tcp_connect6(struct net_stack *st, const struct net_addr *dst,
+		 uint16_t dport, const struct tcp_callbacks *cb, void *ctx,
+		 struct tcp_conn **out);
 
 /* Copy up to len bytes into the send buffer. Returns bytes taken (may be
  * short or 0 when the buffer is full: writable() fires when space opens),
@@ -106,9 +114,18 @@ void tcp_abort(struct tcp_conn *c);
 void tcp_set_ctx(struct tcp_conn *c, void *ctx);
 void *tcp_get_ctx(const struct tcp_conn *c);
 
-/* Endpoint addresses, network byte order (ports host order). */
+/* Endpoint IPv4 addresses, network byte order (ports host order). For an
+ * IPv6 connection the addresses are 0 (0.0.0.0): IPv6-aware callers use
+ * tcp_conn_addrs6(). */
 void tcp_conn_addrs(const struct tcp_conn *c, rte_be32_t *laddr,
 		    uint16_t *lport, rte_be32_t *raddr, uint16_t *rport);
+
+/* Endpoint addresses of either family (IPv4 as ::ffff:a.b.c.d). */
+void tcp_conn_addrs6(const struct tcp_conn *c, struct net_addr *laddr,
+		     uint16_t *lport, struct net_addr *raddr, uint16_t *rport);
+
+/* True for a connection over IPv6. */
+bool tcp_conn_is_v6(const struct tcp_conn *c);
 
 /* RFC 9293 states, for tests and diagnostics. */
 enum tcp_state {

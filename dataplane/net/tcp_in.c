@@ -888,7 +888,7 @@ static void listen_input(struct net_stack *st, struct tcp_listener *l,
 		uint8_t o[4];
 		uint32_t cookie;
 
-		mss = RTE_MIN(mss, st->mss_max);
+		mss = RTE_MIN(mss, tcp_mss_max_for(st, k));
 		cookie = syncookie_make(st, k, s->seq, &mss);
 		tcp_build_syn_opts(st, o, mss, -1, false, 0, 0);
 		tcp_emit(st, k, cookie, s->seq + 1,
@@ -929,8 +929,26 @@ static void listen_input(struct net_stack *st, struct tcp_listener *l,
 
 /* ---- entry ----------------------------------------------------------- */
 
+/* RFC 9293 3.10.7.1 / RFC 1122 4.2.3.10: never talk to broadcast or
+ * multicast sources; over IPv6 neither to the unspecified, loopback or
+ * IPv4-mapped source (RFC 4291 2.5.2, 2.5.3, RFC 4038 4.2). */
+static bool tcp_src_ok(const struct net_l3 *l3)
+{
+	static const struct net_addr loop = {
+		{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
+	uint32_t src;
+
+	if (l3->v6)
+		return !ip6_is_multicast(&l3->src) &&
+		       !ip6_is_unspecified(&l3->src) &&
+		       !net_addr_is_v4(&l3->src) &&
+		       memcmp(&l3->src, &loop, sizeof(loop)) != 0;
+	src = rte_be_to_cpu_32(net_addr_v4(&l3->src));
+	return !(src == 0 || src == UINT32_MAX || (src >> 28) == 0xe);
+}
+
 void tcp_input(struct net_stack *st, struct rte_mbuf *m,
-	       struct rte_ipv4_hdr *ip, uint16_t l4off, uint16_t l4len)
+	       const struct net_l3 *l3, uint16_t l4off, uint16_t l4len)
 {
 	struct rte_tcp_hdr *th;
 	struct tcp_seg s;
@@ -938,7 +956,7 @@ void tcp_input(struct net_stack *st, struct rte_mbuf *m,
 	struct tcp_conn *c;
 	struct tw_ent *tw;
 	struct tcp_listener *l;
-	uint32_t hl, src;
+	uint32_t hl;
 	uint64_t l4f;
 
 	if (l4len < sizeof(*th) ||
@@ -959,25 +977,16 @@ void tcp_input(struct net_stack *st, struct rte_mbuf *m,
 		return;
 	}
 	if (l4f == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN) {
-		uint16_t raw;
-		uint32_t sum;
+		int ok = net_l4_cksum_ok(m, l4off, l4len, l3->phdr_sum);
 
-		if (rte_raw_cksum_mbuf(m, l4off, l4len, &raw) != 0) {
-			net_drop(st, m, NET_DROP_SHORT);
-			return;
-		}
-		sum = (uint32_t)raw + rte_ipv4_phdr_cksum(ip, 0);
-		sum = (sum & 0xffff) + (sum >> 16);
-		if (sum != 0xffff) {
-			net_drop(st, m, NET_DROP_TCP_CSUM);
+		if (ok <= 0) {
+			net_drop(st, m,
+				 ok < 0 ? NET_DROP_SHORT : NET_DROP_TCP_CSUM);
 			return;
 		}
 	}
-	/* RFC 9293 3.10.7.1 / RFC 1122 4.2.3.10: never talk to broadcast
-	 * or multicast sources. */
-	src = rte_be_to_cpu_32(ip->src_addr);
-	if (src == 0 || src == UINT32_MAX || (src >> 28) == 0xe) {
-		net_drop(st, m, NET_DROP_TCP_HDR);
+	if (!tcp_src_ok(l3)) {
+		net_drop(st, m, l3->v6 ? NET_DROP_IP6_SRC : NET_DROP_TCP_HDR);
 		return;
 	}
 	if (tcp_parse_opts(th, &s.o) != 0) {
@@ -989,8 +998,8 @@ void tcp_input(struct net_stack *st, struct rte_mbuf *m,
 	s.flags = th->tcp_flags & 0x3f;
 	s.wnd = rte_be_to_cpu_16(th->rx_win);
 	s.len = l4len - hl;
-	k.raddr = ip->src_addr;
-	k.laddr = ip->dst_addr;
+	k.raddr = l3->src;
+	k.laddr = l3->dst;
 	k.rport = rte_be_to_cpu_16(th->src_port);
 	k.lport = rte_be_to_cpu_16(th->dst_port);
 	st->stats.tcp_seg_in++;
@@ -1002,7 +1011,8 @@ void tcp_input(struct net_stack *st, struct rte_mbuf *m,
 		rte_pktmbuf_free(m);
 		s.m = NULL;
 	}
-	/* From here on only s is used; th and ip died with the headers. */
+	/* From here on only s is used; th and l3's packet died with the
+	 * headers. */
 
 	c = tcb_lookup(st, &k);
 	if (c != NULL && c->state != TCP_CLOSED)
@@ -1026,9 +1036,10 @@ void tcp_input(struct net_stack *st, struct rte_mbuf *m,
 /* ---- ICMP hook ------------------------------------------------------- */
 
 void tcp_icmp_frag_needed(struct net_stack *st, const struct tcp_key *k,
-			  uint32_t seq, uint16_t mtu)
+			  uint32_t seq, uint32_t mtu)
 {
 	struct tcp_conn *c = tcb_lookup(st, k);
+	bool v6 = tcp_key_v6(k);
 	uint32_t cur, nm;
 
 	if (c == NULL || (c->flags & TF_DEAD) || c->state < TCP_SYN_SENT)
@@ -1036,12 +1047,19 @@ void tcp_icmp_frag_needed(struct net_stack *st, const struct tcp_key *k,
 	/* RFC 5927 4.1: the quoted sequence number must be in flight. */
 	if (!(seq_geq(seq, c->snd_una) && seq_lt(seq, c->snd_max)))
 		return;
-	if (mtu < 68)
-		return;
-	nm = RTE_MAX((uint32_t)mtu - 40, (uint32_t)TCP_MIN_MSS);
-	cur = c->pmtu_mss
-		      ? c->pmtu_mss
-		      : RTE_MIN((uint32_t)c->peer_mss, (uint32_t)st->mss_max);
+	if (v6) {
+		/* RFC 8201 4: a reported MTU below 1280 still means 1280;
+		 * 60 = IPv6 + TCP headers. */
+		mtu = RTE_MAX(mtu, (uint32_t)IPV6_MIN_MTU);
+		nm = RTE_MAX(mtu - 60, (uint32_t)TCP6_MIN_MSS);
+	} else {
+		if (mtu < 68)
+			return;
+		nm = RTE_MAX(mtu - 40, (uint32_t)TCP_MIN_MSS);
+	}
+	cur = c->pmtu_mss ? c->pmtu_mss
+			  : RTE_MIN((uint32_t)c->peer_mss,
+				    (uint32_t)tcp_mss_max_for(st, k));
 	if (nm >= cur)
 		return;
 	c->pmtu_mss = (uint16_t)nm;

@@ -32,7 +32,8 @@ uint32_t tcp_snd_data_end(const struct tcp_conn *c)
  * timestamp option carried by every segment, lowered by RFC 1191 PMTU. */
 void tcp_update_mss(struct tcp_conn *c)
 {
-	uint32_t m = RTE_MIN((uint32_t)c->peer_mss, (uint32_t)c->st->mss_max);
+	uint32_t m = RTE_MIN((uint32_t)c->peer_mss,
+			     (uint32_t)tcp_mss_max_for(c->st, &c->key));
 
 	if (c->pmtu_mss != 0)
 		m = RTE_MIN(m, (uint32_t)c->pmtu_mss);
@@ -98,6 +99,29 @@ uint8_t tcp_build_syn_opts(struct net_stack *st, uint8_t *o, uint16_t mss,
 	return n;
 }
 
+/* A frame for a segment of 4-tuple k: IPv4, or IPv6 with the flow label
+ * of RFC 6437 3 (a keyed hash of the 4-tuple, stable for the flow).
+ * Returns the TCP header or NULL (counted). */
+static struct rte_tcp_hdr *tcp_frame(struct net_stack *st,
+				     struct rte_mbuf **mp,
+				     const struct tcp_key *k, uint16_t l4len)
+{
+	if (!tcp_key_v6(k))
+		return ipv4_alloc(st, mp, net_addr_v4(&k->raddr), IPPROTO_TCP,
+				  l4len);
+	return ipv6_alloc(st, mp, &k->laddr, &k->raddr, IPPROTO_TCP, l4len,
+			  tcp_key_hash(st, k) & 0xfffff, 64);
+}
+
+static void tcp_frame_output(struct net_stack *st, struct rte_mbuf *m,
+			     const struct tcp_key *k)
+{
+	if (tcp_key_v6(k))
+		ipv6_output(st, m);
+	else
+		ipv4_output(st, m);
+}
+
 /* Copy len bytes of the send buffer starting at sequence seq. A cursor
  * remembers where the previous copy ended, so sending a large buffer
  * front to back does not rescan the chain for every segment. */
@@ -146,7 +170,7 @@ static void tcp_xmit(struct tcp_conn *c, uint32_t seq, uint32_t len,
 
 	if (flags & RTE_TCP_SYN_FLAG) {
 		optlen = tcp_build_syn_opts(
-			st, opts, st->mss_max,
+			st, opts, tcp_mss_max_for(st, &c->key),
 			(c->flags & TF_WS) ? c->rcv_wscale : -1,
 			(c->flags & TF_TS) != 0, tcp_ts_now(c),
 			(flags & RTE_TCP_ACK_FLAG) ? c->ts_recent : 0);
@@ -162,8 +186,8 @@ static void tcp_xmit(struct tcp_conn *c, uint32_t seq, uint32_t len,
 		memcpy(&opts[8], &e, 4);
 		optlen = 12;
 	}
-	th = ipv4_alloc(st, &m, c->key.raddr, IPPROTO_TCP,
-			(uint16_t)(sizeof(*th) + optlen + len));
+	th = tcp_frame(st, &m, &c->key,
+		       (uint16_t)(sizeof(*th) + optlen + len));
 	if (th == NULL)
 		return;
 	th->src_port = rte_cpu_to_be_16(c->key.lport);
@@ -199,7 +223,7 @@ static void tcp_xmit(struct tcp_conn *c, uint32_t seq, uint32_t len,
 			c->rtt_ts = st->now_us;
 		}
 	}
-	ipv4_output(st, m);
+	tcp_frame_output(st, m, &c->key);
 }
 
 void tcp_send_syn(struct tcp_conn *c)
@@ -238,8 +262,7 @@ void tcp_emit(struct net_stack *st, const struct tcp_key *k, uint32_t seq,
 	struct rte_tcp_hdr *th;
 	struct rte_mbuf *m;
 
-	th = ipv4_alloc(st, &m, k->raddr, IPPROTO_TCP,
-			(uint16_t)(sizeof(*th) + optlen));
+	th = tcp_frame(st, &m, k, (uint16_t)(sizeof(*th) + optlen));
 	if (th == NULL)
 		return;
 	th->src_port = rte_cpu_to_be_16(k->lport);
@@ -256,7 +279,7 @@ void tcp_emit(struct net_stack *st, const struct tcp_key *k, uint32_t seq,
 	st->stats.tcp_seg_out++;
 	if (flags & RTE_TCP_RST_FLAG)
 		st->stats.tcp_rst_out++;
-	ipv4_output(st, m);
+	tcp_frame_output(st, m, k);
 }
 
 void tcp_emit_rst_for(struct net_stack *st, const struct tcp_key *k,

@@ -20,6 +20,7 @@
 
 #include "dataplane/policy/addr.h"
 #include "dataplane/policy/domains.h"
+#include "dataplane/smtp/smtp_parse.h"
 
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets with its "<>". */
 #define ADDR_MAX 254
@@ -273,6 +274,20 @@ int pol_addr_parse(const char *addr, size_t len, struct pol_addr *out)
 			out->domain[0] = '\0';
 			out->domain_len = 0;
 		}
+	}
+	/* One grammar for the SMTP engine, the relay client and policy
+	 * (issue 11): an address that could be LOCAL or a plain relay by
+	 * its domain must be one the engine accepts and the relay client
+	 * sends as written (smtp_valid_mailbox); the one trailing dot
+	 * tolerated above is left out of that check. Routing tricks and
+	 * addresses without a domain are decided by their flags alone. */
+	if (!(f & (POL_ADDR_BAD | POL_ADDR_ROUTING | POL_ADDR_NODOMAIN))) {
+		size_t n = len - p;
+
+		if (s[len - 1] == '.')
+			n--;
+		if (!smtp_valid_mailbox(addr + p, n, SMTP_PATH_FORWARD))
+			f |= POL_ADDR_BAD;
 	}
 	out->flags = f;
 	return (f & POL_ADDR_BAD) ? -EINVAL : 0;

@@ -27,8 +27,13 @@
  * (leading, trailing after the one allowed dot, or doubled), a label over
  * 63 octets, a domain over 253 octets or holding anything but letters,
  * digits, '-', '_' and octets >= 0x80, or an address literal that is not
- * "[" dtext "]". Dots in an unquoted local part are not checked (some
- * real mailboxes have "a..b"): they route nothing.
+ * "[" dtext "]". And (issue 11: one grammar for the SMTP engine, the
+ * relay client and policy) an address without routing flags and with a
+ * domain is POL_ADDR_BAD unless smtp_valid_mailbox() accepts it (one
+ * trailing dot of the domain aside): so "a..b@x", a local part over 64
+ * octets, '_' or a leading/trailing '-' in a label, or malformed UTF-8
+ * are BAD; whatever is LOCAL or RELAY can be sent to the next hop as
+ * written.
  *
  * Threads: pure functions over caller memory; any thread.
  */

@@ -23,6 +23,8 @@
 
 #include "relay_client.h"
 
+#include "dataplane/smtp/smtp_parse.h"
+
 #define EVQ_SIZE 16	 /* events; the last slot is kept for the error */
 #define CMDQ_SIZE 256	 /* staged + sent commands */
 #define CMDBUF_SIZE 8192 /* staged command text */
@@ -1167,15 +1169,19 @@ void relay_client_event_pop(struct relay_client *c)
 
 /* Arguments end up inside a command line: CR, LF or NUL would let a
  * caller's data smuggle a second command (RFC 5321 2.3.8). */
-static bool arg_ok(const char *s, bool mailbox)
+/* A command argument that is not an address: no CR or LF, so it can
+ * never end the command line early. */
+static bool arg_ok(const char *s)
 {
-	for (; *s; s++) {
-		if (*s == '\r' || *s == '\n')
-			return false;
-		if (mailbox && (*s == '<' || *s == '>'))
-			return false;
-	}
-	return true;
+	return strpbrk(s, "\r\n") == NULL;
+}
+
+/* An address for "<...>": the SMTP engine's own grammar
+ * (smtp_valid_mailbox), so every address the engine accepts, quoted local
+ * parts holding '<' or '>' included, is sent as the client wrote it. */
+static bool mailbox_ok(const char *s, unsigned flags)
+{
+	return smtp_valid_mailbox(s, strlen(s), flags);
 }
 
 static int check_txn(const struct relay_client *c)
@@ -1254,15 +1260,15 @@ int relay_client_mail(struct relay_client *c, const struct relay_mail *m)
 		return -EPIPE;
 	if (c->state != RELAY_ST_READY)
 		return -EBUSY;
-	if (m->sender == NULL || !arg_ok(m->sender, true) ||
-	    !arg_ok(params, false))
+	if (m->sender == NULL || !mailbox_ok(m->sender, SMTP_PATH_REVERSE) ||
+	    !arg_ok(params))
 		return -EINVAL;
 	mark_take(c, &mark);
 	if (c->cfg.client_info == RELAY_CINFO_XCLIENT && m->xclient) {
 		const struct relay_xclient *x = m->xclient;
 
-		if ((x->addr && !arg_ok(x->addr, false)) ||
-		    (x->proto && !arg_ok(x->proto, false)))
+		if ((x->addr && !arg_ok(x->addr)) ||
+		    (x->proto && !arg_ok(x->proto)))
 			return -EINVAL;
 		if (!c->caps.xclient) {
 			c->stats.xclient_skipped++;
@@ -1281,7 +1287,7 @@ int relay_client_mail(struct relay_client *c, const struct relay_mail *m)
 				if (x->helo && x->helo[0] &&
 				    strlen(x->helo) <= 255 &&
 				    !strpbrk(x->helo, " \t\r\n") &&
-				    arg_ok(x->helo, false))
+				    arg_ok(x->helo))
 					h = x->helo;
 				rc = stage(c, CMD_EHLO, 0, CMD_LINE_MAX,
 					   "EHLO %s\r\n", h);
@@ -1324,8 +1330,8 @@ int relay_client_rcpt(struct relay_client *c, const char *rcpt,
 		return rc;
 	if (params == NULL)
 		params = "";
-	if (rcpt == NULL || rcpt[0] == '\0' || !arg_ok(rcpt, true) ||
-	    !arg_ok(params, false))
+	if (rcpt == NULL || !mailbox_ok(rcpt, SMTP_PATH_FORWARD) ||
+	    !arg_ok(params))
 		return -EINVAL;
 	rc = stage(c, CMD_RCPT, c->nrcpt, CMD_LINE_MAX, "RCPT TO:<%s>%s%s\r\n",
 		   rcpt, params[0] ? " " : "", params);

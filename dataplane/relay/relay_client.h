@@ -296,7 +296,10 @@ struct relay_mail {
 };
 
 /* Starts a transaction (state READY): queues [XCLIENT..., EHLO], MAIL.
- * Returns 0, -EINVAL (CR/LF/NUL or '<' '>' in arguments, too long),
+ * The sender (and each recipient below) must pass smtp_valid_mailbox()
+ * (dataplane/smtp/smtp_parse.h), the SMTP engine's own grammar: whatever
+ * the engine accepted is sent as written, quoted local parts included.
+ * Returns 0, -EINVAL (an address that grammar refuses, CR/LF in params),
  * -EBUSY (not READY), -EPIPE (failed/closed), -ENOSPC (command queue). */
 int relay_client_mail(struct relay_client *c, const struct relay_mail *m);
 /* Queues RCPT TO:<rcpt> [params]. Returns the 0-based RCPT index or the

@@ -298,11 +298,78 @@ domain_span(const char *p, size_t n)
 	return i;
 }
 
+/* Mailbox (RFC 5321 4.1.2) at p[0..n): Local-part "@" ( Domain /
+ * address-literal ), or with SMTP_PATH_FORWARD a bare "postmaster"
+ * followed by the end or '>'. *used gets the octets taken; the domain
+ * ends at the first '>', ',', ':' or ' ' (or its literal's ']'). UTF-8
+ * validity is checked by the caller over the whole address. */
+static int
+parse_mailbox(const char *p, size_t n, unsigned flags, size_t *used,
+	      bool *postmaster)
+{
+	size_t i, lused, d;
+
+	*postmaster = false;
+	if (parse_local(p, n, &lused) != SMTP_PATH_OK)
+		return SMTP_PATH_ESYNTAX;
+	if (lused > SMTP_MAX_LOCAL)
+		return SMTP_PATH_ETOOLONG;
+	i = lused;
+	if ((flags & SMTP_PATH_FORWARD) && lused == 10 &&
+	    smtp_ieq(p, "postmaster", 10) && (i == n || p[i] == '>')) {
+		*postmaster = true;
+		*used = i;
+		return SMTP_PATH_OK;
+	}
+	if (i >= n || p[i] != '@')
+		return SMTP_PATH_ESYNTAX;
+	i++;
+	d = domain_span(p + i, n - i);
+	if (d == 0)
+		return SMTP_PATH_ESYNTAX;
+	if (d > SMTP_MAX_DOMAIN)
+		return SMTP_PATH_ETOOLONG;
+	if (p[i] == '[' ? !smtp_valid_addr_literal(p + i, d)
+			: !smtp_valid_domain(p + i, d, true))
+		return SMTP_PATH_ESYNTAX;
+	*used = i + d;
+	return SMTP_PATH_OK;
+}
+
+static bool
+has_8bit(const char *p, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if ((unsigned char)p[k] >= 0x80)
+			return true;
+	return false;
+}
+
+bool
+smtp_valid_mailbox(const char *p, size_t n, unsigned flags)
+{
+	size_t used;
+	bool pm;
+
+	if (n == 0)
+		return (flags & SMTP_PATH_REVERSE) != 0;
+	/* RFC 5321 4.5.3.1.3: the path, "<" and ">" included, is at most
+	 * 256 octets */
+	if (n > SMTP_MAX_PATH - 2)
+		return false;
+	if (parse_mailbox(p, n, flags, &used, &pm) != SMTP_PATH_OK ||
+	    used != n)
+		return false;
+	return !has_8bit(p, n) || smtp_valid_utf8((const uint8_t *)p, n);
+}
+
 int
 smtp_parse_path(const char *p, size_t n, unsigned flags, size_t *used,
 		struct smtp_path *out)
 {
-	size_t i = 1, lused, d, mb;
+	size_t i = 1, mused, d, mb, alen;
+	bool pm;
+	int rc;
 
 	out->addr[0] = 0;
 	out->len = 0;
@@ -338,49 +405,31 @@ smtp_parse_path(const char *p, size_t n, unsigned flags, size_t *used,
 		}
 	}
 	mb = i;
-	if (parse_local(p + i, n - i, &lused) != SMTP_PATH_OK)
+	/* a bare <postmaster> only without a source route */
+	rc = parse_mailbox(p + mb, n - mb,
+			   mb == 1 ? flags : flags & ~SMTP_PATH_FORWARD,
+			   &mused, &pm);
+	if (rc != SMTP_PATH_OK)
+		return rc;
+	i = mb + mused;
+	if (i >= n || p[i] != '>')
 		return SMTP_PATH_ESYNTAX;
-	if (lused > SMTP_MAX_LOCAL)
-		return SMTP_PATH_ETOOLONG;
-	i += lused;
-	if (i < n && p[i] == '>' && (flags & SMTP_PATH_FORWARD) &&
-	    lused == 10 && smtp_ieq(p + mb, "postmaster", 10) && mb == 1) {
+	i++;
+	if (pm) {
 		memcpy(out->addr, p + mb, 10);
 		out->addr[10] = 0;
 		out->len = 10;
 		out->postmaster = true;
-		*used = i + 1;
+		*used = i;
 		return SMTP_PATH_OK;
 	}
-	if (i >= n || p[i] != '@')
-		return SMTP_PATH_ESYNTAX;
-	i++;
-	d = domain_span(p + i, n - i);
-	if (d == 0)
-		return SMTP_PATH_ESYNTAX;
-	if (d > SMTP_MAX_DOMAIN)
-		return SMTP_PATH_ETOOLONG;
-	if (p[i] == '[' ? !smtp_valid_addr_literal(p + i, d)
-			: !smtp_valid_domain(p + i, d, true))
-		return SMTP_PATH_ESYNTAX;
-	i += d;
-	if (i >= n || p[i] != '>')
-		return SMTP_PATH_ESYNTAX;
-	i++;
 	if (i > SMTP_MAX_PATH)
 		return SMTP_PATH_ETOOLONG;
-	size_t alen = i - 1 - mb;
-	if (alen > SMTP_MAX_PATH)
-		return SMTP_PATH_ETOOLONG;
+	alen = mused;
 	memcpy(out->addr, p + mb, alen);
 	out->addr[alen] = 0;
 	out->len = (uint16_t)alen;
-	for (size_t k = 0; k < alen; k++) {
-		if ((unsigned char)out->addr[k] >= 0x80) {
-			out->utf8 = true;
-			break;
-		}
-	}
+	out->utf8 = has_8bit(out->addr, alen);
 	if (out->utf8 && !smtp_valid_utf8((const uint8_t *)out->addr, alen))
 		return SMTP_PATH_ESYNTAX;
 	*used = i;

@@ -2,7 +2,10 @@
  * smtp_parse.h - RFC 5321/6531 syntax checks used by the session engine:
  * paths, domains, address literals, ESMTP parameters, xtext, base64, UTF-8.
  *
- * Internal to dataplane/smtp (tests use it too). Pure functions over
+ * Used by the session engine and tests; smtp_valid_mailbox() is also the
+ * one address grammar of the relay client (dataplane/relay) and the policy
+ * normaliser (dataplane/policy), so that every address the engine accepts
+ * can be relayed as the client wrote it (issue 11). Pure functions over
  * caller buffers: no state, no allocation, never read past the given length.
  */
 #ifndef MXG_SMTP_PARSE_H
@@ -42,6 +45,20 @@ struct smtp_path {
  */
 int smtp_parse_path(const char *p, size_t n, unsigned flags, size_t *used,
 		struct smtp_path *out);
+
+/*
+ * The address grammar shared by the engine, the relay client and the policy
+ * normaliser: true when p[0..n) is exactly what smtp_parse_path() accepts
+ * between "<" and ">" without a source route, i.e. an RFC 5321 4.1.2
+ * Mailbox (Dot-string or Quoted-string local part of at most 64 octets,
+ * "@", a Domain or an address literal) of at most 254 octets, with RFC 6531
+ * UTF-8 (well formed) in either part. flags: SMTP_PATH_REVERSE also accepts
+ * the empty (null) reverse path, SMTP_PATH_FORWARD a bare "postmaster" (any
+ * case). Such an address never holds CR, LF, NUL or another control octet;
+ * a quoted local part may hold '<', '>', '@', ' ' and the like, and is
+ * valid inside "<" ">" as written (RFC 5321 4.1.2 qtextSMTP).
+ */
+bool smtp_valid_mailbox(const char *p, size_t n, unsigned flags);
 
 /* Domain (RFC 5321 4.1.2), U-labels allowed when utf8. */
 bool smtp_valid_domain(const char *p, size_t n, bool utf8);

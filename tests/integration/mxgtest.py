@@ -39,9 +39,10 @@ def sh(*cmd, check=True):
 class Netns:
     """A fresh network namespace that this process enters."""
 
-    def __init__(self, tag):
+    def __init__(self, tag, ipv6=False):
         self.name = "mxgt-%s-%d" % (tag, os.getpid())
         self._orig = None
+        self.ipv6 = ipv6  # IPv6 tests keep it on (without RAs accepted)
 
     def __enter__(self):
         sh("ip", "netns", "add", self.name)
@@ -52,8 +53,10 @@ class Netns:
         os.close(fd)
         sh("ip", "link", "set", "lo", "up")
         # Keep IPv6 chatter (router solicitations) off the test port.
-        sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", check=False)
-        sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1",
+        off = "0" if self.ipv6 else "1"
+        sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=" + off,
+           check=False)
+        sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=" + off,
            check=False)
         return self
 

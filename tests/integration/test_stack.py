@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Interop of mxgate's userspace TCP/IPv4 stack with the Linux kernel over a
-net_tap port in a network namespace the test creates (issue 2).
+"""Interop of mxgate's userspace TCP/IP stack with the Linux kernel over a
+net_tap port in a network namespace the test creates (issues 2 and 16).
 
-usage: test_stack.py MXGATE SCENARIO [--cores N] [--fault SPEC]
+usage: test_stack.py MXGATE SCENARIO [--cores N] [--fault SPEC] [--v6]
+
+--v6 runs the scenario over IPv6: the port at fd00:6d78::2/64 (after
+DAD), the kernel at fd00:6d78::1, the same checks.
 
 Scenarios:
   echo50     50 concurrent connections each send and receive 1 MiB through
@@ -17,6 +20,9 @@ Scenarios:
              10 samples, half-open TCBs seen, cookies engage, memory stays
              bounded
   idlecpu    an idle mxgate uses under 5% of a CPU
+  ptb        (IPv6) the client sits behind a kernel router whose link has
+             MTU 1280 while it advertises MSS 1440: only the router's
+             Packet Too Big lets the 1 MiB echo through
   shutdown   SIGTERM returns every mbuf (also asserted by every scenario)
 """
 
@@ -35,11 +41,16 @@ from mxgtest import GATEWAY_IP, KERNEL_IP, log  # noqa: E402
 
 MIB = 1 << 20
 
+GATEWAY_IP6 = "fd00:6d78::2"
+KERNEL_IP6 = "fd00:6d78::1"
+# The address the kernel clients connect to (GATEWAY_IP6 with --v6).
+TARGET = GATEWAY_IP
+
 
 def echo_roundtrip(seed, nbytes, port=7, chunk=65536):
     """Send nbytes of a pattern to echo, read them back, compare."""
     data = mxgtest.pattern(seed, nbytes)
-    s = mxgtest.connect(GATEWAY_IP, port, timeout=60)
+    s = mxgtest.connect(TARGET, port, timeout=60)
     got = bytearray()
     err = []
 
@@ -114,7 +125,7 @@ def short_conns(first, count, bad_box):
     """count sequential short echo connections; failures into bad_box."""
     for i in range(first, first + count):
         try:
-            s = mxgtest.connect(GATEWAY_IP, 7, timeout=20)
+            s = mxgtest.connect(TARGET, 7, timeout=20)
             msg = b"hello %d\n" % i
             s.sendall(msg)
             got = b""
@@ -169,9 +180,10 @@ class KernelEcho(threading.Thread):
 
     def __init__(self, port):
         super().__init__(daemon=True)
-        self.ls = socket.socket()
+        self.ls = socket.socket(socket.AF_INET6)  # dual-stack
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("0.0.0.0", port))  # tap may not be up yet
+        self.ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        self.ls.bind(("::", port))  # tap may not be up yet
         self.ls.listen(16)
         self.echoed = 0
         self.conns = 0
@@ -195,7 +207,9 @@ class KernelEcho(threading.Thread):
 def scenario_active(gw_factory, res):
     srv = KernelEcho(5001)
     srv.start()
-    gw = gw_factory(["--connect", "%s:5001" % KERNEL_IP,
+    target = (["--connect6", "[%s]:5001" % KERNEL_IP6] if TARGET != GATEWAY_IP
+              else ["--connect", "%s:5001" % KERNEL_IP])
+    gw = gw_factory(target + [
                      "--connect-bytes", str(MIB), "--connect-count", "3",
                      "--exit-after-connect"])
     try:
@@ -294,6 +308,84 @@ class FloodSampler(threading.Thread):
 
 
 MIN_SAMPLES = 10
+def syn_flood6(count, stop, sent_box, until=None):
+    """Raw IPv6 SYNs from random sources of the test /48 fd00:6d78::/48
+    outside our /64 (the stack routes its SYN-ACKs to them via the kernel,
+    which does not forward): at least `count`, and on until the event
+    `until` is set (the legitimate echo is over), 120 s at most."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    rnd = random.Random(42)
+    dst = socket.inet_pton(socket.AF_INET6, GATEWAY_IP6)
+    sent = 0
+    t_end = time.time() + 120
+    while (sent < count or (until is not None and not until.is_set())) \
+            and not stop.is_set() and time.time() < t_end:
+        src = socket.inet_pton(socket.AF_INET6, "fd00:6d78:%x::%x:%x" % (
+            rnd.randrange(1, 65536), rnd.randrange(65536),
+            rnd.randrange(1, 65536)))
+        sport = rnd.randrange(1024, 65535)
+        tcp = struct.pack("!HHIIBBHHH", sport, 7, rnd.getrandbits(32), 0,
+                          5 << 4, 0x02, 65535, 0, 0)
+        ph = src + dst + struct.pack("!I3xB", len(tcp), 6)
+        tcp = tcp[:16] + struct.pack("!H", csum(ph + tcp)) + tcp[18:]
+        ip = struct.pack("!IHBB16s16s", 6 << 28, len(tcp), 6, 64, src, dst)
+        try:
+            s.sendto(ip + tcp, (GATEWAY_IP6, 0))
+            sent += 1
+        except OSError:
+            time.sleep(0.001)
+    s.close()
+    sent_box.append(sent)
+
+
+def scenario_ptb(gw, res):
+    """A client namespace behind a kernel router (the test namespace,
+    forwarding on) whose link towards the client has MTU 1280. The client
+    advertises MSS 1440 (route advmss), so the stack's full segments (1500
+    bytes) only pass once the router's Packet Too Big lowered its MSS."""
+    peer = "mxgt-ptbc-%d" % os.getpid()
+    mxgtest.sh("ip", "netns", "add", peer)
+    try:
+        mxgtest.sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        mxgtest.sh("ip", "link", "add", "mxgv0", "mtu", "1280", "type",
+                   "veth", "peer", "name", "mxgv1", "netns", peer)
+        mxgtest.sh("ip", "-6", "addr", "add", "fd00:6d78:2::1/64", "dev",
+                   "mxgv0", "nodad")
+        mxgtest.sh("ip", "link", "set", "mxgv0", "up")
+        ns = ["ip", "netns", "exec", peer]
+        mxgtest.sh(*ns, "ip", "link", "set", "lo", "up")
+        mxgtest.sh(*ns, "ip", "-6", "addr", "add", "fd00:6d78:2::2/64",
+                   "dev", "mxgv1", "nodad")
+        mxgtest.sh(*ns, "ip", "link", "set", "mxgv1", "up")
+        mxgtest.sh(*ns, "ip", "-6", "route", "add", "default", "via",
+                   "fd00:6d78:2::1", "mtu", "1280", "advmss", "1440")
+        client = (
+            "import socket,sys,threading\n"
+            "d=bytes((i*7+i//251)&255 for i in range(%d))\n"
+            "s=socket.create_connection(('%s',7),timeout=60)\n"
+            "g=bytearray()\n"
+            "def r():\n"
+            "  while len(g)<len(d):\n"
+            "    b=s.recv(65536)\n"
+            "    if not b: break\n"
+            "    g.extend(b)\n"
+            "t=threading.Thread(target=r);t.start();s.sendall(d);t.join(90)\n"
+            "print('ok' if bytes(g)==d else 'bad %%d' %% len(g))\n"
+            % (MIB, GATEWAY_IP6))
+        r = mxgtest.subprocess.run(ns + [sys.executable, "-c", client],
+                                   capture_output=True, text=True,
+                                   timeout=150)
+        log("  client behind the 1280-byte link: %s %s" %
+            (r.stdout.strip(), r.stderr.strip()[-300:]))
+        res.check(r.stdout.strip() == "ok",
+                  "1 MiB echoed byte-exact across the 1280-byte link")
+        t = gw.wait_for(lambda t: t["icmp6_ptb"] > 0, 5,
+                        "a Packet Too Big")["total"]
+        res.check(t["icmp6_ptb"] > 0, "the stack took %d Packet Too Big "
+                  "message(s) from the kernel router" % t["icmp6_ptb"])
+    finally:
+        mxgtest.sh("ip", "link", "del", "mxgv0", check=False)
+        mxgtest.sh("ip", "netns", "del", peer, check=False)
 
 
 def scenario_synflood(gw, res, n=100000):
@@ -302,8 +394,9 @@ def scenario_synflood(gw, res, n=100000):
     stop = threading.Event()
     echo_done = threading.Event()
     sent_box = []
-    flood = threading.Thread(target=syn_flood,
-                             args=(n, stop, sent_box, echo_done))
+    flood = threading.Thread(
+        target=syn_flood6 if TARGET != GATEWAY_IP else syn_flood,
+        args=(n, stop, sent_box, echo_done))
     flood.start()
     sampler = FloodSampler(gw, flood)
     sampler.start()
@@ -382,10 +475,13 @@ def main():
     ap.add_argument("scenario")
     ap.add_argument("--cores", type=int, default=1)
     ap.add_argument("--fault", default="")
+    ap.add_argument("--v6", action="store_true")
     a = ap.parse_args()
 
-    name = "stack-%s-c%d%s" % (a.scenario, a.cores,
-                                "-fault" if a.fault else "")
+    global TARGET
+    name = "stack-%s-c%d%s%s" % (a.scenario, a.cores,
+                                  "-fault" if a.fault else "",
+                                  "-v6" if a.v6 else "")
     res = mxgtest.Result(name)
     extra = ["--cores", str(a.cores), "--timewait-ms", "2000",
              "--no-gateway", "--echo-port", "7", "--discard-port", "9"]
@@ -393,14 +489,26 @@ def main():
         extra += ["--fault", a.fault]
     if a.scenario == "synflood":
         extra += ["--syn-backlog", "256", "--gateway", KERNEL_IP]
+    if a.v6:
+        TARGET = GATEWAY_IP6
+        extra += ["--ip6", GATEWAY_IP6 + "/64", "--gateway6", KERNEL_IP6]
 
-    with mxgtest.Netns(a.scenario[:6]):
+    with mxgtest.Netns(a.scenario[:6], ipv6=a.v6):
         gw = None
 
         def factory(more):
             nonlocal gw
             gw = mxgtest.Mxgate(a.mxgate, extra + more)
             gw.start()
+            if a.v6:
+                mxgtest.sh("sysctl", "-qw",
+                           "net.ipv6.conf.mxgt0.accept_ra=0")
+                mxgtest.sh("ip", "-6", "addr", "add", KERNEL_IP6 + "/64",
+                           "dev", "mxgt0", "nodad")
+                # The stack's DAD: one solicitation, one second.
+                gw.wait_for(lambda t: t["nd_solicits_out"] >= 2, 10,
+                            "the stack's DAD probes")
+                time.sleep(1.2)
             return gw
 
         try:

@@ -1,14 +1,21 @@
 /*
- * fuzz_tcp.c - libFuzzer harness for the userspace TCP/IPv4 stack
+ * fuzz_tcp.c - libFuzzer harness for the userspace TCP/IP stack
  * (dataplane/net): hostile frames in, against a stack with a listener,
  * established connections and an application that sends, reads, closes
  * and aborts.
  *
- * Input: 1 config octet, then operations (op = octet % 8):
+ * Input: 1 config octet (bit 3: the whole input runs over IPv6: the
+ * stack has fd00:6d78::1/64, the peer is fd00:6d78::2, learnt over ND,
+ * segments and active opens are IPv6), then operations (op = octet % 8):
  *   op 0  raw frame: next octet L, then L*8 octets from the input, padded
  *         with zeros: any Ethernet frame at all (ARP, IPv4, junk)
  *   op 1  raw IPv4 packet: our MAC and EtherType 0x0800 around L*8 input
- *         octets (headers, options, lengths and checksums all hostile)
+ *         octets (headers, options, lengths and checksums all hostile);
+ *         over IPv6: a selector octet, a next header and a hop limit,
+ *         then an IPv6 header from the peer to our address (or our
+ *         solicited-node group) around L*8 octets that are either an
+ *         extension-header chain (hostile lengths and options) or an
+ *         ICMPv6 message with a valid checksum (ND, echo, Packet Too Big)
  *   op 2  TCP segment with valid checksums from one of four peer ports:
  *         seq/ack near what the peer should send (or anywhere), any
  *         flags, window, MSS/WS/TS options, up to 1,460 payload octets
@@ -28,7 +35,7 @@
  * windows and reassembly).
  *
  * Checks, beyond the sanitizers: every frame the stack emits parses with
- * correct IPv4 and TCP checksums; no more frames than its TX queue holds;
+ * correct IPv4 and TCP checksums (IPv6: TCP and ICMPv6); no more frames than its TX queue holds;
  * after destroying the stack every mbuf is back in the pool.
  */
 #include <stdint.h>
@@ -37,6 +44,7 @@
 #include <string.h>
 
 #include <rte_ether.h>
+#include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
@@ -203,7 +211,12 @@ static void drain(void)
 		rte_pktmbuf_free(m);
 		if (++n > 4096)
 			abort(); /* more than any queue holds: a loop */
-		if (o.ether_type != RTE_ETHER_TYPE_IPV4 || o.proto != 6)
+		if (o.ether_type == RTE_ETHER_TYPE_IPV6 && o.proto == 58 &&
+		    !o.l4_csum_ok)
+			abort(); /* an ICMPv6 / ND frame with a bad checksum */
+		if ((o.ether_type != RTE_ETHER_TYPE_IPV4 &&
+		     o.ether_type != RTE_ETHER_TYPE_IPV6) ||
+		    o.proto != 6)
 			continue;
 		if (!o.ip_csum_ok || !o.l4_csum_ok)
 			abort(); /* we emitted a frame with a bad checksum */
@@ -269,6 +282,30 @@ static void inject_raw(bool ipv4)
 }
 
 static uint8_t payload[1460];
+
+/* op 1 over IPv6: a packet from the peer with a fuzzed chain or a
+ * checksummed ICMPv6 message. */
+static void inject_ip6(void)
+{
+	static const struct net_addr sn = {{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0,
+					    0, 1, 0xff, 0, 0, 1}};
+	uint8_t sel = u8(), nh = u8(), hlim = (sel & 4) ? 255 : u8();
+	uint32_t len = (uint32_t)u8() * 8;
+	struct rte_mbuf *m;
+
+	if (len > 1400)
+		len = 1400;
+	for (uint32_t i = 0; i < len; i++)
+		payload[i] = F.n ? u8() : 0;
+	if (sel & 1)
+		m = t_build_ip6(P, &t_peer_ip6, (sel & 2) ? &sn : &t_our_ip6,
+				hlim, 0, NULL, 0, IPPROTO_ICMPV6, payload,
+				len);
+	else
+		m = t_build_ip6(P, &t_peer_ip6, (sel & 2) ? &sn : &t_our_ip6,
+				hlim, nh, payload, len, IPPROTO_TCP, NULL, 0);
+	t_inject(F.st, m, F.now);
+}
 
 static void segment(bool deep, bool broken)
 {
@@ -381,8 +418,8 @@ static void active_open(void)
 
 	if (!s)
 		return;
-	if (tcp_connect(F.st, rte_cpu_to_be_32(T_PEER_IP), p->port, &fz_cb,
-			s, &c) == 0)
+	if (t_connect(F.st, rte_cpu_to_be_32(T_PEER_IP), p->port, &fz_cb, s,
+		      &c) == 0)
 		s->c = c;
 	else
 		slot_gone(s);
@@ -427,6 +464,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	F.p = data;
 	F.n = size;
 	F.now = 1000000;
+	t_v6 = size > 0 && (data[0] & 8);
 	F.st = t_stack(P, tweak);
 	cfg = u8();
 	F.echo = cfg & 4;
@@ -442,7 +480,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			inject_raw(false);
 			break;
 		case 1:
-			inject_raw(true);
+			if (t_v6)
+				inject_ip6();
+			else
+				inject_raw(true);
 			break;
 		case 2:
 			segment(false, false);
@@ -489,6 +530,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(unsigned long long)ns->tcp_retransmits,
 			(unsigned long long)ns->tcp_zero_window_probes,
 			(unsigned long long)ns->tcp_ooo_queued);
+		if (t_v6)
+			fprintf(stderr,
+				"fuzz_tcp: ipv6 rx %llu ext %llu echo %llu "
+				"ptb %llu ns_out %llu na_out %llu na_in %llu "
+				"ext_drops %llu nd_drops %llu\n",
+				(unsigned long long)ns->ip6_rx,
+				(unsigned long long)ns->ip6_ext_hdrs,
+				(unsigned long long)ns->icmp6_echo,
+				(unsigned long long)ns->icmp6_ptb,
+				(unsigned long long)ns->nd_solicits_out,
+				(unsigned long long)ns->nd_adverts_out,
+				(unsigned long long)ns->nd_adverts_in,
+				(unsigned long long)
+					ns->drops[NET_DROP_IP6_EXT],
+				(unsigned long long)ns->drops[NET_DROP_ND]);
 	}
 	net_stack_destroy(F.st);
 	/* the pool of t_learn_peer's ARP frame is separate; ours must be

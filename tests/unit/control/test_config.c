@@ -158,6 +158,24 @@ static void test_minimal(void)
 		      "t.conf", &c, err, sizeof(err)) == 0);
 	CHECK(c.listeners[0].max_message_size == 1073741824ull);
 	CHECK(c.default_pool == 1);
+	CHECK(c.stack.prefix6_len == 0); /* IPv6 off unless configured */
+	ctl_config_free(&c);
+
+	/* The port's IPv6 address and router (issue 16). */
+	CHECK(ctl_config_load_string(
+		      LISTENERS "stack = { address6 = \"fd00:6d78::2/64\"; "
+				"gateway6 = \"fe80::1\"; };\n",
+		      "t.conf", &c, err, sizeof(err)) == 0);
+	{
+		static const uint8_t a[16] = {0xfd, 0, 0x6d, 0x78, 0, 0, 0, 0,
+					      0,    0, 0,	 0,    0, 0, 0, 2};
+		static const uint8_t gw[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0,
+					       0,    0,	   0, 0, 0, 0, 0, 1};
+
+		CHECK(memcmp(c.stack.address6, a, 16) == 0);
+		CHECK(c.stack.prefix6_len == 64);
+		CHECK(memcmp(c.stack.gateway6, gw, 16) == 0);
+	}
 	ctl_config_free(&c);
 }
 
@@ -210,6 +228,32 @@ static void test_errors(void)
 	     "\"198.18.0.2/24\")\n"
 	     "t.conf:4: key 'stack.gateway': \"198.18.0\" is not an IPv4 "
 	     "address (dotted quad, e.g. \"198.18.0.1\", or \"\" for none)\n");
+	ERRS(LISTENERS "stack = {\n  address6 = \"fd00:6d78::2\";\n"
+		       "  gateway6 = \"fd00::6d78::1\";\n};\n",
+	     "t.conf:3: key 'stack.address6': \"fd00:6d78::2\" is not an IPv6 "
+	     "prefix (address/len with len 1..128, e.g. "
+	     "\"fd00:6d78::2/64\")\n"
+	     "t.conf:4: key 'stack.gateway6': \"fd00::6d78::1\" is not a "
+	     "unicast IPv6 address (e.g. \"fd00:6d78::1\" or \"fe80::1\", or "
+	     "\"\" for none)\n");
+	ERRS(LISTENERS "stack = { address6 = \"fd00::1/129\"; };\n"
+		       "stack2 = 1;\n",
+	     "t.conf:3: key 'stack2': unknown key (valid here: stack, "
+	     "listeners, policy, pools, default_pool, maildir, log)\n"
+	     "t.conf:2: key 'stack.address6': \"fd00::1/129\" is not an IPv6 "
+	     "prefix (address/len with len 1..128, e.g. "
+	     "\"fd00:6d78::2/64\")\n");
+	ERRS(LISTENERS "stack = { address6 = \"ff02::1/64\"; "
+		       "gateway6 = \"::\"; };\n",
+	     "t.conf:2: key 'stack.address6': \"ff02::1/64\" is a multicast "
+	     "address, not one the port can own\n"
+	     "t.conf:2: key 'stack.gateway6': \"::\" is not a unicast IPv6 "
+	     "address (e.g. \"fd00:6d78::1\" or \"fe80::1\", or \"\" for "
+	     "none)\n");
+	ERRS(LISTENERS "stack = { address6 = \"::ffff:198.18.0.2/120\"; };\n",
+	     "t.conf:2: key 'stack.address6': \"::ffff:198.18.0.2/120\" is an "
+	     "IPv4-mapped address (use stack.address), not one the port can "
+	     "own\n");
 	ERRS(LISTENERS "stack = { address = \"10.0.0.1/33\"; };\n",
 	     "t.conf:2: key 'stack.address': \"10.0.0.1/33\" is not an IPv4 "
 	     "CIDR (address/prefix with prefix 1..32, e.g. "

@@ -1,7 +1,9 @@
 /*
  * test_steer.c - steering rules (dataplane/steer.h): a client's every
  * connection lands on one core, active-open ports map to their core,
- * ICMP errors follow the quoted connection, ARP goes to every core.
+ * ICMP errors follow the quoted connection, ARP goes to every core; over
+ * IPv6 the client's /64 decides, extension headers do not hide the
+ * ports, NS/NA go to every core and Packet Too Big follows its quote.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,119 @@ static struct rte_mbuf *tcp_frame(uint32_t src, uint32_t dst, uint16_t sport,
 	th->src_port = rte_cpu_to_be_16(sport);
 	th->dst_port = rte_cpu_to_be_16(dport);
 	return m;
+}
+
+/* IPv6 frame: src/dst addresses, next header chain in ext (ext_len
+ * bytes, first type first_nh), then 8 bytes of l4 (ports or ICMPv6). */
+static struct rte_mbuf *frame6(const uint8_t *src, const uint8_t *dst,
+			       uint8_t first_nh, const uint8_t *ext,
+			       uint32_t ext_len, const uint8_t *l4,
+			       uint32_t l4_len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	struct rte_ether_hdr *eth;
+	struct rte_ipv6_hdr *ip;
+	uint32_t len = sizeof(*eth) + sizeof(*ip) + ext_len + l4_len;
+
+	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, (uint16_t)len);
+	memset(eth, 0, len);
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+	ip = (struct rte_ipv6_hdr *)(eth + 1);
+	ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+	ip->proto = first_nh;
+	memcpy(ip->src_addr, src, 16);
+	memcpy(ip->dst_addr, dst, 16);
+	if (ext_len > 0)
+		memcpy((uint8_t *)(ip + 1), ext, ext_len);
+	memcpy((uint8_t *)(ip + 1) + ext_len, l4, l4_len);
+	return m;
+}
+
+static void test_ipv6(struct steer_conf *sc)
+{
+	static const uint8_t us[16] = {0xfd, 0, 0x6d, 0x78, 0, 0, 0, 0,
+				       0,    0, 0,	0,    0, 0, 0, 2};
+	uint8_t cl[16] = {0xfd, 0, 0x6d, 0x78, 0, 0, 0, 0,
+			  0,	0, 0,	 0,    0, 0, 0, 0};
+	uint8_t tcp[20] = {0x15, 0xb3, 0, 25}; /* 5555 -> 25 */
+	uint8_t ext[16] = {0};
+	unsigned hist[4] = {0};
+	struct rte_mbuf *m;
+	uint16_t lo, hi;
+
+	/* Every address inside one /64 lands on one core; /64s spread. */
+	for (uint32_t net = 0; net < 4000; net++) {
+		uint16_t k0 = 0;
+
+		cl[6] = (uint8_t)(net >> 8);
+		cl[7] = (uint8_t)net;
+		for (uint32_t host = 0; host < 8; host++) {
+			uint16_t k;
+
+			cl[8] = (uint8_t)(host * 37);
+			cl[15] = (uint8_t)(host * 91 + 1);
+			tcp[1] = (uint8_t)host;
+			m = frame6(cl, us, IPPROTO_TCP, NULL, 0, tcp, 20);
+			k = steer_frame(sc, m);
+			rte_pktmbuf_free(m);
+			if (host == 0)
+				k0 = k;
+			CHECK(k == k0);
+			CHECK(k < 4);
+		}
+		CHECK(k0 == steer_core_of_ip6(sc, cl));
+		hist[k0]++;
+	}
+	for (int k = 0; k < 4; k++)
+		CHECK(hist[k] > 700 && hist[k] < 1300);
+
+	/* Behind hop-by-hop + destination options, the active-open port
+	 * still decides. */
+	steer_eph_range(sc, 3, &lo, &hi);
+	tcp[2] = (uint8_t)(lo >> 8);
+	tcp[3] = (uint8_t)lo;
+	ext[0] = 60;	      /* HBH -> DSTOPTS */
+	ext[8] = IPPROTO_TCP; /* DSTOPTS -> TCP */
+	m = frame6(cl, us, 0, ext, 16, tcp, 20);
+	CHECK(steer_frame(sc, m) == 3);
+	rte_pktmbuf_free(m);
+
+	/* NS and NA: every core. Echo: local. */
+	for (uint8_t type = 135; type <= 136; type++) {
+		uint8_t nd[24] = {type};
+
+		m = frame6(cl, us, IPPROTO_ICMPV6, NULL, 0, nd, 24);
+		CHECK(steer_frame(sc, m) == STEER_ALL);
+		rte_pktmbuf_free(m);
+	}
+	{
+		uint8_t echo[8] = {128};
+
+		m = frame6(cl, us, IPPROTO_ICMPV6, NULL, 0, echo, 8);
+		CHECK(steer_frame(sc, m) == STEER_LOCAL);
+		rte_pktmbuf_free(m);
+	}
+	/* Packet Too Big quoting our segment us:25 -> cl:5555: the
+	 * client's core. */
+	{
+		uint8_t ptb[8 + 40 + 8] = {2};
+		struct rte_ipv6_hdr *in = (struct rte_ipv6_hdr *)(ptb + 8);
+		uint8_t router[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0,
+				      0,    0,	  0, 0, 0, 0, 0, 1};
+
+		in->vtc_flow = rte_cpu_to_be_32(6u << 28);
+		in->proto = IPPROTO_TCP;
+		memcpy(in->src_addr, us, 16);
+		memcpy(in->dst_addr, cl, 16);
+		ptb[48] = 0;
+		ptb[49] = 25;
+		ptb[50] = 0x15;
+		ptb[51] = 0xb3;
+		m = frame6(router, us, IPPROTO_ICMPV6, NULL, 0, ptb,
+			   sizeof(ptb));
+		CHECK(steer_frame(sc, m) == steer_core_of_ip6(sc, cl));
+		rte_pktmbuf_free(m);
+	}
 }
 
 int main(int argc, char **argv)
@@ -151,6 +266,8 @@ int main(int argc, char **argv)
 		CHECK(steer_frame(&sc, m) == want);
 		rte_pktmbuf_free(m);
 	}
+
+	test_ipv6(&sc);
 
 	/* Truncated junk stays local, one core means local. */
 	m = rte_pktmbuf_alloc(pool);

@@ -17,11 +17,40 @@
 #include "harness.h"
 
 int t_failures;
+bool t_v6;
 const char *t_current = "";
 
 const struct rte_ether_addr t_our_mac = {{0x02, 0, 0, 0, 0, 0x01}};
 const struct rte_ether_addr t_peer_mac = {{0x02, 0, 0, 0, 0, 0x02}};
 const struct rte_ether_addr t_gw_mac = {{0x02, 0, 0, 0, 0, 0xfe}};
+
+const struct net_addr t_our_ip6 = {
+	{0xfd, 0, 0x6d, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
+const struct net_addr t_peer_ip6 = {
+	{0xfd, 0, 0x6d, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}};
+const struct net_addr t_off_ip6 = {
+	{0xfd, 0, 0x6d, 0x79, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5}};
+const struct net_addr t_gw_ip6 = {
+	{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe}};
+
+int t_connect(struct net_stack *st, rte_be32_t ip, uint16_t port,
+	      const struct tcp_callbacks *cb, void *ctx,
+	      struct tcp_conn **out)
+{
+	if (!t_v6)
+		return tcp_connect(st, ip, port, cb, ctx, out);
+	return tcp_connect6(st,
+			    rte_be_to_cpu_32(ip) == T_OFF_IP ? &t_off_ip6
+							     : &t_peer_ip6,
+			    port, cb, ctx, out);
+}
+
+void t_conf_ip6(struct net_stack_conf *c)
+{
+	c->ip6 = t_our_ip6;
+	c->ip6_prefixlen = 64;
+	c->dad_transmits = 0;
+}
 
 void t_init_eal(void)
 {
@@ -82,6 +111,11 @@ struct net_stack *t_stack(struct rte_mempool *pool,
 	c.eph_hi = 40009;
 	for (int i = 0; i < 32; i++)
 		c.secret[i] = (uint8_t)(i * 7 + 3);
+	if (t_v6) {
+		t_conf_ip6(&c);
+		c.mtu = 1520;
+		c.ip6_gateway = t_gw_ip6;
+	}
 	if (tweak != NULL)
 		tweak(&c);
 	st = net_stack_create(&c);
@@ -101,6 +135,7 @@ static struct rte_mbuf *t_alloc(struct rte_mempool *pool, uint32_t len)
 		exit(1);
 	}
 	memset(rte_pktmbuf_mtod(m, void *), 0, len);
+	m->hash.usr = 0; /* as the lcore loop does for local frames */
 	return m;
 }
 
@@ -113,6 +148,10 @@ void t_learn_peer(struct net_stack *st, uint64_t now)
 	struct rte_arp_hdr *ah;
 	struct t_out o;
 
+	if (t_v6) {
+		t_learn_peer6(st, now);
+		return;
+	}
 	/* Borrow the pool the stack uses: allocate from any frame pool. */
 	(void)ns;
 	pool = rte_mempool_lookup("tpool_arp");
@@ -154,6 +193,25 @@ void t_seg_init(struct t_seg *s)
 	s->wnd = 65535;
 	s->dport = 25;
 	s->sport = 5555;
+	s->v6 = t_v6;
+}
+
+/* TCP header, options and payload of s at th (checksum left 0). */
+static void t_fill_tcp(struct rte_tcp_hdr *th, const struct t_seg *s,
+		       const uint8_t *opts, uint32_t ol)
+{
+	th->src_port = rte_cpu_to_be_16(s->sport);
+	th->dst_port = rte_cpu_to_be_16(s->dport);
+	th->sent_seq = rte_cpu_to_be_32(s->seq);
+	th->recv_ack = rte_cpu_to_be_32(s->ack);
+	th->data_off = (uint8_t)(((sizeof(*th) + ol) / 4) << 4);
+	th->tcp_flags = s->flags;
+	th->rx_win = rte_cpu_to_be_16(s->wnd);
+	th->cksum = 0;
+	th->tcp_urp = 0;
+	memcpy(th + 1, opts, ol);
+	if (s->len > 0)
+		memcpy((uint8_t *)(th + 1) + ol, s->data, s->len);
 }
 
 struct rte_mbuf *t_build_tcp(struct rte_mempool *pool, const struct t_seg *s)
@@ -189,6 +247,21 @@ struct rte_mbuf *t_build_tcp(struct rte_mempool *pool, const struct t_seg *s)
 		memcpy(&opts[ol + 4], &e, 4);
 		ol += 8;
 	}
+	if (s->v6) {
+		uint8_t l4[2048];
+		uint32_t l4len = sizeof(*th) + ol + s->len;
+
+		t_fill_tcp((struct rte_tcp_hdr *)l4, s, opts, ol);
+		m = t_build_ip6(pool, s->src6 ? s->src6 : &t_peer_ip6,
+				&t_our_ip6, 64, IPPROTO_TCP, NULL, 0,
+				IPPROTO_TCP, l4, l4len);
+		if (s->bad_csum) {
+			th = rte_pktmbuf_mtod_offset(m, struct rte_tcp_hdr *,
+						     14 + 40);
+			th->cksum ^= 0x5a5a;
+		}
+		return m;
+	}
 	tlen = sizeof(*ip) + sizeof(*th) + ol + s->len;
 	m = t_alloc(pool, sizeof(*eh) + tlen);
 	eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
@@ -204,21 +277,97 @@ struct rte_mbuf *t_build_tcp(struct rte_mempool *pool, const struct t_seg *s)
 	ip->dst_addr = rte_cpu_to_be_32(s->dst_ip ? s->dst_ip : T_OUR_IP);
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
 	th = (struct rte_tcp_hdr *)(ip + 1);
-	th->src_port = rte_cpu_to_be_16(s->sport);
-	th->dst_port = rte_cpu_to_be_16(s->dport);
-	th->sent_seq = rte_cpu_to_be_32(s->seq);
-	th->recv_ack = rte_cpu_to_be_32(s->ack);
-	th->data_off = (uint8_t)(((sizeof(*th) + ol) / 4) << 4);
-	th->tcp_flags = s->flags;
-	th->rx_win = rte_cpu_to_be_16(s->wnd);
-	memcpy(th + 1, opts, ol);
-	if (s->len > 0)
-		memcpy((uint8_t *)(th + 1) + ol, s->data, s->len);
-	th->cksum = 0;
+	t_fill_tcp(th, s, opts, ol);
 	th->cksum = rte_ipv4_udptcp_cksum(ip, th);
 	if (s->bad_csum)
 		th->cksum ^= 0x5a5a;
 	return m;
+}
+
+struct rte_mbuf *t_build_ip6(struct rte_mempool *pool,
+			     const struct net_addr *src,
+			     const struct net_addr *dst, uint8_t hlim,
+			     uint8_t first_nh, const uint8_t *ext,
+			     uint32_t ext_len, uint8_t l4proto, uint8_t *l4,
+			     uint32_t l4len)
+{
+	struct rte_mbuf *m;
+	struct rte_ether_hdr *eh;
+	struct rte_ipv6_hdr *ip;
+	uint8_t *p;
+	uint32_t sum;
+	uint8_t *ck = NULL;
+
+	m = t_alloc(pool, sizeof(*eh) + sizeof(*ip) + ext_len + l4len);
+	eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	if (dst->b[0] == 0xff) {
+		uint8_t mc[6] = {0x33, 0x33, dst->b[12], dst->b[13], dst->b[14],
+				 dst->b[15]};
+
+		memcpy(eh->dst_addr.addr_bytes, mc, 6);
+	} else {
+		eh->dst_addr = t_our_mac;
+	}
+	eh->src_addr = t_peer_mac;
+	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+	ip = (struct rte_ipv6_hdr *)(eh + 1);
+	ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+	ip->payload_len = rte_cpu_to_be_16((uint16_t)(ext_len + l4len));
+	ip->proto = ext_len > 0 ? first_nh : l4proto;
+	ip->hop_limits = hlim;
+	memcpy(ip->src_addr, src, 16);
+	memcpy(ip->dst_addr, dst, 16);
+	p = (uint8_t *)(ip + 1);
+	if (ext_len > 0)
+		memcpy(p, ext, ext_len);
+	if (l4proto == IPPROTO_TCP && l4len >= 20)
+		ck = l4 + 16;
+	else if (l4proto == IPPROTO_ICMPV6 && l4len >= 4)
+		ck = l4 + 2;
+	if (ck != NULL) {
+		uint16_t v;
+
+		ck[0] = ck[1] = 0;
+		sum = rte_raw_cksum(src, 16) + rte_raw_cksum(dst, 16) +
+		      rte_cpu_to_be_16((uint16_t)l4len) +
+		      rte_cpu_to_be_16(l4proto) + rte_raw_cksum(l4, l4len);
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		v = (uint16_t)~sum;
+		memcpy(ck, &v, 2);
+	}
+	if (l4len > 0)
+		memcpy(p + ext_len, l4, l4len);
+	return m;
+}
+
+void t_learn_peer6(struct net_stack *st, uint64_t now)
+{
+	struct rte_mempool *pool = rte_mempool_lookup("tpool_arp");
+	uint8_t ns[32];
+	struct net_addr sn = {{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff,
+			       t_our_ip6.b[13], t_our_ip6.b[14],
+			       t_our_ip6.b[15]}};
+	struct t_out o;
+
+	if (pool == NULL)
+		pool = rte_pktmbuf_pool_create("tpool_arp", 255, 0, 0,
+					       RTE_MBUF_DEFAULT_BUF_SIZE,
+					       SOCKET_ID_ANY);
+	memset(ns, 0, sizeof(ns));
+	ns[0] = 135;
+	memcpy(&ns[8], &t_our_ip6, 16);
+	ns[24] = 1; /* source link-layer address */
+	ns[25] = 1;
+	memcpy(&ns[26], t_peer_mac.addr_bytes, 6);
+	t_inject(st,
+		 t_build_ip6(pool, &t_peer_ip6, &sn, 255, 0, NULL, 0,
+			     IPPROTO_ICMPV6, ns, sizeof(ns)),
+		 now);
+	if (t_take1(st, &o)) {
+		CHECK(o.v6);
+		CHECK_EQ(o.icmp_type, 136);
+	}
 }
 
 void t_inject(struct net_stack *st, struct rte_mbuf *m, uint64_t now)
@@ -230,6 +379,21 @@ void t_send(struct net_stack *st, struct rte_mempool *pool,
 	    const struct t_seg *s, uint64_t now)
 {
 	t_inject(st, t_build_tcp(pool, s), now);
+}
+
+static void t_parse_tcp(const struct rte_tcp_hdr *th, uint32_t l4len,
+			struct t_out *o);
+
+static bool t_cksum6_ok(const struct rte_ipv6_hdr *ip6, const uint8_t *l4,
+			uint32_t l4len)
+{
+	uint32_t sum = rte_raw_cksum(ip6->src_addr, 32) +
+		       rte_cpu_to_be_16((uint16_t)l4len) +
+		       rte_cpu_to_be_16(ip6->proto) + rte_raw_cksum(l4, l4len);
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
 }
 
 void t_parse(struct rte_mbuf *m, struct t_out *o)
@@ -249,6 +413,31 @@ void t_parse(struct rte_mbuf *m, struct t_out *o)
 		o->arp_op = rte_be_to_cpu_16(ah->arp_opcode);
 		o->arp_sip = rte_be_to_cpu_32(ah->arp_data.arp_sip);
 		o->arp_tip = rte_be_to_cpu_32(ah->arp_data.arp_tip);
+		return;
+	}
+	if (o->ether_type == RTE_ETHER_TYPE_IPV6) {
+		const struct rte_ipv6_hdr *ip6 = (const void *)(eh + 1);
+		const uint8_t *l4 = (const uint8_t *)(ip6 + 1);
+		uint32_t l4len = rte_be_to_cpu_16(ip6->payload_len);
+
+		o->v6 = true;
+		memcpy(&o->src6, ip6->src_addr, 16);
+		memcpy(&o->dst6, ip6->dst_addr, 16);
+		o->hop_limit = ip6->hop_limits;
+		o->flow = rte_be_to_cpu_32(ip6->vtc_flow) & 0xfffff;
+		o->proto = ip6->proto;
+		o->ip_csum_ok = true;
+		o->l4_csum_ok = t_cksum6_ok(ip6, l4, l4len);
+		if (o->proto == IPPROTO_ICMPV6) {
+			o->icmp_type = l4[0];
+			o->len = l4len >= 8 ? l4len - 8 : 0;
+			memcpy(o->data, l4 + 8,
+			       o->len < sizeof(o->data) ? o->len
+							: sizeof(o->data));
+			return;
+		}
+		if (o->proto == IPPROTO_TCP)
+			t_parse_tcp((const struct rte_tcp_hdr *)l4, l4len, o);
 		return;
 	}
 	if (o->ether_type != RTE_ETHER_TYPE_IPV4)
@@ -275,10 +464,17 @@ void t_parse(struct rte_mbuf *m, struct t_out *o)
 	if (o->proto != IPPROTO_TCP)
 		return;
 	const struct rte_tcp_hdr *th = (const void *)((const uint8_t *)ip + hl);
+
+	o->l4_csum_ok = __rte_ipv4_udptcp_cksum(ip, th) == 0xffff;
+	t_parse_tcp(th, tot - hl, o);
+}
+
+static void t_parse_tcp(const struct rte_tcp_hdr *th, uint32_t l4len,
+			struct t_out *o)
+{
 	uint32_t thl = (th->data_off >> 4) * 4u;
 	const uint8_t *p = (const uint8_t *)(th + 1);
 
-	o->l4_csum_ok = __rte_ipv4_udptcp_cksum(ip, th) == 0xffff;
 	o->sport = rte_be_to_cpu_16(th->src_port);
 	o->dport = rte_be_to_cpu_16(th->dst_port);
 	o->seq = rte_be_to_cpu_32(th->sent_seq);
@@ -307,7 +503,7 @@ void t_parse(struct rte_mbuf *m, struct t_out *o)
 		}
 		i += p[i + 1];
 	}
-	o->len = tot - hl - thl;
+	o->len = l4len - thl;
 	memcpy(o->data, (const uint8_t *)th + thl,
 	       o->len < sizeof(o->data) ? o->len : sizeof(o->data));
 }

@@ -50,6 +50,37 @@ extern const char *t_current;
 
 extern const struct rte_ether_addr t_our_mac, t_peer_mac, t_gw_mac;
 
+/* IPv6 (ULA fd00:6d78::/64): the stack ::1, the peer ::2, an off-link
+ * host fd00:6d79::5, the router fe80::fe. */
+extern const struct net_addr t_our_ip6, t_peer_ip6, t_off_ip6, t_gw_ip6;
+/* Family mode: when set, t_stack() configures IPv6 (MTU 1520, so the
+ * IPv6 MSS is the 1460 the IPv4 cases expect), t_seg_init() builds IPv6
+ * segments and t_learn_peer() learns the peer over ND: the TCP cases run
+ * unchanged over IPv6 (test_tcp.c built with T_FAMILY6). */
+extern bool t_v6;
+/* Ethernet + IP + TCP header bytes of a segment without options. */
+#define T_HDRS (t_v6 ? 14u + 40u + 20u : 14u + 20u + 20u)
+/* tcp_connect() of the cases in either family: T_PEER_IP / T_OFF_IP
+ * (network order) map to t_peer_ip6 / t_off_ip6 in IPv6 mode. */
+int t_connect(struct net_stack *st, rte_be32_t ip, uint16_t port,
+	      const struct tcp_callbacks *cb, void *ctx,
+	      struct tcp_conn **out);
+/* A stack with t_our_ip6/64 (DAD off unless the tweak sets it). */
+void t_conf_ip6(struct net_stack_conf *c);
+/* Teach the stack the peer's MAC over ND (an NS from the peer for our
+ * address) and drain the advertisement. */
+void t_learn_peer6(struct net_stack *st, uint64_t now);
+/* An IPv6 frame from the peer's MAC: base header (next header = the first
+ * extension's type when ext_len > 0, else l4proto), ext bytes as given,
+ * then l4 bytes whose TCP/ICMPv6 checksum is filled in (pseudo-header of
+ * src, dst, l4len, l4proto). */
+struct rte_mbuf *t_build_ip6(struct rte_mempool *pool,
+			     const struct net_addr *src,
+			     const struct net_addr *dst, uint8_t hlim,
+			     uint8_t first_nh, const uint8_t *ext,
+			     uint32_t ext_len, uint8_t l4proto, uint8_t *l4,
+			     uint32_t l4len);
+
 /* EAL once per process; a pool per test (name unique). */
 void t_init_eal(void);
 struct rte_mempool *t_pool(unsigned int n);
@@ -78,6 +109,8 @@ struct t_seg {
 	const void *data;
 	uint32_t len;
 	bool bad_csum;
+	bool v6;                   /* over IPv6 (t_peer_ip6 -> t_our_ip6) */
+	const struct net_addr *src6; /* NULL: t_peer_ip6 */
 };
 void t_seg_init(struct t_seg *s);
 struct rte_mbuf *t_build_tcp(struct rte_mempool *pool, const struct t_seg *s);
@@ -92,6 +125,11 @@ struct t_out {
 	/* ARP */
 	uint16_t arp_op;
 	uint32_t arp_sip, arp_tip;
+	/* IPv6 */
+	bool v6;
+	struct net_addr src6, dst6;
+	uint8_t hop_limit;
+	uint32_t flow;
 	/* IPv4 */
 	uint32_t src_ip, dst_ip;
 	uint8_t proto;

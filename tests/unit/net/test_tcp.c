@@ -11,6 +11,11 @@
 
 #include "harness.h"
 
+#ifdef T_FAMILY6
+/* Built a second time as test_net_tcp6: every case over IPv6. */
+#define tcp_connect t_connect
+#endif
+
 static struct rte_mempool *P;
 static struct net_stack *S;
 static struct t_app A;
@@ -1318,11 +1323,11 @@ static void test_chained_mbufs(void)
 	s.flags = T_FLAG_ACK;
 	s.data = d + 1000;
 	s.len = 1000;
-	t_inject(S, chain_split(t_build_tcp(P, &s), 54 + 300), T);
+	t_inject(S, chain_split(t_build_tcp(P, &s), T_HDRS + 300), T);
 	t_drain(S);
 	s.seq = PR.seq;
 	s.data = d;
-	t_inject(S, chain_split(t_build_tcp(P, &s), 54 + 10), T);
+	t_inject(S, chain_split(t_build_tcp(P, &s), T_HDRS + 10), T);
 	if (t_take1(S, &o))
 		CHECK_EQ(o.ack, PR.seq + 2000);
 	CHECK_EQ(tcp_recv_avail(A.conn), 2000);
@@ -1395,5 +1400,10 @@ int main(void)
 		names[i] = cases[i].name;
 		fns[i] = cases[i].fn;
 	}
+#ifdef T_FAMILY6
+	t_v6 = true;
+	return t_run("net_tcp6", names, fns, (int)RTE_DIM(cases));
+#else
 	return t_run("net_tcp", names, fns, (int)RTE_DIM(cases));
+#endif
 }

@@ -129,6 +129,14 @@ static const struct trick battery[] = {
 	{A("u@[198.18.0.2"), D, POL_ADDR_BAD, "unterminated literal"},
 	{A("u@[]"), D, POL_ADDR_BAD, "empty literal"},
 	{A("u@[1.2.3.4]x"), D, POL_ADDR_BAD, "text after literal"},
+	/* issue 11: the SMTP engine's grammar (smtp_valid_mailbox) */
+	{A("a..b@ours.example"), D, POL_ADDR_BAD, "empty atom (engine: 501)"},
+	{A(".a@ours.example"), D, POL_ADDR_BAD, "leading dot"},
+	{A("a.@ours.example"), D, POL_ADDR_BAD, "trailing dot in local part"},
+	{A("u@ours_x.example"), D, POL_ADDR_BAD, "underscore in domain"},
+	{A("u@-ours.example"), D, POL_ADDR_BAD, "label starts with '-'"},
+	{A("u@ours-.example"), D, POL_ADDR_BAD, "label ends with '-'"},
+	{A("\xc3" "x@ours.example"), D, POL_ADDR_BAD, "bad UTF-8"},
 	{A("u%them.example"), D, POL_ADDR_NODOMAIN | POL_ADDR_PERCENT,
 	 "percent hack without domain"},
 	{A("them.example!u"), D, POL_ADDR_NODOMAIN | POL_ADDR_BANG,
@@ -191,8 +199,19 @@ static void test_battery(const struct pol_domains *acc)
 	CHECK(a.flags & POL_ADDR_BAD);
 	CHECK(pol_rcpt_decide(&a, acc, NULL, false, NULL) == POL_RCPT_DENIED);
 	CHECK(pol_rcpt_decide(&a, acc, NULL, true, NULL) == POL_RCPT_DENIED);
-	CHECK(pol_addr_parse(big + 1, 254, &a) == 0); /* exactly 254 */
+	/* 254 octets, but a local part of 241: over RFC 5321 4.5.3.1.1's
+	 * 64, which the SMTP engine refuses, so policy does too (issue 11:
+	 * one grammar). */
+	CHECK(pol_addr_parse(big + 1, 254, &a) == -EINVAL);
+	CHECK(pol_rcpt_decide(&a, acc, NULL, true, NULL) == POL_RCPT_DENIED);
+	/* A local part of exactly 64 octets is fine, 65 is not. */
+	memset(big, 'a', sizeof(big));
+	memcpy(big + 64, "@ours.example", 13);
+	CHECK(pol_addr_parse(big, 77, &a) == 0);
 	CHECK(pol_rcpt_decide(&a, acc, NULL, false, NULL) == POL_RCPT_LOCAL);
+	memset(big, 'a', sizeof(big));
+	memcpy(big + 65, "@ours.example", 13);
+	CHECK(pol_addr_parse(big, 78, &a) == -EINVAL);
 	CHECK(pol_addr_parse(big, 400, &a) == -EINVAL);
 	/* A 64-octet label and a 254-octet domain. */
 	memset(big, 'b', sizeof(big));
@@ -216,7 +235,6 @@ static void test_local(const struct pol_domains *acc)
 		{A("u@ours.example."), "u", "ours.example"},
 		{A("first.last+tag@Ours.Example"), "first.last+tag",
 		 "ours.example"},
-		{A("a..b@ours.example"), "a..b", "ours.example"},
 		{A("\"john doe\"@ours.example"), "john doe", "ours.example"},
 		{A("\"a\\\"b\\\\c\"@ours.example"), "a\"b\\c", "ours.example"},
 		{A("\xc3\xbcser@ours.example"), "\xc3\xbcser", "ours.example"},

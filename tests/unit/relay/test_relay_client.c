@@ -801,6 +801,109 @@ static void test_protocol_errors(void)
 	relay_client_destroy(c);
 }
 
+/* Issue 11: the relay client sends every address the SMTP engine accepts,
+ * as written (quoted local parts with '<', '>', '@', ' ' included), and
+ * refuses the others with -EINVAL leaving its state as it was. Each octet
+ * in a dot-atom, a quoted string and a quoted pair; literals; SMTPUTF8. */
+static void addr_case(const char *addr, size_t n, bool want)
+{
+	struct relay_client *c = up(NULL, EHLO_FULL);
+	struct relay_mail m = {.sender = "s@example.org"};
+	char a[128], line[300];
+	int r;
+
+	memcpy(a, addr, n);
+	a[n] = '\0';
+	/* MAIL FROM (the reverse path) */
+	m.sender = a;
+	r = relay_client_mail(c, &m);
+	if (strlen(a) != n) /* a NUL inside: refused (it ends the string) */
+		want = false;
+	CHECK(want ? r == 0 : r == -EINVAL);
+	if (r == 0) {
+		snprintf(line, sizeof(line), "MAIL FROM:<%s>\r\n", a);
+		OUT(c, line);
+		feed(c, "250 2.1.0 Ok\r\n");
+		EV(c, RELAY_EV_MAIL, 250, "2.1.0", "Ok");
+	} else {
+		CHECK(relay_client_state(c) == RELAY_ST_READY);
+		OUT(c, "");
+		m.sender = "s@example.org";
+		CHECK(relay_client_mail(c, &m) == 0);
+		OUT(c, "MAIL FROM:<s@example.org>\r\n");
+		feed(c, "250 2.1.0 Ok\r\n");
+		EV(c, RELAY_EV_MAIL, 250, "2.1.0", "Ok");
+	}
+	/* RCPT TO (the forward path) */
+	r = relay_client_rcpt(c, a, NULL);
+	CHECK(want ? r == 0 : r == -EINVAL);
+	CHECK(relay_client_state(c) == RELAY_ST_TXN);
+	if (r == 0) {
+		snprintf(line, sizeof(line), "RCPT TO:<%s>\r\n", a);
+		OUT(c, line);
+	} else {
+		OUT(c, "");
+	}
+	relay_client_destroy(c);
+}
+
+#define ADDR(s, w) addr_case(s, sizeof(s) - 1, w)
+
+static void test_addresses(void)
+{
+	char b[64];
+
+	for (int o = 1; o < 256; o++) {
+		bool atext = (o >= 'a' && o <= 'z') || (o >= 'A' && o <= 'Z') ||
+			     (o >= '0' && o <= '9') ||
+			     strchr("!#$%&'*+-/=?^_`{|}~", o);
+		bool qtext = o >= 32 && o <= 126 && o != '"' && o != '\\';
+
+		if (o >= 0x80)
+			break; /* a lone octet >= 0x80 is not UTF-8: below */
+		memcpy(b, "axb@example.com", 16);
+		b[1] = (char)o;
+		addr_case(b, 15, atext || o == '.');
+		memcpy(b, "\"axb\"@example.com", 18);
+		b[2] = (char)o;
+		addr_case(b, 17, qtext || o == '\\');
+		memcpy(b, "\"a\\xb\"@example.com", 19);
+		b[3] = (char)o;
+		addr_case(b, 18, o >= 32 && o <= 126);
+	}
+	ADDR("\"a>b\"@attacker.test", true);
+	ADDR("\"<a@b>\"@x.test", true);
+	ADDR("\"john doe\"@x.test", true);
+	ADDR("u@[198.18.0.1]", true);
+	ADDR("u@[IPv6:2001:db8::1]", true);
+	ADDR("u@[tag:x]", true);
+	ADDR("u@[300.0.0.1]", false);
+	ADDR("\xc3\xbcser@\xc3\xbc" "ber.example", true);
+	ADDR("\"\xe2\x82\xac\"@x.test", true);
+	ADDR("\xc3" "x@x.test", false);
+	ADDR("a>b@x.test", false);
+	ADDR("a..b@x.test", false);
+	ADDR("u@x.test>\r\nDATA", false);
+	ADDR("u@x_y.test", false);
+	ADDR("a\0b@x.test", false);
+	/* the null reverse path is MAIL only; postmaster is RCPT only */
+	{
+		struct relay_client *c = up(NULL, EHLO_FULL);
+
+		CHECK(relay_client_mail(c, &(struct relay_mail){.sender = ""}) ==
+		      0);
+		CHECK(relay_client_rcpt(c, "PostMaster", NULL) == 0);
+		CHECK(relay_client_rcpt(c, "", NULL) == -EINVAL);
+		OUT(c, "MAIL FROM:<>\r\nRCPT TO:<PostMaster>\r\n");
+		relay_client_destroy(c);
+		c = up(NULL, EHLO_FULL);
+		CHECK(relay_client_mail(c, &(struct relay_mail){
+						   .sender = "postmaster"}) ==
+		      -EINVAL);
+		relay_client_destroy(c);
+	}
+}
+
 /* 40 pipelined RCPTs answered in one burst: the bounded event queue holds
  * input back; every reply still comes out, in order. */
 static void test_event_backlog(void)
@@ -950,6 +1053,7 @@ int main(void)
 	test_disconnects();
 	test_protocol_errors();
 	test_event_backlog();
+	test_addresses();
 	printf("relay_client: %d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;
 }

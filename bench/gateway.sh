@@ -1,0 +1,269 @@
+#!/bin/sh
+# bench/gateway.sh - messages per second per mxgate core over memif
+# (issue 17). Not a test: it prints what it measured and writes
+# bench/results/gateway.json and bench/results/gateway.png.
+#
+# One memif link, two processes, in a network namespace created here:
+#   mxgate-bench (CPU 0): the generator -> 198.18.9.2:25 and the sink on
+#       198.18.9.3:2526, one lcore, busy-polling, one process;
+#   mxgate (one dataplane lcore on CPU 1, busy-polling): listener :25,
+#       pool "default" -> 198.18.9.3:2526, i.e. back over the same memif
+#       port to the sink (mxgate has one port; its backend is reachable
+#       on it, so no second port is needed).
+# Every message the generator saw accepted must be counted by the sink
+# exactly once with a good body digest, or the case is marked invalid.
+# Cases: 1 msg/conn of 2 KiB; 10 msgs/conn; 10 rcpts/msg; 100 KiB msgs.
+# mxgate's per-message cost: its process CPU time (/proc/PID/stat,
+# user+system) over the measured window / messages; frames per message
+# from both stacks' counters. perf top functions when perf can sample.
+#
+# usage: bench/gateway.sh [SECONDS per case, default 6] [SESSIONS, 64]
+#   CASES="conn1 conn10 rcpt10 big100k"  which cases (default all)
+#   MEMIF_ARGS=",rsize=12"  extra net_memif arguments for both ends (the
+#                  default: 4,096-slot rings; MEMIF_ARGS= for 1,024)
+#   NAME=gateway   results as bench/results/NAME.json and NAME.png
+#   TOOL=0         skip the tool-only baseline
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SECS=${1:-6}
+SESS=${2:-64}
+WARM=2
+CASES=${CASES:-"conn1 conn10 rcpt10 big100k"}
+MEMIF_ARGS=${MEMIF_ARGS-,rsize=12}
+NAME=${NAME:-gateway}
+TOOL=${TOOL:-1}
+[ "$(id -u)" = 0 ] || { echo "gateway.sh: must run as root" >&2; exit 2; }
+[ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
+ninja -C build >/dev/null
+MXG=$ROOT/build/dataplane/mxgate
+BENCH=$ROOT/build/bench/mxgate-bench/mxgate-bench
+OUT=$ROOT/bench/results
+mkdir -p "$OUT"
+NS=mxggw-$$
+TMP=$(mktemp -d /tmp/mxggw.XXXXXX)
+HZ=$(getconf CLK_TCK)
+
+cleanup() {
+	trap - EXIT INT TERM
+	for p in $(cat "$TMP"/pids 2>/dev/null); do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	sleep 1
+	for p in $(cat "$TMP"/pids 2>/dev/null); do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	ip netns del $NS 2>/dev/null || true
+	[ -n "${KEEP:-}" ] && echo "gateway.sh: kept $TMP" >&2 || rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+ip netns add $NS
+ip -n $NS link set lo up
+NX="ip netns exec $NS"
+
+# cputicks PID: utime+stime of a process, clock ticks
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+PERF_OK=false
+if perf record -e cpu-clock -o "$TMP/perf.probe" true >/dev/null 2>&1; then
+	PERF_OK=true
+fi
+
+# run_case NAME GEN-ARGS...: one mxgate, one mxgate-bench, one JSON line
+run_case() {
+	name=$1; shift
+	sock=$TMP/$name.sock
+	cat >"$TMP/$name.conf" <<EOF
+stack = { port = "net_memif0,role=server,socket=$sock,id=0$MEMIF_ARGS";
+          address = "198.18.9.2/24"; cores = 1; busy_poll = true;
+          max_conns = 16384; };
+listeners = ( { name = "mx"; port = 25; role = "mx";
+                hostname = "gw.bench.mxgt.test"; } );
+pools = ( { name = "default"; type = "smtp"; client_info = "none";
+            servers = ( { address = "198.18.9.3"; port = 2526; } );
+            idle_max = 256; } );
+maildir = { path = "$TMP/Maildir"; };
+log = { file = "$TMP/$name.log"; level = "warn"; };
+policy = { relay_networks = [ "198.18.0.0/15" ]; };
+EOF
+	$NX "$MXG" --config "$TMP/$name.conf" --busy-poll --cores 1 \
+		--dp-cpus 1 --stats-file "$TMP/$name-mx.json" \
+		--stats-interval-ms 200 >"$TMP/$name-mx.out" 2>&1 &
+	mpid=$!; echo $mpid >>"$TMP/pids"
+	sleep 2
+	kill -0 $mpid || { cat "$TMP/$name-mx.out" >&2; return 1; }
+	load0=$(cut -d' ' -f1-3 /proc/loadavg)
+	$NX "$BENCH" --port "net_memif0,role=client,socket=$sock,id=0$MEMIF_ARGS" \
+		--ip 198.18.9.3/24 --cpu 0 --busy-poll --quiet \
+		--target 198.18.9.2:25 --sink-port 2526 --sink-check-digest \
+		--sessions "$SESS" --warmup $WARM --duration "$SECS" \
+		--drain-ms 3000 --json "$TMP/$name-bench.json" "$@" \
+		>"$TMP/$name-bench.out" 2>&1 &
+	bpid=$!; echo $bpid >>"$TMP/pids"
+	sleep $WARM
+	t0=$(date +%s.%N); c0=$(cputicks $mpid)
+	if [ "$PERF_OK" = true ] && [ "$name" = conn1 ]; then
+		perf record -e cpu-clock -g -p $mpid -o "$TMP/perf.data" \
+			-- sleep 3 >/dev/null 2>&1 || true
+		sleep $((SECS - 3)) 2>/dev/null || true
+	else
+		sleep "$SECS"
+	fi
+	c1=$(cputicks $mpid); t1=$(date +%s.%N)
+	load1=$(cut -d' ' -f1-3 /proc/loadavg)
+	wait $bpid || true
+	sleep 0.5
+	kill -TERM $mpid; wait $mpid 2>/dev/null || true
+	python3 - "$name" "$TMP/$name-bench.json" "$TMP/$name-mx.json" \
+		"$c0" "$c1" "$t0" "$t1" "$HZ" "$load0" "$load1" "$*" \
+		>>"$TMP/cases.jsonl" <<'PY'
+import json, sys
+name, bj, mj, c0, c1, t0, t1, hz, l0, l1, args = sys.argv[1:]
+b = json.load(open(bj))
+g = b["generator"]; m = g["measured"]; t = g["total"]; s = b["sink"]
+try:
+    mx = json.load(open(mj))["total"]
+except Exception:
+    mx = {}
+cpu = (float(c1) - float(c0)) / float(hz)
+wall = float(t1) - float(t0)
+rate = m["msgs_per_s"]
+msgs_in_cpu_window = rate * wall
+r = {
+  "case": name, "generator_args": args,
+  "msgs_per_s": rate, "conns_per_s": m["conns_per_s"],
+  "bytes_per_s": m["bytes_per_s"], "rcpts_ok": m["rcpts_ok"],
+  "measured_s": m["seconds"],
+  "latency_us": {k: v for k, v in m["latency"].items() if v["count"]},
+  "replies": m["replies"], "bad_peer": t["bad_peer"],
+  "generator_accepted_total": t["msgs_accepted"],
+  "sink_msgs_total": s["msgs"], "sink_digest_bad": s["digest_bad"],
+  "sink_duplicates": s["duplicates"], "exactly_once": b.get("exactly_once"),
+  "mxgate_cpu_s": round(cpu, 3), "window_s": round(wall, 3),
+  "mxgate_cpu_ns_per_msg": round(cpu * 1e9 / msgs_in_cpu_window, 1)
+                           if msgs_in_cpu_window else None,
+  "mxgate_core_ns_per_msg": round(1e9 / rate, 1) if rate else None,
+  "bench_frames_per_msg": {
+      "rx": round(b["net"]["rx_frames"] / max(t["msgs_accepted"], 1), 2),
+      "tx": round(b["net"]["tx_frames"] / max(t["msgs_accepted"], 1), 2)},
+  "bench_cpu_ns_per_msg": g.get("cpu_ns_per_msg"),
+  "bench_idle_time_share": b.get("poll", {}).get("idle_time_share"),
+  "bench_port_tx_dropped": b["net"].get("port_tx_dropped"),
+  "bench_retransmits": b["net"]["retransmits"],
+  "mxgate_counters": {k: mx[k] for k in sorted(mx)
+                      if k in ("rx_pkts", "tx_pkts", "gw_messages_accepted",
+                               "tcp_retransmits", "tx_dropped")},
+  "loadavg_before": l0, "loadavg_after": l1,
+}
+print(json.dumps(r))
+sys.stderr.write("%-6s %9.1f msg/s  %7.1f conn/s  exactly_once=%s  "
+                 "mxgate %s ns/msg (cpu %s)  load %s -> %s\n" % (
+                     name, rate, m["conns_per_s"], r["exactly_once"],
+                     r["mxgate_core_ns_per_msg"], r["mxgate_cpu_ns_per_msg"],
+                     l0, l1))
+PY
+}
+
+# baseline: the tool alone, generator (CPU 0) <-memif-> sink (CPU 1), no
+# mxgate: what one mxgate-bench lcore does per second when nothing else
+# is in the way (in the gateway cases one process is generator and sink)
+tool_only() {
+	sock=$TMP/tool.sock
+	$NX "$BENCH" --port "net_memif0,role=server,socket=$sock,id=0" \
+		--ip 198.18.9.2/24 --cpu 1 --busy-poll --quiet \
+		--sink-port 25 --sink-check-digest --run-seconds $((SECS + WARM + 8)) \
+		--json "$TMP/tool-sink.json" >"$TMP/tool-sink.out" 2>&1 &
+	spid=$!; echo $spid >>"$TMP/pids"
+	sleep 1.5
+	l0=$(cut -d' ' -f1-3 /proc/loadavg)
+	$NX "$BENCH" --port "net_memif0,role=client,socket=$sock,id=0" \
+		--ip 198.18.9.3/24 --cpu 0 --busy-poll --quiet \
+		--target 198.18.9.2:25 --sessions "$SESS" --warmup $WARM \
+		--duration "$SECS" --size 2048 --json "$TMP/tool-gen.json" \
+		>"$TMP/tool-gen.out" 2>&1 || true
+	l1=$(cut -d' ' -f1-3 /proc/loadavg)
+	kill -TERM $spid 2>/dev/null || true; wait $spid 2>/dev/null || true
+	python3 - "$TMP/tool-gen.json" "$TMP/tool-sink.json" "$l0" "$l1" \
+		>"$TMP/tool.json" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))
+m = g["generator"]["measured"]; t = g["generator"]["total"]
+r = {"case": "tool_only", "msgs_per_s": m["msgs_per_s"],
+     "generator_accepted_total": t["msgs_accepted"],
+     "sink_msgs_total": s["sink"]["msgs"],
+     "exactly_once": t["msgs_accepted"] == s["sink"]["msgs"] and
+                     not s["sink"]["duplicates"] and not s["sink"]["digest_bad"],
+     "generator_idle_time_share": g["poll"]["idle_time_share"],
+     "sink_idle_time_share": s["poll"]["idle_time_share"],
+     "generator_cpu_ns_per_msg": g["generator"]["cpu_ns_per_msg"],
+     "loadavg_before": sys.argv[3], "loadavg_after": sys.argv[4]}
+print(json.dumps(r))
+sys.stderr.write("tool   %9.1f msg/s  (generator <-> sink, no mxgate)  "
+                 "exactly_once=%s  load %s -> %s\n" % (
+                     r["msgs_per_s"], r["exactly_once"], sys.argv[3],
+                     sys.argv[4]))
+PY
+}
+
+echo "gateway.sh: $SECS s per case after $WARM s warm-up, $SESS sessions" >&2
+[ "$TOOL" = 1 ] && tool_only
+for c in $CASES; do
+	case $c in
+	conn1) run_case conn1 --msgs-per-conn 1 --size 2048 ;;
+	conn10) run_case conn10 --msgs-per-conn 10 --size 2048 ;;
+	rcpt10) run_case rcpt10 --msgs-per-conn 1 --size 2048 --rcpts 10 ;;
+	big100k) run_case big100k --msgs-per-conn 1 --size 102400 ;;
+	*) echo "gateway.sh: unknown case $c" >&2 ;;
+	esac
+done
+
+PERF_TOP=""
+if [ "$PERF_OK" = true ] && [ -f "$TMP/perf.data" ]; then
+	perf report -i "$TMP/perf.data" --stdio --no-children --sort symbol \
+		2>/dev/null | grep -E '^ +[0-9]' | head -25 >"$TMP/perf.top" || true
+	PERF_TOP=$TMP/perf.top
+fi
+
+python3 - "$OUT/$NAME.json" "$TMP/cases.jsonl" "$PERF_TOP" "$TMP/tool.json" <<PY
+import json, sys, time, platform
+cases = [json.loads(l) for l in open(sys.argv[2])]
+try:
+    tool = json.load(open(sys.argv[4]))
+except Exception:
+    tool = None
+top = open(sys.argv[3]).read().splitlines() if sys.argv[3] else []
+r = {"bench": "gateway",
+     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+     "host": platform.node(), "cpus": $(nproc),
+     "setup": "mxgate 1 dataplane lcore (CPU 1, busy poll) <-memif-> "
+              "mxgate-bench generator+sink (CPU 0, busy poll); backend "
+              "pool = the sink over the same memif port",
+     "sessions": $SESS, "seconds_per_case": $SECS, "warmup_s": $WARM,
+     "goal_msgs_per_s_conn1": 50000,
+     "machine_shared": "2 CPUs shared with other developers: re-run on a "
+                       "quiet machine before quoting",
+     "memif_args": "$MEMIF_ARGS",
+     "cases": cases, "tool_only_baseline": tool,
+     "perf_top_mxgate_conn1": top,
+     "valid": all(c["exactly_once"] for c in cases)}
+json.dump(r, open(sys.argv[1], "w"), indent=1)
+PY
+{
+	echo 'set terminal png size 720,420'
+	echo "set output \"$OUT/$NAME.png\""
+	echo "set title \"mxgate, 1 dataplane lcore, memif: messages/s ($(date -u +%F), shared machine)\""
+	echo 'set style data histograms'
+	echo 'set style fill solid 0.7'
+	echo 'set boxwidth 0.6'
+	echo 'set yrange [0:*]'
+	echo 'set ylabel "messages/s"'
+	echo 'plot "-" using 2:xtic(1) notitle'
+	python3 -c '
+import json,sys
+for c in json.load(open(sys.argv[1]))["cases"]:
+    print("%s %s" % (c["case"], c["msgs_per_s"]))' "$OUT/$NAME.json"
+	echo e
+} >"$TMP/plot.gp"
+gnuplot "$TMP/plot.gp"
+[ -n "$PERF_TOP" ] && { echo "perf top (mxgate, conn1):" >&2; cat "$PERF_TOP" >&2; }
+echo "gateway.sh: wrote $OUT/$NAME.json and $OUT/$NAME.png" >&2

@@ -1,0 +1,258 @@
+/*
+ * sink.c - mxgate-bench's SMTP sink on the per-core TCP API: one sans-I/O
+ * smtpb_sink per connection; counts messages, recipients and bytes, and
+ * proves delivery: every message's X-Bench digest is checked and its seq
+ * marked in a bitmap, so a message that arrives twice, or mangled, is
+ * counted (duplicates, digest_bad).
+ *
+ * Ownership: the struct sink belongs to the lcore polling the stack;
+ * callbacks run on it. All memory is allocated in sink_create; when every
+ * context is taken a new connection is refused (RST) and counted.
+ */
+#include "bench.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataplane/clock.h"
+#include "dataplane/net/tcp.h"
+
+struct sconn {
+	struct sink *k;
+	struct tcp_conn *c; /* NULL: free */
+	struct smtpb_sink ss;
+	bool closing;
+	uint32_t next_free;
+};
+
+struct sink {
+	struct sink_conf conf;
+	struct net_stack *st;
+	struct sconn *conns;
+	uint32_t free_head;
+	uint8_t *seen; /* bitmap over seq < max_seq */
+	bool delays;   /* some step is delayed: poll pending */
+	uint64_t last_scan;
+	struct sink_counts n;
+	char buf[65536];
+};
+
+#define NONE UINT32_MAX
+
+static void put_conn(struct sconn *sc)
+{
+	struct sink *k = sc->k;
+
+	sc->c = NULL;
+	sc->next_free = k->free_head;
+	k->free_head = (uint32_t)(sc - k->conns);
+	k->n.live--;
+}
+
+static void flush_out(struct sconn *sc, uint64_t now)
+{
+	const char *p;
+	size_t n;
+
+	while ((n = smtpb_sink_peek(&sc->ss, now, &p)) > 0) {
+		ssize_t w = tcp_send(sc->c, p, n);
+
+		if (w <= 0)
+			return;
+		smtpb_sink_sent(&sc->ss, (size_t)w);
+	}
+}
+
+static void count_msg(struct sink *k, const struct smtpb_sink_msg *m)
+{
+	k->n.msgs++;
+	k->n.rcpts += m->rcpts;
+	k->n.bytes += m->bytes;
+	if (!m->has_bench) {
+		k->n.no_bench++;
+		return;
+	}
+	if (!k->n.nonce)
+		k->n.nonce = m->nonce;
+	if (m->nonce != k->n.nonce) {
+		k->n.foreign_nonce++;
+		return;
+	}
+	if (k->conf.smtp.check_digest && !m->digest_ok)
+		k->n.digest_bad++;
+	if (m->seq >= k->conf.max_seq) {
+		k->n.seq_out_of_range++;
+		return;
+	}
+	if (k->seen[m->seq / 8] & (1u << (m->seq % 8)))
+		k->n.duplicates++;
+	k->seen[m->seq / 8] |= (uint8_t)(1u << (m->seq % 8));
+}
+
+static void sc_readable(void *ctx, struct tcp_conn *c)
+{
+	struct sconn *sc = ctx;
+	struct sink *k = sc->k;
+	uint64_t now = clock_us();
+	size_t n;
+
+	(void)c;
+	while (!sc->closing &&
+	       (n = tcp_recv(sc->c, k->buf, sizeof(k->buf))) > 0) {
+		size_t off = 0;
+
+		while (off < n) {
+			enum smtpb_sink_ev ev;
+			struct smtpb_sink_msg m;
+			size_t used;
+
+			smtpb_sink_input(&sc->ss, k->buf + off, n - off, &used,
+					 now, &ev, &m);
+			off += used;
+			if (ev == SMTPB_S_MSG) {
+				count_msg(k, &m);
+			} else if (ev == SMTPB_S_DROP) {
+				k->n.drops++;
+				tcp_abort(sc->c);
+				put_conn(sc);
+				return;
+			} else if (ev == SMTPB_S_QUIT) {
+				k->n.quits++;
+				flush_out(sc, now);
+				sc->closing = true;
+				tcp_close(sc->c);
+				return;
+			}
+			if (!used && ev == SMTPB_S_NONE)
+				break;
+		}
+	}
+	flush_out(sc, now);
+}
+
+static void *sc_accepted(void *arg, struct tcp_conn *c)
+{
+	struct sink *k = arg;
+	struct sconn *sc;
+	uint64_t now = clock_us();
+
+	if (k->free_head == NONE) {
+		k->n.refused_full++;
+		return NULL;
+	}
+	sc = &k->conns[k->free_head];
+	k->free_head = sc->next_free;
+	sc->c = c;
+	sc->closing = false;
+	k->n.live++;
+	k->n.conns++;
+	smtpb_sink_init(&sc->ss, &k->conf.smtp, k->n.conns, now);
+	if (smtpb_sink_drop_now(&sc->ss)) {
+		k->n.drops++;
+		put_conn(sc);
+		return NULL; /* the stack answers RST */
+	}
+	flush_out(sc, now);
+	return sc;
+}
+
+static void sc_writable(void *ctx, struct tcp_conn *c)
+{
+	(void)c;
+	flush_out(ctx, clock_us());
+}
+
+static void sc_peer_closed(void *ctx, struct tcp_conn *c)
+{
+	struct sconn *sc = ctx;
+
+	(void)c;
+	if (!sc->closing) {
+		sc->closing = true;
+		tcp_close(sc->c);
+	}
+}
+
+static void sc_closed(void *ctx, struct tcp_conn *c)
+{
+	(void)c;
+	put_conn(ctx);
+}
+
+static void sc_reset(void *ctx, struct tcp_conn *c, int err)
+{
+	struct sconn *sc = ctx;
+
+	(void)c;
+	(void)err;
+	sc->k->n.resets++;
+	put_conn(sc);
+}
+
+static const struct tcp_callbacks sink_cb = {
+	.accepted = sc_accepted,
+	.readable = sc_readable,
+	.writable = sc_writable,
+	.peer_closed = sc_peer_closed,
+	.closed = sc_closed,
+	.reset = sc_reset,
+};
+
+struct sink *sink_create(const struct sink_conf *conf, struct net_stack *st,
+			 uint64_t now_us)
+{
+	struct sink *k = calloc(1, sizeof(*k));
+
+	(void)now_us;
+	if (!k)
+		return NULL;
+	k->conf = *conf;
+	k->st = st;
+	k->conns = calloc(conf->max_conns, sizeof(*k->conns));
+	k->seen = calloc(conf->max_seq / 8 + 1, 1);
+	if (!k->conns || !k->seen)
+		goto fail;
+	for (uint32_t i = 0; i < conf->max_conns; i++) {
+		k->conns[i].k = k;
+		k->conns[i].next_free = i + 1 < conf->max_conns ? i + 1 : NONE;
+	}
+	for (int s = 0; s < SMTPB_STEP_MAX; s++)
+		if (conf->smtp.delay_us[s])
+			k->delays = true;
+	if (tcp_listen(st, conf->port, &sink_cb, k) < 0)
+		goto fail;
+	return k;
+fail:
+	free(k->conns);
+	free(k->seen);
+	free(k);
+	return NULL;
+}
+
+void sink_poll(struct sink *k, uint64_t now)
+{
+	/* Delayed replies leave when due: scanned every 100 us. */
+	if (!k->delays || now - k->last_scan < 100)
+		return;
+	k->last_scan = now;
+	for (uint32_t i = 0; i < k->conf.max_conns; i++) {
+		struct sconn *sc = &k->conns[i];
+
+		if (sc->c && !sc->closing && sc->ss.out_len)
+			flush_out(sc, now);
+	}
+}
+
+const struct sink_counts *sink_counts(const struct sink *k)
+{
+	return &k->n;
+}
+
+void sink_destroy(struct sink *k)
+{
+	if (!k)
+		return;
+	free(k->conns);
+	free(k->seen);
+	free(k);
+}
