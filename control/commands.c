@@ -74,6 +74,14 @@ static int command_reload(const struct ctl_admin_req *req, char *out,
 	return control_reload(ctx, "admin", out, outlen);
 }
 
+/* logrotate's postrotate: the log file by its path again (logger.c). */
+static int command_reopen_log(const struct ctl_admin_req *req, char *out,
+			      size_t outlen, void *ctx)
+{
+	(void)req;
+	return logger_reopen(ctx, out, outlen);
+}
+
 /* Why a core could not apply p (err: its -errno). */
 static const char *push_fail_reason(struct control *ctl,
 				    const struct gw_push *p, int err)
@@ -133,12 +141,10 @@ static int push_and_wait(struct control *ctl, struct gw_push *p, char *out,
 		 (unsigned long long)lat, nfail ? ",\"error\":\"" : "",
 		 nfail ? push_fail_reason(ctl, p, err) : "",
 		 nfail ? "\"" : "");
-	if (ctl->log)
-		fprintf(ctl->log, "event=push seq=%lld kind=%u name=\"%s\" "
-			       "cores_applied=%u cores_failed=%u "
-			       "latency_us=%llu\n",
-			(long long)seq, p->kind, p->name, n - nfail, nfail,
-			(unsigned long long)lat);
+	logger_printf(ctl, "event=push seq=%lld kind=%u name=\"%s\" "
+			   "cores_applied=%u cores_failed=%u latency_us=%llu",
+		      (long long)seq, p->kind, p->name, n - nfail, nfail,
+		      (unsigned long long)lat);
 	if (nfail)
 		return err < 0 ? err : -EIO;
 	return n == ctl->options->n_cores ? 0 : -ETIMEDOUT;
@@ -474,6 +480,7 @@ static const struct {
 	{"backend-down", command_backend},
 	{"backend-up", command_backend},
 	{"drain", command_drain},
+	{"reopen-log", command_reopen_log},
 };
 
 void control_register_commands(struct control *ctl)

@@ -606,24 +606,36 @@ static void parse_maildir(struct ctx *x, const config_setting_t *g,
 	cfg_get_u32(x, g, "maildir", "max_jobs", 1, 65536, &c->maildir.max_jobs);
 }
 
+/* An enum kept as its name in *value (which holds the default, one of
+ * names): replaced when the key is given and valid. */
+static void get_enum_name(struct ctx *x, const config_setting_t *g,
+			  const char *path, const char *name,
+			  const char *const *names, char **value)
+{
+	int e = 0;
+
+	for (int i = 0; names[i]; i++)
+		if (strcmp(*value, names[i]) == 0)
+			e = i;
+	cfg_get_enum(x, g, path, name, names, &e);
+	free(*value);
+	*value = strdup(names[e]);
+}
+
 static void parse_log(struct ctx *x, const config_setting_t *g,
 		      struct ctl_config *c)
 {
-	static const char *const keys[] = {"file", "level", NULL};
+	static const char *const keys[] = {"file", "level", "format", NULL};
 	static const char *const levels[] = {"error", "warn", "info", "debug",
 					     NULL};
-	int e = 2;
+	static const char *const formats[] = {"kv", "json", NULL};
 
 	if (!cfg_want_type(x, g, "log", CONFIG_TYPE_GROUP, "a group { }"))
 		return;
 	cfg_check_keys(x, g, "log", keys);
 	cfg_get_str(x, g, "log", "file", 1024, &c->log.file);
-	for (int i = 0; levels[i]; i++)
-		if (strcmp(c->log.level, levels[i]) == 0)
-			e = i;
-	cfg_get_enum(x, g, "log", "level", levels, &e);
-	free(c->log.level);
-	c->log.level = strdup(levels[e]);
+	get_enum_name(x, g, "log", "level", levels, &c->log.level);
+	get_enum_name(x, g, "log", "format", formats, &c->log.format);
 }
 
 /* One accepted domain: "example.com", ".example.com" or "*.example.com"
@@ -678,6 +690,7 @@ void ctl_config_free(struct ctl_config *c)
 	free(c->maildir.path);
 	free(c->log.file);
 	free(c->log.level);
+	free(c->log.format);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -862,6 +875,7 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 	c.maildir.max_jobs = 64;
 	c.log.file = strdup("");
 	c.log.level = strdup("info");
+	c.log.format = strdup("kv");
 	c.policy.deny_action = CTL_DENY_REPLY;
 	c.policy.rate_table_size = 65536;
 	c.policy.block_table_size = 16384;

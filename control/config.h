@@ -231,7 +231,8 @@ struct ctl_config {
 	} policy;
 	struct {
 		char *file;  /* "" = standard error */
-		char *level; /* "error" "warn" "info" "debug" */
+		char *level;  /* "error" "warn" "info" "debug" (logline.h) */
+		char *format; /* "kv" "json" */
 	} log;
 };
 

@@ -17,6 +17,7 @@
 #include "control/admin.h"
 #include "control/control.h"
 #include "control/metrics.h"
+#include "control/snapshot.h"
 
 static void start_admin(struct control *ctl)
 {
@@ -70,6 +71,8 @@ static void start_metrics(struct control *ctl)
 void control_start(struct control *ctl)
 {
 	logger_start(ctl);
+	if (ctl->gw)
+		logger_configure(ctl, &gw_current(ctl->gw)->cfg);
 	/* Admin socket and metrics endpoint; failures are reported and the
 	 * gateway serves without them (another instance may own the path). */
 	if (ctl->options->admin_path && ctl->gw)
@@ -86,8 +89,7 @@ void control_poll(struct control *ctl, uint64_t now)
 		control_write_stats(ctl, false, false);
 		ctl->last_stats_us = now;
 	}
-	if (ctl->log && !ctl->logger_running)
-		logger_drain(ctl);
+	logger_tick(ctl);
 	if (ctl->metrics)
 		ctl_metrics_poll(ctl->metrics, 0);
 	if (ctl->admin) {

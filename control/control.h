@@ -10,7 +10,8 @@
  * Ownership: one struct control, owned by the main lcore. main.c fills
  * the "set up by main" part before control_start() and leaves it alone
  * afterwards; everything else is written by control/ code on the main
- * lcore only (the logger thread reads only cores, log and log_pool).
+ * lcore only (the logger thread reads only cores, log, log_pool,
+ * log_format and log_level, under log_lock).
  * Nothing here runs on a dataplane lcore, and nothing here touches a
  * dataplane core's state except its counters (read) and its rings.
  */
@@ -74,6 +75,12 @@ struct control {
 	pthread_t logger;
 	bool logger_running;
 	volatile bool logger_stop;
+	pthread_mutex_t log_lock;     /* log and the rings' consumer side */
+	int log_format;               /* enum logline_format (log.format) */
+	int log_level;                /* enum logline_level (log.level) */
+	/* The log file's path, copied at start: options->log_path may
+	 * point into the first configuration, freed after a reload. */
+	char log_path[1100];
 };
 
 /* Starts the logger thread, the admin socket and the metrics endpoint
@@ -141,8 +148,28 @@ void control_register_commands(struct control *ctl);
 /* --- logger (logger.c) ------------------------------------------------ */
 
 /* Starts the logger thread draining every core's log ring into ctl->log;
- * without it, control_poll drains them itself. */
+ * without it, control_poll drains them itself. Level info, format kv
+ * until logger_configure. Main lcore, before any other logger_ call. */
 void logger_start(struct control *ctl);
+/* Applies cfg's log.format and log.level to the lines written from now
+ * on (start and every reload). Main lcore. */
+void logger_configure(struct control *ctl, const struct ctl_config *cfg);
+/* One main-lcore line (fmt: "event=... key=value ..."), prefixed with
+ * ts= and core=main as the cores' lines, rendered and written at once.
+ * Main lcore. */
+void logger_printf(struct control *ctl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Reopens the log file by its path (logrotate renamed it): what the
+ * rings hold goes to the old file first, then the new one takes every
+ * following line. 0, or a negative errno with msg saying why (standard
+ * error cannot be reopened; a failed open keeps the old file). msg gets
+ * a JSON object on success. Main lcore. */
+int logger_reopen(struct control *ctl, char *msg, size_t len);
+/* Async-signal-safe: asks the main loop to reopen the log (SIGUSR1). */
+void control_request_reopen(void);
+/* A reopen asked by signal, and the drain when the thread is not
+ * running: the logger's work of one main-loop turn. */
+void logger_tick(struct control *ctl);
 /* Stops it and writes out what is left. */
 void logger_stop(struct control *ctl);
 /* Writes out what the cores logged (logger thread, or the main lcore

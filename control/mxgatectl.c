@@ -52,6 +52,8 @@ static void usage(FILE *f)
 		"  show-config                    the running policy\n"
 		"  drain                          stop accepting, finish "
 		"sessions, exit\n"
+		"  reopen-log                     reopen the log file "
+		"(after logrotate)\n"
 		"  block CIDR [--expire SECONDS]  refuse connections from "
 		"CIDR\n"
 		"  allow CIDR [--expire SECONDS]  accept CIDR even if a list "
@@ -164,7 +166,8 @@ static bool valid_limit_key(const char *s)
 static int build_request(int argc, char **argv, json_t **req)
 {
 	static const char *const bare[] = {"status",	  "stats", "reload",
-					   "show-config", "drain", NULL};
+					   "show-config", "drain",
+					   "reopen-log",  NULL};
 	const char *cmd = argv[0];
 	char err[160];
 	struct ctl_cidr cidr;

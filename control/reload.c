@@ -118,11 +118,11 @@ int control_reload(struct control *ctl, const char *who, char *msg,
 		 (unsigned long long)ctl->generation,
 		 (unsigned long long)ctl->last_reload_us, ctl->options->n_cores, n,
 		 (unsigned long long)(clock_us() - t0 - ctl->last_reload_us));
-	if (ctl->log)
-		fprintf(ctl->log, "event=reload by=%s result=ok generation=%llu "
-				  "compile_us=%llu\n",
-			who, (unsigned long long)ctl->generation,
-			(unsigned long long)ctl->last_reload_us);
+	logger_configure(ctl, &gw_current(ctl->gw)->cfg);
+	logger_printf(ctl, "event=reload by=%s result=ok generation=%llu "
+			   "compile_us=%llu",
+		      who, (unsigned long long)ctl->generation,
+		      (unsigned long long)ctl->last_reload_us);
 	return 0;
 failed:
 	ctl->reloads_failed++;
@@ -130,13 +130,15 @@ failed:
 		char one[1024];
 
 		snprintf(one, sizeof(one), "%s", msg);
+		/* docs/logging.md: a quoted value holds no quote or
+		 * control character (errors quote the bad value). */
 		for (char *p = one; *p; p++)
 			if (*p == '\n')
 				*p = ';';
-		fprintf(ctl->log,
-			"event=reload by=%s result=failed error=\"%s\"\n", who,
-			one);
-		fflush(ctl->log);
+			else if (*p == '"' || (unsigned char)*p < 0x20)
+				*p = ' ';
+		logger_printf(ctl, "event=reload by=%s result=failed "
+				   "error=\"%s\"", who, one);
 	}
 	return r;
 }

@@ -68,6 +68,12 @@ static void on_sighup(int sig)
 	control_request_reload();
 }
 
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	control_request_reopen();
+}
+
 /* Load the configuration (file or embedded default) and apply its stack
  * settings where the command line gave none. */
 static int load_config(struct mxgate *app)
@@ -560,6 +566,7 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_sighup);
+	signal(SIGUSR1, on_sigusr1);
 	signal(SIGPIPE, SIG_IGN);
 
 	app.pool = rte_pktmbuf_pool_create("mxg_mbufs", pool_size(c), 256, 0,

@@ -10,7 +10,13 @@ mode `logformat`: the gateway is driven through connect, message
 (accepted and tempfail), session, refused, limit, rate_limited,
 backend_error, policy, reload (ok and failed) and push; every line of its
 log parses by the grammar of docs/logging.md, and every event and key it
-carries is listed there.
+carries is listed there; every line starts with ts and core (main-lcore
+lines too, core=main) and repeats no key. Then the same run with
+log.format = "json": every line is one JSON object (Python's json), the
+keys of each event are those of the kv run, documented numeric keys are
+numbers; at its end a reload to log.level = "warn" and a message to a dead
+backend: after it only warn and error events are written, and the
+backend_error is.
 
 usage: test_observe.py MXGATE MXGATECTL SRCDIR dashboard|logformat
 """
@@ -55,7 +61,7 @@ pools = (
     timeouts = { connect = 2; }; }
 );
 maildir = { path = "%(maildir)s"; };
-log = { file = "%(log)s"; };
+log = { file = "%(log)s"; %(logopts)s };
 """
 
 LINE = re.compile(r'^([a-z0-9_]+=("[ !#-~]*"|[!#-~]+))'
@@ -74,7 +80,7 @@ def documented(src):
             cur = m.group(1)
             doc[cur] = set()
             continue
-        if ln.startswith("## Keys on every dataplane line"):
+        if ln.startswith("## Keys on every line"):
             cur = ""
             doc[cur] = set()
             continue
@@ -125,13 +131,14 @@ def series(text):
     return out
 
 
-def main():
-    mxgate, mxgatectl, src, mode = sys.argv[1:5]
-    res = mxgtest.Result("observe-" + mode)
+def run(mxgate, mxgatectl, res, fmt):
+    """The scenario with log.format = fmt; (log path, exposition)."""
     tmp = tempfile.mkdtemp(prefix="mxgt-obs-")
     logf = os.path.join(tmp, "mxgate.log")
     conf = os.path.join(tmp, "mxgate.conf")
-    good = CONF % {"maildir": os.path.join(tmp, "md"), "log": logf}
+    logopts = 'format = "%s";' % fmt
+    good = CONF % {"maildir": os.path.join(tmp, "md"), "log": logf,
+                   "logopts": logopts}
     with open(conf, "w") as f:
         f.write(good)
     sock = os.path.join(tmp, "admin.sock")
@@ -181,12 +188,77 @@ def main():
             time.sleep(0.5)
             exposition = urllib.request.urlopen(
                 "http://%s/metrics" % METRICS, timeout=10).read().decode()
+            if fmt == "json":
+                with open(conf, "w") as f:
+                    f.write(good.replace(logopts,
+                                         logopts + ' level = "warn";'))
+                r = subprocess.run(ctl + ["reload"], capture_output=True,
+                                   text=True, timeout=60)
+                res.check(r.returncode == 0, "reload to log.level warn")
+                c = smtp_send(25, "y@dead.example")
+                res.check(c and c[0] // 100 == 4,
+                          "warn: a message to a dead backend, 4xx (%s)" % c)
+                time.sleep(0.5)
         except Exception as e:  # noqa: BLE001
             res.check(False, "exception %r" % e)
             log(gw.output()[-2000:])
         finally:
             gw.shutdown(res)
             gw.kill()
+    return logf, exposition
+
+
+NUMERIC = {"ts", "generation", "rcpts", "size", "ms", "commands",
+           "messages", "errors", "pregreet", "code", "value", "seq", "kind",
+           "port", "cores_applied", "cores_failed", "latency_us",
+           "compile_us"}
+
+
+def check_json(res, logf, kv_seen):
+    """The json run's log against the kv run's keys, and log.level warn
+    after the last push line."""
+    with open(logf, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    seen, bad, after, past_push = {}, [], [], False
+    for ln in lines:
+        try:
+            obj = json.loads(ln)
+        except ValueError:
+            bad.append(ln)
+            continue
+        if not isinstance(obj, dict):
+            bad.append(ln)
+            continue
+        ev = obj.get("event")
+        if past_push:
+            after.append(ev)
+            continue
+        if ev == "push":
+            past_push = True
+        seen.setdefault(ev, set()).update(obj)
+        for k, v in obj.items():
+            if k in NUMERIC and not isinstance(v, (int, float)):
+                bad.append("%s not a number: %s" % (k, ln))
+            elif k not in NUMERIC and not isinstance(v, str):
+                bad.append("%s not a string: %s" % (k, ln))
+    res.check(lines and bad == [], "json: %d lines, each one object, numeric "
+              "keys numbers (bad: %s)" % (len(lines), bad[:3]))
+    for ev in sorted(set(seen) | set(kv_seen), key=str):
+        res.check(seen.get(ev) == kv_seen.get(ev),
+                  "json event=%s has the kv keys (json %s, kv %s)" %
+                  (ev, sorted(seen.get(ev, [])),
+                   sorted(kv_seen.get(ev, []))))
+    res.check("backend_error" in after and
+              set(after) <= {"backend_error", "push_failed", "error"},
+              "after the reload to log.level warn: only warn/error events "
+              "(%s)" % after)
+    log("json: %d lines; after level=warn: %s" % (len(lines), after))
+
+
+def main():
+    mxgate, mxgatectl, src, mode = sys.argv[1:5]
+    res = mxgtest.Result("observe-" + mode)
+    logf, exposition = run(mxgate, mxgatectl, res, "kv")
 
     if mode == "dashboard":
         with open(os.path.join(src, "contrib", "grafana",
@@ -227,6 +299,8 @@ def main():
                 continue
             pairs = PAIR.findall(ln)
             keys = [k for k, _ in pairs]
+            if keys[:2] != ["ts", "core"] or len(set(keys)) != len(keys):
+                bad.append(ln)
             ev = dict(pairs).get("event")
             seen.setdefault(ev, set()).update(keys)
         res.check(bad == [], "every line parses by the grammar (bad: %s)" %
@@ -242,6 +316,8 @@ def main():
                   "(missing: %s)" % (sorted(seen, key=str),
                                      sorted(want - set(seen))))
         log("%d lines, events: %s" % (len(lines), sorted(seen, key=str)))
+        logf, _ = run(mxgate, mxgatectl, res, "json")
+        check_json(res, logf, seen)
     res.finish()
 
 

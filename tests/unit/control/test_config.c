@@ -70,6 +70,7 @@ static void test_default(void)
 	      c.default_pool == 0);
 	CHECK(strcmp(c.maildir.path, "/var/lib/mxgate/Maildir") == 0);
 	CHECK(strcmp(c.log.level, "info") == 0);
+	CHECK(strcmp(c.log.format, "kv") == 0);
 	/* The demo's postmaster@example.com is ours; nothing relays. */
 	CHECK(c.policy.n_domains == 1 &&
 	      strcmp(c.policy.domains[0].name, "example.com") == 0 &&
@@ -190,7 +191,13 @@ static void test_errors(void)
 	     "listeners, policy, pools, default_pool, maildir, log)\n");
 	ERRS(LISTENERS "log = {\n  file = \"\";\n  levle = \"info\";\n};\n",
 	     "t.conf:4: key 'log.levle': unknown key (valid here: file, "
-	     "level)\n");
+	     "level, format)\n");
+	ERRS(LISTENERS "log = {\n  format = \"xml\";\n};\n",
+	     "t.conf:3: key 'log.format': \"xml\" is not valid (one of "
+	     "\"kv\" or \"json\")\n");
+	ERRS(LISTENERS "log = {\n  level = \"verbose\";\n};\n",
+	     "t.conf:3: key 'log.level': \"verbose\" is not valid (one of "
+	     "\"error\" or \"warn\" or \"info\" or \"debug\")\n");
 
 	/* Wrong types. */
 	ERRS(LISTENERS "stack = { cores = \"2\"; busy_poll = 1; };\n",
