@@ -319,4 +319,12 @@ void ctl_config_free(struct ctl_config *cfg);
 
 const char *ctl_role_name(enum ctl_role r);
 
+/* Partner relaying (listener tls_partners): true when a client
+ * certificate that verified against tls_ca_file has the SHA-256
+ * fingerprint (64 lower-case hex digits, as tls_session_info gives it)
+ * or the RFC 2253 subject of a partner entry. An unverified certificate
+ * never matches. Any thread (the table is immutable). */
+bool ctl_tls_partner_match(const struct ctl_listener_tls *t, bool verified,
+			   const char *sha256, const char *subject);
+
 #endif /* MXG_CONTROL_CONFIG_H */

@@ -365,3 +365,19 @@ void cfg_free_pool_tls(struct ctl_pool_tls *t)
 	tls_client_ctx_free(t->ctx);
 	memset(t, 0, sizeof(*t));
 }
+
+bool ctl_tls_partner_match(const struct ctl_listener_tls *t, bool verified,
+			   const char *sha256, const char *subject)
+{
+	if (!verified)
+		return false;
+	for (uint32_t i = 0; i < t->n_partners; i++) {
+		const struct ctl_tls_partner *p = &t->partners[i];
+
+		if (p->sha256 && sha256 && strcmp(p->sha256, sha256) == 0)
+			return true;
+		if (p->subject && subject && strcmp(p->subject, subject) == 0)
+			return true;
+	}
+	return false;
+}

@@ -803,6 +803,12 @@ static void test_tls(void)
 			     "abcdef0123456789abcdef0123456789abcdef0123456789"
 			     "abcdef0123456789") == 0);
 		CHECK(strcmp(l->partners[1].subject, "CN=p") == 0);
+		CHECK(ctl_tls_partner_match(l, true, l->partners[0].sha256,
+					    "CN=x"));
+		CHECK(ctl_tls_partner_match(l, true, "00", "CN=p"));
+		CHECK(!ctl_tls_partner_match(l, false, l->partners[0].sha256,
+					     "CN=p"));
+		CHECK(!ctl_tls_partner_match(l, true, "00", "CN=q"));
 		CHECK(tls_server_ctx_n_certs(l->ctx) == 2);
 		CHECK(c.tls.workers == 2 && c.tls.ticket_rotation_ms == 600000);
 		ctl_config_free(&c);
