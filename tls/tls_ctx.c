@@ -434,7 +434,7 @@ static int ctx_common(SSL_CTX *ctx, int minv, const char *ciphers,
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 					 SSL_OP_NO_COMPRESSION |
 					 SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
 	if (SSL_CTX_set_cipher_list(ctx, ciphers ? ciphers
 						 : TLS_DEFAULT_CIPHERS) != 1) {
 		errf(err, errlen,
