@@ -21,6 +21,7 @@
 #include "dataplane/workers/workers.h"
 #include "tls/tls_ctx.h"
 #include "tls/tls_job.h"
+#include "tls/tls_mbuf.h"
 #include "tls/tls_session.h"
 #include "tls_testcerts.h"
 
@@ -406,6 +407,47 @@ static void test_refusals(void)
 	tls_server_ctx_free(sc);
 }
 
+/* The client's flight fed from a chain of three fake mbufs (no EAL:
+ * only buf_addr, data_off, data_len and next are read), from an offset
+ * inside the first segment. */
+static void test_mbuf_feed(void)
+{
+	struct tls_server_ctx *sc = server(0, TLS_CCERT_OFF, 0);
+	struct tls_session *s = tls_session_new_server(sc);
+	struct rte_mbuf m[3];
+	static char seg[3][2048];
+	char hello[4096];
+	struct client c;
+	int n, cut1, cut2;
+
+	client_new(&c, TLS1_3_VERSION, "mx.test");
+	SSL_do_handshake(c.ssl);
+	ERR_clear_error();
+	n = BIO_read(c.wbio, hello, sizeof(hello));
+	CHECK(n > 100);
+	cut1 = n / 3, cut2 = 2 * n / 3;
+	memset(m, 0, sizeof(m));
+	for (int i = 0; i < 3; i++) {
+		m[i].buf_addr = seg[i];
+		m[i].data_off = 64;
+		m[i].next = i < 2 ? &m[i + 1] : NULL;
+	}
+	memcpy(seg[0] + 64, "XXXXX", 5); /* skipped by off */
+	memcpy(seg[0] + 69, hello, (size_t)cut1);
+	m[0].data_len = (uint16_t)(5 + cut1);
+	memcpy(seg[1] + 64, hello + cut1, (size_t)(cut2 - cut1));
+	m[1].data_len = (uint16_t)(cut2 - cut1);
+	memcpy(seg[2] + 64, hello + cut2, (size_t)(n - cut2));
+	m[2].data_len = (uint16_t)(n - cut2 + 7); /* 7 more bytes: not fed */
+	CHECK(tls_session_feed_mbuf(s, m, 5, (uint32_t)n) == n);
+	CHECK(tls_session_handshake(s) == TLS_ST_HANDSHAKE);
+	to_client(s, &c);
+	CHECK(pump(&c, s, 0) == TLS_ST_OPEN);
+	client_free(&c);
+	tls_session_free(s);
+	tls_server_ctx_free(sc);
+}
+
 static void test_one_byte_feeds(void)
 {
 	struct tls_server_ctx *sc = server(0, TLS_CCERT_OFF, 0);
@@ -759,6 +801,7 @@ int main(void)
 	test_resumption();
 	test_refusals();
 	test_one_byte_feeds();
+	test_mbuf_feed();
 	test_renegotiation_and_truncation();
 	test_min_bits();
 	test_client_certs();
