@@ -586,6 +586,7 @@ struct tls_server_ctx *tls_server_ctx_new(const struct tls_server_spec *spec,
 	if (sc == NULL || ld == NULL)
 		goto nomem;
 	sc->ring = ring;
+	atomic_init(&sc->refs, 1);
 	sc->min_cipher_bits = spec->min_cipher_bits;
 	sc->certs = calloc(spec->n_certs, sizeof(*sc->certs));
 	sc->files = calloc(spec->n_certs, sizeof(*sc->files));
@@ -677,9 +678,14 @@ void tls_server_ctx_set_ring(struct tls_server_ctx *c,
 	c->ring = ring;
 }
 
+void tls_server_ctx_hold(struct tls_server_ctx *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+}
+
 void tls_server_ctx_free(struct tls_server_ctx *c)
 {
-	if (c == NULL)
+	if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
 	for (uint32_t i = 0; c->v && i < c->n; i++) {
 		SSL_CTX_free(c->v[i].ctx);

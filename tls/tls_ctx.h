@@ -98,8 +98,9 @@ struct tls_server_ctx *tls_server_ctx_new(const struct tls_server_spec *spec,
 void tls_server_ctx_set_ring(struct tls_server_ctx *c,
 			     struct tls_ticket_ring *ring);
 
-/* Frees c (NULL is a no-op). Sessions hold their own references to the
- * SSL_CTXs, so sessions still open on c finish on it. */
+/* Drops the creator's reference (NULL is a no-op). Each server session
+ * holds a reference of its own, so sessions still open on c finish on
+ * it (certificates, SNI, tickets); the memory goes with the last one. */
 void tls_server_ctx_free(struct tls_server_ctx *c);
 
 /* Certificates loaded, and the i-th one's description. */

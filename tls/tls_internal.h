@@ -5,6 +5,7 @@
 #ifndef MXG_TLS_INTERNAL_H
 #define MXG_TLS_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,7 +28,14 @@ struct tls_server_ctx {
 	uint32_t n_certs;
 	uint32_t min_cipher_bits;
 	struct tls_ticket_ring *ring;
+	atomic_uint refs; /* the creator's, and one per server session: the
+			     SNI and ticket callbacks reach this struct, so
+			     it outlives tls_server_ctx_free() while a
+			     session made from it lives */
 };
+
+/* A session's reference (tls_session.c). */
+void tls_server_ctx_hold(struct tls_server_ctx *c);
 
 struct tls_client_ctx {
 	SSL_CTX *ctx;

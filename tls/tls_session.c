@@ -26,6 +26,7 @@
 struct tls_session {
 	SSL *ssl;
 	BIO *rbio, *wbio; /* owned by ssl */
+	struct tls_server_ctx *ctx; /* server side: a reference */
 	enum tls_state state;
 	enum tls_fail fail;
 	bool eof;	  /* the peer's FIN was seen */
@@ -152,6 +153,8 @@ struct tls_session *tls_session_new_server(const struct tls_server_ctx *ctx)
 	if (s) {
 		SSL_set_accept_state(s->ssl);
 		s->min_bits = ctx->min_cipher_bits;
+		s->ctx = (struct tls_server_ctx *)ctx;
+		tls_server_ctx_hold(s->ctx);
 	}
 	return s;
 }
@@ -181,6 +184,7 @@ void tls_session_free(struct tls_session *s)
 	if (s == NULL)
 		return;
 	SSL_free(s->ssl); /* frees both BIOs */
+	tls_server_ctx_free(s->ctx);
 	free(s);
 }
 

@@ -448,6 +448,29 @@ static void test_mbuf_feed(void)
 	tls_server_ctx_free(sc);
 }
 
+/* A reload frees the context while a handshake is in flight: the
+ * session finishes on it (SNI and ticket callbacks included; ASan would
+ * see a use after free). */
+static void test_ctx_outlived(void)
+{
+	struct tls_server_ctx *sc = server(0, TLS_CCERT_OFF, 1);
+	struct tls_session *s = tls_session_new_server(sc);
+	struct tls_session_info in;
+	struct client c;
+	char cn[64] = "";
+
+	tls_server_ctx_free(sc);
+	client_new(&c, TLS1_3_VERSION, "a.other.test");
+	CHECK(pump(&c, s, 0) == TLS_ST_OPEN);
+	CHECK(tls_session_info(s, &in) == 0);
+	X509_NAME_get_text_by_NID(
+		X509_get_subject_name(SSL_get0_peer_certificate(c.ssl)),
+		NID_commonName, cn, sizeof(cn));
+	CHECK(strcmp(cn, "other.test") == 0);
+	client_free(&c);
+	tls_session_free(s);
+}
+
 static void test_one_byte_feeds(void)
 {
 	struct tls_server_ctx *sc = server(0, TLS_CCERT_OFF, 0);
@@ -802,6 +825,7 @@ int main(void)
 	test_refusals();
 	test_one_byte_feeds();
 	test_mbuf_feed();
+	test_ctx_outlived();
 	test_renegotiation_and_truncation();
 	test_min_bits();
 	test_client_certs();
