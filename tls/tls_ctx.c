@@ -611,7 +611,8 @@ struct tls_server_ctx *tls_server_ctx_new(const struct tls_server_spec *spec,
 		struct tls_name_ctx *nc = NULL;
 
 		for (uint32_t k = 0; k < sc->n; k++)
-			if (strcmp(sc->v[k].names[0], ld[i].names[0]) == 0)
+			if (sc->v[k].n_names &&
+			    strcmp(sc->v[k].names[0], ld[i].names[0]) == 0)
 				nc = &sc->v[k];
 		if (nc == NULL) {
 			nc = &sc->v[sc->n];
