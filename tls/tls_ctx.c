@@ -136,8 +136,8 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
 	struct tls_ticket_ring *r = sc ? sc->ring : NULL;
 	int ret = 0;
 
-	if (r == NULL)
-		return enc ? -1 : 0;
+	if (r == NULL) /* no ring attached: no tickets (an empty one) */
+		return 0;
 	pthread_rwlock_rdlock(&r->lock);
 	if (enc) {
 		struct tls_ticket_key *k = &r->k[r->cur];

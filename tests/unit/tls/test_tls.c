@@ -314,6 +314,11 @@ static void test_resumption(void)
 	struct tls_server_ctx *c = server(0, TLS_CCERT_OFF, 0);
 
 	tls_server_ctx_set_ring(c, own);
+	/* no ring: handshakes work, nothing resumes */
+	tls_server_ctx_set_ring(b, NULL);
+	CHECK(resume(b, b, TLS1_3_VERSION, NULL) == 0);
+	CHECK(resume(b, b, TLS1_2_VERSION, NULL) == 0);
+	tls_server_ctx_set_ring(b, ring);
 	CHECK(resume(a, a, TLS1_3_VERSION, NULL) == 1);
 	CHECK(resume(a, b, TLS1_3_VERSION, NULL) == 1); /* other instance */
 	CHECK(resume(a, b, TLS1_2_VERSION, NULL) == 1);
