@@ -234,6 +234,14 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 					   "max_messages_per_connection",
 					   "senders",
 					   "recipients",
+					   "tls",
+					   "certificates",
+					   "tls_min_version",
+					   "tls_ciphers",
+					   "tls_min_cipher_bits",
+					   "tls_client_cert",
+					   "tls_ca_file",
+					   "tls_partners",
 					   NULL};
 	static const char *const tkeys[] = {
 		"greeting",  "command",	   "mail",	"rcpt",
@@ -355,6 +363,7 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 		&l->max_messages_per_connection);
 	cfg_get_addr_list(x, g, path, "senders", &l->senders);
 	cfg_get_addr_list(x, g, path, "recipients", &l->recipients);
+	cfg_parse_listener_tls(x, g, path, l);
 
 	t = config_setting_get_member(g, "timeouts");
 	cfg_path_of(tp, sizeof(tp), path, "timeouts");
@@ -469,6 +478,9 @@ static void parse_pool(struct ctx *x, const config_setting_t *g,
 					   "helo_name",
 					   "timeouts",
 					   "health",
+					   "tls",
+					   "tls_ca_file",
+					   "tls_name",
 					   NULL};
 	static const char *const tkeys[] = {
 		"connect", "greeting",	 "ehlo",     "xclient", "mail", "rcpt",
@@ -586,6 +598,7 @@ static void parse_pool(struct ctx *x, const config_setting_t *g,
 		cfg_get_u32(x, s, sub, "fail_after", 1, 100, &p->health_fail_after);
 		cfg_get_secs(x, s, sub, "retry", 1, 3600, &p->health_retry_ms);
 	}
+	cfg_parse_pool_tls(x, g, path, p);
 }
 
 static void parse_maildir(struct ctx *x, const config_setting_t *g,
@@ -660,6 +673,7 @@ void ctl_config_free(struct ctl_config *c)
 		free(l->deny.v);
 		cfg_free_addr_list(&l->senders);
 		cfg_free_addr_list(&l->recipients);
+		cfg_free_listener_tls(&l->tls);
 	}
 	free(c->listeners);
 	free(c->policy.allow.v);
@@ -685,6 +699,7 @@ void ctl_config_free(struct ctl_config *c)
 			free(p->domains[d]);
 		free(p->domains);
 		free(p->servers);
+		cfg_free_pool_tls(&p->tls);
 	}
 	free(c->pools);
 	free(c->maildir.path);
@@ -857,7 +872,7 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 {
 	static const char *const keys[] = {
 		"stack",	"listeners", "policy", "pools",
-		"default_pool", "maildir",   "log",    NULL};
+		"default_pool", "maildir",   "log",    "tls", NULL};
 	const config_setting_t *root = config_root_setting(cf);
 	const config_setting_t *s;
 	struct ctl_config c;
@@ -956,6 +971,10 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 	s = config_setting_get_member(root, "log");
 	if (s)
 		parse_log(x, s, &c);
+	c.tls.ticket_rotation_ms = 3600000;
+	s = config_setting_get_member(root, "tls");
+	if (s)
+		cfg_parse_tls(x, s, &c);
 	cross_checks(x, root, &c);
 
 	if (x->n_err) {

@@ -105,6 +105,60 @@ struct ctl_rate_limit {
 	unsigned line;
 };
 
+/* TLS (issue 13; docs/configuration.md "TLS"). */
+enum ctl_tls_mode {
+	CTL_TLS_OFF = 0,  /* cleartext only */
+	CTL_TLS_OPTIONAL, /* STARTTLS offered */
+	CTL_TLS_REQUIRED, /* STARTTLS before MAIL, RCPT, DATA, BDAT, AUTH */
+	CTL_TLS_IMPLICIT, /* TLS from the first byte (RFC 8314, port 465) */
+};
+
+enum ctl_pool_tls_mode {
+	CTL_POOL_TLS_OFF = 0,
+	CTL_POOL_TLS_OPPORTUNISTIC, /* STARTTLS when offered, no checks */
+	CTL_POOL_TLS_REQUIRED,	    /* STARTTLS, verified CA and name */
+};
+
+struct ctl_tls_cert {
+	char *cert, *key, *chain; /* chain NULL when absent */
+	unsigned line;
+};
+
+/* A client certificate that may relay: by SHA-256 fingerprint (64 lower
+ * case hex digits) or by verified subject (RFC 2253 one-line form). */
+struct ctl_tls_partner {
+	char *sha256;
+	char *subject;
+	unsigned line;
+};
+
+struct tls_server_ctx;
+struct tls_client_ctx;
+
+struct ctl_listener_tls {
+	enum ctl_tls_mode mode;
+	struct ctl_tls_cert *certs;
+	uint32_t n_certs;
+	int min_version;	  /* 0x0303 (TLS 1.2) or 0x0304 (1.3) */
+	char *ciphers;		  /* NULL: tls/ default (forward secret) */
+	uint32_t min_cipher_bits; /* 0: none */
+	int client_cert;	  /* enum tls_client_cert */
+	char *ca_file;
+	struct ctl_tls_partner *partners;
+	uint32_t n_partners;
+	struct tls_server_ctx *ctx; /* built by the loader, owned; NULL
+				       when mode is off */
+};
+
+struct ctl_pool_tls {
+	enum ctl_pool_tls_mode mode;
+	char *ca_file;		    /* required mode */
+	char *name;		    /* expected name; NULL: the server's
+				       configured address is not a name,
+				       so required mode needs it */
+	struct tls_client_ctx *ctx; /* built by the loader, owned */
+};
+
 /* Listener time-outs, milliseconds (the file says seconds). */
 struct ctl_listener_timeouts {
 	uint32_t greeting_ms, command_ms, mail_ms, rcpt_ms;
@@ -148,6 +202,7 @@ struct ctl_listener {
 	uint32_t max_messages_per_connection; /* 0 = no limit */
 	struct ctl_addr_list senders;	 /* checked after the global ones */
 	struct ctl_addr_list recipients;
+	struct ctl_listener_tls tls;
 	unsigned line;		 /* where it is defined, for messages */
 };
 
@@ -182,6 +237,7 @@ struct ctl_pool {
 	uint32_t health_interval_ms; /* active checks, 0 = none */
 	uint32_t health_fail_after;
 	uint32_t health_retry_ms;
+	struct ctl_pool_tls tls;
 	unsigned line;
 };
 
@@ -230,6 +286,12 @@ struct ctl_config {
 					      default 16384 */
 	} policy;
 	struct {
+		uint32_t workers;	     /* handshake threads; 0 = CPUs
+						not running dataplane
+						lcores, at least 1 */
+		uint32_t ticket_rotation_ms; /* ticket key lifetime step */
+	} tls;
+	struct {
 		char *file;  /* "" = standard error */
 		char *level;  /* "error" "warn" "info" "debug" (logline.h) */
 		char *format; /* "kv" "json" */
@@ -260,5 +322,13 @@ extern const char ctl_config_default_text[];
 void ctl_config_free(struct ctl_config *cfg);
 
 const char *ctl_role_name(enum ctl_role r);
+
+/* Partner relaying (listener tls_partners): true when a client
+ * certificate that verified against tls_ca_file has the SHA-256
+ * fingerprint (64 lower-case hex digits, as tls_session_info gives it)
+ * or the RFC 2253 subject of a partner entry. An unverified certificate
+ * never matches. Any thread (the table is immutable). */
+bool ctl_tls_partner_match(const struct ctl_listener_tls *t, bool verified,
+			   const char *sha256, const char *subject);
 
 #endif /* MXG_CONTROL_CONFIG_H */

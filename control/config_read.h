@@ -76,4 +76,15 @@ void cfg_parse_policy(struct ctx *x, const config_setting_t *g,
 			 struct ctl_config *c);
 void cfg_inherit_policy(const config_setting_t *root, struct ctl_config *c);
 
+/* TLS keys (config_tls.c): a listener's, a pool's, the tls section,
+ * and freeing what they allocated (contexts included). */
+void cfg_parse_listener_tls(struct ctx *x, const config_setting_t *g,
+			    const char *path, struct ctl_listener *l);
+void cfg_parse_pool_tls(struct ctx *x, const config_setting_t *g,
+			const char *path, struct ctl_pool *p);
+void cfg_parse_tls(struct ctx *x, const config_setting_t *g,
+		   struct ctl_config *c);
+void cfg_free_listener_tls(struct ctl_listener_tls *t);
+void cfg_free_pool_tls(struct ctl_pool_tls *t);
+
 #endif /* MXG_CONTROL_CONFIG_READ_H */

@@ -82,6 +82,28 @@ void control_start(struct control *ctl)
 	fflush(stdout);
 }
 
+/* Session-ticket keys: a new one every tls.ticket_rotation; the ring
+ * (shared by every snapshot's TLS contexts) keeps the previous ones for
+ * decryption. The first call only starts the clock: the ring was made
+ * with a fresh key. */
+static void rotate_ticket_keys(struct control *ctl, uint64_t now)
+{
+	const struct mxg_snapshot *s =
+		ctl->gw && ctl->gw->snap ? gw_current(ctl->gw) : NULL;
+	uint64_t iv = s ? (uint64_t)s->cfg.tls.ticket_rotation_ms * 1000 : 0;
+
+	if (iv == 0)
+		return;
+	if (ctl->last_ticket_rotation_us == 0) {
+		ctl->last_ticket_rotation_us = now;
+	} else if (now - ctl->last_ticket_rotation_us >= iv) {
+		if (mxg_snapshot_tls_rotate() < 0)
+			fprintf(stderr, "mxgate: ticket key rotation failed "
+					"(keeping the current keys)\n");
+		ctl->last_ticket_rotation_us = now;
+	}
+}
+
 void control_poll(struct control *ctl, uint64_t now)
 {
 	if (now - ctl->last_stats_us >=
@@ -101,6 +123,7 @@ void control_poll(struct control *ctl, uint64_t now)
 	}
 	if (ctl->gw)
 		control_reload_tick(ctl, now);
+	rotate_ticket_keys(ctl, now);
 }
 
 void control_stop(struct control *ctl)

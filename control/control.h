@@ -67,6 +67,7 @@ struct control {
 
 	/* Stats file. */
 	uint64_t last_stats_us;
+	uint64_t last_ticket_rotation_us; /* tls.ticket_rotation */
 	struct counters_kept kept;    /* copies taken at teardown */
 
 	/* Endpoints and the logger thread. */

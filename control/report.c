@@ -22,6 +22,7 @@
 #include "control/metrics.h"
 #include "control/snapshot.h"
 #include "dataplane/clock.h"
+#include "tls/tls_ctx.h"
 
 void control_counters(const struct control *ctl, struct counters *out)
 {
@@ -151,6 +152,60 @@ void control_write_stats(struct control *ctl, bool final, bool mbufs_ok)
 	rename(tmp, c->stats_file);
 }
 
+/* The published snapshot, or NULL before the gateway runs. */
+static const struct mxg_snapshot *published(const struct control *ctl)
+{
+	return ctl->gw && ctl->gw->snap ? gw_current(ctl->gw) : NULL;
+}
+
+/* in with '"', '\\' and control characters replaced by '?': paths
+ * and certificate names come from files, not from us. */
+static const char *json_safe(const char *in, char *buf, size_t len)
+{
+	size_t i = 0;
+
+	for (; in[i] && i + 1 < len; i++)
+		buf[i] = in[i] == '"' || in[i] == '\\' ||
+				 (unsigned char)in[i] < 0x20
+			 ? '?'
+			 : in[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+/* "tls_certificates":[{...},...] of the published snapshot: listener,
+ * file, names, key, not_after (seconds since the epoch). Appends at
+ * out + n; returns the new length. */
+static size_t status_tls(const struct mxg_snapshot *s, char *out, size_t n,
+			 size_t outlen)
+{
+	const char *sep = "";
+
+	n += (size_t)snprintf(out + n, n < outlen ? outlen - n : 0,
+			      ",\"tls_certificates\":[");
+	for (uint32_t i = 0; s && i < s->n_listeners; i++)
+		for (uint32_t k = 0; k < tls_server_ctx_n_certs(s->listeners[i].tls);
+		     k++) {
+			const struct tls_cert_info *c =
+				tls_server_ctx_cert(s->listeners[i].tls, k);
+
+			char f[512], nm[256];
+
+			n += (size_t)snprintf(
+				out + n, n < outlen ? outlen - n : 0,
+				"%s{\"listener\":\"%s\",\"file\":\"%s\","
+				"\"names\":\"%s\",\"key\":\"%s\","
+				"\"bits\":%d,\"not_after\":%lld}",
+				sep, s->listeners[i].cl->name,
+				json_safe(c->file, f, sizeof(f)),
+				json_safe(c->names, nm, sizeof(nm)), c->key_type, c->key_bits,
+				(long long)c->not_after);
+			sep = ",";
+		}
+	n += (size_t)snprintf(out + n, n < outlen ? outlen - n : 0, "]");
+	return n;
+}
+
 int report_status(struct control *ctl, char *out, size_t outlen)
 {
 	char ip[INET_ADDRSTRLEN];
@@ -165,7 +220,7 @@ int report_status(struct control *ctl, char *out, size_t outlen)
 		 "\"address\":\"%s\",\"cores\":%u,\"port_driver\":\"%s\","
 		 "\"gateway\":%s,\"listeners\":%u,\"sessions_open\":%llu,"
 		 "\"messages_accepted\":%llu,\"mbufs_free\":%u,"
-		 "\"mbufs\":%u}",
+		 "\"mbufs\":%u",
 		 MXG_VERSION, getpid(),
 		 (unsigned long long)((clock_us() - ctl->start_us) / 1000000),
 		 ip, ctl->options->n_cores, ctl->port->driver,
@@ -174,6 +229,13 @@ int report_status(struct control *ctl, char *out, size_t outlen)
 		 (unsigned long long)cs->total.gw.sessions_live,
 		 (unsigned long long)cs->total.gw.messages_accepted,
 		 rte_mempool_avail_count(ctl->pool), ctl->pool->size);
+	{
+		size_t n = strnlen(out, outlen);
+
+		n = status_tls(published(ctl), out, n, outlen);
+		snprintf(out + (n < outlen ? n : outlen - 1),
+			 n < outlen ? outlen - n : 1, "}");
+	}
 	free(cs);
 	return 0;
 }
@@ -309,6 +371,27 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 		      "SYN cookies sent", CTL_METRIC_COUNTER);
 	ctl_mw_u64(w, "mxgate_syncookies_sent_total", NULL, 0,
 		   n->syncookies_sent);
+	ctl_mw_family(w, "mxgate_tls_certificate_expiry_timestamp_seconds",
+		      "Expiry (notAfter) of each loaded TLS certificate",
+		      CTL_METRIC_GAUGE);
+	for (uint32_t i = 0; published(ctl) && i < published(ctl)->n_listeners;
+	     i++) {
+		const struct mxg_snapshot_listener *l =
+			&published(ctl)->listeners[i];
+
+		for (uint32_t k = 0; k < tls_server_ctx_n_certs(l->tls); k++) {
+			const struct tls_cert_info *c =
+				tls_server_ctx_cert(l->tls, k);
+			struct ctl_label lb[3] = {{"listener", l->cl->name},
+						  {"file", c->file},
+						  {"key", c->key_type}};
+
+			ctl_mw_u64(w,
+				   "mxgate_tls_certificate_expiry_timestamp_"
+				   "seconds",
+				   lb, 3, (uint64_t)c->not_after);
+		}
+	}
 	ctl_mw_family(w, "mxgate_mbufs_free", "Free mbufs in the pool",
 		      CTL_METRIC_GAUGE);
 	ctl_mw_u64(w, "mxgate_mbufs_free", NULL, 0,

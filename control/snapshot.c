@@ -21,6 +21,7 @@
 #include "dataplane/policy/acl.h"
 #include "dataplane/policy/addr.h"
 #include "dataplane/policy/domains.h"
+#include "tls/tls_ctx.h"
 
 /* FNV-1a, 64 bits: fingerprints of configuration pieces (not a hot path). */
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -325,6 +326,17 @@ static void restrict_free(struct mxg_snapshot_restrict *r)
 
 /* ------------------------------------------------------------ build */
 
+/* The session-ticket key ring every TLS context of every snapshot shares
+ * (so a ticket from before a reload still resumes, on any core): made at
+ * the first snapshot with TLS, rotated by mxg_snapshot_tls_rotate(),
+ * freed never (one per process). Main lcore only. */
+static struct tls_ticket_ring *ticket_ring;
+
+int mxg_snapshot_tls_rotate(void)
+{
+	return ticket_ring ? tls_ticket_ring_rotate(ticket_ring) : 0;
+}
+
 static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 {
 	const struct ctl_config *cfg = &s->cfg;
@@ -343,6 +355,15 @@ static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 		int r;
 
 		l->cl = cl;
+		l->tls = cl->tls.ctx;
+		if (l->tls) {
+			if (ticket_ring == NULL)
+				ticket_ring = tls_ticket_ring_new();
+			if (ticket_ring == NULL)
+				return -ENOMEM;
+			/* Before publication: the context is not shared yet. */
+			tls_server_ctx_set_ring(l->tls, ticket_ring);
+		}
 		l->idx = i;
 		l->port = cl->port;
 		smtp_config_defaults(sc);

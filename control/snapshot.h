@@ -42,6 +42,7 @@
 #define gw_restrict mxg_snapshot_restrict
 
 struct pol_acl;
+struct tls_server_ctx;
 struct pol_domains;
 struct pol_addrlist;
 
@@ -60,6 +61,8 @@ struct mxg_snapshot_listener {
 	struct pol_acl *networks; /* NULL: serves every address */
 	struct pol_acl *acl;	  /* listener allow/deny; NULL: none */
 	struct mxg_snapshot_restrict senders, recipients;
+	struct tls_server_ctx *tls; /* cl->tls.ctx (owned by cfg, so freed
+				       with the snapshot); NULL: no TLS */
 };
 
 /* One next-hop pool, compiled: how to talk to its servers. */
@@ -125,6 +128,11 @@ struct mxg_snapshot {
  */
 int mxg_snapshot_build(struct ctl_config *cfg, uint64_t generation,
 		       struct mxg_snapshot **out, char *err, size_t errlen);
+
+/* Replaces the oldest session-ticket key of the ring all snapshots'
+ * TLS contexts share (control plane, every tls.ticket_rotation). 0 or
+ * a negative errno. Main lcore. */
+int mxg_snapshot_tls_rotate(void);
 
 /* Frees s and everything it owns. Only once no core can reach it. */
 void mxg_snapshot_free(struct mxg_snapshot *s);

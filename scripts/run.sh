@@ -66,6 +66,12 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# TLS material for the gateway's name, made on the first run under the
+# state directory (MXGATE_STATE, default /var/lib/mxgate). The embedded
+# default does not use it yet: it will once the gateway runs TLS on its
+# connections (issue 13, xprt_tls).
+"$ROOT/scripts/make-tls-certs.sh" "${MXGATE_STATE:-/var/lib/mxgate}/tls"
+
 # The embedded default: tap port, 198.18.0.2/24, listeners 25 (mx) and 587
 # (submission), next hop the local Maildir.
 echo "run.sh: binary $BIN"

@@ -338,6 +338,12 @@ BAD = [
     ("user rate key", None,
      r":\d+: key 'policy\.rate_limits\[1\]\.key': \"user\" is not "
      r"supported yet"),
+    # issue 13: a key that does not match its certificate, at the line of
+    # that certificates entry (certificates from scripts/make-tls-certs.sh)
+    ("TLS key mismatch", None,
+     r":\d+: key 'listeners\[0\]\.certificates\[1\]': "
+     r"certificates\[1\]\.key: the key in \".*ecdsa\.key\" does not "
+     r"match the certificate in \".*rsa\.crt\""),
 ]
 
 
@@ -373,6 +379,19 @@ def bad_text(tmp, kind):
     elif kind == "smtps listener":
         top = base_config(tmp, "b", extra_listener={
             "name": "smtps", "port": 465, "role": "smtps"})
+    elif kind == "TLS key mismatch":
+        certs = os.path.join(tmp, "tls")
+        if not os.path.exists(os.path.join(certs, "rsa.crt")):
+            subprocess.run([os.path.join(os.path.dirname(
+                os.path.abspath(__file__)), "..", "..", "scripts",
+                "make-tls-certs.sh"), certs, "gw.mxgt.test"],
+                check=True, capture_output=True)
+        top["listeners"][0]["tls"] = "optional"
+        top["listeners"][0]["certificates"] = [
+            {"cert": os.path.join(certs, "ecdsa.crt"),
+             "key": os.path.join(certs, "ecdsa.key")},
+            {"cert": os.path.join(certs, "rsa.crt"),
+             "key": os.path.join(certs, "ecdsa.key")}]
     elif kind == "user rate key":
         top["policy"]["rate_limits"].append({
             "name": "per_user", "key": "user", "what": "messages",
