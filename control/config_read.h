@@ -76,4 +76,16 @@ void cfg_parse_policy(struct ctx *x, const config_setting_t *g,
 			 struct ctl_config *c);
 void cfg_inherit_policy(const config_setting_t *root, struct ctl_config *c);
 
+/* AUTH (control/config_auth.c): a listener's auth keys, read after its
+ * require_auth/allow_anonymous; the auth section (defaults when g is
+ * NULL; loads the users file and the sender map); checks between
+ * listeners and the section; freeing. */
+void cfg_parse_listener_auth(struct ctx *x, const config_setting_t *g,
+			     const char *path, struct ctl_listener *l);
+void cfg_parse_auth(struct ctx *x, const config_setting_t *g,
+		    struct ctl_config *c);
+void cfg_check_auth(struct ctx *x, const config_setting_t *root,
+		    struct ctl_config *c);
+void cfg_free_auth(struct ctl_config *c);
+
 #endif /* MXG_CONTROL_CONFIG_READ_H */

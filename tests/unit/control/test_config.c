@@ -169,7 +169,7 @@ static void test_errors(void)
 	/* Unknown key, at the top and in a section. */
 	ERRS(LISTENERS "colour = \"blue\";\n",
 	     "t.conf:2: key 'colour': unknown key (valid here: stack, "
-	     "listeners, policy, pools, default_pool, maildir, log)\n");
+	     "listeners, policy, pools, default_pool, maildir, log, auth)\n");
 	ERRS(LISTENERS "log = {\n  file = \"\";\n  levle = \"info\";\n};\n",
 	     "t.conf:4: key 'log.levle': unknown key (valid here: file, "
 	     "level)\n");
@@ -518,7 +518,7 @@ static void test_policy_errors(void)
 	     "deny_action, allow_anonymous, require_auth, "
 	     "relay_authenticated, max_connections, max_connections_per_ip, "
 	     "connection_rate_per_ip, max_messages_per_connection, senders, "
-	     "recipients)\n");
+	     "recipients, auth, auth_mechanisms, auth_allow_cleartext)\n");
 
 	/* Bad CIDRs: the element is named; host bits suggest the
 	 * network. */
