@@ -291,6 +291,27 @@ static void test_policy(void)
 	CHECK(strcmp(auth_mech_name(AUTH_MECH_LOGIN), "LOGIN") == 0);
 }
 
+/* A fake ACCEPT result: complete or not, with a token and the offer. */
+static void gss_accept_result(struct auth_gss_result *r, enum auth_result res,
+			      bool complete, const char *token)
+{
+	memset(r, 0, sizeof(*r));
+	r->result = res;
+	r->complete = complete;
+	r->token_b64 = token;
+	r->offer_b64 = complete ? "b2ZmZXI=" : NULL;
+}
+
+/* A fake UNWRAP result. */
+static void gss_unwrap_result(struct auth_gss_result *r, const char *principal,
+			      const char *authzid)
+{
+	memset(r, 0, sizeof(*r));
+	r->result = AUTH_RESULT_OK;
+	r->principal = principal;
+	r->authzid = authzid;
+}
+
 static void test_gssapi(void)
 {
 	struct auth_sasl m;
@@ -306,17 +327,13 @@ static void test_gssapi(void)
 	      o.gss_in_len == 4);
 	CHECK(line(&m, "YIIB", &o) == -EBUSY);
 	/* context continues */
-	memset(&r, 0, sizeof(r));
-	r.result = AUTH_RESULT_OK;
-	r.token_b64 = "c2VydmVy";
+	gss_accept_result(&r, AUTH_RESULT_OK, false, "c2VydmVy");
 	CHECK(auth_sasl_gss_done(&m, &r, &o) == 0);
 	CHECK(o.kind == AUTH_OUT_CHALLENGE &&
 	      strcmp(o.challenge, "c2VydmVy") == 0);
 	CHECK(line(&m, "Y2xpZW50", &o) == 0 && o.kind == AUTH_OUT_GSS);
 	/* complete with a last token: token, empty answer, offer */
-	r.complete = true;
-	r.token_b64 = "bGFzdA==";
-	r.offer_b64 = "b2ZmZXI=";
+	gss_accept_result(&r, AUTH_RESULT_OK, true, "bGFzdA==");
 	CHECK(auth_sasl_gss_done(&m, &r, &o) == 0);
 	CHECK(o.kind == AUTH_OUT_CHALLENGE &&
 	      strcmp(o.challenge, "bGFzdA==") == 0);
@@ -325,10 +342,7 @@ static void test_gssapi(void)
 	      strcmp(o.challenge, "b2ZmZXI=") == 0);
 	CHECK(line(&m, "Y2hvaWNl", &o) == 0 && o.kind == AUTH_OUT_GSS &&
 	      o.gss_op == AUTH_GSS_UNWRAP);
-	memset(&r, 0, sizeof(r));
-	r.result = AUTH_RESULT_OK;
-	r.principal = "alice@EXAMPLE.COM";
-	r.authzid = "";
+	gss_unwrap_result(&r, "alice@EXAMPLE.COM", "");
 	CHECK(auth_sasl_gss_done(&m, &r, &o) == 0);
 	CHECK(o.code == 235 && strcmp(o.login, "alice") == 0);
 
@@ -337,36 +351,22 @@ static void test_gssapi(void)
 	auth_sasl_init(&m, &cfg);
 	CHECK(begin(&m, "GSSAPI", "YIIB", true, false, &o) == 0 &&
 	      o.kind == AUTH_OUT_GSS);
-	memset(&r, 0, sizeof(r));
-	r.result = AUTH_RESULT_OK;
-	r.complete = true;
-	r.token_b64 = "";
-	r.offer_b64 = "b2ZmZXI=";
+	gss_accept_result(&r, AUTH_RESULT_OK, true, "");
 	CHECK(auth_sasl_gss_done(&m, &r, &o) == 0);
 	CHECK(o.kind == AUTH_OUT_CHALLENGE &&
 	      strcmp(o.challenge, "b2ZmZXI=") == 0);
 	CHECK(line(&m, "Y2hvaWNl", &o) == 0 && o.kind == AUTH_OUT_GSS);
-	memset(&r, 0, sizeof(r));
-	r.result = AUTH_RESULT_OK;
-	r.principal = "bob@OTHER.ORG";
-	r.authzid = "bob@OTHER.ORG";
+	gss_unwrap_result(&r, "bob@OTHER.ORG", "bob@OTHER.ORG");
 	CHECK(auth_sasl_gss_done(&m, &r, &o) == 0);
 	CHECK(o.code == 235 && strcmp(o.login, "bob@OTHER.ORG") == 0);
 
 	/* authzid of someone else: 535 (not configured) */
 	auth_sasl_init(&m, &cfg);
 	CHECK(begin(&m, "GSSAPI", "YIIB", true, false, &o) == 0);
-	memset(&r, 0, sizeof(r));
-	r.result = AUTH_RESULT_OK;
-	r.complete = true;
-	r.token_b64 = "";
-	r.offer_b64 = "b2ZmZXI=";
+	gss_accept_result(&r, AUTH_RESULT_OK, true, "");
 	CHECK(auth_sasl_gss_done(&m, &r, &o) == 0);
 	CHECK(line(&m, "Y2hvaWNl", &o) == 0);
-	memset(&r, 0, sizeof(r));
-	r.result = AUTH_RESULT_OK;
-	r.principal = "alice@EXAMPLE.COM";
-	r.authzid = "root";
+	gss_unwrap_result(&r, "alice@EXAMPLE.COM", "root");
 	CHECK(auth_sasl_gss_done(&m, &r, &o) == 0);
 	CHECK(is_reply(&o, 535, "535 5.7.8 ") && o.failure);
 
@@ -374,8 +374,7 @@ static void test_gssapi(void)
 	 * base64 (501), non-empty answer to the last token (535), abort */
 	auth_sasl_init(&m, &cfg);
 	CHECK(begin(&m, "GSSAPI", "YIIB", true, false, &o) == 0);
-	memset(&r, 0, sizeof(r));
-	r.result = AUTH_RESULT_FAIL;
+	gss_accept_result(&r, AUTH_RESULT_FAIL, false, "");
 	CHECK(auth_sasl_gss_done(&m, &r, &o) == 0 &&
 	      is_reply(&o, 535, "535 5.7.8 "));
 	CHECK(begin(&m, "GSSAPI", "YIIB", true, false, &o) == 0);
@@ -385,11 +384,7 @@ static void test_gssapi(void)
 	CHECK(begin(&m, "GSSAPI", "YII", true, false, &o) == 0 &&
 	      is_reply(&o, 501, "501 5.5.2 "));
 	CHECK(begin(&m, "GSSAPI", "YIIB", true, false, &o) == 0);
-	memset(&r, 0, sizeof(r));
-	r.result = AUTH_RESULT_OK;
-	r.complete = true;
-	r.token_b64 = "bGFzdA==";
-	r.offer_b64 = "b2ZmZXI=";
+	gss_accept_result(&r, AUTH_RESULT_OK, true, "bGFzdA==");
 	CHECK(auth_sasl_gss_done(&m, &r, &o) == 0);
 	CHECK(line(&m, "eA==", &o) == 0 && is_reply(&o, 535, "535 5.7.8 "));
 	CHECK(begin(&m, "GSSAPI", NULL, true, false, &o) == 0);
