@@ -52,11 +52,11 @@ void auth_verify_job_work(struct worker_job *wj)
 	} else {
 		enum auth_result r = auth_store_check(j->hash, j->password);
 
-		/* Unknown login: the same work, then a failure. */
-		j->result = !j->known && r == AUTH_RESULT_OK ? AUTH_RESULT_FAIL
-			    : !j->known && r == AUTH_RESULT_FAIL
-				    ? AUTH_RESULT_FAIL
-				    : r;
+		/* Unknown login: the same work, then a failure (unless the
+		 * store itself failed: that stays a TEMPFAIL). */
+		if (!j->known && r == AUTH_RESULT_OK)
+			r = AUTH_RESULT_FAIL;
+		j->result = r;
 	}
 	wipe(j->password, sizeof(j->password));
 }
