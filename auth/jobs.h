@@ -38,7 +38,14 @@ struct auth_verify_job {
 	void *owner;                    /* the caller's session */
 	char hash[AUTH_MAX_HASH];
 	char password[AUTH_MAX_FIELD + 1];
+	size_t password_len;
 	bool known;                     /* the login exists */
+	/* Dovecot instead of the users file (auth/dovecot.h) */
+	char dovecot[108];              /* socket path; "" = users file */
+	char login[AUTH_MAX_FIELD + 1]; /* asked; then Dovecot's canonical
+					   name when OK */
+	char rip[48];                   /* client address, for Dovecot */
+	bool secured;
 	enum auth_result result;        /* set by work() */
 };
 
@@ -51,7 +58,18 @@ void auth_verify_job_prepare(struct auth_verify_job *j,
 			     const char *password, size_t password_len,
 			     void (*done)(struct worker_job *),
 			     void (*drop)(struct worker_job *), void *owner);
-/* Worker thread: crypt_r, then wipes the password. */
+/* Core: the same for a check by Dovecot's auth socket (path): work()
+ * asks Dovecot (PLAIN) and waits at most 5 s; a socket that does not
+ * answer is a TEMPFAIL. rip: the client's address (dotted), for
+ * Dovecot's own brute-force and logs. */
+void auth_verify_job_prepare_dovecot(struct auth_verify_job *j,
+				     const char *path, const char *login,
+				     const char *password, size_t password_len,
+				     const char *rip, bool secured,
+				     void (*done)(struct worker_job *),
+				     void (*drop)(struct worker_job *),
+				     void *owner);
+/* Worker thread: crypt_r (or Dovecot), then wipes the password. */
 void auth_verify_job_work(struct worker_job *wj);
 /* Core (drop): wipes what the job still holds. */
 void auth_verify_job_wipe(struct auth_verify_job *j);

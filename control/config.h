@@ -127,6 +127,9 @@ enum ctl_auth_mode {
 struct ctl_auth_config {
 	char *users_file;          /* NULL: no password store (PLAIN and
 				      LOGIN answer 454 4.7.0) */
+	char *dovecot_socket;      /* Dovecot's auth-client socket: PLAIN
+				      and LOGIN checked there instead of
+				      in users_file; NULL: not used */
 	char *sender_login_map;    /* NULL: senders not tied to logins */
 	struct auth_store *users;
 	struct auth_sendermap *sender_map;

@@ -142,8 +142,9 @@ static void report_file_errors(struct ctx *x, const config_setting_t *s,
 void cfg_parse_auth(struct ctx *x, const config_setting_t *g,
 		    struct ctl_config *c)
 {
-	static const char *const keys[] = {"users_file", "sender_login_map",
-					   "brute_force", "gssapi", NULL};
+	static const char *const keys[] = {"users_file", "dovecot_socket",
+					   "sender_login_map", "brute_force",
+					   "gssapi", NULL};
 	static const char *const bkeys[] = {
 		"ip_delay_after", "ip_lockout_after", "user_delay_after",
 		"user_lockout_after", "delay", "max_delay", "window",
@@ -168,6 +169,12 @@ void cfg_parse_auth(struct ctx *x, const config_setting_t *g,
 		if (a->users == NULL)
 			report_file_errors(x, s, "auth.users_file", err);
 	}
+	s = cfg_get_str(x, g, "auth", "dovecot_socket", 107,
+			&a->dovecot_socket);
+	if (s && a->users_file)
+		cfg_err(x, cfg_line_of(s), "auth.dovecot_socket",
+			"users_file is set too (one password store: the "
+			"users file or Dovecot)");
 	s = cfg_get_str(x, g, "auth", "sender_login_map", 4096,
 			&a->sender_login_map);
 	if (s && a->sender_login_map[0]) {
@@ -275,6 +282,7 @@ void cfg_free_auth(struct ctl_config *c)
 	struct ctl_auth_config *a = &c->auth;
 
 	free(a->users_file);
+	free(a->dovecot_socket);
 	free(a->sender_login_map);
 	auth_store_free(a->users);
 	auth_sendermap_free(a->sender_map);

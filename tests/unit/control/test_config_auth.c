@@ -130,7 +130,16 @@ static void test_modes(void)
 	     "any delay\n");
 	ERRS("listeners = ( " MX " );\nauth = {\n users = \"x\";\n};\n",
 	     "t.conf:3: key 'auth.users': unknown key (valid here: users_file, "
-	     "sender_login_map, brute_force, gssapi)\n");
+	     "dovecot_socket, sender_login_map, brute_force, gssapi)\n");
+	ERRS("listeners = ( " MX " );\nauth = {\n users_file = \"\";\n"
+	     " dovecot_socket = \"/run/dovecot/auth-client\";\n};\n",
+	     "t.conf:4: key 'auth.dovecot_socket': users_file is set too (one "
+	     "password store: the users file or Dovecot)\n");
+	CHECK(load("listeners = ( " MX " );\nauth = { dovecot_socket = "
+		   "\"/run/dovecot/auth-client\"; };\n", &c) == 0);
+	CHECK(strcmp(c.auth.dovecot_socket, "/run/dovecot/auth-client") == 0 &&
+	      c.auth.users == NULL);
+	ctl_config_free(&c);
 }
 
 static const char *write_file(const char *name, const char *text)
