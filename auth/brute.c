@@ -15,10 +15,10 @@
 #define KEYMAX (AUTH_MAX_FIELD + 1)
 
 struct entry {
-	uint32_t prev, next;    /* LRU list; head = most recent */
-	uint32_t chain;         /* next entry in the same hash bucket */
+	uint32_t prev, next; /* LRU list; head = most recent */
+	uint32_t chain;	     /* next entry in the same hash bucket */
 	uint32_t fails;
-	uint64_t last_us;       /* last failure */
+	uint64_t last_us; /* last failure */
 	uint64_t locked_until_us;
 	uint16_t keylen;
 	bool used;
@@ -28,7 +28,7 @@ struct entry {
 struct auth_brute {
 	struct auth_brute_config cfg;
 	struct entry *e;
-	uint32_t *bucket;       /* heads of hash chains */
+	uint32_t *bucket; /* heads of hash chains */
 	uint32_t cap, nbucket, n, head, tail, free_top;
 	uint32_t *free_list;
 	struct auth_brute_stats st;
@@ -260,8 +260,9 @@ static uint32_t count(struct auth_brute *t, uint32_t ip, const char *login,
 
 	if (i == NIL) {
 		uint8_t k[KEYMAX];
+		size_t n = mkkey(k, ip, login);
 
-		i = insert(t, k, mkkey(k, ip, login));
+		i = insert(t, k, n);
 	} else {
 		lru_unlink(t, i);
 		lru_front(t, i);
@@ -271,27 +272,26 @@ static uint32_t count(struct auth_brute *t, uint32_t ip, const char *login,
 	if (x->fails < UINT32_MAX)
 		x->fails++;
 	x->last_us = now_us;
-	if (lockout_after && x->fails >= lockout_after &&
-	    !x->locked_until_us) {
-		x->locked_until_us = now_us +
-				     (uint64_t)t->cfg.lockout_s * 1000000u;
+	if (lockout_after && x->fails >= lockout_after && !x->locked_until_us) {
+		x->locked_until_us =
+			now_us + (uint64_t)t->cfg.lockout_s * 1000000u;
 		*lock = true;
 		t->st.lockouts++;
 	}
 	return delay_for(&t->cfg, x->fails, delay_after);
 }
 
-uint32_t auth_brute_fail(struct auth_brute *t, uint32_t ip,
-			 const char *login, uint64_t now_us, bool *locked_now)
+uint32_t auth_brute_fail(struct auth_brute *t, uint32_t ip, const char *login,
+			 uint64_t now_us, bool *locked_now)
 {
 	bool lock = false;
 	uint32_t d = count(t, ip, NULL, now_us, t->cfg.ip_delay_after,
 			   t->cfg.ip_lockout_after, &lock);
 
 	if (login && login[0]) {
-		uint32_t du = count(t, 0, login, now_us,
-				    t->cfg.user_delay_after,
-				    t->cfg.user_lockout_after, &lock);
+		uint32_t du =
+			count(t, 0, login, now_us, t->cfg.user_delay_after,
+			      t->cfg.user_lockout_after, &lock);
 
 		if (du > d)
 			d = du;
@@ -305,7 +305,8 @@ uint32_t auth_brute_fail(struct auth_brute *t, uint32_t ip,
 void auth_brute_success(struct auth_brute *t, const char *login)
 {
 	uint8_t k[KEYMAX];
-	uint32_t i = find(t, k, mkkey(k, 0, login));
+	size_t n = mkkey(k, 0, login);
+	uint32_t i = find(t, k, n);
 
 	if (i != NIL && !t->e[i].locked_until_us)
 		remove_entry(t, i);

@@ -35,11 +35,11 @@ struct auth_brute_config {
 	uint32_t ip_lockout_after;   /* failures (20); 0 = never */
 	uint32_t user_delay_after;   /* failures (5) */
 	uint32_t user_lockout_after; /* failures (0 = never) */
-	uint32_t delay_ms;           /* first delay (1000), doubles per
+	uint32_t delay_ms;	     /* first delay (1000), doubles per
 					failure past the threshold */
-	uint32_t max_delay_ms;       /* cap (16000) */
-	uint32_t window_s;           /* failures forgotten after (900) */
-	uint32_t lockout_s;          /* lockout length (900) */
+	uint32_t max_delay_ms;	     /* cap (16000) */
+	uint32_t window_s;	     /* failures forgotten after (900) */
+	uint32_t lockout_s;	     /* lockout length (900) */
 };
 
 struct auth_brute_stats {
@@ -68,8 +68,8 @@ bool auth_brute_locked(struct auth_brute *t, uint32_t ip, const char *login,
 /* Records one failure of (ip, login; login may be NULL) and returns the
  * delay in ms to hold the 535 reply (0 = none). *locked_now: this
  * failure started a lockout (log it). */
-uint32_t auth_brute_fail(struct auth_brute *t, uint32_t ip,
-			 const char *login, uint64_t now_us, bool *locked_now);
+uint32_t auth_brute_fail(struct auth_brute *t, uint32_t ip, const char *login,
+			 uint64_t now_us, bool *locked_now);
 
 /* A successful login: clears that login's failures. */
 void auth_brute_success(struct auth_brute *t, const char *login);

@@ -141,9 +141,11 @@ static void unescape(char *s)
 	for (char *p = s; *p; p++) {
 		if (*p == 0x01 && p[1]) {
 			p++;
-			*w++ = *p == '1' ? 0x01 : *p == 't' ? '\t'
-					: *p == 'n' ? '\n' : *p == 'r' ? '\r'
-					: *p;
+			*w++ = *p == '1'   ? 0x01
+			       : *p == 't' ? '\t'
+			       : *p == 'n' ? '\n'
+			       : *p == 'r' ? '\r'
+					   : *p;
 		} else {
 			*w++ = *p;
 		}
@@ -162,7 +164,7 @@ static int line(struct auth_dovecot *c, char *l, struct auth_dovecot_reply *r)
 	char *f[64];
 	int nf = 0;
 
-	for (char *p = l;; ) {
+	for (char *p = l;;) {
 		if (nf == 64)
 			break;
 		f[nf++] = p;

@@ -27,8 +27,8 @@
 
 enum auth_dovecot_state {
 	AUTH_DC_HANDSHAKE = 0, /* waiting for the server's DONE */
-	AUTH_DC_READY,         /* requests may be sent */
-	AUTH_DC_BROKEN,        /* protocol error: close the connection */
+	AUTH_DC_READY,	       /* requests may be sent */
+	AUTH_DC_BROKEN,	       /* protocol error: close the connection */
 };
 
 enum auth_dovecot_kind {
@@ -40,15 +40,15 @@ enum auth_dovecot_kind {
 struct auth_dovecot_reply {
 	enum auth_dovecot_kind kind;
 	uint32_t id;
-	bool temp;                      /* FAIL with "temp": store trouble */
-	char user[AUTH_MAX_FIELD + 1];  /* "user=" (canonical login), or "" */
-	char reason[160];               /* "reason=", or "" */
-	char data[AUTH_DOVECOT_LINE];   /* CONT: base64 challenge */
+	bool temp;		       /* FAIL with "temp": store trouble */
+	char user[AUTH_MAX_FIELD + 1]; /* "user=" (canonical login), or "" */
+	char reason[160];	       /* "reason=", or "" */
+	char data[AUTH_DOVECOT_LINE];  /* CONT: base64 challenge */
 };
 
 struct auth_dovecot {
 	enum auth_dovecot_state state;
-	unsigned mechs;                 /* AUTH_MECH_* the server offers */
+	unsigned mechs; /* AUTH_MECH_* the server offers */
 	char buf[AUTH_DOVECOT_LINE];
 	size_t len;
 	char error[120];

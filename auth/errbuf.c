@@ -26,5 +26,5 @@ void auth_errbuf_add(struct auth_errbuf *e, const char *fmt, ...)
 	va_end(ap);
 	if (k > 0)
 		e->used += (size_t)k < e->cap - e->used ? (size_t)k
-							 : e->cap - e->used - 1;
+							: e->cap - e->used - 1;
 }

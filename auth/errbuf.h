@@ -9,9 +9,9 @@
 #include <stddef.h>
 
 struct auth_errbuf {
-	char *p;        /* caller's buffer, may be NULL */
+	char *p; /* caller's buffer, may be NULL */
 	size_t cap, used;
-	unsigned n;     /* errors seen, also those that did not fit */
+	unsigned n; /* errors seen, also those that did not fit */
 };
 
 void auth_errbuf_init(struct auth_errbuf *e, char *p, size_t cap);

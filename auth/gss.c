@@ -70,8 +70,8 @@ void auth_gss_job_release(struct auth_gss_job *j)
 }
 
 /* GSS-API's own words for major/minor, for the log. */
-static void describe(struct auth_gss_job *j, const char *what,
-		     OM_uint32 major, OM_uint32 minor)
+static void describe(struct auth_gss_job *j, const char *what, OM_uint32 major,
+		     OM_uint32 minor)
 {
 	OM_uint32 m2, ctx = 0;
 	gss_buffer_desc b = GSS_C_EMPTY_BUFFER;
@@ -115,10 +115,9 @@ static int acquire(struct auth_gss_job *j)
 			return -1;
 		}
 	}
-	major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE,
-				      GSS_C_NO_OID_SET, GSS_C_ACCEPT,
-				      j->cfg.keytab[0] ? &store : NULL, &cred,
-				      NULL, NULL);
+	major = gss_acquire_cred_from(
+		&minor, name, GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_ACCEPT,
+		j->cfg.keytab[0] ? &store : NULL, &cred, NULL, NULL);
 	if (name != GSS_C_NO_NAME)
 		gss_release_name(&minor, &name);
 	if (GSS_ERROR(major)) {

@@ -69,11 +69,10 @@ void auth_verify_job_work(struct worker_job *wj)
 	if (j->dovecot[0]) {
 		char canon[AUTH_MAX_FIELD + 1];
 
-		j->result = auth_dovecot_verify(j->dovecot, j->login,
-						j->password, j->password_len,
-						j->rip[0] ? j->rip : NULL,
-						j->secured, 5000, canon,
-						sizeof(canon));
+		j->result = auth_dovecot_verify(
+			j->dovecot, j->login, j->password, j->password_len,
+			j->rip[0] ? j->rip : NULL, j->secured, 5000, canon,
+			sizeof(canon));
 		if (j->result == AUTH_RESULT_OK)
 			snprintf(j->login, sizeof(j->login), "%s", canon);
 	} else if (j->hash[0] == 0) {

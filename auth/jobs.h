@@ -34,19 +34,19 @@
 #define AUTH_GSS_MAX_B64 16384
 
 struct auth_verify_job {
-	struct worker_job wj;           /* first: container_of is a cast */
-	void *owner;                    /* the caller's session */
+	struct worker_job wj; /* first: container_of is a cast */
+	void *owner;	      /* the caller's session */
 	char hash[AUTH_MAX_HASH];
 	char password[AUTH_MAX_FIELD + 1];
 	size_t password_len;
-	bool known;                     /* the login exists */
+	bool known; /* the login exists */
 	/* Dovecot instead of the users file (auth/dovecot.h) */
-	char dovecot[108];              /* socket path; "" = users file */
+	char dovecot[108];		/* socket path; "" = users file */
 	char login[AUTH_MAX_FIELD + 1]; /* asked; then Dovecot's canonical
 					   name when OK */
-	char rip[48];                   /* client address, for Dovecot */
+	char rip[48];			/* client address, for Dovecot */
 	bool secured;
-	enum auth_result result;        /* set by work() */
+	enum auth_result result; /* set by work() */
 };
 
 /* Core: fills j for (login, password) from store (NULL store: TEMPFAIL
@@ -76,17 +76,17 @@ void auth_verify_job_wipe(struct auth_verify_job *j);
 
 /* GSSAPI acceptor settings, copied into each job. */
 struct auth_gss_config {
-	char keytab[PATH_MAX];  /* "" = the default (KRB5_KTNAME) */
-	char service[256];      /* "smtp/mx.example.com@EXAMPLE.COM";
-				   "" = any key of the keytab */
+	char keytab[PATH_MAX]; /* "" = the default (KRB5_KTNAME) */
+	char service[256];     /* "smtp/mx.example.com@EXAMPLE.COM";
+				  "" = any key of the keytab */
 };
 
 struct auth_gss_job {
-	struct worker_job wj;           /* first */
+	struct worker_job wj; /* first */
 	void *owner;
 	struct auth_gss_config cfg;
-	void *ctx;                      /* gss_ctx_id_t, kept across steps */
-	void *cred;                     /* gss_cred_id_t */
+	void *ctx;  /* gss_ctx_id_t, kept across steps */
+	void *cred; /* gss_cred_id_t */
 	enum auth_gss_op op;
 	char in[AUTH_GSS_MAX_B64 + 1];
 	size_t in_len;
@@ -96,7 +96,7 @@ struct auth_gss_job {
 	char offer_b64[64];
 	char principal[AUTH_MAX_FIELD + 1];
 	char authzid[AUTH_MAX_FIELD + 1];
-	char error[160];                /* GSS-API's words, for the log */
+	char error[160]; /* GSS-API's words, for the log */
 };
 
 /* Core: a fresh job for one GSSAPI exchange (cfg copied). */

@@ -50,8 +50,10 @@ int main(int argc, char **argv)
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = 0;
 	if (n == 0 || n > AUTH_MAX_FIELD) {
-		fprintf(stderr, "mxgate-mkpasswd: password must be 1..%d "
-				"octets\n", AUTH_MAX_FIELD);
+		fprintf(stderr,
+			"mxgate-mkpasswd: password must be 1..%d "
+			"octets\n",
+			AUTH_MAX_FIELD);
 		return 1;
 	}
 	if (crypt_gensalt_rn(prefix, cost, NULL, 0, salt, sizeof(salt)) ==

@@ -15,18 +15,21 @@
 #include "auth/sasl.h"
 
 /* RFC 4954 6 and RFC 3463 / RFC 5248 enhanced codes. */
-#define R_OK        "235 2.7.0 Authentication successful"
-#define R_ABORT     "501 5.7.0 Authentication cancelled"
-#define R_BADB64    "501 5.5.2 Cannot decode base64 response"
+#define R_OK "235 2.7.0 Authentication successful"
+#define R_ABORT "501 5.7.0 Authentication cancelled"
+#define R_BADB64 "501 5.5.2 Cannot decode base64 response"
 #define R_BADSYNTAX "501 5.5.4 Syntax: AUTH mechanism [initial-response]"
-#define R_TXN       "503 5.5.1 AUTH not allowed during a mail transaction"
-#define R_AGAIN     "503 5.5.1 Already authenticated"
-#define R_UNKNOWN   "504 5.5.4 Unrecognized authentication type"
-#define R_POLICY    "534 5.7.9 Authentication mechanism is too weak or not allowed here"
-#define R_BAD       "535 5.7.8 Authentication credentials invalid"
-#define R_ENCRYPT   "538 5.7.11 Encryption required for requested authentication mechanism"
-#define R_TEMP      "454 4.7.0 Temporary authentication failure"
-#define R_LOCKED    "454 4.7.0 Too many authentication failures, try again later"
+#define R_TXN "503 5.5.1 AUTH not allowed during a mail transaction"
+#define R_AGAIN "503 5.5.1 Already authenticated"
+#define R_UNKNOWN "504 5.5.4 Unrecognized authentication type"
+#define R_POLICY                                                               \
+	"534 5.7.9 Authentication mechanism is too weak or not allowed here"
+#define R_BAD "535 5.7.8 Authentication credentials invalid"
+#define R_ENCRYPT                                                              \
+	"538 5.7.11 Encryption required for requested authentication "         \
+	"mechanism"
+#define R_TEMP "454 4.7.0 Temporary authentication failure"
+#define R_LOCKED "454 4.7.0 Too many authentication failures, try again later"
 
 /* "Username:" and "Password:" in base64 (the LOGIN convention). */
 #define CH_USER "VXNlcm5hbWU6"
@@ -249,8 +252,8 @@ static void login_field(struct auth_sasl *m, const char *b64, size_t n,
 	verify(m, out);
 }
 
-static void gss_step(struct auth_sasl *m, enum auth_gss_op op,
-		     const char *b64, size_t n, struct auth_sasl_out *out)
+static void gss_step(struct auth_sasl *m, enum auth_gss_op op, const char *b64,
+		     size_t n, struct auth_sasl_out *out)
 {
 	/* The worker decodes; the syntax is checked here so that bad
 	 * base64 gets its 501 like any other mechanism. */

@@ -35,77 +35,77 @@ enum auth_mech {
 
 /* Listener policy, read-only (from the policy snapshot). */
 struct auth_sasl_config {
-	unsigned mechanisms;    /* AUTH_MECH_* the listener accepts */
-	bool allow_cleartext;   /* PLAIN/LOGIN without TLS (discouraged) */
-	bool allow_authzid;     /* PLAIN/GSSAPI authzid != login accepted
-				   (proxy authorization); default refused */
-	const char *gss_realm;  /* "EXAMPLE.COM": principals user@REALM log
-				   in as "user"; others keep the full
-				   principal. NULL/"": keep it always */
+	unsigned mechanisms;   /* AUTH_MECH_* the listener accepts */
+	bool allow_cleartext;  /* PLAIN/LOGIN without TLS (discouraged) */
+	bool allow_authzid;    /* PLAIN/GSSAPI authzid != login accepted
+				  (proxy authorization); default refused */
+	const char *gss_realm; /* "EXAMPLE.COM": principals user@REALM log
+				  in as "user"; others keep the full
+				  principal. NULL/"": keep it always */
 };
 
 enum auth_sasl_state {
-	AUTH_SASL_IDLE = 0,     /* no exchange; AUTH accepted */
-	AUTH_SASL_PLAIN_WAIT,   /* sent "334 ", waiting for the message */
-	AUTH_SASL_LOGIN_USER,   /* sent "334 Username:" */
-	AUTH_SASL_LOGIN_PASS,   /* sent "334 Password:" */
-	AUTH_SASL_VERIFYING,    /* waiting for auth_sasl_verified() */
+	AUTH_SASL_IDLE = 0,	  /* no exchange; AUTH accepted */
+	AUTH_SASL_PLAIN_WAIT,	  /* sent "334 ", waiting for the message */
+	AUTH_SASL_LOGIN_USER,	  /* sent "334 Username:" */
+	AUTH_SASL_LOGIN_PASS,	  /* sent "334 Password:" */
+	AUTH_SASL_VERIFYING,	  /* waiting for auth_sasl_verified() */
 	AUTH_SASL_GSS_WAIT_TOKEN, /* sent a challenge, waiting for a token */
 	AUTH_SASL_GSS_WAIT_EMPTY, /* sent the last context token, waiting
 				     for the client's (empty) answer */
 	AUTH_SASL_GSS_WAIT_LAYER, /* sent the security-layer offer */
-	AUTH_SASL_GSS_RUNNING,  /* waiting for auth_sasl_gss_done() */
-	AUTH_SASL_DONE,         /* authenticated; AUTH refused (503) */
+	AUTH_SASL_GSS_RUNNING,	  /* waiting for auth_sasl_gss_done() */
+	AUTH_SASL_DONE,		  /* authenticated; AUTH refused (503) */
 };
 
 enum auth_out_kind {
-	AUTH_OUT_REPLY = 0,     /* final reply in .reply; exchange over */
-	AUTH_OUT_CHALLENGE,     /* send "334 " .challenge, feed the line */
-	AUTH_OUT_VERIFY,        /* check .authcid/.password on the pool */
-	AUTH_OUT_GSS,           /* run GSS step .gss_op on .gss_in */
+	AUTH_OUT_REPLY = 0, /* final reply in .reply; exchange over */
+	AUTH_OUT_CHALLENGE, /* send "334 " .challenge, feed the line */
+	AUTH_OUT_VERIFY,    /* check .authcid/.password on the pool */
+	AUTH_OUT_GSS,	    /* run GSS step .gss_op on .gss_in */
 };
 
 enum auth_gss_op {
-	AUTH_GSS_ACCEPT = 0,    /* gss_accept_sec_context() on a token;
-				   on completion also wrap the RFC 4752
-				   3.1 security-layer offer */
-	AUTH_GSS_UNWRAP,        /* unwrap the client's layer choice and
-				   authzid */
+	AUTH_GSS_ACCEPT = 0, /* gss_accept_sec_context() on a token;
+				on completion also wrap the RFC 4752
+				3.1 security-layer offer */
+	AUTH_GSS_UNWRAP,     /* unwrap the client's layer choice and
+				authzid */
 };
 
 /* The outcome of a credential check (auth/jobs.h, auth/store.h). */
 enum auth_result {
 	AUTH_RESULT_OK = 0,
-	AUTH_RESULT_FAIL,       /* bad password or unknown user: 535 */
-	AUTH_RESULT_TEMPFAIL,   /* the store could not answer: 454 */
-	AUTH_RESULT_LOCKED,     /* brute-force lockout: 454 */
+	AUTH_RESULT_FAIL,     /* bad password or unknown user: 535 */
+	AUTH_RESULT_TEMPFAIL, /* the store could not answer: 454 */
+	AUTH_RESULT_LOCKED,   /* brute-force lockout: 454 */
 };
 
 /* What a finished GSS step hands back (filled by auth/gss.c on a
  * worker thread). */
 struct auth_gss_result {
-	enum auth_result result;    /* OK, FAIL or TEMPFAIL */
-	bool complete;              /* ACCEPT: the context is established */
-	const char *token_b64;      /* ACCEPT: token for the client ("" =
-				       none) */
-	const char *offer_b64;      /* ACCEPT, complete: the wrapped
-				       layer offer */
-	const char *principal;      /* UNWRAP: the client's principal */
-	const char *authzid;        /* UNWRAP: "" when none */
+	enum auth_result result; /* OK, FAIL or TEMPFAIL */
+	bool complete;		 /* ACCEPT: the context is established */
+	const char *token_b64;	 /* ACCEPT: token for the client ("" =
+				    none) */
+	const char *offer_b64;	 /* ACCEPT, complete: the wrapped
+				    layer offer */
+	const char *principal;	 /* UNWRAP: the client's principal */
+	const char *authzid;	 /* UNWRAP: "" when none */
 };
 
 struct auth_sasl_out {
 	enum auth_out_kind kind;
-	int code;               /* REPLY: 235, 454, 501, 503, 504, 534,
-				   535, 538 */
-	const char *reply;      /* REPLY: whole line without CRLF */
-	const char *challenge;  /* CHALLENGE: base64 text after "334 " */
+	int code;	       /* REPLY: 235, 454, 501, 503, 504, 534,
+				  535, 538 */
+	const char *reply;     /* REPLY: whole line without CRLF */
+	const char *challenge; /* CHALLENGE: base64 text after "334 " */
 	/* VERIFY */
 	const char *authcid, *authzid, *password;
 	size_t password_len;
 	/* GSS */
 	enum auth_gss_op gss_op;
-	const char *gss_in;     /* base64 as sent ("" = empty) */
+	const char *gss_in; /* base64 as sent ("" = empty) */
 	size_t gss_in_len;
 	/* REPLY 235: who logged in; "" otherwise */
 	const char *login;
@@ -122,7 +122,7 @@ struct auth_sasl {
 	char authcid[AUTH_MAX_FIELD + 1];
 	char password[AUTH_MAX_FIELD + 1];
 	size_t password_len;
-	const char *gss_offer;  /* pending layer offer (in the job) */
+	const char *gss_offer; /* pending layer offer (in the job) */
 	char login[2 * AUTH_MAX_FIELD + 2];
 };
 

@@ -56,8 +56,7 @@ static bool pattern_ok(const char *p)
 {
 	const char *at = strchr(p, '@');
 
-	if (at == NULL || strchr(at + 1, '@') || at[1] == 0 ||
-	    strlen(p) > 254)
+	if (at == NULL || strchr(at + 1, '@') || at[1] == 0 || strlen(p) > 254)
 		return false;
 	for (const char *q = p; *q; q++)
 		if ((unsigned char)*q <= 0x20 || *q == 0x7f || *q == '<' ||
@@ -103,7 +102,7 @@ struct auth_sendermap *auth_sendermap_load(const char *path, char *err,
 
 			if (nv == NULL) {
 				auth_errbuf_add(&eb, "%s:%u: out of memory\n",
-					path, ln);
+						path, ln);
 				break;
 			}
 			m->v = nv;
@@ -116,7 +115,8 @@ struct auth_sendermap *auth_sendermap_load(const char *path, char *err,
 		e->login = strdup(login);
 		m->n++;
 		if (e->login == NULL) {
-			auth_errbuf_add(&eb, "%s:%u: out of memory\n", path, ln);
+			auth_errbuf_add(&eb, "%s:%u: out of memory\n", path,
+					ln);
 			break;
 		}
 		char *tok;
@@ -124,7 +124,9 @@ struct auth_sendermap *auth_sendermap_load(const char *path, char *err,
 
 		while ((tok = strtok_r(NULL, " \t\r\n,", &save)) != NULL) {
 			if (!pattern_ok(tok)) {
-				auth_errbuf_add(&eb, "%s:%u: login \"%s\": bad "
+				auth_errbuf_add(
+					&eb,
+					"%s:%u: login \"%s\": bad "
 					"sender \"%.60s\" (an address "
 					"user@example.com or @example.com)\n",
 					path, ln, e->login, tok);
@@ -134,14 +136,14 @@ struct auth_sendermap *auth_sendermap_load(const char *path, char *err,
 
 			if (np == NULL) {
 				auth_errbuf_add(&eb, "%s:%u: out of memory\n",
-					path, ln);
+						path, ln);
 				break;
 			}
 			e->pat = np;
 			e->pat[e->n] = strdup(tok);
 			if (e->pat[e->n] == NULL) {
 				auth_errbuf_add(&eb, "%s:%u: out of memory\n",
-					path, ln);
+						path, ln);
 				break;
 			}
 			for (char *q = e->pat[e->n]; *q; q++)
@@ -149,9 +151,11 @@ struct auth_sendermap *auth_sendermap_load(const char *path, char *err,
 			e->n++;
 		}
 		if (e->n == 0 && eb.n == before)
-			auth_errbuf_add(&eb, "%s:%u: login \"%s\" has no senders "
-				"(list addresses or @domains after the "
-				"login)\n", path, ln, e->login);
+			auth_errbuf_add(&eb,
+					"%s:%u: login \"%s\" has no senders "
+					"(list addresses or @domains after the "
+					"login)\n",
+					path, ln, e->login);
 	}
 	if (m->n > 1) {
 		qsort(m->v, m->n, sizeof(*m->v), cmp);
@@ -159,10 +163,13 @@ struct auth_sendermap *auth_sendermap_load(const char *path, char *err,
 			if (strcmp(m->v[i - 1].login, m->v[i].login) == 0) {
 				unsigned a = m->v[i - 1].line, b = m->v[i].line;
 
-				auth_errbuf_add(&eb, "%s:%u: login \"%s\" already "
+				auth_errbuf_add(
+					&eb,
+					"%s:%u: login \"%s\" already "
 					"listed at line %u (one line per "
-					"login)\n", path, a > b ? a : b,
-					m->v[i].login, a > b ? b : a);
+					"login)\n",
+					path, a > b ? a : b, m->v[i].login,
+					a > b ? b : a);
 			}
 	}
 out:
@@ -176,8 +183,8 @@ out:
 	return m;
 }
 
-bool auth_sendermap_allowed(const struct auth_sendermap *m,
-			    const char *login, const char *sender)
+bool auth_sendermap_allowed(const struct auth_sendermap *m, const char *login,
+			    const char *sender)
 {
 	struct login_senders key = {.login = (char *)(uintptr_t)login};
 	const struct login_senders *e;

@@ -30,7 +30,7 @@ uint32_t auth_sendermap_count(const struct auth_sendermap *m);
 
 /* May login send as sender (the reverse-path without <>; "" = null
  * sender)? Never blocks. */
-bool auth_sendermap_allowed(const struct auth_sendermap *m,
-			    const char *login, const char *sender);
+bool auth_sendermap_allowed(const struct auth_sendermap *m, const char *login,
+			    const char *sender);
 
 #endif /* MXG_AUTH_SENDERMAP_H */

@@ -25,8 +25,8 @@ struct auth_store {
 	char dummy[AUTH_MAX_HASH];
 };
 
-static const char *const strong[] = {"$y$", "$gy$", "$7$", "$2b$", "$2y$",
-				     "$6$", NULL};
+static const char *const strong[] = {"$y$",  "$gy$", "$7$", "$2b$",
+				     "$2y$", "$6$",  NULL};
 
 bool auth_hash_strong(const char *h)
 {
@@ -84,7 +84,8 @@ struct auth_store *auth_store_load(const char *path, char *err, size_t cap)
 	}
 	while ((len = getline(&line, &lcap, f)) >= 0) {
 		ln++;
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		while (len > 0 &&
+		       (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = 0;
 		char *p = line;
 
@@ -95,7 +96,8 @@ struct auth_store *auth_store_load(const char *path, char *err, size_t cap)
 		char *colon = strchr(p, ':');
 
 		if (colon == NULL) {
-			auth_errbuf_add(&e, "%s:%u: no ':' (a line \"login:hash\")\n",
+			auth_errbuf_add(
+				&e, "%s:%u: no ':' (a line \"login:hash\")\n",
 				path, ln);
 			continue;
 		}
@@ -107,14 +109,17 @@ struct auth_store *auth_store_load(const char *path, char *err, size_t cap)
 		if (c2)
 			*c2 = 0;
 		if (!login_ok(p)) {
-			auth_errbuf_add(&e, "%s:%u: bad login \"%.40s\" (1..255 "
-				"octets, no spaces, controls or ':')\n",
-				path, ln, p);
+			auth_errbuf_add(&e,
+					"%s:%u: bad login \"%.40s\" (1..255 "
+					"octets, no spaces, controls or ':')\n",
+					path, ln, p);
 			continue;
 		}
 		if (!auth_hash_strong(h) || strlen(h) >= AUTH_MAX_HASH ||
 		    strlen(h) < 20) {
-			auth_errbuf_add(&e, "%s:%u: user \"%s\": not a strong password "
+			auth_errbuf_add(
+				&e,
+				"%s:%u: user \"%s\": not a strong password "
 				"hash (yescrypt \"$y$...\", SHA-512 crypt "
 				"\"$6$...\", bcrypt \"$2b$...\" or scrypt "
 				"\"$7$...\": mkpasswd -m yescrypt)\n",
@@ -126,7 +131,8 @@ struct auth_store *auth_store_load(const char *path, char *err, size_t cap)
 			struct auth_user *nv = realloc(s->v, nc * sizeof(*nv));
 
 			if (nv == NULL) {
-				auth_errbuf_add(&e, "%s:%u: out of memory\n", path, ln);
+				auth_errbuf_add(&e, "%s:%u: out of memory\n",
+						path, ln);
 				break;
 			}
 			s->v = nv;
@@ -148,19 +154,25 @@ struct auth_store *auth_store_load(const char *path, char *err, size_t cap)
 		s->n++;
 	}
 	if (ferror(f))
-		auth_errbuf_add(&e, "%s: read error: %s\n", path, strerror(errno));
+		auth_errbuf_add(&e, "%s: read error: %s\n", path,
+				strerror(errno));
 	if (s->n > 1) {
 		qsort(s->v, s->n, sizeof(*s->v), cmp_user);
 		for (uint32_t i = 1; i < s->n; i++)
 			if (strcmp(s->v[i - 1].login, s->v[i].login) == 0)
-				auth_errbuf_add(&e, "%s:%u: user \"%s\" already "
+				auth_errbuf_add(
+					&e,
+					"%s:%u: user \"%s\" already "
 					"defined at line %u (one line per "
-					"user)\n", path,
+					"user)\n",
+					path,
 					s->v[i].line > s->v[i - 1].line
-						? s->v[i].line : s->v[i - 1].line,
+						? s->v[i].line
+						: s->v[i - 1].line,
 					s->v[i].login,
 					s->v[i].line > s->v[i - 1].line
-						? s->v[i - 1].line : s->v[i].line);
+						? s->v[i - 1].line
+						: s->v[i].line);
 	}
 out:
 	free(line);
@@ -193,7 +205,9 @@ const char *auth_store_dummy_hash(const struct auth_store *s)
 {
 	/* yescrypt of a random password nobody knows, default cost. */
 	static const char fallback[] =
-		"$y$j9T$ujY/KhJsiYa82w07qJJez1$j4WCjtZp475KOmHxt5eP5eLkswlrATcKB89YbCM2aW2";
+		"$y$j9T$ujY/"
+		"KhJsiYa82w07qJJez1$"
+		"j4WCjtZp475KOmHxt5eP5eLkswlrATcKB89YbCM2aW2";
 
 	return s && s->dummy[0] ? s->dummy : fallback;
 }

@@ -20,7 +20,7 @@
 
 #include "auth/sasl.h"
 
-#define AUTH_MAX_HASH 256  /* longest hash string kept, NUL included */
+#define AUTH_MAX_HASH 256 /* longest hash string kept, NUL included */
 
 struct auth_store;
 

@@ -49,18 +49,18 @@ static void parse_mechanisms(struct ctx *x, const config_setting_t *s,
 	int n = config_setting_length(s);
 
 	for (int i = 0; i < n; i++) {
-		const char *v =
-			config_setting_get_string_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string_elem(s, (unsigned)i);
 		unsigned bit = 0;
 
-		for (size_t k = 0; v && k < sizeof(mech_names) /
-						 sizeof(mech_names[0]); k++)
+		for (size_t k = 0;
+		     v && k < sizeof(mech_names) / sizeof(mech_names[0]); k++)
 			if (strcasecmp(v, mech_names[k].name) == 0)
 				bit = mech_names[k].bit;
 		if (bit == 0) {
 			cfg_err(x, cfg_line_of(s), key,
 				"\"%s\" is not a mechanism (\"PLAIN\", "
-				"\"LOGIN\" or \"GSSAPI\")", v ? v : "?");
+				"\"LOGIN\" or \"GSSAPI\")",
+				v ? v : "?");
 			return;
 		}
 		bits |= bit;
@@ -77,7 +77,8 @@ void cfg_parse_listener_auth(struct ctx *x, const config_setting_t *g,
 			     const char *path, struct ctl_listener *l)
 {
 	const config_setting_t *a = config_setting_get_member(g, "auth");
-	const config_setting_t *r = config_setting_get_member(g, "require_auth");
+	const config_setting_t *r =
+		config_setting_get_member(g, "require_auth");
 	char key[160];
 	int e;
 
@@ -98,7 +99,8 @@ void cfg_parse_listener_auth(struct ctx *x, const config_setting_t *g,
 				"auth = \"%s\" contradicts require_auth = %s "
 				"at line %u (drop require_auth: auth = "
 				"\"required\" is require_auth = true)",
-				modes[l->auth], l->require_auth ? "true" : "false",
+				modes[l->auth],
+				l->require_auth ? "true" : "false",
 				cfg_line_of(r));
 		} else if (l->auth == CTL_AUTH_REQUIRED && l->allow_anonymous &&
 			   config_setting_get_member(g, "allow_anonymous") ==
@@ -142,15 +144,20 @@ static void report_file_errors(struct ctx *x, const config_setting_t *s,
 void cfg_parse_auth(struct ctx *x, const config_setting_t *g,
 		    struct ctl_config *c)
 {
-	static const char *const keys[] = {"users_file", "dovecot_socket",
+	static const char *const keys[] = {"users_file",       "dovecot_socket",
 					   "sender_login_map", "brute_force",
-					   "gssapi", NULL};
-	static const char *const bkeys[] = {
-		"ip_delay_after", "ip_lockout_after", "user_delay_after",
-		"user_lockout_after", "delay", "max_delay", "window",
-		"lockout", "table_size", NULL};
-	static const char *const gkeys[] = {"keytab", "service", "realm",
+					   "gssapi",	       NULL};
+	static const char *const bkeys[] = {"ip_delay_after",
+					    "ip_lockout_after",
+					    "user_delay_after",
+					    "user_lockout_after",
+					    "delay",
+					    "max_delay",
+					    "window",
+					    "lockout",
+					    "table_size",
 					    NULL};
+	static const char *const gkeys[] = {"keytab", "service", "realm", NULL};
 	struct ctl_auth_config *a = &c->auth;
 	const config_setting_t *s;
 	char err[4096];
@@ -223,8 +230,8 @@ void cfg_parse_auth(struct ctx *x, const config_setting_t *g,
 			cfg_err(x, cfg_line_of(s), p,
 				"ip_lockout_after (%u) is below ip_delay_after "
 				"(%u): clients would be locked out before "
-				"any delay", b->ip_lockout_after,
-				b->ip_delay_after);
+				"any delay",
+				b->ip_lockout_after, b->ip_delay_after);
 	}
 
 	s = config_setting_get_member(g, "gssapi");
@@ -237,7 +244,8 @@ void cfg_parse_auth(struct ctx *x, const config_setting_t *g,
 			    &a->gssapi_keytab);
 		v = cfg_get_str(x, s, "auth.gssapi", "service", 255,
 				&a->gssapi_service);
-		if (v == NULL && config_setting_get_member(s, "service") == NULL)
+		if (v == NULL &&
+		    config_setting_get_member(s, "service") == NULL)
 			cfg_err(x, cfg_line_of(s), "auth.gssapi.service",
 				"missing (the acceptor principal, e.g. "
 				"\"smtp/mx.example.com@EXAMPLE.COM\")");
@@ -255,7 +263,8 @@ void cfg_parse_auth(struct ctx *x, const config_setting_t *g,
 void cfg_check_auth(struct ctx *x, const config_setting_t *root,
 		    struct ctl_config *c)
 {
-	const config_setting_t *ls = config_setting_get_member(root, "listeners");
+	const config_setting_t *ls =
+		config_setting_get_member(root, "listeners");
 
 	for (uint32_t i = 0; i < c->n_listeners; i++) {
 		const struct ctl_listener *l = &c->listeners[i];

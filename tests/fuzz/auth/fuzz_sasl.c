@@ -19,14 +19,14 @@
 #include "auth/base64.h"
 #include "auth/sasl.h"
 
-static const char *const mech_names[] = {"PLAIN", "LOGIN", "GSSAPI",
+static const char *const mech_names[] = {"PLAIN", "LOGIN",    "GSSAPI",
 					 "login", "CRAM-MD5", ""};
 
 static void check_out(const struct auth_sasl *m, const struct auth_sasl_out *o)
 {
 	if (o->kind == AUTH_OUT_REPLY) {
-		static const int ok[] = {235, 454, 501, 503, 504, 534, 535,
-					 538};
+		static const int ok[] = {235, 454, 501, 503,
+					 504, 534, 535, 538};
 		int found = 0;
 
 		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
@@ -41,8 +41,8 @@ static void check_out(const struct auth_sasl *m, const struct auth_sasl_out *o)
 		assert(memchr(o->password, 0, o->password_len) == NULL);
 		assert(o->authcid[0] && strlen(o->authcid) <= 255);
 	} else if (o->kind == AUTH_OUT_CHALLENGE) {
-		assert(auth_b64_decode(o->challenge, strlen(o->challenge),
-				       NULL, 0) >= 0);
+		assert(auth_b64_decode(o->challenge, strlen(o->challenge), NULL,
+				       0) >= 0);
 	}
 }
 
@@ -51,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	uint8_t ctl = data[0];
-	const char *p = (const char *)data + 1, *end = (const char *)data + size;
+	const char *p = (const char *)data + 1,
+		   *end = (const char *)data + size;
 
 	/* base64 round trip on the whole input */
 	{

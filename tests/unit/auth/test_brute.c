@@ -75,12 +75,11 @@ static void test_user(void)
 	for (uint32_t i = 0; i < 4; i++)
 		CHECK(auth_brute_fail(t, IP(198, 18, 1, i), "alice", now,
 				      &lk) == 0);
-	CHECK(auth_brute_fail(t, IP(198, 18, 1, 4), "alice", now, &lk) ==
-	      1000);
+	CHECK(auth_brute_fail(t, IP(198, 18, 1, 4), "alice", now, &lk) == 1000);
 	/* 1000 failures on alice: delayed, never locked (default) */
 	for (uint32_t i = 0; i < 1000; i++)
-		auth_brute_fail(t, IP(198, 18, 2, i & 255) + (i >> 8),
-				"alice", now, &lk);
+		auth_brute_fail(t, IP(198, 18, 2, i & 255) + (i >> 8), "alice",
+				now, &lk);
 	CHECK(!auth_brute_locked(t, IP(198, 19, 0, 1), "alice", now));
 	/* alice logs in from her own address: her count is cleared */
 	auth_brute_success(t, "alice");

@@ -42,8 +42,8 @@ static void test_sansio(void)
 	auth_dovecot_init(&c);
 	n = auth_dovecot_hello(&c, 1234, out, sizeof(out));
 	CHECK(n > 0 && strcmp(out, "VERSION\t1\t2\nCPID\t1234\n") == 0);
-	CHECK(auth_dovecot_request(&c, 1, "PLAIN", NULL, 0, NULL, NULL,
-				   false, out, sizeof(out)) == -EAGAIN);
+	CHECK(auth_dovecot_request(&c, 1, "PLAIN", NULL, 0, NULL, NULL, false,
+				   out, sizeof(out)) == -EAGAIN);
 	/* the handshake one octet at a time */
 	for (size_t i = 0; i < sizeof(HS) - 1; i++) {
 		auth_dovecot_feed(&c, HS + i, 1);
@@ -51,8 +51,8 @@ static void test_sansio(void)
 	}
 	CHECK(c.state == AUTH_DC_READY);
 	CHECK(c.mechs == (AUTH_MECH_PLAIN | AUTH_MECH_LOGIN));
-	CHECK(auth_dovecot_request(&c, 1, "GSSAPI", NULL, 0, NULL, NULL,
-				   false, out, sizeof(out)) == -ENOTSUP);
+	CHECK(auth_dovecot_request(&c, 1, "GSSAPI", NULL, 0, NULL, NULL, false,
+				   out, sizeof(out)) == -ENOTSUP);
 	static const uint8_t msg[] = "\0alice\0pw";
 
 	n = auth_dovecot_request(&c, 9, "PLAIN", msg, sizeof(msg) - 1,
@@ -62,8 +62,8 @@ static void test_sansio(void)
 	CHECK(strcmp(out, "AUTH\t9\tPLAIN\tservice=smtp\tnologin\tsecured"
 			  "\trip=198.18.0.1\tlip=198.18.0.2\001t\tresp="
 			  "AGFsaWNlAHB3\n") == 0);
-	CHECK(auth_dovecot_request(&c, 9, "PLAIN", msg, sizeof(msg) - 1,
-				   NULL, NULL, false, out, 30) == -ENOSPC);
+	CHECK(auth_dovecot_request(&c, 9, "PLAIN", msg, sizeof(msg) - 1, NULL,
+				   NULL, false, out, 30) == -ENOSPC);
 	/* replies */
 	CHECK(feed(&c, "OK\t9\tuser=alice@example.com\n") == 1);
 	CHECK(r.kind == AUTH_DC_OK && r.id == 9 &&
@@ -125,8 +125,7 @@ static void *server(void *arg)
 				sleep(2);
 				break;
 			}
-			if (answer[0] &&
-			    write(fd, answer, strlen(answer)) < 0)
+			if (answer[0] && write(fd, answer, strlen(answer)) < 0)
 				break;
 			break;
 		}
@@ -143,9 +142,9 @@ static enum auth_result run(const char *ans, char *login, int timeout_ms)
 	answer = ans;
 	seen_auth[0] = 0;
 	pthread_create(&t, NULL, server, NULL);
-	enum auth_result res = auth_dovecot_verify(
-		sock_path, "alice", "s3cret", 6, "198.18.0.1", true,
-		timeout_ms, login, 64);
+	enum auth_result res =
+		auth_dovecot_verify(sock_path, "alice", "s3cret", 6,
+				    "198.18.0.1", true, timeout_ms, login, 64);
 	pthread_join(t, NULL);
 	return res;
 }
@@ -167,9 +166,9 @@ static void test_driver(void)
 	      AUTH_RESULT_OK);
 	CHECK(strcmp(login, "alice@example.com") == 0);
 	/* the request carried PLAIN's NUL alice NUL s3cret */
-	CHECK(strstr(seen_auth, "\tPLAIN\tservice=smtp\tnologin\tsecured"
-				"\trip=198.18.0.1\tresp=AGFsaWNlAHMzY3JldA==") !=
-	      NULL);
+	CHECK(strstr(seen_auth,
+		     "\tPLAIN\tservice=smtp\tnologin\tsecured"
+		     "\trip=198.18.0.1\tresp=AGFsaWNlAHMzY3JldA==") != NULL);
 	/* the same through the worker job, as a worker runs it */
 	{
 		static struct auth_verify_job j;
@@ -177,9 +176,9 @@ static void test_driver(void)
 
 		answer = "OK\t1\tuser=Alice\n";
 		pthread_create(&t, NULL, server, NULL);
-		auth_verify_job_prepare_dovecot(&j, sock_path, "alice", "pw",
-						2, "198.18.0.7", false, NULL,
-						NULL, NULL);
+		auth_verify_job_prepare_dovecot(&j, sock_path, "alice", "pw", 2,
+						"198.18.0.7", false, NULL, NULL,
+						NULL);
 		j.wj.work(&j.wj);
 		pthread_join(t, NULL);
 		CHECK(j.result == AUTH_RESULT_OK &&
@@ -189,12 +188,12 @@ static void test_driver(void)
 	CHECK(run("FAIL\t1\tuser=alice\n", login, 5000) == AUTH_RESULT_FAIL);
 	CHECK(run("FAIL\t1\ttemp\treason=db down\n", login, 5000) ==
 	      AUTH_RESULT_TEMPFAIL);
-	CHECK(run("", login, 5000) == AUTH_RESULT_TEMPFAIL);   /* closed */
-	CHECK(run(NULL, login, 300) == AUTH_RESULT_TEMPFAIL);  /* time-out */
+	CHECK(run("", login, 5000) == AUTH_RESULT_TEMPFAIL);  /* closed */
+	CHECK(run(NULL, login, 300) == AUTH_RESULT_TEMPFAIL); /* time-out */
 	close(lfd);
 	unlink(sock_path);
-	CHECK(auth_dovecot_verify(sock_path, "alice", "x", 1, NULL, false,
-				  500, login, 64) == AUTH_RESULT_TEMPFAIL);
+	CHECK(auth_dovecot_verify(sock_path, "alice", "x", 1, NULL, false, 500,
+				  login, 64) == AUTH_RESULT_TEMPFAIL);
 }
 
 int main(void)

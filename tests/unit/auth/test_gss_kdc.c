@@ -92,11 +92,10 @@ int main(int argc, char **argv)
 				(gss_OID)GSS_KRB5_NT_PRINCIPAL_NAME, &target);
 	if (GSS_ERROR(major))
 		die("import_name", major, minor);
-	major = gss_init_sec_context(&minor, GSS_C_NO_CREDENTIAL, &cctx,
-				     target, GSS_C_NO_OID,
-				     GSS_C_MUTUAL_FLAG | GSS_C_INTEG_FLAG, 0,
-				     GSS_C_NO_CHANNEL_BINDINGS, &in, NULL,
-				     &out, NULL, NULL);
+	major = gss_init_sec_context(
+		&minor, GSS_C_NO_CREDENTIAL, &cctx, target, GSS_C_NO_OID,
+		GSS_C_MUTUAL_FLAG | GSS_C_INTEG_FLAG, 0,
+		GSS_C_NO_CHANNEL_BINDINGS, &in, NULL, &out, NULL, NULL);
 	if (GSS_ERROR(major))
 		die("init_sec_context", major, minor);
 	if (strcmp(kase, "expired") == 0) {
@@ -160,8 +159,7 @@ int main(int argc, char **argv)
 	gss_delete_sec_context(&m2, &cctx, GSS_C_NO_BUFFER);
 	gss_release_name(&m2, &target);
 	printf("%s%s%s\n", o.kind == AUTH_OUT_REPLY ? o.reply : "(no reply)",
-	       o.login && o.login[0] ? " login=" : "",
-	       o.login ? o.login : "");
+	       o.login && o.login[0] ? " login=" : "", o.login ? o.login : "");
 	if (o.kind != AUTH_OUT_REPLY)
 		return 1;
 	if (strcmp(kase, "good") == 0)

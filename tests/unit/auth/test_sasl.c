@@ -94,7 +94,8 @@ static void test_plain(void)
 
 	/* initial response, then a good verdict */
 	auth_sasl_init(&m, &cfg);
-	CHECK(begin(&m, "PLAIN", B64S("\0alice\0secret"), true, false, &o) == 0);
+	CHECK(begin(&m, "PLAIN", B64S("\0alice\0secret"), true, false, &o) ==
+	      0);
 	CHECK(o.kind == AUTH_OUT_VERIFY);
 	CHECK(strcmp(o.authcid, "alice") == 0 && strcmp(o.authzid, "") == 0);
 	CHECK(o.password_len == 6 && memcmp(o.password, "secret", 6) == 0);
@@ -149,19 +150,19 @@ static void test_plain(void)
 		const char *msg;
 		size_t n;
 	} bad[] = {
-		{"alice\0secret", 12},          /* one NUL */
-		{"\0\0secret", 8},              /* empty authcid */
-		{"\0alice\0", 7},               /* empty password */
-		{"\0alice\0se\0cret", 15},      /* a third NUL */
-		{"\0ali\rce\0secret", 14},      /* control in authcid */
-		{"bob\0alice\0secret", 16},     /* authzid != authcid */
+		{"alice\0secret", 12},	    /* one NUL */
+		{"\0\0secret", 8},	    /* empty authcid */
+		{"\0alice\0", 7},	    /* empty password */
+		{"\0alice\0se\0cret", 15},  /* a third NUL */
+		{"\0ali\rce\0secret", 14},  /* control in authcid */
+		{"bob\0alice\0secret", 16}, /* authzid != authcid */
 		{"", 0},
 		{"\0", 1},
 		{"\0\0", 2},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		CHECK(begin(&m, "PLAIN", b64(bad[i].msg, bad[i].n), true,
-			    false, &o) == 0);
+		CHECK(begin(&m, "PLAIN", b64(bad[i].msg, bad[i].n), true, false,
+			    &o) == 0);
 		if (!is_reply(&o, 535, "535 5.7.8 "))
 			fprintf(stderr, "  bad PLAIN case %zu\n", i);
 		CHECK(is_reply(&o, 535, "535 5.7.8 "));
@@ -182,8 +183,8 @@ static void test_plain(void)
 	CHECK(begin(&m, "PLAIN", b64(msg, n), true, false, &o) == 0 &&
 	      is_reply(&o, 535, "535 5.7.8 "));
 	/* a password with any non-NUL octet, e.g. UTF-8 and spaces */
-	CHECK(begin(&m, "PLAIN", B64S("\0alice\0p\xc3\xa4 ss\x01"), true,
-		    false, &o) == 0);
+	CHECK(begin(&m, "PLAIN", B64S("\0alice\0p\xc3\xa4 ss\x01"), true, false,
+		    &o) == 0);
 	CHECK(o.kind == AUTH_OUT_VERIFY && o.password_len == 7);
 	auth_sasl_reset(&m);
 	CHECK(m.state == AUTH_SASL_IDLE && m.password_len == 0);
@@ -193,8 +194,8 @@ static void test_plain(void)
 
 	pc.allow_authzid = true;
 	auth_sasl_init(&m, &pc);
-	CHECK(begin(&m, "PLAIN", B64S("bob\0alice\0secret"), true, false,
-		    &o) == 0);
+	CHECK(begin(&m, "PLAIN", B64S("bob\0alice\0secret"), true, false, &o) ==
+	      0);
 	CHECK(o.kind == AUTH_OUT_VERIFY && strcmp(o.authcid, "alice") == 0);
 	CHECK(auth_sasl_verified(&m, AUTH_RESULT_OK, &o) == 0);
 	CHECK(o.code == 235 && strcmp(o.login, "bob") == 0);
@@ -229,7 +230,8 @@ static void test_login(void)
 	CHECK(line(&m, "*", &o) == 0 && is_reply(&o, 501, "501 5.7.0 "));
 	CHECK(begin(&m, "LOGIN", NULL, true, false, &o) == 0);
 	CHECK(line(&m, B64S("alice"), &o) == 0);
-	CHECK(line(&m, "c2VjcmV0=", &o) == 0 && is_reply(&o, 501, "501 5.5.2 "));
+	CHECK(line(&m, "c2VjcmV0=", &o) == 0 &&
+	      is_reply(&o, 501, "501 5.5.2 "));
 	/* empty user name or password, NUL in either: 535 */
 	CHECK(begin(&m, "LOGIN", NULL, true, false, &o) == 0);
 	CHECK(line(&m, "", &o) == 0 && is_reply(&o, 535, "535 5.7.8 "));

@@ -29,11 +29,12 @@ static const char *write_tmp(const char *text)
 int main(void)
 {
 	char err[1024];
-	const char *p = write_tmp("# login senders\n"
-				  "alice  alice@example.com, Sales@Example.COM\n"
-				  "\n"
-				  "bob\t@example.org   # whole domain\n"
-				  "carol carol@example.net @example.com\n");
+	const char *p =
+		write_tmp("# login senders\n"
+			  "alice  alice@example.com, Sales@Example.COM\n"
+			  "\n"
+			  "bob\t@example.org   # whole domain\n"
+			  "carol carol@example.net @example.com\n");
 	struct auth_sendermap *m = auth_sendermap_load(p, err, sizeof(err));
 
 	unlink(p);

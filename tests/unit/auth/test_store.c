@@ -105,12 +105,12 @@ static void test_load(void)
 
 	/* a bad file: every error with its line, nothing loaded */
 	snprintf(text, sizeof(text),
-		 "alice:%s\n"           /* 1 ok */
+		 "alice:%s\n"			   /* 1 ok */
 		 "bob:$1$salt$md5hash0123456789\n" /* 2 weak */
-		 "carol\n"              /* 3 no ':' */
-		 "da ve:%s\n"           /* 4 bad login */
-		 "alice:%s\n"           /* 5 duplicate */
-		 "erin:plaintext\n",    /* 6 not a hash */
+		 "carol\n"			   /* 3 no ':' */
+		 "da ve:%s\n"			   /* 4 bad login */
+		 "alice:%s\n"			   /* 5 duplicate */
+		 "erin:plaintext\n",		   /* 6 not a hash */
 		 y, y, y);
 	struct auth_store *bad =
 		auth_store_load(write_file("bad", text), err, sizeof(err));
@@ -218,8 +218,8 @@ static void test_jobs(void)
 	for (int i = 0; i < 4; i++) {
 		struct auth_verify_job *c = malloc(sizeof(*c));
 
-		auth_verify_job_prepare(c, st, "alice", "pw-alice", 8,
-					on_done, on_drop, NULL);
+		auth_verify_job_prepare(c, st, "alice", "pw-alice", 8, on_done,
+					on_drop, NULL);
 		CHECK(workers_submit(p, 0, &c->wj) == 0);
 		workers_cancel(&c->wj);
 	}

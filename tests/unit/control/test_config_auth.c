@@ -62,7 +62,8 @@ static void test_modes(void)
 		   "{ name = \"m2\"; port = 26; role = \"mx\"; auth = "
 		   "\"required\"; allow_anonymous = false; }\n"
 		   ");\n"
-		   "auth = { gssapi = { service = \"smtp/mx.example.com@EX.COM\";"
+		   "auth = { gssapi = { service = "
+		   "\"smtp/mx.example.com@EX.COM\";"
 		   " keytab = \"/etc/mxgate/smtp.keytab\"; realm = \"EX.COM\";"
 		   " }; };\n",
 		   &c) == 0);
@@ -93,7 +94,8 @@ static void test_modes(void)
 	      c.listeners[1].auth == CTL_AUTH_REQUIRED);
 	ctl_config_free(&c);
 
-	ERRS("listeners = ( { name = \"s\"; port = 587; role = \"submission\";\n"
+	ERRS("listeners = ( { name = \"s\"; port = 587; role = "
+	     "\"submission\";\n"
 	     " auth = \"optional\";\n require_auth = true; } );\n",
 	     "t.conf:2: key 'listeners[0].auth': auth = \"optional\" "
 	     "contradicts require_auth = true at line 3 (drop require_auth: "
@@ -107,11 +109,13 @@ static void test_modes(void)
 	     " auth = \"yes\"; } );\n",
 	     "t.conf:2: key 'listeners[0].auth': \"yes\" is not valid (one "
 	     "of \"off\" or \"optional\" or \"required\")\n");
-	ERRS("listeners = ( { name = \"s\"; port = 587; role = \"submission\";\n"
+	ERRS("listeners = ( { name = \"s\"; port = 587; role = "
+	     "\"submission\";\n"
 	     " auth_mechanisms = [\"PLAIN\", \"CRAM-MD5\"]; } );\n",
 	     "t.conf:2: key 'listeners[0].auth_mechanisms': \"CRAM-MD5\" is "
 	     "not a mechanism (\"PLAIN\", \"LOGIN\" or \"GSSAPI\")\n");
-	ERRS("listeners = ( { name = \"s\"; port = 587; role = \"submission\";\n"
+	ERRS("listeners = ( { name = \"s\"; port = 587; role = "
+	     "\"submission\";\n"
 	     " auth_mechanisms = [\"GSSAPI\"]; } );\n",
 	     "t.conf:2: key 'listeners[0].auth_mechanisms': GSSAPI needs "
 	     "auth.gssapi { service = \"smtp/HOSTNAME@REALM\"; keytab = "
@@ -136,7 +140,8 @@ static void test_modes(void)
 	     "t.conf:4: key 'auth.dovecot_socket': users_file is set too (one "
 	     "password store: the users file or Dovecot)\n");
 	CHECK(load("listeners = ( " MX " );\nauth = { dovecot_socket = "
-		   "\"/run/dovecot/auth-client\"; };\n", &c) == 0);
+		   "\"/run/dovecot/auth-client\"; };\n",
+		   &c) == 0);
 	CHECK(strcmp(c.auth.dovecot_socket, "/run/dovecot/auth-client") == 0 &&
 	      c.auth.users == NULL);
 	ctl_config_free(&c);
@@ -176,7 +181,8 @@ static void test_files(void)
 		 "listeners = ( " MX " );\nauth = { users_file = \"%s\";\n"
 		 " sender_login_map = \"%s\";\n brute_force = { "
 		 "ip_lockout_after = 50; lockout = 60; window = 120; "
-		 "delay = 2; table_size = 1024; };\n};\n", u, m);
+		 "delay = 2; table_size = 1024; };\n};\n",
+		 u, m);
 	CHECK(load(text, &c) == 0);
 	CHECK(c.auth.users && auth_store_count(c.auth.users) == 1 &&
 	      auth_store_lookup(c.auth.users, "alice"));
@@ -195,7 +201,8 @@ static void test_files(void)
 	m = write_file("senders", "alice\n");
 	snprintf(text, sizeof(text),
 		 "listeners = ( " MX " );\nauth = {\n users_file = \"%s\";\n"
-		 " sender_login_map = \"%s\";\n};\n", u, m);
+		 " sender_login_map = \"%s\";\n};\n",
+		 u, m);
 	snprintf(want, sizeof(want),
 		 "t.conf:3: key 'auth.users_file': %s:1: user \"alice\": not "
 		 "a strong password hash (yescrypt \"$y$...\", SHA-512 crypt "
@@ -205,7 +212,8 @@ static void test_files(void)
 		 "\"login:hash\")\n"
 		 "t.conf:4: key 'auth.sender_login_map': %s:1: login \"alice\" "
 		 "has no senders (list addresses or @domains after the "
-		 "login)\n", u, u, m);
+		 "login)\n",
+		 u, u, m);
 	ERRS(text, want);
 }
 
