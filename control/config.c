@@ -242,6 +242,9 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 					   "tls_client_cert",
 					   "tls_ca_file",
 					   "tls_partners",
+					   "auth",
+					   "auth_mechanisms",
+					   "auth_allow_cleartext",
 					   NULL};
 	static const char *const tkeys[] = {
 		"greeting",  "command",	   "mail",	"rcpt",
@@ -323,6 +326,7 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 	cfg_get_bool(x, g, path, "allow_anonymous", &l->allow_anonymous);
 	cfg_get_bool(x, g, path, "require_auth", &l->require_auth);
 	cfg_get_bool(x, g, path, "relay_authenticated", &l->relay_authenticated);
+	cfg_parse_listener_auth(x, g, path, l);
 	if (l->allow_anonymous && l->require_auth) {
 		const config_setting_t *a =
 			config_setting_get_member(g, "allow_anonymous");
@@ -661,6 +665,7 @@ void ctl_config_free(struct ctl_config *c)
 	if (c == NULL)
 		return;
 	free(c->source);
+	cfg_free_auth(c);
 	free(c->stack.port);
 	for (uint32_t i = 0; c->listeners && i < c->n_listeners; i++) {
 		struct ctl_listener *l = &c->listeners[i];
@@ -872,7 +877,7 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 {
 	static const char *const keys[] = {
 		"stack",	"listeners", "policy", "pools",
-		"default_pool", "maildir",   "log",    "tls", NULL};
+		"default_pool", "maildir",   "log",    "tls", "auth", NULL};
 	const config_setting_t *root = config_root_setting(cf);
 	const config_setting_t *s;
 	struct ctl_config c;
@@ -926,6 +931,9 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 				parse_listener(x, g, path, &c.listeners[i]);
 		}
 	}
+
+	cfg_parse_auth(x, config_setting_get_member(root, "auth"), &c);
+	cfg_check_auth(x, root, &c);
 
 	s = config_setting_get_member(root, "policy");
 	if (s)

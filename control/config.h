@@ -19,7 +19,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/brute.h"
 #include "control/cidr.h"
+
+struct auth_store;
+struct auth_sendermap;
 
 enum ctl_role {
 	CTL_ROLE_MX = 0,     /* port 25: inbound mail, no AUTH by default */
@@ -159,6 +163,39 @@ struct ctl_pool_tls {
 	struct tls_client_ctx *ctx; /* built by the loader, owned */
 };
 
+/* AUTH on a listener (issue 14; control/config_auth.c). */
+enum ctl_auth_mode {
+	CTL_AUTH_OFF = 0,  /* AUTH neither offered nor accepted */
+	CTL_AUTH_OPTIONAL, /* offered; anonymous clients may still send */
+	CTL_AUTH_REQUIRED, /* AUTH before MAIL (require_auth = true) */
+};
+/* SASL mechanisms: the same bits as auth/sasl.h's AUTH_MECH_*. */
+#define CTL_AUTH_PLAIN  (1u << 0)
+#define CTL_AUTH_LOGIN  (1u << 1)
+#define CTL_AUTH_GSSAPI (1u << 2)
+
+/* The auth section: credential stores and brute-force limits, shared
+ * by every listener with AUTH. The users file and the sender map are
+ * loaded (and their FILE:LINE errors reported) with the configuration;
+ * the loaded values are owned here until handed to a snapshot. */
+struct ctl_auth_config {
+	char *users_file;          /* NULL: no password store (PLAIN and
+				      LOGIN answer 454 4.7.0) */
+	char *dovecot_socket;      /* Dovecot's auth-client socket: PLAIN
+				      and LOGIN checked there instead of
+				      in users_file; NULL: not used */
+	char *sender_login_map;    /* NULL: senders not tied to logins */
+	struct auth_store *users;
+	struct auth_sendermap *sender_map;
+	struct auth_brute_config brute_force;
+	uint32_t brute_table_size; /* entries per core (LRU); 65536 */
+	char *gssapi_keytab;       /* NULL: KRB5_KTNAME or the default */
+	char *gssapi_service;      /* "smtp/HOST@REALM"; NULL: no GSSAPI */
+	char *gssapi_realm;        /* principals of this realm log in
+				      without "@REALM"; NULL: keep it */
+	unsigned line;
+};
+
 /* Listener time-outs, milliseconds (the file says seconds). */
 struct ctl_listener_timeouts {
 	uint32_t greeting_ms, command_ms, mail_ms, rcpt_ms;
@@ -194,6 +231,12 @@ struct ctl_listener {
 	bool relay_authenticated;/* authenticated clients may relay
 				    (default: false for mx, true
 				    otherwise) */
+	enum ctl_auth_mode auth;  /* default: off for mx, required
+				     otherwise (optional when
+				     require_auth = false) */
+	unsigned auth_mechanisms; /* CTL_AUTH_*; default PLAIN LOGIN */
+	bool auth_allow_cleartext;/* PLAIN/LOGIN before TLS (default
+				     false; discouraged) */
 	uint32_t max_connections;	 /* on this listener, all cores;
 					    0 = no limit */
 	uint32_t max_connections_per_ip; /* 0 = no limit */
@@ -285,6 +328,7 @@ struct ctl_config {
 		uint32_t block_table_size; /* pushed blocks per core;
 					      default 16384 */
 	} policy;
+	struct ctl_auth_config auth;
 	struct {
 		uint32_t workers;	     /* handshake threads; 0 = CPUs
 						not running dataplane

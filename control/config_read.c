@@ -35,8 +35,8 @@
 void cfg_err(struct ctx *x, unsigned line, const char *key,
 		    const char *fmt, ...)
 {
-	char msg[512];
-	char full[1024];
+	char msg[1024];
+	char full[1536];
 	va_list ap;
 	int n;
 
@@ -115,7 +115,7 @@ void cfg_check_keys(struct ctx *x, const config_setting_t *g,
 			config_setting_get_elem(g, (unsigned)i);
 		const char *name = config_setting_name(m);
 		bool ok = false;
-		char valid[512] = "", key[256];
+		char valid[1024] = "", key[256];
 		size_t vl = 0;
 
 		for (const char *const *a = allowed; *a; a++) {

@@ -86,5 +86,16 @@ void cfg_parse_tls(struct ctx *x, const config_setting_t *g,
 		   struct ctl_config *c);
 void cfg_free_listener_tls(struct ctl_listener_tls *t);
 void cfg_free_pool_tls(struct ctl_pool_tls *t);
+/* AUTH (control/config_auth.c): a listener's auth keys, read after its
+ * require_auth/allow_anonymous; the auth section (defaults when g is
+ * NULL; loads the users file and the sender map); checks between
+ * listeners and the section; freeing. */
+void cfg_parse_listener_auth(struct ctx *x, const config_setting_t *g,
+			     const char *path, struct ctl_listener *l);
+void cfg_parse_auth(struct ctx *x, const config_setting_t *g,
+		    struct ctl_config *c);
+void cfg_check_auth(struct ctx *x, const config_setting_t *root,
+		    struct ctl_config *c);
+void cfg_free_auth(struct ctl_config *c);
 
 #endif /* MXG_CONTROL_CONFIG_READ_H */

@@ -10,7 +10,8 @@ PKGS="build-essential meson ninja-build pkg-config
       iproute2 procps psmisc python3 swaks openssl
       postfix gnuplot-nox jq libconfig-dev libjansson-dev ethtool
       debhelper dpkg-dev fakeroot lintian systemd logrotate adduser
-      man-db groff-base dpdk"
+      man-db groff-base dpdk
+      libcrypt-dev libkrb5-dev krb5-kdc krb5-admin-server krb5-user whois"
 
 missing=""
 for p in $PKGS; do

@@ -344,6 +344,11 @@ BAD = [
      r":\d+: key 'listeners\[0\]\.certificates\[1\]': "
      r"certificates\[1\]\.key: the key in \".*ecdsa\.key\" does not "
      r"match the certificate in \".*rsa\.crt\""),
+    # AUTH's users file is read with the configuration (issue 14): its
+    # errors name both the key and the users file's own line
+    ("weak hash in the users file", None,
+     r":\d+: key 'auth\.users_file': \S+/users:2: user \"bob\": not a "
+     r"strong password hash"),
 ]
 
 
@@ -392,6 +397,13 @@ def bad_text(tmp, kind):
              "key": os.path.join(certs, "ecdsa.key")},
             {"cert": os.path.join(certs, "rsa.crt"),
              "key": os.path.join(certs, "ecdsa.key")}]
+    elif kind == "weak hash in the users file":
+        users = os.path.join(tmp, "users")
+        with open(users, "w") as f:
+            f.write("alice:$y$j9T$ujY/KhJsiYa82w07qJJez1$j4WCjtZp475KOmHx"
+                    "t5eP5eLkswlrATcKB89YbCM2aW2\nbob:$1$salt$weakmd5hash"
+                    "0123456789\n")
+        top["auth"] = {"users_file": users}
     elif kind == "user rate key":
         top["policy"]["rate_limits"].append({
             "name": "per_user", "key": "user", "what": "messages",

@@ -190,7 +190,8 @@ static void test_errors(void)
 	/* Unknown key, at the top and in a section. */
 	ERRS(LISTENERS "colour = \"blue\";\n",
 	     "t.conf:2: key 'colour': unknown key (valid here: stack, "
-	     "listeners, policy, pools, default_pool, maildir, log, tls)\n");
+	     "listeners, policy, pools, default_pool, maildir, log, tls, "
+	     "auth)\n");
 	ERRS(LISTENERS "log = {\n  file = \"\";\n  levle = \"info\";\n};\n",
 	     "t.conf:4: key 'log.levle': unknown key (valid here: file, "
 	     "level, format)\n");
@@ -241,7 +242,8 @@ static void test_errors(void)
 	ERRS(LISTENERS "stack = { address6 = \"fd00::1/129\"; };\n"
 		       "stack2 = 1;\n",
 	     "t.conf:3: key 'stack2': unknown key (valid here: stack, "
-	     "listeners, policy, pools, default_pool, maildir, log, tls)\n"
+	     "listeners, policy, pools, default_pool, maildir, log, tls, "
+	     "auth)\n"
 	     "t.conf:2: key 'stack.address6': \"fd00::1/129\" is not an IPv6 "
 	     "prefix (address/len with len 1..128, e.g. "
 	     "\"fd00:6d78::2/64\")\n");
@@ -573,7 +575,7 @@ static void test_policy_errors(void)
 	     "connection_rate_per_ip, max_messages_per_connection, senders, "
 	     "recipients, tls, certificates, tls_min_version, tls_ciphers, "
 	     "tls_min_cipher_bits, tls_client_cert, tls_ca_file, "
-	     "tls_partners)\n");
+	     "tls_partners, auth, auth_mechanisms, auth_allow_cleartext)\n");
 
 	/* Bad CIDRs: the element is named; host bits suggest the
 	 * network. */

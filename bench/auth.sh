@@ -1,0 +1,27 @@
+#!/bin/sh
+# bench/auth.sh [seconds per case] [threads]: password verifications per
+# second per worker thread for the users file's hashes (yescrypt at
+# libcrypt's default cost; SHA-512 crypt at 5000 rounds as the baseline,
+# same run), and the SASL machine's own cost per PLAIN exchange. Writes
+# bench/results/auth.json. A benchmark, not a test: it asserts nothing
+# beyond "the right password verified".
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=${BUILD:-$root/build}
+secs=${1:-5}
+threads=${2:-1}
+ninja -C "$build" bench/auth/auth_bench >/dev/null
+mkdir -p "$root/bench/results"
+out="$root/bench/results/auth.json"
+"$build/bench/auth/auth_bench" "$secs" "$threads" > "$out.tmp"
+{
+	printf '{ "date": "%s", "commit": "%s", "cpus": %s, "result":\n' \
+		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		"$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+		"$(nproc)"
+	cat "$out.tmp"
+	echo '}'
+} > "$out"
+rm -f "$out.tmp"
+cat "$out"
