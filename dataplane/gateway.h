@@ -122,6 +122,10 @@ struct gw_stats {
 	uint64_t be_invariant_errors;
 	uint64_t backend_idle;        /* of backend_live, in the idle cache
 					 (gauge, every 20 ms) */
+	/* Bytes the client transport dropped at the STARTTLS boundary
+	 * (received after the STARTTLS line, past what the engine held;
+	 * dataplane/gateway/xprt.h). */
+	uint64_t starttls_discarded;
 } __attribute__((aligned(64)));
 
 struct gw_core;

@@ -130,7 +130,7 @@ void be_release(struct gw_be *b)
 
 	if (b->counted)
 		relay_server_closed(b->pool_set->rp, b->srv);
-	core_segs_free(&b->in);
+	gw_rx_free(&b->rx);
 	gc->stats.backend_live--;
 	b->state = BE_FREE;
 	if (b->pool_set) {
@@ -475,6 +475,12 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 	}
 }
 
+/* The relay client as the sink of received backend bytes. */
+static size_t be_relay_sink(void *ctx, const uint8_t *p, size_t len)
+{
+	return relay_client_feed(ctx, p, len);
+}
+
 /* Feed backend bytes, handle events, write output. */
 void be_pump(struct gw_be *b)
 {
@@ -488,27 +494,8 @@ void be_pump(struct gw_be *b)
 		bool progress = false;
 
 		/* input */
-		for (;;) {
-			size_t n, len;
-
-			if (!b->in && b->tc)
-				b->in = tcp_recv_chain(b->tc, 65536),
-				b->in_off = 0;
-			if (!b->in)
-				break;
-			len = b->in->data_len - b->in_off;
-			n = relay_client_feed(
-				b->rc,
-				rte_pktmbuf_mtod_offset(b->in, uint8_t *,
-							b->in_off),
-				len);
-			if (n)
-				progress = true;
-			b->in_off += (uint32_t)n;
-			if (b->in_off < b->in->data_len)
-				break;
-			core_seg_next(&b->in, &b->in_off);
-		}
+		if (gw_rx_feed(&b->rx, b->tc, be_relay_sink, b->rc))
+			progress = true;
 		/* events */
 		while ((ev = relay_client_event(b->rc)) != NULL) {
 			be_handle_event(b, ev);

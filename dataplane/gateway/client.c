@@ -60,7 +60,7 @@ void client_release(struct gw_sess *s)
 	}
 	sess_txn_abort(s);
 	sess_put_backend(s);
-	core_segs_free(&s->in);
+	xprt_release(&s->xp);
 	if (s->counted_listener)
 		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
 				   __ATOMIC_RELAXED);
@@ -83,18 +83,17 @@ void client_release(struct gw_sess *s)
 	gc->stats.sessions_live--;
 }
 
-static void *client_accepted(void *arg, struct tcp_conn *c)
+struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
+			    uint16_t cport, const struct xprt_ops *ops,
+			    struct tcp_conn *c)
 {
-	struct gw_core *gc = arg;
 	const struct mxg_snapshot_listener *l;
+	struct smtp_config smtp;
 	struct gw_sess *s;
-	rte_be32_t la, cip;
-	uint16_t lp, cport;
 	uint32_t i, ip;
 	const char *hit = NULL;
 	enum conn_verdict cv;
 
-	tcp_conn_addrs(c, &la, &lp, &cip, &cport);
 	l = mxg_snapshot_listener(gc->snap, lp);
 	if (!l) {
 		gc->stats.sessions_refused++;
@@ -140,7 +139,7 @@ static void *client_accepted(void *arg, struct tcp_conn *c)
 	state_snapshot_ref(gc, s->snap);
 	s->pool_set = gc->pool_set;
 	s->pool_set->users++;
-	s->tc = c;
+	xprt_init(&s->xp, ops, c);
 	s->t_start_us = gc->now_us;
 	s->md_job = -1;
 	s->pool = -1;
@@ -150,8 +149,14 @@ static void *client_accepted(void *arg, struct tcp_conn *c)
 	/* start time + core + sequence: unique across restarts */
 	snprintf(s->sid, sizeof(s->sid), "%08x%02x%06x", gc->sid_epoch,
 		 gc->core & 0xff, gc->sid_seq++ & 0xffffff);
+	/* STARTTLS is offered exactly when the transport can start TLS */
+	smtp = l->smtp;
+	if (xprt_can_start_tls(&s->xp))
+		smtp.flags |= SMTP_CFG_TLS_AVAILABLE;
+	else
+		smtp.flags &= ~SMTP_CFG_TLS_AVAILABLE;
 	s->sm = smtp_session_init(gc->smtp_mem + (size_t)i * gc->gw->smtp_mem,
-				  gc->gw->smtp_mem, &l->smtp, core_now_ms(gc));
+				  gc->gw->smtp_mem, &smtp, core_now_ms(gc));
 	if (!s->sm) {
 		s->used = false;
 		state_pool_set_put(gc, s->pool_set);
@@ -200,6 +205,17 @@ static void *client_accepted(void *arg, struct tcp_conn *c)
 	return s;
 }
 
+/* The choice of transport: plain for every listener until TLS lands
+ * (issue 13 adds xprt_tls for listeners that offer STARTTLS). */
+static void *client_accepted(void *arg, struct tcp_conn *c)
+{
+	rte_be32_t la, cip;
+	uint16_t lp, cport;
+
+	tcp_conn_addrs(c, &la, &lp, &cip, &cport);
+	return client_open(arg, lp, cip, cport, &xprt_plain_ops, c);
+}
+
 static void client_readable(void *ctx, struct tcp_conn *c)
 {
 	RTE_SET_USED(c);
@@ -207,19 +223,22 @@ static void client_readable(void *ctx, struct tcp_conn *c)
 	core_run(((struct gw_sess *)ctx)->gc);
 }
 
-static void client_peer_closed(void *ctx, struct tcp_conn *c)
+void client_peer_eof(struct gw_sess *s)
 {
-	struct gw_sess *s = ctx;
-
-	RTE_SET_USED(c);
 	s->peer_eof = true;
 	core_dirty_session(s);
 	core_run(s->gc);
 }
 
-static void client_gone(struct gw_sess *s)
+static void client_peer_closed(void *ctx, struct tcp_conn *c)
 {
-	s->tc = NULL;
+	RTE_SET_USED(c);
+	client_peer_eof(ctx);
+}
+
+void client_gone(struct gw_sess *s)
+{
+	xprt_gone(&s->xp);
 	s->dead = true;
 	core_dirty_session(s);
 	core_run(s->gc);

@@ -74,31 +74,6 @@
 #define GW_CHECK_INVARIANT 0
 #endif
 
-/* Received segments held between feeds are detached one by one (the
- * chain head's pkt_len/nb_segs are not maintained), so they are freed one
- * by one too. */
-void core_segs_free(struct rte_mbuf **in)
-{
-	while (*in) {
-		struct rte_mbuf *n = (*in)->next;
-
-		(*in)->next = NULL;
-		rte_pktmbuf_free_seg(*in);
-		*in = n;
-	}
-}
-
-/* Drop the head segment once fully consumed; the next becomes the head. */
-void core_seg_next(struct rte_mbuf **in, uint32_t *off)
-{
-	struct rte_mbuf *next = (*in)->next;
-
-	(*in)->next = NULL;
-	rte_pktmbuf_free_seg(*in);
-	*in = next;
-	*off = 0;
-}
-
 void core_dirty_session(struct gw_sess *s)
 {
 	if (s->dirty || !s->used)
@@ -368,7 +343,7 @@ void gw_core_destroy(struct gw_core *gc)
 			struct gw_sess *s = &gc->sess[i];
 
 			if (s->used) {
-				core_segs_free(&s->in);
+				xprt_release(&s->xp);
 				if (s->counted_listener)
 					__atomic_sub_fetch(
 						&gc->gw->lconns[s->lport], 1,
@@ -382,7 +357,7 @@ void gw_core_destroy(struct gw_core *gc)
 			struct gw_be *b = &gc->be[i];
 
 			if (b->state != BE_FREE)
-				core_segs_free(&b->in);
+				gw_rx_free(&b->rx);
 		}
 	if (gc->md)
 		maildir_destroy(gc->md);

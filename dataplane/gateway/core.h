@@ -12,10 +12,6 @@ static inline uint64_t core_now_ms(const struct gw_core *gc)
 	return gc->now_us / 1000;
 }
 
-void core_segs_free(struct rte_mbuf **in);
-
-void core_seg_next(struct rte_mbuf **in, uint32_t *off);
-
 void core_dirty_session(struct gw_sess *s);
 
 void core_dirty_backend(struct gw_be *b);

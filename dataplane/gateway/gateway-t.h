@@ -21,6 +21,8 @@
 #include <rte_mbuf.h>
 
 #include "dataplane/gateway.h"
+#include "dataplane/gateway/rx.h"
+#include "dataplane/gateway/xprt.h"
 
 struct pol_block;
 struct pol_domains;
@@ -81,10 +83,8 @@ struct gw_sess {
 	uint16_t deny_code;            /* refuse at CONNECT (0: greet) */
 	const char *deny_enh, *deny_text;
 	uint64_t t_dot_us;             /* final dot sent to the backend */
-	struct tcp_conn *tc;
+	struct xprt xp;       /* the client transport (xprt.h) */
 	struct smtp_session *sm;
-	struct rte_mbuf *in;  /* unconsumed received segments */
-	uint32_t in_off;
 	rte_be32_t client_ip;
 	uint16_t client_port;
 	char client[INET_ADDRSTRLEN];
@@ -152,8 +152,7 @@ struct gw_be {
 	struct relay_client *rc;
 	struct gw_sess *owner;
 	uint32_t owner_gen;  /* owner->gen when it took b */
-	struct rte_mbuf *in;
-	uint32_t in_off;
+	struct gw_rx rx;     /* received, not yet fed */
 	char name[32];
 };
 

@@ -45,6 +45,7 @@
 #include "dataplane/gateway/client_policy.h"
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/delivery.h"
+#include "dataplane/gateway/log.h"
 #include "dataplane/gateway/policy_state.h"
 #include "dataplane/gateway/session.h"
 
@@ -120,6 +121,26 @@ void sess_txn_abort(struct gw_sess *s)
 		}
 	}
 	sess_txn_reset(s);
+}
+
+/* STARTTLS accepted: the engine queues its 220 (and drops what it held
+ * past the STARTTLS line), then the transport drops everything received
+ * after it (xprt.h: the byte boundary); the next bytes are the TLS
+ * layer's. A transport that fails to start TLS closes the connection. */
+static void sess_starttls(struct gw_sess *s)
+{
+	int64_t n;
+
+	sess_verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);
+	n = xprt_start_tls(&s->xp);
+	if (n < 0) {
+		log_line(s->gc, "event=starttls sid=%s error=%d", s->sid,
+			 (int)n);
+		s->closing = true;
+		xprt_shutdown(&s->xp);
+		return;
+	}
+	s->gc->stats.starttls_discarded += (uint64_t)n;
 }
 
 /* One engine event. Returns false when the session must wait. */
@@ -205,8 +226,12 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 		smtp_session_ack(s->sm);
 		return true;
 	case SMTP_REQ_STARTTLS:
-		sess_verdict(s, SMTP_V_REJECT, 454, "4.7.0",
-			     "TLS not available");
+		if (!xprt_can_start_tls(&s->xp)) {
+			sess_verdict(s, SMTP_V_REJECT, 454, "4.7.0",
+				     "TLS not available");
+			return true;
+		}
+		sess_starttls(s);
 		return true;
 	case SMTP_REQ_AUTH:
 		sess_verdict(s, SMTP_V_REJECT, 504, "5.5.4",
@@ -222,6 +247,14 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 	}
 }
 
+/* The engine as the transport's sink: it takes what it can buffer. */
+static size_t sess_engine_sink(void *ctx, const uint8_t *p, size_t len)
+{
+	struct gw_sess *s = ctx;
+
+	return smtp_session_feed(s->sm, p, len);
+}
+
 void sess_pump(struct gw_sess *s)
 {
 	struct gw_core *gc = s->gc;
@@ -232,31 +265,13 @@ void sess_pump(struct gw_sess *s)
 	for (int round = 0; round < 64; round++) {
 		const struct smtp_event *ev;
 		bool progress = false;
+		size_t n_in;
 
 		/* client input into the engine */
-		for (;;) {
-			size_t n, len;
-
-			if (!s->in && s->tc) {
-				s->in = tcp_recv_chain(s->tc, 65536);
-				s->in_off = 0;
-			}
-			if (!s->in)
-				break;
-			len = s->in->data_len - s->in_off;
-			n = smtp_session_feed(
-				s->sm,
-				rte_pktmbuf_mtod_offset(s->in, uint8_t *,
-							s->in_off),
-				len);
-			gc->stats.bytes_in += n;
-			if (n)
-				progress = true;
-			s->in_off += (uint32_t)n;
-			if (s->in_off < s->in->data_len)
-				break;
-			core_seg_next(&s->in, &s->in_off);
-		}
+		n_in = xprt_read(&s->xp, sess_engine_sink, s);
+		gc->stats.bytes_in += n_in;
+		if (n_in)
+			progress = true;
 		/* events */
 		while ((ev = smtp_session_event(s->sm)) != NULL) {
 			if (!sess_event(s, ev))
@@ -264,7 +279,7 @@ void sess_pump(struct gw_sess *s)
 			progress = true;
 		}
 		/* replies to the client */
-		if (s->tc) {
+		if (xprt_up(&s->xp)) {
 			size_t len;
 			const uint8_t *out = smtp_session_output(s->sm, &len);
 
@@ -272,8 +287,8 @@ void sess_pump(struct gw_sess *s)
 				/* The last reply (221, 421) is held for the
 				 * FIN below, so both leave in one segment. */
 				bool last = smtp_session_closed(s->sm);
-				ssize_t w = tcp_send_more(s->tc, out, len,
-							  last);
+				ssize_t w = xprt_send_more(&s->xp, out, len,
+							   last);
 
 				if (w > 0) {
 					smtp_session_output_consume(s->sm,
@@ -281,13 +296,13 @@ void sess_pump(struct gw_sess *s)
 					progress = true;
 				}
 				if (last && (w < 0 || (size_t)w < len))
-					tcp_flush(s->tc);
+					xprt_flush(&s->xp);
 			}
 		}
 		if (!progress)
 			break;
 	}
-	if (s->tc && !s->closing) {
+	if (xprt_up(&s->xp) && !s->closing) {
 		size_t len;
 
 		(void)smtp_session_output(s->sm, &len);
@@ -298,7 +313,7 @@ void sess_pump(struct gw_sess *s)
 		if (len == 0 && (smtp_session_closed(s->sm) ||
 				 (s->peer_eof && s->wait == W_NONE))) {
 			s->closing = true;
-			tcp_close(s->tc);
+			xprt_shutdown(&s->xp);
 		}
 	}
 }
