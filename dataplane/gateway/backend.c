@@ -20,6 +20,7 @@
  */
 #include "dataplane/gateway/gateway-t.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -482,7 +483,7 @@ static size_t be_relay_sink(void *ctx, const uint8_t *p, size_t len)
 }
 
 /* Feed backend bytes, handle events, write output. */
-void be_pump(struct gw_be *b)
+static void be_pump_once(struct gw_be *b)
 {
 	struct gw_core *gc = b->gc;
 
@@ -496,6 +497,17 @@ void be_pump(struct gw_be *b)
 		/* input */
 		if (gw_rx_feed(&b->rx, b->tc, be_relay_sink, b->rc))
 			progress = true;
+		/* the peer's FIN, once what it sent before is taken */
+		if (b->fin_pending && !b->rx.head) {
+			b->fin_pending = false;
+			if (!b->eof) {
+				b->eof = true;
+				relay_client_eof(b->rc);
+			}
+			if (!b->closing)
+				be_close(b, false);
+			progress = true;
+		}
 		/* events */
 		while ((ev = relay_client_event(b->rc)) != NULL) {
 			be_handle_event(b, ev);
@@ -532,6 +544,32 @@ void be_pump(struct gw_be *b)
 	}
 }
 
+/* The re-entrancy rule (DESIGN 5, core.c): a pump runs from core_run
+ * only, and never inside another pump; TCP callbacks and events mark
+ * objects dirty instead. Checked in every build with assertions. */
+void be_pump(struct gw_be *b)
+{
+	struct gw_core *gc = b->gc;
+
+	assert(gc->running && !gc->pumping);
+	gc->pumping = true;
+	be_pump_once(b);
+	gc->pumping = false;
+}
+
+/* A connection whose TCP went away before it was dead: the relay client
+ * has been told (eof); its last events are handled here, from core_run,
+ * before the connection is released. */
+void be_drain(struct gw_be *b)
+{
+	if (!b->drain_pending)
+		return;
+	b->drain_pending = false;
+	b->dead = false;
+	be_pump(b);
+	b->dead = true;
+}
+
 /* TCP callbacks of backend connections. */
 static void be_connected(void *ctx, struct tcp_conn *c)
 {
@@ -556,14 +594,14 @@ static void be_peer_closed(void *ctx, struct tcp_conn *c)
 	struct gw_be *b = ctx;
 
 	RTE_SET_USED(c);
-	be_pump(b); /* take what is buffered first */
-	if (b->state == BE_UP && !b->dead && !b->eof) {
-		b->eof = true;
-		relay_client_eof(b->rc);
+	/* the pump takes what is buffered first, then tells the relay
+	 * client and closes our side (be_pump_once) */
+	if (b->state == BE_UP && !b->dead) {
+		b->fin_pending = true;
 		core_dirty_backend(b);
-	}
-	if (!b->closing)
+	} else if (!b->closing) {
 		be_close(b, false);
+	}
 	core_run(b->gc);
 }
 
@@ -581,7 +619,8 @@ static void be_gone(struct gw_be *b, int err)
 			relay_client_eof(b->rc);
 		}
 		b->state = BE_UP;
-		be_pump(b);
+		b->fin_pending = false;
+		b->drain_pending = true; /* be_drain, from core_run */
 	}
 	RTE_SET_USED(err);
 	b->dead = true;

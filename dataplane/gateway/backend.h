@@ -24,6 +24,8 @@ void sess_put_backend(struct gw_sess *s);
 
 void be_pump(struct gw_be *b);
 
+void be_drain(struct gw_be *b);
+
 void be_health_checks(struct gw_core *gc);
 
 void be_expire_idle(struct gw_pool_set *pool_set, uint64_t now);

@@ -115,6 +115,7 @@ void core_run(struct gw_core *gc)
 			if (b->state == BE_FREE)
 				continue;
 			if (b->dead) {
+				be_drain(b);
 				/* a dead connection still in the idle cache
 				 * stays allocated until the cache lets go */
 				if (b->idle && !be_idle_remove(b))

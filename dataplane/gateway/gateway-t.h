@@ -142,6 +142,8 @@ struct gw_be {
 				transaction: a failure now is retried on a
 				fresh connection */
 	bool xclient_used;   /* an XCLIENT identity was applied */
+	bool fin_pending;    /* peer FIN: eof once input is taken (pump) */
+	bool drain_pending;  /* TCP gone: last pump before release */
 	struct gw_be *next_dirty;
 	struct gw_core *gc;
 	struct gw_pool_set *pool_set;  /* pools srv and pool index into */
@@ -218,7 +220,8 @@ struct gw_core {
 	uint32_t md_inflight;
 	struct gw_sess *dirty_s;
 	struct gw_be *dirty_b;
-	bool running;
+	bool running;      /* core_run is running the dirty lists */
+	bool pumping;      /* a pump is running (never nested) */
 	uint64_t now_us;
 	uint64_t last_scan_us;
 	uint32_t sid_seq;

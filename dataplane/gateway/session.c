@@ -17,6 +17,7 @@
  */
 #include "dataplane/gateway/gateway-t.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -255,7 +256,7 @@ static size_t sess_engine_sink(void *ctx, const uint8_t *p, size_t len)
 	return smtp_session_feed(s->sm, p, len);
 }
 
-void sess_pump(struct gw_sess *s)
+static void sess_pump_once(struct gw_sess *s)
 {
 	struct gw_core *gc = s->gc;
 
@@ -316,4 +317,15 @@ void sess_pump(struct gw_sess *s)
 			xprt_shutdown(&s->xp);
 		}
 	}
+}
+
+/* The re-entrancy rule (core.c): from core_run only, never nested. */
+void sess_pump(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+
+	assert(gc->running && !gc->pumping);
+	gc->pumping = true;
+	sess_pump_once(s);
+	gc->pumping = false;
 }
