@@ -224,6 +224,8 @@ void gw_core_push_state(const struct gw_core *gc, struct gw_push_state *st)
 	st->blocks = pol_block_count(gc->blocks);
 	st->fail_seq = __atomic_load_n(&gc->push_fail_seq, __ATOMIC_RELAXED);
 	st->fail_err = __atomic_load_n(&gc->push_fail_err, __ATOMIC_RELAXED);
+	st->limits_failed_generation = __atomic_load_n(
+		&gc->limits_failed_generation, __ATOMIC_RELAXED);
 }
 
 const uint64_t *gw_core_latency(const struct gw_core *gc, uint64_t *sum_us)

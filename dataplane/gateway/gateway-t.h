@@ -208,6 +208,9 @@ struct gw_core {
 	/* the last push this core could not apply, and why (-errno) */
 	volatile uint64_t push_fail_seq;
 	volatile int32_t push_fail_err;
+	/* the last generation whose effective-limit tables could not be
+	 * allocated (pushed overrides partly not applied), 0 none */
+	volatile uint64_t limits_failed_generation;
 	uint64_t lat[GW_LAT_BUCKETS];
 	uint64_t lat_sum_us;
 	struct gw_sess *sess;

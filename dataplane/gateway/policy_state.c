@@ -174,22 +174,59 @@ static void state_backend_override_apply(struct gw_core *gc,
  * connection_rate_per_ip, max_messages_per_connection) and
  * "rate_limit.NAME.per_minute" / ".burst". Unknown keys were refused by
  * the main lcore before the push. */
-void state_limits_compute(struct gw_core *gc)
+void *(*state_limits_calloc)(size_t n, size_t size) = calloc;
+
+/* The tables could not be allocated for sn: the previous (smaller) ones
+ * stay; listeners and rules beyond them run on their configured values,
+ * without the pushed overrides. Said once per generation, never silently:
+ * a log line, stats.limits_alloc_failed, and the generation in the push
+ * state (the reload and push replies name it). */
+static void state_limits_failed(struct gw_core *gc,
+				const struct mxg_snapshot *sn)
+{
+	gc->stats.limits_alloc_failed++;
+	__atomic_store_n(&gc->limits_failed_generation, sn->generation,
+			 __ATOMIC_RELAXED);
+	log_line(gc,
+		 "event=error what=limits core=%u generation=%llu "
+		 "detail=\"effective limits not allocated (out of memory): "
+		 "%u pushed limit override(s) not applied beyond the first "
+		 "%u listener(s) and %u rule(s)\"",
+		 gc->core, (unsigned long long)sn->generation, gc->n_over,
+		 gc->listener_limits_cap, gc->rule_limits_cap);
+}
+
+int state_limits_compute(struct gw_core *gc)
 {
 	const struct mxg_snapshot *sn = gc->snap;
+	int rc = 0;
 
 	if (gc->listener_limits_cap < sn->n_listeners) {
-		free(gc->listener_limits);
-		gc->listener_limits =
-			calloc(sn->n_listeners, sizeof(*gc->listener_limits));
-		gc->listener_limits_cap =
-			gc->listener_limits ? sn->n_listeners : 0;
+		struct gw_limits *n = state_limits_calloc(
+			sn->n_listeners, sizeof(*gc->listener_limits));
+
+		if (n) {
+			free(gc->listener_limits);
+			gc->listener_limits = n;
+			gc->listener_limits_cap = sn->n_listeners;
+		} else {
+			rc = -ENOMEM;
+		}
 	}
 	if (gc->rule_limits_cap < sn->n_rules) {
-		free(gc->rule_limits);
-		gc->rule_limits = calloc(sn->n_rules, sizeof(*gc->rule_limits));
-		gc->rule_limits_cap = gc->rule_limits ? sn->n_rules : 0;
+		struct gw_rule_limits *n = state_limits_calloc(
+			sn->n_rules, sizeof(*gc->rule_limits));
+
+		if (n) {
+			free(gc->rule_limits);
+			gc->rule_limits = n;
+			gc->rule_limits_cap = sn->n_rules;
+		} else {
+			rc = -ENOMEM;
+		}
 	}
+	if (rc < 0)
+		state_limits_failed(gc, sn);
 	for (uint32_t i = 0; i < sn->n_listeners && i < gc->listener_limits_cap;
 	     i++) {
 		const struct ctl_listener *cl = sn->listeners[i].cl;
@@ -251,6 +288,7 @@ void state_limits_compute(struct gw_core *gc)
 			}
 		}
 	}
+	return rc;
 }
 
 static bool state_listening(const struct gw_core *gc, uint16_t port)
@@ -435,7 +473,8 @@ void state_pushes_apply(struct gw_core *gc)
 			break;
 		case GW_PUSH_LIMIT:
 			rc = state_override_set(gc, p.name, p.value);
-			state_limits_compute(gc);
+			if (rc >= 0)
+				rc = state_limits_compute(gc);
 			break;
 		case GW_PUSH_BACKEND:
 			rc = state_backend_override_set(gc, p.name, p.down);

@@ -20,7 +20,14 @@ struct gw_pool_set *state_pool_set_new(struct gw_core *gc,
 
 void state_session_adopt(struct gw_sess *s);
 
-void state_limits_compute(struct gw_core *gc);
+/* Recomputes the effective limits; 0, or -ENOMEM (reported: a log
+ * line, stats.limits_alloc_failed, gw_push_state.limits_failed_generation)
+ * when the per-core tables could not be allocated. */
+int state_limits_compute(struct gw_core *gc);
+
+/* The allocator of those tables (calloc; a unit test replaces it to
+ * inject a failure). */
+extern void *(*state_limits_calloc)(size_t n, size_t size);
 
 void state_set_listening(struct gw_core *gc, uint16_t port, bool on);
 

@@ -10,7 +10,8 @@
  * the STARTTLS byte boundary (bytes after the STARTTLS line never reach
  * the engine, are counted, and later bytes go to the TLS layer only);
  * the peer closing with a message pending (the 250 still comes, then
- * the close). Every case ends with the backend invariant and every mbuf
+ * the close); a failed allocation of the effective-limit tables during a
+ * reload is reported. Every case ends with the backend invariant and every mbuf
  * back in its pool.
  */
 #include <dirent.h>
@@ -28,6 +29,7 @@
 #include "dataplane/gateway/client.h"
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/gateway-t.h"
+#include "dataplane/gateway/policy_state.h"
 #include "dataplane/gateway/xprt.h"
 #include "tests/unit/net/harness.h"
 
@@ -166,31 +168,46 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static void h_start(struct h *h)
+/* A snapshot of generation gen: listener mx on 25, and with two also
+ * listener sub on 587. */
+static struct mxg_snapshot *h_snapshot(const struct h *h, uint64_t gen,
+				       bool two)
 {
 	char conf[1024], err[256];
 	struct ctl_config c;
 	struct mxg_snapshot *sn = NULL;
 
-	memset(h, 0, sizeof(*h));
-	snprintf(h->dir, sizeof(h->dir), "/tmp/mxg-test-session-XXXXXX");
-	CHECK(mkdtemp(h->dir) != NULL);
-	snprintf(h->md, sizeof(h->md), "%s/Maildir", h->dir);
 	snprintf(conf, sizeof(conf),
 		 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; "
-		 "} );\n"
+		 "}%s );\n"
 		 "pools = ( { name = \"default\"; type = \"maildir\"; } );\n"
 		 "maildir = { path = \"%s\"; };\n"
 		 "policy = { relay_networks = [ \"198.18.0.0/15\" ]; };\n",
+		 two ? ", { name = \"sub\"; port = 587; role = "
+		       "\"submission\"; }"
+		     : "",
 		 h->md);
 	if (ctl_config_load_string(conf, "t.conf", &c, err, sizeof(err))) {
 		fprintf(stderr, "config: %s\n", err);
 		abort();
 	}
-	if (mxg_snapshot_build(&c, 1, &sn, err, sizeof(err))) {
+	if (mxg_snapshot_build(&c, gen, &sn, err, sizeof(err))) {
 		fprintf(stderr, "snapshot: %s\n", err);
 		abort();
 	}
+	return sn;
+}
+
+static void h_start(struct h *h)
+{
+	char err[256];
+	struct mxg_snapshot *sn;
+
+	memset(h, 0, sizeof(*h));
+	snprintf(h->dir, sizeof(h->dir), "/tmp/mxg-test-session-XXXXXX");
+	CHECK(mkdtemp(h->dir) != NULL);
+	snprintf(h->md, sizeof(h->md), "%s/Maildir", h->dir);
+	sn = h_snapshot(h, 1, false);
 	h->pool = t_pool(1024);
 	h->st = t_stack(h->pool, NULL);
 	if (gw_global_init(&h->gw, sn, 8, 1, err, sizeof(err))) {
@@ -418,6 +435,71 @@ static void test_peer_close_pending(void)
 	h_stop(&h);
 }
 
+static void *failing_calloc(size_t n, size_t size)
+{
+	(void)n;
+	(void)size;
+	return NULL;
+}
+
+/* Issue 12 fix: when the per-core effective-limit tables cannot be
+ * allocated during a reload, the pushed limit overrides are not applied
+ * to the new listeners - and that is reported (counter, log line, push
+ * state for the reload reply; the push itself fails with -ENOMEM). */
+static void test_limits_alloc_failure(void)
+{
+	struct h h;
+	struct gw_push p;
+	struct gw_push_state ps;
+	char err[256];
+	int64_t seq;
+
+	t_current = "limits_alloc_failure";
+	h_start(&h);
+	memset(&p, 0, sizeof(p));
+	p.kind = GW_PUSH_LIMIT;
+	snprintf(p.name, sizeof(p.name), "listener.sub.max_connections");
+	p.value = 7;
+	seq = gw_push_send(&h.gw, &p);
+	CHECK(seq > 0);
+	gw_core_poll(h.gc, now_us());
+	gw_core_push_state(h.gc, &ps);
+	CHECK_EQ(ps.seq, seq);
+	CHECK_EQ(ps.fail_seq, 0);
+	CHECK_EQ(ps.limits_failed_generation, 0);
+
+	/* a reload that adds listener sub, with no memory for the table */
+	state_limits_calloc = failing_calloc;
+	CHECK_EQ(gw_publish(&h.gw, h_snapshot(&h, 2, true), err, sizeof(err)),
+		 0);
+	gw_core_poll(h.gc, now_us());
+	gw_core_push_state(h.gc, &ps);
+	CHECK_EQ(ps.generation, 2);
+	CHECK_EQ(ps.limits_failed_generation, 2);
+	CHECK_EQ(h.gc->stats.limits_alloc_failed, 1);
+
+	/* a limit push that needs the table fails, and says why */
+	p.value = 8;
+	seq = gw_push_send(&h.gw, &p);
+	gw_core_poll(h.gc, now_us());
+	gw_core_push_state(h.gc, &ps);
+	CHECK_EQ(ps.fail_seq, seq);
+	CHECK_EQ(ps.fail_err, -ENOMEM);
+	CHECK_EQ(h.gc->stats.limits_alloc_failed, 2);
+
+	/* memory back: the next push applies the kept override */
+	state_limits_calloc = calloc;
+	p.value = 9;
+	seq = gw_push_send(&h.gw, &p);
+	gw_core_poll(h.gc, now_us());
+	gw_core_push_state(h.gc, &ps);
+	CHECK(ps.fail_seq != (uint64_t)seq);
+	CHECK_EQ(h.gc->listener_limits_cap, 2);
+	CHECK_EQ(h.gc->listener_limits[1].max_conn, 9);
+	(void)gw_reclaim(&h.gw);
+	h_stop(&h);
+}
+
 int main(void)
 {
 	t_init_eal();
@@ -425,6 +507,7 @@ int main(void)
 	test_pipelined();
 	test_starttls_boundary();
 	test_peer_close_pending();
+	test_limits_alloc_failure();
 	mxg_snapshot_reaper_stop();
 	if (t_failures) {
 		fprintf(stderr, "%d check(s) failed\n", t_failures);
