@@ -88,6 +88,10 @@ static const char *push_fail_reason(struct control *ctl,
 {
 	static char why[160];
 
+	if (err == -ENOMEM && p->kind == GW_PUSH_LIMIT)
+		return "effective limits not allocated (out of memory); the "
+		       "override is kept and applied at the next reload or "
+		       "limit push that can allocate them";
 	if (err != -ENOSPC)
 		return strerror(-err);
 	switch (p->kind) {

@@ -42,7 +42,7 @@
 	X(mail_denied_count) X(rcpt_denied_relay) X(rcpt_denied_restrict)     \
 	X(rcpt_rate_limited) X(rl_entries) X(rl_evictions) X(ipconn_entries)  \
 	X(pushes_applied) X(pushes_failed) X(be_invariant_errors)            \
-	X(backend_idle)
+	X(backend_idle) X(starttls_discarded) X(limits_alloc_failed)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \

@@ -75,7 +75,8 @@ int control_reload(struct control *ctl, const char *who, char *msg,
 	struct mxg_snapshot *sn;
 	uint64_t t0 = clock_us(), lat;
 	char err[512];
-	unsigned n;
+	struct gw_push_state states[MXG_MAX_CORES];
+	unsigned n, nlimits = 0;
 	int r;
 
 	if (!path) {
@@ -111,18 +112,29 @@ int control_reload(struct control *ctl, const char *who, char *msg,
 	ctl->generation++;
 	ctl->reloads_ok++;
 	ctl->last_reload_us = clock_us() - t0;
-	n = control_cores_caught_up(ctl, 0, ctl->generation, 1000, &lat, NULL);
+	n = control_cores_caught_up(ctl, 0, ctl->generation, 1000, &lat,
+				    states);
+	/* A core that could not allocate its effective-limit tables runs
+	 * part of the listeners without the pushed limit overrides: the
+	 * reply and the log say so (the core logged the detail). */
+	for (int k = 0; k < ctl->options->n_cores; k++)
+		if (states[k].limits_failed_generation == ctl->generation)
+			nlimits++;
 	snprintf(msg, len,
 		 "{\"generation\":%llu,\"compile_us\":%llu,\"cores\":%u,"
-		 "\"cores_adopted\":%u,\"adopt_us\":%llu}",
+		 "\"cores_adopted\":%u,\"adopt_us\":%llu%s}",
 		 (unsigned long long)ctl->generation,
 		 (unsigned long long)ctl->last_reload_us, ctl->options->n_cores, n,
-		 (unsigned long long)(clock_us() - t0 - ctl->last_reload_us));
+		 (unsigned long long)(clock_us() - t0 - ctl->last_reload_us),
+		 nlimits ? ",\"warning\":\"effective limits not allocated on "
+			   "some cores (out of memory): pushed limit overrides "
+			   "partly not applied\"" : "");
 	logger_configure(ctl, &gw_current(ctl->gw)->cfg);
 	logger_printf(ctl, "event=reload by=%s result=ok generation=%llu "
-			   "compile_us=%llu",
+			   "compile_us=%llu%s",
 		      who, (unsigned long long)ctl->generation,
-		      (unsigned long long)ctl->last_reload_us);
+		      (unsigned long long)ctl->last_reload_us,
+		      nlimits ? " warning=limits_not_allocated" : "");
 	return 0;
 failed:
 	ctl->reloads_failed++;

@@ -16,7 +16,7 @@
  * core k and read by the main lcore.
  *
  * Nothing in a published snapshot is ever modified: runtime pushes go to
- * per-core overlay tables (gateway.c), never here.
+ * per-core overlay tables (dataplane/gateway/policy_state.c), never here.
  */
 #ifndef MXG_SNAPSHOT_H
 #define MXG_SNAPSHOT_H
@@ -32,14 +32,6 @@
 #include "dataplane/relay/relay_client.h"
 #include "dataplane/relay/relay_pool.h"
 #include "dataplane/smtp/smtp_session.h"
-
-/* Names gateway.c still uses: compatibility aliases, removed by the
- * gateway split (issue 12), which renames them there. */
-#define MXG_SNAP_MAX_CORES MXG_MAX_CORES
-#define gw_listener mxg_snapshot_listener
-#define gw_pool mxg_snapshot_pool
-#define gw_rule mxg_snapshot_rule
-#define gw_restrict mxg_snapshot_restrict
 
 struct pol_acl;
 struct tls_server_ctx;

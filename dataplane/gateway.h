@@ -122,6 +122,13 @@ struct gw_stats {
 	uint64_t be_invariant_errors;
 	uint64_t backend_idle;        /* of backend_live, in the idle cache
 					 (gauge, every 20 ms) */
+	/* Bytes the client transport dropped at the STARTTLS boundary
+	 * (received after the STARTTLS line, past what the engine held;
+	 * dataplane/gateway/xprt.h). */
+	uint64_t starttls_discarded;
+	/* Effective-limit tables not allocated at a reload or push (pushed
+	 * limit overrides then partly not applied; logged). */
+	uint64_t limits_alloc_failed;
 } __attribute__((aligned(64)));
 
 struct gw_core;
@@ -203,7 +210,12 @@ struct gw_push_state {
 	uint64_t generation; /* snapshot the core uses */
 	uint32_t blocks;     /* entries in its runtime block table */
 	uint64_t fail_seq;   /* last push it could not apply (0: none) */
-	int32_t fail_err;    /* why: -ENOSPC (table full), -EINVAL */
+	int32_t fail_err;    /* why: -ENOSPC (table full), -EINVAL,
+				-ENOMEM (limit tables not allocated) */
+	/* last generation whose effective-limit tables this core could not
+	 * allocate, so pushed limit overrides are partly not applied
+	 * (0: none) */
+	uint64_t limits_failed_generation;
 };
 void gw_core_push_state(const struct gw_core *gc, struct gw_push_state *st);
 

@@ -1,0 +1,709 @@
+/*
+ * backend.c - the backend connection.
+ *
+ * Owner: one dataplane lcore.
+ *
+ * What it does: a backend connection's life: open (TCP connect and relay
+ * client), the pump (received bytes into the relay client, its events into
+ * the owning session, its output to TCP), the TCP callbacks, the idle cache
+ * (park, take, expire, flush) and active health checks. Ownership by a
+ * session goes through be_own and ends only through sess_put_backend /
+ * be_let_go, the one release path (issue 11).
+ *
+ * Promises: a backend event handler answers the owner's pending request
+ * and dirties the owner, never pumps it; a connection is released only by
+ * core_run (be_release); the backend invariant (backend_check.c) holds
+ * between two pumps.
+ *
+ * One module of the gateway (dataplane/gateway.h; types in gateway-t.h;
+ * DESIGN 5; the layout in docs/architecture.md).
+ */
+#include "dataplane/gateway/gateway-t.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "dataplane/clock.h"
+#include "dataplane/net/tcp.h"
+#include "dataplane/policy/acl.h"
+#include "dataplane/policy/addr.h"
+#include "dataplane/policy/domains.h"
+#include "dataplane/policy/ratelimit.h"
+#include "dataplane/relay/maildir.h"
+
+#include "dataplane/gateway/backend.h"
+#include "dataplane/gateway/core.h"
+#include "dataplane/gateway/delivery.h"
+#include "dataplane/gateway/log.h"
+#include "dataplane/gateway/policy_state.h"
+#include "dataplane/gateway/session.h"
+
+static const struct tcp_callbacks be_cb;
+
+static struct gw_be *be_alloc(struct gw_core *gc)
+{
+	for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
+		struct gw_be *b = &gc->be[i];
+
+		/* a released slot may still be linked on the dirty list
+		 * until core_run() walks past it: reusing it then would cut the
+		 * list */
+		if (b->state == BE_FREE && !b->dirty) {
+			memset(b, 0, sizeof(*b));
+			b->gc = gc;
+			b->idx = i;
+			return b;
+		}
+	}
+	return NULL;
+}
+
+/* Open a new backend connection to server srv of pool. */
+struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
+		      uint32_t pool, uint32_t srv,
+		      const struct gw_sess *for_sess)
+{
+	const struct mxg_snapshot_pool *gp = &pool_set->snap->pools[pool];
+	struct relay_server_info si;
+	struct relay_proxy_addr pa;
+	struct gw_be *b = be_alloc(gc);
+	struct in_addr a;
+	char ip[INET_ADDRSTRLEN];
+
+	if (!b)
+		return NULL;
+	relay_server_get_info(pool_set->rp, srv, &si);
+	/* No session (health check): all-zero addresses, which the PROXY v2
+	 * encoder sends as the LOCAL command. */
+	memset(&pa, 0, sizeof(pa));
+	if (for_sess) {
+		pa.src_addr = rte_be_to_cpu_32(for_sess->client_ip);
+		pa.src_port = for_sess->client_port;
+		pa.dst_addr = rte_be_to_cpu_32(gc->gw->our_ip);
+		pa.dst_port = for_sess->lst->port;
+	}
+	b->rc = relay_client_init(
+		gc->relay_mem + (size_t)b->idx * gc->gw->relay_mem,
+		gc->gw->relay_mem, &gp->rc,
+		gp->rc.client_info == RELAY_CINFO_PROXY ? &pa : NULL,
+		core_now_ms(gc));
+	if (!b->rc)
+		return NULL;
+	b->pool = pool;
+	b->srv = srv;
+	b->pool_set = pool_set;
+	pool_set->users++;
+	a.s_addr = rte_cpu_to_be_32(si.addr);
+	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	snprintf(b->name, sizeof(b->name), "%s:%u", ip, si.port);
+	if (tcp_connect(gc->st, a.s_addr, si.port, &be_cb, b, &b->tc) < 0) {
+		b->rc = NULL;
+		b->pool_set = NULL;
+		state_pool_set_put(gc, pool_set);
+		return NULL;
+	}
+	b->state = BE_CONNECTING;
+	relay_server_opened(pool_set->rp, srv);
+	b->counted = true;
+	gc->stats.backend_connects++;
+	gc->stats.backend_live++;
+	return b;
+}
+
+/* Forget a backend: its TCP connection is gone or being aborted. */
+void be_release(struct gw_be *b)
+{
+	struct gw_core *gc = b->gc;
+
+	if (b->counted)
+		relay_server_closed(b->pool_set->rp, b->srv);
+	gw_rx_free(&b->rx);
+	gc->stats.backend_live--;
+	b->state = BE_FREE;
+	if (b->pool_set) {
+		struct gw_pool_set *pool_set = b->pool_set;
+
+		b->pool_set = NULL;
+		state_pool_set_put(gc, pool_set);
+	}
+}
+
+/* Close the backend's TCP connection after its output is flushed. */
+void be_close(struct gw_be *b, bool abort_now)
+{
+	if (b->tc == NULL || b->closing)
+		return;
+	b->closing = true;
+	if (abort_now) {
+		struct tcp_conn *tc = b->tc;
+
+		b->tc = NULL;
+		tcp_abort(tc);
+		b->dead = true;
+		core_dirty_backend(b);
+	} else {
+		tcp_close(b->tc);
+	}
+}
+
+/* The transaction on b is over (success, RSET, or the session left): park
+ * b in the idle cache, or QUIT it. */
+static void be_detach(struct gw_be *b)
+{
+	struct gw_core *gc = b->gc;
+	const struct mxg_snapshot_pool *gp = &b->pool_set->snap->pools[b->pool];
+	void *evicted = NULL;
+
+	b->owner = NULL;
+	if (b->dead || b->closing)
+		return;
+	/* A connection that carries one client's XCLIENT identity may only
+	 * be reused if the backend still offers XCLIENT to overwrite it
+	 * (Postfix stops offering it once the identity is no longer an
+	 * authorised host): else the next client would inherit it. */
+	if (relay_client_state(b->rc) == RELAY_ST_READY &&
+	    gp->rc.client_info != RELAY_CINFO_PROXY &&
+	    !(b->xclient_used && !relay_client_caps(b->rc)->xclient) &&
+	    !b->pool_set->retired &&
+	    relay_pool_idle_put(b->pool_set->rp, b->srv, b, core_now_ms(gc),
+				&evicted) == 0) {
+		b->idle = true;
+		if (evicted) {
+			struct gw_be *e = evicted;
+
+			e->idle = false;
+			relay_client_quit(e->rc);
+			core_dirty_backend(e);
+		}
+		return;
+	}
+	if (relay_client_quit(b->rc) < 0)
+		be_close(b, false);
+	core_dirty_backend(b);
+}
+
+/* Take b out of its server's idle cache. False when the cache no longer
+ * hands it out (too old): it then comes back through idle_expire. */
+bool be_idle_remove(struct gw_be *b)
+{
+	struct gw_core *gc = b->gc;
+	void *held[64];
+	unsigned n = 0;
+	bool found = false;
+	void *x;
+
+	while (n < 64 && (x = relay_pool_idle_take(b->pool_set->rp, b->srv,
+						   core_now_ms(gc)))) {
+		if (x == b) {
+			found = true;
+			break;
+		}
+		held[n++] = x;
+	}
+	while (n > 0) {
+		void *ev = NULL;
+
+		relay_pool_idle_put(b->pool_set->rp, b->srv, held[--n],
+				    core_now_ms(gc), &ev);
+	}
+	if (found)
+		b->idle = false;
+	return found;
+}
+
+/* s takes b for its transaction. */
+void be_own(struct gw_be *b, struct gw_sess *s)
+{
+	b->owner = s;
+	b->owner_gen = s->gen;
+}
+
+/* The session b works for, or NULL. An owner whose slot was released or
+ * reused (generation), or which no longer points back at b, is never
+ * followed: that is a broken invariant, counted and logged, and b is
+ * let go of (issue 11: a stale owner used to fail another client's
+ * transaction). */
+struct gw_sess *be_owner(struct gw_be *b)
+{
+	struct gw_sess *s = b->owner;
+
+	if (!s)
+		return NULL;
+	if (s->used && s->gen == b->owner_gen && s->be == b)
+		return s;
+	b->gc->stats.be_invariant_errors++;
+	log_line(b->gc, "event=invariant backend=%s what=stale_owner", b->name);
+	b->owner = NULL;
+	return NULL;
+}
+
+/* Nobody owns b any more: the one way a backend connection stops serving
+ * a session (issue 11). Clean (READY): the idle cache or QUIT
+ * (be_detach). A transaction open: RSET, parked on its reply
+ * (RELAY_EV_RSET), or closed once DATA was sent. Failed: aborted now.
+ * Connecting, greeting, RSET or QUIT in flight: left to finish, each
+ * under a relay deadline, and parked (RELAY_EV_READY, RELAY_EV_RSET) or
+ * closed by its outcome. Dead or closing: core_run releases it. */
+static void be_let_go(struct gw_be *b)
+{
+	b->owner = NULL;
+	if (b->dead || b->closing || b->state != BE_UP)
+		return;
+	switch (relay_client_state(b->rc)) {
+	case RELAY_ST_TXN:
+	case RELAY_ST_BODY:
+		if (relay_client_abort(b->rc) == RELAY_ABORT_CLOSE)
+			be_close(b, false);
+		core_dirty_backend(b);
+		return;
+	case RELAY_ST_FAILED:
+		be_close(b, true);
+		return;
+	case RELAY_ST_CLOSED:
+		core_dirty_backend(b); /* be_pump flushes and closes it */
+		return;
+	case RELAY_ST_CONNECTING:
+	case RELAY_ST_SETUP:
+	case RELAY_ST_RSET:
+	case RELAY_ST_QUIT:
+		core_dirty_backend(b);
+		return;
+	default: /* READY, EOD */
+		be_detach(b);
+		return;
+	}
+}
+
+/* s is done with its backend connection (s->be may be NULL). */
+void sess_put_backend(struct gw_sess *s)
+{
+	struct gw_be *b = s->be;
+
+	s->be = NULL;
+	s->be_sticky = false;
+	if (b)
+		be_let_go(b);
+}
+
+static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
+{
+	struct gw_core *gc = b->gc;
+	struct gw_sess *s = be_owner(b);
+
+	switch (ev->type) {
+	case RELAY_EV_READY:
+		b->ready = true;
+		if (b->probe) {
+			relay_server_check_result(b->pool_set->rp, b->srv, true,
+						  core_now_ms(gc));
+			relay_client_quit(b->rc);
+			return;
+		}
+		relay_server_report(b->pool_set->rp, b->srv, true,
+				    core_now_ms(gc));
+		if (s)
+			delivery_backend_ready(s);
+		else
+			be_detach(b);
+		return;
+	case RELAY_EV_MAIL:
+		b->reuse_check = false;
+		if (!s)
+			return;
+		if (ev->reply.code / 100 != 2) {
+			/* Keep the refusal: it answers this RCPT and every
+			 * later one of the transaction. */
+			s->mail_failed = true;
+			s->mail_reply.code = ev->reply.code;
+			snprintf(s->mail_reply.enh, sizeof(s->mail_reply.enh),
+				 "%s", ev->reply.enh);
+			snprintf(s->mail_reply.text,
+				 sizeof(s->mail_reply.text), "%s",
+				 ev->reply.text ? ev->reply.text : "");
+		}
+		return;
+	case RELAY_EV_RCPT:
+		if (!s || s->wait != W_RCPT)
+			return;
+		s->wait = W_NONE;
+		s->pend_rcpt_queued = false;
+		if (s->mail_failed) {
+			/* MAIL refused: the RCPT reply (503) is not the
+			 * client's business; give it the MAIL reply. */
+			gc->stats.rcpts_rejected++;
+			sess_verdict(s, SMTP_V_REJECT, s->mail_reply.code,
+				     s->mail_reply.enh[0] ? s->mail_reply.enh
+				     : NULL,
+				     s->mail_reply.text);
+			return;
+		}
+		if (ev->reply.code / 100 == 2) {
+			if (s->nrcpt_ok < GW_MAX_LOG_RCPT)
+				snprintf(s->rcpt_log[s->nrcpt_ok], 128,
+					 "%.127s", s->pend_rcpt);
+			s->nrcpt_ok++;
+			gc->stats.rcpts_accepted++;
+		} else {
+			s->nrcpt_bad++;
+			gc->stats.rcpts_rejected++;
+		}
+		sess_verdict_reply(s, &ev->reply);
+		return;
+	case RELAY_EV_DATA:
+		if (!s || s->wait != W_DATA)
+			return;
+		s->wait = W_NONE;
+		if (ev->reply.code == 354) {
+			sess_verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);
+		} else {
+			struct relay_reply r = ev->reply;
+
+			/* DATA refused: the transaction is dead at the
+			 * backend; abort it there and tell the client. */
+			if (r.code < 400)
+				r.code = 451;
+			sess_verdict_reply(s, &r);
+			s->txn_failed = true;
+			if (relay_client_abort(b->rc) == RELAY_ABORT_CLOSE)
+				sess_put_backend(s);
+		}
+		return;
+	case RELAY_EV_WRITABLE:
+		if (s)
+			core_dirty_session(s);
+		return;
+	case RELAY_EV_DATA_END:
+		/* any reply proves the server alive */
+		relay_server_report(b->pool_set->rp, b->srv, true,
+				    core_now_ms(gc));
+		if (!s || s->wait != W_DATA_END)
+			return;
+		s->wait = W_NONE;
+		{
+			static const uint32_t bounds[] = GW_LAT_BOUNDS;
+			uint64_t us = gc->now_us - s->t_dot_us;
+			unsigned k = 0;
+
+			while (k < RTE_DIM(bounds) && us > bounds[k] * 1000ULL)
+				k++;
+			gc->lat[k]++;
+			gc->lat_sum_us += us;
+		}
+		delivery_txn_done(s, ev->reply.code, &ev->reply, NULL, NULL);
+		sess_verdict_reply(s, &ev->reply);
+		if (!s->be_sticky) {
+			/* RSET between transactions (DESIGN 5): owed now,
+			 * sent ahead of the next MAIL in the same pipelined
+			 * group (no round trip of its own); the connection is
+			 * parked at once. */
+			(void)relay_client_rset_lazy(b->rc);
+			sess_put_backend(s);
+		}
+		sess_txn_reset(s);
+		return;
+	case RELAY_EV_RSET:
+		b->reuse_check = false;
+		/* An aborted transaction's RSET: the connection is reusable
+		 * (unless a sticky session still holds it). */
+		if (!s)
+			be_detach(b);
+		else if (s->wait == W_RCPT)
+			delivery_backend_ready(s);
+		return;
+	case RELAY_EV_CLOSED:
+		be_close(b, false);
+		return;
+	case RELAY_EV_ERROR: {
+		char why[200];
+
+		gc->stats.backend_errors++;
+		if (b->probe)
+			relay_server_check_result(b->pool_set->rp, b->srv,
+						  false, core_now_ms(gc));
+		else
+			relay_server_report(b->pool_set->rp, b->srv, false,
+					    core_now_ms(gc));
+		snprintf(why, sizeof(why),
+			 "Backend %s failed (%s at %s), try again later",
+			 b->name, relay_error_name(ev->error),
+			 relay_step_name(ev->step));
+		log_line(gc, "event=backend_error backend=%s error=%s step=%s "
+			 "code=%u sid=%s",
+			 b->name, relay_error_name(ev->error),
+			 relay_step_name(ev->step), ev->reply.code,
+			 s ? s->sid : "-");
+		if (s && b->reuse_check && s->wait == W_RCPT) {
+			/* A cached connection died before its RSET answer:
+			 * nothing of the transaction reached it; retry the
+			 * RCPT on a fresh connection. */
+			b->owner = NULL;
+			s->mail_sent = false;
+			s->mail_failed = false;
+			s->pend_rcpt_queued = false;
+			s->be = delivery_get_backend(s, b->pool);
+			be_close(b, true);
+			if (!s->be) {
+				delivery_backend_failed(s, why);
+				return;
+			}
+			snprintf(s->backend_name, sizeof(s->backend_name),
+				 "%s", s->be->name);
+			if (relay_client_state(s->be->rc) == RELAY_ST_READY)
+				delivery_backend_ready(s);
+			return;
+		}
+		be_close(b, true);
+		if (s)
+			delivery_backend_failed(s, why);
+		return;
+	}
+	default:
+		return;
+	}
+}
+
+/* The relay client as the sink of received backend bytes. */
+static size_t be_relay_sink(void *ctx, const uint8_t *p, size_t len)
+{
+	return relay_client_feed(ctx, p, len);
+}
+
+/* Feed backend bytes, handle events, write output. */
+static void be_pump_once(struct gw_be *b)
+{
+	struct gw_core *gc = b->gc;
+
+	if (b->state != BE_UP || b->dead)
+		return;
+	relay_client_time(b->rc, core_now_ms(gc));
+	for (int round = 0; round < 64; round++) {
+		const struct relay_event *ev;
+		bool progress = false;
+
+		/* input */
+		if (gw_rx_feed(&b->rx, b->tc, be_relay_sink, b->rc))
+			progress = true;
+		/* the peer's FIN, once what it sent before is taken */
+		if (b->fin_pending && !b->rx.head) {
+			b->fin_pending = false;
+			if (!b->eof) {
+				b->eof = true;
+				relay_client_eof(b->rc);
+			}
+			if (!b->closing)
+				be_close(b, false);
+			progress = true;
+		}
+		/* events */
+		while ((ev = relay_client_event(b->rc)) != NULL) {
+			be_handle_event(b, ev);
+			relay_client_event_pop(b->rc);
+			progress = true;
+			if (b->dead)
+				return;
+		}
+		/* output */
+		if (b->tc) {
+			size_t len;
+			const uint8_t *out = relay_client_output(b->rc, &len);
+
+			if (len) {
+				ssize_t w = tcp_send(b->tc, out, len);
+
+				if (w > 0) {
+					relay_client_output_consume(
+						b->rc, (size_t)w);
+					progress = true;
+				}
+			}
+		}
+		if (!progress)
+			break;
+	}
+	if (relay_client_done(b->rc) && b->tc) {
+		size_t len;
+
+		(void)relay_client_output(b->rc, &len);
+		if (len == 0)
+			be_close(b, relay_client_state(b->rc) ==
+					    RELAY_ST_FAILED);
+	}
+}
+
+/* The re-entrancy rule (DESIGN 5, core.c): a pump runs from core_run
+ * only, and never inside another pump; TCP callbacks and events mark
+ * objects dirty instead. Checked in every build with assertions. */
+void be_pump(struct gw_be *b)
+{
+	struct gw_core *gc = b->gc;
+
+	assert(gc->running && !gc->pumping);
+	gc->pumping = true;
+	be_pump_once(b);
+	gc->pumping = false;
+}
+
+/* A connection whose TCP went away before it was dead: the relay client
+ * has been told (eof); its last events are handled here, from core_run,
+ * before the connection is released. */
+void be_drain(struct gw_be *b)
+{
+	if (!b->drain_pending)
+		return;
+	b->drain_pending = false;
+	b->dead = false;
+	be_pump(b);
+	b->dead = true;
+}
+
+/* TCP callbacks of backend connections. */
+static void be_connected(void *ctx, struct tcp_conn *c)
+{
+	struct gw_be *b = ctx;
+
+	RTE_SET_USED(c);
+	b->state = BE_UP;
+	relay_client_connected(b->rc);
+	core_dirty_backend(b);
+	core_run(b->gc);
+}
+
+static void be_readable(void *ctx, struct tcp_conn *c)
+{
+	RTE_SET_USED(c);
+	core_dirty_backend(ctx);
+	core_run(((struct gw_be *)ctx)->gc);
+}
+
+static void be_peer_closed(void *ctx, struct tcp_conn *c)
+{
+	struct gw_be *b = ctx;
+
+	RTE_SET_USED(c);
+	/* the pump takes what is buffered first, then tells the relay
+	 * client and closes our side (be_pump_once) */
+	if (b->state == BE_UP && !b->dead) {
+		b->fin_pending = true;
+		core_dirty_backend(b);
+	} else if (!b->closing) {
+		be_close(b, false);
+	}
+	core_run(b->gc);
+}
+
+static void be_gone(struct gw_be *b, int err)
+{
+	b->tc = NULL;
+	if (!b->dead) {
+		if (b->state == BE_CONNECTING) {
+			/* relay client never started: raise its error
+			 * through eof for one code path */
+			b->state = BE_UP;
+		}
+		if (!b->eof) {
+			b->eof = true;
+			relay_client_eof(b->rc);
+		}
+		b->state = BE_UP;
+		b->fin_pending = false;
+		b->drain_pending = true; /* be_drain, from core_run */
+	}
+	RTE_SET_USED(err);
+	b->dead = true;
+	core_dirty_backend(b);
+	core_run(b->gc);
+}
+
+static void be_closed(void *ctx, struct tcp_conn *c)
+{
+	RTE_SET_USED(c);
+	be_gone(ctx, 0);
+}
+
+static void be_reset(void *ctx, struct tcp_conn *c, int err)
+{
+	RTE_SET_USED(c);
+	be_gone(ctx, err);
+}
+
+static const struct tcp_callbacks be_cb = {
+	.connected = be_connected,
+	.readable = be_readable,
+	.writable = be_readable,
+	.peer_closed = be_peer_closed,
+	.closed = be_closed,
+	.reset = be_reset,
+};
+
+void be_health_checks(struct gw_core *gc)
+{
+	uint32_t due[16];
+	struct gw_pool_set *pool_set = gc->pool_set;
+	unsigned n =
+		relay_pools_checks_due(pool_set->rp, core_now_ms(gc), due, 16);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct relay_server_info si;
+		struct gw_be *b;
+
+		relay_server_get_info(pool_set->rp, due[i], &si);
+		if (pool_set->snap->pools[si.pool].maildir)
+			continue;
+		b = be_open(gc, pool_set, si.pool, due[i], NULL);
+		if (!b) {
+			relay_server_check_result(pool_set->rp, due[i], false,
+						  core_now_ms(gc));
+			continue;
+		}
+		b->probe = true;
+		gc->stats.backend_checks++;
+	}
+}
+
+/* Quit the idle connections of pool_set that are too old at clock now (or whose
+ * server is down). */
+void be_expire_idle(struct gw_pool_set *pool_set, uint64_t now)
+{
+	void *exp[16];
+	uint32_t srv[16];
+	unsigned n;
+
+	while ((n = relay_pools_idle_expire(pool_set->rp, now, exp, srv, 16)) >
+	       0) {
+		for (unsigned k = 0; k < n; k++) {
+			struct gw_be *b = exp[k];
+
+			b->idle = false;
+			if (b->dead) {
+				be_release(b);
+				continue;
+			}
+			if (relay_client_quit(b->rc) < 0)
+				be_close(b, false);
+			core_dirty_backend(b);
+		}
+		if (n < 16)
+			break;
+	}
+}
+
+/* Quit every idle connection of pool_set (a retired set hands none out again):
+ * a far-future clock makes every cached connection "too old". */
+void be_flush_idle(struct gw_core *gc, struct gw_pool_set *pool_set)
+{
+	be_expire_idle(pool_set, core_now_ms(gc) + (1ULL << 40));
+}

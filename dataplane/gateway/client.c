@@ -1,0 +1,267 @@
+/*
+ * client.c - the client connection.
+ *
+ * Owner: one dataplane lcore.
+ *
+ * What it does: the TCP callbacks of a client connection (accept, readable,
+ * peer closed, closed, reset): at accept it takes a session slot, runs the
+ * connection policy (client_policy.c), creates the SMTP engine and chooses
+ * the transport; afterwards it only marks the session dirty. client_release
+ * frees a session once its TCP connection is gone (called by core_run only).
+ *
+ * Promises: a callback never pumps and never frees; every connection
+ * counted at accept is uncounted exactly once in client_release.
+ *
+ * One module of the gateway (dataplane/gateway.h; types in gateway-t.h;
+ * DESIGN 5; the layout in docs/architecture.md).
+ */
+#include "dataplane/gateway/gateway-t.h"
+
+#include <errno.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "dataplane/clock.h"
+#include "dataplane/net/tcp.h"
+#include "dataplane/policy/acl.h"
+#include "dataplane/policy/addr.h"
+#include "dataplane/policy/domains.h"
+#include "dataplane/policy/ratelimit.h"
+#include "dataplane/relay/maildir.h"
+
+#include "dataplane/gateway/backend.h"
+#include "dataplane/gateway/client.h"
+#include "dataplane/gateway/client_policy.h"
+#include "dataplane/gateway/core.h"
+#include "dataplane/gateway/log.h"
+#include "dataplane/gateway/policy_state.h"
+#include "dataplane/gateway/session.h"
+
+void client_release(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+	const struct smtp_stats *st = smtp_session_stats(s->sm);
+
+	if (s->wait == W_DATA_END && s->md_job >= 0) {
+		/* the Maildir commit runs on; its completion is dropped */
+		s->md_job = -1;
+	}
+	sess_txn_abort(s);
+	sess_put_backend(s);
+	xprt_release(&s->xp);
+	if (s->counted_listener)
+		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
+				   __ATOMIC_RELAXED);
+	if (s->counted_ip)
+		pol_conns_dec(gc->conns_per_ip, rte_be_to_cpu_32(s->client_ip));
+	log_line(gc, "event=session sid=%s client=%s:%u listener=%s "
+		 "commands=%u messages=%u errors=%u pregreet=%u ms=%llu",
+		 s->sid, s->client, s->client_port, s->lst->cl->name,
+		 st->commands, st->messages, st->errors, st->pregreet_bytes,
+		 (unsigned long long)((gc->now_us - s->t_start_us) / 1000));
+	s->sm = NULL;
+	s->used = false;
+	s->gen++;
+	state_pool_set_put(gc, s->pool_set);
+	s->pool_set = NULL;
+	state_snapshot_unref(gc, s->snap);
+	s->snap = NULL;
+	gc->sess_next_free[s->idx] = gc->free_sess;
+	gc->free_sess = s->idx;
+	gc->stats.sessions_live--;
+}
+
+struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
+			    uint16_t cport, const struct xprt_ops *ops,
+			    struct tcp_conn *c)
+{
+	const struct mxg_snapshot_listener *l;
+	struct smtp_config smtp;
+	struct gw_sess *s;
+	uint32_t i, ip;
+	const char *hit = NULL;
+	enum conn_verdict cv;
+
+	l = mxg_snapshot_listener(gc->snap, lp);
+	if (!l) {
+		gc->stats.sessions_refused++;
+		return NULL;
+	}
+	ip = rte_be_to_cpu_32(cip);
+	if (policy_conn_denied(gc, l, ip)) {
+		const struct ctl_listener *cl = l->cl;
+
+		gc->stats.conn_denied_acl++;
+		if (cl->deny_action == CTL_DENY_CLOSE) {
+			char a[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, &cip, a, sizeof(a));
+			log_line(gc, "event=refused client=%s listener=%s "
+				 "reason=acl action=close",
+				 a, cl->name);
+			return NULL; /* the stack resets it: no greeting */
+		}
+		cv = CONN_DENY;
+	} else {
+		cv = CONN_OK;
+	}
+	if (gc->free_sess == NO_FREE) {
+		gc->stats.sessions_refused++;
+		return NULL;
+	}
+	i = gc->free_sess;
+	gc->free_sess = gc->sess_next_free[i];
+	s = &gc->sess[i];
+	{
+		uint32_t gen = s->gen;
+
+		memset(s, 0, sizeof(*s));
+		s->gen = gen;
+	}
+	s->used = true;
+	s->gc = gc;
+	s->idx = i;
+	s->lst = l;
+	s->lport = lp;
+	s->snap = gc->snap;
+	state_snapshot_ref(gc, s->snap);
+	s->pool_set = gc->pool_set;
+	s->pool_set->users++;
+	xprt_init(&s->xp, ops, c);
+	s->t_start_us = gc->now_us;
+	s->md_job = -1;
+	s->pool = -1;
+	s->client_ip = cip;
+	s->client_port = cport;
+	inet_ntop(AF_INET, &s->client_ip, s->client, sizeof(s->client));
+	/* start time + core + sequence: unique across restarts */
+	snprintf(s->sid, sizeof(s->sid), "%08x%02x%06x", gc->sid_epoch,
+		 gc->core & 0xff, gc->sid_seq++ & 0xffffff);
+	/* STARTTLS is offered exactly when the transport can start TLS */
+	smtp = l->smtp;
+	if (xprt_can_start_tls(&s->xp))
+		smtp.flags |= SMTP_CFG_TLS_AVAILABLE;
+	else
+		smtp.flags &= ~SMTP_CFG_TLS_AVAILABLE;
+	s->sm = smtp_session_init(gc->smtp_mem + (size_t)i * gc->gw->smtp_mem,
+				  gc->gw->smtp_mem, &smtp, core_now_ms(gc));
+	if (!s->sm) {
+		s->used = false;
+		state_pool_set_put(gc, s->pool_set);
+		state_snapshot_unref(gc, s->snap);
+		gc->sess_next_free[i] = gc->free_sess;
+		gc->free_sess = i;
+		gc->stats.sessions_refused++;
+		return NULL;
+	}
+	gc->stats.sessions++;
+	gc->stats.sessions_live++;
+	if (cv == CONN_OK)
+		cv = policy_conn_limits(s, ip, &hit);
+	switch (cv) {
+	case CONN_DENY:
+		s->deny_code = 554;
+		s->deny_enh = "5.7.1";
+		s->deny_text = "Access denied";
+		break;
+	case CONN_LIMIT:
+		gc->stats.conn_denied_limit++;
+		s->deny_code = 421;
+		s->deny_enh = "4.7.0";
+		s->deny_text = "Too many connections, try again later";
+		break;
+	case CONN_RATE:
+		gc->stats.conn_denied_rate++;
+		s->deny_code = 421;
+		s->deny_enh = "4.7.0";
+		s->deny_text = "Connection rate limit exceeded, try again "
+			       "later";
+		break;
+	default:
+		break;
+	}
+	log_line(gc, "event=connect sid=%s client=%s:%u listener=%s%s%s",
+		 s->sid, s->client, s->client_port, l->cl->name,
+		 s->deny_code ? " refused=" : "",
+		 !s->deny_code	    ? ""
+		 : cv == CONN_DENY  ? "acl"
+		 : cv == CONN_LIMIT ? "limit"
+				    : (hit ? hit : "rate"));
+	core_dirty_session(s);
+	/* core_run() is not called here: accepted() is inside the stack's input
+	 * path before the conn is fully set up; the poll runs it. */
+	return s;
+}
+
+/* The choice of transport: plain for every listener until TLS lands
+ * (issue 13 adds xprt_tls for listeners that offer STARTTLS). */
+static void *client_accepted(void *arg, struct tcp_conn *c)
+{
+	rte_be32_t la, cip;
+	uint16_t lp, cport;
+
+	tcp_conn_addrs(c, &la, &lp, &cip, &cport);
+	return client_open(arg, lp, cip, cport, &xprt_plain_ops, c);
+}
+
+static void client_readable(void *ctx, struct tcp_conn *c)
+{
+	RTE_SET_USED(c);
+	core_dirty_session(ctx);
+	core_run(((struct gw_sess *)ctx)->gc);
+}
+
+void client_peer_eof(struct gw_sess *s)
+{
+	s->peer_eof = true;
+	core_dirty_session(s);
+	core_run(s->gc);
+}
+
+static void client_peer_closed(void *ctx, struct tcp_conn *c)
+{
+	RTE_SET_USED(c);
+	client_peer_eof(ctx);
+}
+
+void client_gone(struct gw_sess *s)
+{
+	xprt_gone(&s->xp);
+	s->dead = true;
+	core_dirty_session(s);
+	core_run(s->gc);
+}
+
+static void client_closed(void *ctx, struct tcp_conn *c)
+{
+	RTE_SET_USED(c);
+	client_gone(ctx);
+}
+
+static void client_reset(void *ctx, struct tcp_conn *c, int err)
+{
+	RTE_SET_USED(c);
+	RTE_SET_USED(err);
+	client_gone(ctx);
+}
+
+const struct tcp_callbacks client_callbacks = {
+	.accepted = client_accepted,
+	.readable = client_readable,
+	.writable = client_readable,
+	.peer_closed = client_peer_closed,
+	.closed = client_closed,
+	.reset = client_reset,
+};

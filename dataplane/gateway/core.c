@@ -1,0 +1,393 @@
+/*
+ * core.c - the per-core scheduler of the gateway.
+ *
+ * Owner: one dataplane lcore (everything in its struct gw_core).
+ *
+ * What it does: allocates the core's slabs (sessions, backend connections,
+ * relay clients, Maildir instance) in gw_core_create and frees them in
+ * gw_core_destroy; keeps the two dirty lists and runs them (core_run);
+ * gw_core_poll drives time: protocol deadlines, Maildir completions
+ * (delivery.c), idle-backend expiry and health checks (backend.c), pushes
+ * and snapshot adoption (policy_state.c), and the invariant (backend_check.c).
+ *
+ * How work flows. TCP callbacks never do protocol work themselves: they
+ * mark the session or backend connection "dirty" and run the dirty lists
+ * (core_run). A session pump (session.c) feeds client bytes into the SMTP
+ * engine, answers its events, and writes its output; a backend pump
+ * (backend.c) feeds backend bytes into the relay client, handles its
+ * events (which answer the owning session's pending request and dirty that
+ * session), and writes its output. Because each pump only touches its own
+ * object and dirties the other, no pump ever re-enters another.
+ *
+ * Promises: TCP callbacks and events never pump; they dirty an object and
+ * core_run pumps it. core_run is the only place where a session or backend
+ * connection is released, so no object is freed under a running pump, and
+ * it never re-enters itself.
+ *
+ * One module of the gateway (dataplane/gateway.h; types in gateway-t.h;
+ * DESIGN 5; the layout in docs/architecture.md).
+ */
+#include "dataplane/gateway/gateway-t.h"
+
+#include <errno.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "dataplane/clock.h"
+#include "dataplane/net/tcp.h"
+#include "dataplane/policy/acl.h"
+#include "dataplane/policy/addr.h"
+#include "dataplane/policy/domains.h"
+#include "dataplane/policy/ratelimit.h"
+#include "dataplane/relay/maildir.h"
+
+#include "dataplane/gateway/backend.h"
+#include "dataplane/gateway/client.h"
+#include "dataplane/gateway/core.h"
+#include "dataplane/gateway/delivery.h"
+#include "dataplane/gateway/policy_state.h"
+#include "dataplane/gateway/session.h"
+
+/* Debug and sanitizer builds check the backend invariant every scan. */
+#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) ||                      \
+	defined(__SANITIZE_UNDEFINED__)
+#define GW_CHECK_INVARIANT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) ||                                        \
+	__has_feature(undefined_behavior_sanitizer)
+#define GW_CHECK_INVARIANT 1
+#endif
+#endif
+#ifndef GW_CHECK_INVARIANT
+#define GW_CHECK_INVARIANT 0
+#endif
+
+void core_dirty_session(struct gw_sess *s)
+{
+	if (s->dirty || !s->used)
+		return;
+	s->dirty = true;
+	s->next_dirty = s->gc->dirty_s;
+	s->gc->dirty_s = s;
+}
+
+void core_dirty_backend(struct gw_be *b)
+{
+	if (b->dirty || b->state == BE_FREE)
+		return;
+	b->dirty = true;
+	b->next_dirty = b->gc->dirty_b;
+	b->gc->dirty_b = b;
+}
+
+/* Pump every dirty session and backend until nothing is dirty. Objects
+ * whose TCP connection is gone are released here, outside any pump. */
+void core_run(struct gw_core *gc)
+{
+	if (gc->running)
+		return;
+	gc->running = true;
+	for (int guard = 0; guard < 1024; guard++) {
+		struct gw_sess *s = gc->dirty_s;
+		struct gw_be *b = gc->dirty_b;
+
+		if (!s && !b)
+			break;
+		gc->dirty_s = NULL;
+		gc->dirty_b = NULL;
+		/* Take the successor before pumping: a pump may dirty its
+		 * own object again, which rewrites next_dirty. */
+		for (struct gw_be *nb; b; b = nb) {
+			nb = b->next_dirty;
+			b->dirty = false;
+			if (b->state == BE_FREE)
+				continue;
+			if (b->dead) {
+				be_drain(b);
+				/* a dead connection still in the idle cache
+				 * stays allocated until the cache lets go */
+				if (b->idle && !be_idle_remove(b))
+					continue;
+				{
+					struct gw_sess *o = be_owner(b);
+
+					if (o)
+						delivery_backend_failed(
+							o, "Backend connection "
+							   "lost, try again "
+							   "later");
+				}
+				be_release(b);
+				continue;
+			}
+			be_pump(b);
+		}
+		for (struct gw_sess *ns; s; s = ns) {
+			ns = s->next_dirty;
+			s->dirty = false;
+			if (!s->used)
+				continue;
+			if (s->dead) {
+				client_release(s);
+				continue;
+			}
+			sess_pump(s);
+		}
+	}
+	gc->running = false;
+}
+
+bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
+{
+	struct mxg_snapshot *sn;
+
+	gc->now_us = now_us;
+	sn = __atomic_load_n(&gc->gw->snap, __ATOMIC_ACQUIRE);
+	if (sn != gc->snap)
+		state_adopt(gc, sn);
+	if (gc->gw->push[gc->core] &&
+	    !rte_ring_empty(gc->gw->push[gc->core]))
+		state_pushes_apply(gc);
+	if (gc->md)
+		delivery_maildir_done(gc);
+	/* Time-outs and short Maildir appends: a scan every 20 ms. */
+	if (now_us - gc->last_scan_us >= 20000) {
+		gc->last_scan_us = now_us;
+		for (uint32_t i = 0; i < gc->gw->max_sessions; i++) {
+			struct gw_sess *s = &gc->sess[i];
+
+			if (!s->used || s->dead)
+				continue;
+			if (smtp_session_deadline(s->sm) <= core_now_ms(gc) ||
+			    s->md_job >= 0)
+				core_dirty_session(s);
+		}
+		gc->stats.backend_idle = 0;
+		for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
+			struct gw_be *b = &gc->be[i];
+
+			gc->stats.backend_idle +=
+				b->state != BE_FREE && b->idle;
+			if (b->state == BE_UP && !b->dead &&
+			    relay_client_deadline(b->rc) <= core_now_ms(gc))
+				core_dirty_backend(b);
+			else if (b->state == BE_CONNECTING &&
+				 relay_client_deadline(b->rc) <=
+					 core_now_ms(gc)) {
+				/* connect time-out: drop the TCP attempt */
+				be_close(b, true);
+				{
+					struct gw_sess *o = be_owner(b);
+
+					if (o)
+						delivery_backend_failed(
+							o, "Backend connect "
+							   "timed out, try "
+							   "again later");
+				}
+				relay_server_report(b->pool_set->rp, b->srv,
+						    false, core_now_ms(gc));
+				gc->stats.backend_errors++;
+			}
+		}
+		be_expire_idle(gc->pool_set, core_now_ms(gc));
+		be_health_checks(gc);
+		pol_block_expire(gc->blocks, now_us, 64);
+		gc->stats.rl_entries = pol_rl_count(gc->rl);
+		gc->stats.rl_evictions = pol_rl_stats(gc->rl)->evictions;
+		gc->stats.ipconn_entries = pol_conns_count(gc->conns_per_ip);
+		core_run(gc);
+		if (GW_CHECK_INVARIANT)
+			gw_core_check(gc, false);
+	}
+	core_run(gc);
+	return gc->md_inflight > 0;
+}
+
+void gw_core_push_state(const struct gw_core *gc, struct gw_push_state *st)
+{
+	st->seq = __atomic_load_n(&gc->push_seq, __ATOMIC_ACQUIRE);
+	st->latency_us = __atomic_load_n(&gc->push_lat_us, __ATOMIC_RELAXED);
+	st->generation = __atomic_load_n(&gc->generation, __ATOMIC_RELAXED);
+	st->blocks = pol_block_count(gc->blocks);
+	st->fail_seq = __atomic_load_n(&gc->push_fail_seq, __ATOMIC_RELAXED);
+	st->fail_err = __atomic_load_n(&gc->push_fail_err, __ATOMIC_RELAXED);
+	st->limits_failed_generation = __atomic_load_n(
+		&gc->limits_failed_generation, __ATOMIC_RELAXED);
+}
+
+const uint64_t *gw_core_latency(const struct gw_core *gc, uint64_t *sum_us)
+{
+	*sum_us = gc->lat_sum_us;
+	return gc->lat;
+}
+
+const struct gw_stats *gw_core_stats(const struct gw_core *gc)
+{
+	return &gc->stats;
+}
+
+struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
+			       struct net_stack *st, struct rte_ring *log,
+			       struct rte_mempool *log_pool, char *err,
+			       size_t errlen)
+{
+	struct gw_core *gc = calloc(1, sizeof(*gc));
+	struct mxg_snapshot *sn = gw->snap;
+	int e = 0;
+
+	if (!gc)
+		goto nomem;
+	gc->gw = gw;
+	gc->core = core;
+	gc->sid_epoch = (uint32_t)time(NULL);
+	gc->st = st;
+	gc->log = log;
+	gc->log_pool = log_pool;
+	gc->sess = calloc(gw->max_sessions, sizeof(*gc->sess));
+	gc->sess_next_free = calloc(gw->max_sessions, sizeof(uint32_t));
+	gc->smtp_mem = aligned_alloc(64, gw->smtp_mem * gw->max_sessions);
+	gc->be = calloc(gw->max_backends, sizeof(*gc->be));
+	gc->relay_mem = aligned_alloc(64, gw->relay_mem * gw->max_backends);
+	if (!gc->sess || !gc->sess_next_free || !gc->smtp_mem || !gc->be ||
+	    !gc->relay_mem)
+		goto nomem;
+	for (uint32_t i = 0; i < gw->max_sessions; i++)
+		gc->sess_next_free[i] = i + 1 < gw->max_sessions ? i + 1
+								 : NO_FREE;
+	gc->free_sess = 0;
+
+	gc->blocks = pol_block_create(sn->block_table_size, SOCKET_ID_ANY);
+	gc->dom_over = pol_domains_create(4096);
+	gc->rl = pol_rl_create(sn->rate_table_size, SOCKET_ID_ANY);
+	gc->conns_per_ip =
+		pol_conns_create(gw->max_sessions * 2 + 16, SOCKET_ID_ANY);
+	if (!gc->blocks || !gc->dom_over || !gc->rl || !gc->conns_per_ip) {
+		snprintf(err, errlen, "policy tables: out of memory");
+		goto fail;
+	}
+	gc->snap = sn;
+	state_snapshot_ref(gc, sn);
+	gc->generation = sn->generation;
+	gc->pool_set = state_pool_set_new(gc, sn);
+	if (!gc->pool_set) {
+		snprintf(err, errlen, "next-hop pools: cannot build");
+		goto fail;
+	}
+	gc->pool_set->users = 1;
+	state_limits_compute(gc);
+	if (sn->has_maildir) {
+		struct maildir_config mc;
+
+		maildir_config_defaults(&mc);
+		mc.path = gw->maildir_path;
+		mc.hostname = gw->hostname;
+		mc.instance = core;
+		if (gw->maildir_workers)
+			mc.workers = gw->maildir_workers;
+		if (gw->maildir_max_jobs)
+			mc.max_jobs = gw->maildir_max_jobs;
+		gc->md = maildir_create(&mc, &e);
+		if (!gc->md) {
+			snprintf(err, errlen, "maildir %s: %s", mc.path,
+				 strerror(-e));
+			goto fail;
+		}
+	}
+	for (uint32_t i = 0; i < sn->n_listeners; i++) {
+		int r = tcp_listen(st, sn->listeners[i].port, &client_callbacks,
+				   gc);
+
+		if (r < 0) {
+			snprintf(err, errlen, "listener %s: port %u: %s",
+				 sn->listeners[i].cl->name,
+				 sn->listeners[i].port, strerror(-r));
+			goto fail;
+		}
+		state_set_listening(gc, sn->listeners[i].port, true);
+	}
+	if (rte_rcu_qsbr_thread_register(gw->qs, core) != 0) {
+		snprintf(err, errlen, "rcu register core %u failed", core);
+		goto fail;
+	}
+	rte_rcu_qsbr_thread_online(gw->qs, core);
+	return gc;
+nomem:
+	snprintf(err, errlen, "out of memory");
+fail:
+	if (gc)
+		gw_core_destroy(gc);
+	return NULL;
+}
+
+void gw_core_quiescent(struct gw_core *gc)
+{
+	rte_rcu_qsbr_quiescent(gc->gw->qs, gc->core);
+}
+
+void gw_core_destroy(struct gw_core *gc)
+{
+	if (!gc)
+		return;
+	if (gc->sess)
+		for (uint32_t i = 0; i < gc->gw->max_sessions; i++) {
+			struct gw_sess *s = &gc->sess[i];
+
+			if (s->used) {
+				xprt_release(&s->xp);
+				if (s->counted_listener)
+					__atomic_sub_fetch(
+						&gc->gw->lconns[s->lport], 1,
+						__ATOMIC_RELAXED);
+				if (s->snap)
+					state_snapshot_unref(gc, s->snap);
+			}
+		}
+	if (gc->be)
+		for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
+			struct gw_be *b = &gc->be[i];
+
+			if (b->state != BE_FREE)
+				gw_rx_free(&b->rx);
+		}
+	if (gc->md)
+		maildir_destroy(gc->md);
+	if (gc->pool_set)
+		state_pool_set_free(gc, gc->pool_set);
+	while (gc->pool_sets_retired) {
+		struct gw_pool_set *pool_set = gc->pool_sets_retired;
+
+		gc->pool_sets_retired = pool_set->next;
+		state_pool_set_free(gc, pool_set);
+	}
+	if (gc->snap)
+		state_snapshot_unref(gc, gc->snap);
+	if (gc->gw->qs) {
+		rte_rcu_qsbr_thread_offline(gc->gw->qs, gc->core);
+		rte_rcu_qsbr_thread_unregister(gc->gw->qs, gc->core);
+	}
+	pol_block_free(gc->blocks);
+	pol_domains_free(gc->dom_over);
+	pol_rl_free(gc->rl);
+	pol_conns_free(gc->conns_per_ip);
+	free(gc->listener_limits);
+	free(gc->rule_limits);
+	free(gc->sess);
+	free(gc->sess_next_free);
+	free(gc->smtp_mem);
+	free(gc->be);
+	free(gc->relay_mem);
+	free(gc);
+}

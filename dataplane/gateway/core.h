@@ -1,0 +1,21 @@
+/*
+ * core.h - exported by core.c (the per-core scheduler of the gateway); see
+ * there.
+ */
+#ifndef MXG_GATEWAY_CORE_H
+#define MXG_GATEWAY_CORE_H
+
+#include "dataplane/gateway/gateway-t.h"
+
+static inline uint64_t core_now_ms(const struct gw_core *gc)
+{
+	return gc->now_us / 1000;
+}
+
+void core_dirty_session(struct gw_sess *s);
+
+void core_dirty_backend(struct gw_be *b);
+
+void core_run(struct gw_core *gc);
+
+#endif /* MXG_GATEWAY_CORE_H */

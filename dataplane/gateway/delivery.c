@@ -1,0 +1,506 @@
+/*
+ * delivery.c - delivery of a transaction.
+ *
+ * Owner: one dataplane lcore.
+ *
+ * What it does: a transaction's path to the next hop: picks or opens the
+ * backend connection (delivery_get_backend), relays MAIL/RCPT/DATA, streams
+ * the body (delivery_body_chunk: the body-chunk path where content scanning
+ * will hook in) to the backend or a Maildir job, and answers the client's
+ * end of data from the outcome (delivery_data_end, delivery_maildir_done).
+ *
+ * Promises (DESIGN 5): 250 to the final dot only from a backend's 250 to
+ * our dot or a Maildir completion with status 0; every other outcome is a
+ * 4xx or the backend's own 5xx.
+ *
+ * What this first version simplifies (docs/status.md): RCPTs reach the
+ * backend one at a time (MAIL and the first RCPT are pipelined; the engine
+ * holds further pipelined input until each verdict), Maildir delivery
+ * stores one file per message whatever the recipients.
+ *
+ * One module of the gateway (dataplane/gateway.h; types in gateway-t.h;
+ * DESIGN 5; the layout in docs/architecture.md).
+ */
+#include "dataplane/gateway/gateway-t.h"
+
+#include <errno.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "dataplane/clock.h"
+#include "dataplane/net/tcp.h"
+#include "dataplane/policy/acl.h"
+#include "dataplane/policy/addr.h"
+#include "dataplane/policy/domains.h"
+#include "dataplane/policy/ratelimit.h"
+#include "dataplane/relay/maildir.h"
+
+#include "dataplane/gateway/backend.h"
+#include "dataplane/gateway/core.h"
+#include "dataplane/gateway/delivery.h"
+#include "dataplane/gateway/log.h"
+#include "dataplane/gateway/session.h"
+
+/* Count and log the final answer to a transaction. */
+void delivery_txn_done(struct gw_sess *s, uint16_t code,
+		       const struct relay_reply *r, const char *enh,
+		       const char *text)
+{
+	struct gw_core *gc = s->gc;
+	const char *outcome;
+
+	if (code >= 200 && code < 300) {
+		gc->stats.messages_accepted++;
+		outcome = "accepted";
+	} else if (code >= 500) {
+		gc->stats.messages_rejected++;
+		outcome = "rejected";
+	} else {
+		gc->stats.messages_tempfail++;
+		outcome = "tempfail";
+	}
+	log_message(s, outcome, r, code, enh, text);
+}
+
+/* Backend failed under a transaction: every waiting request of s gets a
+ * 4xx; the rest of the transaction is 4xx too (never 250). */
+void delivery_backend_failed(struct gw_sess *s, const char *why)
+{
+	s->txn_failed = true;
+	sess_put_backend(s);
+	switch (s->wait) {
+	case W_RCPT:
+		s->wait = W_NONE;
+		s->gc->stats.rcpts_rejected++;
+		sess_tempfail(s, "4.4.2", why);
+		break;
+	case W_DATA:
+		s->wait = W_NONE;
+		sess_tempfail(s, "4.4.2", why);
+		break;
+	case W_DATA_END:
+		s->wait = W_NONE;
+		delivery_txn_done(s, 451, NULL, "4.4.2", why);
+		sess_tempfail(s, "4.4.2", why);
+		sess_txn_reset(s);
+		break;
+	default:
+		/* in the body: swallow it, answer 451 at end of data */
+		s->body_discard = true;
+		break;
+	}
+}
+
+/* Build MAIL parameters the backend offers. */
+void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
+			  char *buf, size_t len)
+{
+	size_t off = 0;
+	char *p = s->delivery_mail_params;
+
+	buf[0] = '\0';
+	/* delivery_mail_params holds "SIZE=n BODY=x SMTPUTF8 RET=x ENVID=x" as
+	 * the client gave them; keep those the backend supports. */
+	while (*p) {
+		char tok[160];
+		size_t n = strcspn(p, " ");
+		bool keep = false;
+
+		snprintf(tok, sizeof(tok), "%.*s", (int)RTE_MIN(n, 159u), p);
+		if (!strncmp(tok, "SIZE=", 5))
+			keep = caps->size;
+		else if (!strncmp(tok, "BODY=", 5))
+			keep = caps->eightbitmime;
+		else if (!strcmp(tok, "SMTPUTF8"))
+			keep = caps->smtputf8;
+		else if (!strncmp(tok, "RET=", 4) || !strncmp(tok, "ENVID=", 6))
+			keep = caps->dsn;
+		if (keep && off + n + 2 < len)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s",
+						off ? " " : "", tok);
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+/* The backend of s is READY: send MAIL (+XCLIENT) and the waiting RCPT. */
+void delivery_backend_ready(struct gw_sess *s)
+{
+	struct gw_be *b = s->be;
+	const struct relay_caps *caps = relay_client_caps(b->rc);
+	struct relay_xclient xc = {
+		.addr = s->client,
+		.port = s->client_port,
+		.name = "[UNAVAILABLE]",
+		.helo = s->helo[0] ? s->helo : NULL,
+		.proto = s->esmtp ? "ESMTP" : "SMTP",
+	};
+	struct relay_mail m = {.sender = s->from, .xclient = &xc};
+	char params[200], rparams[160];
+
+	if (!s->mail_sent) {
+		delivery_mail_params(s, caps, params, sizeof(params));
+		m.params = params[0] ? params : NULL;
+		if (caps->xclient)
+			b->xclient_used = true;
+		if (relay_client_mail(b->rc, &m) < 0) {
+			delivery_backend_failed(s, "Backend refused the "
+						"transaction");
+			return;
+		}
+		s->mail_sent = true;
+	}
+	if (s->wait == W_RCPT && !s->pend_rcpt_queued) {
+		rparams[0] = '\0';
+		if (caps->dsn && s->pend_rcpt_params[0])
+			snprintf(rparams, sizeof(rparams), "%s",
+				 s->pend_rcpt_params);
+		if (relay_client_rcpt(b->rc, s->pend_rcpt,
+				      rparams[0] ? rparams : NULL) < 0) {
+			delivery_backend_failed(s, "Backend refused the "
+						"recipient");
+			return;
+		}
+		s->pend_rcpt_queued = true;
+	}
+	core_dirty_backend(b);
+}
+
+/* Get a backend for s in pool: idle cached, else new. NULL: none. */
+struct gw_be *delivery_get_backend(struct gw_sess *s, uint32_t pool)
+{
+	struct gw_core *gc = s->gc;
+	struct gw_pool_set *pool_set = s->pool_set;
+	const struct mxg_snapshot_pool *gp = &pool_set->snap->pools[pool];
+	uint32_t srv;
+	struct gw_be *b;
+	int r;
+
+	while (gp->rc.client_info != RELAY_CINFO_PROXY &&
+	       (b = relay_pool_idle_take_any(pool_set->rp, pool,
+					     core_now_ms(gc), &srv)) != NULL) {
+		b->idle = false;
+		if (b->dead || b->closing ||
+		    relay_client_state(b->rc) != RELAY_ST_READY) {
+			if (b->dead)
+				be_release(b);
+			continue;
+		}
+		/* A cached connection's RSET leads the next MAIL
+		 * (relay_client_rset_lazy); one that died or refuses it is
+		 * retried on a new connection before any reply of this
+		 * transaction came (RELAY_EV_ERROR below). */
+		b->reuse_check = true;
+		be_own(b, s);
+		gc->stats.backend_reused++;
+		return b;
+	}
+	r = relay_pool_select(pool_set->rp, pool, core_now_ms(gc));
+	if (r < 0)
+		return NULL;
+	b = be_open(gc, pool_set, pool, (uint32_t)r, s);
+	if (b)
+		be_own(b, s);
+	return b;
+}
+
+static const char *delivery_rcpt_domain(const struct smtp_rcpt *r, size_t *len)
+{
+	const char *at = memrchr(r->addr, '@', r->addr_len);
+
+	if (!at) {
+		*len = 0;
+		return "";
+	}
+	*len = r->addr_len - (size_t)(at + 1 - r->addr);
+	return at + 1;
+}
+
+void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
+{
+	struct gw_core *gc = s->gc;
+	size_t dlen;
+	const char *dom = delivery_rcpt_domain(r, &dlen);
+	uint32_t pool = relay_pools_route(s->pool_set->rp, dom, dlen);
+	const struct mxg_snapshot_pool *gp = &s->pool_set->snap->pools[pool];
+
+	if (s->txn_failed) {
+		gc->stats.rcpts_rejected++;
+		sess_tempfail(s, "4.4.2", "Backend failed, try again later");
+		return;
+	}
+	if (s->pool >= 0 && (uint32_t)s->pool != pool) {
+		/* DESIGN 5: one pool per transaction. */
+		gc->stats.rcpts_rejected++;
+		sess_verdict(s, SMTP_V_REJECT, 452, "4.5.3",
+			"Recipient goes to another destination: send it in "
+			     "its own transaction");
+		return;
+	}
+	s->pool = (int)pool;
+	if (gp->maildir) {
+		if (s->nrcpt_ok < GW_MAX_LOG_RCPT)
+			snprintf(s->rcpt_log[s->nrcpt_ok], 128, "%.*s",
+				 (int)RTE_MIN(r->addr_len, 127), r->addr);
+		s->nrcpt_ok++;
+		gc->stats.rcpts_accepted++;
+		snprintf(s->backend_name, sizeof(s->backend_name), "maildir");
+		sess_verdict(s, SMTP_V_ACCEPT, 250, "2.1.5", "Ok");
+		return;
+	}
+	if (s->mail_failed) {
+		gc->stats.rcpts_rejected++;
+		sess_verdict(s, SMTP_V_REJECT, s->mail_reply.code,
+			     s->mail_reply.enh[0] ? s->mail_reply.enh : NULL,
+			     s->mail_reply.text);
+		return;
+	}
+	snprintf(s->pend_rcpt, sizeof(s->pend_rcpt), "%.*s", (int)r->addr_len,
+		 r->addr);
+	s->pend_rcpt_params[0] = '\0';
+	if (r->notify || r->orcpt) {
+		size_t off = 0;
+
+		if (r->notify) {
+			static const char *names[] = {"NEVER", "SUCCESS",
+						      "FAILURE", "DELAY"};
+			const char *sep = "NOTIFY=";
+
+			for (int i = 0; i < 4; i++)
+				if (r->notify & (1u << i)) {
+					off += (size_t)snprintf(
+						s->pend_rcpt_params + off,
+						sizeof(s->pend_rcpt_params) -
+							off,
+						"%s%s", sep, names[i]);
+					sep = ",";
+				}
+		}
+		if (r->orcpt && off < sizeof(s->pend_rcpt_params))
+			snprintf(s->pend_rcpt_params + off,
+				 sizeof(s->pend_rcpt_params) - off,
+				 "%sORCPT=%s", off ? " " : "", r->orcpt);
+	}
+	s->wait = W_RCPT;
+	s->pend_rcpt_queued = false;
+	if (s->be && !s->mail_sent &&
+	    (s->be->pool != pool || s->be->pool_set != s->pool_set)) {
+		/* a sticky (PROXY) backend of an earlier transaction belongs
+		 * to another pool: never send this one there */
+		sess_put_backend(s);
+	}
+	if (!s->be) {
+		s->be = delivery_get_backend(s, pool);
+		if (!s->be) {
+			s->wait = W_NONE;
+			gc->stats.rcpts_rejected++;
+			sess_tempfail(s, "4.4.1",
+				      "No backend available, try again later");
+			return;
+		}
+		s->be_sticky = gp->rc.client_info == RELAY_CINFO_PROXY;
+		snprintf(s->backend_name, sizeof(s->backend_name), "%s",
+			 s->be->name);
+	}
+	if (relay_client_state(s->be->rc) == RELAY_ST_READY || s->mail_sent)
+		delivery_backend_ready(s);
+	/* else RELAY_EV_READY calls delivery_backend_ready() */
+}
+
+void delivery_data(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+
+	if (s->txn_failed || s->pool < 0) {
+		sess_tempfail(s, "4.4.2", "Backend failed, try again later");
+		return;
+	}
+	if (s->pool_set->snap->pools[s->pool].maildir) {
+		struct maildir_received rcv = {
+			.client_addr = s->client,
+			.helo = s->helo[0] ? s->helo : NULL,
+			.listener = s->lst->cl->name,
+			.session_id = s->sid,
+			.protocol = s->esmtp ? "ESMTP" : "SMTP",
+			.sender = s->from,
+			.recipient = s->nrcpt_ok == 1 ? s->rcpt_log[0] : NULL,
+		};
+		int j = maildir_begin(gc->md, &rcv,
+				      ((uint64_t)s->gen << 32) | s->idx);
+
+		if (j < 0) {
+			sess_tempfail(s, "4.3.0",
+				      "Local delivery busy, try again "
+				      "later");
+			return;
+		}
+		s->md_job = j;
+		gc->md_inflight++;
+		sess_verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);
+		return;
+	}
+	if (!s->be || relay_client_data(s->be->rc) < 0) {
+		/* the transaction cannot go on at this backend: let it go
+		 * (issue 11: every failed relay call releases it) */
+		s->txn_failed = true;
+		sess_put_backend(s);
+		sess_tempfail(s, "4.4.2", "Backend failed, try again later");
+		return;
+	}
+	s->wait = W_DATA;
+	core_dirty_backend(s->be);
+}
+
+/* Body bytes for the next hop. Returns false when it must wait. */
+bool delivery_body_chunk(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+	size_t len;
+	const uint8_t *p = smtp_session_data(s->sm, &len);
+	ssize_t n;
+
+	if (len == 0)
+		return true;
+	if (s->body_discard || s->txn_failed || s->md_failed) {
+		s->size += len;
+		smtp_session_data_consume(s->sm, len);
+		return true;
+	}
+	if (s->md_job >= 0) {
+		n = maildir_append(gc->md, s->md_job, p, len);
+		if (n == -EFBIG || n < 0) {
+			s->md_failed = true;
+			s->md_status = (int)n;
+			smtp_session_data_consume(s->sm, len);
+			return true;
+		}
+	} else if (s->be) {
+		n = relay_client_body(s->be->rc, p, len);
+		if (n < 0) {
+			s->body_discard = true;
+			sess_put_backend(s);
+			smtp_session_data_consume(s->sm, len);
+			return true;
+		}
+		core_dirty_backend(s->be);
+	} else {
+		s->body_discard = true;
+		smtp_session_data_consume(s->sm, len);
+		return true;
+	}
+	s->size += (uint64_t)n;
+	if (n > 0)
+		smtp_session_data_consume(s->sm, (size_t)n);
+	return (size_t)n == len;
+}
+
+void delivery_data_end(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+
+	if (s->md_job >= 0 && s->md_failed) {
+		int st = s->md_status;
+
+		maildir_abort(gc->md, s->md_job);
+		s->md_job = -1;
+		if (st == -EFBIG) {
+			delivery_txn_done(s, 552, NULL, "5.3.4",
+					  "Message too big");
+			sess_verdict(s, SMTP_V_REJECT, 552, "5.3.4",
+				     "Message too big for local delivery");
+		} else {
+			delivery_txn_done(s, 451, NULL, "4.3.0",
+					  "Local delivery failed");
+			sess_tempfail(s, "4.3.0", "Local delivery failed, try "
+				      "again later");
+		}
+		sess_txn_reset(s);
+		return;
+	}
+	if (s->body_discard || s->txn_failed) {
+		delivery_txn_done(s, 451, NULL, "4.4.2", "Backend failed");
+		sess_tempfail(s, "4.4.2",
+			      "Backend failed during the message, try "
+			      "again later");
+		sess_txn_abort(s);
+		return;
+	}
+	if (s->md_job >= 0) {
+		if (maildir_commit(gc->md, s->md_job) < 0) {
+			delivery_txn_done(s, 451, NULL, "4.3.0",
+					  "Local delivery failed");
+			sess_tempfail(s, "4.3.0", "Local delivery failed");
+			sess_txn_reset(s);
+			return;
+		}
+		s->md_committed = true;
+		s->wait = W_DATA_END;
+		return;
+	}
+	if (!s->be || relay_client_commit(s->be->rc) < 0) {
+		delivery_txn_done(s, 451, NULL, "4.4.2", "Backend failed");
+		sess_tempfail(s, "4.4.2", "Backend failed, try again later");
+		sess_txn_abort(s);
+		return;
+	}
+	s->wait = W_DATA_END;
+	s->t_dot_us = gc->now_us;
+	core_dirty_backend(s->be);
+}
+
+void delivery_maildir_done(struct gw_core *gc)
+{
+	struct maildir_completion comp[16];
+	unsigned n;
+
+	while ((n = maildir_poll(gc->md, comp, 16)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			uint32_t idx = (uint32_t)(comp[i].tag & 0xffffffff);
+			uint32_t gen = (uint32_t)(comp[i].tag >> 32);
+			struct gw_sess *s;
+
+			gc->md_inflight--;
+			if (comp[i].status == 0)
+				gc->stats.maildir_delivered++;
+			else if (comp[i].status != -ECANCELED)
+				gc->stats.maildir_failed++;
+			if (idx >= gc->gw->max_sessions)
+				continue;
+			s = &gc->sess[idx];
+			if (!s->used || s->gen != gen ||
+			    s->md_job != comp[i].job || s->wait != W_DATA_END)
+				continue;
+			s->wait = W_NONE;
+			s->md_job = -1;
+			if (comp[i].status == 0) {
+				char text[128];
+
+				snprintf(text, sizeof(text),
+					 "Ok: queued as %s", s->sid);
+				delivery_txn_done(s, 250, NULL, "2.0.0", text);
+				sess_verdict(s, SMTP_V_ACCEPT, 250, "2.0.0",
+					     text);
+			} else {
+				delivery_txn_done(s, 451, NULL, "4.3.0",
+						  "Local delivery failed");
+				sess_tempfail(s, "4.3.0",
+					      "Local delivery failed, "
+					      "try again later");
+			}
+			sess_txn_reset(s);
+		}
+	}
+}

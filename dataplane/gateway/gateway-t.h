@@ -1,0 +1,242 @@
+/*
+ * gateway-t.h - the types of the gateway's per-core state (HAProxy style:
+ * types only; the functions are declared in each module's own header in
+ * this folder, the public API in dataplane/gateway.h).
+ *
+ * Everything in a struct gw_core and what hangs from it (sessions, backend
+ * connections, pool sets, effective limits, overrides) belongs to one
+ * dataplane lcore. Who touches what, and when, is said at the top of each
+ * module: core.c (scheduler), client.c (client connection), session.c
+ * (session pump), client_policy.c, delivery.c, backend.c, backend_check.c,
+ * policy_state.c, log.c; control/publish.c is the main lcore's side.
+ */
+#ifndef MXG_GATEWAY_T_H
+#define MXG_GATEWAY_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <netinet/in.h>
+
+#include <rte_mbuf.h>
+
+#include "dataplane/gateway.h"
+#include "dataplane/gateway/rx.h"
+#include "dataplane/gateway/xprt.h"
+
+struct pol_block;
+struct pol_domains;
+struct pol_rl;
+struct pol_conns;
+struct maildir;
+struct tcp_conn;
+
+#include "dataplane/relay/maildir.h"
+
+#define GW_MAX_LOG_RCPT 4
+
+struct gw_be;
+struct gw_core;
+
+/* The next-hop pools of one snapshot on one core: the relay_pools state
+ * (server health, connection counts, idle cache) and the snapshot whose
+ * pool settings it was built from (a core reference is held). A reload
+ * with the same pools fingerprint keeps the set and re-points it at the
+ * new snapshot; a different one builds a new set and retires the old:
+ * its idle connections are closed, connections in a transaction finish
+ * it, and the set is freed when nobody uses it. */
+struct gw_pool_set {
+	struct relay_pools *rp;
+	struct mxg_snapshot *snap;
+	uint64_t fp;
+	uint32_t users;   /* sessions and backend connections */
+	bool retired;
+	struct gw_pool_set *next; /* retired list */
+};
+
+/* Why a client request is waiting. */
+enum gw_wait {
+	W_NONE = 0,
+	W_RCPT,      /* RCPT verdict waits for the backend (MAIL+RCPT) */
+	W_DATA,      /* DATA verdict waits for 354 */
+	W_DATA_END,  /* end-of-data verdict waits for the backend / Maildir */
+};
+
+struct gw_sess {
+	bool used;
+	bool dirty;
+	bool dead;           /* TCP gone: release at the end of core_run */
+	bool closing;        /* tcp_close() called */
+	bool peer_eof;
+	struct gw_sess *next_dirty;
+	struct gw_core *gc;
+	uint32_t idx;
+	uint32_t gen;
+	char sid[24];
+	const struct mxg_snapshot_listener *lst; /* in snap */
+	struct mxg_snapshot *snap;     /* policy of this transaction (ref) */
+	struct gw_pool_set *pool_set;            /* pools of this transaction */
+	bool counted_ip,
+		counted_listener; /* counted in conns_per_ip / lconns */
+	uint16_t lport;
+	uint32_t nmsgs;                /* MAIL commands accepted */
+	uint16_t deny_code;            /* refuse at CONNECT (0: greet) */
+	const char *deny_enh, *deny_text;
+	uint64_t t_dot_us;             /* final dot sent to the backend */
+	struct xprt xp;       /* the client transport (xprt.h) */
+	struct smtp_session *sm;
+	rte_be32_t client_ip;
+	uint16_t client_port;
+	char client[INET_ADDRSTRLEN];
+	char helo[256];
+	bool esmtp;
+	uint64_t t_start_us;
+
+	/* Transaction. */
+	int pool;             /* -1 until the first RCPT */
+	struct gw_be *be;     /* backend of this transaction */
+	bool be_sticky;       /* PROXY v2: backend bound to this client */
+	bool txn_failed;      /* backend died: everything now gets 4xx */
+	bool mail_sent;       /* relay_client_mail() done on be */
+	bool mail_failed;     /* backend refused MAIL: reply kept below */
+	struct relay_reply_copy {
+		uint16_t code;
+		char enh[16];
+		char text[256];
+	} mail_reply;
+	enum gw_wait wait;
+	char pend_rcpt[520];  /* RCPT waiting for the backend to be READY */
+	char pend_rcpt_params[160];
+	bool pend_rcpt_queued;
+	int md_job;           /* Maildir job, -1 none */
+	bool md_committed;
+	bool md_failed;
+	int md_status;
+	bool body_discard;    /* swallow the body (transaction failed) */
+	char from[520];
+	char delivery_mail_params[200];
+	uint32_t nrcpt_ok, nrcpt_bad;
+	char rcpt_log[GW_MAX_LOG_RCPT][128];
+	uint64_t t_mail_us;
+	uint64_t size;
+	char backend_name[32];
+};
+
+enum gw_be_state {
+	BE_FREE = 0,
+	BE_CONNECTING,       /* tcp_connect issued */
+	BE_UP,               /* TCP up; relay client drives the protocol */
+};
+
+struct gw_be {
+	enum gw_be_state state;
+	bool dirty;
+	bool dead;           /* TCP gone: release in core_run */
+	bool closing;
+	bool probe;          /* active health check connection */
+	bool ready;          /* RELAY_EV_READY seen since last txn */
+	bool idle;           /* parked in the pool's idle cache */
+	bool counted;        /* relay_server_opened() done */
+	bool eof;            /* relay_client_eof() done */
+	bool reuse_check;    /* reused from the cache, no reply yet in this
+				transaction: a failure now is retried on a
+				fresh connection */
+	bool xclient_used;   /* an XCLIENT identity was applied */
+	bool fin_pending;    /* peer FIN: eof once input is taken (pump) */
+	bool drain_pending;  /* TCP gone: last pump before release */
+	struct gw_be *next_dirty;
+	struct gw_core *gc;
+	struct gw_pool_set *pool_set;  /* pools srv and pool index into */
+	uint32_t idx;
+	uint32_t srv;
+	uint32_t pool;
+	struct tcp_conn *tc;
+	struct relay_client *rc;
+	struct gw_sess *owner;
+	uint32_t owner_gen;  /* owner->gen when it took b */
+	struct gw_rx rx;     /* received, not yet fed */
+	char name[32];
+};
+
+/* A limit changed at run time (mxgatectl limit KEY VALUE). */
+struct gw_override {
+	char key[120];
+	uint32_t value;
+};
+
+/* A backend taken out of service or put back at run time. */
+struct gw_backend_override {
+	char name[120];
+	bool down;
+};
+
+/* Effective limits of one listener of the current snapshot: its
+ * configured values with the pushed overrides applied. */
+struct gw_limits {
+	uint32_t max_conn, per_ip, rate, msgs;
+};
+
+#define GW_MAX_OVERRIDES 64
+/* Pushed blocks/allows per core: rte_lpm with a tbl8 group reserved per
+ * entry (each may be a host in a /24 of its own): about 64 MiB + 1.1 KiB
+ * an entry of DPDK memory per core. */
+
+struct gw_core {
+	struct gw_global *gw;
+	uint16_t core;
+	struct net_stack *st;
+	struct mxg_snapshot *snap;   /* adopted policy (core ref held) */
+	struct gw_pool_set *pool_set;          /* current pools */
+	struct gw_pool_set *pool_sets_retired;
+	struct gw_limits *listener_limits;          /* per listener of snap */
+	uint32_t listener_limits_cap;
+	struct gw_rule_limits {
+		uint32_t per_minute, burst;
+	} *rule_limits;                 /* per rule of snap */
+	uint32_t rule_limits_cap;
+	struct pol_block *blocks;    /* pushed blocks/allows */
+	struct pol_domains *dom_over;/* pushed domain changes */
+	struct pol_rl *rl;           /* rate-limit buckets */
+	struct pol_conns *conns_per_ip;       /* connections per client IP */
+	struct gw_override over[GW_MAX_OVERRIDES];
+	uint32_t n_over;
+	struct gw_backend_override backend_overrides[GW_MAX_OVERRIDES];
+	uint32_t n_backend_overrides;
+	bool draining;
+	uint8_t listening[65536 / 8];
+	volatile uint64_t push_seq, push_lat_us, generation;
+	/* the last push this core could not apply, and why (-errno) */
+	volatile uint64_t push_fail_seq;
+	volatile int32_t push_fail_err;
+	/* the last generation whose effective-limit tables could not be
+	 * allocated (pushed overrides partly not applied), 0 none */
+	volatile uint64_t limits_failed_generation;
+	uint64_t lat[GW_LAT_BUCKETS];
+	uint64_t lat_sum_us;
+	struct gw_sess *sess;
+	uint8_t *smtp_mem;
+	uint32_t free_sess;    /* index list through next_free */
+	uint32_t *sess_next_free;
+	struct gw_be *be;
+	uint8_t *relay_mem;
+	struct maildir *md;
+	uint32_t md_inflight;
+	struct gw_sess *dirty_s;
+	struct gw_be *dirty_b;
+	bool running;      /* core_run is running the dirty lists */
+	bool pumping;      /* a pump is running (never nested) */
+	uint64_t now_us;
+	uint64_t last_scan_us;
+	uint32_t sid_seq;
+	uint32_t sid_epoch;
+	struct rte_ring *log;
+	struct rte_mempool *log_pool;
+	struct gw_stats stats;
+	uint8_t scratch[16384];
+};
+
+#define NO_FREE UINT32_MAX
+
+enum conn_verdict { CONN_OK = 0, CONN_DENY, CONN_LIMIT, CONN_RATE };
+
+#endif /* MXG_GATEWAY_T_H */
