@@ -54,7 +54,12 @@ run_suite() {
 	ninja -C "$dir" >"$dir.build.log" 2>&1 || {
 		tail -60 "$dir.build.log"; buildfail=$((buildfail + 1)); return; }
 	suites=""
-	for s in "$@"; do suites="$suites --suite $s"; done
+	for s in "$@"; do
+		case $s in
+		!*) suites="$suites --no-suite ${s#!}" ;;
+		*) suites="$suites --suite $s" ;;
+		esac
+	done
 	rm -f "$dir/meson-logs/testlog.json"
 	# shellcheck disable=SC2086
 	meson test -C "$dir" $suites --print-errorlogs --num-processes 1 \
@@ -79,11 +84,14 @@ PY
 
 run_suite build -Dwerror=true -- unit integration package
 
-SAN_SUITES="unit integration"
-NOTES=""
+SAN_SUITES="unit integration !san-quarantine"
+NOTES="NOTE: build-san left out the tests of suite san-quarantine \
+(stack62_seq2000_fault, stack62_ptb: IPv6 on 2 cores, open under issue 16); \
+the gcc build ran them"
 if [ "${MXG_SAN_INTEGRATION:-1}" = 0 ]; then
 	SAN_SUITES="unit"
-	NOTES="NOTE: MXG_SAN_INTEGRATION=0: the integration suite did NOT run \
+	NOTES="$NOTES
+NOTE: MXG_SAN_INTEGRATION=0: the integration suite did NOT run \
 under ASan+UBSan (build-san ran the unit suite only)"
 fi
 # ASan needs DPDK's memory in plain pages: tests use --no-huge already.
