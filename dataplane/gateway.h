@@ -26,6 +26,7 @@
 #include "control/snapshot.h"
 #include "dataplane/relay/relay_client.h"
 #include "dataplane/relay/relay_pool.h"
+#include "dataplane/workers/workers.h"
 #include "dataplane/smtp/smtp_session.h"
 
 struct net_stack;
@@ -71,6 +72,8 @@ struct gw_global {
 	size_t relay_mem;        /* bytes per backend client */
 	const char *maildir_path;
 	uint32_t maildir_workers, maildir_max_jobs;
+	struct worker_pool *workers;  /* the one pool (Maildir steps); set
+					 before gw_core_create */
 	const char *hostname;
 	rte_be32_t our_ip;
 	uint16_t n_cores;
@@ -170,9 +173,9 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 			       size_t errlen);
 
 /* Periodic work: time-outs, Maildir completions, idle backend expiry,
- * health checks. Returns true when work is in flight that needs the loop
- * to stay awake (e.g. Maildir jobs). */
-bool gw_core_poll(struct gw_core *gc, uint64_t now_us);
+ * health checks. Maildir steps run on the worker pool, which wakes the
+ * sleeping core when one comes back (call workers_poll() first). */
+void gw_core_poll(struct gw_core *gc, uint64_t now_us);
 
 /* Reports a quiescent state for RCU (once per poll iteration, after
  * gw_core_poll and the stack's input). */

@@ -178,7 +178,6 @@ int lcore_main(void *arg)
 	while (!mxg_quit) {
 		uint64_t now = clock_us();
 		uint16_t n = 0, nlocal = 0, work = 0;
-		bool inflight = false; /* worker jobs to collect soon */
 
 		lc->stats.loops++;
 
@@ -213,8 +212,7 @@ int lcore_main(void *arg)
 			work += (uint16_t)workers_poll(lc->workers, lc->index,
 						       MXG_BURST);
 		if (lc->gw) {
-			if (gw_core_poll(lc->gw, now))
-				inflight = true;
+			gw_core_poll(lc->gw, now);
 			/* RCU (DESIGN 6): this core holds no unreferenced
 			 * snapshot pointer past this point. */
 			gw_core_quiescent(lc->gw);
@@ -271,13 +269,9 @@ int lcore_main(void *arg)
 
 			if (next < sleep_us)
 				sleep_us = next ? next : 1;
-			/* The Maildir writer still runs its own threads,
-			 * which cannot wake us: look for its completions
-			 * at least every 100 us. (Jobs on the worker pool
-			 * wake the core; the Maildir moves onto it with
-			 * the gateway split.) */
-			if (inflight && sleep_us > 100)
-				sleep_us = 100;
+			/* Worker jobs out (Maildir steps) do not shorten
+			 * the sleep: the worker that finishes one wakes us
+			 * (idle_sleep). */
 		}
 		lc->stats.idle_sleeps++;
 		idle_sleep(lc, sleep_us);

@@ -255,12 +255,19 @@ static int setup_cores(struct mxgate *app)
 
 		workers_config_defaults(&wc);
 		wc.n_cores = c->n_cores;
+		/* maildir.workers: threads per core for its fsyncs (they
+		 * block), as when each core had its own writer threads */
+		if (c->gateway_enabled && app->gw.first &&
+		    app->gw.first->has_maildir &&
+		    app->gw.maildir_workers * c->n_cores > wc.threads)
+			wc.threads = app->gw.maildir_workers * c->n_cores;
 		app->workers = workers_create(&wc, &err);
 		if (!app->workers) {
 			fprintf(stderr, "mxgate: worker pool: %s\n",
 				strerror(-err));
 			return err;
 		}
+		app->gw.workers = app->workers;
 	}
 	app->steer.n_cores = c->n_cores;
 	app->steer.seed = (uint32_t)rte_rand();

@@ -149,7 +149,7 @@ void core_run(struct gw_core *gc)
 	gc->running = false;
 }
 
-bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
+void gw_core_poll(struct gw_core *gc, uint64_t now_us)
 {
 	struct mxg_snapshot *sn;
 
@@ -213,7 +213,6 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 			gw_core_check(gc, false);
 	}
 	core_run(gc);
-	return gc->md_inflight > 0;
 }
 
 void gw_core_push_state(const struct gw_core *gc, struct gw_push_state *st)
@@ -295,8 +294,8 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 		mc.path = gw->maildir_path;
 		mc.hostname = gw->hostname;
 		mc.instance = core;
-		if (gw->maildir_workers)
-			mc.workers = gw->maildir_workers;
+		mc.pool = gw->workers;
+		mc.core = core;
 		if (gw->maildir_max_jobs)
 			mc.max_jobs = gw->maildir_max_jobs;
 		gc->md = maildir_create(&mc, &e);

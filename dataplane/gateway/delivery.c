@@ -348,7 +348,6 @@ void delivery_data(struct gw_sess *s)
 			return;
 		}
 		s->md_job = j;
-		gc->md_inflight++;
 		sess_verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);
 		return;
 	}
@@ -472,7 +471,6 @@ void delivery_maildir_done(struct gw_core *gc)
 			uint32_t gen = (uint32_t)(comp[i].tag >> 32);
 			struct gw_sess *s;
 
-			gc->md_inflight--;
 			if (comp[i].status == 0)
 				gc->stats.maildir_delivered++;
 			else if (comp[i].status != -ECANCELED)

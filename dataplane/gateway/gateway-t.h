@@ -220,7 +220,6 @@ struct gw_core {
 	struct gw_be *be;
 	uint8_t *relay_mem;
 	struct maildir *md;
-	uint32_t md_inflight;
 	struct gw_sess *dirty_s;
 	struct gw_be *dirty_b;
 	bool running;      /* core_run is running the dirty lists */

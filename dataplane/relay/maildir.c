@@ -1,29 +1,35 @@
 /*
  * maildir.c - the local Maildir next hop: data-path side (job slots, body
- * chunks, lock-free rings) and the worker threads that do the file I/O.
+ * chunks, the steps it hands to the worker pool) and the file I/O those
+ * steps run on dataplane/workers threads.
  *
- * Ownership: job slots, the free-job stack and each job's current chunk
- * belong to the data-path owner; a job's file state (fd, name, error,
- * un-stuffing state) belongs to the one worker the job is pinned to
- * (job id % workers), so commands of one job are handled in order. The
- * rings hand data over with release/acquire ordering; nothing else is
- * shared except the statistics counters (relaxed atomics).
+ * A message is written in steps: a step is one worker_job that opens the
+ * file in tmp/ (first step), writes the full body chunks queued since the
+ * previous step, and, last, flushes, fsyncs, renames into new/ and fsyncs
+ * new/ (commit) or closes and unlinks (abort). A message has at most one
+ * step out at a time, so its file work runs in order on whichever worker
+ * takes it; the step's done() on the owning core frees its chunks and
+ * sends the next step. The pool wakes the core when a step comes back.
  *
- * Promises: the data-path calls never block, never allocate and never take
- * a lock (sem_post() is a non-blocking futex wake). A completion with
- * status 0 is posted only after fsync(file), rename(tmp -> new) and
- * fsync(new/) all succeeded (the Maildir protocol, cr.yp.to/proto/
- * maildir.html, plus the directory fsync that makes the rename durable).
- * The rings cannot overflow: the command ring holds max_chunks APPENDs plus
- * two commands per job, the completion ring one entry per job.
+ * Ownership: everything but a job's file state belongs to the owning core
+ * (job slots, chunk lists, the free-chunk stack, the completion FIFO). A
+ * job's file state (fd, name, error, un-stuffing state, bytes written) and
+ * the chunks of its step belong to the step while it is out; the pool's
+ * rings order the hand-over both ways. Statistics are relaxed atomics.
+ *
+ * Promises: the data-path calls never block, never allocate and take no
+ * lock. A completion with status 0 is posted only after fsync(file),
+ * rename(tmp -> new) and fsync(new/) all succeeded (the Maildir protocol,
+ * cr.yp.to/proto/maildir.html, plus the directory fsync that makes the
+ * rename durable). maildir_abort() cancels the step out (the pool hands it
+ * back through drop(), its work run or not) and a last step unlinks the
+ * tmp/ file if there is one.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <sched.h>
-#include <semaphore.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,155 +40,56 @@
 
 #include "maildir.h"
 
-/* ------------------------------------------------------------ ring */
-
-/*
- * Bounded multi-producer multi-consumer queue of 64-bit values (Dmitry
- * Vyukov's design): each cell carries a sequence number that says whose
- * turn it is, so producers and consumers only contend on their own index
- * with one CAS. Used single-producer or single-consumer in most places;
- * the generality costs nothing here.
- */
-struct ring_cell {
-	_Atomic size_t seq;
-	uint64_t val;
-};
-
-struct ring {
-	size_t mask;
-	struct ring_cell *cells;
-	_Alignas(64) _Atomic size_t enq;
-	_Alignas(64) _Atomic size_t deq;
-};
-
-static int ring_init(struct ring *r, size_t min)
-{
-	size_t n = 2;
-
-	while (n < min)
-		n <<= 1;
-	r->cells = calloc(n, sizeof(*r->cells));
-	if (r->cells == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		atomic_init(&r->cells[i].seq, i);
-	r->mask = n - 1;
-	atomic_init(&r->enq, 0);
-	atomic_init(&r->deq, 0);
-	return 0;
-}
-
-static bool ring_push(struct ring *r, uint64_t v)
-{
-	size_t pos = atomic_load_explicit(&r->enq, memory_order_relaxed);
-
-	for (;;) {
-		struct ring_cell *c = &r->cells[pos & r->mask];
-		size_t seq =
-			atomic_load_explicit(&c->seq, memory_order_acquire);
-		intptr_t d = (intptr_t)seq - (intptr_t)pos;
-
-		if (d == 0) {
-			if (atomic_compare_exchange_weak_explicit(
-				    &r->enq, &pos, pos + 1,
-				    memory_order_relaxed,
-				    memory_order_relaxed)) {
-				c->val = v;
-				atomic_store_explicit(&c->seq, pos + 1,
-						      memory_order_release);
-				return true;
-			}
-		} else if (d < 0) {
-			return false; /* full */
-		} else {
-			pos = atomic_load_explicit(&r->enq,
-						   memory_order_relaxed);
-		}
-	}
-}
-
-static bool ring_pop(struct ring *r, uint64_t *v)
-{
-	size_t pos = atomic_load_explicit(&r->deq, memory_order_relaxed);
-
-	for (;;) {
-		struct ring_cell *c = &r->cells[pos & r->mask];
-		size_t seq =
-			atomic_load_explicit(&c->seq, memory_order_acquire);
-		intptr_t d = (intptr_t)seq - (intptr_t)(pos + 1);
-
-		if (d == 0) {
-			if (atomic_compare_exchange_weak_explicit(
-				    &r->deq, &pos, pos + 1,
-				    memory_order_relaxed,
-				    memory_order_relaxed)) {
-				*v = c->val;
-				atomic_store_explicit(&c->seq,
-						      pos + r->mask + 1,
-						      memory_order_release);
-				return true;
-			}
-		} else if (d < 0) {
-			return false; /* empty */
-		} else {
-			pos = atomic_load_explicit(&r->deq,
-						   memory_order_relaxed);
-		}
-	}
-}
-
 /* ------------------------------------------------------------ types */
-
-enum md_cmd {
-	MD_BEGIN = 1,
-	MD_APPEND,
-	MD_COMMIT,
-	MD_ABORT,
-	MD_STOP,
-};
-
-#define CMD(type, job, chunk)                                                  \
-	(((uint64_t)(type) << 56) | ((uint64_t)(uint32_t)(job) << 24) |        \
-	 (uint64_t)(uint32_t)(chunk))
-#define CMD_TYPE(v) ((unsigned)((v) >> 56))
-#define CMD_JOB(v) ((int)(((v) >> 24) & 0xffffffu))
-#define CMD_CHUNK(v) ((uint32_t)((v)&0xffffffu))
 
 #define FIELD_MAX 256
 
 enum job_state { JOB_FREE = 0, JOB_OPEN, JOB_CLOSED };
 
+enum step_finish { FIN_NONE = 0, FIN_COMMIT, FIN_ABORT };
+
 struct job {
-	/* data path */
+	struct worker_job step; /* the pool's job; one step out at a time */
+	struct maildir *md;
+	/* data path (the owning core) */
 	enum job_state state;
 	int32_t cur_chunk; /* -1: none */
 	uint32_t cur_len;
 	uint64_t size; /* body octets appended */
 	uint64_t tag;
-	/* Received: fields, copied at begin (read by the worker) */
+	int32_t q_head, q_tail; /* full chunks for the next step (-1) */
+	enum step_finish finish; /* commit or abort asked */
+	bool begun;		 /* a step opened (or tried) the file */
+	bool finish_sent;	 /* the last step is out or back */
+	bool step_out;
+	bool stalled; /* counted in md->stalled: step again from poll */
+	int32_t status; /* of the completion */
+	/* the step's orders: written before submit, read by the worker */
+	bool s_open;
+	int32_t s_chunks; /* list through md->chunk_next, -1 = none */
+	enum step_finish s_finish;
+	/* Received: fields, copied at begin (read by the first step) */
 	char addr[FIELD_MAX], cname[FIELD_MAX], helo[FIELD_MAX];
 	char listener[FIELD_MAX], sid[FIELD_MAX], proto[FIELD_MAX];
 	char sender[FIELD_MAX], rcpt[FIELD_MAX];
 	bool has_cname, has_helo, has_sender, has_rcpt;
 	int64_t time;
-	/* worker */
+	/* file state: the step's while it is out */
 	int fd;
 	int err; /* first errno, 0 = fine */
-	bool cancelled;
 	bool bol; /* at the beginning of a line */
 	bool cr;  /* a CR waits for its LF */
 	uint64_t written;
 	char name[256];
 };
 
-struct worker {
+/* A step's write buffer (on the worker's stack). */
+#define WBUF_SIZE 65536
+
+struct wbuf {
 	struct maildir *md;
-	pthread_t tid;
-	sem_t sem;
-	struct ring cmds;
-	char *wbuf; /* write buffer */
-	size_t wlen;
-	bool started;
+	size_t len;
+	char buf[WBUF_SIZE];
 };
 
 struct maildir {
@@ -193,23 +100,25 @@ struct maildir {
 	pid_t pid;
 
 	struct job *jobs;
-	uint32_t *free_jobs; /* stack, data path only */
+	uint32_t *free_jobs; /* stack */
 	uint32_t nfree;
+	uint32_t *done;	     /* completion FIFO of job ids */
+	uint32_t done_head, done_count;
+	uint32_t steps_out;  /* steps the pool holds */
+	uint32_t stalled;    /* jobs that wait for a step (hold, full ring) */
 
 	uint8_t *chunks;
 	uint32_t *chunk_len;
-	struct ring free_chunks;
-	struct ring done;
+	int32_t *chunk_next; /* chunk lists (queued, in a step) */
+	uint32_t *free_chunks; /* stack */
+	uint32_t nfree_chunks;
 
-	struct worker *workers;
 	_Atomic bool hold;
 	_Atomic uint32_t seq;
 
 	_Atomic uint64_t st_delivered, st_failed, st_aborted, st_fsyncs;
 	_Atomic uint64_t st_bytes, st_busy, st_chunk_short;
 };
-
-#define WBUF_SIZE 65536
 
 static void stat_add(_Atomic uint64_t *s, uint64_t n)
 {
@@ -219,7 +128,6 @@ static void stat_add(_Atomic uint64_t *s, uint64_t n)
 void maildir_config_defaults(struct maildir_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->workers = 1;
 	cfg->max_jobs = 64;
 	cfg->chunk_size = 65536;
 	cfg->max_chunks = 256;
@@ -285,7 +193,7 @@ int maildir_format_received(const struct maildir_received *r,
 	return n + k;
 }
 
-/* ------------------------------------------------------------ worker */
+/* ------------------------------------------------------------ step */
 
 static void job_err(struct job *j, int e)
 {
@@ -309,33 +217,33 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-static void wflush(struct worker *w, struct job *j)
+static void wflush(struct wbuf *w, struct job *j)
 {
-	if (w->wlen == 0)
+	if (w->len == 0)
 		return;
 	if (j->err == 0 && j->fd >= 0) {
-		int e = write_all(j->fd, w->wbuf, w->wlen);
+		int e = write_all(j->fd, w->buf, w->len);
 
 		if (e)
 			job_err(j, e);
 		else
-			j->written += w->wlen;
+			j->written += w->len;
 	}
-	w->wlen = 0;
+	w->len = 0;
 }
 
-static void wput(struct worker *w, struct job *j, const char *p, size_t n)
+static void wput(struct wbuf *w, struct job *j, const char *p, size_t n)
 {
 	while (n > 0) {
-		size_t k = WBUF_SIZE - w->wlen;
+		size_t k = WBUF_SIZE - w->len;
 
 		if (k > n)
 			k = n;
-		memcpy(w->wbuf + w->wlen, p, k);
-		w->wlen += k;
+		memcpy(w->buf + w->len, p, k);
+		w->len += k;
 		p += k;
 		n -= k;
-		if (w->wlen == WBUF_SIZE)
+		if (w->len == WBUF_SIZE)
 			wflush(w, j);
 	}
 }
@@ -356,7 +264,7 @@ static void sanitize_host(const char *in, char *out, size_t len)
 	out[o] = '\0';
 }
 
-static void w_begin(struct worker *w, struct job *j)
+static void w_begin(struct wbuf *w, struct job *j)
 {
 	struct maildir *md = w->md;
 	struct timeval tv;
@@ -368,7 +276,6 @@ static void w_begin(struct worker *w, struct job *j)
 
 	j->fd = -1;
 	j->err = 0;
-	j->cancelled = false;
 	j->bol = true;
 	j->cr = false;
 	j->written = 0;
@@ -407,7 +314,7 @@ static void w_begin(struct worker *w, struct job *j)
 /* Body bytes in SMTP form (CRLF, dot-stuffed) out in file form: RFC 5321
  * 4.5.2 un-stuffing (a leading dot is removed) and CRLF -> LF unless
  * keep_crlf. A bare CR is kept as is. */
-static void w_append(struct worker *w, struct job *j, const uint8_t *p,
+static void w_append(struct wbuf *w, struct job *j, const uint8_t *p,
 		     size_t n)
 {
 	bool crlf = w->md->cfg.keep_crlf;
@@ -446,14 +353,7 @@ static void w_append(struct worker *w, struct job *j, const uint8_t *p,
 	wput(w, j, (const char *)p + start, n - start);
 }
 
-static void post_done(struct maildir *md, uint32_t job)
-{
-	/* Cannot fail: one slot per job (see the file comment). */
-	while (!ring_push(&md->done, job))
-		;
-}
-
-static void w_finish(struct worker *w, struct job *j, uint32_t idx, bool commit)
+static void w_finish(struct wbuf *w, struct job *j, bool commit)
 {
 	struct maildir *md = w->md;
 
@@ -462,7 +362,7 @@ static void w_finish(struct worker *w, struct job *j, uint32_t idx, bool commit)
 			wput(w, j, "\r", 1);
 		wflush(w, j);
 	}
-	w->wlen = 0;
+	w->len = 0;
 	if (commit && j->err == 0) {
 		if (fsync(j->fd) < 0)
 			job_err(j, errno);
@@ -471,6 +371,8 @@ static void w_finish(struct worker *w, struct job *j, uint32_t idx, bool commit)
 	}
 	if (j->fd >= 0 && close(j->fd) < 0 && commit)
 		job_err(j, errno);
+	if (j->fd < 0 && commit)
+		job_err(j, EIO); /* never opened: err says why */
 	j->fd = -1;
 	if (commit && j->err == 0) {
 		if (renameat(md->tmp_fd, j->name, md->new_fd, j->name) < 0)
@@ -483,72 +385,147 @@ static void w_finish(struct worker *w, struct job *j, uint32_t idx, bool commit)
 		else
 			stat_add(&md->st_fsyncs, 1);
 	}
-	if (!commit || j->err) {
+	if (!commit || j->err)
 		unlinkat(md->tmp_fd, j->name, 0);
-		if (commit) {
-			stat_add(&md->st_failed, 1);
-		} else {
-			j->cancelled = true;
-			stat_add(&md->st_aborted, 1);
-		}
-	} else {
-		stat_add(&md->st_delivered, 1);
-		stat_add(&md->st_bytes, j->written);
-	}
-	post_done(md, idx);
 }
 
-static void *worker_main(void *arg)
+/* A worker thread: one step of one message. */
+static void step_work(struct worker_job *wj)
 {
-	struct worker *w = arg;
-	struct maildir *md = w->md;
+	struct job *j = (struct job *)wj;
+	struct maildir *md = j->md;
+	struct wbuf w;
 
-	for (;;) {
-		uint64_t v;
-		struct job *j;
+	w.md = md;
+	w.len = 0;
+	if (j->s_open)
+		w_begin(&w, j);
+	for (int32_t c = j->s_chunks; c >= 0; c = md->chunk_next[c])
+		if (j->s_finish != FIN_ABORT)
+			w_append(&w, j,
+				 md->chunks + (size_t)c * md->cfg.chunk_size,
+				 md->chunk_len[c]);
+	if (j->s_finish != FIN_NONE)
+		w_finish(&w, j, j->s_finish == FIN_COMMIT);
+	else
+		wflush(&w, j);
+}
 
-		if (atomic_load_explicit(&md->hold, memory_order_acquire)) {
-			struct timespec ts = {0, 1000000};
+/* ------------------------------------------------------------ core side */
 
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		if (!ring_pop(&w->cmds, &v)) {
-			while (sem_wait(&w->sem) < 0 && errno == EINTR)
-				;
-			continue;
-		}
-		if (CMD_TYPE(v) == MD_STOP)
-			break;
-		j = &md->jobs[CMD_JOB(v)];
-		switch (CMD_TYPE(v)) {
-		case MD_BEGIN:
-			w_begin(w, j);
-			/* The write buffer is per worker, jobs interleave:
-			 * it never carries bytes from one command to the
-			 * next. */
-			wflush(w, j);
-			break;
-		case MD_APPEND: {
-			uint32_t ci = CMD_CHUNK(v);
+static void chunks_free(struct maildir *md, int32_t c)
+{
+	while (c >= 0) {
+		int32_t next = md->chunk_next[c];
 
-			w_append(w, j,
-				 md->chunks + (size_t)ci * md->cfg.chunk_size,
-				 md->chunk_len[ci]);
-			wflush(w, j);
-			while (!ring_push(&md->free_chunks, ci))
-				;
-			break;
-		}
-		case MD_COMMIT:
-			w_finish(w, j, (uint32_t)CMD_JOB(v), true);
-			break;
-		case MD_ABORT:
-			w_finish(w, j, (uint32_t)CMD_JOB(v), false);
-			break;
-		}
+		md->free_chunks[md->nfree_chunks++] = (uint32_t)c;
+		c = next;
 	}
-	return NULL;
+}
+
+static void stall(struct maildir *md, struct job *j)
+{
+	if (!j->stalled) {
+		j->stalled = true;
+		md->stalled++;
+	}
+}
+
+/* The message is over: its completion waits for maildir_poll(). */
+static void complete(struct maildir *md, struct job *j, int32_t status)
+{
+	j->status = status;
+	j->state = JOB_CLOSED;
+	if (status == 0) {
+		stat_add(&md->st_delivered, 1);
+		stat_add(&md->st_bytes, j->written);
+	} else if (status == -ECANCELED) {
+		stat_add(&md->st_aborted, 1);
+	} else {
+		stat_add(&md->st_failed, 1);
+	}
+	md->done[(md->done_head + md->done_count++) % md->cfg.max_jobs] =
+		(uint32_t)(j - md->jobs);
+}
+
+/* Sends the job's next step when it has one and none is out. */
+static void step_next(struct maildir *md, struct job *j)
+{
+	if (j->step_out || j->finish_sent)
+		return;
+	if (j->finish == FIN_ABORT && j->fd < 0) {
+		/* no file (never opened, or the open failed) */
+		chunks_free(md, j->q_head);
+		j->q_head = j->q_tail = -1;
+		j->finish_sent = true;
+		complete(md, j, -ECANCELED);
+		return;
+	}
+	if (j->begun && j->q_head < 0 && j->finish == FIN_NONE)
+		return; /* nothing to do yet */
+	if (atomic_load_explicit(&md->hold, memory_order_acquire)) {
+		stall(md, j);
+		return;
+	}
+	if (j->finish == FIN_ABORT) {
+		chunks_free(md, j->q_head);
+		j->q_head = j->q_tail = -1;
+	}
+	j->s_open = !j->begun;
+	j->s_chunks = j->q_head;
+	j->s_finish = j->finish;
+	/* Another subsystem may fill the core's ring: try again from
+	 * maildir_poll(). */
+	if (workers_submit(md->cfg.pool, md->cfg.core, &j->step) < 0) {
+		stall(md, j);
+		return;
+	}
+	j->step_out = true;
+	md->steps_out++;
+	j->begun = true;
+	j->q_head = j->q_tail = -1;
+	if (j->s_finish != FIN_NONE)
+		j->finish_sent = true;
+}
+
+/* A step is back on the owning core: its chunks are free again. */
+static struct job *step_back(struct worker_job *wj)
+{
+	struct job *j = (struct job *)wj;
+
+	j->step_out = false;
+	j->md->steps_out--;
+	chunks_free(j->md, j->s_chunks);
+	j->s_chunks = -1;
+	return j;
+}
+
+/* The owning core: a step came back after its work ran. */
+static void step_done(struct worker_job *wj)
+{
+	struct job *j = step_back(wj);
+	struct maildir *md = j->md;
+
+	if (j->s_finish == FIN_COMMIT)
+		complete(md, j, -j->err);
+	else if (j->s_finish == FIN_ABORT)
+		complete(md, j, -ECANCELED);
+	else
+		step_next(md, j);
+}
+
+/* The owning core: a step came back without done(): maildir_abort()
+ * cancelled it (its work may or may not have run), or the pool is
+ * shutting down. Never submits from here (the pool may be stopping): the
+ * abort's last step goes out from maildir_poll(); at shutdown,
+ * maildir_destroy() unlinks what is left in tmp/. */
+static void step_drop(struct worker_job *wj)
+{
+	struct job *j = step_back(wj);
+
+	if (j->s_finish != FIN_NONE)
+		j->finish_sent = false; /* not finished: maildir_destroy */
+	stall(j->md, j);
 }
 
 /* ------------------------------------------------------------ setup */
@@ -607,15 +584,15 @@ struct maildir *maildir_create(const struct maildir_config *cfg, int *err)
 	k.instance = cfg->instance;
 	k.max_message_size = cfg->max_message_size;
 	k.keep_crlf = cfg->keep_crlf;
-	if (cfg->workers)
-		k.workers = cfg->workers;
+	k.pool = cfg->pool;
+	k.core = cfg->core;
 	if (cfg->max_jobs)
 		k.max_jobs = cfg->max_jobs;
 	if (cfg->chunk_size)
 		k.chunk_size = cfg->chunk_size;
 	if (cfg->max_chunks)
 		k.max_chunks = cfg->max_chunks;
-	if (k.workers > 64 || k.max_jobs > (1u << 20) ||
+	if (k.pool == NULL || k.max_jobs > (1u << 20) ||
 	    k.max_chunks > (1u << 20) || k.chunk_size < 64) {
 		rc = -EINVAL;
 		goto out_err;
@@ -654,35 +631,24 @@ struct maildir *maildir_create(const struct maildir_config *cfg, int *err)
 	md->free_jobs = calloc(k.max_jobs, sizeof(*md->free_jobs));
 	md->chunks = malloc((size_t)k.max_chunks * k.chunk_size);
 	md->chunk_len = calloc(k.max_chunks, sizeof(*md->chunk_len));
-	md->workers = calloc(k.workers, sizeof(*md->workers));
+	md->chunk_next = calloc(k.max_chunks, sizeof(*md->chunk_next));
+	md->free_chunks = calloc(k.max_chunks, sizeof(*md->free_chunks));
+	md->done = calloc(k.max_jobs, sizeof(*md->done));
 	if (!md->jobs || !md->free_jobs || !md->chunks || !md->chunk_len ||
-	    !md->workers)
-		goto out_free;
-	if (ring_init(&md->free_chunks, k.max_chunks) < 0 ||
-	    ring_init(&md->done, k.max_jobs) < 0)
+	    !md->chunk_next || !md->free_chunks || !md->done)
 		goto out_free;
 	for (uint32_t i = 0; i < k.max_chunks; i++)
-		ring_push(&md->free_chunks, i);
+		md->free_chunks[md->nfree_chunks++] = k.max_chunks - 1 - i;
 	for (uint32_t i = 0; i < k.max_jobs; i++) {
-		md->jobs[i].fd = -1;
-		md->jobs[i].cur_chunk = -1;
-		md->free_jobs[md->nfree++] = k.max_jobs - 1 - i;
-	}
-	for (uint32_t i = 0; i < k.workers; i++) {
-		struct worker *w = &md->workers[i];
+		struct job *j = &md->jobs[i];
 
-		w->md = md;
-		w->wbuf = malloc(WBUF_SIZE);
-		if (w->wbuf == NULL ||
-		    ring_init(&w->cmds,
-			      (size_t)k.max_chunks + 2u * k.max_jobs + 2) < 0 ||
-		    sem_init(&w->sem, 0, 0) < 0)
-			goto out_free;
-		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
-			sem_destroy(&w->sem);
-			goto out_free;
-		}
-		w->started = true;
+		j->md = md;
+		j->step.work = step_work;
+		j->step.done = step_done;
+		j->step.drop = step_drop;
+		j->fd = -1;
+		j->cur_chunk = -1;
+		md->free_jobs[md->nfree++] = k.max_jobs - 1 - i;
 	}
 	return md;
 out_free:
@@ -697,19 +663,16 @@ void maildir_destroy(struct maildir *md)
 {
 	if (md == NULL)
 		return;
-	atomic_store(&md->hold, false);
-	for (uint32_t i = 0; md->workers && i < md->cfg.workers; i++) {
-		struct worker *w = &md->workers[i];
-
-		if (!w->started)
-			continue;
-		while (!ring_push(&w->cmds, CMD(MD_STOP, 0, 0)))
-			sched_yield();
-		sem_post(&w->sem);
-		pthread_join(w->tid, NULL);
-		sem_destroy(&w->sem);
+	if (md->steps_out) {
+		/* The pool still holds steps that point here: a caller bug
+		 * (destroy the pool first). Leak rather than let a worker
+		 * write into freed memory. */
+		fprintf(stderr, "maildir: destroyed with %u steps in the "
+				"worker pool; not freed\n", md->steps_out);
+		return;
 	}
-	/* Messages never committed leave no file behind. */
+	/* Messages never committed, or whose last step never ran, leave
+	 * no file behind. */
 	for (uint32_t i = 0; md->jobs && i < md->cfg.max_jobs; i++) {
 		struct job *j = &md->jobs[i];
 
@@ -718,13 +681,9 @@ void maildir_destroy(struct maildir *md)
 			unlinkat(md->tmp_fd, j->name, 0);
 		}
 	}
-	for (uint32_t i = 0; md->workers && i < md->cfg.workers; i++) {
-		free(md->workers[i].wbuf);
-		free(md->workers[i].cmds.cells);
-	}
-	free(md->workers);
-	free(md->free_chunks.cells);
-	free(md->done.cells);
+	free(md->done);
+	free(md->free_chunks);
+	free(md->chunk_next);
 	free(md->chunk_len);
 	free(md->chunks);
 	free(md->free_jobs);
@@ -737,17 +696,6 @@ void maildir_destroy(struct maildir *md)
 }
 
 /* ------------------------------------------------------------ data path */
-
-static void send_cmd(struct maildir *md, int job, unsigned type, uint32_t chunk)
-{
-	struct worker *w = &md->workers[(uint32_t)job % md->cfg.workers];
-
-	/* Sized so that it never fails (file comment); a failure would be
-	 * our bug, not the caller's. */
-	if (!ring_push(&w->cmds, CMD(type, job, chunk)))
-		abort();
-	sem_post(&w->sem);
-}
 
 /* Copies a header field, replacing controls so that it stays one line. */
 static bool copy_field(char *dst, const char *src)
@@ -794,6 +742,14 @@ int maildir_begin(struct maildir *md, const struct maildir_received *rcv,
 	j->cur_len = 0;
 	j->size = 0;
 	j->tag = tag;
+	j->q_head = j->q_tail = -1;
+	j->finish = FIN_NONE;
+	j->begun = j->finish_sent = j->step_out = false;
+	j->s_chunks = -1;
+	j->fd = -1;
+	j->err = 0;
+	j->written = 0;
+	j->name[0] = '\0';
 	copy_field(j->addr, rcv->client_addr);
 	j->has_cname = copy_field(j->cname, rcv->client_name);
 	j->has_helo = copy_field(j->helo, rcv->helo);
@@ -803,8 +759,23 @@ int maildir_begin(struct maildir *md, const struct maildir_received *rcv,
 	j->has_sender = copy_field(j->sender, rcv->sender);
 	j->has_rcpt = copy_field(j->rcpt, rcv->recipient);
 	j->time = rcv->time;
-	send_cmd(md, (int)idx, MD_BEGIN, 0);
+	step_next(md, j); /* the open runs while the body arrives */
 	return (int)idx;
+}
+
+/* The current chunk is full or the body is over: queue it for a step. */
+static void chunk_queue(struct maildir *md, struct job *j)
+{
+	int32_t c = j->cur_chunk;
+
+	md->chunk_len[c] = j->cur_len;
+	md->chunk_next[c] = -1;
+	if (j->q_tail >= 0)
+		md->chunk_next[j->q_tail] = c;
+	else
+		j->q_head = c;
+	j->q_tail = c;
+	j->cur_chunk = -1;
 }
 
 ssize_t maildir_append(struct maildir *md, int job, const void *buf, size_t len)
@@ -822,13 +793,12 @@ ssize_t maildir_append(struct maildir *md, int job, const void *buf, size_t len)
 		size_t k;
 
 		if (j->cur_chunk < 0) {
-			uint64_t ci;
-
-			if (!ring_pop(&md->free_chunks, &ci)) {
+			if (md->nfree_chunks == 0) {
 				stat_add(&md->st_chunk_short, 1);
 				break;
 			}
-			j->cur_chunk = (int32_t)ci;
+			j->cur_chunk =
+				(int32_t)md->free_chunks[--md->nfree_chunks];
 			j->cur_len = 0;
 		}
 		k = md->cfg.chunk_size - j->cur_len;
@@ -839,13 +809,11 @@ ssize_t maildir_append(struct maildir *md, int job, const void *buf, size_t len)
 		       p + taken, k);
 		j->cur_len += (uint32_t)k;
 		taken += k;
-		if (j->cur_len == md->cfg.chunk_size) {
-			md->chunk_len[j->cur_chunk] = j->cur_len;
-			send_cmd(md, job, MD_APPEND, (uint32_t)j->cur_chunk);
-			j->cur_chunk = -1;
-		}
+		if (j->cur_len == md->cfg.chunk_size)
+			chunk_queue(md, j);
 	}
 	j->size += taken;
+	step_next(md, j);
 	return (ssize_t)taken;
 }
 
@@ -855,13 +823,11 @@ int maildir_commit(struct maildir *md, int job)
 
 	if (j == NULL)
 		return -EINVAL;
-	if (j->cur_chunk >= 0) {
-		md->chunk_len[j->cur_chunk] = j->cur_len;
-		send_cmd(md, job, MD_APPEND, (uint32_t)j->cur_chunk);
-		j->cur_chunk = -1;
-	}
+	if (j->cur_chunk >= 0)
+		chunk_queue(md, j);
 	j->state = JOB_CLOSED;
-	send_cmd(md, job, MD_COMMIT, 0);
+	j->finish = FIN_COMMIT;
+	step_next(md, j);
 	return 0;
 }
 
@@ -872,12 +838,17 @@ int maildir_abort(struct maildir *md, int job)
 	if (j == NULL)
 		return -EINVAL;
 	if (j->cur_chunk >= 0) {
-		while (!ring_push(&md->free_chunks, (uint64_t)j->cur_chunk))
-			;
+		md->free_chunks[md->nfree_chunks++] = (uint32_t)j->cur_chunk;
 		j->cur_chunk = -1;
 	}
 	j->state = JOB_CLOSED;
-	send_cmd(md, job, MD_ABORT, 0);
+	j->finish = FIN_ABORT;
+	if (j->step_out)
+		/* its writes are of no use now: the pool hands the step
+		 * back through step_drop(), the unlink follows */
+		workers_cancel(&j->step);
+	else
+		step_next(md, j);
 	return 0;
 }
 
@@ -885,35 +856,48 @@ unsigned maildir_poll(struct maildir *md, struct maildir_completion *out,
 		      unsigned n)
 {
 	unsigned got = 0;
-	uint64_t v;
 
-	while (got < n && ring_pop(&md->done, &v)) {
+	if (md->stalled &&
+	    !atomic_load_explicit(&md->hold, memory_order_acquire))
+		for (uint32_t i = 0; i < md->cfg.max_jobs && md->stalled;
+		     i++) {
+			struct job *j = &md->jobs[i];
+
+			if (!j->stalled)
+				continue;
+			j->stalled = false;
+			md->stalled--;
+			step_next(md, j);
+		}
+	while (got < n && md->done_count > 0) {
+		uint32_t v = md->done[md->done_head];
 		struct job *j = &md->jobs[v];
 		struct maildir_completion *c = &out[got++];
 
+		md->done_head = (md->done_head + 1) % md->cfg.max_jobs;
+		md->done_count--;
 		c->job = (int32_t)v;
 		c->tag = j->tag;
 		c->size = j->written;
-		if (j->cancelled)
-			c->status = -ECANCELED;
-		else
-			c->status = -j->err;
+		c->status = j->status;
 		if (c->status == 0)
 			snprintf(c->name, sizeof(c->name), "%s", j->name);
 		else
 			c->name[0] = '\0';
 		j->state = JOB_FREE;
-		md->free_jobs[md->nfree++] = (uint32_t)v;
+		md->free_jobs[md->nfree++] = v;
 	}
 	return got;
+}
+
+bool maildir_busy(const struct maildir *md)
+{
+	return md->steps_out || md->stalled || md->done_count;
 }
 
 void maildir_hold(struct maildir *md, bool hold)
 {
 	atomic_store_explicit(&md->hold, hold, memory_order_release);
-	if (!hold)
-		for (uint32_t i = 0; i < md->cfg.workers; i++)
-			sem_post(&md->workers[i].sem);
 }
 
 void maildir_stats(const struct maildir *md, struct maildir_stats *out)

@@ -4,17 +4,22 @@
  * behind it.
  *
  * Threads: a struct maildir has one data-path owner (one dataplane lcore,
- * or one thread): maildir_begin/append/commit/abort/poll are called by that
- * owner only, never block, never allocate and take no lock. Each instance
- * runs its own small pool of worker pthreads that do the file work (open
- * in tmp/, write, fsync, rename into new/, fsync new/), fed through bounded
- * lock-free rings; completions come back on another ring that
- * maildir_poll() drains. Several instances (one per lcore) may share one
- * Maildir directory: file names are unique per instance.
+ * or one thread standing for it): maildir_begin/append/commit/abort/poll
+ * are called by that owner only, never block, never allocate and take no
+ * lock. It has no threads of its own: the file work (open in tmp/, write,
+ * fsync, rename into new/, fsync new/) runs in steps on the one worker
+ * pool (dataplane/workers), submitted on the owner's core; a step comes
+ * back through that core's workers_poll() (which wakes the core when it
+ * sleeps) and the completions then wait for maildir_poll(). Several
+ * instances (one per lcore) may share one Maildir directory: file names
+ * are unique per instance.
  *
- * Memory: everything (job slots, body chunk pool, rings) is allocated by
- * maildir_create(); the body bytes in flight are bounded by
+ * Memory: everything (job slots, body chunk pool, completion FIFO) is
+ * allocated by maildir_create(); the body bytes in flight are bounded by
  * max_chunks * chunk_size, and each message by max_message_size.
+ *
+ * Shutdown: destroy the worker pool first (it hands every step back),
+ * then the maildir (it unlinks the tmp/ files of messages not finished).
  *
  * A message:
  *   j = maildir_begin(md, &received, tag);    // -EAGAIN: answer 451
@@ -32,6 +37,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dataplane/workers/workers.h"
+
 struct maildir;
 
 struct maildir_config {
@@ -41,7 +48,8 @@ struct maildir_config {
 				      NULL = gethostname() */
 	uint32_t instance;	   /* distinguishes instances (lcore id) in
 				      file names */
-	uint32_t workers;	   /* worker threads (1) */
+	struct worker_pool *pool;  /* the file work runs here (required) */
+	uint16_t core;		   /* the owner's core in the pool */
 	uint32_t max_jobs;	   /* messages in flight (64) */
 	uint32_t chunk_size;	   /* body chunk octets (65536) */
 	uint32_t max_chunks;	   /* chunk pool (256): body memory bound */
@@ -88,12 +96,13 @@ struct maildir_stats {
 	uint64_t chunk_short; /* maildir_append() short: chunk pool empty */
 };
 
-/* Creates the directories, allocates everything and starts the workers.
- * Returns NULL with *err = -errno on failure. Main thread, at start. */
+/* Creates the directories and allocates everything. Returns NULL with
+ * *err = -errno on failure. Main thread, at start. */
 struct maildir *maildir_create(const struct maildir_config *cfg, int *err);
 
-/* Stops the workers after the commands already queued, then unlinks the
- * tmp/ files of messages never committed. NULL is a no-op. */
+/* Unlinks the tmp/ files of messages not finished and frees everything.
+ * The pool must hold no step of md (workers_destroy() first, or every
+ * completion polled). NULL is a no-op. */
 void maildir_destroy(struct maildir *md);
 
 /* Starts a message. Returns the job id (>= 0), -EAGAIN when all job slots
@@ -117,13 +126,20 @@ int maildir_commit(struct maildir *md, int job);
  * -ECANCELED follows (the job id is reusable only after it). */
 int maildir_abort(struct maildir *md, int job);
 
-/* Up to n completions, without blocking. Each frees its job id. */
+/* Up to n completions, without blocking. Each frees its job id. Also sends
+ * the steps that waited (maildir_hold, a full job ring): call it on every
+ * poll-loop iteration after workers_poll(). */
 unsigned maildir_poll(struct maildir *md, struct maildir_completion *out,
 		      unsigned n);
 
-/* Pauses (true) or resumes the workers: commands wait in their rings.
+/* Pauses (true) or resumes sending steps to the pool: the body waits in
+ * its chunks; steps already out finish. Resumed at the next maildir_poll().
  * For tests and for draining; any thread. */
 void maildir_hold(struct maildir *md, bool hold);
+
+/* True while a step is out, waits to go out, or a completion waits for
+ * maildir_poll(). Owner only. */
+bool maildir_busy(const struct maildir *md);
 
 /* Counters, summed from atomics; any thread. */
 void maildir_stats(const struct maildir *md, struct maildir_stats *out);

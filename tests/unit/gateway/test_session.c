@@ -156,6 +156,7 @@ struct h {
 	struct net_stack *st;
 	struct gw_global gw;
 	struct gw_core *gc;
+	struct worker_pool *workers; /* the Maildir's steps run here */
 	char dir[64];
 	char md[96];
 };
@@ -214,6 +215,18 @@ static void h_start(struct h *h)
 		fprintf(stderr, "gw_global_init: %s\n", err);
 		abort();
 	}
+	{
+		struct workers_config wc;
+		int e = 0;
+
+		workers_config_defaults(&wc);
+		wc.threads = 1;
+		h->workers = workers_create(&wc, &e);
+		CHECK(h->workers != NULL);
+		if (!h->workers)
+			abort();
+		h->gw.workers = h->workers;
+	}
 	h->gc = gw_core_create(&h->gw, 0, h->st, NULL, NULL, err,
 			       sizeof(err));
 	if (!h->gc) {
@@ -228,6 +241,7 @@ static void h_stop(struct h *h)
 	char cmd[160];
 
 	CHECK_EQ(gw_core_check(h->gc, true), 0);
+	workers_destroy(h->workers); /* mxgate's order: pool, then cores */
 	gw_core_destroy(h->gc);
 	gw_global_fini(&h->gw);
 	t_destroy(h->st, h->pool);
@@ -264,6 +278,7 @@ static bool h_until(struct h *h, struct gw_sess *s, struct fake *f,
 	while (!strstr(f->out, want)) {
 		if (now_us() - t0 > 10 * 1000000u)
 			return false;
+		workers_poll(h->workers, 0, 64);
 		gw_core_poll(h->gc, now_us());
 		usleep(200);
 	}

@@ -3,13 +3,17 @@
  * real files in a temporary directory: delivery into new/ with the
  * Received: header and un-stuffed LF body, fsyncs counted, abort leaves
  * nothing, bounded job slots and chunk pool, size limit, header injection,
- * several workers, an I/O error reported as a failed completion.
+ * several workers, an I/O error reported as a failed completion; the file
+ * work runs on the worker pool (dataplane/workers): an abort cancels the
+ * step out, and a step's completion wakes a core asleep on its eventfd.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +33,46 @@ static int checks;
 	} while (0)
 
 static char base[256];
+
+/* The worker pool each test runs its Maildir on; this thread is core 0. */
+static struct worker_pool *pool;
+
+static void pool_new(uint32_t threads, uint16_t cores)
+{
+	struct workers_config wc;
+	int err = 0;
+
+	workers_config_defaults(&wc);
+	wc.threads = threads;
+	wc.n_cores = cores;
+	pool = workers_create(&wc, &err);
+	if (pool == NULL) {
+		fprintf(stderr, "workers_create: %d\n", err);
+		exit(1);
+	}
+}
+
+static void use_pool(struct maildir_config *cfg, uint32_t threads)
+{
+	pool_new(threads, 1);
+	cfg->pool = pool;
+	cfg->core = 0;
+}
+
+/* The order mxgate tears down in: the pool first, then the Maildir. */
+static void md_end(struct maildir *md)
+{
+	workers_destroy(pool);
+	pool = NULL;
+	maildir_destroy(md);
+}
+
+/* One poll-loop iteration of core 0: finished steps, then waiting ones. */
+static void pump(struct maildir *md)
+{
+	workers_poll(pool, 0, 64);
+	maildir_poll(md, NULL, 0);
+}
 
 static int count_dir(const char *root, const char *sub)
 {
@@ -69,6 +113,7 @@ static char *slurp(const char *root, const char *sub, const char *name)
 static int wait_done(struct maildir *md, struct maildir_completion *c)
 {
 	for (int i = 0; i < 5000; i++) {
+		workers_poll(pool, 0, 64);
 		if (maildir_poll(md, c, 1) == 1)
 			return 1;
 		usleep(1000);
@@ -121,6 +166,7 @@ static void test_deliver(void)
 	cfg.path = root;
 	cfg.hostname = "gw.test";
 	cfg.chunk_size = 64; /* small: the body crosses chunk boundaries */
+	use_pool(&cfg, 1);
 	md = maildir_create(&cfg, &err);
 	CHECK(md != NULL);
 	if (md == NULL)
@@ -145,7 +191,7 @@ static void test_deliver(void)
 		fprintf(stderr, "got:\n%s\nwant:\n%s\n", got, want);
 	maildir_stats(md, &st);
 	CHECK(st.delivered == 1 && st.fsyncs == 2 && st.failed == 0);
-	maildir_destroy(md);
+	md_end(md);
 	rm_rf(root);
 }
 
@@ -168,6 +214,7 @@ static void test_abort_and_limits(void)
 	cfg.chunk_size = 64;
 	cfg.max_chunks = 2;
 	cfg.max_message_size = 1000;
+	use_pool(&cfg, 1);
 	md = maildir_create(&cfg, &err);
 	CHECK(md != NULL);
 	if (md == NULL)
@@ -199,6 +246,7 @@ static void test_abort_and_limits(void)
 
 		if (n == 6)
 			break;
+		pump(md);
 		usleep(1000);
 	}
 	CHECK(maildir_abort(md, j1) == 0);
@@ -213,9 +261,12 @@ static void test_abort_and_limits(void)
 	CHECK(st.busy == 1 && st.chunk_short >= 1 && st.aborted == 2);
 	/* Destroy with an uncommitted message: its tmp file goes. */
 	maildir_append(md, j1, "x\r\n", 3);
-	for (int i = 0; i < 100 && count_dir(root, "tmp") == 0; i++)
+	for (int i = 0; i < 1000 && count_dir(root, "tmp") == 0; i++) {
+		pump(md);
 		usleep(1000);
-	maildir_destroy(md);
+	}
+	CHECK(count_dir(root, "tmp") == 1);
+	md_end(md);
 	CHECK(count_dir(root, "tmp") == 0);
 	CHECK(count_dir(root, "new") == 1);
 	rm_rf(root);
@@ -236,6 +287,7 @@ static void test_header_injection_and_crlf(void)
 	cfg.path = root;
 	cfg.hostname = "gw.test";
 	cfg.keep_crlf = true;
+	use_pool(&cfg, 1);
 	md = maildir_create(&cfg, &err);
 	CHECK(md != NULL);
 	if (md == NULL)
@@ -256,7 +308,7 @@ static void test_header_injection_and_crlf(void)
 		CHECK(strstr(got, "id S0001\r\n\t; Tue, 14 Nov 2023") != NULL);
 		CHECK(strstr(got, "\r\nA: b\r\n\r\nbody\r\n") != NULL);
 	}
-	maildir_destroy(md);
+	md_end(md);
 	rm_rf(root);
 }
 
@@ -273,9 +325,9 @@ static void test_many_workers(void)
 	maildir_config_defaults(&cfg);
 	cfg.path = root;
 	cfg.hostname = "gw.test";
-	cfg.workers = 3;
 	cfg.max_jobs = 32;
 	cfg.chunk_size = 128;
+	use_pool(&cfg, 3);
 	md = maildir_create(&cfg, &err);
 	CHECK(md != NULL);
 	if (md == NULL)
@@ -289,13 +341,18 @@ static void test_many_workers(void)
 			int n = snprintf(l, sizeof(l), "msg %d line %d\r\n", i,
 					 line);
 
-			while (maildir_append(md, jobs[i], l, (size_t)n) != n)
+			while (maildir_append(md, jobs[i], l, (size_t)n) != n) {
+				pump(md);
 				usleep(100);
+			}
 		}
 	for (int i = 0; i < 20; i++)
 		maildir_commit(md, jobs[i]);
 	for (int t = 0; t < 5000 && done < 20; t++) {
-		unsigned n = maildir_poll(md, c, 8);
+		unsigned n;
+
+		workers_poll(pool, 0, 64);
+		n = maildir_poll(md, c, 8);
 
 		for (unsigned k = 0; k < n; k++) {
 			char *got = slurp(root, "new", c[k].name);
@@ -325,7 +382,7 @@ static void test_many_workers(void)
 	}
 	CHECK(done == 20 && ok == 20);
 	CHECK(count_dir(root, "new") == 20);
-	maildir_destroy(md);
+	md_end(md);
 	rm_rf(root);
 }
 
@@ -342,6 +399,7 @@ static void test_io_error(void)
 	maildir_config_defaults(&cfg);
 	cfg.path = root;
 	cfg.hostname = "gw.test";
+	use_pool(&cfg, 1);
 	md = maildir_create(&cfg, &err);
 	CHECK(md != NULL);
 	if (md == NULL)
@@ -357,12 +415,201 @@ static void test_io_error(void)
 	CHECK(count_dir(root, "new") == 0);
 	maildir_stats(md, &st);
 	CHECK(st.failed == 1 && st.delivered == 0);
-	maildir_destroy(md);
+	md_end(md);
 	rm_rf(root);
 
 	/* A path that cannot be created. */
 	cfg.path = "/proc/no/such/Maildir";
+	use_pool(&cfg, 1);
 	CHECK(maildir_create(&cfg, &err) == NULL && err < 0);
+	/* No pool: refused. */
+	cfg.pool = NULL;
+	cfg.path = root;
+	CHECK(maildir_create(&cfg, &err) == NULL && err == -EINVAL);
+	workers_destroy(pool);
+	pool = NULL;
+}
+
+/* ---- the worker pool: cancellation and the wake of a sleeping core ---- */
+
+/* A job of another core (1) that holds the pool's only thread: until
+ * *release is set (bounded: 5 s). started tells that a worker took it. */
+struct blocker {
+	struct worker_job job;
+	volatile int *release;
+	volatile int started;
+};
+
+static void blocker_work(struct worker_job *wj)
+{
+	struct blocker *b = (struct blocker *)wj;
+	struct timespec ts = {0, 20 * 1000};
+
+	__atomic_store_n(&b->started, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 250000 &&
+			!__atomic_load_n(b->release, __ATOMIC_ACQUIRE);
+	     i++)
+		nanosleep(&ts, NULL);
+}
+
+static void blocker_back(struct worker_job *wj)
+{
+	(void)wj;
+}
+
+static void blocker_start(struct blocker *b, volatile int *release)
+{
+	memset(b, 0, sizeof(*b));
+	b->job.work = blocker_work;
+	b->job.done = blocker_back;
+	b->job.drop = blocker_back;
+	b->release = release;
+	CHECK(workers_submit(pool, 1, &b->job) == 0);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&b->started,
+						     __ATOMIC_ACQUIRE);
+	     i++)
+		usleep(1000);
+	CHECK(b->started);
+}
+
+/* maildir_abort() while a step is out: the pool hands the step back
+ * without running it (no file is ever opened), or, when the file is
+ * already open, the queued writes are dropped and the tmp/ file goes. */
+static void test_abort_cancels_step(void)
+{
+	struct maildir_config cfg;
+	struct maildir *md;
+	struct maildir_completion c;
+	struct maildir_stats st;
+	struct blocker b;
+	volatile int release = 0;
+	char root[300], big[200];
+	int err = 0, j;
+
+	memset(big, 'b', sizeof(big));
+	snprintf(root, sizeof(root), "%s/md6", base);
+	maildir_config_defaults(&cfg);
+	cfg.path = root;
+	cfg.hostname = "gw.test";
+	cfg.chunk_size = 64;
+	pool_new(1, 2);
+	cfg.pool = pool;
+	md = maildir_create(&cfg, &err);
+	CHECK(md != NULL);
+	if (md == NULL)
+		return;
+
+	/* 1. The open step waits behind core 1's job: cancelled unrun. */
+	blocker_start(&b, &release);
+	j = maildir_begin(md, &RCV, 11);
+	CHECK(j >= 0 && workers_in_flight(pool, 0) == 1);
+	CHECK(maildir_abort(md, j) == 0);
+	__atomic_store_n(&release, 1, __ATOMIC_RELEASE);
+	CHECK(wait_done(md, &c));
+	CHECK(c.job == j && c.tag == 11 && c.status == -ECANCELED);
+	CHECK(count_dir(root, "tmp") == 0 && count_dir(root, "new") == 0);
+	CHECK(workers_in_flight(pool, 0) == 0 && !maildir_busy(md));
+
+	/* 2. The file is open; a write step waits: cancelled, unlinked. */
+	j = maildir_begin(md, &RCV, 12);
+	for (int i = 0; i < 5000 && count_dir(root, "tmp") == 0; i++) {
+		pump(md);
+		usleep(1000);
+	}
+	CHECK(count_dir(root, "tmp") == 1);
+	for (int i = 0; i < 5000 && maildir_busy(md); i++) {
+		pump(md);
+		usleep(1000);
+	}
+	release = 0;
+	blocker_start(&b, &release);
+	CHECK(maildir_append(md, j, big, sizeof(big)) == sizeof(big));
+	CHECK(workers_in_flight(pool, 0) == 1); /* the write step */
+	CHECK(maildir_abort(md, j) == 0);
+	__atomic_store_n(&release, 1, __ATOMIC_RELEASE);
+	CHECK(wait_done(md, &c));
+	CHECK(c.job == j && c.tag == 12 && c.status == -ECANCELED);
+	CHECK(count_dir(root, "tmp") == 0 && count_dir(root, "new") == 0);
+	maildir_stats(md, &st);
+	CHECK(st.aborted == 2 && st.delivered == 0 && st.bytes == 0);
+	md_end(md);
+	rm_rf(root);
+}
+
+/* Core 0 sleeps as lcore.c does (flag, fence, last look, sleep on its
+ * eventfd) while a Maildir step is out: the worker that finishes the step
+ * must wake it. The pool's one thread is held by a job of core 1 (which
+ * has no eventfd: its completion wakes nobody) until core 0 is asleep,
+ * so each sleep can only end through the step's completion - or through
+ * the 5 s bound, which fails the test. Two sleeps: the open step and the
+ * commit step (write, fsync, rename, fsync new/). */
+static volatile int core0_sleeping;
+
+static void test_completion_wakes_core(void)
+{
+	struct maildir_config cfg;
+	struct maildir *md;
+	struct maildir_completion c;
+	struct blocker b;
+	char root[300];
+	int err = 0, j, woken = 0, got = 0;
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	CHECK(efd >= 0);
+	snprintf(root, sizeof(root), "%s/md7", base);
+	maildir_config_defaults(&cfg);
+	cfg.path = root;
+	cfg.hostname = "gw.test";
+	pool_new(1, 2);
+	workers_attach_core(pool, 0, efd, &core0_sleeping);
+	cfg.pool = pool;
+	md = maildir_create(&cfg, &err);
+	CHECK(md != NULL);
+	if (md == NULL)
+		return;
+	blocker_start(&b, &core0_sleeping);
+	j = maildir_begin(md, &RCV, 21);
+	CHECK(maildir_append(md, j, "Subject: w\r\n\r\nwake\r\n", 20) == 20);
+	CHECK(maildir_commit(md, j) == 0);
+	for (int round = 0; round < 2 && !got; round++) {
+		struct pollfd pf = {.fd = efd, .events = POLLIN};
+		uint64_t v;
+		int r = 0;
+
+		if (round == 1) {
+			/* hold the thread again, then send the commit step
+			 * that waited (maildir_hold) behind the open step */
+			blocker_start(&b, &core0_sleeping);
+			maildir_hold(md, false);
+			CHECK(maildir_poll(md, &c, 1) == 0);
+			CHECK(workers_in_flight(pool, 0) == 1);
+		}
+		__atomic_store_n(&core0_sleeping, 1, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		CHECK(!workers_pending(pool, 0)); /* the step is held */
+		r = poll(&pf, 1, 5000);
+		__atomic_store_n(&core0_sleeping, 0, __ATOMIC_RELAXED);
+		if (r == 1 && (pf.revents & POLLIN))
+			woken++;
+		else
+			fprintf(stderr, "core 0 not woken by the Maildir "
+					"step (round %d, poll %d)\n",
+				round, r);
+		(void)!read(efd, &v, sizeof(v));
+		/* the step is back; core 1's job went to core 1 */
+		for (int i = 0; i < 5000 && !workers_pending(pool, 0); i++)
+			usleep(1000);
+		maildir_hold(md, true); /* round 1 sends the commit step */
+		CHECK(workers_poll(pool, 0, 64) >= 1);
+		got = (int)maildir_poll(md, &c, 1);
+		workers_poll(pool, 1, 64);
+	}
+	CHECK(woken == 2);
+	CHECK(got == 1 && c.job == j && c.status == 0);
+	CHECK(count_dir(root, "new") == 1);
+	md_end(md);
+	close(efd);
+	rm_rf(root);
 }
 
 int main(void)
@@ -379,6 +626,8 @@ int main(void)
 	test_header_injection_and_crlf();
 	test_many_workers();
 	test_io_error();
+	test_abort_cancels_step();
+	test_completion_wakes_core();
 	rm_rf(base);
 	printf("maildir: %d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;
