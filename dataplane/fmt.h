@@ -94,44 +94,78 @@ static inline void mxg_sb_uint(struct mxg_sb *b, uint64_t v, unsigned base,
 	mxg_sb_mem(b, t + sizeof(t) - n, n);
 }
 
+/* The formatter's cursor: octets go to d while d < end (one octet is
+ * kept for the NUL); n counts every octet, stored or not. */
+struct mxg_fmt_out {
+	char *d, *end;
+	size_t n;
+};
+
+static inline void mxg_fmt_put(struct mxg_fmt_out *o, char c)
+{
+	if (o->d < o->end)
+		*o->d++ = c;
+	o->n++;
+}
+
+static inline void mxg_fmt_putn(struct mxg_fmt_out *o, const char *p,
+				size_t k)
+{
+	size_t room = (size_t)(o->end - o->d);
+	size_t c = k < room ? k : room;
+
+	memcpy(o->d, p, c);
+	o->d += c;
+	o->n += k;
+}
+
+static inline void mxg_fmt_fill(struct mxg_fmt_out *o, char c, size_t k)
+{
+	while (k--)
+		mxg_fmt_put(o, c);
+}
+
 /* One conversion's text with its width applied (left or right, space or
  * zero padded: zeros go after a sign). */
-static inline void mxg_fmt_pad(struct mxg_sb *b, const char *sign,
-			       const char *body, size_t n, size_t width,
-			       bool left, bool zero)
+static inline void mxg_fmt_pad(struct mxg_fmt_out *o, const char *sign,
+			       size_t sl, const char *body, size_t k,
+			       size_t width, bool left, bool zero)
 {
-	size_t sl = strlen(sign), all = sl + n;
+	size_t all = sl + k;
 
-	if (!left && !zero && width > all)
-		mxg_sb_fill(b, ' ', width - all);
-	mxg_sb_mem(b, sign, sl);
-	if (!left && zero && width > all)
-		mxg_sb_fill(b, '0', width - all);
-	mxg_sb_mem(b, body, n);
-	if (left && width > all)
-		mxg_sb_fill(b, ' ', width - all);
+	if (width <= all) {
+		mxg_fmt_putn(o, sign, sl);
+		mxg_fmt_putn(o, body, k);
+		return;
+	}
+	if (!left && !zero)
+		mxg_fmt_fill(o, ' ', width - all);
+	mxg_fmt_putn(o, sign, sl);
+	if (!left && zero)
+		mxg_fmt_fill(o, '0', width - all);
+	mxg_fmt_putn(o, body, k);
+	if (left)
+		mxg_fmt_fill(o, ' ', width - all);
 }
 
 static inline int mxg_vfmt(char *buf, size_t cap, const char *fmt,
 			   va_list ap)
 {
-	struct mxg_sb b;
-	const char *p = fmt;
+	struct mxg_fmt_out o = {buf, cap ? buf + cap - 1 : buf, 0};
+	const char *spec = fmt;
 
-	mxg_sb_init(&b, buf, cap);
 	for (;;) {
-		const char *pct = strchr(p, '%');
+		const char *pct;
 		bool left = false, zero = false, has_prec = false;
 		size_t width = 0, prec = 0;
 		int lmod = 0; /* -2 hh, -1 h, 0, 1 l, 2 ll/j/z/t */
-		const char *spec;
 
-		if (!pct) {
-			mxg_sb_str(&b, p);
+		/* literal text, octet by octet: pieces are short */
+		while (*spec && *spec != '%')
+			mxg_fmt_put(&o, *spec++);
+		if (!*spec)
 			break;
-		}
-		mxg_sb_mem(&b, p, (size_t)(pct - p));
-		spec = pct + 1;
+		pct = spec++;
 		for (;; spec++) {
 			if (*spec == '-')
 				left = true;
@@ -188,28 +222,35 @@ static inline int mxg_vfmt(char *buf, size_t cap, const char *fmt,
 			zero = false;
 		switch (*spec) {
 		case '%':
-			mxg_sb_ch(&b, '%');
+			mxg_fmt_put(&o, '%');
 			break;
 		case 'c': {
 			char c = (char)va_arg(ap, int);
 
-			mxg_fmt_pad(&b, "", &c, 1, width, left, false);
+			mxg_fmt_pad(&o, "", 0, &c, 1, width, left, false);
 			break;
 		}
 		case 's': {
 			const char *s = va_arg(ap, const char *);
-			size_t n;
 
 			if (!s)
 				s = "(null)";
+			if (!has_prec && !width) {
+				/* the common case: copy while measuring */
+				while (*s)
+					mxg_fmt_put(&o, *s++);
+				break;
+			}
+			size_t k;
+
 			if (has_prec) {
 				const char *z = memchr(s, '\0', prec);
 
-				n = z ? (size_t)(z - s) : prec;
+				k = z ? (size_t)(z - s) : prec;
 			} else {
-				n = strlen(s);
+				k = strlen(s);
 			}
-			mxg_fmt_pad(&b, "", s, n, width, left, false);
+			mxg_fmt_pad(&o, "", 0, s, k, width, left, false);
 			break;
 		}
 		case 'd':
@@ -220,6 +261,7 @@ static inline int mxg_vfmt(char *buf, size_t cap, const char *fmt,
 		case 'p': {
 			char t[24], *e = t + sizeof(t), *q = e;
 			const char *sign = "";
+			size_t sl = 0;
 			unsigned base = (*spec == 'x' || *spec == 'X' ||
 					 *spec == 'p') ? 16 : 10;
 			const char *dig = *spec == 'X' ? "0123456789ABCDEF"
@@ -229,9 +271,10 @@ static inline int mxg_vfmt(char *buf, size_t cap, const char *fmt,
 			if (*spec == 'p') {
 				v = (uint64_t)(uintptr_t)va_arg(ap, void *);
 				sign = "0x";
+				sl = 2;
 				if (!v) { /* glibc prints "(nil)" */
-					mxg_fmt_pad(&b, "", "(nil)", 5, width,
-						    left, false);
+					mxg_fmt_pad(&o, "", 0, "(nil)", 5,
+						    width, left, false);
 					break;
 				}
 			} else if (*spec == 'd' || *spec == 'i') {
@@ -249,6 +292,7 @@ static inline int mxg_vfmt(char *buf, size_t cap, const char *fmt,
 					sv = (signed char)sv;
 				if (sv < 0) {
 					sign = "-";
+					sl = 1;
 					v = (uint64_t)0 - (uint64_t)sv;
 				} else {
 					v = (uint64_t)sv;
@@ -266,30 +310,40 @@ static inline int mxg_vfmt(char *buf, size_t cap, const char *fmt,
 					v = (unsigned char)v;
 			}
 			if (!(has_prec && prec == 0 && v == 0)) {
-				do {
-					*--q = dig[v % base];
-					v /= base;
-				} while (v);
+				if (base == 10) {
+					do {
+						*--q = (char)('0' + v % 10);
+						v /= 10;
+					} while (v);
+				} else {
+					do {
+						*--q = dig[v & 15];
+						v >>= 4;
+					} while (v);
+				}
 			}
 			if (has_prec) {
 				zero = false; /* C11 7.21.6.1: '0' ignored */
 				while ((size_t)(e - q) < prec && q > t)
 					*--q = '0';
 			}
-			mxg_fmt_pad(&b, sign, q, (size_t)(e - q), width, left,
-				    zero);
+			mxg_fmt_pad(&o, sign, sl, q, (size_t)(e - q), width,
+				    left, zero);
 			break;
 		}
 		default:
 			/* Not supported: copy the directive as text. */
-			mxg_sb_mem(&b, pct, (size_t)(spec - pct) + (*spec != 0));
+			mxg_fmt_putn(&o, pct,
+				     (size_t)(spec - pct) + (*spec != 0));
 			break;
 		}
 		if (!*spec)
 			break;
-		p = spec + 1;
+		spec++;
 	}
-	return (int)b.len;
+	if (cap)
+		*o.d = '\0';
+	return (int)o.n;
 }
 
 static inline int __attribute__((format(printf, 3, 4)))
