@@ -23,6 +23,13 @@
 #                  default: 4,096-slot rings; MEMIF_ARGS= for 1,024)
 #   NAME=gateway   results as bench/results/NAME.json and NAME.png
 #   TOOL=0         skip the tool-only baseline
+#   MXG=PATH       the mxgate binary to measure (default build/dataplane/mxgate)
+#   MXG_BASE=PATH  a second mxgate binary (e.g. a build of the parent
+#                  commit): every case runs first with it (as CASE_base),
+#                  then with MXG, in the same run, REPEAT times (default
+#                  2), alternating; the JSON gets the ratio of the summed
+#                  rates; no perf record in this mode (it would load one
+#                  side only)
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -36,7 +43,10 @@ TOOL=${TOOL:-1}
 [ "$(id -u)" = 0 ] || { echo "gateway.sh: must run as root" >&2; exit 2; }
 [ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
 ninja -C build >/dev/null
-MXG=$ROOT/build/dataplane/mxgate
+MXG=${MXG:-$ROOT/build/dataplane/mxgate}
+MXG_BASE=${MXG_BASE:-}
+REPEAT=${REPEAT:-2}
+RUN_MXG=$MXG
 BENCH=$ROOT/build/bench/mxgate-bench/mxgate-bench
 OUT=$ROOT/bench/results
 mkdir -p "$OUT"
@@ -86,7 +96,7 @@ maildir = { path = "$TMP/Maildir"; };
 log = { file = "$TMP/$name.log"; level = "warn"; };
 policy = { relay_networks = [ "198.18.0.0/15" ]; };
 EOF
-	$NX "$MXG" --config "$TMP/$name.conf" --busy-poll --cores 1 \
+	$NX "$RUN_MXG" --config "$TMP/$name.conf" --busy-poll --cores 1 \
 		--dp-cpus 1 --stats-file "$TMP/$name-mx.json" \
 		--stats-interval-ms 200 >"$TMP/$name-mx.out" 2>&1 &
 	mpid=$!; echo $mpid >>"$TMP/pids"
@@ -102,7 +112,8 @@ EOF
 	bpid=$!; echo $bpid >>"$TMP/pids"
 	sleep $WARM
 	t0=$(date +%s.%N); c0=$(cputicks $mpid)
-	if [ "$PERF_OK" = true ] && [ "$name" = conn1 ]; then
+	if [ "$PERF_OK" = true ] && [ "$name" = conn1 ] && [ -z "$MXG_BASE" ]
+	then
 		perf record -e cpu-clock -g -p $mpid -o "$TMP/perf.data" \
 			-- sleep 3 >/dev/null 2>&1 || true
 		sleep $((SECS - 3)) 2>/dev/null || true
@@ -207,14 +218,32 @@ PY
 
 echo "gateway.sh: $SECS s per case after $WARM s warm-up, $SESS sessions" >&2
 [ "$TOOL" = 1 ] && tool_only
-for c in $CASES; do
-	case $c in
-	conn1) run_case conn1 --msgs-per-conn 1 --size 2048 ;;
-	conn10) run_case conn10 --msgs-per-conn 10 --size 2048 ;;
-	rcpt10) run_case rcpt10 --msgs-per-conn 1 --size 2048 --rcpts 10 ;;
-	big100k) run_case big100k --msgs-per-conn 1 --size 102400 ;;
-	*) echo "gateway.sh: unknown case $c" >&2 ;;
+case_args() {
+	case $1 in
+	conn1) echo --msgs-per-conn 1 --size 2048 ;;
+	conn10) echo --msgs-per-conn 10 --size 2048 ;;
+	rcpt10) echo --msgs-per-conn 1 --size 2048 --rcpts 10 ;;
+	big100k) echo --msgs-per-conn 1 --size 102400 ;;
+	*) echo "gateway.sh: unknown case $1" >&2; return 1 ;;
 	esac
+}
+for c in $CASES; do
+	args=$(case_args $c) || continue
+	if [ -n "$MXG_BASE" ]; then
+		i=0
+		while [ $i -lt "$REPEAT" ]; do
+			RUN_MXG=$MXG_BASE
+			# shellcheck disable=SC2086
+			run_case ${c}_base $args
+			RUN_MXG=$MXG
+			# shellcheck disable=SC2086
+			run_case $c $args
+			i=$((i + 1))
+		done
+		continue
+	fi
+	# shellcheck disable=SC2086
+	run_case $c $args
 done
 
 PERF_TOP=""
@@ -244,6 +273,12 @@ r = {"bench": "gateway",
                        "quiet machine before quoting",
      "memif_args": "$MEMIF_ARGS",
      "cases": cases, "tool_only_baseline": tool,
+     "mxgate": "$MXG", "mxgate_base": "$MXG_BASE" or None,
+     "ratio_to_base": {n: round(
+         sum(c["msgs_per_s"] for c in cases if c["case"] == n) /
+         sum(c["msgs_per_s"] for c in cases if c["case"] == n + "_base"), 3)
+         for n in {c["case"] for c in cases}
+         if any(c["case"] == n + "_base" for c in cases)},
      "perf_top_mxgate_conn1": top,
      "valid": all(c["exactly_once"] for c in cases)}
 json.dump(r, open(sys.argv[1], "w"), indent=1)

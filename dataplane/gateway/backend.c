@@ -38,6 +38,7 @@
 #include <rte_mempool.h>
 
 #include "dataplane/clock.h"
+#include "dataplane/fmt.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/policy/acl.h"
 #include "dataplane/policy/addr.h"
@@ -109,7 +110,7 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	pool_set->users++;
 	a.s_addr = rte_cpu_to_be_32(si.addr);
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
-	snprintf(b->name, sizeof(b->name), "%s:%u", ip, si.port);
+	mxg_fmt(b->name, sizeof(b->name), "%s:%u", ip, si.port);
 	if (tcp_connect(gc->st, a.s_addr, si.port, &be_cb, b, &b->tc) < 0) {
 		b->rc = NULL;
 		b->pool_set = NULL;
@@ -329,9 +330,9 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 			 * later one of the transaction. */
 			s->mail_failed = true;
 			s->mail_reply.code = ev->reply.code;
-			snprintf(s->mail_reply.enh, sizeof(s->mail_reply.enh),
+			mxg_fmt(s->mail_reply.enh, sizeof(s->mail_reply.enh),
 				 "%s", ev->reply.enh);
-			snprintf(s->mail_reply.text,
+			mxg_fmt(s->mail_reply.text,
 				 sizeof(s->mail_reply.text), "%s",
 				 ev->reply.text ? ev->reply.text : "");
 		}
@@ -353,7 +354,7 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		}
 		if (ev->reply.code / 100 == 2) {
 			if (s->nrcpt_ok < GW_MAX_LOG_RCPT)
-				snprintf(s->rcpt_log[s->nrcpt_ok], 128,
+				mxg_fmt(s->rcpt_log[s->nrcpt_ok], 128,
 					 "%.127s", s->pend_rcpt);
 			s->nrcpt_ok++;
 			gc->stats.rcpts_accepted++;
@@ -437,7 +438,7 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		else
 			relay_server_report(b->pool_set->rp, b->srv, false,
 					    core_now_ms(gc));
-		snprintf(why, sizeof(why),
+		mxg_fmt(why, sizeof(why),
 			 "Backend %s failed (%s at %s), try again later",
 			 b->name, relay_error_name(ev->error),
 			 relay_step_name(ev->step));
@@ -460,7 +461,7 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 				delivery_backend_failed(s, why);
 				return;
 			}
-			snprintf(s->backend_name, sizeof(s->backend_name),
+			mxg_fmt(s->backend_name, sizeof(s->backend_name),
 				 "%s", s->be->name);
 			if (relay_client_state(s->be->rc) == RELAY_ST_READY)
 				delivery_backend_ready(s);

@@ -40,6 +40,7 @@
 #include <rte_mempool.h>
 
 #include "dataplane/clock.h"
+#include "dataplane/fmt.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/policy/acl.h"
 #include "dataplane/policy/addr.h"
@@ -118,7 +119,7 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 		size_t n = strcspn(p, " ");
 		bool keep = false;
 
-		snprintf(tok, sizeof(tok), "%.*s", (int)RTE_MIN(n, 159u), p);
+		mxg_fmt(tok, sizeof(tok), "%.*s", (int)RTE_MIN(n, 159u), p);
 		if (!strncmp(tok, "SIZE=", 5))
 			keep = caps->size;
 		else if (!strncmp(tok, "BODY=", 5))
@@ -128,7 +129,7 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 		else if (!strncmp(tok, "RET=", 4) || !strncmp(tok, "ENVID=", 6))
 			keep = caps->dsn;
 		if (keep && off + n + 2 < len)
-			off += (size_t)snprintf(buf + off, len - off, "%s%s",
+			off += (size_t)mxg_fmt(buf + off, len - off, "%s%s",
 						off ? " " : "", tok);
 		p += n;
 		while (*p == ' ')
@@ -166,7 +167,7 @@ void delivery_backend_ready(struct gw_sess *s)
 	if (s->wait == W_RCPT && !s->pend_rcpt_queued) {
 		rparams[0] = '\0';
 		if (caps->dsn && s->pend_rcpt_params[0])
-			snprintf(rparams, sizeof(rparams), "%s",
+			mxg_fmt(rparams, sizeof(rparams), "%s",
 				 s->pend_rcpt_params);
 		if (relay_client_rcpt(b->rc, s->pend_rcpt,
 				      rparams[0] ? rparams : NULL) < 0) {
@@ -253,11 +254,11 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 	s->pool = (int)pool;
 	if (gp->maildir) {
 		if (s->nrcpt_ok < GW_MAX_LOG_RCPT)
-			snprintf(s->rcpt_log[s->nrcpt_ok], 128, "%.*s",
+			mxg_fmt(s->rcpt_log[s->nrcpt_ok], 128, "%.*s",
 				 (int)RTE_MIN(r->addr_len, 127), r->addr);
 		s->nrcpt_ok++;
 		gc->stats.rcpts_accepted++;
-		snprintf(s->backend_name, sizeof(s->backend_name), "maildir");
+		mxg_fmt(s->backend_name, sizeof(s->backend_name), "maildir");
 		sess_verdict(s, SMTP_V_ACCEPT, 250, "2.1.5", "Ok");
 		return;
 	}
@@ -268,7 +269,7 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 			     s->mail_reply.text);
 		return;
 	}
-	snprintf(s->pend_rcpt, sizeof(s->pend_rcpt), "%.*s", (int)r->addr_len,
+	mxg_fmt(s->pend_rcpt, sizeof(s->pend_rcpt), "%.*s", (int)r->addr_len,
 		 r->addr);
 	s->pend_rcpt_params[0] = '\0';
 	if (r->notify || r->orcpt) {
@@ -281,7 +282,7 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 
 			for (int i = 0; i < 4; i++)
 				if (r->notify & (1u << i)) {
-					off += (size_t)snprintf(
+					off += (size_t)mxg_fmt(
 						s->pend_rcpt_params + off,
 						sizeof(s->pend_rcpt_params) -
 							off,
@@ -290,7 +291,7 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 				}
 		}
 		if (r->orcpt && off < sizeof(s->pend_rcpt_params))
-			snprintf(s->pend_rcpt_params + off,
+			mxg_fmt(s->pend_rcpt_params + off,
 				 sizeof(s->pend_rcpt_params) - off,
 				 "%sORCPT=%s", off ? " " : "", r->orcpt);
 	}
@@ -312,7 +313,7 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 			return;
 		}
 		s->be_sticky = gp->rc.client_info == RELAY_CINFO_PROXY;
-		snprintf(s->backend_name, sizeof(s->backend_name), "%s",
+		mxg_fmt(s->backend_name, sizeof(s->backend_name), "%s",
 			 s->be->name);
 	}
 	if (relay_client_state(s->be->rc) == RELAY_ST_READY || s->mail_sent)
@@ -486,7 +487,7 @@ void delivery_maildir_done(struct gw_core *gc)
 			if (comp[i].status == 0) {
 				char text[128];
 
-				snprintf(text, sizeof(text),
+				mxg_fmt(text, sizeof(text),
 					 "Ok: queued as %s", s->sid);
 				delivery_txn_done(s, 250, NULL, "2.0.0", text);
 				sess_verdict(s, SMTP_V_ACCEPT, 250, "2.0.0",

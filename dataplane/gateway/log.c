@@ -31,6 +31,7 @@
 #include <rte_mempool.h>
 
 #include "dataplane/clock.h"
+#include "dataplane/fmt.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/policy/acl.h"
 #include "dataplane/policy/addr.h"
@@ -57,12 +58,12 @@ log_line(struct gw_core *gc, const char *fmt, ...)
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		n = snprintf(line, GW_LOG_LINE, "ts=%lld.%03ld core=%u ",
+		n = mxg_fmt(line, GW_LOG_LINE, "ts=%lld.%03ld core=%u ",
 			     (long long)ts.tv_sec, ts.tv_nsec / 1000000,
 			     gc->core);
 	}
 	va_start(ap, fmt);
-	vsnprintf(line + n, GW_LOG_LINE - (size_t)n, fmt, ap);
+	mxg_vfmt(line + n, GW_LOG_LINE - (size_t)n, fmt, ap);
 	va_end(ap);
 	if (rte_ring_enqueue(gc->log, line) != 0) {
 		rte_mempool_put(gc->log_pool, line);
@@ -93,13 +94,13 @@ void log_message(struct gw_sess *s, const char *outcome,
 
 	rl[0] = '\0';
 	for (uint32_t i = 0; i < s->nrcpt_ok && i < GW_MAX_LOG_RCPT; i++)
-		off += (size_t)snprintf(rl + off, sizeof(rl) - off, "%s<%s>",
+		off += (size_t)mxg_fmt(rl + off, sizeof(rl) - off, "%s<%s>",
 					i ? "," : "", s->rcpt_log[i]);
 	if (r)
-		snprintf(rc, sizeof(rc), "%u %s %s", r->code, r->enh,
+		mxg_fmt(rc, sizeof(rc), "%u %s %s", r->code, r->enh,
 			 r->text ? r->text : "");
 	else
-		snprintf(rc, sizeof(rc), "%u %s %s", code, enh ? enh : "",
+		mxg_fmt(rc, sizeof(rc), "%u %s %s", code, enh ? enh : "",
 			 text ? text : "");
 	log_line(s->gc,
 		 "event=message sid=%s client=%s helo=\"%s\" listener=%s "

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "maildir.h"
+#include "dataplane/fmt.h"
 
 /* ------------------------------------------------------------ types */
 
@@ -150,7 +151,7 @@ static void rfc5322_date(int64_t t, char *buf, size_t len)
 
 	localtime_r(&tt, &tm);
 	off = tm.tm_gmtoff / 60;
-	snprintf(buf, len, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
+	mxg_fmt(buf, len, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
 		 wday[tm.tm_wday % 7], tm.tm_mday, mon[tm.tm_mon % 12],
 		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
@@ -167,14 +168,14 @@ int maildir_format_received(const struct maildir_received *r,
 	rfc5322_date(r->time ? r->time : (int64_t)time(NULL), date,
 		     sizeof(date));
 	if (r->sender) {
-		k = snprintf(buf, len, "Return-Path: <%s>%s", r->sender, eol);
+		k = mxg_fmt(buf, len, "Return-Path: <%s>%s", r->sender, eol);
 		if (k < 0 || (size_t)k >= len)
 			return -ENOSPC;
 		n = k;
 	}
 	/* RFC 5321 4.4: "from" (HELO and the TCP-info comment), "by",
 	 * "with" (RFC 3848 keyword), "id", "for", then ";" date. */
-	k = snprintf(buf + n, len - (size_t)n,
+	k = mxg_fmt(buf + n, len - (size_t)n,
 		     "Received: from %s (%s [%s])%s"
 		     "\tby %s (mxgate, listener %s) with %s id %s%s"
 		     "%s%s%s; %s%s",
@@ -255,9 +256,9 @@ static void sanitize_host(const char *in, char *out, size_t len)
 
 	for (; *in && o + 5 < len; in++) {
 		if (*in == '/')
-			o += (size_t)snprintf(out + o, len - o, "\\057");
+			o += (size_t)mxg_fmt(out + o, len - o, "\\057");
 		else if (*in == ':')
-			o += (size_t)snprintf(out + o, len - o, "\\072");
+			o += (size_t)mxg_fmt(out + o, len - o, "\\072");
 		else
 			out[o++] = *in;
 	}
@@ -283,7 +284,7 @@ static void w_begin(struct wbuf *w, struct job *j)
 	/* cr.yp.to/proto/maildir.html: time.MusecPpid.host style unique
 	 * names; Q (a per-instance counter) and I (the instance) keep
 	 * names from several instances of one process apart. */
-	snprintf(j->name, sizeof(j->name), "%lld.M%06ldP%dQ%uI%u.%s",
+	mxg_fmt(j->name, sizeof(j->name), "%lld.M%06ldP%dQ%uI%u.%s",
 		 (long long)tv.tv_sec, (long)tv.tv_usec, (int)md->pid, q,
 		 md->cfg.instance, md->host);
 	j->fd = openat(md->tmp_fd, j->name,
@@ -556,7 +557,7 @@ static int open_sub(const char *root, const char *sub, int *fd)
 	char p[PATH_MAX];
 	int rc;
 
-	if ((size_t)snprintf(p, sizeof(p), "%s/%s", root, sub) >= sizeof(p))
+	if ((size_t)mxg_fmt(p, sizeof(p), "%s/%s", root, sub) >= sizeof(p))
 		return -ENAMETOOLONG;
 	rc = mkdir_p(p);
 	if (rc < 0)
@@ -606,12 +607,12 @@ struct maildir *maildir_create(const struct maildir_config *cfg, int *err)
 	md->pid = getpid();
 	if (k.hostname == NULL) {
 		if (gethostname(hn, sizeof(hn)) < 0)
-			snprintf(hn, sizeof(hn), "localhost");
+			mxg_fmt(hn, sizeof(hn), "localhost");
 		hn[sizeof(hn) - 1] = '\0';
 	} else {
-		snprintf(hn, sizeof(hn), "%s", k.hostname);
+		mxg_fmt(hn, sizeof(hn), "%s", k.hostname);
 	}
-	snprintf(md->by_host, sizeof(md->by_host), "%s", hn);
+	mxg_fmt(md->by_host, sizeof(md->by_host), "%s", hn);
 	sanitize_host(hn, md->host, sizeof(md->host));
 	md->cfg.hostname = md->by_host;
 
@@ -881,7 +882,7 @@ unsigned maildir_poll(struct maildir *md, struct maildir_completion *out,
 		c->size = j->written;
 		c->status = j->status;
 		if (c->status == 0)
-			snprintf(c->name, sizeof(c->name), "%s", j->name);
+			mxg_fmt(c->name, sizeof(c->name), "%s", j->name);
 		else
 			c->name[0] = '\0';
 		j->state = JOB_FREE;

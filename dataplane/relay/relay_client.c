@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "relay_client.h"
+#include "dataplane/fmt.h"
 
 #include "dataplane/smtp/smtp_parse.h"
 
@@ -489,7 +490,7 @@ static int stage(struct relay_client *c, unsigned kind, uint32_t index,
 		c->cb_head = 0;
 	}
 	va_start(ap, fmt);
-	n = vsnprintf(c->cmdbuf + c->cb_tail, CMDBUF_SIZE - c->cb_tail, fmt,
+	n = mxg_vfmt(c->cmdbuf + c->cb_tail, CMDBUF_SIZE - c->cb_tail, fmt,
 		      ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n > maxlen)
@@ -1212,7 +1213,7 @@ static int stage_xclient(struct relay_client *c, const struct relay_xclient *x)
 	attrs[n++] = (struct xattr){RELAY_XCLIENT_NAME, "NAME", x->name};
 	attrs[n++] = (struct xattr){RELAY_XCLIENT_ADDR, "ADDR", x->addr};
 	if (x->port) {
-		snprintf(portbuf, sizeof(portbuf), "%u", x->port);
+		mxg_fmt(portbuf, sizeof(portbuf), "%u", x->port);
 		attrs[n++] =
 			(struct xattr){RELAY_XCLIENT_PORT, "PORT", portbuf};
 	}
@@ -1241,8 +1242,8 @@ static int stage_xclient(struct relay_client *c, const struct relay_xclient *x)
 			ll = 0;
 		}
 		if (ll == 0)
-			ll = (size_t)snprintf(line, sizeof(line), "XCLIENT");
-		ll += (size_t)snprintf(line + ll, sizeof(line) - ll, " %s=%s",
+			ll = (size_t)mxg_fmt(line, sizeof(line), "XCLIENT");
+		ll += (size_t)mxg_fmt(line + ll, sizeof(line) - ll, " %s=%s",
 				       attrs[i].name, enc);
 	}
 	if (ll == 0)

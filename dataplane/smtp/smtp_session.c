@@ -17,6 +17,7 @@
 #include "smtp_session.h"
 #include "smtp_body.h"
 #include "smtp_parse.h"
+#include "dataplane/fmt.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -362,7 +363,7 @@ replyf(struct smtp_session *s, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	n = mxg_vfmt(buf, sizeof(buf) - 2, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
@@ -459,7 +460,7 @@ reply_custom(struct smtp_session *s, unsigned code, const char *enh,
 	bool use_enh = cls == 2 || cls == 4 || cls == 5;
 
 	if (use_enh && !enh_valid(enh, cls)) {
-		snprintf(ebuf, sizeof(ebuf), "%d.0.0", cls);
+		mxg_fmt(ebuf, sizeof(ebuf), "%d.0.0", cls);
 		enh = ebuf;
 	}
 	if (text == NULL)
@@ -474,10 +475,10 @@ reply_custom(struct smtp_session *s, unsigned code, const char *enh,
 			break;
 		if (o + hdr_need + len > sizeof(buf) - 40)
 			last = true; /* no room for more lines */
-		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%03u%c", code,
+		o += (size_t)mxg_fmt(buf + o, sizeof(buf) - o, "%03u%c", code,
 				last ? ' ' : '-');
 		if (use_enh)
-			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s ",
+			o += (size_t)mxg_fmt(buf + o, sizeof(buf) - o, "%s ",
 					enh);
 		size_t room = sizeof(buf) - o - 2;
 		if (len > room)
@@ -573,7 +574,7 @@ reply_ehlo(struct smtp_session *s)
 
 	if (!(s->flags & SMTP_CFG_NO_PIPELINING))
 		ext[ne++] = "PIPELINING";
-	snprintf(size, sizeof(size), "SIZE %" PRIu64, s->max_msg_size);
+	mxg_fmt(size, sizeof(size), "SIZE %" PRIu64, s->max_msg_size);
 	ext[ne++] = size;
 	if (!(s->flags & SMTP_CFG_NO_8BITMIME))
 		ext[ne++] = "8BITMIME";
@@ -588,13 +589,13 @@ reply_ehlo(struct smtp_session *s)
 		ext[ne++] = "ETRN";
 	if ((s->flags & SMTP_CFG_TLS_AVAILABLE) && !s->tls_active)
 		ext[ne++] = "STARTTLS";
-	o = snprintf(buf, sizeof(buf), "250-%s\r\n", s->host);
+	o = mxg_fmt(buf, sizeof(buf), "250-%s\r\n", s->host);
 	for (int i = 0; i < ne; i++)
-		o += snprintf(buf + o, sizeof(buf) - (size_t)o, "250%c%s\r\n",
+		o += mxg_fmt(buf + o, sizeof(buf) - (size_t)o, "250%c%s\r\n",
 				i == ne - 1 && !auth_offered(s) ? ' ' : '-',
 				ext[i]);
 	if (auth_offered(s))
-		o += snprintf(buf + o, sizeof(buf) - (size_t)o,
+		o += mxg_fmt(buf + o, sizeof(buf) - (size_t)o,
 				"250 AUTH %s\r\n", s->mechs);
 	out_put(s, buf, (size_t)o);
 }
@@ -675,10 +676,10 @@ param_error(struct smtp_session *s, const struct param *pr, bool unknown)
 	int k = (int)(pr->klen > 40 ? 40 : pr->klen);
 
 	if (unknown)
-		snprintf(line, sizeof(line),
+		mxg_fmt(line, sizeof(line),
 			 "555 5.5.4 Unsupported option: %.*s", k, pr->key);
 	else
-		snprintf(line, sizeof(line),
+		mxg_fmt(line, sizeof(line),
 			 "501 5.5.4 Syntax error in parameter %.*s", k, pr->key);
 	for (char *c = line; *c; c++)
 		if ((unsigned char)*c < 32 || *c == 127)
@@ -1821,7 +1822,7 @@ on_verdict(struct smtp_session *s, const struct smtp_event *e,
 	char text[320];
 
 	if (v->kind == SMTP_V_CLOSE) {
-		snprintf(text, sizeof(text), "%s Service not available, "
+		mxg_fmt(text, sizeof(text), "%s Service not available, "
 			 "closing transmission channel", s->host);
 		verdict_reply(s, v, 421, "4.3.2", text, NULL);
 		close_session(s, SMTP_CLOSE_VERDICT);
@@ -1837,7 +1838,7 @@ on_verdict(struct smtp_session *s, const struct smtp_event *e,
 				replyf(s, "220 %s %s", s->host, s->banner);
 			s->state = SMTP_ST_HELO;
 		} else {
-			snprintf(text, sizeof(text), "%s Error: access denied",
+			mxg_fmt(text, sizeof(text), "%s Error: access denied",
 				 s->host);
 			verdict_reply(s, v, 554, "5.7.1", text, NULL);
 			s->state = SMTP_ST_REJECTED;
@@ -2114,10 +2115,10 @@ smtp_session_shutdown(struct smtp_session *s, uint16_t code, const char *enh,
 			enh = "4.3.2";
 		}
 		if (text == NULL) {
-			snprintf(t, sizeof(t), "%s Service shutting down",
+			mxg_fmt(t, sizeof(t), "%s Service shutting down",
 				 s->host);
 		} else {
-			snprintf(t, sizeof(t), "%s", text);
+			mxg_fmt(t, sizeof(t), "%s", text);
 		}
 		reply_custom(s, code, enh, t);
 	}

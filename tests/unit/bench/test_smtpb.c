@@ -197,6 +197,29 @@ static void test_sink_transcripts(void)
 				s.trailer_ok, s.after_trailer, out);
 	}
 
+	/* RSET answers 250 wherever it comes: alone, pipelined ahead of a
+	 * MAIL (a gateway reusing a backend connection), inside an open
+	 * transaction, after a message, in lower case; only an unknown verb
+	 * gets 502. The whole reply stream is compared. */
+	msgs = 0;
+	smtpb_sink_init(&s, &cf, 1, 0);
+	sink_run(&s,
+		 "RSET\r\nEHLO x\r\nRSET\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+		 "RSET\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\n"
+		 "rset\r\nRSET \r\nMAIL FROM:<a@b>\r\nXYZZY\r\n",
+		 out, sizeof(out), &msgs, &m, &drops);
+	CHECK(msgs == 1);
+	CHECK(strcmp(out, "220 mxgate-bench sink ESMTP\r\n"
+			  "250 2.0.0 Ok\r\n"
+			  "250-mxgate-bench\r\n250-PIPELINING\r\n"
+			  "250-CHUNKING\r\n250 8BITMIME\r\n"
+			  "250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+			  "250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+			  "354 End data with <CR><LF>.<CR><LF>\r\n"
+			  "250 2.0.0 Ok: queued\r\n"
+			  "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n"
+			  "502 5.5.2 not implemented\r\n") == 0);
+
 	/* DATA without recipients; RCPT before MAIL. */
 	msgs = 0;
 	smtpb_sink_init(&s, &cf, 1, 0);
