@@ -10,6 +10,7 @@
  * States: HANDSHAKE -> OPEN -> CLOSED, and any -> FAILED. Only fail()
  * and the handshake/read paths below change state.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "tls/tls_internal.h"
 #include "tls/tls_session.h"
@@ -32,7 +34,7 @@ struct tls_session {
 	bool eof;	  /* the peer's FIN was seen */
 	bool reneg;	  /* a renegotiation attempt was seen */
 	uint32_t min_bits;
-	char detail[128];
+	char detail[192];
 };
 
 static const char *const fail_names[TLS_FAIL_COUNT] = {
@@ -67,7 +69,7 @@ static void fail(struct tls_session *s, enum tls_fail why, const char *d)
 static void fail_from_queue(struct tls_session *s)
 {
 	unsigned long e = ERR_peek_last_error();
-	char buf[128] = "";
+	char buf[192] = "";
 	enum tls_fail why = TLS_FAIL_PROTOCOL;
 
 	if (e)
@@ -85,7 +87,16 @@ static void fail_from_queue(struct tls_session *s)
 		case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
 			why = TLS_FAIL_NO_SHARED;
 			break;
-		case SSL_R_CERTIFICATE_VERIFY_FAILED:
+		case SSL_R_CERTIFICATE_VERIFY_FAILED: {
+			/* which check: untrusted, expired, wrong name, pin */
+			long v = SSL_get_verify_result(s->ssl);
+			size_t k = strlen(buf);
+
+			snprintf(buf + k, sizeof(buf) - k, " (%s)",
+				 X509_verify_cert_error_string(v));
+			why = TLS_FAIL_PEER_CERT;
+			break;
+		}
 		case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
 		case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
 		case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
@@ -163,6 +174,9 @@ struct tls_session *tls_session_new_client(const struct tls_client_ctx *ctx,
 					   const char *server_name)
 {
 	struct tls_session *s;
+	unsigned char ip[16];
+	bool literal;
+	int ok = 1;
 
 	if (ctx->verify && server_name == NULL)
 		return NULL;
@@ -170,9 +184,25 @@ struct tls_session *tls_session_new_client(const struct tls_client_ctx *ctx,
 	if (s == NULL)
 		return NULL;
 	SSL_set_connect_state(s->ssl);
-	if (server_name && (SSL_set_tlsext_host_name(s->ssl, server_name) != 1 ||
-			    (ctx->verify &&
-			     SSL_set1_host(s->ssl, server_name) != 1))) {
+	if (server_name == NULL)
+		return s;
+	literal = inet_pton(AF_INET, server_name, ip) == 1 ||
+		  inet_pton(AF_INET6, server_name, ip) == 1;
+	/* RFC 6066 3: "Literal IPv4 and IPv6 addresses are not permitted"
+	 * in server_name; an address is checked against the iPAddress
+	 * subjectAltNames instead. */
+	if (!literal)
+		ok = SSL_set_tlsext_host_name(s->ssl, server_name);
+	if (ok == 1 && ctx->verify) {
+		X509_VERIFY_PARAM *vp = SSL_get0_param(s->ssl);
+
+		X509_VERIFY_PARAM_set_hostflags(
+			vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(vp, server_name)
+			     : SSL_set1_host(s->ssl, server_name);
+	}
+	if (ok != 1) {
+		ERR_clear_error();
 		tls_session_free(s);
 		return NULL;
 	}
@@ -397,6 +427,12 @@ int tls_session_info(const struct tls_session *s, struct tls_session_info *o)
 
 		o->peer_cert = true;
 		o->peer_verified = SSL_get_verify_result(s->ssl) == X509_V_OK;
+		if (!SSL_is_server(s->ssl)) {
+			const struct tls_client_ctx *cc = SSL_CTX_get_ex_data(
+				SSL_get_SSL_CTX(s->ssl), tls_ctx_ex_index());
+
+			o->peer_pinned = cc && tls_client_pin_match(cc, peer);
+		}
 		if (b) {
 			int k;
 
