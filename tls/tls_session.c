@@ -160,6 +160,8 @@ static void queue_free(struct tls_queue *q)
 
 static int queue_put(struct tls_queue *q, const void *buf, size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (q->off && q->len + n > q->cap) { /* slide down first */
 		memmove(q->p, q->p + q->off, q->len - q->off);
 		q->len -= q->off;
@@ -186,6 +188,8 @@ static size_t queue_take(struct tls_queue *q, void *buf, size_t n)
 {
 	if (n > queue_len(q))
 		n = queue_len(q);
+	if (n == 0) /* also: an empty queue has no block (p NULL) */
+		return 0;
 	memcpy(buf, q->p + q->off, n);
 	q->off += n;
 	if (q->off == q->len)
