@@ -21,10 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "tls/tls_ctx.h"
 #include "tls/tls_session.h"
 #include "tls_testcerts.h"
@@ -40,24 +36,6 @@ static int failures;
 	} while (0)
 
 static struct tc_files F;
-
-/* SHA-256 of a PEM certificate, hex, colon-separated when colons. */
-static void fingerprint(const char *crt, int colons, char *out)
-{
-	FILE *f = fopen(crt, "r");
-	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-	unsigned char md[32];
-	unsigned n = 0;
-
-	out[0] = '\0';
-	if (x && X509_digest(x, EVP_sha256(), md, &n) == 1)
-		for (unsigned i = 0; i < 32; i++)
-			out += sprintf(out, colons && i ? ":%02X" : "%02x",
-				       md[i]);
-	X509_free(x);
-	if (f)
-		fclose(f);
-}
 
 /* A listener with only the ECDSA certificate (the pin is of one leaf). */
 static struct tls_server_ctx *server(enum tls_client_cert cc)
@@ -160,9 +138,9 @@ static void test_trust_modes(void)
 		*pin_wrong, *pin_and_ca;
 	struct outcome o;
 
-	fingerprint(F.ec_crt, 0, pin);
-	fingerprint(F.ec_crt, 1, pin_colons);
-	fingerprint(F.rsa_crt, 0, wrong);
+	tc_fingerprint(F.ec_crt, 0, pin);
+	tc_fingerprint(F.ec_crt, 1, pin_colons);
+	tc_fingerprint(F.rsa_crt, 0, wrong);
 	ca = client((struct tls_client_spec){.name = "p", .verify = true,
 					     .ca_file = F.ca});
 	/* a trust anchor that did not sign the backend's certificate */
@@ -443,8 +421,8 @@ static void test_s_server(void)
 	enum tls_fail why;
 	int r;
 
-	fingerprint(F.ec_crt, 0, pin);
-	fingerprint(F.rsa_crt, 0, wrong);
+	tc_fingerprint(F.ec_crt, 0, pin);
+	tc_fingerprint(F.rsa_crt, 0, wrong);
 	pinned = client((struct tls_client_spec){.name = "p",
 						 .fingerprint = pin});
 	pin_wrong = client((struct tls_client_spec){.name = "p",
