@@ -485,6 +485,9 @@ static void parse_pool(struct ctx *x, const config_setting_t *g,
 					   "tls",
 					   "tls_ca_file",
 					   "tls_name",
+					   "tls_fingerprint",
+					   "tls_cert",
+					   "tls_key",
 					   NULL};
 	static const char *const tkeys[] = {
 		"connect", "greeting",	 "ehlo",     "xclient", "mail", "rcpt",

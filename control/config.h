@@ -156,10 +156,14 @@ struct ctl_listener_tls {
 
 struct ctl_pool_tls {
 	enum ctl_pool_tls_mode mode;
-	char *ca_file;		    /* required mode */
-	char *name;		    /* expected name; NULL: the server's
-				       configured address is not a name,
-				       so required mode needs it */
+	char *ca_file;		    /* required mode: verify chain + name */
+	char *name;		    /* expected name (and SNI); NULL: the
+				       server's configured address is not
+				       a name, so CA verification needs it */
+	char *fingerprint;	    /* required mode: SHA-256 pin of the
+				       backends' certificate */
+	char *cert, *key;	    /* client certificate (key NULL: in
+				       cert) */
 	struct tls_client_ctx *ctx; /* built by the loader, owned */
 };
 

@@ -14,7 +14,9 @@
  * advertised yet, so it still serves cleartext, which is what "optional"
  * permits). "required" and "implicit" are refused, like role "smtps":
  * accepting them would serve cleartext where the operator demanded TLS.
- * Pools: "off" only, for the same reason; the keys are read and checked.
+ * Pools: "off" only, for the same reason; the keys are read and checked
+ * first (files loaded into a context, so a bad CA file, pin or client
+ * key is named with its line), then the mode is refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -283,20 +285,105 @@ void cfg_parse_listener_tls(struct ctx *x, const config_setting_t *g,
 		build_server(x, g, path, l->name, t);
 }
 
+/* The line of a pool's key, else of the pool. */
+static unsigned key_line(const config_setting_t *g, const char *k)
+{
+	const config_setting_t *m = config_setting_get_member(g, k);
+
+	return cfg_line_of(m ? m : g);
+}
+
+/* The pool's backend context, with every file read now so that a bad
+ * one is named with its line. tls/ prefixes its messages with the key
+ * at fault ("tls_ca_file: ..."). */
+static void build_client(struct ctx *x, const config_setting_t *g,
+			 const char *path, const char *pool,
+			 struct ctl_pool_tls *t)
+{
+	static const char *const at[] = {"tls_ca_file", "tls_fingerprint",
+					 "tls_cert", "tls_key", NULL};
+	struct tls_client_spec cs = {
+		.name = pool,
+		.verify = t->ca_file != NULL,
+		.ca_file = t->ca_file,
+		.fingerprint = t->fingerprint,
+		.cert = t->cert,
+		.key = t->key,
+	};
+	const char *k = "tls";
+	char key[160], err[512] = "";
+
+	t->ctx = tls_client_ctx_new(&cs, err, sizeof(err));
+	if (t->ctx)
+		return;
+	for (int i = 0; at[i]; i++)
+		if (strncmp(err, at[i], strlen(at[i])) == 0 &&
+		    err[strlen(at[i])] == ':')
+			k = at[i];
+	cfg_path_of(key, sizeof(key), path, k);
+	cfg_err(x, key_line(g, k), key, "%s", err);
+}
+
 void cfg_parse_pool_tls(struct ctx *x, const config_setting_t *g,
 			const char *path, struct ctl_pool *p)
 {
 	struct ctl_pool_tls *t = &p->tls;
-	char key[160], err[512];
+	char key[160];
 	int e = (int)t->mode;
 
 	cfg_get_enum(x, g, path, "tls", pool_modes, &e);
 	t->mode = (enum ctl_pool_tls_mode)e;
 	cfg_get_str(x, g, path, "tls_ca_file", 4096, &t->ca_file);
 	cfg_get_str(x, g, path, "tls_name", 255, &t->name);
-	if (t->mode == CTL_POOL_TLS_OFF)
-		return;
+	cfg_get_str(x, g, path, "tls_fingerprint", 128, &t->fingerprint);
+	cfg_get_str(x, g, path, "tls_cert", 4096, &t->cert);
+	cfg_get_str(x, g, path, "tls_key", 4096, &t->key);
 	cfg_path_of(key, sizeof(key), path, "tls");
+	if (t->mode == CTL_POOL_TLS_OFF) {
+		if (t->ca_file || t->fingerprint || t->cert || t->key)
+			cfg_err(x, key_line(g, "tls"), key,
+				"TLS settings given but tls is \"off\" (set "
+				"tls = \"opportunistic\" or \"required\", or "
+				"remove them)");
+		return;
+	}
+	if (t->mode == CTL_POOL_TLS_OPPORTUNISTIC &&
+	    (t->ca_file || t->fingerprint)) {
+		const char *k = t->ca_file ? "tls_ca_file" : "tls_fingerprint";
+
+		cfg_path_of(key, sizeof(key), path, k);
+		cfg_err(x, key_line(g, k), key,
+			"\"opportunistic\" checks no certificate (tls = "
+			"\"required\" to verify the backends)");
+		return;
+	}
+	if (t->mode == CTL_POOL_TLS_REQUIRED && t->ca_file == NULL &&
+	    t->fingerprint == NULL) {
+		cfg_err(x, key_line(g, "tls"), key,
+			"\"required\" needs tls_ca_file and tls_name (the CA "
+			"and the name the backends' certificates must carry) "
+			"or tls_fingerprint (the SHA-256 of their "
+			"certificate)");
+		return;
+	}
+	if (t->ca_file && t->name == NULL) {
+		cfg_path_of(key, sizeof(key), path, "tls_name");
+		cfg_err(x, key_line(g, "tls_ca_file"), key,
+			"missing: tls_ca_file needs tls_name, the name the "
+			"backends' certificates must carry");
+		return;
+	}
+	if (t->key && t->cert == NULL) {
+		cfg_path_of(key, sizeof(key), path, "tls_cert");
+		cfg_err(x, key_line(g, "tls_key"), key,
+			"missing: tls_key without tls_cert (the client "
+			"certificate it belongs to)");
+		return;
+	}
+	if (x->n_err == 0)
+		build_client(x, g, path, p->name, t);
+	if (x->n_err)
+		return;
 	if (!CTL_TLS_WIRED) {
 		cfg_err(x, cfg_line_of(config_setting_get_member(g, "tls")),
 			key,
@@ -304,25 +391,6 @@ void cfg_parse_pool_tls(struct ctx *x, const config_setting_t *g,
 			"not run TLS yet (\"off\")",
 			pool_modes[t->mode]);
 		return;
-	}
-	if (t->mode == CTL_POOL_TLS_REQUIRED &&
-	    (t->ca_file == NULL || t->name == NULL)) {
-		cfg_err(x, cfg_line_of(config_setting_get_member(g, "tls")),
-			key,
-			"\"required\" needs tls_ca_file and tls_name (the CA "
-			"and the name the backends' certificates must carry)");
-		return;
-	}
-	{
-		struct tls_client_spec cs = {
-			.name = p->name,
-			.verify = t->mode == CTL_POOL_TLS_REQUIRED,
-			.ca_file = t->ca_file,
-		};
-
-		t->ctx = tls_client_ctx_new(&cs, err, sizeof(err));
-		if (t->ctx == NULL)
-			cfg_err(x, cfg_line_of(g), key, "%s", err);
 	}
 }
 
@@ -362,6 +430,9 @@ void cfg_free_pool_tls(struct ctl_pool_tls *t)
 {
 	free(t->ca_file);
 	free(t->name);
+	free(t->fingerprint);
+	free(t->cert);
+	free(t->key);
 	tls_client_ctx_free(t->ctx);
 	memset(t, 0, sizeof(*t));
 }

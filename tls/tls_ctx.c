@@ -39,6 +39,11 @@ static void init_once_fn(void)
 	ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
+int tls_ctx_ex_index(void)
+{
+	return ex_index;
+}
+
 int tls_global_init(void)
 {
 	pthread_once(&init_once, init_once_fn);
@@ -720,6 +725,105 @@ uint32_t tls_server_ctx_min_cipher_bits(const struct tls_server_ctx *c)
 
 /* ---------------------------------------------------- client side */
 
+/* "ab:cd:..." or "abcd..." (64 hex digits) into 32 bytes. 0 or -1. */
+static int parse_pin(const char *s, unsigned char out[32])
+{
+	unsigned n = 0;
+
+	for (const char *p = s; *p; p++) {
+		int v;
+
+		if (*p == ':')
+			continue;
+		if (*p >= '0' && *p <= '9')
+			v = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			v = *p - 'a' + 10;
+		else if (*p >= 'A' && *p <= 'F')
+			v = *p - 'A' + 10;
+		else
+			return -1;
+		if (n >= 64)
+			return -1;
+		if (n % 2 == 0)
+			out[n / 2] = (unsigned char)(v << 4);
+		else
+			out[n / 2] |= (unsigned char)v;
+		n++;
+	}
+	return n == 64 ? 0 : -1;
+}
+
+bool tls_client_pin_match(const struct tls_client_ctx *c, X509 *cert)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+
+	return c->pinned && cert &&
+	       X509_digest(cert, EVP_sha256(), md, &n) == 1 && n == 32 &&
+	       CRYPTO_memcmp(md, c->pin, 32) == 0;
+}
+
+/* Runs for each certificate of the backend's chain, leaf last (depth
+ * 0), and again for each error. With a pin the leaf must match it;
+ * chain errors count only when the pool also verifies (ca_file). */
+static int client_verify_cb(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(
+		x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	const struct tls_client_ctx *cc =
+		ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index)
+		    : NULL;
+
+	if (cc == NULL || !cc->pinned)
+		return ok;
+	if (X509_STORE_CTX_get_error_depth(x) == 0 &&
+	    !tls_client_pin_match(cc, X509_STORE_CTX_get_current_cert(x))) {
+		X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REJECTED);
+		return 0;
+	}
+	return cc->verify ? ok : 1;
+}
+
+static int client_cert(SSL_CTX *ctx, const struct tls_client_spec *spec,
+		       char *err, size_t errlen)
+{
+	const char *key = spec->key ? spec->key : spec->cert;
+	char why[256];
+	EVP_PKEY *pk;
+	BIO *b;
+	bool ok;
+
+	if (SSL_CTX_use_certificate_chain_file(ctx, spec->cert) != 1) {
+		errf(err, errlen,
+		     "tls_cert: cannot read a PEM certificate from \"%s\": "
+		     "%s",
+		     spec->cert, ossl_reason(why, sizeof(why)));
+		return -1;
+	}
+	b = BIO_new_file(key, "r");
+	pk = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (pk == NULL) {
+		errf(err, errlen,
+		     "tls_key: cannot read a PEM private key from \"%s\": %s",
+		     key, ossl_reason(why, sizeof(why)));
+		return -1;
+	}
+	ok = SSL_CTX_use_PrivateKey(ctx, pk) == 1 &&
+	     SSL_CTX_check_private_key(ctx) == 1;
+	EVP_PKEY_free(pk);
+	if (!ok) {
+		ERR_clear_error();
+		errf(err, errlen,
+		     "tls_key: the key in \"%s\" does not match the "
+		     "certificate in \"%s\"",
+		     key, spec->cert);
+		return -1;
+	}
+	return 0;
+}
+
 struct tls_client_ctx *tls_client_ctx_new(const struct tls_client_spec *spec,
 					  char *err, size_t errlen)
 {
@@ -736,9 +840,22 @@ struct tls_client_ctx *tls_client_ctx_new(const struct tls_client_spec *spec,
 		return NULL;
 	}
 	cc->verify = spec->verify;
+	SSL_CTX_set_ex_data(cc->ctx, ex_index, cc);
 	if (ctx_common(cc->ctx, spec->min_version, spec->ciphers, "tls", err,
 		       errlen) < 0)
 		goto fail;
+	if (spec->fingerprint) {
+		if (parse_pin(spec->fingerprint, cc->pin) < 0) {
+			errf(err, errlen,
+			     "tls_fingerprint: \"%s\" is not a SHA-256 "
+			     "fingerprint (64 hex digits, colons allowed, as "
+			     "`openssl x509 -noout -fingerprint -sha256` "
+			     "prints)",
+			     spec->fingerprint);
+			goto fail;
+		}
+		cc->pinned = true;
+	}
 	if (spec->verify) {
 		if (spec->ca_file == NULL ||
 		    SSL_CTX_load_verify_locations(cc->ctx, spec->ca_file,
@@ -750,8 +867,13 @@ struct tls_client_ctx *tls_client_ctx_new(const struct tls_client_spec *spec,
 			     ossl_reason(why, sizeof(why)));
 			goto fail;
 		}
-		SSL_CTX_set_verify(cc->ctx, SSL_VERIFY_PEER, NULL);
 	}
+	if (spec->verify || cc->pinned)
+		SSL_CTX_set_verify(cc->ctx, SSL_VERIFY_PEER, client_verify_cb);
+	if (spec->cert && client_cert(cc->ctx, spec, err, errlen) < 0)
+		goto fail;
+	/* Backend connections are long-lived and few: no session cache. */
+	SSL_CTX_set_session_cache_mode(cc->ctx, SSL_SESS_CACHE_OFF);
 	return cc;
 fail:
 	tls_client_ctx_free(cc);
@@ -763,5 +885,6 @@ void tls_client_ctx_free(struct tls_client_ctx *c)
 	if (c == NULL)
 		return;
 	SSL_CTX_free(c->ctx);
+	OPENSSL_cleanse(c->pin, sizeof(c->pin));
 	free(c);
 }

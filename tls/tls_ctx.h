@@ -109,16 +109,35 @@ const struct tls_cert_info *tls_server_ctx_cert(const struct tls_server_ctx *c,
 						uint32_t i);
 uint32_t tls_server_ctx_min_cipher_bits(const struct tls_server_ctx *c);
 
-/* Backend side: verify the server against ca_file and the expected name
- * (verify = true), or opportunistic encryption without verification. */
+/*
+ * Backend side (a next-hop pool's STARTTLS). Three ways to trust the
+ * backend, from a pool's configuration:
+ *  - verify: the chain verifies against ca_file and the certificate
+ *    names the expected host (tls_session_new_client's server_name;
+ *    RFC 6125 DNS-ID, no partial wildcards, or an IP address);
+ *  - fingerprint: the backend's leaf certificate has this SHA-256 (64
+ *    hex digits, colons allowed); the chain and name are not checked,
+ *    unless verify is also set, then both must hold;
+ *  - neither: opportunistic encryption, nothing checked (an active
+ *    attacker can read the mail; the pool said it accepts that).
+ * TLS 1.2 minimum as on the server side; cert/key: an optional client
+ * certificate (PEM; cert may hold the chain after the leaf) for backends
+ * that ask for one.
+ */
 struct tls_client_spec {
 	const char *name;	   /* pool name, for messages */
 	bool verify;
 	const char *ca_file;	   /* required when verify */
+	const char *fingerprint;   /* NULL: no pin */
 	int min_version;	   /* 0 = TLS 1.2 */
 	const char *ciphers;	   /* NULL = TLS_DEFAULT_CIPHERS */
+	const char *cert;	   /* client certificate (NULL: none) */
+	const char *key;	   /* its key (NULL: in cert) */
 };
 
+/* Builds a backend context. Main lcore. NULL with a message in err
+ * naming the key at fault (tls_ca_file, tls_fingerprint, tls_cert,
+ * tls_key, tls_ciphers). */
 struct tls_client_ctx *tls_client_ctx_new(const struct tls_client_spec *spec,
 					  char *err, size_t errlen);
 void tls_client_ctx_free(struct tls_client_ctx *c);

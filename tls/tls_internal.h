@@ -40,7 +40,16 @@ void tls_server_ctx_hold(struct tls_server_ctx *c);
 struct tls_client_ctx {
 	SSL_CTX *ctx;
 	bool verify;
+	bool pinned;		  /* pin[] holds the expected SHA-256 */
+	unsigned char pin[32];
 };
+
+/* The SSL_CTX ex_data slot holding the SSL_CTX's tls_server_ctx or
+ * tls_client_ctx (SSL_is_server tells which). */
+int tls_ctx_ex_index(void);
+
+/* Whether cert's SHA-256 is the client context's pin. */
+bool tls_client_pin_match(const struct tls_client_ctx *c, X509 *cert);
 
 const char *tls_key_type_name(const EVP_PKEY *pk);
 

@@ -10,7 +10,9 @@
  * States: HANDSHAKE -> OPEN -> CLOSED, and any -> FAILED. Only fail()
  * and the handshake/read paths below change state.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,20 +21,31 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "tls/tls_internal.h"
 #include "tls/tls_session.h"
 
+/* Bytes queued one way. Memory only while bytes are queued: the block is
+ * freed when drained, so an idle session holds no buffer at all (a
+ * BIO_s_mem keeps its largest size for the connection's life). */
+struct tls_queue {
+	unsigned char *p;
+	size_t off, len, cap; /* queued: p[off .. len) */
+};
+
 struct tls_session {
 	SSL *ssl;
-	BIO *rbio, *wbio; /* owned by ssl */
+	BIO *bio;	  /* one BIO, both ways (owned by ssl) */
+	struct tls_queue in;  /* received ciphertext, not yet read */
+	struct tls_queue out; /* records to send */
 	struct tls_server_ctx *ctx; /* server side: a reference */
 	enum tls_state state;
 	enum tls_fail fail;
 	bool eof;	  /* the peer's FIN was seen */
 	bool reneg;	  /* a renegotiation attempt was seen */
 	uint32_t min_bits;
-	char detail[128];
+	char detail[192];
 };
 
 static const char *const fail_names[TLS_FAIL_COUNT] = {
@@ -67,7 +80,7 @@ static void fail(struct tls_session *s, enum tls_fail why, const char *d)
 static void fail_from_queue(struct tls_session *s)
 {
 	unsigned long e = ERR_peek_last_error();
-	char buf[128] = "";
+	char buf[192] = "";
 	enum tls_fail why = TLS_FAIL_PROTOCOL;
 
 	if (e)
@@ -85,7 +98,16 @@ static void fail_from_queue(struct tls_session *s)
 		case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
 			why = TLS_FAIL_NO_SHARED;
 			break;
-		case SSL_R_CERTIFICATE_VERIFY_FAILED:
+		case SSL_R_CERTIFICATE_VERIFY_FAILED: {
+			/* which check: untrusted, expired, wrong name, pin */
+			long v = SSL_get_verify_result(s->ssl);
+			size_t k = strlen(buf);
+
+			snprintf(buf + k, sizeof(buf) - k, " (%s)",
+				 X509_verify_cert_error_string(v));
+			why = TLS_FAIL_PEER_CERT;
+			break;
+		}
 		case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
 		case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
 		case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
@@ -120,27 +142,155 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		s->reneg = true;
 }
 
+/* ------------------------------------------------------ the queues */
+
+static size_t queue_len(const struct tls_queue *q)
+{
+	return q->len - q->off;
+}
+
+/* Queues and the session itself come from OpenSSL's allocator, so that a
+ * count of OpenSSL's memory (tests/unit/tls/test_tls_mem.c) is the whole
+ * session's. */
+static void queue_free(struct tls_queue *q)
+{
+	OPENSSL_free(q->p);
+	memset(q, 0, sizeof(*q));
+}
+
+static int queue_put(struct tls_queue *q, const void *buf, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (q->off && q->len + n > q->cap) { /* slide down first */
+		memmove(q->p, q->p + q->off, q->len - q->off);
+		q->len -= q->off;
+		q->off = 0;
+	}
+	if (q->len + n > q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 2048;
+		unsigned char *p;
+
+		while (cap < q->len + n)
+			cap *= 2;
+		p = OPENSSL_realloc(q->p, cap);
+		if (p == NULL)
+			return -ENOMEM;
+		q->p = p;
+		q->cap = cap;
+	}
+	memcpy(q->p + q->len, buf, n);
+	q->len += n;
+	return 0;
+}
+
+static size_t queue_take(struct tls_queue *q, void *buf, size_t n)
+{
+	if (n > queue_len(q))
+		n = queue_len(q);
+	if (n == 0) /* also: an empty queue has no block (p NULL) */
+		return 0;
+	memcpy(buf, q->p + q->off, n);
+	q->off += n;
+	if (q->off == q->len)
+		queue_free(q);
+	return n;
+}
+
+/*
+ * The session's BIO: OpenSSL reads ciphertext from s->in and writes
+ * records to s->out. Reading an empty queue asks for a retry (the
+ * caller feeds more), never end of file: a FIN is reported through
+ * tls_session_feed_eof() instead.
+ */
+static BIO_METHOD *queue_method;
+
+static int qbio_write(BIO *b, const char *buf, int n)
+{
+	struct tls_session *s = BIO_get_data(b);
+
+	BIO_clear_retry_flags(b);
+	if (n <= 0)
+		return 0;
+	return queue_put(&s->out, buf, (size_t)n) == 0 ? n : -1;
+}
+
+static int qbio_read(BIO *b, char *buf, int n)
+{
+	struct tls_session *s = BIO_get_data(b);
+
+	BIO_clear_retry_flags(b);
+	if (n <= 0)
+		return 0;
+	if (queue_len(&s->in) == 0) {
+		BIO_set_retry_read(b);
+		return -1;
+	}
+	return (int)queue_take(&s->in, buf, (size_t)n);
+}
+
+static long qbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls_session *s = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_PENDING:
+		return (long)queue_len(&s->in);
+	case BIO_CTRL_WPENDING:
+		return (long)queue_len(&s->out);
+	case BIO_CTRL_FLUSH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int qbio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void qbio_method_make(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+				     "mxgate tls_session");
+
+	if (m && BIO_meth_set_write(m, qbio_write) == 1 &&
+	    BIO_meth_set_read(m, qbio_read) == 1 &&
+	    BIO_meth_set_ctrl(m, qbio_ctrl) == 1 &&
+	    BIO_meth_set_create(m, qbio_create) == 1)
+		queue_method = m;
+	else
+		BIO_meth_free(m);
+}
+
+static pthread_once_t method_once = PTHREAD_ONCE_INIT;
+
 static struct tls_session *session_new(SSL_CTX *ctx)
 {
-	struct tls_session *s = calloc(1, sizeof(*s));
+	struct tls_session *s;
 
+	pthread_once(&method_once, qbio_method_make);
+	if (queue_method == NULL)
+		return NULL;
+	s = OPENSSL_zalloc(sizeof(*s));
 	if (s == NULL)
 		return NULL;
 	ERR_clear_error();
 	s->ssl = SSL_new(ctx);
-	s->rbio = BIO_new(BIO_s_mem());
-	s->wbio = BIO_new(BIO_s_mem());
-	if (s->ssl == NULL || s->rbio == NULL || s->wbio == NULL) {
-		BIO_free(s->rbio);
-		BIO_free(s->wbio);
+	s->bio = BIO_new(queue_method);
+	if (s->ssl == NULL || s->bio == NULL) {
+		BIO_free(s->bio);
 		SSL_free(s->ssl);
-		free(s);
+		OPENSSL_free(s);
 		ERR_clear_error();
 		return NULL;
 	}
-	/* An empty input BIO means "retry", not end of file. */
-	BIO_set_mem_eof_return(s->rbio, -1);
-	SSL_set_bio(s->ssl, s->rbio, s->wbio);
+	BIO_set_data(s->bio, s);
+	SSL_set_bio(s->ssl, s->bio, s->bio); /* one reference, taken */
 	SSL_set_app_data(s->ssl, s);
 	SSL_set_info_callback(s->ssl, info_cb);
 	return s;
@@ -163,6 +313,9 @@ struct tls_session *tls_session_new_client(const struct tls_client_ctx *ctx,
 					   const char *server_name)
 {
 	struct tls_session *s;
+	unsigned char ip[16];
+	bool literal;
+	int ok = 1;
 
 	if (ctx->verify && server_name == NULL)
 		return NULL;
@@ -170,9 +323,25 @@ struct tls_session *tls_session_new_client(const struct tls_client_ctx *ctx,
 	if (s == NULL)
 		return NULL;
 	SSL_set_connect_state(s->ssl);
-	if (server_name && (SSL_set_tlsext_host_name(s->ssl, server_name) != 1 ||
-			    (ctx->verify &&
-			     SSL_set1_host(s->ssl, server_name) != 1))) {
+	if (server_name == NULL)
+		return s;
+	literal = inet_pton(AF_INET, server_name, ip) == 1 ||
+		  inet_pton(AF_INET6, server_name, ip) == 1;
+	/* RFC 6066 3: "Literal IPv4 and IPv6 addresses are not permitted"
+	 * in server_name; an address is checked against the iPAddress
+	 * subjectAltNames instead. */
+	if (!literal)
+		ok = SSL_set_tlsext_host_name(s->ssl, server_name);
+	if (ok == 1 && ctx->verify) {
+		X509_VERIFY_PARAM *vp = SSL_get0_param(s->ssl);
+
+		X509_VERIFY_PARAM_set_hostflags(
+			vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(vp, server_name)
+			     : SSL_set1_host(s->ssl, server_name);
+	}
+	if (ok != 1) {
+		ERR_clear_error();
 		tls_session_free(s);
 		return NULL;
 	}
@@ -183,22 +352,23 @@ void tls_session_free(struct tls_session *s)
 {
 	if (s == NULL)
 		return;
-	SSL_free(s->ssl); /* frees both BIOs */
+	SSL_free(s->ssl); /* frees the BIO */
+	queue_free(&s->in);
+	queue_free(&s->out);
 	tls_server_ctx_free(s->ctx);
-	free(s);
+	OPENSSL_free(s);
 }
 
 int tls_session_feed(struct tls_session *s, const void *buf, size_t len)
 {
 	if (len == 0)
 		return 0;
-	if ((size_t)BIO_pending(s->rbio) + len > TLS_SESSION_MAX_BUFFERED) {
+	if (queue_len(&s->in) + len > TLS_SESSION_MAX_BUFFERED) {
 		fail(s, TLS_FAIL_OVERFLOW, "input buffer full");
 		return -ENOBUFS;
 	}
-	if (BIO_write(s->rbio, buf, (int)len) != (int)len) {
-		ERR_clear_error();
-		fail(s, TLS_FAIL_NOMEM, "input BIO");
+	if (queue_put(&s->in, buf, len) < 0) {
+		fail(s, TLS_FAIL_NOMEM, "input queue");
 		return -ENOMEM;
 	}
 	return (int)len;
@@ -253,7 +423,7 @@ enum tls_state tls_session_handshake(struct tls_session *s)
 	}
 	switch (SSL_get_error(s->ssl, r)) {
 	case SSL_ERROR_WANT_READ:
-		if (s->eof && BIO_pending(s->rbio) == 0)
+		if (s->eof && queue_len(&s->in) == 0)
 			fail(s, TLS_FAIL_TRUNCATED,
 			     "connection closed during the handshake");
 		break;
@@ -295,7 +465,7 @@ ssize_t tls_session_read(struct tls_session *s, void *buf, size_t len)
 		return r;
 	switch (SSL_get_error(s->ssl, r)) {
 	case SSL_ERROR_WANT_READ:
-		if (s->eof && BIO_pending(s->rbio) == 0) {
+		if (s->eof && queue_len(&s->in) == 0) {
 			fail(s, TLS_FAIL_TRUNCATED,
 			     "connection closed without close_notify");
 			return -EPROTO;
@@ -343,19 +513,12 @@ void tls_session_shutdown(struct tls_session *s)
 
 size_t tls_session_output_len(const struct tls_session *s)
 {
-	return BIO_ctrl_pending(s->wbio);
+	return queue_len(&s->out);
 }
 
 size_t tls_session_take_output(struct tls_session *s, void *buf, size_t len)
 {
-	int r;
-
-	if (len > INT32_MAX)
-		len = INT32_MAX;
-	if (len == 0 || BIO_ctrl_pending(s->wbio) == 0)
-		return 0;
-	r = BIO_read(s->wbio, buf, (int)len);
-	return r > 0 ? (size_t)r : 0;
+	return queue_take(&s->out, buf, len);
 }
 
 enum tls_state tls_session_state(const struct tls_session *s)
@@ -397,6 +560,12 @@ int tls_session_info(const struct tls_session *s, struct tls_session_info *o)
 
 		o->peer_cert = true;
 		o->peer_verified = SSL_get_verify_result(s->ssl) == X509_V_OK;
+		if (!SSL_is_server(s->ssl)) {
+			const struct tls_client_ctx *cc = SSL_CTX_get_ex_data(
+				SSL_get_SSL_CTX(s->ssl), tls_ctx_ex_index());
+
+			o->peer_pinned = cc && tls_client_pin_match(cc, peer);
+		}
 		if (b) {
 			int k;
 

@@ -1,6 +1,8 @@
 /*
- * fuzz_tls.c - libFuzzer harness for the server side of tls_session
- * (DESIGN 9: TLS records handed to the engine).
+ * fuzz_tls.c - libFuzzer harness for tls_session, the server side
+ * (DESIGN 9: TLS records handed to the engine) and the backend client
+ * side (a hostile or broken backend's flight: malformed or huge
+ * certificate chains, wrong versions, garbage).
  *
  * Input: a mode octet, then chunks (1 length octet, that many bytes),
  * each fed to the session with a handshake step or a read after it.
@@ -11,6 +13,10 @@
  *                  records injected after it (application data, alerts,
  *                  renegotiation hellos, post-handshake messages).
  *   mode & 4: a FIN (feed_eof) after the last chunk.
+ *   mode & 8: client side instead: our backend session sends its
+ *             ClientHello, the chunks are the server's answer; (mode >>
+ *             4) % 3 picks the context: CA and name, SHA-256 pin, or
+ *             opportunistic (mode & 1 and 2 are then unused).
  * Checks, beyond the sanitizers: a failed session reports a reason and
  * never goes back to another state; reads never return more than asked;
  * buffered output stays bounded.
@@ -31,6 +37,7 @@ static struct tls_server_ctx *sc;
 static struct tls_ticket_ring *ring;
 static SSL_CTX *cctx;
 static struct tc_files files;
+static struct tls_client_ctx *backend[3];
 
 static void cleanup(void)
 {
@@ -60,7 +67,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	ring = tls_ticket_ring_new();
 	sc = tls_server_ctx_new(&sp, ring, &bad, err, sizeof(err));
 	cctx = SSL_CTX_new(TLS_client_method());
-	if (sc == NULL || cctx == NULL) {
+	backend[0] = tls_client_ctx_new(
+		&(struct tls_client_spec){.name = "fuzz", .verify = true,
+					  .ca_file = files.ca},
+		err, sizeof(err));
+	backend[1] = tls_client_ctx_new(
+		&(struct tls_client_spec){
+			.name = "fuzz",
+			.fingerprint = "00112233445566778899aabbccddeeff"
+				       "00112233445566778899aabbccddeeff"},
+		err, sizeof(err));
+	backend[2] = tls_client_ctx_new(&(struct tls_client_spec){.name = "f"},
+					err, sizeof(err));
+	if (sc == NULL || cctx == NULL || !backend[0] || !backend[1] ||
+	    !backend[2]) {
 		fprintf(stderr, "fuzz_tls: %s\n", err);
 		abort();
 	}
@@ -119,11 +139,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	if (n < 1)
 		return 0;
 	mode = d[0];
-	s = tls_session_new_server(sc);
-	if (s == NULL)
-		return 0;
-	if ((mode & 1) && (c = handshake(s, mode & 2)) == NULL)
-		abort(); /* a genuine client must always get through */
+	if (mode & 8) {
+		s = tls_session_new_client(backend[(mode >> 4) % 3], "mx.test");
+		if (s == NULL)
+			return 0;
+		if (tls_session_handshake(s) != TLS_ST_HANDSHAKE ||
+		    tls_session_output_len(s) == 0)
+			abort(); /* a ClientHello, always */
+		drain(s, NULL);
+	} else {
+		s = tls_session_new_server(sc);
+		if (s == NULL)
+			return 0;
+		if ((mode & 1) && (c = handshake(s, mode & 2)) == NULL)
+			abort(); /* a genuine client must always get through */
+	}
 	while (off < n) {
 		size_t len = d[off++];
 		enum tls_state before = tls_session_state(s);

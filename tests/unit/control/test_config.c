@@ -936,10 +936,55 @@ static void test_tls(void)
 		 f.ec_crt, f.ec_key);
 	HAS(t, "t.conf:2: key 'listeners[0].tls': \"required\" is not "
 	       "supported yet");
-	HAS(LISTENERS "pools = ( { name = \"p\"; servers = ( { address = "
-		      "\"198.18.0.9\"; } );\n  tls = \"required\"; } );\n",
-	    "t.conf:3: key 'pools[0].tls': \"required\" is not supported "
-	    "yet");
+	/* pools: every key is checked and every file read (errors at the
+	 * key's line), then TLS is refused until backend TLS is wired */
+#define POOL LISTENERS "pools = ( { name = \"p\"; servers = ( { address = " \
+		       "\"198.18.0.9\"; } );\n"
+	snprintf(t, sizeof(t),
+		 POOL "  tls = \"required\";\n  tls_ca_file = \"%s\";\n"
+		 "  tls_name = \"mx.test\";\n  tls_cert = \"%s\";\n"
+		 "  tls_key = \"%s\"; } );\n",
+		 f.ca, f.cli_crt, f.cli_key);
+	HAS(t, "t.conf:3: key 'pools[0].tls': \"required\" is not supported "
+	       "yet");
+	snprintf(t, sizeof(t),
+		 POOL "  tls = \"required\";\n  tls_fingerprint = \"%s\"; } );\n",
+		 "AB:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:"
+		 "ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89");
+	HAS(t, "t.conf:3: key 'pools[0].tls': \"required\" is not supported "
+	       "yet");
+	HAS(POOL "  tls = \"required\"; } );\n",
+	    "t.conf:3: key 'pools[0].tls': \"required\" needs tls_ca_file "
+	    "and tls_name");
+	HAS(POOL "  tls = \"required\";\n  tls_fingerprint = \"12:34\"; } );\n",
+	    "t.conf:4: key 'pools[0].tls_fingerprint': tls_fingerprint: "
+	    "\"12:34\" is not a SHA-256 fingerprint");
+	snprintf(t, sizeof(t),
+		 POOL "  tls = \"required\";\n  tls_ca_file = \"%s\";\n"
+		 "  tls_name = \"mx.test\"; } );\n",
+		 f.garbage);
+	HAS(t, "t.conf:4: key 'pools[0].tls_ca_file': tls_ca_file: cannot "
+	       "load CA certificates");
+	snprintf(t, sizeof(t),
+		 POOL "  tls = \"opportunistic\";\n  tls_cert = \"%s\";\n"
+		 "  tls_key = \"%s\"; } );\n",
+		 f.cli_crt, f.bad_key);
+	HAS(t, "t.conf:5: key 'pools[0].tls_key': tls_key: the key in");
+	snprintf(t, sizeof(t), POOL "  tls_ca_file = \"%s\"; } );\n", f.ca);
+	HAS(t, "t.conf:2: key 'pools[0].tls': TLS settings given but tls is "
+	       "\"off\"");
+	HAS(POOL "  tls = \"opportunistic\";\n  tls_fingerprint = \"ab\"; } );\n",
+	    "t.conf:4: key 'pools[0].tls_fingerprint': \"opportunistic\" "
+	    "checks no certificate");
+	snprintf(t, sizeof(t),
+		 POOL "  tls = \"required\";\n  tls_ca_file = \"%s\"; } );\n",
+		 f.ca);
+	HAS(t, "t.conf:4: key 'pools[0].tls_name': missing: tls_ca_file "
+	       "needs tls_name");
+	HAS(POOL "  tls = \"opportunistic\";\n  tls_key = \"/k\"; } );\n",
+	    "t.conf:4: key 'pools[0].tls_cert': missing: tls_key without "
+	    "tls_cert");
+#undef POOL
 	HAS(LISTENERS "tls = { ticket_rotation = 5; };\n",
 	    "t.conf:2: key 'tls.ticket_rotation'");
 	HAS(LISTENERS "tls = { threads = 5; };\n",

@@ -563,20 +563,6 @@ static void use_client_cert(struct client *c, const char *crt,
 	CHECK(SSL_use_PrivateKey_file(c->ssl, key, SSL_FILETYPE_PEM) == 1);
 }
 
-static void fingerprint(const char *crt, char out[65])
-{
-	FILE *f = fopen(crt, "r");
-	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-	unsigned char md[32];
-	unsigned n;
-
-	X509_digest(x, EVP_sha256(), md, &n);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	X509_free(x);
-	fclose(f);
-}
-
 static enum tls_state with_cert(struct tls_server_ctx *sc, int maxv,
 				const char *crt, const char *key,
 				struct tls_session_info *in)
@@ -603,9 +589,9 @@ static void test_client_certs(void)
 	struct tls_server_ctx *req = server(0, TLS_CCERT_REQUIRE, 0);
 	struct tls_server_ctx *ask = server(0, TLS_CCERT_ASK, 0);
 	struct tls_session_info in;
-	char fp[65];
+	char fp[100];
 
-	fingerprint(F.cli_crt, fp);
+	tc_fingerprint(F.cli_crt, 0, fp);
 	for (int v = TLS1_2_VERSION; v <= TLS1_3_VERSION; v++) {
 		CHECK(with_cert(req, v, F.cli_crt, F.cli_key, &in) ==
 		      TLS_ST_OPEN);

@@ -1,10 +1,15 @@
 /*
  * test_tls_mem.c - bytes an idle TLS session holds after its handshake
  * (issue 13: target <= 16 KiB beyond the plaintext session). OpenSSL's
- * allocations are counted through CRYPTO_set_mem_functions; only those
- * made inside server-side calls are attributed to the server, each block
- * carrying its owner in a header so frees are attributed too. Prints
- * the figure and fails above the target.
+ * allocations are counted through CRYPTO_set_mem_functions; tls_session
+ * takes its own struct and its byte queues from the same allocator, so
+ * the count is the whole TLS session. Only allocations made inside
+ * server-side calls are attributed to the server, each block carrying
+ * its owner in a header so frees are attributed too. Prints the figure
+ * and fails above MAX_IDLE_BYTES: 15 KiB, below the 16,005 bytes the
+ * session held with two BIO_s_mem (which keep their largest buffer) and
+ * above the 14,250 it holds with its own queues freed when drained
+ * (OpenSSL 3.0.19; the SSL object alone is 7.6 KB).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +26,7 @@
 
 #define HDR 16
 #define N_SESSIONS 64
+#define MAX_IDLE_BYTES 15360
 
 static int server_side;	      /* allocations now belong to the server */
 static int64_t server_live;   /* bytes live, server side */
@@ -187,9 +193,9 @@ int main(void)
 	       OpenSSL_version(OPENSSL_VERSION_STRING),
 	       (long long)((after_hs - before) / N_SESSIONS),
 	       (long long)((after_io - before) / N_SESSIONS), N_SESSIONS);
-	if ((after_hs - before) / N_SESSIONS > 16384 ||
-	    (after_io - before) / N_SESSIONS > 16384) {
-		fprintf(stderr, "above the 16 KiB target\n");
+	if ((after_hs - before) / N_SESSIONS > MAX_IDLE_BYTES ||
+	    (after_io - before) / N_SESSIONS > MAX_IDLE_BYTES) {
+		fprintf(stderr, "above the %d-byte bound\n", MAX_IDLE_BYTES);
 		failures++;
 	}
 	for (int i = 0; i < N_SESSIONS; i++) {

@@ -166,3 +166,21 @@ void tc_remove(const struct tc_files *f)
 	if (f->dir[0])
 		rmdir(f->dir);
 }
+
+void tc_fingerprint(const char *crt, int colons, char *out)
+{
+	FILE *f = fopen(crt, "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	unsigned char md[32];
+	unsigned n = 0;
+
+	out[0] = '\0';
+	if (x && X509_digest(x, EVP_sha256(), md, &n) == 1)
+		for (unsigned i = 0; i < 32; i++)
+			out += sprintf(out,
+				       !colons ? "%02x" : i ? ":%02X" : "%02X",
+				       md[i]);
+	X509_free(x);
+	if (f)
+		fclose(f);
+}

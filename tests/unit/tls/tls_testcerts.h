@@ -24,6 +24,10 @@ struct tc_files {
 
 /* Makes every file under a new temporary directory. 0 or -1. */
 int tc_make(struct tc_files *f);
+/* SHA-256 of the PEM certificate in crt as hex into out (at least 96
+ * bytes): lower case, or upper case pairs separated by colons as
+ * `openssl x509 -fingerprint` prints. "" if it cannot be read. */
+void tc_fingerprint(const char *crt, int colons, char *out);
 /* Removes the files and the directory. */
 void tc_remove(const struct tc_files *f);
 
