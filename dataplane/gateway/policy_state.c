@@ -377,8 +377,8 @@ void state_adopt(struct gw_core *gc, struct mxg_snapshot *sn)
 	}
 	state_limits_compute(gc);
 	__atomic_store_n(&gc->generation, sn->generation, __ATOMIC_RELEASE);
-	log_line(gc, "event=policy generation=%llu core=%u",
-		 (unsigned long long)sn->generation, gc->core);
+	log_line(gc, "event=policy generation=%llu",
+		 (unsigned long long)sn->generation);
 	/* Sessions between transactions (greeted or HELO done, nothing
 	 * pending) move now: a connected client that never starts a
 	 * transaction must not pin the old snapshot and its tables. */
@@ -493,8 +493,8 @@ void state_pushes_apply(struct gw_core *gc)
 			__atomic_store_n(&gc->push_fail_seq, p.seq,
 					 __ATOMIC_RELAXED);
 			log_line(gc, "event=push_failed seq=%llu kind=%u "
-				 "core=%u error=\"%s\"",
-				 (unsigned long long)p.seq, p.kind, gc->core,
+				 "error=\"%s\"",
+				 (unsigned long long)p.seq, p.kind,
 				 strerror(-rc));
 		} else {
 			gc->stats.pushes_applied++;
