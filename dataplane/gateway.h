@@ -75,6 +75,8 @@ struct gw_global {
 	rte_be32_t our_ip;
 	uint16_t n_cores;
 
+	struct worker_pool *workers;  /* credential checks (auth.c); NULL:
+					 AUTH answers 454 */
 	struct mxg_snapshot *snap;    /* current; atomic pointer */
 	struct rte_rcu_qsbr *qs;      /* one thread per dataplane core */
 	struct gw_retired {
@@ -129,6 +131,16 @@ struct gw_stats {
 	/* Effective-limit tables not allocated at a reload or push (pushed
 	 * limit overrides then partly not applied; logged). */
 	uint64_t limits_alloc_failed;
+	/* AUTH (issue 14; dataplane/gateway/auth.c): exchanges by outcome
+	 * and mechanism, brute-force delays and lockouts, MAIL refused by
+	 * the sender-login map. */
+	uint64_t auth_ok_plain, auth_ok_login, auth_ok_gssapi;
+	uint64_t auth_failed_plain, auth_failed_login, auth_failed_gssapi;
+	uint64_t auth_locked;	  /* 454 4.7.0: IP or login locked out */
+	uint64_t auth_lockouts;	  /* lockouts started */
+	uint64_t auth_delayed;	  /* 535 held by the tarpit */
+	uint64_t auth_tempfail;	  /* 454 4.7.0: store or pool unavailable */
+	uint64_t mail_denied_login; /* 553 5.7.1: sender not the login's */
 } __attribute__((aligned(64)));
 
 struct gw_core;

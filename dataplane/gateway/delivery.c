@@ -49,6 +49,7 @@
 
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/core.h"
+#include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/session.h"
@@ -147,6 +148,7 @@ void delivery_backend_ready(struct gw_sess *s)
 		.name = "[UNAVAILABLE]",
 		.helo = s->helo[0] ? s->helo : NULL,
 		.proto = s->esmtp ? "ESMTP" : "SMTP",
+		.login = auth_login(s), /* XCLIENT LOGIN= (NULL: none) */
 	};
 	struct relay_mail m = {.sender = s->from, .xclient = &xc};
 	char params[200], rparams[160];
@@ -334,7 +336,7 @@ void delivery_data(struct gw_sess *s)
 			.helo = s->helo[0] ? s->helo : NULL,
 			.listener = s->lst->cl->name,
 			.session_id = s->sid,
-			.protocol = s->esmtp ? "ESMTP" : "SMTP",
+			.protocol = auth_received_protocol(s),
 			.sender = s->from,
 			.recipient = s->nrcpt_ok == 1 ? s->rcpt_log[0] : NULL,
 		};
