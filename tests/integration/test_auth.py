@@ -24,10 +24,18 @@ Scenarios:
           then AUTH gets 454 4.7.0 even with the right password; during
           the attack another address authenticates with swaks and
           delivers (its latency reported, not asserted).
+  gssapi  a real MIT KDC in the test's namespace (realm MXG.TEST), alice's
+          ticket from kinit, the gateway's keytab for smtp/gw.mxgt.test:
+          a python3-gssapi client (tools/gss_smtp_client.py, RFC 4752
+          exchange with the security-layer negotiation) gets 235 and
+          relays; a token GSS-API rejects gets 535. (Wrong keytab, other
+          service and expired tickets are covered against the library by
+          auth_gss_kdc.)
 """
 
 import argparse
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -67,7 +75,7 @@ def swaks(port, src, user=None, pw=None, mech="PLAIN",
     return r.returncode, r.stdout + r.stderr
 
 
-def start(a, tmp, res, brute=None):
+def start(a, tmp, res, brute=None, gss=None):
     users = os.path.join(tmp, "users")
     smap = os.path.join(tmp, "senders")
     with open(users, "w") as f:
@@ -77,10 +85,14 @@ def start(a, tmp, res, brute=None):
     auth = {"users_file": users, "sender_login_map": smap}
     if brute:
         auth["brute_force"] = brute
+    sub = {}
+    if gss:
+        auth["gssapi"] = gss
+        sub["auth_mechanisms"] = ["PLAIN", "LOGIN", "GSSAPI"]
     listeners = [
         tp.listener("mx", 25),
         tp.listener("sub", 587, role="submission", auth="required",
-                    auth_allow_cleartext=True),
+                    auth_allow_cleartext=True, **sub),
         tp.listener("subopen", 2528, role="submission", auth="optional",
                     allow_anonymous=True, auth_allow_cleartext=True),
         tp.listener("subtls", 2587, role="submission", auth="optional",
@@ -261,6 +273,111 @@ def scenario_brute(a, tmp, res):
             gw.shutdown(res)
             gw.kill()
         sink.stop()
+
+
+KDC_PORT = 8889
+REALM = "MXG.TEST"
+SVC_HOST = "gw.mxgt.test"
+
+
+def kdc_start(tmp):
+    """A real MIT KDC (krb5-kdc) on 127.0.0.1 of the test's namespace,
+    realm MXG.TEST: alice (password alice-pw) and smtp/gw.mxgt.test in a
+    keytab; alice's ticket in a cache. Returns (kdc process, keytab)."""
+    d = os.path.join(tmp, "krb")
+    os.makedirs(d)
+    with open(os.path.join(d, "krb5.conf"), "w") as f:
+        f.write("[libdefaults]\n default_realm = %s\n dns_lookup_kdc = "
+                "false\n dns_lookup_realm = false\n rdns = false\n "
+                "dns_canonicalize_hostname = false\n[realms]\n %s = {\n"
+                "  kdc = 127.0.0.1:%d\n }\n" % (REALM, REALM, KDC_PORT))
+    with open(os.path.join(d, "kdc.conf"), "w") as f:
+        f.write("[kdcdefaults]\n kdc_ports = %d\n kdc_tcp_ports = %d\n"
+                "[realms]\n %s = {\n  database_name = %s/principal\n"
+                "  key_stash_file = %s/stash\n  acl_file = %s/kadm5.acl\n"
+                "  max_life = 1h\n  supported_enctypes = "
+                "aes256-cts-hmac-sha1-96:normal\n }\n[logging]\n kdc = "
+                "FILE:%s/kdc.log\n" % (KDC_PORT, KDC_PORT, REALM, d, d, d,
+                                        d))
+    open(os.path.join(d, "kadm5.acl"), "w").close()
+    os.environ["KRB5_CONFIG"] = os.path.join(d, "krb5.conf")
+    os.environ["KRB5_KDC_PROFILE"] = os.path.join(d, "kdc.conf")
+    os.environ["KRB5CCNAME"] = "FILE:" + os.path.join(d, "cc")
+    keytab = os.path.join(d, "smtp.keytab")
+    mxgtest.sh("kdb5_util", "create", "-s", "-r", REALM, "-P", "master-pw")
+    for q in ("addprinc -pw alice-pw alice",
+              "addprinc -randkey smtp/%s" % SVC_HOST,
+              "ktadd -k %s smtp/%s" % (keytab, SVC_HOST)):
+        mxgtest.sh("kadmin.local", "-r", REALM, "-q", q)
+    kdc = subprocess.Popen(["krb5kdc", "-n"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    for _ in range(20):
+        r = subprocess.run(["kinit", "alice"], input="alice-pw\n",
+                           capture_output=True, text=True, timeout=10)
+        if r.returncode == 0:
+            break
+        time.sleep(0.5)
+    return kdc, keytab, r.returncode == 0
+
+
+def gss_client(src, *extra):
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "tools", "gss_smtp_client.py")
+    r = subprocess.run(["/usr/bin/python3", tool, GATEWAY_IP, "587", src,
+                        SVC_HOST] + list(extra),
+                       capture_output=True, text=True, timeout=40)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        log("gss client: rc %d\n%s\n%s" % (r.returncode, r.stdout,
+                                             r.stderr[-1500:]))
+        return {}
+
+
+def scenario_gssapi(a, tmp, res):
+    sink = tp.make_sink(tmp)
+    gw = None
+    kdc = None
+    src = "198.18.0.10"
+    try:
+        kdc, keytab, ok = kdc_start(tmp)
+        res.check(ok, "KDC up, kinit alice")
+        gw = start(a, tmp, res, gss={
+            "keytab": keytab, "service": "smtp/%s@%s" % (SVC_HOST, REALM),
+            "realm": REALM})
+        sink.start()
+        tp.add_addrs([10])
+        tp.wait_ready(res)
+        out = gss_client(src)
+        auth = out.get("auth") or [0, ""]
+        res.check("GSSAPI" in (out.get("ehlo") or [0, ""])[1] and
+                  auth[0] == 235,
+                  "AUTH GSSAPI with a ticket for smtp/%s: 235 (%r)" %
+                  (SVC_HOST, auth))
+        res.check((out.get("dot") or [0])[0] == 250,
+                  "the Kerberos-authenticated client relays a message "
+                  "(%r)" % (out.get("dot"),))
+        out = gss_client(src, "--garbage")
+        auth = out.get("auth") or [0, ""]
+        res.check(auth[0] == 535, "a token GSS-API cannot accept: 535 "
+                  "(%r)" % (auth,))
+        t = tp.wait_sessions_idle(gw, res)
+        res.check(t.get("gw_auth_ok_gssapi") == 1 and
+                  t.get("gw_auth_failed_gssapi") == 1,
+                  "counters: auth_ok_gssapi %s (1), auth_failed_gssapi %s "
+                  "(1)" % (t.get("gw_auth_ok_gssapi"),
+                           t.get("gw_auth_failed_gssapi")))
+        res.check(any("mech=GSSAPI" in ln and "user=alice " in ln and
+                      "result=ok" in ln for ln in auth_lines(tmp)),
+                  "event=auth mech=GSSAPI user=alice (realm stripped)")
+    finally:
+        if gw:
+            gw.shutdown(res)
+            gw.kill()
+        sink.stop()
+        if kdc:
+            kdc.kill()
+            kdc.wait()
 
 
 def main():
