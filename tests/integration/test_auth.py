@@ -15,6 +15,7 @@ Scenarios:
           submission listener with anonymous senders allowed refuses
           relaying (554 5.7.1) without AUTH and relays after it; the
           sender-login map refuses another user's sender (553 5.7.1);
+          MAIL to the backend carries AUTH=<login> (RFC 4954 5);
           "*" aborts (501 5.7.0); AUTH in a transaction 503 5.5.1; a
           second AUTH 503; a listener without auth_allow_cleartext does
           not advertise AUTH and answers 538 5.7.11; counters and
@@ -118,7 +119,7 @@ def auth_lines(tmp):
 
 
 def scenario_swaks(a, tmp, res):
-    sink = tp.make_sink(tmp)
+    sink = tp.make_sink(tmp, verbose=True)
     gw = None
     src = "198.18.0.10"
     try:
@@ -210,6 +211,11 @@ def scenario_swaks(a, tmp, res):
         n = len(sink.captured())
         res.check(n == 4, "the backend got the 4 accepted messages (%d)"
                   % n)
+        mails = tp.sink_commands(sink, "MAIL")
+        res.check(len(mails) == 4 and
+                  all("AUTH=alice" in m for m in mails),
+                  "RFC 4954 5: each MAIL to the backend (which offers "
+                  "AUTH) carries AUTH=alice (%s)" % mails[:4])
     finally:
         if gw:
             gw.shutdown(res)
