@@ -126,15 +126,15 @@ static void mech_count(struct gw_core *gc, enum auth_mech m, bool ok)
 	switch (m) {
 	case AUTH_MECH_PLAIN:
 		(*(ok ? &gc->stats.auth_ok_plain
-		       : &gc->stats.auth_failed_plain))++;
+		      : &gc->stats.auth_failed_plain))++;
 		break;
 	case AUTH_MECH_LOGIN:
 		(*(ok ? &gc->stats.auth_ok_login
-		       : &gc->stats.auth_failed_login))++;
+		      : &gc->stats.auth_failed_login))++;
 		break;
 	case AUTH_MECH_GSSAPI:
 		(*(ok ? &gc->stats.auth_ok_gssapi
-		       : &gc->stats.auth_failed_gssapi))++;
+		      : &gc->stats.auth_failed_gssapi))++;
 		break;
 	}
 }
@@ -149,9 +149,9 @@ static const char *log_user(const char *u, char *buf, size_t cap)
 		return "-";
 	for (i = 0; u[i] && i + 1 < cap && i < 64; i++)
 		buf[i] = (unsigned char)u[i] <= 0x20 || u[i] == '"' ||
-				 u[i] == 0x7f
-			 ? '?'
-			 : u[i];
+					 u[i] == 0x7f
+				 ? '?'
+				 : u[i];
 	buf[i] = '\0';
 	return buf;
 }
@@ -204,7 +204,8 @@ static void auth_outcome(struct gw_sess *s)
 		mech_count(gc, a->mech, false);
 		if (delay_ms) {
 			gc->stats.auth_delayed++;
-			a->hold_until_us = gc->now_us + (uint64_t)delay_ms * 1000;
+			a->hold_until_us =
+				gc->now_us + (uint64_t)delay_ms * 1000;
 		}
 		auth_log(s, "failed", o->code, delay_ms);
 		if (locked_now) {
@@ -339,9 +340,9 @@ static bool start_verify(struct gw_sess *s, const struct auth_sasl_out *o)
 		goto answer_now;
 	if (sn->cfg.auth.dovecot_socket)
 		auth_verify_job_prepare_dovecot(
-			j, sn->cfg.auth.dovecot_socket, o->authcid,
-			o->password, o->password_len, s->client,
-			xprt_is_secure(&s->xp), verify_done, verify_drop, s);
+			j, sn->cfg.auth.dovecot_socket, o->authcid, o->password,
+			o->password_len, s->client, xprt_is_secure(&s->xp),
+			verify_done, verify_drop, s);
 	else
 		auth_verify_job_prepare(j, sn->auth_users, o->authcid,
 					o->password, o->password_len,
@@ -368,8 +369,10 @@ static bool start_gss(struct gw_sess *s, const struct auth_sasl_out *o)
 	struct gw_core *gc = s->gc;
 	struct gw_auth *a = &s->auth;
 	struct auth_gss_result fail = {.result = AUTH_RESULT_TEMPFAIL,
-				       .token_b64 = "", .offer_b64 = "",
-				       .principal = "", .authzid = ""};
+				       .token_b64 = "",
+				       .offer_b64 = "",
+				       .principal = "",
+				       .authzid = ""};
 
 	if (!gc->gw->workers)
 		goto answer_now;
@@ -465,9 +468,8 @@ bool auth_request(struct gw_sess *s, const struct smtp_event *ev)
 		a->tried[0] = '\0';
 		a->mech = (enum auth_mech)auth_mech_parse(
 			ev->auth.mech, strlen(ev->auth.mech));
-		if (auth_brute_locked(brute(gc),
-				      rte_be_to_cpu_32(s->client_ip), NULL,
-				      gc->now_us)) {
+		if (auth_brute_locked(brute(gc), rte_be_to_cpu_32(s->client_ip),
+				      NULL, gc->now_us)) {
 			gc->stats.auth_locked++;
 			auth_log(s, "locked", 454, 0);
 			sess_verdict(s, SMTP_V_REJECT, 454, "4.7.0",
@@ -476,12 +478,10 @@ bool auth_request(struct gw_sess *s, const struct smtp_event *ev)
 			return true;
 		}
 		st = smtp_session_state(s->sm);
-		r = auth_sasl_begin(&a->sasl, ev->auth.mech,
-				    strlen(ev->auth.mech), resp,
-				    resp ? strlen(resp) : 0,
-				    xprt_is_secure(&s->xp),
-				    st == SMTP_ST_MAIL || st == SMTP_ST_RCPT,
-				    &out);
+		r = auth_sasl_begin(
+			&a->sasl, ev->auth.mech, strlen(ev->auth.mech), resp,
+			resp ? strlen(resp) : 0, xprt_is_secure(&s->xp),
+			st == SMTP_ST_MAIL || st == SMTP_ST_RCPT, &out);
 	} else {
 		r = auth_sasl_line(&a->sasl, resp ? resp : "",
 				   resp ? strlen(resp) : 0, &out);
@@ -521,5 +521,6 @@ const char *auth_received_protocol(const struct gw_sess *s)
 
 	if (!s->esmtp)
 		return "SMTP";
-	return authed ? (tls ? "ESMTPSA" : "ESMTPA") : (tls ? "ESMTPS" : "ESMTP");
+	return authed ? (tls ? "ESMTPSA" : "ESMTPA")
+		      : (tls ? "ESMTPS" : "ESMTP");
 }
