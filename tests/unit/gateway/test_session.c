@@ -662,6 +662,21 @@ static void test_auth_plain_login(void)
 	CHECK(h_until(&h, s, &f, "221 "));
 	h_close(&h, s);
 
+	/* RFC 4954 4: AUTH ends a pipeline group; a command behind it in
+	 * the same segment is not run while the check is out, and is a
+	 * synchronisation error (554 5.5.0, enforced here) */
+	s2 = h_open(&h, &f2, &fake_plain_ops);
+	fake_in(&f2, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s2, &f2, "250 "));
+	fake_in(&f2, "AUTH PLAIN " PLAIN_ALICE "\r\nNOOP\r\n");
+	core_dirty_session(s2);
+	core_run(h.gc);
+	CHECK_EQ(s2->auth.wait, GW_AUTH_JOB);
+	CHECK(strstr(f2.out, "250 2.0.0 Ok") == NULL); /* NOOP not run */
+	CHECK(h_until(&h, s2, &f2, "554 5.5.0"));
+	CHECK(strstr(f2.out, "235") == NULL);
+	h_close(&h, s2);
+
 	/* LOGIN, challenge form */
 	s2 = h_open(&h, &f2, &fake_plain_ops);
 	fake_in(&f2, "EHLO client.test\r\n");
