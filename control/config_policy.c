@@ -149,19 +149,8 @@ static void parse_rate_limit(struct ctx *x, const config_setting_t *g,
 	cfg_get_u32(x, g, path, "burst", 0, 1000000, &r->burst);
 	cfg_get_str(x, g, path, "listener", 64, &r->listener);
 
-	/* The user is known only after AUTH, which this build lacks: a rule
-	 * keyed on it would never apply. Refused until AUTH lands. */
-	s = config_setting_get_member(g, "key");
-	if (s && r->key == CTL_RL_USER) {
-		cfg_path_of(key, sizeof(key), path, "key");
-		cfg_err(x, cfg_line_of(s), key,
-			"\"user\" is not supported yet: this build has no "
-			"AUTH, so no client has a user and the rule would "
-			"never apply (\"ip\" or \"ip24\" or "
-			"\"sender_domain\" until AUTH lands)");
-		return;
-	}
-
+	/* key "user": the login of an authenticated client (issue 14); a
+	 * rule keyed on it does not apply to anonymous clients. */
 	/* A connection is counted before the client says who it is: only
 	 * the address can key it. */
 	s = config_setting_get_member(g, "what");

@@ -42,7 +42,11 @@
 	X(mail_denied_count) X(rcpt_denied_relay) X(rcpt_denied_restrict)     \
 	X(rcpt_rate_limited) X(rl_entries) X(rl_evictions) X(ipconn_entries)  \
 	X(pushes_applied) X(pushes_failed) X(be_invariant_errors)            \
-	X(backend_idle) X(starttls_discarded) X(limits_alloc_failed)
+	X(backend_idle) X(starttls_discarded) X(limits_alloc_failed)         \
+	X(auth_ok_plain) X(auth_ok_login) X(auth_ok_gssapi)                  \
+	X(auth_failed_plain) X(auth_failed_login) X(auth_failed_gssapi)      \
+	X(auth_locked) X(auth_lockouts) X(auth_delayed) X(auth_tempfail)     \
+	X(mail_denied_login)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \

@@ -337,6 +337,51 @@ int mxg_snapshot_tls_rotate(void)
 	return ticket_ring ? tls_ticket_ring_rotate(ticket_ring) : 0;
 }
 
+/* The AUTH stores of the policy (issue 14): loaded by the config
+ * loader, owned by s->cfg.auth, swapped with the snapshot. */
+static void auth_build(struct mxg_snapshot *s)
+{
+	const struct ctl_auth_config *a = &s->cfg.auth;
+
+	s->auth_users = a->users;
+	s->sender_map = a->sender_map;
+	snprintf(s->gss.keytab, sizeof(s->gss.keytab), "%s",
+		 a->gssapi_keytab ? a->gssapi_keytab : "");
+	snprintf(s->gss.service, sizeof(s->gss.service), "%s",
+		 a->gssapi_service ? a->gssapi_service : "");
+}
+
+/* AUTH on one listener (issue 14): the mechanisms the engine offers
+ * and the SASL machine accepts. The engine offers AUTH only after TLS
+ * unless the listener allows cleartext (SMTP_CFG_CLEARTEXT_AUTH); the
+ * gateway asks the transport again (xprt_is_secure) before a PLAIN or
+ * LOGIN exchange. */
+static void listener_auth_build(const struct mxg_snapshot *s,
+				const struct ctl_listener *cl,
+				struct mxg_snapshot_listener *l)
+{
+	static const unsigned bits[] = {AUTH_MECH_PLAIN, AUTH_MECH_LOGIN,
+					AUTH_MECH_GSSAPI};
+	size_t off = 0;
+
+	l->auth_mechs[0] = '\0';
+	l->sasl.mechanisms = cl->auth == CTL_AUTH_OFF ? 0 : cl->auth_mechanisms;
+	if (!s->cfg.auth.gssapi_service)
+		l->sasl.mechanisms &= ~(unsigned)AUTH_MECH_GSSAPI;
+	l->sasl.allow_cleartext = cl->auth_allow_cleartext;
+	l->sasl.allow_authzid = false;
+	l->sasl.gss_realm = s->cfg.auth.gssapi_realm;
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if (l->sasl.mechanisms & bits[i])
+			off += (size_t)snprintf(
+				l->auth_mechs + off, sizeof(l->auth_mechs) - off,
+				"%s%s", off ? " " : "",
+				auth_mech_name((enum auth_mech)bits[i]));
+	l->smtp.auth_mechanisms = l->auth_mechs;
+	if (cl->auth_allow_cleartext)
+		l->smtp.flags |= SMTP_CFG_CLEARTEXT_AUTH;
+}
+
 static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 {
 	const struct ctl_config *cfg = &s->cfg;
@@ -388,6 +433,7 @@ static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 		sc->tmo_data_init_ms = cl->timeouts.data_init_ms;
 		sc->tmo_data_block_ms = cl->timeouts.data_block_ms;
 		sc->tmo_data_term_ms = cl->timeouts.data_term_ms;
+		listener_auth_build(s, cl, l);
 		m = smtp_session_memsize(sc);
 		if (m == 0) {
 			snprintf(err, errlen,
@@ -640,6 +686,7 @@ int mxg_snapshot_build(struct ctl_config *cfg, uint64_t generation,
 	s->generation = generation;
 	s->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
+	auth_build(s);
 
 	r = listeners_build(s, err, errlen);
 	if (r == 0)

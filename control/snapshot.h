@@ -27,6 +27,8 @@
 
 #include <rte_common.h>
 
+#include "auth/jobs.h"
+#include "auth/sasl.h"
 #include "control/config.h"
 #include "dataplane/bounds.h"
 #include "dataplane/relay/relay_client.h"
@@ -55,6 +57,11 @@ struct mxg_snapshot_listener {
 	struct mxg_snapshot_restrict senders, recipients;
 	struct tls_server_ctx *tls; /* cl->tls.ctx (owned by cfg, so freed
 				       with the snapshot); NULL: no TLS */
+	/* AUTH (issue 14): the SASL machine's listener policy and the
+	 * mechanism list the engine advertises (smtp.auth_mechanisms
+	 * points here; "" when auth is off). */
+	struct auth_sasl_config sasl;
+	char auth_mechs[24];
 };
 
 /* One next-hop pool, compiled: how to talk to its servers. */
@@ -104,6 +111,12 @@ struct mxg_snapshot {
 	size_t smtp_mem;  /* bytes one session engine needs */
 	size_t relay_mem; /* bytes one backend client needs */
 	const char *hostname;
+	/* AUTH (issue 14): the credential stores of this policy, owned by
+	 * cfg.auth (loaded with the file), so a reload swaps them with the
+	 * rest of the snapshot, all or nothing; jobs copy what they read. */
+	const struct auth_store *auth_users;	  /* NULL: no users file */
+	const struct auth_sendermap *sender_map; /* NULL: senders free */
+	struct auth_gss_config gss;		  /* copied into GSS jobs */
 	uint32_t tables_bytes; /* memory of the compiled tables, KiB */
 
 	/* Per-core references (see above); one cache line each. */

@@ -72,7 +72,9 @@ struct gw_global {
 	size_t relay_mem;        /* bytes per backend client */
 	const char *maildir_path;
 	uint32_t maildir_workers, maildir_max_jobs;
-	struct worker_pool *workers;  /* the one pool (Maildir steps); set
+	struct worker_pool *workers;  /* the one pool: Maildir steps and
+					 AUTH's credential checks (auth.c;
+					 NULL: AUTH answers 454); set
 					 before gw_core_create */
 	const char *hostname;
 	rte_be32_t our_ip;
@@ -132,6 +134,16 @@ struct gw_stats {
 	/* Effective-limit tables not allocated at a reload or push (pushed
 	 * limit overrides then partly not applied; logged). */
 	uint64_t limits_alloc_failed;
+	/* AUTH (issue 14; dataplane/gateway/auth.c): exchanges by outcome
+	 * and mechanism, brute-force delays and lockouts, MAIL refused by
+	 * the sender-login map. */
+	uint64_t auth_ok_plain, auth_ok_login, auth_ok_gssapi;
+	uint64_t auth_failed_plain, auth_failed_login, auth_failed_gssapi;
+	uint64_t auth_locked;	  /* 454 4.7.0: IP or login locked out */
+	uint64_t auth_lockouts;	  /* lockouts started */
+	uint64_t auth_delayed;	  /* 535 held by the tarpit */
+	uint64_t auth_tempfail;	  /* 454 4.7.0: store or pool unavailable */
+	uint64_t mail_denied_login; /* 553 5.7.1: sender not the login's */
 } __attribute__((aligned(64)));
 
 struct gw_core;

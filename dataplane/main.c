@@ -267,6 +267,7 @@ static int setup_cores(struct mxgate *app)
 				strerror(-err));
 			return err;
 		}
+		/* AUTH's credential checks and GSS steps (gateway/auth.c) */
 		app->gw.workers = app->workers;
 	}
 	app->steer.n_cores = c->n_cores;

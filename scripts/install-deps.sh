@@ -11,7 +11,8 @@ PKGS="build-essential meson ninja-build pkg-config
       postfix gnuplot-nox jq libconfig-dev libjansson-dev ethtool
       debhelper dpkg-dev fakeroot lintian systemd logrotate adduser
       man-db groff-base dpdk
-      libcrypt-dev libkrb5-dev krb5-kdc krb5-admin-server krb5-user whois"
+      libcrypt-dev libkrb5-dev krb5-kdc krb5-admin-server krb5-user whois
+      python3-gssapi"
 
 missing=""
 for p in $PKGS; do

@@ -41,6 +41,7 @@
 #include "dataplane/policy/ratelimit.h"
 #include "dataplane/relay/maildir.h"
 
+#include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client.h"
 #include "dataplane/gateway/client_policy.h"
@@ -60,6 +61,7 @@ void client_release(struct gw_sess *s)
 	}
 	sess_txn_abort(s);
 	sess_put_backend(s);
+	auth_session_end(s);
 	xprt_release(&s->xp);
 	if (s->counted_listener)
 		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
@@ -135,6 +137,7 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 	s->idx = i;
 	s->lst = l;
 	s->lport = lp;
+	auth_session_init(s);
 	s->snap = gc->snap;
 	state_snapshot_ref(gc, s->snap);
 	s->pool_set = gc->pool_set;

@@ -43,6 +43,7 @@
 #include "dataplane/policy/ratelimit.h"
 #include "dataplane/relay/maildir.h"
 
+#include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/client_policy.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/session.h"
@@ -270,6 +271,10 @@ bool policy_mail(struct gw_sess *s, const struct smtp_mail *m)
 			     "Too many messages in this connection, reconnect");
 		return true;
 	}
+	/* RFC 6409 6.1: an authenticated client sends as its own
+	 * addresses (auth.sender_login_map) */
+	if (auth_mail_refused(s, m))
+		return true;
 	pol_addr_parse(m->addr, m->addr_len, &a);
 	/* RFC 5321 4.5.5: the null sender (bounces) is not restricted. */
 	if (!m->null_sender && (policy_restricted(&s->snap->senders, &a) ||
@@ -281,7 +286,8 @@ bool policy_mail(struct gw_sess *s, const struct smtp_mail *m)
 	}
 	if (!policy_rules_take(gc, s->snap, l, CTL_RL_MESSAGES,
 			       rte_be_to_cpu_32(s->client_ip),
-			m->null_sender ? NULL : a.domain, a.domain_len, NULL, 1,
+			m->null_sender ? NULL : a.domain, a.domain_len,
+			       auth_login(s), 1,
 			       &hit)) {
 		gc->stats.mail_rate_limited++;
 		log_line(gc,
@@ -339,7 +345,8 @@ bool policy_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 		}
 		if (!policy_rules_take(gc, s->snap, s->lst, CTL_RL_RECIPIENTS,
 				       rte_be_to_cpu_32(s->client_ip),
-				       dl ? dom : NULL, dl, NULL, 1, &hit)) {
+				       dl ? dom : NULL, dl, auth_login(s), 1,
+				       &hit)) {
 			gc->stats.rcpt_rate_limited++;
 			gc->stats.rcpts_rejected++;
 			log_line(gc,

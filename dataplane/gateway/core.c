@@ -53,6 +53,7 @@
 #include "dataplane/policy/ratelimit.h"
 #include "dataplane/relay/maildir.h"
 
+#include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client.h"
 #include "dataplane/gateway/core.h"
@@ -171,7 +172,7 @@ void gw_core_poll(struct gw_core *gc, uint64_t now_us)
 			if (!s->used || s->dead)
 				continue;
 			if (smtp_session_deadline(s->sm) <= core_now_ms(gc) ||
-			    s->md_job >= 0)
+			    s->md_job >= 0 || auth_due(s, now_us))
 				core_dirty_session(s);
 		}
 		gc->stats.backend_idle = 0;
@@ -287,6 +288,10 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 	}
 	gc->pool_set->users = 1;
 	state_limits_compute(gc);
+	if (auth_core_init(gc) < 0) {
+		snprintf(err, errlen, "auth brute-force table: out of memory");
+		goto fail;
+	}
 	if (sn->has_maildir) {
 		struct maildir_config mc;
 
@@ -345,6 +350,7 @@ void gw_core_destroy(struct gw_core *gc)
 			struct gw_sess *s = &gc->sess[i];
 
 			if (s->used) {
+				auth_session_teardown(s);
 				xprt_release(&s->xp);
 				if (s->counted_listener)
 					__atomic_sub_fetch(
@@ -381,6 +387,7 @@ void gw_core_destroy(struct gw_core *gc)
 	pol_domains_free(gc->dom_over);
 	pol_rl_free(gc->rl);
 	pol_conns_free(gc->conns_per_ip);
+	auth_core_fini(gc);
 	free(gc->listener_limits);
 	free(gc->rule_limits);
 	free(gc->sess);

@@ -50,6 +50,7 @@
 
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/core.h"
+#include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/session.h"
@@ -135,6 +136,17 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 		while (*p == ' ')
 			p++;
 	}
+	/* RFC 4954 5: to a backend that offers AUTH, the identity the
+	 * client authenticated as (xtext), or "<>" when it does not fit */
+	if (caps->auth && s->auth.login[0]) {
+		char x[300];
+
+		if (relay_xtext_encode(s->auth.login, x, sizeof(x)) < 0)
+			snprintf(x, sizeof(x), "<>");
+		if (off + strlen(x) + 7 < len)
+			off += (size_t)snprintf(buf + off, len - off, "%sAUTH=%s",
+						off ? " " : "", x);
+	}
 }
 
 /* The backend of s is READY: send MAIL (+XCLIENT) and the waiting RCPT. */
@@ -148,9 +160,10 @@ void delivery_backend_ready(struct gw_sess *s)
 		.name = "[UNAVAILABLE]",
 		.helo = s->helo[0] ? s->helo : NULL,
 		.proto = s->esmtp ? "ESMTP" : "SMTP",
+		.login = auth_login(s), /* XCLIENT LOGIN= (NULL: none) */
 	};
 	struct relay_mail m = {.sender = s->from, .xclient = &xc};
-	char params[200], rparams[160];
+	char params[520], rparams[160];
 
 	if (!s->mail_sent) {
 		delivery_mail_params(s, caps, params, sizeof(params));
@@ -335,7 +348,7 @@ void delivery_data(struct gw_sess *s)
 			.helo = s->helo[0] ? s->helo : NULL,
 			.listener = s->lst->cl->name,
 			.session_id = s->sid,
-			.protocol = s->esmtp ? "ESMTP" : "SMTP",
+			.protocol = auth_received_protocol(s),
 			.sender = s->from,
 			.recipient = s->nrcpt_ok == 1 ? s->rcpt_log[0] : NULL,
 		};

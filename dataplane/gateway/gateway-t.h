@@ -20,10 +20,14 @@
 
 #include <rte_mbuf.h>
 
+#include "auth/sasl.h"
 #include "dataplane/gateway.h"
 #include "dataplane/gateway/rx.h"
 #include "dataplane/gateway/xprt.h"
 
+struct auth_brute;
+struct auth_gss_job;
+struct auth_verify_job;
 struct pol_block;
 struct pol_domains;
 struct pol_rl;
@@ -60,6 +64,30 @@ enum gw_wait {
 	W_RCPT,      /* RCPT verdict waits for the backend (MAIL+RCPT) */
 	W_DATA,      /* DATA verdict waits for 354 */
 	W_DATA_END,  /* end-of-data verdict waits for the backend / Maildir */
+};
+
+/* What a session's AUTH exchange waits for (auth.c). While it is not
+ * GW_AUTH_IDLE the engine's SMTP_REQ_AUTH stays unanswered, so no
+ * further client input is processed. */
+enum gw_auth_wait {
+	GW_AUTH_IDLE = 0, /* no AUTH request held */
+	GW_AUTH_JOB,	  /* a credential check or GSS step is on the pool */
+	GW_AUTH_HELD,	  /* the answer is in .out, held until
+			     .hold_until_us (brute-force tarpit; 0 = now) */
+};
+
+/* A session's AUTH state (auth.c). */
+struct gw_auth {
+	struct auth_sasl sasl;
+	enum gw_auth_wait wait;
+	struct auth_verify_job *vjob; /* on the pool (wait == JOB) */
+	struct auth_gss_job *gjob;    /* one GSSAPI exchange, kept across
+					 steps; on the pool when wait == JOB */
+	struct auth_sasl_out out;     /* the answer while HELD */
+	uint64_t hold_until_us;
+	enum auth_mech mech;	      /* of the exchange in flight */
+	char tried[AUTH_MAX_FIELD + 1]; /* login asked for (logs, brute) */
+	char login[AUTH_MAX_FIELD + 1]; /* authenticated as; "" = not */
 };
 
 struct gw_sess {
@@ -120,6 +148,7 @@ struct gw_sess {
 	uint64_t t_mail_us;
 	uint64_t size;
 	char backend_name[32];
+	struct gw_auth auth;  /* AUTH (auth.c) */
 };
 
 enum gw_be_state {
@@ -198,6 +227,8 @@ struct gw_core {
 	struct pol_domains *dom_over;/* pushed domain changes */
 	struct pol_rl *rl;           /* rate-limit buckets */
 	struct pol_conns *conns_per_ip;       /* connections per client IP */
+	struct auth_brute *brute;    /* AUTH failures per IP and login */
+	uint64_t brute_generation;   /* snapshot whose limits it has */
 	struct gw_override over[GW_MAX_OVERRIDES];
 	uint32_t n_over;
 	struct gw_backend_override backend_overrides[GW_MAX_OVERRIDES];

@@ -42,6 +42,7 @@
 #include "dataplane/policy/ratelimit.h"
 #include "dataplane/relay/maildir.h"
 
+#include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client_policy.h"
 #include "dataplane/gateway/core.h"
@@ -235,9 +236,7 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 		sess_starttls(s);
 		return true;
 	case SMTP_REQ_AUTH:
-		sess_verdict(s, SMTP_V_REJECT, 504, "5.5.4",
-			     "Authentication not available");
-		return true;
+		return auth_request(s, ev);
 	case SMTP_REQ_ETRN:
 		sess_verdict(s, SMTP_V_REJECT, 458, "4.5.0",
 			     "Unable to queue messages");

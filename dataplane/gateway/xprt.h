@@ -46,6 +46,10 @@
  *  start_tls  begin the TLS handshake as server; NULL when the transport
  *             cannot (xprt_plain): STARTTLS is then not advertised and
  *             refused. Returns 0 or a negative errno.
+ *  is_secure  true when the plaintext the session sees was encrypted on
+ *             the wire (TLS established); NULL means never (xprt_plain).
+ *             AUTH asks it before PLAIN/LOGIN (auth.c) and for the "S"
+ *             of ESMTPSA.
  *  release    free what the transport holds (received data, TLS state);
  *             the TCP connection is the client connection's, not its.
  */
@@ -78,6 +82,7 @@ struct xprt_ops {
 	int (*shutdown)(struct xprt *x);
 	size_t (*discard_input)(struct xprt *x);
 	int (*start_tls)(struct xprt *x);
+	bool (*is_secure)(const struct xprt *x);
 	void (*release)(struct xprt *x);
 };
 
@@ -145,6 +150,14 @@ int xprt_shutdown(struct xprt *x);
 static inline bool xprt_can_start_tls(const struct xprt *x)
 {
 	return x->ops->start_tls != NULL && x->state == XPRT_READY;
+}
+
+/* True when the connection is encrypted (TLS up): PLAIN and LOGIN may
+ * send a password, Received says ESMTPS/ESMTPSA. */
+static inline bool xprt_is_secure(const struct xprt *x)
+{
+	return x->ops->is_secure != NULL && x->state != XPRT_GONE &&
+	       x->ops->is_secure(x);
 }
 
 /* The STARTTLS boundary (see the top of this file). Returns the bytes

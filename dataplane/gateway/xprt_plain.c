@@ -44,5 +44,6 @@ const struct xprt_ops xprt_plain_ops = {
 	.shutdown = plain_shutdown,
 	.discard_input = plain_discard_input,
 	.start_tls = NULL, /* no TLS yet (issue 13): STARTTLS is refused */
+	.is_secure = NULL, /* cleartext: never secure */
 	.release = NULL,
 };

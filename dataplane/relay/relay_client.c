@@ -566,6 +566,8 @@ static void parse_ehlo_line(struct relay_caps *k, const char *s, size_t len)
 		k->enhancedstatuscodes = true;
 	} else if (word_eq(w, wl, "STARTTLS")) {
 		k->starttls = true;
+	} else if (word_eq(w, wl, "AUTH")) {
+		k->auth = true;
 	} else if (word_eq(w, wl, "XCLIENT")) {
 		k->xclient = true;
 		while (i < len) {

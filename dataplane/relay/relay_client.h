@@ -170,6 +170,8 @@ struct relay_caps {
 	bool dsn;	   /* RFC 3461 */
 	bool enhancedstatuscodes; /* RFC 2034 */
 	bool starttls;		  /* RFC 3207 (not used by the client) */
+	bool auth;		  /* RFC 4954: AUTH offered (we never log
+				     in; it allows MAIL's AUTH=) */
 	bool xclient;		  /* Postfix XCLIENT */
 	uint32_t xclient_attrs;	  /* RELAY_XCLIENT_* advertised */
 };

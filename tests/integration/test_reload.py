@@ -337,9 +337,10 @@ BAD = [
     ("smtps listener", None,
      r":\d+: key 'listeners\[2\]\.role': \"smtps\" \(implicit TLS, "
      r"RFC 8314\) is not supported yet"),
+    # issue 14: key "user" works now; connections cannot be counted by it
     ("user rate key", None,
-     r":\d+: key 'policy\.rate_limits\[1\]\.key': \"user\" is not "
-     r"supported yet"),
+     r":\d+: key 'policy\.rate_limits\[1\]\.what': \"connections\" "
+     r"cannot be counted by key \"user\""),
     # issue 13: a key that does not match its certificate, at the line of
     # that certificates entry (certificates from scripts/make-tls-certs.sh)
     ("TLS key mismatch", None,
@@ -408,7 +409,7 @@ def bad_text(tmp, kind):
         top["auth"] = {"users_file": users}
     elif kind == "user rate key":
         top["policy"]["rate_limits"].append({
-            "name": "per_user", "key": "user", "what": "messages",
+            "name": "per_user", "key": "user", "what": "connections",
             "per_minute": 30})
     path = os.path.join(tmp, "bad.conf")
     write_config(path, top)

@@ -703,10 +703,10 @@ static void test_policy_errors(void)
 	     "  { key = \"ipv6\"; what = \"bytes\"; per_minute = 1; "
 	     "limit = 3; }\n"
 	     ");\n  rate_table_size = 8; };\n",
-	     "t.conf:3: key 'policy.rate_limits[0].key': \"user\" is not "
-	     "supported yet: this build has no AUTH, so no client has a user "
-	     "and the rule would never apply (\"ip\" or \"ip24\" or "
-	     "\"sender_domain\" until AUTH lands)\n"
+	     "t.conf:3: key 'policy.rate_limits[0].what': \"connections\" "
+	     "cannot be counted by key \"user\", which is not known "
+	     "when a client connects (\"messages\" or \"recipients\" with "
+	     "this key, or key \"ip\" or \"ip24\")\n"
 	     "t.conf:5: key 'policy.rate_limits[1].what': \"connections\" "
 	     "cannot be counted by key \"sender_domain\", which is not known "
 	     "when a client connects (\"messages\" or \"recipients\" with "
@@ -793,15 +793,23 @@ static void test_not_yet_supported(void)
 	     "RFC 8314) is not supported yet: this build has no TLS and "
 	     "would serve plaintext (\"mx\" or \"submission\" until TLS "
 	     "lands)\n");
-	ERRS(LISTENERS
-	     "policy = { rate_limits = (\n"
-	     "  { name = \"per_user\"; what = \"messages\";\n"
-	     "    key = \"user\"; per_minute = 30; }\n"
-	     "); };\n",
-	     "t.conf:4: key 'policy.rate_limits[0].key': \"user\" is not "
-	     "supported yet: this build has no AUTH, so no client has a user "
-	     "and the rule would never apply (\"ip\" or \"ip24\" or "
-	     "\"sender_domain\" until AUTH lands)\n");
+	/* issue 14: key "user" (the AUTH login) is supported now */
+	{
+		struct ctl_config c;
+		int rc = ctl_config_load_string(
+			LISTENERS "policy = { rate_limits = (\n"
+				  "  { name = \"per_user\"; what = \"messages\";\n"
+				  "    key = \"user\"; per_minute = 30; }\n"
+				  "); };\n",
+			"t.conf", &c, err, sizeof(err));
+
+		CHECK(rc == 0);
+		if (rc == 0) {
+			CHECK(c.policy.n_rate_limits == 1 &&
+			      c.policy.rate_limits[0].key == CTL_RL_USER);
+			ctl_config_free(&c);
+		}
+	}
 }
 
 /* TLS keys (issue 13): certificates generated at run time; messages

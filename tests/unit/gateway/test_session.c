@@ -31,6 +31,7 @@
 #include "dataplane/gateway/gateway-t.h"
 #include "dataplane/gateway/policy_state.h"
 #include "dataplane/gateway/xprt.h"
+#include "dataplane/workers/workers.h"
 #include "tests/unit/net/harness.h"
 
 /* ------------------------------------------------------------ fake */
@@ -161,6 +162,16 @@ struct h {
 	char md[96];
 };
 
+/* What the next h_start() configures (AUTH cases): keys added to the
+ * mx listener, a top-level section, the relay networks, and the users
+ * file and sender map written into the test directory. */
+static const char *h_listener_opts = "";
+static const char *h_top_opts = "";
+static const char *h_relay_nets = "198.18.0.0/15";
+static const char *h_users;  /* users file content, NULL: none */
+static const char *h_map;    /* sender-login map content, NULL: none */
+static uint32_t h_client_ip = 0xc6120001u; /* 198.18.0.1 */
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -174,20 +185,29 @@ static uint64_t now_us(void)
 static struct mxg_snapshot *h_snapshot(const struct h *h, uint64_t gen,
 				       bool two)
 {
-	char conf[1024], err[256];
+	char conf[4096], err[1024], auth[512] = "";
 	struct ctl_config c;
 	struct mxg_snapshot *sn = NULL;
 
+	if (h_users || h_map)
+		snprintf(auth, sizeof(auth),
+			 "auth = { %s%s%s %s%s%s %s };\n",
+			 h_users ? "users_file = \"" : "",
+			 h_users ? h->dir : "", h_users ? "/users\";" : "",
+			 h_map ? "sender_login_map = \"" : "",
+			 h_map ? h->dir : "", h_map ? "/map\";" : "",
+			 h_top_opts);
 	snprintf(conf, sizeof(conf),
 		 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; "
-		 "}%s );\n"
+		 "%s }%s );\n"
 		 "pools = ( { name = \"default\"; type = \"maildir\"; } );\n"
 		 "maildir = { path = \"%s\"; };\n"
-		 "policy = { relay_networks = [ \"198.18.0.0/15\" ]; };\n",
+		 "policy = { relay_networks = [ \"%s\" ]; };\n%s",
+		 h_listener_opts,
 		 two ? ", { name = \"sub\"; port = 587; role = "
 		       "\"submission\"; }"
 		     : "",
-		 h->md);
+		 h->md, h_relay_nets, auth);
 	if (ctl_config_load_string(conf, "t.conf", &c, err, sizeof(err))) {
 		fprintf(stderr, "config: %s\n", err);
 		abort();
@@ -199,6 +219,22 @@ static struct mxg_snapshot *h_snapshot(const struct h *h, uint64_t gen,
 	return sn;
 }
 
+static void h_write(const struct h *h, const char *name, const char *text)
+{
+	char path[160];
+	FILE *fp;
+
+	if (!text)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", h->dir, name);
+	fp = fopen(path, "w");
+	CHECK(fp != NULL);
+	if (!fp)
+		abort();
+	fputs(text, fp);
+	fclose(fp);
+}
+
 static void h_start(struct h *h)
 {
 	char err[256];
@@ -208,6 +244,8 @@ static void h_start(struct h *h)
 	snprintf(h->dir, sizeof(h->dir), "/tmp/mxg-test-session-XXXXXX");
 	CHECK(mkdtemp(h->dir) != NULL);
 	snprintf(h->md, sizeof(h->md), "%s/Maildir", h->dir);
+	h_write(h, "users", h_users);
+	h_write(h, "map", h_map);
 	sn = h_snapshot(h, 1, false);
 	h->pool = t_pool(1024);
 	h->st = t_stack(h->pool, NULL);
@@ -216,15 +254,19 @@ static void h_start(struct h *h)
 		abort();
 	}
 	{
+		/* Maildir steps and AUTH's credential checks run on a
+		 * real pool */
 		struct workers_config wc;
 		int e = 0;
 
 		workers_config_defaults(&wc);
 		wc.threads = 1;
+		wc.n_cores = 1;
 		h->workers = workers_create(&wc, &e);
 		CHECK(h->workers != NULL);
 		if (!h->workers)
 			abort();
+		workers_attach_core(h->workers, 0, -1, NULL);
 		h->gw.workers = h->workers;
 	}
 	h->gc = gw_core_create(&h->gw, 0, h->st, NULL, NULL, err,
@@ -255,7 +297,7 @@ static struct gw_sess *h_open(struct h *h, struct fake *f,
 	struct gw_sess *s;
 
 	memset(f, 0, sizeof(*f));
-	s = client_open(h->gc, 25, rte_cpu_to_be_32(0xc6120001u), 40000, ops,
+	s = client_open(h->gc, 25, rte_cpu_to_be_32(h_client_ip), 40000, ops,
 			NULL);
 	CHECK(s != NULL);
 	if (!s)
@@ -276,8 +318,11 @@ static bool h_until(struct h *h, struct gw_sess *s, struct fake *f,
 	core_dirty_session(s);
 	core_run(h->gc);
 	while (!strstr(f->out, want)) {
-		if (now_us() - t0 > 10 * 1000000u)
+		if (now_us() - t0 > 10 * 1000000u) {
+			fprintf(stderr, "%s: waited for \"%s\" in:\n%s\n",
+				t_current, want, f->out);
 			return false;
+		}
 		workers_poll(h->workers, 0, 64);
 		gw_core_poll(h->gc, now_us());
 		usleep(200);
@@ -515,6 +560,305 @@ static void test_limits_alloc_failure(void)
 	h_stop(&h);
 }
 
+
+/* ------------------------------------------------------------ AUTH */
+
+#define USERS                                                                  \
+	"alice:$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv"  \
+	"72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.\n"                               \
+	"bob:$6$bcdefghi$03lEkynWXwePgPwguTwz9kxINn1UXdGScak8eIOyM1X3Q6kTuqJeJ" \
+	"ajqL2A3w0cMQxbrXNgL3huzfx4872wa8/\n"
+#define PLAIN_ALICE "AGFsaWNlAHNlY3JldA=="	/* \0alice\0secret */
+#define PLAIN_ALICE_BAD "AGFsaWNlAHdyb25n"	/* \0alice\0wrong */
+#define PLAIN_BOB "AGJvYgBzZWNyZXQ="		/* \0bob\0secret */
+
+/* An mx listener with AUTH on cleartext (the test transport has no
+ * TLS), no relay network covering the client, a users file. */
+static void auth_setup(const char *map, const char *top)
+{
+	h_listener_opts = "auth = \"optional\"; auth_allow_cleartext = true; "
+			  "relay_authenticated = true;";
+	h_relay_nets = "192.0.2.0/24";
+	h_users = USERS;
+	h_map = map;
+	h_top_opts = top ? top : "";
+	h_client_ip = 0xc6120001u;
+}
+
+static void auth_reset_setup(void)
+{
+	h_listener_opts = "";
+	h_relay_nets = "198.18.0.0/15";
+	h_users = NULL;
+	h_map = NULL;
+	h_top_opts = "";
+	h_client_ip = 0xc6120001u;
+}
+
+static void out_clear(struct fake *f)
+{
+	f->out_len = 0;
+	f->out[0] = '\0';
+}
+
+/* PLAIN with an initial response on the worker pool: relay refused
+ * before, allowed after; Received says ESMTPA; LOGIN in the challenge
+ * form; a bad password 535; a second AUTH 503; AUTH in a transaction
+ * 503; "*" 501. */
+static void test_auth_plain_login(void)
+{
+	struct h h;
+	struct fake f, f2;
+	struct gw_sess *s, *s2;
+	char path[256];
+
+	t_current = "auth_plain_login";
+	auth_setup(NULL, NULL);
+	h_start(&h);
+	s = h_open(&h, &f, &fake_plain_ops);
+	fake_in(&f, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s, &f, "250 "));
+	CHECK(strstr(f.out, "250 AUTH PLAIN LOGIN\r\n") != NULL);
+	fake_in(&f, "MAIL FROM:<alice@client.test>\r\nRCPT TO:<x@far.test>\r\n");
+	CHECK(h_until(&h, s, &f, "554 5.7.1"));
+	fake_in(&f, "RSET\r\n");
+	CHECK(h_until(&h, s, &f, "250 2.0.0"));
+	/* AUTH inside a transaction: 503 */
+	fake_in(&f, "MAIL FROM:<alice@client.test>\r\nAUTH PLAIN " PLAIN_ALICE
+		    "\r\n");
+	CHECK(h_until(&h, s, &f, "503 5.5.1"));
+	out_clear(&f);
+	fake_in(&f, "RSET\r\n");
+	CHECK(h_until(&h, s, &f, "250 2.0.0"));
+	out_clear(&f);
+	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE_BAD "\r\n");
+	CHECK(h_until(&h, s, &f, "535 5.7.8"));
+	CHECK_EQ(h.gc->stats.auth_failed_plain, 1);
+	/* abort with "*" */
+	fake_in(&f, "AUTH PLAIN\r\n");
+	CHECK(h_until(&h, s, &f, "334 "));
+	fake_in(&f, "*\r\n");
+	CHECK(h_until(&h, s, &f, "501 5.7.0"));
+	out_clear(&f);
+	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n");
+	/* the check is a job: nothing answered until the pool is done */
+	core_dirty_session(s);
+	core_run(h.gc);
+	CHECK_EQ(s->auth.wait, GW_AUTH_JOB);
+	CHECK(strstr(f.out, "235") == NULL);
+	CHECK(h_until(&h, s, &f, "235 2.7.0"));
+	CHECK_EQ(h.gc->stats.auth_ok_plain, 1);
+	CHECK(strcmp(s->auth.login, "alice") == 0);
+	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n");
+	CHECK(h_until(&h, s, &f, "503 5.5.1"));
+	out_clear(&f);
+	fake_in(&f, "MAIL FROM:<alice@client.test>\r\nRCPT TO:<x@far.test>\r\n"
+		    "DATA\r\n");
+	CHECK(h_until(&h, s, &f, "354 "));
+	fake_in(&f, "Subject: t\r\n\r\nhello\r\n.\r\n");
+	CHECK(h_until(&h, s, &f, "queued"));
+	CHECK_EQ(maildir_files(&h), 1);
+	snprintf(path, sizeof(path), "grep -rq 'with ESMTPA' '%s/new'", h.md);
+	CHECK_EQ(system(path), 0);
+	fake_in(&f, "QUIT\r\n");
+	CHECK(h_until(&h, s, &f, "221 "));
+	h_close(&h, s);
+
+	/* RFC 4954 4: AUTH ends a pipeline group; a command behind it in
+	 * the same segment is not run while the check is out, and is a
+	 * synchronisation error (554 5.5.0, enforced here) */
+	s2 = h_open(&h, &f2, &fake_plain_ops);
+	fake_in(&f2, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s2, &f2, "250 "));
+	fake_in(&f2, "AUTH PLAIN " PLAIN_ALICE "\r\nNOOP\r\n");
+	core_dirty_session(s2);
+	core_run(h.gc);
+	CHECK_EQ(s2->auth.wait, GW_AUTH_JOB);
+	CHECK(strstr(f2.out, "250 2.0.0 Ok") == NULL); /* NOOP not run */
+	CHECK(h_until(&h, s2, &f2, "554 5.5.0"));
+	CHECK(strstr(f2.out, "235") == NULL);
+	h_close(&h, s2);
+
+	/* LOGIN, challenge form */
+	s2 = h_open(&h, &f2, &fake_plain_ops);
+	fake_in(&f2, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s2, &f2, "250 "));
+	fake_in(&f2, "AUTH LOGIN\r\n");
+	CHECK(h_until(&h, s2, &f2, "334 VXNlcm5hbWU6\r\n"));
+	fake_in(&f2, "YWxpY2U=\r\n");
+	CHECK(h_until(&h, s2, &f2, "334 UGFzc3dvcmQ6\r\n"));
+	fake_in(&f2, "c2VjcmV0\r\n");
+	CHECK(h_until(&h, s2, &f2, "235 2.7.0"));
+	CHECK_EQ(h.gc->stats.auth_ok_login, 1);
+	h_close(&h, s2);
+	h_stop(&h);
+	auth_reset_setup();
+}
+
+/* A listener without auth_allow_cleartext over a cleartext transport:
+ * AUTH is not advertised and refused with 538. */
+static void test_auth_cleartext_refused(void)
+{
+	struct h h;
+	struct fake f;
+	struct gw_sess *s;
+
+	t_current = "auth_cleartext_refused";
+	auth_setup(NULL, NULL);
+	h_listener_opts = "auth = \"optional\";";
+	h_start(&h);
+	s = h_open(&h, &f, &fake_plain_ops);
+	fake_in(&f, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s, &f, "250 "));
+	CHECK(strstr(f.out, "AUTH") == NULL);
+	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n");
+	CHECK(h_until(&h, s, &f, "538 5.7.11"));
+	CHECK_EQ(h.gc->stats.auth_ok_plain, 0);
+	h_close(&h, s);
+	h_stop(&h);
+	auth_reset_setup();
+}
+
+/* The session dies while its check is on the pool: the job is
+ * cancelled, its completion never reaches the session (auth.c asserts
+ * it), and the slot's next session starts unauthenticated. */
+static void test_auth_dies_during_job(void)
+{
+	struct h h;
+	struct fake f;
+	struct gw_sess *s;
+	uint64_t t0;
+
+	t_current = "auth_dies_during_job";
+	auth_setup(NULL, NULL);
+	h_start(&h);
+	s = h_open(&h, &f, &fake_plain_ops);
+	fake_in(&f, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s, &f, "250 "));
+	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n");
+	core_dirty_session(s);
+	core_run(h.gc);
+	CHECK_EQ(s->auth.wait, GW_AUTH_JOB);
+	CHECK_EQ(workers_in_flight(h.workers, 0), 1);
+	h_close(&h, s);
+	s = h_open(&h, &f, &fake_plain_ops); /* same slot, new session */
+	t0 = now_us();
+	while (workers_in_flight(h.workers, 0) && now_us() - t0 < 10000000u) {
+		workers_poll(h.workers, 0, 64);
+		gw_core_poll(h.gc, now_us());
+		usleep(200);
+	}
+	CHECK_EQ(workers_in_flight(h.workers, 0), 0);
+	CHECK_EQ(h.gc->stats.auth_ok_plain, 0);
+	CHECK(s->auth.login[0] == '\0');
+	CHECK_EQ(s->auth.wait, GW_AUTH_IDLE);
+	h_close(&h, s);
+	h_stop(&h);
+	auth_reset_setup();
+}
+
+/* Brute force from one address: failures past ip_delay_after are held
+ * (the session waits, the core serves another client meanwhile), past
+ * ip_lockout_after AUTH gets 454; a client from another address still
+ * logs in. */
+static void test_auth_brute_force(void)
+{
+	struct h h;
+	struct fake f, f2;
+	struct gw_sess *s, *s2;
+
+	t_current = "auth_brute_force";
+	auth_setup(NULL, "brute_force = { ip_delay_after = 2; "
+			 "ip_lockout_after = 4; delay = 1; max_delay = 1; };");
+	h_start(&h);
+	s = h_open(&h, &f, &fake_plain_ops);
+	fake_in(&f, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s, &f, "250 "));
+	for (int i = 0; i < 4; i++) {
+		out_clear(&f);
+		fake_in(&f, "AUTH PLAIN " PLAIN_ALICE_BAD "\r\n");
+		if (i >= 1) {
+			/* 2nd failure on: the 535 is held by the tarpit */
+			core_dirty_session(s);
+			core_run(h.gc);
+			while (s->auth.wait == GW_AUTH_JOB) {
+				workers_poll(h.workers, 0, 64);
+				usleep(200);
+			}
+			gw_core_poll(h.gc, now_us());
+			CHECK_EQ(s->auth.wait, GW_AUTH_HELD);
+			CHECK(strstr(f.out, "535") == NULL);
+			if (i == 1) {
+				/* the core is not blocked: another client is
+				 * served while the reply is held */
+				h_client_ip = 0xc6120102u;
+				s2 = h_open(&h, &f2, &fake_plain_ops);
+				fake_in(&f2, "EHLO other.test\r\n");
+				CHECK(h_until(&h, s2, &f2, "250 "));
+				CHECK_EQ(s->auth.wait, GW_AUTH_HELD);
+				h_close(&h, s2);
+				h_client_ip = 0xc6120001u;
+			}
+		}
+		CHECK(h_until(&h, s, &f, "535 5.7.8"));
+	}
+	CHECK_EQ(h.gc->stats.auth_failed_plain, 4);
+	CHECK_EQ(h.gc->stats.auth_delayed, 3);
+	CHECK_EQ(h.gc->stats.auth_lockouts, 1);
+	out_clear(&f);
+	/* locked out: the right password gets 454 */
+	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n");
+	CHECK(h_until(&h, s, &f, "454 4.7.0"));
+	CHECK_EQ(h.gc->stats.auth_locked, 1);
+	CHECK_EQ(h.gc->stats.auth_ok_plain, 0);
+	h_close(&h, s);
+	/* another address, same user: unaffected */
+	h_client_ip = 0xc6120203u;
+	s2 = h_open(&h, &f2, &fake_plain_ops);
+	fake_in(&f2, "EHLO other.test\r\n");
+	CHECK(h_until(&h, s2, &f2, "250 "));
+	fake_in(&f2, "AUTH PLAIN " PLAIN_ALICE "\r\n");
+	CHECK(h_until(&h, s2, &f2, "235 2.7.0"));
+	h_close(&h, s2);
+	h_stop(&h);
+	auth_reset_setup();
+}
+
+/* The sender-login map: alice may send as alice@client.test only
+ * (553 5.7.1 otherwise); bob, absent from the map, as nobody. */
+static void test_auth_sender_map(void)
+{
+	struct h h;
+	struct fake f;
+	struct gw_sess *s;
+
+	t_current = "auth_sender_map";
+	auth_setup("alice alice@client.test\n", NULL);
+	h_start(&h);
+	s = h_open(&h, &f, &fake_plain_ops);
+	fake_in(&f, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s, &f, "250 "));
+	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n");
+	CHECK(h_until(&h, s, &f, "235 2.7.0"));
+	fake_in(&f, "MAIL FROM:<bob@client.test>\r\n");
+	CHECK(h_until(&h, s, &f, "553 5.7.1"));
+	CHECK_EQ(h.gc->stats.mail_denied_login, 1);
+	out_clear(&f);
+	fake_in(&f, "MAIL FROM:<alice@client.test>\r\n");
+	CHECK(h_until(&h, s, &f, "250 2.1.0"));
+	h_close(&h, s);
+	s = h_open(&h, &f, &fake_plain_ops);
+	fake_in(&f, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s, &f, "250 "));
+	fake_in(&f, "AUTH PLAIN " PLAIN_BOB "\r\n");
+	CHECK(h_until(&h, s, &f, "235 2.7.0"));
+	fake_in(&f, "MAIL FROM:<bob@client.test>\r\n");
+	CHECK(h_until(&h, s, &f, "553 5.7.1"));
+	h_close(&h, s);
+	h_stop(&h);
+	auth_reset_setup();
+}
+
 int main(void)
 {
 	t_init_eal();
@@ -523,6 +867,11 @@ int main(void)
 	test_starttls_boundary();
 	test_peer_close_pending();
 	test_limits_alloc_failure();
+	test_auth_plain_login();
+	test_auth_cleartext_refused();
+	test_auth_dies_during_job();
+	test_auth_brute_force();
+	test_auth_sender_map();
 	mxg_snapshot_reaper_stop();
 	if (t_failures) {
 		fprintf(stderr, "%d check(s) failed\n", t_failures);

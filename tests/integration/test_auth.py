@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""SMTP AUTH end to end (issue 14): swaks and a raw client against mxgate
+in a network namespace the test creates (gateway 198.18.0.2, clients on
+198.18.0.x of the tap's kernel side, backend smtp-sink on
+198.18.0.1:2525). The gateway has no TLS in this build, so the submission
+listeners that take PLAIN/LOGIN set auth_allow_cleartext = true; a
+listener without it must neither offer nor accept them.
+
+usage: test_auth.py MXGATE SCENARIO [--cores N]
+
+Scenarios:
+  swaks   PLAIN (initial response) and LOGIN (challenges) with swaks:
+          235 and the message relayed to the backend with XCLIENT-free
+          smtp-sink; a bad password 535 5.7.8, an unknown user 535; a
+          submission listener with anonymous senders allowed refuses
+          relaying (554 5.7.1) without AUTH and relays after it; the
+          sender-login map refuses another user's sender (553 5.7.1);
+          MAIL to the backend carries AUTH=<login> (RFC 4954 5);
+          "*" aborts (501 5.7.0); AUTH in a transaction 503 5.5.1; a
+          second AUTH 503; a listener without auth_allow_cleartext does
+          not advertise AUTH and answers 538 5.7.11; counters and
+          event=auth log lines.
+  brute   one address sends bad passwords in a bounded loop (at most 12
+          attempts): the replies after ip_delay_after are held (delayed),
+          then AUTH gets 454 4.7.0 even with the right password; during
+          the attack another address authenticates with swaks and
+          delivers (its latency reported, not asserted).
+  gssapi  a real MIT KDC in the test's namespace (realm MXG.TEST), alice's
+          ticket from kinit, the gateway's keytab for smtp/gw.mxgt.test:
+          a python3-gssapi client (tools/gss_smtp_client.py, RFC 4752
+          exchange with the security-layer negotiation) gets 235 and
+          relays; a token GSS-API rejects gets 535. (Wrong keytab, other
+          service and expired tickets are covered against the library by
+          auth_gss_kdc.)
+"""
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mxgtest  # noqa: E402
+import test_policy as tp  # noqa: E402
+from mxgtest import GATEWAY_IP, log  # noqa: E402
+from test_gateway import gw_log  # noqa: E402
+
+OURS = tp.OURS
+# "secret" for alice and bob: SHA-512 crypt (fast enough for a test;
+# the store accepts $6$ as strong)
+USERS = ("alice:$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8P"
+         "SwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.\n"
+         "bob:$6$bcdefghi$03lEkynWXwePgPwguTwz9kxINn1UXdGScak8eIOyM1X3Q6kT"
+         "uqJeJajqL2A3w0cMQxbrXNgL3huzfx4872wa8/\n")
+SENDER_MAP = "alice alice@%s, @alice.example\nbob bob@%s\n" % (OURS, OURS)
+
+
+def plain(user, pw):
+    return base64.b64encode(b"\0" + user.encode() + b"\0" +
+                            pw.encode()).decode()
+
+
+def swaks(port, src, user=None, pw=None, mech="PLAIN",
+          sender="alice@" + OURS, to="x@far.example", timeout=40):
+    cmd = ["swaks", "--server", GATEWAY_IP, "--port", str(port),
+           "--local-interface", src, "--from", sender, "--to", to,
+           "--timeout", "30", "--helo", "client.mxgt.test"]
+    if user:
+        cmd += ["--auth", mech, "--auth-user", user, "--auth-password", pw]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return r.returncode, r.stdout + r.stderr
+
+
+def start(a, tmp, res, brute=None, gss=None):
+    users = os.path.join(tmp, "users")
+    smap = os.path.join(tmp, "senders")
+    with open(users, "w") as f:
+        f.write(USERS)
+    with open(smap, "w") as f:
+        f.write(SENDER_MAP)
+    auth = {"users_file": users, "sender_login_map": smap}
+    if brute:
+        auth["brute_force"] = brute
+    sub = {}
+    if gss:
+        auth["gssapi"] = gss
+        sub["auth_mechanisms"] = ["PLAIN", "LOGIN", "GSSAPI"]
+    listeners = [
+        tp.listener("mx", 25),
+        tp.listener("sub", 587, role="submission", auth="required",
+                    auth_allow_cleartext=True, **sub),
+        tp.listener("subopen", 2528, role="submission", auth="optional",
+                    allow_anonymous=True, auth_allow_cleartext=True),
+        tp.listener("subtls", 2587, role="submission", auth="optional",
+                    allow_anonymous=True),
+    ]
+    policy = {"accepted_domains": [OURS]}
+    # the auth section goes beside policy: start_gateway writes `policy`;
+    # pass it through the policy dict's sibling via a wrapper listener list
+    orig = tp.write_config
+
+    def write_config(path, top):
+        top["auth"] = auth
+        return orig(path, top)
+    tp.write_config = write_config
+    try:
+        return tp.start_gateway(a, tmp, res, listeners, policy, tag="auth")
+    finally:
+        tp.write_config = orig
+
+
+def auth_lines(tmp):
+    return [ln for ln in gw_log(tmp).splitlines() if "event=auth " in ln]
+
+
+def scenario_swaks(a, tmp, res):
+    sink = tp.make_sink(tmp, verbose=True)
+    gw = None
+    src = "198.18.0.10"
+    try:
+        gw = start(a, tmp, res)
+        sink.start()
+        tp.add_addrs([10])
+        tp.wait_ready(res)
+
+        rc, out = swaks(587, src, "alice", "secret", "PLAIN")
+        res.check(rc == 0 and "235 2.7.0" in out,
+                  "swaks --auth PLAIN on 587: 235 and delivered (rc %d)"
+                  % rc)
+        if rc:
+            log(out[-1500:])
+        rc, out = swaks(587, src, "alice", "secret", "LOGIN")
+        res.check(rc == 0 and "334 VXNlcm5hbWU6" in out and
+                  "235 2.7.0" in out,
+                  "swaks --auth LOGIN on 587: challenges, 235, delivered "
+                  "(rc %d)" % rc)
+        rc, out = swaks(587, src, "alice", "wrong", "PLAIN")
+        res.check(rc != 0 and "535 5.7.8" in out,
+                  "bad password: 535 5.7.8 (rc %d)" % rc)
+        rc, out = swaks(587, src, "mallory", "secret", "PLAIN")
+        res.check(rc != 0 and "535 5.7.8" in out,
+                  "unknown user: 535 5.7.8 (rc %d)" % rc)
+        rc, out = swaks(2528, src)
+        res.check(rc != 0 and "554 5.7.1" in out,
+                  "relay without AUTH on a listener open to anonymous "
+                  "senders: 554 5.7.1 (rc %d)" % rc)
+        rc, out = swaks(2528, src, "alice", "secret")
+        res.check(rc == 0, "the same relay after AUTH: delivered (rc %d)"
+                  % rc)
+        rc, out = swaks(587, src, "alice", "secret",
+                        sender="bob@" + OURS)
+        res.check(rc != 0 and "553 5.7.1" in out,
+                  "alice sending as bob: 553 5.7.1 (rc %d)" % rc)
+        rc, out = swaks(587, src, "alice", "secret",
+                        sender="x@alice.example")
+        res.check(rc == 0, "alice as @alice.example (map by domain): "
+                  "delivered (rc %d)" % rc)
+
+        # raw client: abort, AUTH in a transaction, second AUTH
+        c = tp.Client(src, 587)
+        c.ehlo()
+        r1 = c.cmd("AUTH PLAIN")
+        r2 = c.cmd("*")
+        res.check(r1[0] == 334 and r2[0] == 501 and "5.7.0" in r2[1],
+                  "AUTH PLAIN then '*': 334, 501 5.7.0 (%r %r)" % (r1, r2))
+        r3 = c.cmd("AUTH PLAIN " + plain("alice", "secret"))
+        r4 = c.cmd("AUTH PLAIN " + plain("alice", "secret"))
+        res.check(r3[0] == 235 and r4[0] == 503,
+                  "AUTH 235, a second AUTH 503 (%r %r)" % (r3, r4))
+        c.quit()
+        c = tp.Client(src, 2528)
+        c.ehlo()
+        c.cmd("MAIL FROM:<a@%s>" % OURS)
+        r5 = c.cmd("AUTH PLAIN " + plain("alice", "secret"))
+        res.check(r5[0] == 503 and "5.5.1" in r5[1],
+                  "AUTH inside a transaction: 503 5.5.1 (%r)" % (r5,))
+        c.quit()
+        # a listener without auth_allow_cleartext on a cleartext
+        # connection
+        c = tp.Client(src, 2587)
+        e = c.ehlo()
+        r6 = c.cmd("AUTH PLAIN " + plain("alice", "secret"))
+        res.check("AUTH" not in c.caps and r6[0] == 538 and
+                  "5.7.11" in r6[1],
+                  "no allow_cleartext: AUTH not advertised (%r), 538 "
+                  "5.7.11 (%r)" % (e[1].split("\n")[-1], r6))
+        c.quit()
+
+        t = tp.wait_sessions_idle(gw, res)
+        res.check(t.get("gw_auth_ok_plain", 0) >= 5 and
+                  t.get("gw_auth_ok_login") == 1 and
+                  t.get("gw_auth_failed_plain") == 2 and
+                  t.get("gw_mail_denied_login") == 1,
+                  "counters: auth_ok_plain %s (>= 5), auth_ok_login %s (1), "
+                  "auth_failed_plain %s (2), mail_denied_login %s (1)" %
+                  (t.get("gw_auth_ok_plain"), t.get("gw_auth_ok_login"),
+                   t.get("gw_auth_failed_plain"),
+                   t.get("gw_mail_denied_login")))
+        lines = auth_lines(tmp)
+        res.check(any("result=ok" in ln and "user=alice" in ln and
+                      "mech=LOGIN" in ln for ln in lines) and
+                  any("result=failed" in ln and "user=mallory" in ln
+                      for ln in lines),
+                  "event=auth lines with user, mech and result (%d lines)"
+                  % len(lines))
+        n = len(sink.captured())
+        res.check(n == 4, "the backend got the 4 accepted messages (%d)"
+                  % n)
+        mails = tp.sink_commands(sink, "MAIL")
+        res.check(len(mails) == 4 and
+                  all("AUTH=alice" in m for m in mails),
+                  "RFC 4954 5: each MAIL to the backend (which offers "
+                  "AUTH) carries AUTH=alice (%s)" % mails[:4])
+    finally:
+        if gw:
+            gw.shutdown(res)
+            gw.kill()
+        sink.stop()
+
+
+def scenario_brute(a, tmp, res):
+    sink = tp.make_sink(tmp)
+    gw = None
+    bad, good = "198.18.0.10", "198.18.0.11"
+    brute = {"ip_delay_after": 3, "ip_lockout_after": 6, "delay": 1,
+             "max_delay": 1}
+    try:
+        gw = start(a, tmp, res, brute)
+        sink.start()
+        tp.add_addrs([10, 11])
+        tp.wait_ready(res)
+        c = tp.Client(bad, 587, timeout=20)
+        c.ehlo()
+        codes = []
+        t_end = time.monotonic() + 30
+        for i in range(12):       # bounded in count and in time
+            if time.monotonic() > t_end:
+                break
+            r = c.cmd("AUTH PLAIN " + plain("alice", "guess%d" % i))
+            codes.append(r[0])
+            if r[0] == 454:
+                break
+            if i == 3:
+                # during the attack: another address logs in and sends
+                t0 = time.monotonic()
+                rc, out = swaks(587, good, "alice", "secret")
+                ms = (time.monotonic() - t0) * 1000
+                res.check(rc == 0, "a client from another address "
+                          "authenticates and delivers during the attack "
+                          "(rc %d; took %.0f ms)" % (rc, ms))
+                log("  legitimate login + delivery during the attack: "
+                    "%.0f ms" % ms)
+        res.check(codes[:6] == [535] * 6 and codes[-1] == 454,
+                  "bad passwords: six 535 then 454 (%s)" % codes)
+        r = c.cmd("AUTH PLAIN " + plain("alice", "secret"))
+        res.check(r[0] == 454 and "4.7.0" in r[1],
+                  "locked out: the right password gets 454 4.7.0 (%r)"
+                  % (r,))
+        c.quit()
+        t = tp.wait_sessions_idle(gw, res)
+        res.check(t.get("gw_auth_delayed", 0) >= 3 and
+                  t.get("gw_auth_lockouts") == 1 and
+                  t.get("gw_auth_locked", 0) >= 1,
+                  "counters: auth_delayed %s (>= 3), auth_lockouts %s (1), "
+                  "auth_locked %s (>= 1)" %
+                  (t.get("gw_auth_delayed"), t.get("gw_auth_lockouts"),
+                   t.get("gw_auth_locked")))
+        lines = auth_lines(tmp)
+        res.check(any("delay_ms=1000" in ln for ln in lines) and
+                  "event=auth_lockout" in gw_log(tmp),
+                  "log: delayed failures and the lockout")
+    finally:
+        if gw:
+            gw.shutdown(res)
+            gw.kill()
+        sink.stop()
+
+
+KDC_PORT = 8889
+REALM = "MXG.TEST"
+SVC_HOST = "gw.mxgt.test"
+
+
+def kdc_start(tmp):
+    """A real MIT KDC (krb5-kdc) on 127.0.0.1 of the test's namespace,
+    realm MXG.TEST: alice (password alice-pw) and smtp/gw.mxgt.test in a
+    keytab; alice's ticket in a cache. Returns (kdc process, keytab)."""
+    d = os.path.join(tmp, "krb")
+    os.makedirs(d)
+    with open(os.path.join(d, "krb5.conf"), "w") as f:
+        f.write("[libdefaults]\n default_realm = %s\n dns_lookup_kdc = "
+                "false\n dns_lookup_realm = false\n rdns = false\n "
+                "dns_canonicalize_hostname = false\n[realms]\n %s = {\n"
+                "  kdc = 127.0.0.1:%d\n }\n" % (REALM, REALM, KDC_PORT))
+    with open(os.path.join(d, "kdc.conf"), "w") as f:
+        f.write("[kdcdefaults]\n kdc_ports = %d\n kdc_tcp_ports = %d\n"
+                "[realms]\n %s = {\n  database_name = %s/principal\n"
+                "  key_stash_file = %s/stash\n  acl_file = %s/kadm5.acl\n"
+                "  max_life = 1h\n  supported_enctypes = "
+                "aes256-cts-hmac-sha1-96:normal\n }\n[logging]\n kdc = "
+                "FILE:%s/kdc.log\n" % (KDC_PORT, KDC_PORT, REALM, d, d, d,
+                                        d))
+    open(os.path.join(d, "kadm5.acl"), "w").close()
+    os.environ["KRB5_CONFIG"] = os.path.join(d, "krb5.conf")
+    os.environ["KRB5_KDC_PROFILE"] = os.path.join(d, "kdc.conf")
+    os.environ["KRB5CCNAME"] = "FILE:" + os.path.join(d, "cc")
+    keytab = os.path.join(d, "smtp.keytab")
+    mxgtest.sh("kdb5_util", "create", "-s", "-r", REALM, "-P", "master-pw")
+    for q in ("addprinc -pw alice-pw alice",
+              "addprinc -randkey smtp/%s" % SVC_HOST,
+              "ktadd -k %s smtp/%s" % (keytab, SVC_HOST)):
+        mxgtest.sh("kadmin.local", "-r", REALM, "-q", q)
+    kdc = subprocess.Popen(["krb5kdc", "-n"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    for _ in range(20):
+        r = subprocess.run(["kinit", "alice"], input="alice-pw\n",
+                           capture_output=True, text=True, timeout=10)
+        if r.returncode == 0:
+            break
+        time.sleep(0.5)
+    return kdc, keytab, r.returncode == 0
+
+
+def gss_client(src, *extra):
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "tools", "gss_smtp_client.py")
+    r = subprocess.run(["/usr/bin/python3", tool, GATEWAY_IP, "587", src,
+                        SVC_HOST] + list(extra),
+                       capture_output=True, text=True, timeout=40)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        log("gss client: rc %d\n%s\n%s" % (r.returncode, r.stdout,
+                                             r.stderr[-1500:]))
+        return {}
+
+
+def scenario_gssapi(a, tmp, res):
+    sink = tp.make_sink(tmp)
+    gw = None
+    kdc = None
+    src = "198.18.0.10"
+    try:
+        kdc, keytab, ok = kdc_start(tmp)
+        res.check(ok, "KDC up, kinit alice")
+        gw = start(a, tmp, res, gss={
+            "keytab": keytab, "service": "smtp/%s@%s" % (SVC_HOST, REALM),
+            "realm": REALM})
+        sink.start()
+        tp.add_addrs([10])
+        tp.wait_ready(res)
+        out = gss_client(src)
+        auth = out.get("auth") or [0, ""]
+        res.check("GSSAPI" in (out.get("ehlo") or [0, ""])[1] and
+                  auth[0] == 235,
+                  "AUTH GSSAPI with a ticket for smtp/%s: 235 (%r)" %
+                  (SVC_HOST, auth))
+        res.check((out.get("dot") or [0])[0] == 250,
+                  "the Kerberos-authenticated client relays a message "
+                  "(%r)" % (out.get("dot"),))
+        out = gss_client(src, "--garbage")
+        auth = out.get("auth") or [0, ""]
+        res.check(auth[0] == 535, "a token GSS-API cannot accept: 535 "
+                  "(%r)" % (auth,))
+        t = tp.wait_sessions_idle(gw, res)
+        res.check(t.get("gw_auth_ok_gssapi") == 1 and
+                  t.get("gw_auth_failed_gssapi") == 1,
+                  "counters: auth_ok_gssapi %s (1), auth_failed_gssapi %s "
+                  "(1)" % (t.get("gw_auth_ok_gssapi"),
+                           t.get("gw_auth_failed_gssapi")))
+        res.check(any("mech=GSSAPI" in ln and "user=alice " in ln and
+                      "result=ok" in ln for ln in auth_lines(tmp)),
+                  "event=auth mech=GSSAPI user=alice (realm stripped)")
+    finally:
+        if gw:
+            gw.shutdown(res)
+            gw.kill()
+        sink.stop()
+        if kdc:
+            kdc.kill()
+            kdc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mxgate")
+    ap.add_argument("scenario")
+    ap.add_argument("--cores", type=int, default=1)
+    a = ap.parse_args()
+    a.mxgate = os.path.abspath(a.mxgate)
+    fn = globals().get("scenario_" + a.scenario)
+    if fn is None:
+        ap.error("unknown scenario %s" % a.scenario)
+    res = mxgtest.Result("auth-%s-c%d" % (a.scenario, a.cores))
+    tmp = tempfile.mkdtemp(prefix="mxgt-auth-%s-" % a.scenario)
+    os.chmod(tmp, 0o755)
+    try:
+        with mxgtest.Netns("auth" + a.scenario[:5]):
+            try:
+                fn(a, tmp, res)
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                res.check(False, "exception: %r" % e)
+            finally:
+                for gw in tp.STARTED:
+                    gw.kill()
+    finally:
+        if res.failures:
+            tail = gw_log(tmp)[-4000:]
+            if tail:
+                log("--- mxgate log (tail) ---\n" + tail)
+            log("(kept %s for inspection)" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    res.finish()
+
+
+if __name__ == "__main__":
+    main()
