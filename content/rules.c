@@ -656,6 +656,13 @@ int content_scratch_grow(const struct content_ruleset *rs, void **scratch)
 	return 0;
 }
 
+int content_scratch_clone(const void *scratch, void **out)
+{
+	return hs_clone_scratch(scratch, (hs_scratch_t **)out) == HS_SUCCESS
+		       ? 0
+		       : -ENOMEM;
+}
+
 void content_scratch_free(void *scratch)
 {
 	hs_free_scratch(scratch);

@@ -107,6 +107,10 @@ void content_ruleset_free(struct content_ruleset *rs);
 int content_scratch_grow(const struct content_ruleset *rs, void **scratch);
 void content_scratch_free(void *scratch);
 
+/* A copy of scratch for another lcore (hs_clone_scratch). Main lcore.
+ * 0 or -ENOMEM. */
+int content_scratch_clone(const void *scratch, void **out);
+
 const char *content_action_name(enum content_action a);
 const char *content_where_name(enum content_where w);
 

@@ -110,6 +110,26 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 			if (c->content_sets[j].name &&
 			    strcmp(c->content_sets[j].name, l->content.name) == 0)
 				l->content.set = (int32_t)j;
+		if (l->content.set >= 0 &&
+		    c->content_sets[l->content.set].rules != NULL) {
+			const struct content_ruleset *rs =
+				c->content_sets[l->content.set].rules;
+			for (unsigned k = 0; k < rs->n_rules; k++) {
+				const struct content_rule *r = &rs->rules[k];
+				if (r->action != CONTENT_ACT_QUARANTINE &&
+				    r->action != CONTENT_ACT_HEADER)
+					continue;
+				snprintf(path, sizeof(path), "listeners[%u]", i);
+				cfg_path_of(key, sizeof(key), path,
+					    "content_rules");
+				cfg_err(x, l->content.line, key,
+					"%s:%u: action \"%s\" is not applied "
+					"by the gateway yet (reject, tempfail, "
+					"discard and log are)", r->file,
+					r->line, content_action_name(r->action));
+				break;
+			}
+		}
 		if (l->content.set < 0) {
 			snprintf(path, sizeof(path), "listeners[%u]", i);
 			cfg_path_of(key, sizeof(key), path, "content_rules");

@@ -37,6 +37,7 @@ struct pol_acl;
 struct tls_server_ctx;
 struct pol_domains;
 struct pol_addrlist;
+struct content_ruleset;
 
 /* Sender or recipient restrictions, compiled. NULL lists are empty. */
 struct mxg_snapshot_restrict {
@@ -55,6 +56,9 @@ struct mxg_snapshot_listener {
 	struct mxg_snapshot_restrict senders, recipients;
 	struct tls_server_ctx *tls; /* cl->tls.ctx (owned by cfg, so freed
 				       with the snapshot); NULL: no TLS */
+	/* content rules (issue 15): the listener's compiled set (owned by
+	 * cfg); NULL: none */
+	const struct content_ruleset *content;
 };
 
 /* One next-hop pool, compiled: how to talk to its servers. */
@@ -105,6 +109,11 @@ struct mxg_snapshot {
 	size_t relay_mem; /* bytes one backend client needs */
 	const char *hostname;
 	uint32_t tables_bytes; /* memory of the compiled tables, KiB */
+	/* Hyperscan scratch for every rule set of this snapshot, one per
+	 * dataplane core (index gw_core.core), allocated here on the main
+	 * lcore so no core allocates one on its data path; NULL when no
+	 * listener has content rules. */
+	void *content_scratch[MXG_MAX_CORES];
 
 	/* Per-core references (see above); one cache line each. */
 	struct {

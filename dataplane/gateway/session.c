@@ -45,6 +45,7 @@
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client_policy.h"
 #include "dataplane/gateway/core.h"
+#include "dataplane/gateway/content.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/policy_state.h"
@@ -76,6 +77,7 @@ void sess_tempfail(struct gw_sess *s, const char *enh, const char *text)
 
 void sess_txn_reset(struct gw_sess *s)
 {
+	content_gw_release(s);
 	s->pool = -1;
 	s->txn_failed = false;
 	s->mail_sent = false;

@@ -106,7 +106,22 @@ int main(void)
 	if (failures)
 		fprintf(stderr, "%s", err);
 
+	/* quarantine and header are not wired into the gateway: a set
+	 * with them may be defined but not bound to a listener */
+	put("q.rules", "body /x/ log\nattachment-name /exe$/ quarantine q\n");
+	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"q\"; } );\n//%s\n", &c) == -EINVAL);
+	CHECK(strstr(err, "t.conf:3: key 'listeners[0].content_rules': ") != NULL &&
+	      strstr(err, "q.rules:2: action \"quarantine\" is not applied by the gateway yet") != NULL);
+	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+		   &c) == 0);
+	ctl_config_free(&c);
+
 	char p[512];
+	snprintf(p, sizeof(p), "%s/q.rules", dir);
+	unlink(p);
 	snprintf(p, sizeof(p), "%s/good.rules", dir);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/bad.rules", dir);
