@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Content rules end to end (issue 15): mxgate with a rule set on its mx
+listener relaying to smtp-sink (capture on), driven by Python smtplib and
+swaks from the test's network namespace.
+
+usage: test_content.py MXGATE
+
+One smtplib session sends, in turn: a clean message, a message whose
+Subject matches a reject rule, a message whose base64 text part matches a
+`mime` rule only after decoding (the raw base64 does not contain the
+phrase), a message whose body ends with a tempfail marker after 300 KB (so
+the match comes in a late TCP segment, long after the first chunks went to
+the backend), a discard, a log-only hit, and a second clean message; swaks
+sends one more Subject reject. The client must see 550/451/250 with the
+rules' enhanced codes and texts, the session must go on after each
+refusal, and smtp-sink must hold exactly the accepted, non-discarded
+messages, byte for byte (nothing of a refused one, not even a partial
+capture). Every hit is logged with its rule file:line.
+"""
+
+import base64
+import os
+import re
+import smtplib
+import subprocess
+import sys
+import tempfile
+import shutil
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mxgtest  # noqa: E402
+import peers  # noqa: E402
+import test_gateway as tg  # noqa: E402
+from mxgtest import GATEWAY_IP, KERNEL_IP, log  # noqa: E402
+
+RULES = """# content rules of the integration test
+header:Subject /forbidden subject/i reject 5.7.1 Subject refused by policy
+mime /secret launch code/i reject 5.7.2 Decoded content refused
+body /TEMPFAIL-ME/ tempfail 4.7.3 Try again later
+body /DISCARD-ME/ discard
+body /LOG-ME/ log logged only
+"""
+FROM = "sender@client.mxgt.test"
+RCPT = "u1@example.net"
+
+
+def msg(mid, subject, body):
+    return peers.with_headers(mid, FROM, [RCPT], body,
+                              subject=subject).replace(b"\n", b"\r\n")
+
+
+def b64_message(mid):
+    text = b"Hello,\nthe secret launch code is 0000.\n"
+    enc = base64.encodebytes(text)  # LF-separated lines of base64
+    assert b"secret" not in enc
+    hdr = ("From: <%s>\nTo: <%s>\nSubject: b64\nMessage-ID: <%s>\n"
+           "MIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=\"BND\"\n\n"
+           "--BND\nContent-Type: text/plain; charset=utf-8\n"
+           "Content-Transfer-Encoding: base64\n\n" % (FROM, RCPT, mid))
+    body = hdr.encode() + enc + b"--BND--\n"
+    return body.replace(b"\n", b"\r\n")
+
+
+def scenario(a, tmp, res):
+    cap = os.path.join(tmp, "capture")
+    rules = os.path.join(tmp, "test.rules")
+    with open(rules, "w") as f:
+        f.write(RULES)
+    conf = os.path.join(tmp, "mxgate.conf")
+    lst = tg.listeners()
+    lst[0]["content_rules"] = "test"
+    tg.write_config(conf, {
+        "stack": {"port": "net_tap0,iface=mxgt0",
+                  "address": GATEWAY_IP + "/24", "cores": 1},
+        "listeners": lst,
+        "content_rule_sets": [{"name": "test", "file": "test.rules"}],
+        "pools": [tg.smtp_pool("default")],
+        "maildir": {"path": os.path.join(tmp, "Maildir")},
+        "log": {"file": os.path.join(tmp, "mxgate.log"), "level": "info"},
+        "policy": tg.TEST_POLICY,
+    })
+    if not tg.check_config(a.mxgate, conf, res):
+        return
+    sink = peers.SmtpSink(KERNEL_IP, tg.BACKEND_PORT, capture_dir=cap,
+                          out_path=os.path.join(tmp, "sink.out"))
+    gw = mxgtest.Mxgate(a.mxgate, ["--config", conf])
+    tg.STARTED.append(gw)
+    gw.start()
+    try:
+        sink.start()
+        sent = tg.Sent()
+        big = (b"x" * 75 + b"\n") * 4000  # 304,000 octets
+        cases = [
+            # (Message-ID, message, want code, want enhanced code, text)
+            ("clean-1", msg("clean-1@mxgt.test", "hello", b"nothing\n"),
+             250, None, None),
+            ("subject", msg("subject@mxgt.test", "A Forbidden Subject here",
+                            b"body\n"), 550, "5.7.1",
+             "Subject refused by policy"),
+            ("b64", b64_message("b64@mxgt.test"), 550, "5.7.2",
+             "Decoded content refused"),
+            ("late", msg("late@mxgt.test", "big", big + b"TEMPFAIL-ME\n"),
+             451, "4.7.3", "Try again later"),
+            ("discard", msg("discard@mxgt.test", "d", b"DISCARD-ME\n"),
+             250, None, None),
+            ("log", msg("log@mxgt.test", "l", b"a LOG-ME line\n"),
+             250, None, None),
+            ("clean-2", msg("clean-2@mxgt.test", "big clean", big),
+             250, None, None),
+        ]
+        deliver = {"clean-1", "log", "clean-2"}
+        s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="smtplib.mxgt.test",
+                         timeout=60)
+        s.ehlo()
+        for name, m, code, enh, text in cases:
+            s.mail(FROM)
+            s.rcpt(RCPT)
+            c, r = s.data(m)
+            r = r.decode(errors="replace")
+            ok = c == code and (enh is None or r.startswith(enh)) and \
+                (text is None or text in r)
+            res.check(ok, "%s: client got %d %s (want %d %s %s)" %
+                      (name, c, r, code, enh, text))
+            if name in deliver:
+                sent.add("<%s@mxgt.test>" % name, [RCPT], m)
+        s.quit()
+        # swaks: one more Subject reject, seen by a second client
+        r = subprocess.run(
+            ["swaks", "--server", GATEWAY_IP, "--port", "25", "--from", FROM,
+             "--to", RCPT, "--helo", "swaks.mxgt.test", "--timeout", "60",
+             "--header", "Subject: forbidden SUBJECT (swaks)",
+             "--header", "Message-ID: <swaks-rej@mxgt.test>"],
+            capture_output=True, text=True, timeout=120, errors="replace")
+        res.check(r.returncode != 0 and re.search(
+            r"^<\*\* +550 5\.7\.1 Subject refused by policy", r.stdout,
+            re.M) is not None,
+            "swaks: 550 5.7.1 Subject refused by policy (exit %d)" %
+            r.returncode)
+        tg.wait_idle(gw, res)
+        time.sleep(0.5)
+        ids = sink.message_ids()
+        want = {"<%s@mxgt.test>" % n for n in deliver}
+        log("  smtp-sink captured: %s" % sorted(i for i in ids if i))
+        res.check(set(ids) == want and all(v == 1 for v in ids.values()),
+                  "smtp-sink holds exactly the accepted, non-discarded "
+                  "messages once each (%s)" % dict(ids))
+        res.check(len(sink.captured()) == len(want),
+                  "no other capture, not even a partial one (%d files)" %
+                  len(sink.captured()))
+        tg.check_bodies(res, "smtp-sink", tg.stored_by_id(sink.captured()),
+                        sent, trailer=peers.SINK_TRAILER)
+        text = tg.gw_log(tmp)
+        hits = tg.log_events(text, "content")
+        seen = {(h.get("rule"), h.get("action")) for h in hits}
+        for line, act in ((2, "reject"), (3, "reject"), (4, "tempfail"),
+                          (5, "discard"), (6, "log")):
+            res.check(any(r and r.endswith("test.rules:%d" % line) and
+                          a == act for r, a in seen),
+                      "hit of test.rules:%d (%s) logged" % (line, act))
+    finally:
+        gw.shutdown(res)
+        gw.kill()
+        sink.stop()
+
+
+def main():
+    class A:
+        pass
+    a = A()
+    a.mxgate = os.path.abspath(sys.argv[1])
+    res = mxgtest.Result("content")
+    tmp = tempfile.mkdtemp(prefix="mxgt-content-")
+    os.chmod(tmp, 0o755)
+    try:
+        with mxgtest.Netns("gwcont"):
+            try:
+                scenario(a, tmp, res)
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                res.check(False, "exception: %r" % e)
+    finally:
+        if res.failures:
+            tail = tg.gw_log(tmp)[-4000:]
+            if tail:
+                log("--- mxgate log (tail) ---\n" + tail)
+            for gw in tg.STARTED:
+                log("--- mxgate output (tail) ---\n" + gw.output()[-3000:])
+            log("(kept %s for inspection)" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    res.finish()
+
+
+if __name__ == "__main__":
+    main()
