@@ -554,10 +554,17 @@ static void entity_body(struct content_scan *s)
 	s->mime = CM_PART_BODY;
 }
 
+static void dec_flush(struct content_scan *s)
+{
+	stream_feed(s, s->part_stream, s->dec, s->dec_len);
+	s->dec_len = 0;
+}
+
 static void part_end(struct content_scan *s)
 {
 	if (s->mime == CM_PART_HEADERS)
 		s->stats.mime_malformed++; /* boundary inside part headers */
+	dec_flush(s);
 	stream_close(s, &s->part_stream);
 }
 
@@ -585,21 +592,27 @@ static int boundary_level(struct content_scan *s, const char *p, size_t n,
 	return -1;
 }
 
+/* n <= CONTENT_LINE_MAX: a line or a piece of one */
 static void part_data(struct content_scan *s, const char *p, size_t n)
 {
-	uint8_t out[CONTENT_LINE_MAX + 4];
+	uint8_t *out;
 
 	if (s->part_stream == NULL)
 		return;
+	/* QP may grow a piece by 2 octets (a bad escape passed through) */
+	if (s->dec_len + n + 4 > sizeof(s->dec))
+		dec_flush(s);
+	out = s->dec + s->dec_len;
 	switch (s->ent.cte) {
 	case CONTENT_CTE_BASE64:
-		stream_feed(s, s->part_stream, out, b64_step(s, p, n, out));
+		s->dec_len += b64_step(s, p, n, out);
 		break;
 	case CONTENT_CTE_QP:
-		stream_feed(s, s->part_stream, out, qp_step(s, p, n, out));
+		s->dec_len += qp_step(s, p, n, out);
 		break;
 	default:
-		stream_feed(s, s->part_stream, p, n);
+		memcpy(out, p, n);
+		s->dec_len += n;
 	}
 }
 
@@ -759,6 +772,7 @@ int content_scan_feed(struct content_scan *s, const void *buf, size_t len)
 
 static void close_all(struct content_scan *s)
 {
+	dec_flush(s);
 	stream_close(s, &s->part_stream);
 	stream_close(s, &s->body_stream);
 }

@@ -89,6 +89,10 @@ struct content_scan {
 	bool b64_end;
 	unsigned qp_state;             /* 0, 1 after '=', 2 after '=' + hex */
 	uint8_t qp_hi;
+	/* decoded part text waits here so Hyperscan is called per few KiB,
+	 * not per line; flushed when full and at the part's end */
+	uint8_t dec[4096];
+	size_t dec_len;
 	struct content_verdict v;
 	struct content_scan_stats stats;
 };

@@ -338,6 +338,10 @@ static void test_limits(void)
 	 * still matches across the line-buffer pieces */
 	size_t big = 20000;
 	char *msg = malloc(big + 200);
+	if (msg == NULL) {
+		CHECK(msg != NULL);
+		return;
+	}
 	size_t o = (size_t)sprintf(msg, "X-Long: ");
 	memset(msg + o, 'a', 6000);
 	o += 6000;
@@ -351,7 +355,7 @@ static void test_limits(void)
 	free(msg);
 	/* abort releases the streams (ASan would see a leak otherwise) */
 	content_scan_begin(&s, rs, scratch, 0);
-	content_scan_feed(&s, multipart_msg, 600);
+	content_scan_feed(&s, multipart_msg, strlen(multipart_msg) / 2);
 	CHECK(s.body_stream != NULL);
 	content_scan_abort(&s);
 	CHECK(s.body_stream == NULL && s.part_stream == NULL);
