@@ -5,9 +5,10 @@
  * first body chunk to the end of data (or an abort); its Hyperscan
  * streams are released on every path through content_gw_release().
  *
- * What this first version simplifies (docs/status.md): envelope rules
- * (helo, mail, rcpt) are judged with the message at end of data, not at
- * their command; the recipients scanned are the logged ones
+ * What this first version simplifies (docs/status.md): reject and
+ * tempfail rules on MAIL and RCPT answer the command; helo rules, and
+ * discard/log on envelope rules, are judged with the message at end of
+ * data; the recipients scanned there are the logged ones
  * (GW_MAX_LOG_RCPT); quarantine and header actions are refused by the
  * configuration for sets bound to a listener until they are wired.
  */
@@ -91,6 +92,44 @@ static void envelope(struct gw_sess *s, const struct content_ruleset *rs,
 		content_scan_envelope(rs, scratch, CONTENT_WHERE_RCPT,
 				      s->rcpt_log[i], strlen(s->rcpt_log[i]),
 				      v);
+}
+
+bool content_gw_envelope(struct gw_sess *s, int where, const char *addr,
+			 size_t len)
+{
+	struct gw_core *gc = s->gc;
+	const struct content_ruleset *rs = s->lst ? s->lst->content : NULL;
+	struct content_verdict v;
+	const struct content_rule *r;
+	void *scratch;
+	char text[300];
+
+	if (rs == NULL || rs->db[where] == NULL || exempt(s))
+		return false;
+	scratch = s->snap->content_scratch[gc->core];
+	if (scratch == NULL)
+		return false;
+	content_verdict_init(&v);
+	content_scan_envelope(rs, scratch, (enum content_where)where, addr, len,
+			      &v);
+	if (v.rule < 0)
+		return false;
+	r = &rs->rules[v.rule];
+	if (r->action != CONTENT_ACT_REJECT && r->action != CONTENT_ACT_TEMPFAIL)
+		return false;
+	gc->content.hits++;
+	if (r->action == CONTENT_ACT_REJECT)
+		gc->content.rejected++;
+	else
+		gc->content.tempfailed++;
+	log_line(gc, "event=content sid=%s rule=%s:%u where=%s action=%s "
+		 "decided=yes", s->sid, r->file, r->line,
+		 content_where_name(r->where), content_action_name(r->action));
+	snprintf(text, sizeof(text), "%s", r->text);
+	sess_verdict(s, SMTP_V_REJECT,
+		     r->action == CONTENT_ACT_REJECT ? 550 : 451, r->status,
+		     text);
+	return true;
 }
 
 bool content_gw_data_end(struct gw_sess *s)

@@ -40,6 +40,8 @@ mime /secret launch code/i reject 5.7.2 Decoded content refused
 body /TEMPFAIL-ME/ tempfail 4.7.3 Try again later
 body /DISCARD-ME/ discard
 body /LOG-ME/ log logged only
+mail /^spammer@/ reject 5.7.1 Sender refused by content rule
+rcpt /^blocked@/i tempfail 4.7.4 Recipient refused for now
 """
 FROM = "sender@client.mxgt.test"
 RCPT = "u1@example.net"
@@ -110,7 +112,7 @@ def scenario(a, tmp, res):
             ("clean-2", msg("clean-2@mxgt.test", "big clean", big),
              250, None, None),
         ]
-        deliver = {"clean-1", "log", "clean-2"}
+        deliver = {"clean-1", "log", "clean-2", "env-ok"}
         s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="smtplib.mxgt.test",
                          timeout=60)
         s.ehlo()
@@ -125,6 +127,22 @@ def scenario(a, tmp, res):
                       (name, c, r, code, enh, text))
             if name in deliver:
                 sent.add("<%s@mxgt.test>" % name, [RCPT], m)
+        # envelope rules answer the command itself
+        c, r = s.mail("spammer@bad.test")
+        res.check(c == 550 and r.startswith(b"5.7.1 Sender refused by "
+                                             b"content rule"),
+                  "MAIL spammer@: %d %s (want 550 5.7.1)" % (c, r))
+        s.rset()
+        s.mail(FROM)
+        c, r = s.rcpt("Blocked@example.net")
+        res.check(c == 451 and r.startswith(b"4.7.4 Recipient refused"),
+                  "RCPT Blocked@: %d %s (want 451 4.7.4)" % (c, r))
+        c, r = s.rcpt(RCPT)
+        m = msg("env-ok@mxgt.test", "after a refused rcpt", b"fine\n")
+        c2, r2 = s.data(m)
+        res.check(c == 250 and c2 == 250, "the other recipient and the "
+                  "message accepted after it (%d, %d %s)" % (c, c2, r2))
+        sent.add("<env-ok@mxgt.test>", [RCPT], m)
         s.quit()
         # swaks: one more Subject reject, seen by a second client
         r = subprocess.run(
@@ -155,7 +173,8 @@ def scenario(a, tmp, res):
         hits = tg.log_events(text, "content")
         seen = {(h.get("rule"), h.get("action")) for h in hits}
         for line, act in ((2, "reject"), (3, "reject"), (4, "tempfail"),
-                          (5, "discard"), (6, "log")):
+                          (5, "discard"), (6, "log"), (7, "reject"),
+                          (8, "tempfail")):
             res.check(any(r and r.endswith("test.rules:%d" % line) and
                           a == act for r, a in seen),
                       "hit of test.rules:%d (%s) logged" % (line, act))
