@@ -3,7 +3,7 @@
 listener relaying to smtp-sink (capture on), driven by Python smtplib and
 swaks from the test's network namespace.
 
-usage: test_content.py MXGATE
+usage: test_content.py MXGATE MXGATECTL
 
 One smtplib session sends, in turn: a clean message, a message whose
 Subject matches a reject rule, a message whose base64 text part matches a
@@ -16,9 +16,14 @@ rules' enhanced codes and texts, the session must go on after each
 refusal, and smtp-sink must hold exactly the accepted, non-discarded
 messages, byte for byte (nothing of a refused one, not even a partial
 capture). Every hit is logged with its rule file:line.
+Then reloads: a rule file with a back-reference is refused by mxgatectl
+reload and by SIGHUP with the rule file:line and Hyperscan's reason, and
+the old rules keep serving; a valid new rule file is taken (its new reply
+text is what the next client sees).
 """
 
 import base64
+import json
 import os
 import re
 import smtplib
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import shutil
+import signal
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,9 +93,11 @@ def scenario(a, tmp, res):
         return
     sink = peers.SmtpSink(KERNEL_IP, tg.BACKEND_PORT, capture_dir=cap,
                           out_path=os.path.join(tmp, "sink.out"))
-    gw = mxgtest.Mxgate(a.mxgate, ["--config", conf])
+    gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--admin-socket",
+                                   a.sock])
     tg.STARTED.append(gw)
     gw.start()
+    a.gw_pid = gw.proc.pid
     try:
         sink.start()
         sent = tg.Sent()
@@ -178,10 +186,67 @@ def scenario(a, tmp, res):
             res.check(any(r and r.endswith("test.rules:%d" % line) and
                           a == act for r, a in seen),
                       "hit of test.rules:%d (%s) logged" % (line, act))
+        reloads(a, res, rules)
     finally:
         gw.shutdown(res)
         gw.kill()
         sink.stop()
+
+
+def ctl(a, *args):
+    r = subprocess.run([a.mxgatectl, "-s", a.sock] + list(args),
+                       capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
+def reloads_failed(a):
+    rc, out = ctl(a, "-j", "stats")
+    try:
+        return json.loads(out)["policy"].get("reloads_failed", 0)
+    except (ValueError, KeyError):
+        return None
+
+
+def subject_reply(subject):
+    s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="reload.mxgt.test",
+                     timeout=60)
+    s.ehlo()
+    s.mail(FROM)
+    s.rcpt(RCPT)
+    c, r = s.data(msg("reload-%d@mxgt.test" % time.time_ns(), subject,
+                      b"x\n"))
+    s.quit()
+    return c, r.decode(errors="replace")
+
+
+def reloads(a, res, rules):
+    with open(rules, "w") as f:
+        f.write(RULES + "body /(a)\\1/ reject 5.7.1 back-reference\n")
+    rc, out = ctl(a, "reload")
+    res.check(rc != 0 and re.search(r"test\.rules:9: pattern /\(a\)\\1/ "
+                                    r"refused by Hyperscan: \"Back-"
+                                    r"references are unsupported", out),
+              "mxgatectl reload refuses the rule file with its file:line "
+              "and Hyperscan's reason: %s" % out.strip()[-300:])
+    failed = reloads_failed(a)
+    os.kill(a.gw_pid, signal.SIGHUP)
+    t_end = time.time() + 5
+    while time.time() < t_end and (reloads_failed(a) or 0) <= (failed or 0):
+        time.sleep(0.05)
+    res.check(failed is not None and reloads_failed(a) == failed + 1,
+              "SIGHUP with the bad rule file counted as a failed reload")
+    c, r = subject_reply("forbidden subject again")
+    res.check(c == 550 and "Subject refused by policy" in r,
+              "the old rules keep serving: %d %s" % (c, r))
+    with open(rules, "w") as f:
+        f.write(RULES.replace("Subject refused by policy",
+                              "Subject refused, second rule set"))
+    rc, out = ctl(a, "reload")
+    res.check(rc == 0, "mxgatectl reload takes the new rule file: %s" %
+              out.strip()[-200:])
+    c, r = subject_reply("forbidden subject once more")
+    res.check(c == 550 and "Subject refused, second rule set" in r,
+              "the new rules serve after the reload: %d %s" % (c, r))
 
 
 def main():
@@ -189,8 +254,10 @@ def main():
         pass
     a = A()
     a.mxgate = os.path.abspath(sys.argv[1])
+    a.mxgatectl = os.path.abspath(sys.argv[2])
     res = mxgtest.Result("content")
     tmp = tempfile.mkdtemp(prefix="mxgt-content-")
+    a.sock = os.path.join(tmp, "admin.sock")
     os.chmod(tmp, 0o755)
     try:
         with mxgtest.Netns("gwcont"):
