@@ -10,6 +10,7 @@
 # (the machine is shared; wall-clock figures would measure the
 # neighbours). Writes bench/results/content.json and content.png.
 # usage: bench/content.sh [seconds-per-test] [max-rules]  (default 2 10000)
+#        PLOT_ONLY=1 bench/content.sh   (redraw the plot from the JSON)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -17,13 +18,14 @@ build=${BUILD_DIR:-$root/build-bench}
 secs=${1:-2}
 maxr=${2:-10000}
 
+mkdir -p "$here/results"
+out="$here/results/content.json"
+if [ "${PLOT_ONLY:-0}" != 1 ]; then
 if [ ! -f "$build/build.ninja" ]; then
 	meson setup "$build" "$root" --buildtype=release >/dev/null
 fi
 ninja -C "$build" bench/content/content_bench >/dev/null
 
-mkdir -p "$here/results"
-out="$here/results/content.json"
 cpu=$(taskset -pc $$ 2>/dev/null | sed 's/.*: *//; s/[,-].*//' || echo 0)
 if command -v taskset >/dev/null 2>&1; then
 	taskset -c "$cpu" "$build/bench/content/content_bench" "$secs" "$maxr" > "$out.tmp"
@@ -37,6 +39,7 @@ fi
 	echo "}"
 } > "$out"
 rm -f "$out.tmp"
+fi
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -61,13 +64,13 @@ for r in d["results"]:
 PY
 if command -v gnuplot >/dev/null 2>&1; then
 	cat > "$TMP/plot.gp" <<GP
-set terminal pngcairo size 900,500
+set terminal pngcairo size 900,500 noenhanced
 set output "$here/results/content.png"
 set title "Content scanning, one core (MB per CPU-second; log scales)"
 set xlabel "rules"
 set ylabel "MB/s"
 set logscale xy
-set key outside
+set key bottom left
 plot "$TMP/data" index 0 using 1:2 with linespoints title "mxgate content/ (Hyperscan), raw body", \
      "$TMP/data" index 1 using 1:2 with linespoints title "mxgate content/, base64 MIME part decoded", \
      "$TMP/data" index 0 using 1:3 with linespoints title "PCRE2 JIT per line and rule (body_checks way), raw"
