@@ -120,7 +120,7 @@ def scenario(a, tmp, res):
             ("clean-2", msg("clean-2@mxgt.test", "big clean", big),
              250, None, None),
         ]
-        deliver = {"clean-1", "log", "clean-2", "env-ok"}
+        deliver = {"clean-1", "log", "clean-2", "env-ok", "bdat-clean"}
         s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="smtplib.mxgt.test",
                          timeout=60)
         s.ehlo()
@@ -152,6 +152,25 @@ def scenario(a, tmp, res):
                   "message accepted after it (%d, %d %s)" % (c, c2, r2))
         sent.add("<env-ok@mxgt.test>", [RCPT], m)
         s.quit()
+        # BDAT (RFC 3030): the marker split by a chunk boundary is found
+        # and the message refused at BDAT LAST; a clean one by BDAT in
+        # 7-octet chunks is delivered
+        c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
+        c.ehlo("bdat.mxgt.test")
+        m = peers.with_headers("bdat-late@mxgt.test", FROM, [RCPT],
+                               b"y" * 50 + b"\nTEMPFAIL-ME\n", subject="b")
+        wire = peers.stored_form(m).replace(b"\n", b"\r\n")
+        k = wire.index(b"TEMPFAIL-ME") + 5
+        r = peers.bdat_transaction(c, FROM, [RCPT], m, k)
+        res.check(r["outcome"] == 451, "BDAT in %d-octet chunks, marker split "
+                  "by the first boundary: %s (want 451)" % (k, r["dot"]))
+        m = peers.with_headers("bdat-clean@mxgt.test", FROM, [RCPT],
+                               b"clean body by BDAT\n", subject="bdat")
+        r = peers.bdat_transaction(c, FROM, [RCPT], m, 7)
+        res.check(r["outcome"] == 250, "clean BDAT message accepted: %s" %
+                  (r["dot"],))
+        sent.add("<bdat-clean@mxgt.test>", [RCPT], m)
+        c.quit()
         # swaks: one more Subject reject, seen by a second client
         r = subprocess.run(
             ["swaks", "--server", GATEWAY_IP, "--port", "25", "--from", FROM,
