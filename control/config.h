@@ -219,6 +219,10 @@ struct ctl_content_set {
 	char *file;
 	unsigned line;
 	struct content_ruleset *rules; /* content/rules.h; owned */
+	/* hits per rule and dataplane core ([core * n_rules + rule]),
+	 * allocated by the snapshot build; core k writes only its row */
+	uint64_t *hits;
+	uint32_t hit_cores;
 };
 
 struct ctl_listener {

@@ -146,6 +146,7 @@ void cfg_free_content(struct ctl_config *c)
 		free(c->content_sets[i].name);
 		free(c->content_sets[i].file);
 		content_ruleset_free(c->content_sets[i].rules);
+		free(c->content_sets[i].hits);
 	}
 	free(c->content_sets);
 	c->content_sets = NULL;

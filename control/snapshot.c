@@ -628,27 +628,39 @@ static int content_build(struct mxg_snapshot *s, char *err, size_t errlen)
 	uint32_t cores = s->cfg.stack.cores;
 	int r = 0;
 
+	if (cores > MXG_MAX_CORES)
+		cores = MXG_MAX_CORES;
 	for (uint32_t i = 0; i < s->n_listeners; i++) {
 		const struct ctl_listener *cl = s->listeners[i].cl;
+		struct ctl_content_set *cs;
 
 		if (cl->content.set < 0)
 			continue;
-		s->listeners[i].content = s->cfg.content_sets[cl->content.set].rules;
+		cs = &s->cfg.content_sets[cl->content.set];
+		if (cs->hits == NULL) {
+			cs->hits = calloc((size_t)cores * cs->rules->n_rules + 1,
+					  sizeof(*cs->hits));
+			if (cs->hits == NULL) {
+				r = -ENOMEM;
+				goto out;
+			}
+			cs->hit_cores = cores;
+		}
+		s->listeners[i].content = cs->rules;
+		s->listeners[i].content_hits = cs->hits;
 		r = content_scratch_grow(s->listeners[i].content, &proto);
 		if (r < 0)
 			goto out;
 	}
 	if (proto == NULL)
 		return 0;
-	if (cores > MXG_MAX_CORES)
-		cores = MXG_MAX_CORES;
 	for (uint32_t k = 0; k < cores && r == 0; k++)
 		r = content_scratch_clone(proto, &s->content_scratch[k]);
 out:
 	content_scratch_free(proto);
 	if (r < 0)
 		snprintf(err, errlen, "content rules: no memory for the "
-			 "Hyperscan scratch");
+			 "Hyperscan scratch or the hit counters");
 	return r;
 }
 

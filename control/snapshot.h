@@ -59,6 +59,7 @@ struct mxg_snapshot_listener {
 	/* content rules (issue 15): the listener's compiled set (owned by
 	 * cfg); NULL: none */
 	const struct content_ruleset *content;
+	uint64_t *content_hits; /* the set's per-core hit rows (cfg) */
 };
 
 /* One next-hop pool, compiled: how to talk to its servers. */

@@ -46,6 +46,19 @@ static bool exempt(const struct gw_sess *s)
 	       v == POL_ACL_ALLOW;
 }
 
+/* the per-rule counter of this core (metrics: mxgate_content_rule_hits_
+ * total{set, rule, action}); only this core writes its row */
+static void count_hit(struct gw_sess *s, const struct content_ruleset *rs,
+		      unsigned id)
+{
+	uint64_t *h = s->lst->content_hits;
+
+	if (h != NULL)
+		__atomic_store_n(&h[(size_t)s->gc->core * rs->n_rules + id],
+				 h[(size_t)s->gc->core * rs->n_rules + id] + 1,
+				 __ATOMIC_RELAXED);
+}
+
 static void begin(struct gw_sess *s)
 {
 	struct gw_core *gc = s->gc;
@@ -118,6 +131,7 @@ bool content_gw_envelope(struct gw_sess *s, int where, const char *addr,
 	if (r->action != CONTENT_ACT_REJECT && r->action != CONTENT_ACT_TEMPFAIL)
 		return false;
 	gc->content.hits++;
+	count_hit(s, rs, (unsigned)v.rule);
 	if (r->action == CONTENT_ACT_REJECT)
 		gc->content.rejected++;
 	else
@@ -156,6 +170,7 @@ bool content_gw_data_end(struct gw_sess *s)
 	for (unsigned i = 0; i < v.n_hits; i++) {
 		r = &rs->rules[v.hits[i]];
 		gc->content.hits++;
+		count_hit(s, rs, (unsigned)v.hits[i]);
 		log_line(gc, "event=content sid=%s rule=%s:%u where=%s%s "
 			 "action=%s%s", s->sid, r->file, r->line,
 			 content_where_name(r->where),

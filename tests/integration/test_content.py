@@ -33,6 +33,7 @@ import tempfile
 import shutil
 import signal
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxgtest  # noqa: E402
@@ -50,6 +51,7 @@ mail /^spammer@/ reject 5.7.1 Sender refused by content rule
 rcpt /^blocked@/i tempfail 4.7.4 Recipient refused for now
 """
 FROM = "sender@client.mxgt.test"
+METRICS = "127.0.0.1:9187"
 RCPT = "u1@example.net"
 
 
@@ -94,7 +96,7 @@ def scenario(a, tmp, res):
     sink = peers.SmtpSink(KERNEL_IP, tg.BACKEND_PORT, capture_dir=cap,
                           out_path=os.path.join(tmp, "sink.out"))
     gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--admin-socket",
-                                   a.sock])
+                                   a.sock, "--metrics", METRICS])
     tg.STARTED.append(gw)
     gw.start()
     a.gw_pid = gw.proc.pid
@@ -205,6 +207,18 @@ def scenario(a, tmp, res):
             res.check(any(r and r.endswith("test.rules:%d" % line) and
                           a == act for r, a in seen),
                       "hit of test.rules:%d (%s) logged" % (line, act))
+        # per-rule counters: mxgate_content_rule_hits_total{set,rule,action}
+        text = urllib.request.urlopen("http://%s/metrics" % METRICS,
+                                      timeout=10).read().decode()
+        got = {}
+        for m in re.finditer(r'^mxgate_content_rule_hits_total\{set="test",'
+                             r'rule="[^"]*test\.rules:(\d+)",action="(\w+)"'
+                             r'\} (\d+)$', text, re.M):
+            got[int(m.group(1))] = (m.group(2), int(m.group(3)))
+        want = {2: ("reject", 2), 3: ("reject", 1), 4: ("tempfail", 2),
+                5: ("discard", 1), 6: ("log", 1), 7: ("reject", 1),
+                8: ("tempfail", 1)}
+        res.check(got == want, "per-rule metrics %s == %s" % (got, want))
         reloads(a, res, rules)
     finally:
         gw.shutdown(res)
