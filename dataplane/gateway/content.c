@@ -6,9 +6,9 @@
  * streams are released on every path through content_gw_release().
  *
  * What this first version simplifies (docs/status.md): reject and
- * tempfail rules on MAIL and RCPT answer the command; helo rules, and
- * discard/log on envelope rules, are judged with the message at end of
- * data; the recipients scanned there are the logged ones
+ * tempfail rules on HELO, MAIL and RCPT answer the command; discard and
+ * log on envelope rules are judged with the message at end of data; the
+ * recipients scanned there are the logged ones
  * (GW_MAX_LOG_RCPT); quarantine and header actions are refused by the
  * configuration for sets bound to a listener until they are wired.
  */
@@ -117,7 +117,7 @@ bool content_gw_envelope(struct gw_sess *s, int where, const char *addr,
 	void *scratch;
 	char text[300];
 
-	if (rs == NULL || rs->db[where] == NULL || exempt(s))
+	if (rs == NULL || s->snap == NULL || rs->db[where] == NULL || exempt(s))
 		return false;
 	scratch = s->snap->content_scratch[gc->core];
 	if (scratch == NULL)

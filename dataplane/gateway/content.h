@@ -26,7 +26,8 @@ void content_gw_body(struct gw_sess *s, const uint8_t *p, size_t n);
  * lets delivery go on. Every hit is logged with its rule file:line. */
 bool content_gw_data_end(struct gw_sess *s);
 
-/* MAIL or RCPT address (where CONTENT_WHERE_MAIL or _RCPT): when a
+/* HELO name, MAIL or RCPT address (where CONTENT_WHERE_HELO, _MAIL or
+ * _RCPT): when a
  * reject or tempfail rule matches, answers the command (550/451 with the
  * rule's code and text), logs the hit and returns true. Other actions of
  * envelope rules (discard, log) are applied with the message at end of

@@ -34,6 +34,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "content/rules.h"
 #include "dataplane/clock.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/policy/acl.h"
@@ -160,6 +161,9 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 			sess_verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);
 		return true;
 	case SMTP_REQ_HELO:
+		if (content_gw_envelope(s, CONTENT_WHERE_HELO, ev->helo.name,
+					strlen(ev->helo.name)))
+			return true;
 		snprintf(s->helo, sizeof(s->helo), "%s", ev->helo.name);
 		s->esmtp = ev->helo.esmtp;
 		sess_verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);

@@ -49,6 +49,7 @@ body /DISCARD-ME/ discard
 body /LOG-ME/ log logged only
 mail /^spammer@/ reject 5.7.1 Sender refused by content rule
 rcpt /^blocked@/i tempfail 4.7.4 Recipient refused for now
+helo /^bad-helo\\.test$/ reject 5.7.5 HELO name refused
 """
 FROM = "sender@client.mxgt.test"
 METRICS = "127.0.0.1:9187"
@@ -154,6 +155,15 @@ def scenario(a, tmp, res):
                   "message accepted after it (%d, %d %s)" % (c, c2, r2))
         sent.add("<env-ok@mxgt.test>", [RCPT], m)
         s.quit()
+        # a HELO rule answers EHLO; the session goes on with another name
+        s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="bad-helo.test",
+                         timeout=60)
+        c, r = s.ehlo()
+        res.check(c == 550 and r.startswith(b"5.7.5 HELO name refused"),
+                  "EHLO bad-helo.test: %d %s (want 550 5.7.5)" % (c, r))
+        c, r = s.ehlo("good-helo.test")
+        res.check(c == 250, "EHLO with another name then: %d" % c)
+        s.quit()
         # BDAT (RFC 3030): the marker split by a chunk boundary is found
         # and the message refused at BDAT LAST; a clean one by BDAT in
         # 7-octet chunks is delivered
@@ -203,7 +213,7 @@ def scenario(a, tmp, res):
         seen = {(h.get("rule"), h.get("action")) for h in hits}
         for line, act in ((2, "reject"), (3, "reject"), (4, "tempfail"),
                           (5, "discard"), (6, "log"), (7, "reject"),
-                          (8, "tempfail")):
+                          (8, "tempfail"), (9, "reject")):
             res.check(any(r and r.endswith("test.rules:%d" % line) and
                           a == act for r, a in seen),
                       "hit of test.rules:%d (%s) logged" % (line, act))
@@ -217,7 +227,7 @@ def scenario(a, tmp, res):
             got[int(m.group(1))] = (m.group(2), int(m.group(3)))
         want = {2: ("reject", 2), 3: ("reject", 1), 4: ("tempfail", 2),
                 5: ("discard", 1), 6: ("log", 1), 7: ("reject", 1),
-                8: ("tempfail", 1)}
+                8: ("tempfail", 1), 9: ("reject", 1)}
         res.check(got == want, "per-rule metrics %s == %s" % (got, want))
         reloads(a, res, rules)
     finally:
@@ -256,7 +266,7 @@ def reloads(a, res, rules):
     with open(rules, "w") as f:
         f.write(RULES + "body /(a)\\1/ reject 5.7.1 back-reference\n")
     rc, out = ctl(a, "reload")
-    res.check(rc != 0 and re.search(r"test\.rules:9: pattern /\(a\)\\1/ "
+    res.check(rc != 0 and re.search(r"test\.rules:10: pattern /\(a\)\\1/ "
                                     r"refused by Hyperscan: \"Back-"
                                     r"references are unsupported", out),
               "mxgatectl reload refuses the rule file with its file:line "
