@@ -245,6 +245,10 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 					   "auth",
 					   "auth_mechanisms",
 					   "auth_allow_cleartext",
+					   "content_rules",
+					   "content_exempt_authenticated",
+					   "content_exempt_relay_networks",
+					   "content_scan_limit",
 					   NULL};
 	static const char *const tkeys[] = {
 		"greeting",  "command",	   "mail",	"rcpt",
@@ -368,6 +372,7 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 	cfg_get_addr_list(x, g, path, "senders", &l->senders);
 	cfg_get_addr_list(x, g, path, "recipients", &l->recipients);
 	cfg_parse_listener_tls(x, g, path, l);
+	cfg_parse_listener_content(x, g, path, l);
 
 	t = config_setting_get_member(g, "timeouts");
 	cfg_path_of(tp, sizeof(tp), path, "timeouts");
@@ -669,6 +674,7 @@ void ctl_config_free(struct ctl_config *c)
 		return;
 	free(c->source);
 	cfg_free_auth(c);
+	cfg_free_content(c);
 	free(c->stack.port);
 	for (uint32_t i = 0; c->listeners && i < c->n_listeners; i++) {
 		struct ctl_listener *l = &c->listeners[i];
@@ -880,7 +886,8 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 {
 	static const char *const keys[] = {
 		"stack",	"listeners", "policy", "pools",
-		"default_pool", "maildir",   "log",    "tls", "auth", NULL};
+		"default_pool", "maildir",   "log",    "tls", "auth",
+		"content_rule_sets", NULL};
 	const config_setting_t *root = config_root_setting(cf);
 	const config_setting_t *s;
 	struct ctl_config c;
@@ -935,6 +942,7 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 		}
 	}
 
+	cfg_parse_content(x, root, &c);
 	cfg_parse_auth(x, config_setting_get_member(root, "auth"), &c);
 	cfg_check_auth(x, root, &c);
 

@@ -24,6 +24,7 @@
 
 struct auth_store;
 struct auth_sendermap;
+struct content_ruleset;
 
 enum ctl_role {
 	CTL_ROLE_MX = 0,     /* port 25: inbound mail, no AUTH by default */
@@ -206,6 +207,28 @@ struct ctl_listener_timeouts {
 	uint32_t data_init_ms, data_block_ms, data_term_ms;
 };
 
+/* Content rules of a listener (issue 15, config_content.c). */
+struct ctl_listener_content {
+	char *name;           /* content_rules: a content_rule_sets name */
+	int32_t set;          /* index into ctl_config.content_sets, -1 */
+	unsigned line;
+	bool exempt_authenticated;  /* no scan after a successful AUTH */
+	bool exempt_relay_networks; /* no scan for policy.relay_networks */
+	uint64_t scan_limit;  /* octets scanned per message, 0: all */
+};
+
+/* One named rule set: a rule file compiled into Hyperscan databases. */
+struct ctl_content_set {
+	char *name;
+	char *file;
+	unsigned line;
+	struct content_ruleset *rules; /* content/rules.h; owned */
+	/* hits per rule and dataplane core ([core * n_rules + rule]),
+	 * allocated by the snapshot build; core k writes only its row */
+	uint64_t *hits;
+	uint32_t hit_cores;
+};
+
 struct ctl_listener {
 	char *name;
 	uint32_t address; /* IPv4, host order; the stack address
@@ -250,6 +273,7 @@ struct ctl_listener {
 	struct ctl_addr_list senders;	 /* checked after the global ones */
 	struct ctl_addr_list recipients;
 	struct ctl_listener_tls tls;
+	struct ctl_listener_content content;
 	unsigned line;		 /* where it is defined, for messages */
 };
 
@@ -308,6 +332,8 @@ struct ctl_config {
 	struct ctl_pool *pools;
 	uint32_t n_pools;
 	uint32_t default_pool; /* index into pools */
+	struct ctl_content_set *content_sets; /* content_rule_sets */
+	uint32_t n_content_sets;
 	struct {
 		char *path;
 		uint32_t workers;

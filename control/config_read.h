@@ -70,6 +70,14 @@ const char *cfg_type_name(int t);
 bool cfg_want_type(struct ctx *x, const config_setting_t *s, const char *key,
 		      int type, const char *valid);
 
+/* Content rules (config_content.c): a listener's keys, then the
+ * rule sets (compiled) and the listeners' names resolved. */
+void cfg_parse_listener_content(struct ctx *x, const config_setting_t *g,
+				const char *path, struct ctl_listener *l);
+void cfg_parse_content(struct ctx *x, const config_setting_t *root,
+		       struct ctl_config *c);
+void cfg_free_content(struct ctl_config *c);
+
 /* The policy section (config_policy.c) and the listeners' inheritance
  * of policy.deny_action, resolved once both are read. */
 void cfg_parse_policy(struct ctx *x, const config_setting_t *g,

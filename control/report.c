@@ -18,6 +18,7 @@
 
 #include <rte_mempool.h>
 
+#include "content/rules.h"
 #include "control/control.h"
 #include "control/metrics.h"
 #include "control/snapshot.h"
@@ -390,6 +391,32 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 				   "mxgate_tls_certificate_expiry_timestamp_"
 				   "seconds",
 				   lb, 3, (uint64_t)c->not_after);
+		}
+	}
+	ctl_mw_family(w, "mxgate_content_rule_hits_total",
+		      "Messages (or MAIL/RCPT commands) each content rule "
+		      "matched, since the snapshot that compiled it",
+		      CTL_METRIC_COUNTER);
+	for (uint32_t i = 0; published(ctl) &&
+			     i < published(ctl)->cfg.n_content_sets; i++) {
+		const struct ctl_content_set *cs =
+			&published(ctl)->cfg.content_sets[i];
+
+		for (uint32_t k = 0; cs->hits && k < cs->rules->n_rules; k++) {
+			const struct content_rule *r = &cs->rules->rules[k];
+			uint64_t n = 0;
+			char rule[1100];
+
+			for (uint32_t c = 0; c < cs->hit_cores; c++)
+				n += __atomic_load_n(
+					&cs->hits[(size_t)c * cs->rules->n_rules + k],
+					__ATOMIC_RELAXED);
+			snprintf(rule, sizeof(rule), "%s:%u", r->file, r->line);
+			struct ctl_label lb[3] = {
+				{"set", cs->name},
+				{"rule", rule},
+				{"action", content_action_name(r->action)}};
+			ctl_mw_u64(w, "mxgate_content_rule_hits_total", lb, 3, n);
 		}
 	}
 	ctl_mw_family(w, "mxgate_mbufs_free", "Free mbufs in the pool",

@@ -21,6 +21,7 @@
 #include "dataplane/policy/acl.h"
 #include "dataplane/policy/addr.h"
 #include "dataplane/policy/domains.h"
+#include "content/rules.h"
 #include "tls/tls_ctx.h"
 
 /* FNV-1a, 64 bits: fingerprints of configuration pieces (not a hot path). */
@@ -665,6 +666,50 @@ static int policy_build(struct mxg_snapshot *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* Content rules (issue 15): each listener's compiled set, and one
+ * Hyperscan scratch per dataplane core that fits every set. */
+static int content_build(struct mxg_snapshot *s, char *err, size_t errlen)
+{
+	void *proto = NULL;
+	uint32_t cores = s->cfg.stack.cores;
+	int r = 0;
+
+	if (cores > MXG_MAX_CORES)
+		cores = MXG_MAX_CORES;
+	for (uint32_t i = 0; i < s->n_listeners; i++) {
+		const struct ctl_listener *cl = s->listeners[i].cl;
+		struct ctl_content_set *cs;
+
+		if (cl->content.set < 0)
+			continue;
+		cs = &s->cfg.content_sets[cl->content.set];
+		if (cs->hits == NULL) {
+			cs->hits = calloc((size_t)cores * cs->rules->n_rules + 1,
+					  sizeof(*cs->hits));
+			if (cs->hits == NULL) {
+				r = -ENOMEM;
+				goto out;
+			}
+			cs->hit_cores = cores;
+		}
+		s->listeners[i].content = cs->rules;
+		s->listeners[i].content_hits = cs->hits;
+		r = content_scratch_grow(s->listeners[i].content, &proto);
+		if (r < 0)
+			goto out;
+	}
+	if (proto == NULL)
+		return 0;
+	for (uint32_t k = 0; k < cores && r == 0; k++)
+		r = content_scratch_clone(proto, &s->content_scratch[k]);
+out:
+	content_scratch_free(proto);
+	if (r < 0)
+		snprintf(err, errlen, "content rules: no memory for the "
+			 "Hyperscan scratch or the hit counters");
+	return r;
+}
+
 int mxg_snapshot_build(struct ctl_config *cfg, uint64_t generation,
 		       struct mxg_snapshot **out, char *err, size_t errlen)
 {
@@ -693,6 +738,8 @@ int mxg_snapshot_build(struct ctl_config *cfg, uint64_t generation,
 		r = pools_build(s);
 	if (r == 0)
 		r = policy_build(s, err, errlen);
+	if (r == 0)
+		r = content_build(s, err, errlen);
 	if (r < 0) {
 		if (r == -ENOMEM && err && !err[0])
 			snprintf(err, errlen, "out of memory");
@@ -738,6 +785,8 @@ void mxg_snapshot_free(struct mxg_snapshot *s)
 	restrict_free(&s->senders);
 	restrict_free(&s->recipients);
 	free(s->rules);
+	for (int k = 0; k < MXG_MAX_CORES; k++)
+		content_scratch_free(s->content_scratch[k]);
 	ctl_config_free(&s->cfg);
 	free(s);
 }

@@ -39,6 +39,7 @@ struct pol_acl;
 struct tls_server_ctx;
 struct pol_domains;
 struct pol_addrlist;
+struct content_ruleset;
 
 /* Sender or recipient restrictions, compiled. NULL lists are empty. */
 struct mxg_snapshot_restrict {
@@ -62,6 +63,10 @@ struct mxg_snapshot_listener {
 	 * points here; "" when auth is off). */
 	struct auth_sasl_config sasl;
 	char auth_mechs[24];
+	/* content rules (issue 15): the listener's compiled set (owned by
+	 * cfg); NULL: none */
+	const struct content_ruleset *content;
+	uint64_t *content_hits; /* the set's per-core hit rows (cfg) */
 };
 
 /* One next-hop pool, compiled: how to talk to its servers. */
@@ -118,6 +123,11 @@ struct mxg_snapshot {
 	const struct auth_sendermap *sender_map; /* NULL: senders free */
 	struct auth_gss_config gss;		  /* copied into GSS jobs */
 	uint32_t tables_bytes; /* memory of the compiled tables, KiB */
+	/* Hyperscan scratch for every rule set of this snapshot, one per
+	 * dataplane core (index gw_core.core), allocated here on the main
+	 * lcore so no core allocates one on its data path; NULL when no
+	 * listener has content rules. */
+	void *content_scratch[MXG_MAX_CORES];
 
 	/* Per-core references (see above); one cache line each. */
 	struct {

@@ -35,6 +35,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "content/rules.h"
 #include "dataplane/clock.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/policy/acl.h"
@@ -45,6 +46,7 @@
 
 #include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/client_policy.h"
+#include "dataplane/gateway/content.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/session.h"
 
@@ -297,6 +299,8 @@ bool policy_mail(struct gw_sess *s, const struct smtp_mail *m)
 			     "Message rate limit exceeded, try again later");
 		return true;
 	}
+	if (content_gw_envelope(s, CONTENT_WHERE_MAIL, m->addr, m->addr_len))
+		return true;
 	return false;
 }
 
@@ -358,6 +362,10 @@ bool policy_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 				     "later");
 			return true;
 		}
+	}
+	if (content_gw_envelope(s, CONTENT_WHERE_RCPT, r->addr, r->addr_len)) {
+		gc->stats.rcpts_rejected++;
+		return true;
 	}
 	return false;
 }

@@ -49,6 +49,7 @@
 #include "dataplane/relay/maildir.h"
 
 #include "dataplane/gateway/backend.h"
+#include "dataplane/gateway/content.h"
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/delivery.h"
@@ -415,6 +416,7 @@ bool delivery_body_chunk(struct gw_sess *s)
 		return true;
 	}
 	s->size += (uint64_t)n;
+	content_gw_body(s, p, (size_t)n);
 	if (n > 0)
 		smtp_session_data_consume(s->sm, (size_t)n);
 	return (size_t)n == len;
@@ -423,6 +425,9 @@ bool delivery_body_chunk(struct gw_sess *s)
 void delivery_data_end(struct gw_sess *s)
 {
 	struct gw_core *gc = s->gc;
+
+	if (content_gw_data_end(s))
+		return; /* a rule decided; the next hop saw no dot */
 
 	if (s->md_job >= 0 && s->md_failed) {
 		int st = s->md_status;

@@ -149,6 +149,8 @@ struct gw_sess {
 	uint64_t size;
 	char backend_name[32];
 	struct gw_auth auth;  /* AUTH (auth.c) */
+	struct gw_content *content; /* scanner of this message (content.c) */
+	bool content_started;       /* first body chunk seen */
 };
 
 enum gw_be_state {
@@ -262,6 +264,10 @@ struct gw_core {
 	struct rte_ring *log;
 	struct rte_mempool *log_pool;
 	struct gw_stats stats;
+	struct gw_content_stats {  /* content.c; summed by nobody yet */
+		uint64_t scanned, exempt, unscanned, truncated, hits;
+		uint64_t rejected, tempfailed, discarded;
+	} content;
 	uint8_t scratch[16384];
 };
 

@@ -34,6 +34,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "content/rules.h"
 #include "dataplane/clock.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/policy/acl.h"
@@ -46,6 +47,7 @@
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client_policy.h"
 #include "dataplane/gateway/core.h"
+#include "dataplane/gateway/content.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/policy_state.h"
@@ -77,6 +79,7 @@ void sess_tempfail(struct gw_sess *s, const char *enh, const char *text)
 
 void sess_txn_reset(struct gw_sess *s)
 {
+	content_gw_release(s);
 	s->pool = -1;
 	s->txn_failed = false;
 	s->mail_sent = false;
@@ -159,6 +162,9 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 			sess_verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);
 		return true;
 	case SMTP_REQ_HELO:
+		if (content_gw_envelope(s, CONTENT_WHERE_HELO, ev->helo.name,
+					strlen(ev->helo.name)))
+			return true;
 		snprintf(s->helo, sizeof(s->helo), "%s", ev->helo.name);
 		s->esmtp = ev->helo.esmtp;
 		sess_verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);

@@ -191,7 +191,7 @@ static void test_errors(void)
 	ERRS(LISTENERS "colour = \"blue\";\n",
 	     "t.conf:2: key 'colour': unknown key (valid here: stack, "
 	     "listeners, policy, pools, default_pool, maildir, log, tls, "
-	     "auth)\n");
+	     "auth, content_rule_sets)\n");
 	ERRS(LISTENERS "log = {\n  file = \"\";\n  levle = \"info\";\n};\n",
 	     "t.conf:4: key 'log.levle': unknown key (valid here: file, "
 	     "level, format)\n");
@@ -243,7 +243,7 @@ static void test_errors(void)
 		       "stack2 = 1;\n",
 	     "t.conf:3: key 'stack2': unknown key (valid here: stack, "
 	     "listeners, policy, pools, default_pool, maildir, log, tls, "
-	     "auth)\n"
+	     "auth, content_rule_sets)\n"
 	     "t.conf:2: key 'stack.address6': \"fd00::1/129\" is not an IPv6 "
 	     "prefix (address/len with len 1..128, e.g. "
 	     "\"fd00:6d78::2/64\")\n");
@@ -575,7 +575,9 @@ static void test_policy_errors(void)
 	     "connection_rate_per_ip, max_messages_per_connection, senders, "
 	     "recipients, tls, certificates, tls_min_version, tls_ciphers, "
 	     "tls_min_cipher_bits, tls_client_cert, tls_ca_file, "
-	     "tls_partners, auth, auth_mechanisms, auth_allow_cleartext)\n");
+	     "tls_partners, auth, auth_mechanisms, auth_allow_cleartext, "
+	     "content_rules, content_exempt_authenticated, "
+	     "content_exempt_relay_networks, content_scan_limit)\n");
 
 	/* Bad CIDRs: the element is named; host bits suggest the
 	 * network. */

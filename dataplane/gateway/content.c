@@ -1,0 +1,223 @@
+/*
+ * content.c - content rules on the delivery path (content.h).
+ *
+ * Owner: one dataplane lcore. The scanner of a message lives from its
+ * first body chunk to the end of data (or an abort); its Hyperscan
+ * streams are released on every path through content_gw_release().
+ *
+ * What this first version simplifies (docs/status.md): reject and
+ * tempfail rules on HELO, MAIL and RCPT answer the command; discard and
+ * log on envelope rules are judged with the message at end of data; the
+ * recipients scanned there are the logged ones
+ * (GW_MAX_LOG_RCPT); quarantine and header actions are refused by the
+ * configuration for sets bound to a listener until they are wired.
+ */
+#include "dataplane/gateway/gateway-t.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+
+#include "content/scan.h"
+#include "dataplane/policy/acl.h"
+#include "dataplane/smtp/smtp_session.h"
+
+#include "dataplane/gateway/content.h"
+#include "dataplane/gateway/delivery.h"
+#include "dataplane/gateway/log.h"
+#include "dataplane/gateway/session.h"
+
+struct gw_content {
+	struct content_scan scan;
+};
+
+static bool exempt(const struct gw_sess *s)
+{
+	const struct ctl_listener_content *lc = &s->lst->cl->content;
+	uint32_t v;
+
+	if (lc->exempt_authenticated && smtp_session_authenticated(s->sm))
+		return true;
+	return lc->exempt_relay_networks && s->snap->relay_nets &&
+	       pol_acl_lookup4(s->snap->relay_nets,
+			       rte_be_to_cpu_32(s->client_ip), &v) == 0 &&
+	       v == POL_ACL_ALLOW;
+}
+
+/* the per-rule counter of this core (metrics: mxgate_content_rule_hits_
+ * total{set, rule, action}); only this core writes its row */
+static void count_hit(struct gw_sess *s, const struct content_ruleset *rs,
+		      unsigned id)
+{
+	uint64_t *h = s->lst->content_hits;
+
+	if (h != NULL)
+		__atomic_store_n(&h[(size_t)s->gc->core * rs->n_rules + id],
+				 h[(size_t)s->gc->core * rs->n_rules + id] + 1,
+				 __ATOMIC_RELAXED);
+}
+
+static void begin(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+	const struct content_ruleset *rs = s->lst ? s->lst->content : NULL;
+	void *scratch;
+
+	s->content_started = true;
+	if (rs == NULL)
+		return;
+	if (exempt(s)) {
+		gc->content.exempt++;
+		return;
+	}
+	scratch = s->snap->content_scratch[gc->core];
+	s->content = malloc(sizeof(*s->content));
+	if (s->content == NULL || scratch == NULL) {
+		free(s->content);
+		s->content = NULL;
+		gc->content.unscanned++;
+		return;
+	}
+	content_scan_begin(&s->content->scan, rs, scratch,
+			   s->lst->cl->content.scan_limit);
+	gc->content.scanned++;
+}
+
+void content_gw_body(struct gw_sess *s, const uint8_t *p, size_t n)
+{
+	if (!s->content_started)
+		begin(s);
+	if (s->content != NULL && n > 0)
+		content_scan_feed(&s->content->scan, p, n);
+}
+
+/* envelope rules, in block mode, into v */
+static void envelope(struct gw_sess *s, const struct content_ruleset *rs,
+		     void *scratch, struct content_verdict *v)
+{
+	content_scan_envelope(rs, scratch, CONTENT_WHERE_HELO, s->helo,
+			      strlen(s->helo), v);
+	content_scan_envelope(rs, scratch, CONTENT_WHERE_MAIL, s->from,
+			      strlen(s->from), v);
+	for (uint32_t i = 0; i < s->nrcpt_ok && i < GW_MAX_LOG_RCPT; i++)
+		content_scan_envelope(rs, scratch, CONTENT_WHERE_RCPT,
+				      s->rcpt_log[i], strlen(s->rcpt_log[i]),
+				      v);
+}
+
+bool content_gw_envelope(struct gw_sess *s, int where, const char *addr,
+			 size_t len)
+{
+	struct gw_core *gc = s->gc;
+	const struct content_ruleset *rs = s->lst ? s->lst->content : NULL;
+	struct content_verdict v;
+	const struct content_rule *r;
+	void *scratch;
+	char text[300];
+
+	if (rs == NULL || s->snap == NULL || rs->db[where] == NULL || exempt(s))
+		return false;
+	scratch = s->snap->content_scratch[gc->core];
+	if (scratch == NULL)
+		return false;
+	content_verdict_init(&v);
+	content_scan_envelope(rs, scratch, (enum content_where)where, addr, len,
+			      &v);
+	if (v.rule < 0)
+		return false;
+	r = &rs->rules[v.rule];
+	if (r->action != CONTENT_ACT_REJECT && r->action != CONTENT_ACT_TEMPFAIL)
+		return false;
+	gc->content.hits++;
+	count_hit(s, rs, (unsigned)v.rule);
+	if (r->action == CONTENT_ACT_REJECT)
+		gc->content.rejected++;
+	else
+		gc->content.tempfailed++;
+	log_line(gc, "event=content sid=%s rule=%s:%u where=%s action=%s "
+		 "decided=yes", s->sid, r->file, r->line,
+		 content_where_name(r->where), content_action_name(r->action));
+	snprintf(text, sizeof(text), "%s", r->text);
+	sess_verdict(s, SMTP_V_REJECT,
+		     r->action == CONTENT_ACT_REJECT ? 550 : 451, r->status,
+		     text);
+	return true;
+}
+
+bool content_gw_data_end(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+	struct content_verdict v;
+	const struct content_ruleset *rs;
+	const struct content_rule *r;
+	char text[300];
+
+	if (!s->content_started)
+		begin(s); /* an empty body */
+	if (s->content == NULL)
+		return false;
+	rs = s->content->scan.rs;
+	void *scratch = s->content->scan.scratch;
+	if (s->content->scan.stats.truncated)
+		gc->content.truncated++;
+	content_scan_end(&s->content->scan, &v);
+	envelope(s, rs, scratch, &v);
+	free(s->content);
+	s->content = NULL;
+
+	for (unsigned i = 0; i < v.n_hits; i++) {
+		r = &rs->rules[v.hits[i]];
+		gc->content.hits++;
+		count_hit(s, rs, (unsigned)v.hits[i]);
+		log_line(gc, "event=content sid=%s rule=%s:%u where=%s%s "
+			 "action=%s%s", s->sid, r->file, r->line,
+			 content_where_name(r->where),
+			 r->header_name ? r->header_name : "",
+			 content_action_name(r->action),
+			 v.hits[i] == v.rule ? " decided=yes" : "");
+	}
+	if (v.rule < 0)
+		return false;
+	r = &rs->rules[v.rule];
+	switch (r->action) {
+	case CONTENT_ACT_REJECT:
+		gc->content.rejected++;
+		snprintf(text, sizeof(text), "%s", r->text);
+		delivery_txn_done(s, 550, NULL, r->status, text);
+		sess_verdict(s, SMTP_V_REJECT, 550, r->status, text);
+		break;
+	case CONTENT_ACT_TEMPFAIL:
+		gc->content.tempfailed++;
+		snprintf(text, sizeof(text), "%s", r->text);
+		delivery_txn_done(s, 451, NULL, r->status, text);
+		sess_verdict(s, SMTP_V_REJECT, 451, r->status, text);
+		break;
+	case CONTENT_ACT_DISCARD:
+		/* RFC 5321 6.2 allows silent discard; the log says so */
+		gc->content.discarded++;
+		snprintf(text, sizeof(text), "Ok: queued as %s", s->sid);
+		log_line(gc, "event=content sid=%s discarded rule=%s:%u",
+			 s->sid, r->file, r->line);
+		delivery_txn_done(s, 250, NULL, "2.0.0", text);
+		sess_verdict(s, SMTP_V_ACCEPT, 250, "2.0.0", text);
+		break;
+	default:
+		/* quarantine and header are refused by the configuration
+		 * for sets bound to a listener (config_content.c) */
+		return false;
+	}
+	sess_txn_abort(s);
+	return true;
+}
+
+void content_gw_release(struct gw_sess *s)
+{
+	if (s->content != NULL) {
+		content_scan_abort(&s->content->scan);
+		free(s->content);
+		s->content = NULL;
+	}
+	s->content_started = false;
+}

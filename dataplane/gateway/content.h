@@ -1,0 +1,42 @@
+/*
+ * content.h - content rules on the delivery path (issue 15; DESIGN 6b):
+ * the gateway's few calls into content/ (content/scan.h).
+ *
+ * Owner: the session's dataplane lcore. Uses the listener's rule set and
+ * this core's Hyperscan scratch from the transaction's snapshot (both
+ * built on the main lcore); allocates one scanner per scanned message
+ * (freed at its end or abort), never per packet.
+ */
+#ifndef MXG_GATEWAY_CONTENT_H
+#define MXG_GATEWAY_CONTENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataplane/gateway/gateway-t.h"
+
+/* Body bytes exactly as they go to the next hop (dot-unstuffed); the
+ * first call of a transaction starts the scan (or decides that this
+ * message is not scanned: no rules, exempt client, no memory). */
+void content_gw_body(struct gw_sess *s, const uint8_t *p, size_t n);
+
+/* End of data, before the final dot goes to the next hop: when a rule
+ * decides (reject, tempfail, discard), answers the client, aborts the
+ * next hop's transaction (no dot is ever sent) and returns true; false
+ * lets delivery go on. Every hit is logged with its rule file:line. */
+bool content_gw_data_end(struct gw_sess *s);
+
+/* HELO name, MAIL or RCPT address (where CONTENT_WHERE_HELO, _MAIL or
+ * _RCPT): when a
+ * reject or tempfail rule matches, answers the command (550/451 with the
+ * rule's code and text), logs the hit and returns true. Other actions of
+ * envelope rules (discard, log) are applied with the message at end of
+ * data. */
+bool content_gw_envelope(struct gw_sess *s, int where, const char *addr,
+			 size_t len);
+
+/* Release the scan of the current transaction (every end and abort
+ * path: sess_txn_reset). */
+void content_gw_release(struct gw_sess *s);
+
+#endif /* MXG_GATEWAY_CONTENT_H */

@@ -1,0 +1,131 @@
+/*
+ * test_config_content.c - the content-rule keys (control/config_content.c):
+ * rule sets compiled at load, a listener naming one, and every error with
+ * the configuration's file:line followed by the rule file's file:line
+ * (Hyperscan's own message), so that --check-config and a refused reload
+ * say exactly where.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "content/rules.h"
+#include "control/config.h"
+#include "../auth/check.h"
+
+static char err[8192], dir[256];
+
+static void put(const char *name, const char *text)
+{
+	char p[512];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	f = fopen(p, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static int load(const char *fmt, struct ctl_config *c)
+{
+	char text[4096], conf[512];
+
+	snprintf(text, sizeof(text), fmt, dir, dir);
+	snprintf(conf, sizeof(conf), "%s/t.conf", dir);
+	return ctl_config_load_string(text, conf, c, err, sizeof(err));
+}
+
+int main(void)
+{
+	struct ctl_config c;
+	char want[1024];
+
+	snprintf(dir, sizeof(dir), "/tmp/mxg-cfgcontent-%d", getpid());
+	mkdir(dir, 0700);
+	put("good.rules", "header:Subject /buy now/i reject 5.7.1 no\n");
+	put("bad.rules", "body /ok/ log\n\nbody /(a)\\1/ reject x\n");
+
+	/* good: the listener refers to the compiled set */
+	CHECK(load("content_rule_sets = ( { name = \"spam\"; file = \"%s/good.rules\"; } );\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"spam\"; content_exempt_authenticated = true;\n"
+		   "  content_scan_limit = 1000000; } );\n//%s\n", &c) == 0);
+	if (err[0])
+		fprintf(stderr, "%s", err);
+	CHECK(c.n_content_sets == 1 && c.content_sets[0].rules != NULL &&
+	      c.content_sets[0].rules->n_rules == 1);
+	CHECK(c.listeners[0].content.set == 0);
+	CHECK(c.listeners[0].content.exempt_authenticated);
+	CHECK(!c.listeners[0].content.exempt_relay_networks);
+	CHECK(c.listeners[0].content.scan_limit == 1000000);
+	ctl_config_free(&c);
+
+	/* relative to the configuration file */
+	CHECK(load("content_rule_sets = ( { name = \"spam\"; file = \"good.rules\"; } );\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"spam\"; } );\n//%s %s\n", &c) == 0);
+	ctl_config_free(&c);
+
+	/* a listener without rules */
+	CHECK(load("listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s%s\n",
+		   &c) == 0);
+	CHECK(c.listeners[0].content.set == -1);
+	ctl_config_free(&c);
+
+	/* a rule file that does not compile: config file:line, then the
+	 * rule file's file:line and Hyperscan's message */
+	CHECK(load("listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n"
+		   "content_rule_sets = (\n"
+		   "  { name = \"spam\";\n"
+		   "    file = \"%s/bad.rules\"; } );\n//%s\n", &c) == -EINVAL);
+	snprintf(want, sizeof(want),
+		 "%s/t.conf:4: key 'content_rule_sets[0].file': %s/bad.rules:3: "
+		 "pattern /(a)\\1/ refused by Hyperscan: \"Back-references are "
+		 "unsupported.\"\n", dir, dir);
+	CHECK(strcmp(err, want) == 0);
+	if (strcmp(err, want) != 0)
+		fprintf(stderr, "got  %swant %s", err, want);
+
+	/* unknown set, missing file, duplicate name, missing keys */
+	CHECK(load("content_rule_sets = ( { name = \"a\"; file = \"%s/good.rules\"; },\n"
+		   "  { name = \"a\"; file = \"%s/none.rules\"; },\n"
+		   "  { name = \"b\"; } );\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"nope\"; } );\n", &c) == -EINVAL);
+	CHECK(strstr(err, "t.conf:2: key 'content_rule_sets[1]': duplicate name \"a\" (first at line 1)") != NULL);
+	CHECK(strstr(err, "t.conf:2: key 'content_rule_sets[1].file': ") != NULL &&
+	      strstr(err, "none.rules:0: No such file or directory") != NULL);
+	CHECK(strstr(err, "t.conf:3: key 'content_rule_sets[2].file': missing") != NULL);
+	CHECK(strstr(err, "t.conf:5: key 'listeners[0].content_rules': no rule set named \"nope\"") != NULL);
+	if (failures)
+		fprintf(stderr, "%s", err);
+
+	/* quarantine and header are not wired into the gateway: a set
+	 * with them may be defined but not bound to a listener */
+	put("q.rules", "body /x/ log\nattachment-name /exe$/ quarantine q\n");
+	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"q\"; } );\n//%s\n", &c) == -EINVAL);
+	CHECK(strstr(err, "t.conf:3: key 'listeners[0].content_rules': ") != NULL &&
+	      strstr(err, "q.rules:2: action \"quarantine\" is not applied by the gateway yet") != NULL);
+	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+		   &c) == 0);
+	ctl_config_free(&c);
+
+	char p[512];
+	snprintf(p, sizeof(p), "%s/q.rules", dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/good.rules", dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/bad.rules", dir);
+	unlink(p);
+	rmdir(dir);
+	return check_summary("config_content");
+}
