@@ -175,19 +175,19 @@ static int command_block(const struct ctl_admin_req *req, char *out,
 		snprintf(out, outlen, "%s: bad CIDR '%s': %s", cmd, cidr, why);
 		return -EINVAL;
 	}
-	if (c.family != AF_INET) {
-		snprintf(out, outlen, "%s: IPv6 blocks are not supported yet "
-				      "(the stack is IPv4 only)", cmd);
-		return -EINVAL;
-	}
 	if (ctl_admin_req_int(req, "expire", &exp) == -EINVAL || exp < 0 ||
 	    exp > 10LL * 365 * 86400) {
 		snprintf(out, outlen, "%s: bad \"expire\" (seconds, 0..%lld)",
 			 cmd, 10LL * 365 * 86400);
 		return -EINVAL;
 	}
-	memcpy(&ip, c.addr, 4);
-	p.ip = ntohl(ip);
+	if (c.family == AF_INET6) {
+		p.v6 = true;
+		memcpy(p.addr6, c.addr, 16);
+	} else {
+		memcpy(&ip, c.addr, 4);
+		p.ip = ntohl(ip);
+	}
 	p.depth = c.prefix_len;
 	p.kind = strcmp(cmd, "block") == 0   ? GW_PUSH_BLOCK
 		 : strcmp(cmd, "allow") == 0 ? GW_PUSH_ALLOW

@@ -899,6 +899,7 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 	c.policy.deny_action = CTL_DENY_REPLY;
 	c.policy.rate_table_size = 65536;
 	c.policy.block_table_size = 16384;
+	c.policy.ipv6_prefix = 64;
 
 	cfg_check_keys(x, root, "", keys);
 	s = config_setting_get_member(root, "stack");

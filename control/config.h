@@ -327,6 +327,8 @@ struct ctl_config {
 					     default 65536 */
 		uint32_t block_table_size; /* pushed blocks per core;
 					      default 16384 */
+		uint32_t ipv6_prefix; /* IPv6 per-IP limits and rate
+					 keys cover this prefix; 64 */
 	} policy;
 	struct ctl_auth_config auth;
 	struct {

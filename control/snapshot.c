@@ -616,6 +616,9 @@ static int policy_build(struct mxg_snapshot *s, char *err, size_t errlen)
 	s->block_table_size = cfg->policy.block_table_size
 				      ? cfg->policy.block_table_size
 				      : 16384;
+	s->ipv6_prefix = (uint8_t)(cfg->policy.ipv6_prefix
+					   ? cfg->policy.ipv6_prefix
+					   : 64);
 	return 0;
 }
 

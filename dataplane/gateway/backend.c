@@ -91,10 +91,22 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	 * encoder sends as the LOCAL command. */
 	memset(&pa, 0, sizeof(pa));
 	if (for_sess) {
-		pa.src_addr = rte_be_to_cpu_32(for_sess->client_ip);
 		pa.src_port = for_sess->client_port;
-		pa.dst_addr = rte_be_to_cpu_32(gc->gw->our_ip);
 		pa.dst_port = for_sess->lst->port;
+		if (for_sess->client_v6) {
+			pa.v6 = true;
+			memcpy(pa.src6, for_sess->client_addr.b, 16);
+			memcpy(pa.dst6, for_sess->local_addr.b, 16);
+		} else {
+			pa.src_addr = rte_be_to_cpu_32(
+				net_addr_v4(&for_sess->client_addr));
+			/* the address the client reached (the port's
+			 * address unless the harness gave none) */
+			pa.dst_addr = rte_be_to_cpu_32(
+				net_addr_is_v4(&for_sess->local_addr)
+					? net_addr_v4(&for_sess->local_addr)
+					: gc->gw->our_ip);
+		}
 	}
 	b->rc = relay_client_init(
 		gc->relay_mem + (size_t)b->idx * gc->gw->relay_mem,

@@ -452,15 +452,24 @@ void state_pushes_apply(struct gw_core *gc)
 		switch (p.kind) {
 		case GW_PUSH_BLOCK:
 		case GW_PUSH_ALLOW:
-			rc = pol_block_add4(gc->blocks, p.ip, p.depth,
-					    p.kind == GW_PUSH_BLOCK
-						    ? POL_ACL_DENY
-						    : POL_ACL_ALLOW,
-					    p.expire_us);
+		{
+			uint32_t act = p.kind == GW_PUSH_BLOCK ? POL_ACL_DENY
+							       : POL_ACL_ALLOW;
+
+			rc = p.v6 ? pol_block_add6(gc->blocks, p.addr6,
+						   p.depth, act, p.expire_us)
+				  : pol_block_add4(gc->blocks, p.ip, p.depth,
+						   act, p.expire_us);
 			break;
+		}
 		case GW_PUSH_UNBLOCK:
 			/* not there: nothing to undo, not a failure */
-			(void)pol_block_del4(gc->blocks, p.ip, p.depth);
+			if (p.v6)
+				(void)pol_block_del6(gc->blocks, p.addr6,
+						     p.depth);
+			else
+				(void)pol_block_del4(gc->blocks, p.ip,
+						     p.depth);
 			break;
 		case GW_PUSH_DOMAIN_ADD:
 			rc = pol_domains_add(gc->dom_over, p.name, nl,

@@ -561,7 +561,7 @@ static void test_policy_errors(void)
 	     "t.conf:3: key 'policy.deny_acton': unknown key (valid here: "
 	     "deny_action, allow, deny, relay_networks, accepted_domains, "
 	     "senders, recipients, rate_limits, rate_table_size, "
-	     "block_table_size)\n"
+	     "block_table_size, ipv6_prefix)\n"
 	     "t.conf:4: key 'policy.senders.refuse': unknown key (valid "
 	     "here: accept, reject)\n");
 	ERRS("listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
