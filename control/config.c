@@ -41,6 +41,7 @@ const char ctl_config_default_text[] =
 	"stack = {\n"
 	"  port = \"net_tap0,iface=mxg0\";\n"
 	"  address = \"198.18.0.2/24\";\n"
+	"  address6 = \"fd00:6d78::2/64\";\n"
 	"};\n"
 	"listeners = (\n"
 	"  { name = \"mx\"; port = 25; role = \"mx\"; },\n"
