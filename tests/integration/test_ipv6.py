@@ -7,6 +7,8 @@ smtp-sink on 198.18.0.1:2525, in a network namespace the test creates.
 usage: test_ipv6.py MXGATE [--cores N] [--mxgatectl PATH]
 
 Checks, in one gateway run:
+  xclient  a second pool, Postfix smtpd with XCLIENT, learns the client:
+           its Received header names [IPv6:fd00:6d78::1].
   deliver  Python smtplib over IPv6 delivers; the body arrives byte for
            byte at the sink; the gateway logs the client in RFC 5952 form
            ("client=[fd00:6d78::1]:PORT").
@@ -36,6 +38,7 @@ from test_policy import (BACKEND_PORT, TAP, ctl, listener,  # noqa: E402
 
 GW6 = "fd00:6d78::2"
 K6 = "fd00:6d78::1"
+PF_PORT = 2526
 HOSTS6 = ["fd00:6d78::a1", "fd00:6d78::a2", "fd00:6d78::a3"]
 
 
@@ -99,6 +102,24 @@ def scenario_deliver(a, gw, sink, tmp, res):
               "the gateway logs the client as [%s]:port" % K6)
 
 
+def scenario_xclient(a, pf, res):
+    """The pool "pf" (Postfix smtpd, XCLIENT authorised for the gateway)
+    learns the IPv6 client: Postfix's Received names [IPv6:fd00:6d78::1]."""
+    body = "Subject: xclient v6\r\nMessage-ID: <xc6.%d@client.example>\r\n" \
+        "\r\nhello over IPv6\r\n" % os.getpid()
+    with smtplib.SMTP(GW6, 25, source_address=(K6, 0), timeout=30) as c:
+        c.ehlo("client6.example")
+        refused = c.sendmail("s@client.example", ["u@xc.example"], body)
+    res.check(refused == {}, "XCLIENT pool: accepted over IPv6")
+    files = pf.wait_delivered(1, 30)
+    res.check(len(files) == 1, "Postfix delivered it (%d)" % len(files))
+    if files:
+        rec = peers.header_values(peers.read_headers(files[0]), "Received")
+        res.check(rec and "[IPv6:%s]" % K6 in rec[0],
+                  "Postfix's Received names the IPv6 client via XCLIENT "
+                  "ADDR=IPv6: (%s)" % (rec[:1],))
+
+
 def scenario_block(a, gw, res):
     rc, out = ctl(a, "block", "fd00:6d78::/64", "--expire", "60")
     res.check(rc == 0, "mxgatectl block fd00:6d78::/64 (%d %s)" % (rc, out))
@@ -157,13 +178,17 @@ def main():
     with mxgtest.Netns("ipv6", ipv6=True):
         gw = None
         try:
-            policy = {"accepted_domains": ["ours.example"]}
+            policy = {"accepted_domains": ["ours.example", "xc.example"]}
             lst = [listener("mx", 25, max_connections_per_ip=2)]
             import test_policy
             orig = test_policy.write_config
 
             def with_v6(path, top):
                 top["stack"]["address6"] = GW6 + "/64"
+                top["pools"].append({
+                    "name": "pf", "type": "smtp", "client_info": "xclient",
+                    "domains": ["xc.example"],
+                    "servers": [{"address": KERNEL_IP, "port": PF_PORT}]})
                 return orig(path, top)
             test_policy.write_config = with_v6
             gw = start_gateway(a, tmp, res, lst, policy)
@@ -174,9 +199,15 @@ def main():
                            "nodad")
             gw.wait_for(lambda t: t["nd_solicits_out"] >= 2, 10,
                         "the stack's DAD probes")
-            with make_sink(tmp) as sink:
+            # Postfix refuses XCLIENT ADDR=IPv6:... (and drops the
+            # connection) unless inet_protocols includes ipv6
+            pf = peers.Postfix(listen="%s:%d" % (KERNEL_IP, PF_PORT),
+                               xclient_hosts=GATEWAY_IP,
+                               main_extra={"inet_protocols": "all"})
+            with make_sink(tmp) as sink, pf:
                 wait_v6(res)
                 scenario_deliver(a, gw, sink, tmp, res)
+                scenario_xclient(a, pf, res)
                 scenario_block(a, gw, res)
                 scenario_limit(a, gw, res)
             gw.shutdown(res)
