@@ -335,12 +335,12 @@ static int command_backend(const struct ctl_admin_req *req, char *out,
 			      strncmp(cp->name, name, (size_t)(slash - name))))
 			continue;
 		for (uint32_t k = 0; k < cp->n_servers; k++) {
-			struct in_addr a = {htonl(cp->servers[k].address)};
 			char s[64];
 
-			inet_ntop(AF_INET, &a, s, sizeof(s));
-			snprintf(s + strlen(s), sizeof(s) - strlen(s), ":%u",
-				 cp->servers[k].port);
+			relay_server_format(cp->servers[k].v6,
+					    cp->servers[k].address,
+					    cp->servers[k].address6,
+					    cp->servers[k].port, s, sizeof(s));
 			found += strcmp(s, hp) == 0;
 		}
 	}

@@ -250,9 +250,11 @@ struct ctl_listener {
 };
 
 struct ctl_server {
-	uint32_t address; /* IPv4, host order */
+	uint32_t address; /* IPv4, host order (unless v6) */
 	uint16_t port;
 	uint16_t weight;
+	bool v6;
+	uint8_t address6[16]; /* IPv6, network order */
 };
 
 /* Backend time-outs, milliseconds (the file says seconds). */

@@ -81,8 +81,6 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	struct relay_server_info si;
 	struct relay_proxy_addr pa;
 	struct gw_be *b = be_alloc(gc);
-	struct in_addr a;
-	char ip[INET_ADDRSTRLEN];
 
 	if (!b)
 		return NULL;
@@ -119,10 +117,12 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	b->srv = srv;
 	b->pool_set = pool_set;
 	pool_set->users++;
-	a.s_addr = rte_cpu_to_be_32(si.addr);
-	inet_ntop(AF_INET, &a, ip, sizeof(ip));
-	snprintf(b->name, sizeof(b->name), "%s:%u", ip, si.port);
-	if (tcp_connect(gc->st, a.s_addr, si.port, &be_cb, b, &b->tc) < 0) {
+	relay_server_format(si.v6, si.addr, si.addr6, si.port, b->name,
+			    sizeof(b->name));
+	if ((si.v6 ? tcp_connect6(gc->st, (const struct net_addr *)si.addr6,
+				  si.port, &be_cb, b, &b->tc)
+		   : tcp_connect(gc->st, rte_cpu_to_be_32(si.addr), si.port,
+				 &be_cb, b, &b->tc)) < 0) {
 		b->rc = NULL;
 		b->pool_set = NULL;
 		state_pool_set_put(gc, pool_set);

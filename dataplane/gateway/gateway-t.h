@@ -132,7 +132,7 @@ struct gw_sess {
 	char rcpt_log[GW_MAX_LOG_RCPT][128];
 	uint64_t t_mail_us;
 	uint64_t size;
-	char backend_name[32];
+	char backend_name[56];
 };
 
 enum gw_be_state {
@@ -168,7 +168,7 @@ struct gw_be {
 	struct gw_sess *owner;
 	uint32_t owner_gen;  /* owner->gen when it took b */
 	struct gw_rx rx;     /* received, not yet fed */
-	char name[32];
+	char name[56];     /* "[ipv6]:port" fits */
 };
 
 /* A limit changed at run time (mxgatectl limit KEY VALUE). */

@@ -147,7 +147,6 @@ static void state_backend_override_apply(struct gw_core *gc,
 	RTE_SET_USED(gc);
 	for (uint32_t i = 0; i < n; i++) {
 		struct relay_server_info si;
-		struct in_addr a;
 		char name[64];
 
 		relay_server_get_info(pool_set->rp, i, &si);
@@ -159,10 +158,8 @@ static void state_backend_override_apply(struct gw_core *gc,
 		     strncmp(relay_pool_name(pool_set->rp, si.pool), o->name,
 			     (size_t)(slash - o->name)) != 0))
 			continue;
-		a.s_addr = rte_cpu_to_be_32(si.addr);
-		inet_ntop(AF_INET, &a, name, sizeof(name));
-		snprintf(name + strlen(name), sizeof(name) - strlen(name),
-			 ":%u", si.port);
+		relay_server_format(si.v6, si.addr, si.addr6, si.port, name,
+				    sizeof(name));
 		if (strcmp(name, hp) == 0)
 			relay_server_set_admin_down(pool_set->rp, i, o->down);
 	}

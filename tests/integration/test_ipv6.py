@@ -7,6 +7,9 @@ smtp-sink on 198.18.0.1:2525, in a network namespace the test creates.
 usage: test_ipv6.py MXGATE [--cores N] [--mxgatectl PATH]
 
 Checks, in one gateway run:
+  backend6 a pool whose server is fd00:6d78::1 (smtp-sink on IPv6): the
+           gateway's backend connection goes over IPv6 (the sink sees
+           fd00:6d78::2), the message arrives byte for byte.
   xclient  a second pool, Postfix smtpd with XCLIENT, learns the client:
            its Received header names [IPv6:fd00:6d78::1].
   deliver  Python smtplib over IPv6 delivers; the body arrives byte for
@@ -39,6 +42,7 @@ from test_policy import (BACKEND_PORT, TAP, ctl, listener,  # noqa: E402
 GW6 = "fd00:6d78::2"
 K6 = "fd00:6d78::1"
 PF_PORT = 2526
+V6_PORT = 2527
 HOSTS6 = ["fd00:6d78::a1", "fd00:6d78::a2", "fd00:6d78::a3"]
 
 
@@ -100,6 +104,34 @@ def scenario_deliver(a, gw, sink, tmp, res):
     logtxt = open(os.path.join(tmp, "mxgate.log")).read()
     res.check("client=[%s]:" % K6 in logtxt,
               "the gateway logs the client as [%s]:port" % K6)
+
+
+def scenario_backend6(sink6, res):
+    """A pool whose server is an IPv6 address: the gateway opens its
+    backend connection over IPv6 (smtp-sink on [fd00:6d78::1]:2527 sees
+    the gateway's fd00:6d78::2 as its client)."""
+    body = "Subject: backend v6\r\nMessage-ID: <b6.%d@client.example>\r\n" \
+        "\r\nto an IPv6 backend\r\n" % os.getpid()
+    with smtplib.SMTP(GW6, 25, source_address=(K6, 0), timeout=30) as c:
+        c.ehlo("client6.example")
+        refused = c.sendmail("s@client.example", ["u@v6.example"], body)
+    res.check(refused == {}, "pool with an IPv6 server: accepted")
+    deadline = time.time() + 10
+    got = []
+    while time.time() < deadline and not got:
+        got = sink6.captured()
+        time.sleep(0.1)
+    res.check(len(got) == 1, "the IPv6 sink captured it (%d)" % len(got))
+    if got:
+        data = open(got[0], "rb").read()
+        hs = peers.read_headers(got[0])
+        ca = peers.header_values(hs, "X-Client-Addr")
+        res.check(ca and ca[0].strip().lower() in (GW6, "ipv6:" + GW6),
+                  "the backend connection came over IPv6 from %s (%s)" %
+                  (GW6, ca))
+        res.check(data.endswith(body.replace("\r\n", "\n").encode() +
+                                b"\n"),
+                  "the message arrived byte for byte at the IPv6 sink")
 
 
 def scenario_xclient(a, pf, res):
@@ -178,13 +210,17 @@ def main():
     with mxgtest.Netns("ipv6", ipv6=True):
         gw = None
         try:
-            policy = {"accepted_domains": ["ours.example", "xc.example"]}
+            policy = {"accepted_domains": ["ours.example", "xc.example",
+                                           "v6.example"]}
             lst = [listener("mx", 25, max_connections_per_ip=2)]
             import test_policy
             orig = test_policy.write_config
 
             def with_v6(path, top):
                 top["stack"]["address6"] = GW6 + "/64"
+                top["pools"].append({
+                    "name": "v6", "type": "smtp", "domains": ["v6.example"],
+                    "servers": [{"address": K6, "port": V6_PORT}]})
                 top["pools"].append({
                     "name": "pf", "type": "smtp", "client_info": "xclient",
                     "domains": ["xc.example"],
@@ -204,8 +240,12 @@ def main():
             pf = peers.Postfix(listen="%s:%d" % (KERNEL_IP, PF_PORT),
                                xclient_hosts=GATEWAY_IP,
                                main_extra={"inet_protocols": "all"})
-            with make_sink(tmp) as sink, pf:
+            sink6 = peers.SmtpSink(K6, V6_PORT,
+                                   capture_dir=os.path.join(tmp, "capture6"),
+                                   out_path=os.path.join(tmp, "sink6.out"))
+            with make_sink(tmp) as sink, pf, sink6:
                 wait_v6(res)
+                scenario_backend6(sink6, res)
                 scenario_deliver(a, gw, sink, tmp, res)
                 scenario_xclient(a, pf, res)
                 scenario_block(a, gw, res)
