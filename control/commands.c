@@ -175,19 +175,19 @@ static int command_block(const struct ctl_admin_req *req, char *out,
 		snprintf(out, outlen, "%s: bad CIDR '%s': %s", cmd, cidr, why);
 		return -EINVAL;
 	}
-	if (c.family != AF_INET) {
-		snprintf(out, outlen, "%s: IPv6 blocks are not supported yet "
-				      "(the stack is IPv4 only)", cmd);
-		return -EINVAL;
-	}
 	if (ctl_admin_req_int(req, "expire", &exp) == -EINVAL || exp < 0 ||
 	    exp > 10LL * 365 * 86400) {
 		snprintf(out, outlen, "%s: bad \"expire\" (seconds, 0..%lld)",
 			 cmd, 10LL * 365 * 86400);
 		return -EINVAL;
 	}
-	memcpy(&ip, c.addr, 4);
-	p.ip = ntohl(ip);
+	if (c.family == AF_INET6) {
+		p.v6 = true;
+		memcpy(p.addr6, c.addr, 16);
+	} else {
+		memcpy(&ip, c.addr, 4);
+		p.ip = ntohl(ip);
+	}
 	p.depth = c.prefix_len;
 	p.kind = strcmp(cmd, "block") == 0   ? GW_PUSH_BLOCK
 		 : strcmp(cmd, "allow") == 0 ? GW_PUSH_ALLOW
@@ -335,12 +335,12 @@ static int command_backend(const struct ctl_admin_req *req, char *out,
 			      strncmp(cp->name, name, (size_t)(slash - name))))
 			continue;
 		for (uint32_t k = 0; k < cp->n_servers; k++) {
-			struct in_addr a = {htonl(cp->servers[k].address)};
 			char s[64];
 
-			inet_ntop(AF_INET, &a, s, sizeof(s));
-			snprintf(s + strlen(s), sizeof(s) - strlen(s), ":%u",
-				 cp->servers[k].port);
+			relay_server_format(cp->servers[k].v6,
+					    cp->servers[k].address,
+					    cp->servers[k].address6,
+					    cp->servers[k].port, s, sizeof(s));
 			found += strcmp(s, hp) == 0;
 		}
 	}

@@ -41,6 +41,7 @@ const char ctl_config_default_text[] =
 	"stack = {\n"
 	"  port = \"net_tap0,iface=mxg0\";\n"
 	"  address = \"198.18.0.2/24\";\n"
+	"  address6 = \"fd00:6d78::2/64\";\n"
 	"};\n"
 	"listeners = (\n"
 	"  { name = \"mx\"; port = 25; role = \"mx\"; },\n"
@@ -461,9 +462,33 @@ static void parse_server(struct ctx *x, const config_setting_t *g,
 
 		cfg_path_of(key, sizeof(key), path, "address");
 		cfg_err(x, cfg_line_of(g), key,
-			"missing (an IPv4 address, e.g. \"198.18.0.1\")");
+			"missing (an IPv4 or IPv6 address, e.g. "
+			"\"198.18.0.1\" or \"fd00:6d78::1\")");
 	}
-	cfg_get_ipv4(x, g, path, "address", false, &s->address);
+	{
+		const config_setting_t *a = config_setting_get_member(g, "address");
+		const char *v = a ? config_setting_get_string(a) : NULL;
+		const char *why;
+
+		if (v && strchr(v, ':')) {
+			char key[160];
+
+			cfg_path_of(key, sizeof(key), path, "address");
+			if (inet_pton(AF_INET6, v, s->address6) != 1)
+				cfg_err(x, cfg_line_of(a), key,
+					"\"%s\" is not an IPv6 address (e.g. "
+					"\"fd00:6d78::1\")", v);
+			else if ((why = ipv6_unusable(s->address6)) != NULL)
+				cfg_err(x, cfg_line_of(a), key,
+					"\"%s\" is %s, not a backend address",
+					v, why);
+			else
+				s->v6 = true;
+		} else {
+			cfg_get_ipv4(x, g, path, "address", false,
+				     &s->address);
+		}
+	}
 	v = s->port;
 	cfg_get_uint(x, g, path, "port", 1, 65535, &v);
 	s->port = (uint16_t)v;
@@ -909,6 +934,7 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 	c.policy.deny_action = CTL_DENY_REPLY;
 	c.policy.rate_table_size = 65536;
 	c.policy.block_table_size = 16384;
+	c.policy.ipv6_prefix = 64;
 
 	cfg_check_keys(x, root, "", keys);
 	s = config_setting_get_member(root, "stack");

@@ -278,9 +278,11 @@ struct ctl_listener {
 };
 
 struct ctl_server {
-	uint32_t address; /* IPv4, host order */
+	uint32_t address; /* IPv4, host order (unless v6) */
 	uint16_t port;
 	uint16_t weight;
+	bool v6;
+	uint8_t address6[16]; /* IPv6, network order */
 };
 
 /* Backend time-outs, milliseconds (the file says seconds). */
@@ -357,6 +359,8 @@ struct ctl_config {
 					     default 65536 */
 		uint32_t block_table_size; /* pushed blocks per core;
 					      default 16384 */
+		uint32_t ipv6_prefix; /* IPv6 per-IP limits and rate
+					 keys cover this prefix; 64 */
 	} policy;
 	struct ctl_auth_config auth;
 	struct {

@@ -173,7 +173,7 @@ void cfg_parse_policy(struct ctx *x, const config_setting_t *g,
 	static const char *const keys[] = {
 		"deny_action",	    "allow",   "deny",	     "relay_networks",
 		"accepted_domains", "senders", "recipients", "rate_limits",
-		"rate_table_size",  "block_table_size", NULL};
+		"rate_table_size",  "block_table_size", "ipv6_prefix", NULL};
 	static const char *const deny[] = {"reply", "close", NULL};
 	const config_setting_t *s;
 	int e;
@@ -269,6 +269,9 @@ void cfg_parse_policy(struct ctx *x, const config_setting_t *g,
 		&c->policy.rate_table_size);
 	cfg_get_u32(x, g, "policy", "block_table_size", 16, 1048576,
 		&c->policy.block_table_size);
+	/* an IPv6 client's per-IP limits and rate keys cover its /N */
+	cfg_get_u32(x, g, "policy", "ipv6_prefix", 32, 128,
+		&c->policy.ipv6_prefix);
 }
 
 /* Listener settings that default to the policy section's, which the

@@ -521,6 +521,9 @@ static int pools_build(struct mxg_snapshot *s)
 		} else {
 			for (uint32_t k = 0; k < cp->n_servers; k++, si++) {
 				s->rs[si].addr = cp->servers[k].address;
+				s->rs[si].v6 = cp->servers[k].v6;
+				memcpy(s->rs[si].addr6,
+				       cp->servers[k].address6, 16);
 				s->rs[si].port = cp->servers[k].port;
 				s->rs[si].weight = cp->servers[k].weight;
 			}
@@ -663,6 +666,9 @@ static int policy_build(struct mxg_snapshot *s, char *err, size_t errlen)
 	s->block_table_size = cfg->policy.block_table_size
 				      ? cfg->policy.block_table_size
 				      : 16384;
+	s->ipv6_prefix = (uint8_t)(cfg->policy.ipv6_prefix
+					   ? cfg->policy.ipv6_prefix
+					   : 64);
 	return 0;
 }
 

@@ -112,6 +112,7 @@ struct mxg_snapshot {
 	uint32_t n_rules;
 	uint32_t rate_table_size;
 	uint32_t block_table_size; /* pushed blocks per core */
+	uint8_t ipv6_prefix;       /* per-IP keys of IPv6 clients: /N */
 
 	size_t smtp_mem;  /* bytes one session engine needs */
 	size_t relay_mem; /* bytes one backend client needs */

@@ -51,10 +51,11 @@ struct gw_push {
 	uint64_t t_sent_us; /* clock_us() when sent */
 	uint32_t kind;      /* enum gw_push_kind */
 	uint32_t ip;        /* BLOCK/ALLOW/UNBLOCK: IPv4, host order */
-	uint8_t depth;
+	uint8_t depth;      /* 0..32, or 0..128 when v6 */
 	bool subdomains;    /* DOMAIN_*: ".example.com" */
 	bool down;          /* BACKEND */
-	uint8_t pad;
+	bool v6;            /* BLOCK/ALLOW/UNBLOCK: addr6, not ip */
+	uint8_t addr6[16];  /* IPv6 prefix, network order */
 	uint32_t value;     /* LIMIT */
 	uint64_t expire_us; /* BLOCK/ALLOW: clock_us() deadline, 0 never */
 	char name[120];     /* domain, limit key or backend */

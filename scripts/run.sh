@@ -1,10 +1,12 @@
 #!/bin/sh
 # mxgate's main job on its embedded default, as root on Debian 12:
 # installs what it needs, builds, creates the network namespace `mxgate`,
-# starts the gateway there on a net_tap port (kernel side 198.18.0.1/24,
-# gateway 198.18.0.2, SMTP on 25 and 587), delivering to a local Maildir
+# starts the gateway there on a net_tap port (kernel side 198.18.0.1/24
+# and fd00:6d78::1/64, gateway 198.18.0.2 and fd00:6d78::2, SMTP on 25
+# and 587), delivering to a local Maildir
 # (MXGATE_MAILDIR, default /var/lib/mxgate/Maildir) whose path it prints;
-# sends one message with swaks and shows it arrived; stays in the
+# sends one message with swaks over IPv4 and one over IPv6 and shows they
+# arrived; stays in the
 # foreground until Ctrl-C. The embedded default is written once to
 # MXGATE_CONF (default /var/lib/mxgate/mxgate.conf, from
 # `mxgate --print-default-config`) and run from there, so that it can be
@@ -76,7 +78,12 @@ trap cleanup INT TERM EXIT
 # (submission), next hop the local Maildir.
 echo "run.sh: binary $BIN"
 echo "run.sh: configuration $CONF"
-ip netns exec $NS "$BIN" --config "$CONF" \
+# A configuration written before the default had IPv6 gets the IPv6
+# address from the command line instead.
+IP6=""
+grep -q '^[[:space:]]*address6' "$CONF" || IP6="--ip6 fd00:6d78::2/64"
+# shellcheck disable=SC2086
+ip netns exec $NS "$BIN" --config "$CONF" $IP6 \
 	--maildir "$MAILDIR" --stats-file $STATS --log-file $LOG "$@" &
 PID=$!
 
@@ -88,10 +95,21 @@ until ip -n $NS link show $TAP >/dev/null 2>&1; do
 	sleep 0.1
 done
 ip -n $NS addr add 198.18.0.1/24 dev $TAP
+ip -n $NS addr add fd00:6d78::1/64 dev $TAP nodad
 ip -n $NS link set $TAP up
 sleep 0.5
+# the gateway's IPv6 address answers once its DAD is done (about 1 s):
+# wait for a TCP connection to port 25 to open
+i=0
+until ip netns exec $NS timeout 2 bash -c \
+	'exec 3<>/dev/tcp/fd00:6d78::2/25' >/dev/null 2>&1; do
+	i=$((i + 1))
+	[ $i -gt 20 ] && { echo "run.sh: fd00:6d78::2 never answered" >&2; exit 1; }
+	sleep 0.2
+done
 
-echo "run.sh: mxgate is up in netns '$NS' at 198.18.0.2 (ports 25 and 587)"
+echo "run.sh: mxgate is up in netns '$NS' at 198.18.0.2 and fd00:6d78::2 (ports 25 and 587)"
+echo "run.sh: kernel side of the tap port: 198.18.0.1/24 and fd00:6d78::1/64"
 echo "run.sh: next hop: the Maildir $MAILDIR"
 before=$(ls "$MAILDIR/new" 2>/dev/null | wc -l)
 SUBJ="mxgate run.sh check $(date +%s)"
@@ -109,10 +127,26 @@ if [ -z "$file" ] || [ "$after" -le "$before" ]; then
 fi
 echo "run.sh: arrived: $file"
 sed -n '1,4p' "$file"
+SUBJ6="mxgate run.sh IPv6 check $(date +%s)"
+echo "run.sh: sending one message with swaks over IPv6 (fd00:6d78::2)..."
+ip netns exec $NS swaks -6 --server fd00:6d78::2 --port 25 \
+	--from sender@example.org --to postmaster@example.com \
+	--header "Subject: $SUBJ6" --timeout 30 >/tmp/mxgate-swaks6.log 2>&1 || {
+	cat /tmp/mxgate-swaks6.log; echo "run.sh: swaks over IPv6 failed" >&2; exit 1; }
+grep -E '^<-  250 2\.0\.0' /tmp/mxgate-swaks6.log | tail -1
+file6=$(grep -l "Subject: $SUBJ6" "$MAILDIR"/new/* 2>/dev/null | head -1)
+if [ -z "$file6" ]; then
+	echo "run.sh: the IPv6 message did not arrive in $MAILDIR/new" >&2
+	exit 1
+fi
+echo "run.sh: arrived: $file6"
+sed -n '1,4p' "$file6"
 echo "run.sh: log: $LOG  counters: $STATS"
 cat <<EOT
 run.sh: try next (from another shell; README.md explains each):
   ip netns exec $NS swaks --server 198.18.0.2 --to you@example.com
+  ip netns exec $NS swaks --server fd00:6d78::2 --to you@example.com
+  $ROOT/build/control/mxgatectl block fd00:6d78::/64 --expire 60
   watch -n1 "$ROOT/build/control/mxgatectl stats | head -40"
   $ROOT/build/control/mxgatectl block 198.18.0.1/32 --expire 60
   \$EDITOR $CONF && $ROOT/build/control/mxgatectl reload

@@ -86,7 +86,7 @@ run_suite build -Dwerror=true -- unit integration package
 
 SAN_SUITES="unit integration !san-quarantine"
 NOTES="NOTE: build-san left out the tests of suite san-quarantine \
-(stack62_seq2000_fault, stack62_ptb: IPv6 on 2 cores, open under issue 16); \
+(stack62_seq2000_fault: IPv6 on 2 cores with faults, open under issue 16); \
 the gcc build ran them"
 if [ "${MXG_SAN_INTEGRATION:-1}" = 0 ]; then
 	SAN_SUITES="unit"

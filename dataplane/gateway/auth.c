@@ -32,11 +32,14 @@
 #include <string.h>
 
 #include <rte_byteorder.h>
+#include <rte_hash_crc.h>
 
 #include "auth/brute.h"
 #include "auth/jobs.h"
 #include "auth/sendermap.h"
 #include "dataplane/workers/workers.h"
+
+#include <rte_hash_crc.h>
 
 #include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/core.h"
@@ -170,6 +173,19 @@ static void auth_log(struct gw_sess *s, const char *result, int code,
 		 result, code, delay_ms);
 }
 
+/* The brute-force tables key an address by 32 bits: an IPv4 client by
+ * its address, an IPv6 client by a hash of its per-IP key (the
+ * policy.ipv6_prefix prefix, /64 by default), so rotating addresses
+ * inside one /64 does not reset its count. A hash may collide with
+ * another client's key: both then share one count (stricter, never
+ * looser for either). */
+static uint32_t brute_ip(const struct gw_sess *s)
+{
+	if (net_addr_is_v4(&s->client_addr))
+		return rte_be_to_cpu_32(net_addr_v4(&s->client_addr));
+	return rte_hash_crc(s->ipkey, sizeof(s->ipkey), 0x6d786777u);
+}
+
 /* The final reply of an exchange is in a->out: brute-force accounting,
  * counters, log line; the answer is then held until hold_until_us (the
  * tarpit: a timer on this session, the core goes on). */
@@ -178,7 +194,7 @@ static void auth_outcome(struct gw_sess *s)
 	struct gw_core *gc = s->gc;
 	struct gw_auth *a = &s->auth;
 	const struct auth_sasl_out *o = &a->out;
-	uint32_t ip = rte_be_to_cpu_32(s->client_ip);
+	uint32_t ip = brute_ip(s);
 	uint32_t delay_ms = 0;
 	bool locked_now = false;
 
@@ -328,7 +344,7 @@ static bool start_verify(struct gw_sess *s, const struct auth_sasl_out *o)
 	enum auth_result r = AUTH_RESULT_TEMPFAIL;
 
 	snprintf(a->tried, sizeof(a->tried), "%s", o->authcid);
-	if (auth_brute_locked(brute(gc), rte_be_to_cpu_32(s->client_ip),
+	if (auth_brute_locked(brute(gc), brute_ip(s),
 			      a->tried, gc->now_us)) {
 		r = AUTH_RESULT_LOCKED;
 		goto answer_now;
@@ -468,7 +484,7 @@ bool auth_request(struct gw_sess *s, const struct smtp_event *ev)
 		a->tried[0] = '\0';
 		a->mech = (enum auth_mech)auth_mech_parse(
 			ev->auth.mech, strlen(ev->auth.mech));
-		if (auth_brute_locked(brute(gc), rte_be_to_cpu_32(s->client_ip),
+		if (auth_brute_locked(brute(gc), brute_ip(s),
 				      NULL, gc->now_us)) {
 			gc->stats.auth_locked++;
 			auth_log(s, "locked", 454, 0);

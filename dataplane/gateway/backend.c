@@ -82,8 +82,6 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	struct relay_server_info si;
 	struct relay_proxy_addr pa;
 	struct gw_be *b = be_alloc(gc);
-	struct in_addr a;
-	char ip[INET_ADDRSTRLEN];
 
 	if (!b)
 		return NULL;
@@ -92,10 +90,22 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	 * encoder sends as the LOCAL command. */
 	memset(&pa, 0, sizeof(pa));
 	if (for_sess) {
-		pa.src_addr = rte_be_to_cpu_32(for_sess->client_ip);
 		pa.src_port = for_sess->client_port;
-		pa.dst_addr = rte_be_to_cpu_32(gc->gw->our_ip);
 		pa.dst_port = for_sess->lst->port;
+		if (for_sess->client_v6) {
+			pa.v6 = true;
+			memcpy(pa.src6, for_sess->client_addr.b, 16);
+			memcpy(pa.dst6, for_sess->local_addr.b, 16);
+		} else {
+			pa.src_addr = rte_be_to_cpu_32(
+				net_addr_v4(&for_sess->client_addr));
+			/* the address the client reached (the port's
+			 * address unless the harness gave none) */
+			pa.dst_addr = rte_be_to_cpu_32(
+				net_addr_is_v4(&for_sess->local_addr)
+					? net_addr_v4(&for_sess->local_addr)
+					: gc->gw->our_ip);
+		}
 	}
 	b->rc = relay_client_init(
 		gc->relay_mem + (size_t)b->idx * gc->gw->relay_mem,
@@ -108,10 +118,12 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	b->srv = srv;
 	b->pool_set = pool_set;
 	pool_set->users++;
-	a.s_addr = rte_cpu_to_be_32(si.addr);
-	inet_ntop(AF_INET, &a, ip, sizeof(ip));
-	mxg_fmt(b->name, sizeof(b->name), "%s:%u", ip, si.port);
-	if (tcp_connect(gc->st, a.s_addr, si.port, &be_cb, b, &b->tc) < 0) {
+	relay_server_format(si.v6, si.addr, si.addr6, si.port, b->name,
+			    sizeof(b->name));
+	if ((si.v6 ? tcp_connect6(gc->st, (const struct net_addr *)si.addr6,
+				  si.port, &be_cb, b, &b->tc)
+		   : tcp_connect(gc->st, rte_cpu_to_be_32(si.addr), si.port,
+				 &be_cb, b, &b->tc)) < 0) {
 		b->rc = NULL;
 		b->pool_set = NULL;
 		state_pool_set_put(gc, pool_set);

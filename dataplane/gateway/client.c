@@ -67,10 +67,10 @@ void client_release(struct gw_sess *s)
 		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
 				   __ATOMIC_RELAXED);
 	if (s->counted_ip)
-		pol_conns_dec(gc->conns_per_ip, rte_be_to_cpu_32(s->client_ip));
-	log_line(gc, "event=session sid=%s client=%s:%u listener=%s "
+		pol_conns_dec_key(gc->conns_per_ip, s->ipkey);
+	log_line(gc, "event=session sid=%s client=%s listener=%s "
 		 "commands=%u messages=%u errors=%u pregreet=%u ms=%llu",
-		 s->sid, s->client, s->client_port, s->lst->cl->name,
+		 s->sid, s->client_hp, s->lst->cl->name,
 		 st->commands, st->messages, st->errors, st->pregreet_bytes,
 		 (unsigned long long)((gc->now_us - s->t_start_us) / 1000));
 	s->sm = NULL;
@@ -85,14 +85,37 @@ void client_release(struct gw_sess *s)
 	gc->stats.sessions_live--;
 }
 
-struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
-			    uint16_t cport, const struct xprt_ops *ops,
-			    struct tcp_conn *c)
+/* The text forms of a client address: RFC 5952 (inet_ntop gives it), the
+ * RFC 5321 4.1.3 address literal body ("IPv6:" tag) and host:port with
+ * the RFC 5952 section 6 brackets for IPv6. */
+static void client_addr_text(struct gw_sess *s)
+{
+	if (s->client_v6) {
+		inet_ntop(AF_INET6, s->client_addr.b, s->client,
+			  sizeof(s->client));
+		snprintf(s->client_literal, sizeof(s->client_literal),
+			 "IPv6:%s", s->client);
+		snprintf(s->client_hp, sizeof(s->client_hp), "[%s]:%u",
+			 s->client, s->client_port);
+	} else {
+		inet_ntop(AF_INET, &s->client_addr.b[12], s->client,
+			  sizeof(s->client));
+		snprintf(s->client_literal, sizeof(s->client_literal), "%s",
+			 s->client);
+		snprintf(s->client_hp, sizeof(s->client_hp), "%s:%u",
+			 s->client, s->client_port);
+	}
+}
+
+struct gw_sess *client_open(struct gw_core *gc, uint16_t lp,
+			    const struct net_addr *ca, uint16_t cport,
+			    const struct net_addr *la,
+			    const struct xprt_ops *ops, struct tcp_conn *c)
 {
 	const struct mxg_snapshot_listener *l;
 	struct smtp_config smtp;
 	struct gw_sess *s;
-	uint32_t i, ip;
+	uint32_t i;
 	const char *hit = NULL;
 	enum conn_verdict cv;
 
@@ -101,15 +124,17 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 		gc->stats.sessions_refused++;
 		return NULL;
 	}
-	ip = rte_be_to_cpu_32(cip);
-	if (policy_conn_denied(gc, l, ip)) {
+	if (policy_conn_denied(gc, l, ca)) {
 		const struct ctl_listener *cl = l->cl;
 
 		gc->stats.conn_denied_acl++;
 		if (cl->deny_action == CTL_DENY_CLOSE) {
-			char a[INET_ADDRSTRLEN];
+			char a[INET6_ADDRSTRLEN];
 
-			inet_ntop(AF_INET, &cip, a, sizeof(a));
+			if (net_addr_is_v4(ca))
+				inet_ntop(AF_INET, &ca->b[12], a, sizeof(a));
+			else
+				inet_ntop(AF_INET6, ca->b, a, sizeof(a));
 			log_line(gc, "event=refused client=%s listener=%s "
 				 "reason=acl action=close",
 				 a, cl->name);
@@ -146,9 +171,16 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 	s->t_start_us = gc->now_us;
 	s->md_job = -1;
 	s->pool = -1;
-	s->client_ip = cip;
+	s->client_addr = *ca;
+	if (la)
+		s->local_addr = *la;
+	s->client_v6 = !net_addr_is_v4(ca);
 	s->client_port = cport;
-	inet_ntop(AF_INET, &s->client_ip, s->client, sizeof(s->client));
+	client_addr_text(s);
+	if (s->client_v6)
+		pol_ipkey6(s->ipkey, ca->b, s->snap->ipv6_prefix);
+	else
+		pol_ipkey4(s->ipkey, rte_be_to_cpu_32(net_addr_v4(ca)));
 	/* start time + core + sequence: unique across restarts */
 	snprintf(s->sid, sizeof(s->sid), "%08x%02x%06x", gc->sid_epoch,
 		 gc->core & 0xff, gc->sid_seq++ & 0xffffff);
@@ -172,7 +204,7 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 	gc->stats.sessions++;
 	gc->stats.sessions_live++;
 	if (cv == CONN_OK)
-		cv = policy_conn_limits(s, ip, &hit);
+		cv = policy_conn_limits(s, &hit);
 	switch (cv) {
 	case CONN_DENY:
 		s->deny_code = 554;
@@ -195,8 +227,8 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 	default:
 		break;
 	}
-	log_line(gc, "event=connect sid=%s client=%s:%u listener=%s%s%s",
-		 s->sid, s->client, s->client_port, l->cl->name,
+	log_line(gc, "event=connect sid=%s client=%s listener=%s%s%s",
+		 s->sid, s->client_hp, l->cl->name,
 		 s->deny_code ? " refused=" : "",
 		 !s->deny_code	    ? ""
 		 : cv == CONN_DENY  ? "acl"
@@ -212,11 +244,11 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
  * (issue 13 adds xprt_tls for listeners that offer STARTTLS). */
 static void *client_accepted(void *arg, struct tcp_conn *c)
 {
-	rte_be32_t la, cip;
+	struct net_addr la, ca;
 	uint16_t lp, cport;
 
-	tcp_conn_addrs(c, &la, &lp, &cip, &cport);
-	return client_open(arg, lp, cip, cport, &xprt_plain_ops, c);
+	tcp_conn_addrs6(c, &la, &lp, &ca, &cport);
+	return client_open(arg, lp, &ca, cport, &la, &xprt_plain_ops, c);
 }
 
 static void client_readable(void *ctx, struct tcp_conn *c)

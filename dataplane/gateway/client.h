@@ -6,7 +6,9 @@
 
 #include "dataplane/gateway/gateway-t.h"
 
-/* A new client connection on listener port lport from cip:cport over the
+/* A new client connection on listener port lport from client:cport (an
+ * IPv4-mapped or IPv6 address; local: the address it reached, NULL when
+ * unknown) over the
  * transport ops (its TCP connection c may be NULL for a transport that
  * has none, as in the unit harness): takes a session slot, runs the
  * connection policy, creates the SMTP engine (STARTTLS offered exactly
@@ -14,7 +16,8 @@
  * NULL when refused without a greeting (no slot, no listener, ACL with
  * action close). */
 struct gw_sess *client_open(struct gw_core *gc, uint16_t lport,
-			    rte_be32_t cip, uint16_t cport,
+			    const struct net_addr *client, uint16_t cport,
+			    const struct net_addr *local,
 			    const struct xprt_ops *ops, struct tcp_conn *c);
 
 /* The peer half-closed: answers still owed are sent, then the close. */

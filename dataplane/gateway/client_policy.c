@@ -85,15 +85,42 @@ static void policy_rule_params(const struct gw_core *gc,
  * key can be formed takes one token (cost). False (and the rule's name in
  * *hit) when one is exhausted. Rules are checked in file order and stop at
  * the first refusal, so a refused event costs nothing in later rules. */
+/* The key of s's per-IP rate buckets: the IPv4 address (4 bytes, host
+ * order), or the client's IPv6 prefix (s->ipkey, 16 bytes; prefix24: the
+ * /48 instead, for the rule key "ip24"). */
+static const void *policy_ip_key(const struct gw_sess *s, bool prefix24,
+				 uint8_t buf[16], size_t *len)
+{
+	if (s->client_v6) {
+		if (!prefix24) {
+			*len = 16;
+			return s->ipkey;
+		}
+		pol_ipkey6(buf, s->client_addr.b, 48);
+		*len = 16;
+		return buf;
+	}
+	{
+		uint32_t ip = rte_be_to_cpu_32(net_addr_v4(&s->client_addr));
+
+		if (prefix24)
+			ip &= 0xffffff00u;
+		memcpy(buf, &ip, 4);
+		*len = 4;
+		return buf;
+	}
+}
+
 static bool policy_rules_take(struct gw_core *gc, const struct mxg_snapshot *sn,
 			      const struct mxg_snapshot_listener *l,
-			      enum ctl_rl_what what, uint32_t ip,
+			      enum ctl_rl_what what, const struct gw_sess *s,
 			      const char *sdom, size_t sdom_len,
 			      const char *user, uint32_t cost, const char **hit)
 {
 	for (uint32_t i = 0; i < sn->n_rules; i++) {
 		const struct mxg_snapshot_rule *r = &sn->rules[i];
-		uint32_t key4, pm, burst;
+		uint8_t kbuf[16];
+		uint32_t pm, burst;
 		const void *key;
 		size_t klen;
 
@@ -102,14 +129,9 @@ static bool policy_rules_take(struct gw_core *gc, const struct mxg_snapshot *sn,
 			continue;
 		switch (r->key) {
 		case CTL_RL_IP:
-			key4 = ip;
-			key = &key4;
-			klen = 4;
-			break;
 		case CTL_RL_IP24:
-			key4 = ip & 0xffffff00u;
-			key = &key4;
-			klen = 4;
+			key = policy_ip_key(s, r->key == CTL_RL_IP24, kbuf,
+					    &klen);
 			break;
 		case CTL_RL_SENDER_DOMAIN:
 			if (!sdom || sdom_len == 0)
@@ -148,13 +170,29 @@ static uint64_t policy_conn_rate_fp(const struct mxg_snapshot_listener *l)
 /* Connection control (DESIGN 6), in order: pushed blocks and allows, the
  * listener's networks, the listener's allow/deny, the global allow/deny
  * (an allow entry is an exception inside a deny entry). */
+static int policy_acl_lookup(const struct pol_acl *a,
+			     const struct net_addr *client, uint32_t *v)
+{
+	if (net_addr_is_v4(client))
+		return pol_acl_lookup4(
+			a, rte_be_to_cpu_32(net_addr_v4(client)), v);
+	return pol_acl_lookup6(a, client->b, v);
+}
+
 bool policy_conn_denied(struct gw_core *gc,
-			const struct mxg_snapshot_listener *l, uint32_t ip)
+			const struct mxg_snapshot_listener *l,
+			const struct net_addr *client)
 {
 	const struct mxg_snapshot *sn = gc->snap;
 	uint32_t v;
 
-	switch (pol_block_lookup4(gc->blocks, ip, gc->now_us)) {
+	switch (net_addr_is_v4(client)
+			? pol_block_lookup4(
+				  gc->blocks,
+				  rte_be_to_cpu_32(net_addr_v4(client)),
+				  gc->now_us)
+			: pol_block_lookup6(gc->blocks, client->b,
+					    gc->now_us)) {
 	case POL_ACL_DENY:
 		return true;
 	case POL_ACL_ALLOW:
@@ -162,18 +200,18 @@ bool policy_conn_denied(struct gw_core *gc,
 	default:
 		break;
 	}
-	if (l->networks && pol_acl_lookup4(l->networks, ip, &v) < 0)
+	if (l->networks && policy_acl_lookup(l->networks, client, &v) < 0)
 		return true;
-	if (l->acl && pol_acl_lookup4(l->acl, ip, &v) == 0)
+	if (l->acl && policy_acl_lookup(l->acl, client, &v) == 0)
 		return v == POL_ACL_DENY;
-	if (sn->acl && pol_acl_lookup4(sn->acl, ip, &v) == 0)
+	if (sn->acl && policy_acl_lookup(sn->acl, client, &v) == 0)
 		return v == POL_ACL_DENY;
 	return false;
 }
 
 /* A refused connection does not hold a listener or per-IP slot while
  * its 421 is flushed and the close completes. */
-static enum conn_verdict policy_conn_uncount(struct gw_sess *s, uint32_t ip,
+static enum conn_verdict policy_conn_uncount(struct gw_sess *s,
 					     enum conn_verdict v)
 {
 	struct gw_core *gc = s->gc;
@@ -182,17 +220,19 @@ static enum conn_verdict policy_conn_uncount(struct gw_sess *s, uint32_t ip,
 		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
 				   __ATOMIC_RELAXED);
 	if (s->counted_ip)
-		pol_conns_dec(gc->conns_per_ip, ip);
+		pol_conns_dec_key(gc->conns_per_ip, s->ipkey);
 	s->counted_listener = s->counted_ip = false;
 	return v;
 }
 
-/* The limits at connect: listener total (all cores), per client IP,
- * connection rate per IP, rate rules on connections. Counts the
- * connection when it passes. */
-enum conn_verdict policy_conn_limits(struct gw_sess *s, uint32_t ip,
-				     const char **hit)
+/* The limits at connect: listener total (all cores), per client IP (an
+ * IPv6 client: per prefix, s->ipkey), connection rate per IP, rate
+ * rules on connections. Counts the connection when it passes. */
+enum conn_verdict policy_conn_limits(struct gw_sess *s, const char **hit)
 {
+	uint8_t kbuf[16];
+	size_t klen;
+	const void *key;
 	struct gw_core *gc = s->gc;
 	const struct mxg_snapshot_listener *l = s->lst;
 	struct gw_limits e = policy_listener_limits(gc, l);
@@ -209,17 +249,18 @@ enum conn_verdict policy_conn_limits(struct gw_sess *s, uint32_t ip,
 		__atomic_add_fetch(lc, 1, __ATOMIC_RELAXED);
 	}
 	s->counted_listener = true;
-	if (!pol_conns_inc(gc->conns_per_ip, ip, e.per_ip))
-		return policy_conn_uncount(s, ip, CONN_LIMIT);
+	if (!pol_conns_inc_key(gc->conns_per_ip, s->ipkey, e.per_ip))
+		return policy_conn_uncount(s, CONN_LIMIT);
 	s->counted_ip = true;
-	if (e.rate && !pol_rl_take(gc->rl, policy_conn_rate_fp(l), &ip, 4,
+	key = policy_ip_key(s, false, kbuf, &klen);
+	if (e.rate && !pol_rl_take(gc->rl, policy_conn_rate_fp(l), key, klen,
 				   e.rate, e.rate, 1, gc->now_us)) {
 		*hit = "connection_rate_per_ip";
-		return policy_conn_uncount(s, ip, CONN_RATE);
+		return policy_conn_uncount(s, CONN_RATE);
 	}
-	if (!policy_rules_take(gc, s->snap, l, CTL_RL_CONNECTIONS, ip, NULL, 0,
+	if (!policy_rules_take(gc, s->snap, l, CTL_RL_CONNECTIONS, s, NULL, 0,
 			       NULL, 1, hit))
-		return policy_conn_uncount(s, ip, CONN_RATE);
+		return policy_conn_uncount(s, CONN_RATE);
 	return CONN_OK;
 }
 
@@ -235,17 +276,22 @@ static bool policy_restricted(const struct mxg_snapshot_restrict *r,
 	return false;
 }
 
-static bool policy_may_relay(const struct gw_sess *s)
+bool policy_in_relay_networks(const struct gw_sess *s)
 {
 	uint32_t v;
 
+	return s->snap->relay_nets &&
+	       policy_acl_lookup(s->snap->relay_nets, &s->client_addr, &v) ==
+		       0 &&
+	       v == POL_ACL_ALLOW;
+}
+
+static bool policy_may_relay(const struct gw_sess *s)
+{
 	if (smtp_session_authenticated(s->sm) &&
 	    s->lst->cl->relay_authenticated)
 		return true;
-	return s->snap->relay_nets &&
-	       pol_acl_lookup4(s->snap->relay_nets,
-			       rte_be_to_cpu_32(s->client_ip), &v) == 0 &&
-	       v == POL_ACL_ALLOW;
+	return policy_in_relay_networks(s);
 }
 
 /* MAIL FROM policy. Returns true when the verdict was given (refused). */
@@ -286,8 +332,7 @@ bool policy_mail(struct gw_sess *s, const struct smtp_mail *m)
 			     "Sender address rejected: Access denied");
 		return true;
 	}
-	if (!policy_rules_take(gc, s->snap, l, CTL_RL_MESSAGES,
-			       rte_be_to_cpu_32(s->client_ip),
+	if (!policy_rules_take(gc, s->snap, l, CTL_RL_MESSAGES, s,
 			m->null_sender ? NULL : a.domain, a.domain_len,
 			       auth_login(s), 1,
 			       &hit)) {
@@ -347,8 +392,7 @@ bool policy_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 			if (dl && dom[dl - 1] == '.')
 				dl--;
 		}
-		if (!policy_rules_take(gc, s->snap, s->lst, CTL_RL_RECIPIENTS,
-				       rte_be_to_cpu_32(s->client_ip),
+		if (!policy_rules_take(gc, s->snap, s->lst, CTL_RL_RECIPIENTS, s,
 				       dl ? dom : NULL, dl, auth_login(s), 1,
 				       &hit)) {
 			gc->stats.rcpt_rate_limited++;

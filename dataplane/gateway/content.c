@@ -25,6 +25,7 @@
 #include "dataplane/smtp/smtp_session.h"
 
 #include "dataplane/gateway/content.h"
+#include "dataplane/gateway/client_policy.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/session.h"
@@ -36,14 +37,10 @@ struct gw_content {
 static bool exempt(const struct gw_sess *s)
 {
 	const struct ctl_listener_content *lc = &s->lst->cl->content;
-	uint32_t v;
 
 	if (lc->exempt_authenticated && smtp_session_authenticated(s->sm))
 		return true;
-	return lc->exempt_relay_networks && s->snap->relay_nets &&
-	       pol_acl_lookup4(s->snap->relay_nets,
-			       rte_be_to_cpu_32(s->client_ip), &v) == 0 &&
-	       v == POL_ACL_ALLOW;
+	return lc->exempt_relay_networks && policy_in_relay_networks(s);
 }
 
 /* the per-rule counter of this core (metrics: mxgate_content_rule_hits_

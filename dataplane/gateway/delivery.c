@@ -156,7 +156,7 @@ void delivery_backend_ready(struct gw_sess *s)
 	struct gw_be *b = s->be;
 	const struct relay_caps *caps = relay_client_caps(b->rc);
 	struct relay_xclient xc = {
-		.addr = s->client,
+		.addr = s->client_literal,
 		.port = s->client_port,
 		.name = "[UNAVAILABLE]",
 		.helo = s->helo[0] ? s->helo : NULL,
@@ -345,7 +345,7 @@ void delivery_data(struct gw_sess *s)
 	}
 	if (s->pool_set->snap->pools[s->pool].maildir) {
 		struct maildir_received rcv = {
-			.client_addr = s->client,
+			.client_addr = s->client_literal,
 			.helo = s->helo[0] ? s->helo : NULL,
 			.listener = s->lst->cl->name,
 			.session_id = s->sid,

@@ -22,6 +22,7 @@
 
 #include "auth/sasl.h"
 #include "dataplane/gateway.h"
+#include "dataplane/net/net.h"
 #include "dataplane/gateway/rx.h"
 #include "dataplane/gateway/xprt.h"
 
@@ -113,9 +114,21 @@ struct gw_sess {
 	uint64_t t_dot_us;             /* final dot sent to the backend */
 	struct xprt xp;       /* the client transport (xprt.h) */
 	struct smtp_session *sm;
-	rte_be32_t client_ip;
+	/* The client and the address it reached, IPv4-mapped for IPv4
+	 * (dataplane/net/net.h), so one field serves both families. */
+	struct net_addr client_addr;
+	struct net_addr local_addr;
+	bool client_v6;
 	uint16_t client_port;
-	char client[INET_ADDRSTRLEN];
+	char client[INET6_ADDRSTRLEN];      /* RFC 5952 text form */
+	/* RFC 5321 4.1.3 address literal body: "192.0.2.1" or
+	 * "IPv6:2001:db8::1" (Received, XCLIENT ADDR) */
+	char client_literal[INET6_ADDRSTRLEN + 5];
+	/* "192.0.2.1:40000" or "[2001:db8::1]:40000" for log lines */
+	char client_hp[INET6_ADDRSTRLEN + 8];
+	/* per-IP key (pol_ipkey4, or pol_ipkey6 over the snapshot's
+	 * ipv6_prefix at accept): connection counts and rate buckets */
+	uint8_t ipkey[16];
 	char helo[256];
 	bool esmtp;
 	uint64_t t_start_us;
@@ -147,7 +160,7 @@ struct gw_sess {
 	char rcpt_log[GW_MAX_LOG_RCPT][128];
 	uint64_t t_mail_us;
 	uint64_t size;
-	char backend_name[32];
+	char backend_name[56];
 	struct gw_auth auth;  /* AUTH (auth.c) */
 	struct gw_content *content; /* scanner of this message (content.c) */
 	bool content_started;       /* first body chunk seen */
@@ -186,7 +199,7 @@ struct gw_be {
 	struct gw_sess *owner;
 	uint32_t owner_gen;  /* owner->gen when it took b */
 	struct gw_rx rx;     /* received, not yet fed */
-	char name[32];
+	char name[56];     /* "[ipv6]:port" fits */
 };
 
 /* A limit changed at run time (mxgatectl limit KEY VALUE). */

@@ -147,7 +147,6 @@ static void state_backend_override_apply(struct gw_core *gc,
 	RTE_SET_USED(gc);
 	for (uint32_t i = 0; i < n; i++) {
 		struct relay_server_info si;
-		struct in_addr a;
 		char name[64];
 
 		relay_server_get_info(pool_set->rp, i, &si);
@@ -159,10 +158,8 @@ static void state_backend_override_apply(struct gw_core *gc,
 		     strncmp(relay_pool_name(pool_set->rp, si.pool), o->name,
 			     (size_t)(slash - o->name)) != 0))
 			continue;
-		a.s_addr = rte_cpu_to_be_32(si.addr);
-		inet_ntop(AF_INET, &a, name, sizeof(name));
-		snprintf(name + strlen(name), sizeof(name) - strlen(name),
-			 ":%u", si.port);
+		relay_server_format(si.v6, si.addr, si.addr6, si.port, name,
+				    sizeof(name));
 		if (strcmp(name, hp) == 0)
 			relay_server_set_admin_down(pool_set->rp, i, o->down);
 	}
@@ -452,15 +449,24 @@ void state_pushes_apply(struct gw_core *gc)
 		switch (p.kind) {
 		case GW_PUSH_BLOCK:
 		case GW_PUSH_ALLOW:
-			rc = pol_block_add4(gc->blocks, p.ip, p.depth,
-					    p.kind == GW_PUSH_BLOCK
-						    ? POL_ACL_DENY
-						    : POL_ACL_ALLOW,
-					    p.expire_us);
+		{
+			uint32_t act = p.kind == GW_PUSH_BLOCK ? POL_ACL_DENY
+							       : POL_ACL_ALLOW;
+
+			rc = p.v6 ? pol_block_add6(gc->blocks, p.addr6,
+						   p.depth, act, p.expire_us)
+				  : pol_block_add4(gc->blocks, p.ip, p.depth,
+						   act, p.expire_us);
 			break;
+		}
 		case GW_PUSH_UNBLOCK:
 			/* not there: nothing to undo, not a failure */
-			(void)pol_block_del4(gc->blocks, p.ip, p.depth);
+			if (p.v6)
+				(void)pol_block_del6(gc->blocks, p.addr6,
+						     p.depth);
+			else
+				(void)pol_block_del4(gc->blocks, p.ip,
+						     p.depth);
 			break;
 		case GW_PUSH_DOMAIN_ADD:
 			rc = pol_domains_add(gc->dom_over, p.name, nl,

@@ -30,6 +30,7 @@
 #include <rte_malloc.h>
 
 #include "dataplane/policy/acl.h"
+#include "dataplane/policy/block6.h"
 
 /* rte_lpm6 keeps 21-bit next hops (struct rte_lpm6_tbl_entry). */
 #define LPM6_HOP_BITS 21
@@ -658,6 +659,7 @@ struct blk_ent {
 
 struct pol_block {
 	struct rte_lpm *lpm;
+	struct pol_block6 *v6; /* the IPv6 half (block6.c) */
 	struct blk_ent *ent;
 	uint32_t *free;
 	uint32_t *heap;
@@ -710,6 +712,11 @@ struct pol_block *pol_block_create(uint32_t max_entries, int socket)
 		r = -(rte_errno ? rte_errno : ENOMEM);
 		goto fail;
 	}
+	b->v6 = pol_block6_create(max_entries, socket);
+	if (b->v6 == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	return b;
 fail:
 	pol_block_free(b);
@@ -722,6 +729,7 @@ void pol_block_free(struct pol_block *b)
 	if (b == NULL)
 		return;
 	rte_lpm_free(b->lpm);
+	pol_block6_free(b->v6);
 	rte_free(b->map.slot);
 	rte_free(b->free);
 	rte_free(b->ent);
@@ -932,9 +940,28 @@ uint32_t pol_block_lookup4(const struct pol_block *b, uint32_t ip,
 	return 0;
 }
 
+int pol_block_add6(struct pol_block *b, const uint8_t addr[16],
+		   uint8_t depth, uint32_t action, uint64_t expire_us)
+{
+	return b ? pol_block6_add(b->v6, addr, depth, action, expire_us)
+		 : -EINVAL;
+}
+
+int pol_block_del6(struct pol_block *b, const uint8_t addr[16],
+		   uint8_t depth)
+{
+	return b ? pol_block6_del(b->v6, addr, depth) : -EINVAL;
+}
+
+uint32_t pol_block_lookup6(const struct pol_block *b, const uint8_t addr[16],
+			   uint64_t now_us)
+{
+	return pol_block6_lookup(b->v6, addr, now_us);
+}
+
 uint32_t pol_block_expire(struct pol_block *b, uint64_t now_us, uint32_t max)
 {
-	uint32_t done = 0;
+	uint32_t done = pol_block6_expire(b->v6, now_us, max);
 
 	while (done < max && b->nheap > 0 && heap_key(b, 0) <= now_us) {
 		uint32_t idx = b->heap[0];
@@ -956,7 +983,7 @@ uint32_t pol_block_expire(struct pol_block *b, uint64_t now_us, uint32_t max)
 
 uint32_t pol_block_count(const struct pol_block *b)
 {
-	return b ? b->n : 0;
+	return b ? b->n + pol_block6_count(b->v6) : 0;
 }
 
 size_t pol_block_memory(const struct pol_block *b)
@@ -966,7 +993,8 @@ size_t pol_block_memory(const struct pol_block *b)
 	if (b == NULL)
 		return 0;
 	slots = (size_t)b->map.mask + 1;
-	return sizeof(*b) + sizeof(*b->ent) * b->max +
+	return pol_block6_memory(b->v6) + sizeof(*b) +
+	       sizeof(*b->ent) * b->max +
 	       2 * sizeof(uint32_t) * b->max + slots * sizeof(uint64_t) +
 	       LPM_TBL24_BYTES + (size_t)b->max * 8 +
 	       (size_t)pol_acl_tbl8s4_default(b->max) * LPM_TBL8_BYTES;

@@ -141,8 +141,17 @@ int pol_block_del4(struct pol_block *b, uint32_t ip, uint8_t depth);
  * no live entry matches. now_us: the caller's monotonic clock. */
 uint32_t pol_block_lookup4(const struct pol_block *b, uint32_t ip,
 			   uint64_t now_us);
-/* Removes entries expired at now_us, at most max per call; returns how
- * many it removed. */
+/* The same for IPv6 prefixes (depth 0..128; block6.c: one hash probe per
+ * distinct prefix length in use). The entries of both families share
+ * max_entries each (a table holds up to max_entries of each family). */
+int pol_block_add6(struct pol_block *b, const uint8_t addr[16],
+		   uint8_t depth, uint32_t action, uint64_t expire_us);
+int pol_block_del6(struct pol_block *b, const uint8_t addr[16],
+		   uint8_t depth);
+uint32_t pol_block_lookup6(const struct pol_block *b, const uint8_t addr[16],
+			   uint64_t now_us);
+/* Removes entries expired at now_us (both families), at most max per call;
+ * returns how many it removed. */
 uint32_t pol_block_expire(struct pol_block *b, uint64_t now_us,
 			  uint32_t max);
 uint32_t pol_block_count(const struct pol_block *b);

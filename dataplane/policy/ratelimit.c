@@ -530,10 +530,11 @@ const struct pol_rl_stats *pol_rl_stats(const struct pol_rl *t)
 
 /* ---- pol_conns --------------------------------------------------------- */
 
-/* Open addressing on the address, count 0 = empty slot; at least twice as
- * many slots as entries, backward-shift deletion as above. */
+/* Open addressing on the 16-byte key (an IPv4-mapped address or a masked
+ * IPv6 prefix), count 0 = empty slot; at least twice as many slots as
+ * entries, backward-shift deletion as above. */
 struct conns_slot {
-	uint32_t ip;
+	uint8_t key[16];
 	uint32_t n;
 };
 
@@ -545,9 +546,10 @@ struct pol_conns {
 	uint32_t count;
 } __rte_cache_aligned;
 
-static inline uint32_t conns_home(const struct pol_conns *t, uint32_t ip)
+static inline uint32_t conns_home(const struct pol_conns *t,
+				  const uint8_t key[16])
 {
-	return (uint32_t)hash64(&ip, sizeof(ip), t->secret) & t->mask;
+	return (uint32_t)hash64(key, 16, t->secret) & t->mask;
 }
 
 struct pol_conns *pol_conns_create(uint32_t capacity, int socket)
@@ -586,19 +588,21 @@ void pol_conns_free(struct pol_conns *t)
 	rte_free(t);
 }
 
-/* The slot holding ip, or the empty slot ending its probe sequence. */
-static inline uint32_t conns_find(const struct pol_conns *t, uint32_t ip)
+/* The slot holding key, or the empty slot ending its probe sequence. */
+static inline uint32_t conns_find(const struct pol_conns *t,
+				  const uint8_t key[16])
 {
-	uint32_t i = conns_home(t, ip);
+	uint32_t i = conns_home(t, key);
 
-	while (t->slots[i].n != 0 && t->slots[i].ip != ip)
+	while (t->slots[i].n != 0 && memcmp(t->slots[i].key, key, 16) != 0)
 		i = (i + 1) & t->mask;
 	return i;
 }
 
-bool pol_conns_inc(struct pol_conns *t, uint32_t ip, uint32_t max)
+bool pol_conns_inc_key(struct pol_conns *t, const uint8_t key[16],
+		       uint32_t max)
 {
-	uint32_t i = conns_find(t, ip);
+	uint32_t i = conns_find(t, key);
 	struct conns_slot *s = &t->slots[i];
 
 	if (s->n != 0) {
@@ -609,15 +613,15 @@ bool pol_conns_inc(struct pol_conns *t, uint32_t ip, uint32_t max)
 	}
 	if (t->count >= t->capacity)
 		return false;
-	s->ip = ip;
+	memcpy(s->key, key, 16);
 	s->n = 1;
 	t->count++;
 	return true;
 }
 
-void pol_conns_dec(struct pol_conns *t, uint32_t ip)
+void pol_conns_dec_key(struct pol_conns *t, const uint8_t key[16])
 {
-	uint32_t i = conns_find(t, ip), j = i;
+	uint32_t i = conns_find(t, key), j = i;
 
 	if (t->slots[i].n == 0) /* unpaired dec: nothing to undo */
 		return;
@@ -630,7 +634,7 @@ void pol_conns_dec(struct pol_conns *t, uint32_t ip)
 		j = (j + 1) & t->mask;
 		if (t->slots[j].n == 0)
 			break;
-		home = conns_home(t, t->slots[j].ip);
+		home = conns_home(t, t->slots[j].key);
 		if (((j - home) & t->mask) >= ((j - i) & t->mask)) {
 			t->slots[i] = t->slots[j];
 			i = j;
@@ -639,9 +643,55 @@ void pol_conns_dec(struct pol_conns *t, uint32_t ip)
 	t->slots[i].n = 0;
 }
 
+uint32_t pol_conns_get_key(const struct pol_conns *t, const uint8_t key[16])
+{
+	return t->slots[conns_find(t, key)].n;
+}
+
+void pol_ipkey4(uint8_t key[16], uint32_t ip)
+{
+	static const uint8_t pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	memcpy(key, pfx, 12);
+	key[12] = (uint8_t)(ip >> 24);
+	key[13] = (uint8_t)(ip >> 16);
+	key[14] = (uint8_t)(ip >> 8);
+	key[15] = (uint8_t)ip;
+}
+
+void pol_ipkey6(uint8_t key[16], const uint8_t addr[16], uint8_t prefix)
+{
+	for (unsigned int i = 0; i < 16; i++) {
+		unsigned int bits = prefix > i * 8 ? prefix - i * 8u : 0;
+
+		key[i] = bits >= 8 ? addr[i]
+			 : bits == 0 ? 0
+				     : (uint8_t)(addr[i] & (0xff00u >> bits));
+	}
+}
+
+bool pol_conns_inc(struct pol_conns *t, uint32_t ip, uint32_t max)
+{
+	uint8_t key[16];
+
+	pol_ipkey4(key, ip);
+	return pol_conns_inc_key(t, key, max);
+}
+
+void pol_conns_dec(struct pol_conns *t, uint32_t ip)
+{
+	uint8_t key[16];
+
+	pol_ipkey4(key, ip);
+	pol_conns_dec_key(t, key);
+}
+
 uint32_t pol_conns_get(const struct pol_conns *t, uint32_t ip)
 {
-	return t->slots[conns_find(t, ip)].n;
+	uint8_t key[16];
+
+	pol_ipkey4(key, ip);
+	return pol_conns_get_key(t, key);
 }
 
 uint32_t pol_conns_count(const struct pol_conns *t)

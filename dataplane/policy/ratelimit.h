@@ -66,14 +66,16 @@ size_t pol_rl_memory(const struct pol_rl *t);
 const struct pol_rl_stats *pol_rl_stats(const struct pol_rl *t);
 
 /*
- * Concurrent connections per client IPv4 address on one core. An entry
+ * Concurrent connections per client on one core, keyed by 16 bytes: an
+ * IPv4-mapped address (pol_ipkey4) or an IPv6 prefix (pol_ipkey6, so a
+ * host rotating addresses inside its /64 stays one key). An entry
  * exists while its count is above zero; capacity must be at least the
  * core's session limit, so the table can never be full of live entries.
  */
 struct pol_conns;
 
-/* capacity: most distinct IPs (>= 1); 8-byte slots, a power of two >=
- * 2 x capacity (16 to 32 bytes per entry). NULL with errno on failure. */
+/* capacity: most distinct keys (>= 1); 20-byte slots, a power of two >=
+ * 2 x capacity (40 to 80 bytes per entry). NULL with errno on failure. */
 struct pol_conns *pol_conns_create(uint32_t capacity, int socket);
 void pol_conns_free(struct pol_conns *t);
 /* Counts one more connection of ip unless it already has max (0 = no
@@ -83,6 +85,16 @@ bool pol_conns_inc(struct pol_conns *t, uint32_t ip, uint32_t max);
  * unpaired dec is ignored). */
 void pol_conns_dec(struct pol_conns *t, uint32_t ip);
 uint32_t pol_conns_get(const struct pol_conns *t, uint32_t ip);
+/* The same by key (pol_ipkey4/pol_ipkey6); the IPv4 calls above are
+ * these with pol_ipkey4(ip). */
+bool pol_conns_inc_key(struct pol_conns *t, const uint8_t key[16],
+		       uint32_t max);
+void pol_conns_dec_key(struct pol_conns *t, const uint8_t key[16]);
+uint32_t pol_conns_get_key(const struct pol_conns *t, const uint8_t key[16]);
+/* key = ::ffff:ip (ip in host order). */
+void pol_ipkey4(uint8_t key[16], uint32_t ip);
+/* key = addr with the bits past prefix (0..128) cleared. */
+void pol_ipkey6(uint8_t key[16], const uint8_t addr[16], uint8_t prefix);
 uint32_t pol_conns_count(const struct pol_conns *t); /* distinct IPs */
 size_t pol_conns_memory(const struct pol_conns *t);
 

@@ -65,7 +65,8 @@ void maildir_config_defaults(struct maildir_config *cfg);
  * Strings are copied by maildir_begin() (truncated to 255 octets; control
  * characters become '?', so a hostile HELO cannot add header lines). */
 struct maildir_received {
-	const char *client_addr; /* "192.0.2.1" (required) */
+	const char *client_addr; /* "192.0.2.1" or "IPv6:2001:db8::1"
+				    (RFC 5321 4.1.3; required) */
 	const char *client_name; /* reverse DNS name, NULL = "unknown" */
 	const char *helo;	 /* HELO/EHLO argument, NULL = none */
 	const char *listener;	 /* listener name, e.g. "mx" */

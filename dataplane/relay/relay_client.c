@@ -256,10 +256,27 @@ int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 					0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 	uint8_t *p = buf;
 
-	if (len < RELAY_PROXY_V2_TCP4_LEN)
+	if (len < (a->v6 ? RELAY_PROXY_V2_TCP6_LEN : RELAY_PROXY_V2_TCP4_LEN))
 		return -ENOSPC;
 	memcpy(p, sig, sizeof(sig));
 	p += sizeof(sig);
+	if (a->v6) {
+		/* PROXY, AF_INET6 + STREAM (0x21), 36-octet block: 16-octet
+		 * source, destination, then the two ports. */
+		*p++ = 0x21;
+		*p++ = 0x21;
+		*p++ = 0;
+		*p++ = 36;
+		memcpy(p, a->src6, 16);
+		p += 16;
+		memcpy(p, a->dst6, 16);
+		p += 16;
+		*p++ = (uint8_t)(a->src_port >> 8);
+		*p++ = (uint8_t)a->src_port;
+		*p++ = (uint8_t)(a->dst_port >> 8);
+		*p++ = (uint8_t)a->dst_port;
+		return RELAY_PROXY_V2_TCP6_LEN;
+	}
 	if (a->src_addr == 0 && a->dst_addr == 0 && a->src_port == 0 &&
 	    a->dst_port == 0) {
 		/* No client behind this connection (a health check): the
@@ -993,7 +1010,7 @@ struct relay_client *relay_client_init(void *mem, size_t size,
 	c->state = RELAY_ST_CONNECTING;
 	c->connect_deadline = now_ms + k.tmo_connect_ms;
 	if (k.client_info == RELAY_CINFO_PROXY) {
-		uint8_t hdr[RELAY_PROXY_V2_TCP4_LEN];
+		uint8_t hdr[RELAY_PROXY_V2_TCP6_LEN];
 
 		/* proxy-protocol.txt 2: the header is the very first thing
 		 * on the connection, before the server's greeting. */

@@ -83,21 +83,26 @@ struct relay_client_config {
 /* Fills cfg with the defaults (helo_name "localhost"). */
 void relay_client_config_defaults(struct relay_client_config *cfg);
 
-/* PROXY v2 addresses (TCP over IPv4), host byte order. */
+/* PROXY v2 addresses: TCP over IPv4 (src_addr/dst_addr, host byte
+ * order) or, when v6 is set, TCP over IPv6 (src6/dst6, network order). */
 struct relay_proxy_addr {
 	uint32_t src_addr;
 	uint32_t dst_addr;
 	uint16_t src_port;
 	uint16_t dst_port;
+	bool v6;
+	uint8_t src6[16];
+	uint8_t dst6[16];
 };
 
 /* Length of a PROXY v2 TCP4 header, and of a LOCAL one (all-zero
  * addresses: a connection of our own, e.g. a health check). */
 #define RELAY_PROXY_V2_TCP4_LEN 28
 #define RELAY_PROXY_V2_LOCAL_LEN 16
-/* Encodes a PROXY v2 "PROXY" command for TCP over IPv4 (HAProxy
- * proxy-protocol.txt section 2.2) into buf; all-zero addresses give the
- * LOCAL command instead. Returns the length (28 or 16) or
+#define RELAY_PROXY_V2_TCP6_LEN 52 /* 16 + the 36-octet address block */
+/* Encodes a PROXY v2 "PROXY" command for TCP over IPv4 or IPv6 (HAProxy
+ * proxy-protocol.txt section 2.2) into buf; all-zero IPv4 addresses give
+ * the LOCAL command instead. Returns the length (28, 52 or 16) or
  * -ENOSPC if len is too small. */
 int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 			  size_t len);

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdio.h>
+#include <arpa/inet.h>
 
 #include "relay_pool.h"
 
@@ -423,6 +425,8 @@ void relay_server_get_info(const struct relay_pools *p, uint32_t srv,
 	memset(out, 0, sizeof(*out));
 	out->pool = sv->pool;
 	out->addr = sv->cfg.addr;
+	out->v6 = sv->cfg.v6;
+	memcpy(out->addr6, sv->cfg.addr6, 16);
 	out->port = sv->cfg.port;
 	out->weight = sv->cfg.weight;
 	out->up = sv->up && !sv->admin_down;
@@ -533,4 +537,21 @@ unsigned relay_pools_idle_expire(struct relay_pools *p, uint64_t now_ms,
 		}
 	}
 	return n;
+}
+
+int relay_server_format(bool v6, uint32_t addr, const uint8_t addr6[16],
+			uint16_t port, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (v6) {
+		inet_ntop(AF_INET6, addr6, a, sizeof(a));
+		return snprintf(buf, len, "[%s]:%u", a, port);
+	}
+	{
+		struct in_addr in = {htonl(addr)};
+
+		inet_ntop(AF_INET, &in, a, sizeof(a));
+	}
+	return snprintf(buf, len, "%s:%u", a, port);
 }

@@ -25,10 +25,17 @@
 struct relay_pools;
 
 struct relay_server_config {
-	uint32_t addr; /* IPv4, host byte order */
+	uint32_t addr; /* IPv4, host byte order (unless v6) */
 	uint16_t port;
 	uint16_t weight; /* 1..1000; 0 = 1 */
+	bool v6;          /* the server is addr6 (IPv6, network order) */
+	uint8_t addr6[16];
 };
+
+/* A server's name as logs, metrics and mxgatectl show it:
+ * "198.18.0.1:25" or "[fd00::1]:25". Returns snprintf's result. */
+int relay_server_format(bool v6, uint32_t addr, const uint8_t addr6[16],
+			uint16_t port, char *buf, size_t len);
 
 struct relay_pool_config {
 	const char *name;
@@ -63,6 +70,8 @@ struct relay_server_info {
 	uint32_t addr;
 	uint16_t port;
 	uint16_t weight;
+	bool v6;
+	uint8_t addr6[16];
 	bool up;
 	bool probing;	   /* down, one trial connection handed out */
 	uint32_t conns;	   /* open connections, idle ones included */

@@ -129,7 +129,8 @@ class SmtpSink:
             c += ["-d", os.path.join(self.capture_dir, "msg.")]
         if self.count:
             c += ["-c"]
-        c += self.args + ["%s:%d" % (self.ip, self.port), str(self.backlog)]
+        host = "[%s]" % self.ip if ":" in self.ip else self.ip  # IPv6
+        c += self.args + ["%s:%d" % (host, self.port), str(self.backlog)]
         return c
 
     def start(self, timeout=20):

@@ -359,17 +359,36 @@ def scenario_ptb(gw, res):
         mxgtest.sh(*ns, "ip", "link", "set", "mxgv1", "up")
         mxgtest.sh(*ns, "ip", "-6", "route", "add", "default", "via",
                    "fd00:6d78:2::1", "mtu", "1280", "advmss", "1440")
+        # The echo service writes back what one read returns. Read while
+        # writing, the echo can follow the client's own 1280-byte segments
+        # and never send a full 1440-byte one (which only the router
+        # refuses): whether a Packet Too Big came then depended on timing
+        # (under ASan it once did not). So the client first writes
+        # without reading until the whole path is backed up (its small
+        # send buffer stops draining: the stack's send buffer is full),
+        # and only then reads: the stack resumes from a full buffer with
+        # full-size segments, and the router must answer Packet Too Big.
         client = (
-            "import socket,sys,threading\n"
+            "import socket,sys,threading,time\n"
             "d=bytes((i*7+i//251)&255 for i in range(%d))\n"
-            "s=socket.create_connection(('%s',7),timeout=60)\n"
-            "g=bytearray()\n"
-            "def r():\n"
-            "  while len(g)<len(d):\n"
-            "    b=s.recv(65536)\n"
-            "    if not b: break\n"
-            "    g.extend(b)\n"
-            "t=threading.Thread(target=r);t.start();s.sendall(d);t.join(90)\n"
+            "s=socket.socket(socket.AF_INET6,socket.SOCK_STREAM)\n"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_SNDBUF,32768)\n"
+            "s.settimeout(60);s.connect(('%s',7))\n"
+            "g=bytearray();sent=[0]\n"
+            "def w():\n"
+            "  for o in range(0,len(d),4096):\n"
+            "    s.sendall(d[o:o+4096]);sent[0]=o+4096\n"
+            "t=threading.Thread(target=w);t.start()\n"
+            "last=-1;end=time.time()+30\n"
+            "while time.time()<end and sent[0]<len(d):\n"
+            "  if sent[0]==last: break\n"
+            "  last=sent[0];time.sleep(0.5)\n"
+            "print('stalled at',sent[0],file=sys.stderr)\n"
+            "while len(g)<len(d):\n"
+            "  b=s.recv(65536)\n"
+            "  if not b: break\n"
+            "  g.extend(b)\n"
+            "t.join(90)\n"
             "print('ok' if bytes(g)==d else 'bad %%d' %% len(g))\n"
             % (MIB, GATEWAY_IP6))
         r = mxgtest.subprocess.run(ns + [sys.executable, "-c", client],

@@ -295,9 +295,17 @@ static void test_errors(void)
 	     "least one { address = \"a.b.c.d\"; port = 25; }, or type = "
 	     "\"maildir\")\n"
 	     "t.conf:4: key 'pools[1].servers[0].address': missing (an IPv4 "
-	     "address, e.g. \"198.18.0.1\")\n"
+	     "or IPv6 address, e.g. \"198.18.0.1\" or \"fd00:6d78::1\")\n"
 	     "t.conf:6: key 'pools[2].servers': a maildir pool has no "
 	     "servers (remove servers, or type = \"smtp\")\n");
+	/* IPv6 server addresses: malformed, multicast (issue 16). */
+	ERRS(LISTENERS "pools = (\n  { name = \"default\";\n"
+		       "    servers = ( { address = \"fd00::zz\"; },\n"
+		       "                { address = \"ff02::1\"; } ); }\n);\n",
+	     "t.conf:4: key 'pools[0].servers[0].address': \"fd00::zz\" is "
+	     "not an IPv6 address (e.g. \"fd00:6d78::1\")\n"
+	     "t.conf:5: key 'pools[0].servers[1].address': \"ff02::1\" is a "
+	     "multicast address, not a backend address\n");
 	ERRS(LISTENERS
 	     "pools = (\n"
 	     "  { name = \"a\"; type = \"maildir\"; domains = [ \"x.org\", "
@@ -561,7 +569,7 @@ static void test_policy_errors(void)
 	     "t.conf:3: key 'policy.deny_acton': unknown key (valid here: "
 	     "deny_action, allow, deny, relay_networks, accepted_domains, "
 	     "senders, recipients, rate_limits, rate_table_size, "
-	     "block_table_size)\n"
+	     "block_table_size, ipv6_prefix)\n"
 	     "t.conf:4: key 'policy.senders.refuse': unknown key (valid "
 	     "here: accept, reject)\n");
 	ERRS("listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"

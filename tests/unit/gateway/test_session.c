@@ -297,8 +297,12 @@ static struct gw_sess *h_open(struct h *h, struct fake *f,
 	struct gw_sess *s;
 
 	memset(f, 0, sizeof(*f));
-	s = client_open(h->gc, 25, rte_cpu_to_be_32(h_client_ip), 40000, ops,
-			NULL);
+	{
+		struct net_addr ca =
+			net_addr_from_v4(rte_cpu_to_be_32(h_client_ip));
+
+		s = client_open(h->gc, 25, &ca, 40000, NULL, ops, NULL);
+	}
 	CHECK(s != NULL);
 	if (!s)
 		abort();

@@ -646,6 +646,58 @@ static void test_block(void)
 	pol_block_free(b);
 }
 
+/* Pushed IPv6 blocks: longest live match, expiry, a /64 covering every
+ * address inside it, replace and delete, the table bound. */
+static void test_block6(void)
+{
+	struct pol_block *b = pol_block_create(4, SOCKET_ID_ANY);
+	uint8_t h1[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0,
+			  0, 0, 0, 1};
+	uint8_t h2[16], other[16] = {0x20, 0x01, 0x0d, 0xb9};
+	uint8_t p48[16] = {0x20, 0x01, 0x0d, 0xb8};
+
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	memcpy(h2, h1, 16);
+	h2[15] = 0x99; /* same /64, another host */
+	h2[9] = 0x42;
+	CHECK(pol_block_lookup6(b, h1, 0) == 0);
+	CHECK(pol_block_add6(b, h1, 64, POL_ACL_DENY, 0) == 0);
+	CHECK(pol_block_lookup6(b, h1, 0) == POL_ACL_DENY);
+	CHECK(pol_block_lookup6(b, h2, 0) == POL_ACL_DENY); /* same /64 */
+	CHECK(pol_block_lookup6(b, other, 0) == 0);
+	/* IPv4 entries do not answer IPv6 lookups and back */
+	CHECK(pol_block_lookup4(b, 0x0a000001u, 0) == 0);
+	/* a host allowed inside the blocked /64 until t=100 */
+	CHECK(pol_block_add6(b, h1, 128, POL_ACL_ALLOW, 100) == 0);
+	CHECK(pol_block_lookup6(b, h1, 99) == POL_ACL_ALLOW);
+	CHECK(pol_block_lookup6(b, h1, 100) == POL_ACL_DENY); /* shadowed */
+	CHECK(pol_block_lookup6(b, h2, 99) == POL_ACL_DENY);
+	CHECK(pol_block_count(b) == 2);
+	CHECK(pol_block_expire(b, 100, 10) == 1);
+	CHECK(pol_block_count(b) == 1);
+	/* a /48 allow under the /64 deny: the longer prefix wins */
+	CHECK(pol_block_add6(b, p48, 48, POL_ACL_ALLOW, 0) == 0);
+	CHECK(pol_block_lookup6(b, h1, 0) == POL_ACL_DENY);
+	p48[6] = 7;
+	CHECK(pol_block_lookup6(b, p48, 0) == POL_ACL_ALLOW);
+	CHECK(pol_block_del6(b, h1, 64) == 0);
+	CHECK(pol_block_del6(b, h1, 64) == -ENOENT);
+	CHECK(pol_block_lookup6(b, h1, 0) == POL_ACL_ALLOW); /* the /48 */
+	CHECK(pol_block_add6(b, h1, 129, POL_ACL_DENY, 0) == -EINVAL);
+	/* bound: 4 entries per family */
+	for (int i = 0; i < 3; i++) {
+		other[15] = (uint8_t)i;
+		CHECK(pol_block_add6(b, other, 128, POL_ACL_DENY, 0) == 0);
+	}
+	other[15] = 9;
+	CHECK(pol_block_add6(b, other, 128, POL_ACL_DENY, 0) == -ENOSPC);
+	CHECK(pol_block_add4(b, 0x0a000001u, 32, POL_ACL_DENY, 0) == 0);
+	CHECK(pol_block_count(b) == 5);
+	pol_block_free(b);
+}
+
 /* Random adds, replaces, deletes and expiries against a plain array. */
 static void test_block_random(void)
 {
@@ -882,20 +934,25 @@ int main(int argc, char **argv)
 		       "-l",	"0",	     "--log-level=lib.eal:error",
 		       prefix,	NULL};
 
-	(void)argc;
 	snprintf(prefix, sizeof(prefix), "--file-prefix=mxg_t_acl_%d",
 		 (int)getpid());
 	if (rte_eal_init(10, eal) < 0) {
 		fprintf(stderr, "test_acl: rte_eal_init failed\n");
 		return 1;
 	}
+	if (argc > 1 && strcmp(argv[1], "block6") == 0) { /* one case */
+		test_block6();
+		goto done;
+	}
 	test_lpm_basics();
 	test_capacity();
 	test_ipv6();
 	test_block();
 	test_block_random();
+	test_block6();
 	test_million();
 	test_static();
+done:
 	printf("test_acl: %u checks, %u failures\n", checks, failures);
 	rte_eal_cleanup();
 	return failures ? 1 : 0;

@@ -555,6 +555,40 @@ static void test_conns_basic(void)
 	CHECK(pol_conns_create(0, SOCKET_ID_ANY) == NULL);
 }
 
+/* Keys: an IPv6 client counted by its /64 (pol_ipkey6) stays one entry
+ * whatever host address it rotates to; another /64 is another entry; an
+ * IPv4 key never meets an IPv6 one. */
+static void test_conns_ipv6(void)
+{
+	struct pol_conns *c = pol_conns_create(16, SOCKET_ID_ANY);
+	uint8_t a[16] = {0xfd, 0, 0x6d, 0x78, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1};
+	uint8_t k1[16], k2[16], k3[16], k4[16];
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	pol_ipkey6(k1, a, 64);
+	a[15] = 0x77;
+	a[8] = 0x12; /* rotated inside the /64 */
+	pol_ipkey6(k2, a, 64);
+	CHECK(memcmp(k1, k2, 16) == 0);
+	a[7] = 2; /* the next /64 */
+	pol_ipkey6(k3, a, 64);
+	CHECK(memcmp(k1, k3, 16) != 0);
+	CHECK(pol_conns_inc_key(c, k1, 2));
+	CHECK(pol_conns_inc_key(c, k2, 2));
+	CHECK(!pol_conns_inc_key(c, k2, 2)); /* the /64 is at its limit */
+	CHECK(pol_conns_inc_key(c, k3, 2));
+	CHECK(pol_conns_get_key(c, k1) == 2 && pol_conns_count(c) == 2);
+	pol_ipkey6(k4, a, 48);
+	CHECK(k4[6] == 0 && k4[7] == 0 && k4[5] == 0 && k4[1] == 0);
+	pol_ipkey4(k4, 0x0a000001u);
+	CHECK(pol_conns_inc_key(c, k4, 1) && pol_conns_get(c, 0x0a000001u) == 1);
+	pol_conns_dec_key(c, k2);
+	CHECK(pol_conns_get_key(c, k1) == 1);
+	pol_conns_free(c);
+}
+
 static void test_conns_oracle(void)
 {
 	enum { NIP = 6000, CAP = 2048 };
@@ -695,6 +729,7 @@ int main(int argc, char **argv)
 	test_model();
 	test_conns_basic();
 	test_conns_oracle();
+	test_conns_ipv6();
 	test_hash();
 	printf("policy_ratelimit: %u checks, %u failures\n", checks, failures);
 	rte_eal_cleanup();

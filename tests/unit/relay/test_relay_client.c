@@ -408,6 +408,27 @@ static void test_proxy_v2(void)
 	CHECK(relay_proxy_v2_encode(&px, buf, sizeof(buf)) == 28);
 	CHECK(memcmp(buf, want, 28) == 0);
 	CHECK(relay_proxy_v2_encode(&px, buf, 27) == -ENOSPC);
+	{
+		/* TCP over IPv6: AF_INET6 + STREAM, a 36-octet block */
+		static const uint8_t want6[52] = {
+			0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55,
+			0x49, 0x54, 0x0A, 0x21, 0x21, 0x00, 0x24,
+			0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			0, 0x01,
+			0xfd, 0x00, 0x6d, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			0, 0x02,
+			0x30, 0x39, 0x00, 0x19};
+		struct relay_proxy_addr p6 = {.v6 = true,
+					      .src_port = 12345,
+					      .dst_port = 25};
+		uint8_t b6[64];
+
+		memcpy(p6.src6, want6 + 16, 16);
+		memcpy(p6.dst6, want6 + 32, 16);
+		CHECK(relay_proxy_v2_encode(&p6, b6, sizeof(b6)) == 52);
+		CHECK(memcmp(b6, want6, 52) == 0);
+		CHECK(relay_proxy_v2_encode(&p6, b6, 51) == -ENOSPC);
+	}
 
 	relay_client_config_defaults(&cfg);
 	cfg.helo_name = "mx.test";
