@@ -285,17 +285,6 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 		cfg_err(x, l->line, key,
 			"missing (one of \"mx\" or \"submission\" or "
 			"\"smtps\")");
-	} else if (l->role == CTL_ROLE_SMTPS) {
-		/* RFC 8314 implicit TLS: without TLS the listener would
-		 * serve plaintext on the port clients trust to be
-		 * encrypted. Refused until TLS lands (issue 12). */
-		char key[160];
-
-		cfg_path_of(key, sizeof(key), path, "role");
-		cfg_err(x, cfg_line_of(config_setting_get_member(g, "role")), key,
-			"\"smtps\" (implicit TLS, RFC 8314) is not supported "
-			"yet: this build has no TLS and would serve plaintext "
-			"(\"mx\" or \"submission\" until TLS lands)");
 	}
 	cfg_get_str(x, g, path, "hostname", 255, &l->hostname);
 	cfg_get_str(x, g, path, "banner", 400, &l->banner);

@@ -42,7 +42,11 @@
 	X(mail_denied_count) X(rcpt_denied_relay) X(rcpt_denied_restrict)     \
 	X(rcpt_rate_limited) X(rl_entries) X(rl_evictions) X(ipconn_entries)  \
 	X(pushes_applied) X(pushes_failed) X(be_invariant_errors)            \
-	X(backend_idle) X(starttls_discarded) X(limits_alloc_failed)
+	X(backend_idle) X(starttls_discarded) X(limits_alloc_failed)       \
+	X(tls_handshakes) X(tls_handshakes_failed) X(tls_tlsv1_2)             \
+	X(tls_tlsv1_3) X(tls_resumed) X(tls_fail_protocol) X(tls_fail_version) \
+	X(tls_fail_other) X(tls_jobs) X(tls_jobs_refused)                     \
+	X(tls_jobs_abandoned) X(tls_record_errors) X(tls_live)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \

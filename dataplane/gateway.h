@@ -29,6 +29,7 @@
 #include "dataplane/smtp/smtp_session.h"
 
 struct net_stack;
+struct worker_pool;
 
 /* Runtime pushes (mxgatectl): sent by the main lcore to every dataplane
  * lcore over its push ring, applied there between two poll iterations to
@@ -74,6 +75,8 @@ struct gw_global {
 	const char *hostname;
 	rte_be32_t our_ip;
 	uint16_t n_cores;
+	struct worker_pool *workers; /* TLS handshakes (issue 13); NULL:
+					listeners with TLS refuse clients */
 
 	struct mxg_snapshot *snap;    /* current; atomic pointer */
 	struct rte_rcu_qsbr *qs;      /* one thread per dataplane core */
@@ -129,6 +132,18 @@ struct gw_stats {
 	/* Effective-limit tables not allocated at a reload or push (pushed
 	 * limit overrides then partly not applied; logged). */
 	uint64_t limits_alloc_failed;
+	/* TLS on client connections (issue 13; xprt_tls.c). */
+	uint64_t tls_handshakes;        /* completed */
+	uint64_t tls_handshakes_failed; /* failed (alert or close) */
+	uint64_t tls_tlsv1_2, tls_tlsv1_3; /* completed, by version */
+	uint64_t tls_resumed;           /* completed by resumption */
+	uint64_t tls_fail_protocol, tls_fail_version, tls_fail_other;
+	uint64_t tls_jobs;              /* handshake steps posted */
+	uint64_t tls_jobs_refused;      /* job ring full */
+	uint64_t tls_jobs_abandoned;    /* connection gone mid-step */
+	uint64_t tls_record_errors;     /* record layer failed later */
+	uint64_t tls_live;              /* transports holding TLS state
+					   (gauge; 0 when idle) */
 } __attribute__((aligned(64)));
 
 struct gw_core;

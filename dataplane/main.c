@@ -261,6 +261,8 @@ static int setup_cores(struct mxgate *app)
 				strerror(-err));
 			return err;
 		}
+		/* TLS handshakes run here, never on a core (issue 13) */
+		app->gw.workers = app->workers;
 	}
 	app->steer.n_cores = c->n_cores;
 	app->steer.seed = (uint32_t)rte_rand();

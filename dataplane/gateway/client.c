@@ -44,6 +44,7 @@
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client.h"
 #include "dataplane/gateway/client_policy.h"
+#include "dataplane/gateway/client_tls.h"
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/policy_state.h"
@@ -66,11 +67,20 @@ void client_release(struct gw_sess *s)
 				   __ATOMIC_RELAXED);
 	if (s->counted_ip)
 		pol_conns_dec(gc->conns_per_ip, rte_be_to_cpu_32(s->client_ip));
-	log_line(gc, "event=session sid=%s client=%s:%u listener=%s "
-		 "commands=%u messages=%u errors=%u pregreet=%u ms=%llu",
-		 s->sid, s->client, s->client_port, s->lst->cl->name,
-		 st->commands, st->messages, st->errors, st->pregreet_bytes,
-		 (unsigned long long)((gc->now_us - s->t_start_us) / 1000));
+	{
+		char tls[160];
+
+		client_tls_log_fields(s, tls, sizeof(tls));
+		log_line(gc, "event=session sid=%s client=%s:%u listener=%s "
+			 "commands=%u messages=%u errors=%u pregreet=%u "
+			 "ms=%llu%s",
+			 s->sid, s->client, s->client_port, s->lst->cl->name,
+			 st->commands, st->messages, st->errors,
+			 st->pregreet_bytes,
+			 (unsigned long long)((gc->now_us - s->t_start_us) /
+					      1000),
+			 tls);
+	}
 	s->sm = NULL;
 	s->used = false;
 	s->gen++;
@@ -140,6 +150,17 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 	s->pool_set = gc->pool_set;
 	s->pool_set->users++;
 	xprt_init(&s->xp, ops, c);
+	if (client_tls_attach(s) < 0) {
+		/* TLS promised and not possible: no cleartext instead */
+		xprt_release(&s->xp);
+		s->used = false;
+		state_pool_set_put(gc, s->pool_set);
+		state_snapshot_unref(gc, s->snap);
+		gc->sess_next_free[i] = gc->free_sess;
+		gc->free_sess = i;
+		gc->stats.sessions_refused++;
+		return NULL;
+	}
 	s->t_start_us = gc->now_us;
 	s->md_job = -1;
 	s->pool = -1;
@@ -205,8 +226,8 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 	return s;
 }
 
-/* The choice of transport: plain for every listener until TLS lands
- * (issue 13 adds xprt_tls for listeners that offer STARTTLS). */
+/* The transport: plain here; client_open() makes it TLS for a listener
+ * with TLS (client_tls.c). */
 static void *client_accepted(void *arg, struct tcp_conn *c)
 {
 	rte_be32_t la, cip;

@@ -55,6 +55,7 @@
 
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client.h"
+#include "dataplane/gateway/client_tls.h"
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/policy_state.h"
@@ -213,6 +214,7 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 			gw_core_check(gc, false);
 	}
 	core_run(gc);
+	client_tls_sync_stats(gc);
 	return gc->md_inflight > 0;
 }
 

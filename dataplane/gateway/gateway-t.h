@@ -23,6 +23,7 @@
 #include "dataplane/gateway.h"
 #include "dataplane/gateway/rx.h"
 #include "dataplane/gateway/xprt.h"
+#include "dataplane/gateway/xprt_tls.h"
 
 struct pol_block;
 struct pol_domains;
@@ -91,6 +92,14 @@ struct gw_sess {
 	char helo[256];
 	bool esmtp;
 	uint64_t t_start_us;
+	/* TLS (client_tls.c): what the log and Received: say. */
+	bool tls_up;
+	bool tls_resumed;
+	uint16_t tls_bits;
+	enum tls_fail tls_failed;
+	char tls_version[12];
+	char tls_cipher[48];
+	char tls_sni[64];
 
 	/* Transaction. */
 	int pool;             /* -1 until the first RCPT */
@@ -232,6 +241,7 @@ struct gw_core {
 	struct rte_ring *log;
 	struct rte_mempool *log_pool;
 	struct gw_stats stats;
+	struct xprt_tls_counters tls_counters; /* copied into stats */
 	uint8_t scratch[16384];
 };
 

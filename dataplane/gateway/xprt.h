@@ -2,8 +2,8 @@
  * xprt.h - the client transport interface: what the session pump
  * (session.c) talks to instead of TCP. One struct xprt per client
  * connection, embedded in its session; its ops are chosen at accept
- * (client.c) by the listener: xprt_plain today, xprt_tls (issue 13)
- * next, a fake one in the unit harness (tests/unit/gateway/).
+ * (client.c) by the listener: xprt_plain, xprt_tls (xprt_tls.h) for
+ * a listener with TLS, a fake one in the unit harness (tests/unit/gateway/).
  *
  * Owner: the dataplane lcore of the connection; no op blocks, none
  * takes a lock. Every op is called from the session pump or the client
@@ -46,6 +46,9 @@
  *  start_tls  begin the TLS handshake as server; NULL when the transport
  *             cannot (xprt_plain): STARTTLS is then not advertised and
  *             refused. Returns 0 or a negative errno.
+ *  drive      XPRT_TLS_HANDSHAKE only: hand what was received to the
+ *             handshake (a TLS transport posts it to a worker); NULL
+ *             when the transport never handshakes. Called by xprt_read.
  *  release    free what the transport holds (received data, TLS state);
  *             the TCP connection is the client connection's, not its.
  */
@@ -78,6 +81,7 @@ struct xprt_ops {
 	int (*shutdown)(struct xprt *x);
 	size_t (*discard_input)(struct xprt *x);
 	int (*start_tls)(struct xprt *x);
+	void (*drive)(struct xprt *x);
 	void (*release)(struct xprt *x);
 };
 
@@ -92,6 +96,8 @@ struct xprt {
 
 /* The plain transport: today's TCP code, moved. */
 extern const struct xprt_ops xprt_plain_ops;
+/* The TLS transport (xprt_tls.h). */
+extern const struct xprt_ops xprt_tls_ops;
 
 /* Sets x up over tc with ops (client.c, at accept). */
 void xprt_init(struct xprt *x, const struct xprt_ops *ops,
@@ -120,8 +126,11 @@ static inline size_t xprt_read(struct xprt *x, gw_rx_sink_fn sink,
 			       void *ctx)
 {
 	/* after the boundary, received bytes are the TLS layer's */
-	if (x->state == XPRT_TLS_HANDSHAKE)
+	if (x->state == XPRT_TLS_HANDSHAKE) {
+		if (x->ops->drive)
+			x->ops->drive(x);
 		return 0;
+	}
 	return x->ops->read(x, sink, ctx);
 }
 

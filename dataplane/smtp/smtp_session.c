@@ -723,6 +723,18 @@ need_helo(struct smtp_session *s)
 	return true;
 }
 
+/* RFC 3207 4: a listener that requires TLS answers 530 to the commands
+ * that carry mail or credentials until STARTTLS succeeded. */
+static bool
+need_tls(struct smtp_session *s)
+{
+	if ((s->flags & SMTP_CFG_TLS_REQUIRED) && !s->tls_active) {
+		error_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return false;
+	}
+	return true;
+}
+
 static void
 path_error(struct smtp_session *s, int err, bool sender)
 {
@@ -741,7 +753,7 @@ cmd_mail(struct smtp_session *s, const char *a, const char *end)
 	size_t used;
 	int r;
 
-	if (!need_helo(s))
+	if (!need_helo(s) || !need_tls(s))
 		return;
 	if (in_txn(s)) {
 		error_reply(s, "503 5.5.1 Error: nested MAIL command");
@@ -890,7 +902,7 @@ cmd_rcpt(struct smtp_session *s, const char *a, const char *end)
 	size_t used;
 	int r;
 
-	if (!need_helo(s))
+	if (!need_helo(s) || !need_tls(s))
 		return;
 	if (s->state == SMTP_ST_READY) {
 		error_reply(s, "503 5.5.1 Error: need MAIL command");
@@ -975,7 +987,7 @@ bad:
 static bool
 need_rcpt(struct smtp_session *s)
 {
-	if (!need_helo(s))
+	if (!need_helo(s) || !need_tls(s))
 		return false;
 	if (s->state == SMTP_ST_READY) {
 		error_reply(s, "503 5.5.1 Error: need MAIL command");
@@ -1126,6 +1138,8 @@ cmd_auth(struct smtp_session *s, const char *a, const char *end)
 		error_reply(s, "503 5.5.1 Error: authentication not enabled");
 		return;
 	}
+	if (!need_tls(s))
+		return;
 	if (!auth_offered(s)) {
 		/* RFC 4954 6 */
 		error_reply(s, "538 5.7.11 Encryption required for requested "

@@ -778,10 +778,11 @@ static void test_policy_errors(void)
 	     "\"internal_relay\"; }, ... )\n");
 }
 
-/* Until TLS and AUTH land (issue 12): an implicit-TLS listener would
- * serve plaintext on 465, and a rule keyed on the user would never
- * apply. Both are refused with file, line and key, on every path that
- * loads a file (--check-config, SIGHUP, admin reload, file watch). */
+/* Until AUTH lands (issue 14): a rule keyed on the user would never
+ * apply. Refused with file, line and key, on every path that loads a
+ * file (--check-config, SIGHUP, admin reload, file watch). Role smtps
+ * (issue 13) is implicit TLS: it needs certificates like any TLS
+ * listener, and takes no other tls mode. */
 static void test_not_yet_supported(void)
 {
 	ERRS("listeners = (\n"
@@ -789,10 +790,16 @@ static void test_not_yet_supported(void)
 	     "  { name = \"tls\"; port = 465;\n"
 	     "    role = \"smtps\"; }\n"
 	     ");\n",
-	     "t.conf:4: key 'listeners[1].role': \"smtps\" (implicit TLS, "
-	     "RFC 8314) is not supported yet: this build has no TLS and "
-	     "would serve plaintext (\"mx\" or \"submission\" until TLS "
-	     "lands)\n");
+	     "t.conf:3: key 'listeners[1].certificates': missing: tls = "
+	     "\"implicit\" needs certificates ( { cert = \"...\"; key = "
+	     "\"...\"; } )\n");
+	ERRS("listeners = (\n"
+	     "  { name = \"mx\"; port = 25; role = \"mx\"; },\n"
+	     "  { name = \"tls\"; port = 465;\n"
+	     "    role = \"smtps\"; tls = \"off\"; }\n"
+	     ");\n",
+	     "t.conf:4: key 'listeners[1].tls': role \"smtps\" is implicit "
+	     "TLS (RFC 8314): tls must be \"implicit\" (or left out)\n");
 	ERRS(LISTENERS
 	     "policy = { rate_limits = (\n"
 	     "  { name = \"per_user\"; what = \"messages\";\n"
@@ -927,15 +934,34 @@ static void test_tls(void)
 		 f.ca, f.ec_crt, f.ec_key);
 	HAS(t, "t.conf:3: key 'listeners[0].tls_partners[0]': "
 	       "\"sha256:12\" is not a partner");
-	/* required and implicit stay refused until xprt_tls is wired, like
-	 * role smtps (test_not_yet_supported) */
+	/* required and implicit load (issue 13) */
+	for (int mode = CTL_TLS_REQUIRED; mode <= CTL_TLS_IMPLICIT; mode++) {
+		snprintf(t, sizeof(t),
+			 "listeners = ( { name = \"mx\"; port = 25; role = "
+			 "\"mx\";\n  tls = \"%s\";\n"
+			 "  certificates = ( { cert = \"%s\"; key = \"%s\"; } "
+			 "); } );\n",
+			 mode == CTL_TLS_REQUIRED ? "required" : "implicit",
+			 f.ec_crt, f.ec_key);
+		CHECK(ctl_config_load_string(t, "t.conf", &c, err,
+					     sizeof(err)) == 0);
+		if (c.listeners) {
+			CHECK(c.listeners[0].tls.mode == (enum ctl_tls_mode)mode);
+			CHECK(c.listeners[0].tls.ctx != NULL);
+			ctl_config_free(&c);
+		}
+	}
+	/* role smtps alone means implicit */
 	snprintf(t, sizeof(t),
-		 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
-		 "  tls = \"required\";\n"
+		 "listeners = ( { name = \"s\"; port = 465; role = \"smtps\";\n"
 		 "  certificates = ( { cert = \"%s\"; key = \"%s\"; } ); } );\n",
 		 f.ec_crt, f.ec_key);
-	HAS(t, "t.conf:2: key 'listeners[0].tls': \"required\" is not "
-	       "supported yet");
+	CHECK(ctl_config_load_string(t, "t.conf", &c, err, sizeof(err)) == 0);
+	if (c.listeners) {
+		CHECK(c.listeners[0].tls.mode == CTL_TLS_IMPLICIT);
+		ctl_config_free(&c);
+	}
+	/* backend TLS stays refused until the relay runs it */
 	HAS(LISTENERS "pools = ( { name = \"p\"; servers = ( { address = "
 		      "\"198.18.0.9\"; } );\n  tls = \"required\"; } );\n",
 	    "t.conf:3: key 'pools[0].tls': \"required\" is not supported "
