@@ -247,6 +247,7 @@ static void client_readable(void *ctx, struct tcp_conn *c)
 void client_peer_eof(struct gw_sess *s)
 {
 	s->peer_eof = true;
+	xprt_peer_eof(&s->xp);
 	core_dirty_session(s);
 	core_run(s->gc);
 }

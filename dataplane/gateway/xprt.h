@@ -49,6 +49,9 @@
  *  drive      XPRT_TLS_HANDSHAKE only: hand what was received to the
  *             handshake (a TLS transport posts it to a worker); NULL
  *             when the transport never handshakes. Called by xprt_read.
+ *  peer_eof   the peer closed its side (TCP FIN); NULL when nothing
+ *             needs doing (a TLS transport fails a handshake that can
+ *             no longer complete).
  *  release    free what the transport holds (received data, TLS state);
  *             the TCP connection is the client connection's, not its.
  */
@@ -82,6 +85,7 @@ struct xprt_ops {
 	size_t (*discard_input)(struct xprt *x);
 	int (*start_tls)(struct xprt *x);
 	void (*drive)(struct xprt *x);
+	void (*peer_eof)(struct xprt *x);
 	void (*release)(struct xprt *x);
 };
 
@@ -146,6 +150,13 @@ static inline void xprt_flush(struct xprt *x)
 {
 	if (x->state != XPRT_GONE)
 		x->ops->flush(x);
+}
+
+/* The peer's FIN arrived (client.c). */
+static inline void xprt_peer_eof(struct xprt *x)
+{
+	if (x->state != XPRT_GONE && x->ops->peer_eof)
+		x->ops->peer_eof(x);
 }
 
 /* Graceful close; once. */

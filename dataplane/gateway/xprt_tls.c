@@ -45,6 +45,8 @@ struct xtls {
 	bool need_step;		  /* input fed since the last step */
 	bool failed;		  /* handshake or record layer failed */
 	bool eof_reported;
+	bool peer_eof;		  /* TCP FIN seen */
+	bool eof_fed;		  /* ...and told to the session */
 	size_t budget;		  /* feed_sink: bytes it may still take */
 	uint8_t *out;		  /* ciphertext TCP did not take yet */
 	size_t out_len, out_off;
@@ -202,6 +204,14 @@ static void hs_step(struct xtls *t)
 	if (!out_push(t, false))
 		return; /* a flight is still leaving; wait for writable */
 	feed_record(t);
+	if (t->peer_eof && !t->eof_fed && !x->rx.head &&
+	    tcp_recv_avail(x->tc) == 0) {
+		/* every byte is in: a handshake that needs more fails
+		 * (TLS_FAIL_TRUNCATED) instead of waiting for ever */
+		tls_session_feed_eof(t->ts);
+		t->eof_fed = true;
+		t->need_step = true;
+	}
 	if (tls_session_state(t->ts) == TLS_ST_FAILED) {
 		hs_fail_now(t);
 		return;
@@ -283,6 +293,15 @@ void xprt_tls_drive(struct xprt *x)
 
 	if (t)
 		hs_step(t);
+}
+
+static void tls_peer_eof(struct xprt *x)
+{
+	struct xtls *t = xt_of(x);
+
+	t->peer_eof = true;
+	if (x->state == XPRT_TLS_HANDSHAKE)
+		t->p.wake(x); /* the pump's drive feeds the EOF */
 }
 
 bool xprt_tls_handshaking(const struct xprt *x)
@@ -367,6 +386,20 @@ static size_t tls_read(struct xprt *x, gw_rx_sink_fn sink, void *ctx)
 	return total;
 }
 
+/* Nothing can be encrypted any more (the peer's close_notify, a failed
+ * record layer): what the session still wants to say is lost, so the
+ * connection closes now instead of waiting for output that never
+ * leaves; the client callbacks report the end. */
+static ssize_t xt_cannot_send(struct xprt *x)
+{
+	if (x->tc && x->state != XPRT_CLOSING) {
+		x->state = XPRT_CLOSING;
+		(void)out_push(xt_of(x), true);
+		tcp_close(x->tc);
+	}
+	return -1;
+}
+
 static ssize_t tls_send_more(struct xprt *x, const void *buf, size_t len,
 			     bool last)
 {
@@ -383,18 +416,16 @@ static ssize_t tls_send_more(struct xprt *x, const void *buf, size_t len,
 			return tcp_send_more(x->tc, buf, len, last);
 		return 0;
 	}
-	if (!t->ts || t->in_flight || t->failed)
-		return -1;
+	if (!t->ts || t->in_flight || t->failed ||
+	    tls_session_state(t->ts) != TLS_ST_OPEN)
+		return xt_cannot_send(x);
 	if (!out_push(t, false))
 		return 0; /* the writable callback pumps again */
 	n = len < XTLS_CHUNK ? len : XTLS_CHUNK;
-	if (tls_session_write(t->ts, buf, n) < 0) {
+	if (tls_session_write(t->ts, buf, n) < 0 ||
+	    out_take(t, last && n == len) < 0) {
 		t->failed = true;
-		return -1;
-	}
-	if (out_take(t, last && n == len) < 0) {
-		t->failed = true;
-		return -1;
+		return xt_cannot_send(x);
 	}
 	return (ssize_t)n;
 }
@@ -471,6 +502,7 @@ const struct xprt_ops xprt_tls_ops = {
 	.discard_input = tls_discard_input,
 	.start_tls = tls_start,
 	.drive = xprt_tls_drive,
+	.peer_eof = tls_peer_eof,
 	.release = tls_release,
 };
 

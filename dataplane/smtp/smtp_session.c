@@ -1134,12 +1134,12 @@ cmd_auth(struct smtp_session *s, const char *a, const char *end)
 {
 	const char *e;
 
+	if (!need_tls(s))
+		return;
 	if (s->mechs[0] == 0) {
 		error_reply(s, "503 5.5.1 Error: authentication not enabled");
 		return;
 	}
-	if (!need_tls(s))
-		return;
 	if (!auth_offered(s)) {
 		/* RFC 4954 6 */
 		error_reply(s, "538 5.7.11 Encryption required for requested "

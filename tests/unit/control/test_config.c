@@ -10,8 +10,11 @@
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "control/config.h"
+#include "control/tls_default.h"
 #include "tests/unit/tls/tls_testcerts.h"
 #include "tls/tls_ctx.h"
 
@@ -59,7 +62,15 @@ static void test_default(void)
 	CHECK(strcmp(c.stack.port, "net_tap0,iface=mxg0") == 0);
 	CHECK(c.stack.address == 0xC6120002 && c.stack.prefix_len == 24);
 	CHECK(c.stack.gateway == 0 && c.stack.cores == 1);
-	CHECK(c.n_listeners == 2);
+	CHECK(c.n_listeners == 3);
+	/* TLS (issue 13): STARTTLS offered on 25 and 587, 465 implicit */
+	CHECK(c.listeners[0].tls.mode == CTL_TLS_OPTIONAL &&
+	      c.listeners[0].tls.n_certs == 2 && c.listeners[0].tls.ctx);
+	CHECK(c.listeners[1].tls.mode == CTL_TLS_OPTIONAL);
+	CHECK(strcmp(c.listeners[2].name, "smtps") == 0 &&
+	      c.listeners[2].port == 465 &&
+	      c.listeners[2].role == CTL_ROLE_SMTPS &&
+	      c.listeners[2].tls.mode == CTL_TLS_IMPLICIT);
 	CHECK(strcmp(c.listeners[0].name, "mx") == 0 &&
 	      c.listeners[0].port == 25 && c.listeners[0].role == CTL_ROLE_MX);
 	CHECK(strcmp(c.listeners[1].name, "submission") == 0 &&
@@ -998,6 +1009,48 @@ static void test_file_errors(void)
 	CHECK(strlen(small) < sizeof(small));
 }
 
+/* The embedded default's certificates (issue 13): made once in an empty
+ * directory, loadable as a listener's certificates, kept on the next
+ * call. */
+static void test_tls_default_material(void)
+{
+	char dir[] = "/tmp/mxg-tlsdef-XXXXXX";
+	static char t[8192];
+	struct ctl_config c;
+	struct stat a, b;
+	char path[256], e[256];
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/tls", dir);
+	CHECK(ctl_tls_default_material(path, "mx.test", e, sizeof(e)) == 0);
+	snprintf(path, sizeof(path), "%s/tls/ecdsa.crt", dir);
+	CHECK(stat(path, &a) == 0);
+	snprintf(path, sizeof(path), "%s/tls/rsa.key", dir);
+	CHECK(stat(path, &b) == 0 && (b.st_mode & 077) == 0);
+	snprintf(t, sizeof(t),
+		 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		 "  tls = \"optional\"; certificates = (\n"
+		 "  { cert = \"%s/tls/ecdsa.crt\"; key = \"%s/tls/ecdsa.key\"; },\n"
+		 "  { cert = \"%s/tls/rsa.crt\"; key = \"%s/tls/rsa.key\"; } ); } );\n",
+		 dir, dir, dir, dir);
+	CHECK(ctl_config_load_string(t, "t.conf", &c, err, sizeof(err)) == 0);
+	if (c.listeners) {
+		CHECK(tls_server_ctx_n_certs(c.listeners[0].tls.ctx) == 2);
+		ctl_config_free(&c);
+	} else {
+		fprintf(stderr, "FAIL: %s", err);
+		failures++;
+	}
+	/* kept: the second call makes nothing */
+	snprintf(path, sizeof(path), "%s/tls", dir);
+	CHECK(ctl_tls_default_material(path, "mx.test", e, sizeof(e)) == 0);
+	snprintf(path, sizeof(path), "%s/tls/ecdsa.crt", dir);
+	CHECK(stat(path, &b) == 0 && b.st_mtim.tv_nsec == a.st_mtim.tv_nsec &&
+	      b.st_ino == a.st_ino);
+	snprintf(t, sizeof(t), "rm -rf '%s'", dir);
+	CHECK(system(t) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	test_default();
@@ -1012,6 +1065,7 @@ int main(int argc, char **argv)
 	test_policy_errors();
 	test_not_yet_supported();
 	test_tls();
+	test_tls_default_material();
 	test_file_errors();
 	printf("config: %d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;
