@@ -101,7 +101,8 @@ def start(a, tmp):
     logf = os.path.join(tmp, "mxgate.log")
     gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--maildir", md,
                                    "--log-file", logf, "--cores",
-                                   str(a.cores)])
+                                   str(a.cores), "--metrics",
+                                   "127.0.0.1:9183"])
     STARTED.append(gw)
     gw.start()
     for port in (25, 2525, 465, 2526):
@@ -327,6 +328,16 @@ def scenario_clients(a, tmp, res):
                   n_ok >= 3 + len(bodies) + 1,
                   "handshakes counted by version: %d ok, TLS 1.2 %d, "
                   "TLS 1.3 %d" % (n_ok, v12, v13))
+        import urllib.request
+        m = urllib.request.urlopen("http://127.0.0.1:9183/metrics",
+                                   timeout=10).read().decode()
+        res.check(re.search(r'^mxgate_tls_handshakes_total\{result="ok",'
+                            r'version="TLSv1\.2"\} 2$', m, re.M) and
+                  re.search(r'^mxgate_tls_handshake_failures_total\{reason='
+                            r'"version"\} [1-9]', m, re.M) and
+                  re.search(r'^mxgate_tls_sessions_open 0$', m, re.M),
+                  "Prometheus: handshakes by version, failures by reason, "
+                  "open TLS sessions")
         with open(logf) as lf:
             lines = [ln for ln in lf if "event=session" in ln]
         res.check(any(re.search(r" tls=TLSv1\.3 cipher=TLS_\w+ bits=\d+ "
