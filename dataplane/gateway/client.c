@@ -93,6 +93,20 @@ void client_release(struct gw_sess *s)
 	gc->stats.sessions_live--;
 }
 
+/* client_open() could not finish: the slot, its snapshot and pool set
+ * references go back; the connection is refused (counted). */
+static void client_open_undo(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+
+	s->used = false;
+	state_pool_set_put(gc, s->pool_set);
+	state_snapshot_unref(gc, s->snap);
+	gc->sess_next_free[s->idx] = gc->free_sess;
+	gc->free_sess = s->idx;
+	gc->stats.sessions_refused++;
+}
+
 struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 			    uint16_t cport, const struct xprt_ops *ops,
 			    struct tcp_conn *c)
@@ -153,12 +167,7 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 	if (client_tls_attach(s) < 0) {
 		/* TLS promised and not possible: no cleartext instead */
 		xprt_release(&s->xp);
-		s->used = false;
-		state_pool_set_put(gc, s->pool_set);
-		state_snapshot_unref(gc, s->snap);
-		gc->sess_next_free[i] = gc->free_sess;
-		gc->free_sess = i;
-		gc->stats.sessions_refused++;
+		client_open_undo(s);
 		return NULL;
 	}
 	s->t_start_us = gc->now_us;
@@ -179,12 +188,8 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 	s->sm = smtp_session_init(gc->smtp_mem + (size_t)i * gc->gw->smtp_mem,
 				  gc->gw->smtp_mem, &smtp, core_now_ms(gc));
 	if (!s->sm) {
-		s->used = false;
-		state_pool_set_put(gc, s->pool_set);
-		state_snapshot_unref(gc, s->snap);
-		gc->sess_next_free[i] = gc->free_sess;
-		gc->free_sess = i;
-		gc->stats.sessions_refused++;
+		xprt_release(&s->xp);
+		client_open_undo(s);
 		return NULL;
 	}
 	gc->stats.sessions++;

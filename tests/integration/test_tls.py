@@ -147,6 +147,19 @@ def recv_reply(f):
             return lines
 
 
+def raw_starttls(port, what):
+    """A raw client: greeting, EHLO, then `what` (STARTTLS and whatever
+    follows it in the same write). Returns (socket, its file, the reply
+    to `what`)."""
+    s = mxgtest.connect(GW, port)
+    f = s.makefile("rb")
+    recv_reply(f)
+    s.sendall(b"EHLO raw.mxgt.test\r\n")
+    recv_reply(f)
+    s.sendall(what)
+    return s, f, recv_reply(f)
+
+
 def close_all(*objs):
     """Closes sockets and their makefile() objects: a socket with an open
     file object is not really closed (no FIN)."""
@@ -359,25 +372,13 @@ def scenario_boundary(a, tmp, res):
         t0 = gw.stats()["total"]
         # STARTTLS and RSET in one write. Where RFC 2920 synchronisation
         # is enforced (the default) that is refused outright:
-        s = mxgtest.connect(GW, 25)
-        f = s.makefile("rb")
-        recv_reply(f)
-        s.sendall(b"EHLO raw.mxgt.test\r\n")
-        recv_reply(f)
-        s.sendall(b"STARTTLS\r\nRSET\r\n")
-        st = recv_reply(f)
+        s, f, st = raw_starttls(25, b"STARTTLS\r\nRSET\r\n")
         res.check(len(st) == 1 and st[0].startswith("554 5.5.0"),
                   "enforced listener: STARTTLS+RSET in one write gets 554 "
                   "and no 220 (%s)" % st)
         close_all(f, s)
         # where it is not, the boundary drops the RSET:
-        s = mxgtest.connect(GW, 2526)
-        f = s.makefile("rb")
-        recv_reply(f)
-        s.sendall(b"EHLO raw.mxgt.test\r\n")
-        recv_reply(f)
-        s.sendall(b"STARTTLS\r\nRSET\r\n")
-        st = recv_reply(f)
+        s, f, st = raw_starttls(2526, b"STARTTLS\r\nRSET\r\n")
         res.check(len(st) == 1 and st[0].startswith("220"),
                   "one 220 to STARTTLS, nothing for RSET in clear (%s)" % st)
         ts = client_ctx(certs).wrap_socket(s, server_hostname="gw.mxgt.test")
@@ -398,13 +399,7 @@ def scenario_boundary(a, tmp, res):
         recv_reply(tf)
         close_all(tf, ts, f, s)
         # RSET in clear after the 220, before the ClientHello
-        s = mxgtest.connect(GW, 2526)
-        f = s.makefile("rb")
-        recv_reply(f)
-        s.sendall(b"EHLO raw.mxgt.test\r\n")
-        recv_reply(f)
-        s.sendall(b"STARTTLS\r\n")
-        recv_reply(f)
+        s, f, _ = raw_starttls(2526, b"STARTTLS\r\n")
         s.sendall(b"RSET\r\n")
         s.settimeout(10)
         data = b""
@@ -461,13 +456,7 @@ def scenario_abandon(a, tmp, res):
             kind = ("partial", "full-rst", "starttls")[n % 3]
             try:
                 if kind == "starttls":
-                    s = mxgtest.connect(GW, 25)
-                    f = s.makefile("rb")
-                    recv_reply(f)
-                    s.sendall(b"EHLO x\r\n")
-                    recv_reply(f)
-                    s.sendall(b"STARTTLS\r\n")
-                    recv_reply(f)
+                    s, f, _ = raw_starttls(25, b"STARTTLS\r\n")
                     s.sendall(hello[:len(hello) // 2])
                     close_all(f, s)
                 else:
