@@ -28,6 +28,7 @@
 
 #include "control/config.h"
 #include "control/config_read.h"
+#include "control/tls_default.h"
 
 /* Key paths and messages are built with snprintf into fixed buffers; a
  * truncated message is still a message, so GCC's truncation warning is
@@ -36,6 +37,12 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
+#define DEFAULT_CERTS                                                          \
+	"( { cert = \"" CTL_TLS_DEFAULT_DIR "/ecdsa.crt\"; key = \""              \
+	CTL_TLS_DEFAULT_DIR "/ecdsa.key\"; },\n"                                 \
+	"      { cert = \"" CTL_TLS_DEFAULT_DIR "/rsa.crt\"; key = \""            \
+	CTL_TLS_DEFAULT_DIR "/rsa.key\"; } )"
+
 const char ctl_config_default_text[] =
 	"# mxgate built-in default configuration\n"
 	"stack = {\n"
@@ -43,9 +50,15 @@ const char ctl_config_default_text[] =
 	"  address = \"198.18.0.2/24\";\n"
 	"  address6 = \"fd00:6d78::2/64\";\n"
 	"};\n"
+	"# TLS: test certificates mxgate makes on its first run under\n"
+	"# " CTL_TLS_DEFAULT_DIR " (replace them with your own)\n"
 	"listeners = (\n"
-	"  { name = \"mx\"; port = 25; role = \"mx\"; },\n"
-	"  { name = \"submission\"; port = 587; role = \"submission\"; }\n"
+	"  { name = \"mx\"; port = 25; role = \"mx\"; tls = \"optional\";\n"
+	"    certificates = " DEFAULT_CERTS "; },\n"
+	"  { name = \"submission\"; port = 587; role = \"submission\";\n"
+	"    tls = \"optional\"; certificates = " DEFAULT_CERTS "; },\n"
+	"  { name = \"smtps\"; port = 465; role = \"smtps\";\n"
+	"    certificates = " DEFAULT_CERTS "; }\n"
 	");\n"
 	"pools = (\n"
 	"  { name = \"default\"; type = \"maildir\"; }\n"
@@ -290,17 +303,6 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 		cfg_err(x, l->line, key,
 			"missing (one of \"mx\" or \"submission\" or "
 			"\"smtps\")");
-	} else if (l->role == CTL_ROLE_SMTPS) {
-		/* RFC 8314 implicit TLS: without TLS the listener would
-		 * serve plaintext on the port clients trust to be
-		 * encrypted. Refused until TLS lands (issue 12). */
-		char key[160];
-
-		cfg_path_of(key, sizeof(key), path, "role");
-		cfg_err(x, cfg_line_of(config_setting_get_member(g, "role")), key,
-			"\"smtps\" (implicit TLS, RFC 8314) is not supported "
-			"yet: this build has no TLS and would serve plaintext "
-			"(\"mx\" or \"submission\" until TLS lands)");
 	}
 	cfg_get_str(x, g, path, "hostname", 255, &l->hostname);
 	cfg_get_str(x, g, path, "banner", 400, &l->banner);
@@ -1100,8 +1102,19 @@ int ctl_config_load_string(const char *text, const char *name,
 
 int ctl_config_default(struct ctl_config *out)
 {
-	char err[512];
+	char err[512], host[256];
+	int r;
 
+	/* its certificates, made on the first run (issue 13) */
+	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	r = ctl_tls_default_material(CTL_TLS_DEFAULT_DIR, host, err,
+				     sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "mxgate: embedded default: %s\n", err);
+		return r;
+	}
 	return ctl_config_load_string(ctl_config_default_text, "<built-in>",
 				      out, err, sizeof(err));
 }

@@ -9,14 +9,13 @@
  *
  * Threads: main lcore only, like the rest of the loader.
  *
- * Until the gateway's TLS transport (xprt_tls) lands, a listener may be
- * "off" or "optional" (certificates loaded and checked; STARTTLS not
- * advertised yet, so it still serves cleartext, which is what "optional"
- * permits). "required" and "implicit" are refused, like role "smtps":
- * accepting them would serve cleartext where the operator demanded TLS.
- * Pools: "off" only, for the same reason; the keys are read and checked
- * first (files loaded into a context, so a bad CA file, pin or client
- * key is named with its line), then the mode is refused.
+ * Listeners: every mode is served (dataplane/gateway/xprt_tls.c); role
+ * "smtps" means tls = "implicit" (the default there, and the only mode
+ * it accepts). Pools: "off" only until backend connections run TLS
+ * (accepting more would send cleartext where the operator demanded TLS);
+ * the keys are read and checked first (files loaded into a client
+ * context, so a bad CA file, pin or client key is named with its line),
+ * then the mode is refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,27 +30,15 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
-/* Flip when xprt_tls is wired into the gateway (docs/status.md). */
-#define CTL_TLS_WIRED 0
+/* Backend connections do not yet (the gateway's relay has no TLS
+ * transport): flip when they do (docs/status.md). */
+#define CTL_TLS_BACKEND_WIRED 0
 
 static const char *const listener_modes[] = {"off", "optional", "required",
 					     "implicit", NULL};
 static const char *const pool_modes[] = {"off", "opportunistic", "required",
 					 NULL};
 static const char *const ccert_modes[] = {"off", "ask", "require", NULL};
-
-static void not_wired(struct ctx *x, const config_setting_t *g,
-		      const char *path, const char *value)
-{
-	char key[160];
-
-	cfg_path_of(key, sizeof(key), path, "tls");
-	cfg_err(x, cfg_line_of(config_setting_get_member(g, "tls")), key,
-		"\"%s\" is not supported yet: the gateway does not run TLS "
-		"on connections yet and would serve cleartext (\"off\", or "
-		"\"optional\" to load and check the certificates)",
-		value);
-}
 
 static void parse_certs(struct ctx *x, const config_setting_t *g,
 			const char *path, struct ctl_listener_tls *t)
@@ -224,9 +211,20 @@ void cfg_parse_listener_tls(struct ctx *x, const config_setting_t *g,
 	char key[160];
 	int e;
 
+	/* RFC 8314: an smtps listener is TLS from the first byte */
+	if (l->role == CTL_ROLE_SMTPS &&
+	    config_setting_get_member(g, "tls") == NULL)
+		t->mode = CTL_TLS_IMPLICIT;
 	e = (int)t->mode;
 	cfg_get_enum(x, g, path, "tls", listener_modes, &e);
 	t->mode = (enum ctl_tls_mode)e;
+	if (l->role == CTL_ROLE_SMTPS && t->mode != CTL_TLS_IMPLICIT) {
+		cfg_path_of(key, sizeof(key), path, "tls");
+		cfg_err(x, cfg_line_of(config_setting_get_member(g, "tls")),
+			key,
+			"role \"smtps\" is implicit TLS (RFC 8314): tls must "
+			"be \"implicit\" (or left out)");
+	}
 	t->min_version = version_of(x, g, path);
 	cfg_get_str(x, g, path, "tls_ciphers", 1024, &t->ciphers);
 	cfg_get_u32(x, g, path, "tls_min_cipher_bits", 0, 256,
@@ -238,9 +236,6 @@ void cfg_parse_listener_tls(struct ctx *x, const config_setting_t *g,
 	parse_certs(x, g, path, t);
 	parse_partners(x, g, path, t);
 
-	if (!CTL_TLS_WIRED && (t->mode == CTL_TLS_REQUIRED ||
-			       t->mode == CTL_TLS_IMPLICIT))
-		not_wired(x, g, path, listener_modes[t->mode]);
 	if (t->mode == CTL_TLS_OFF) {
 		/* TLS keys without TLS are a mistake worth naming. */
 		if (t->n_certs || t->n_partners ||
@@ -384,7 +379,7 @@ void cfg_parse_pool_tls(struct ctx *x, const config_setting_t *g,
 		build_client(x, g, path, p->name, t);
 	if (x->n_err)
 		return;
-	if (!CTL_TLS_WIRED) {
+	if (!CTL_TLS_BACKEND_WIRED) {
 		cfg_err(x, cfg_line_of(config_setting_get_member(g, "tls")),
 			key,
 			"\"%s\" is not supported yet: backend connections do "

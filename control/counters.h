@@ -46,7 +46,11 @@
 	X(auth_ok_plain) X(auth_ok_login) X(auth_ok_gssapi)                  \
 	X(auth_failed_plain) X(auth_failed_login) X(auth_failed_gssapi)      \
 	X(auth_locked) X(auth_lockouts) X(auth_delayed) X(auth_tempfail)     \
-	X(mail_denied_login)
+	X(mail_denied_login)                                                  \
+	X(tls_handshakes) X(tls_handshakes_failed) X(tls_tlsv1_2)             \
+	X(tls_tlsv1_3) X(tls_resumed) X(tls_fail_protocol) X(tls_fail_version) \
+	X(tls_fail_other) X(tls_jobs) X(tls_jobs_refused)                     \
+	X(tls_jobs_abandoned) X(tls_record_errors) X(tls_live)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \

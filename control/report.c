@@ -372,6 +372,40 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 		      "SYN cookies sent", CTL_METRIC_COUNTER);
 	ctl_mw_u64(w, "mxgate_syncookies_sent_total", NULL, 0,
 		   n->syncookies_sent);
+	/* TLS on client connections (issue 13) */
+	ctl_mw_family(w, "mxgate_tls_handshakes_total",
+		      "Client TLS handshakes, by result and protocol version",
+		      CTL_METRIC_COUNTER);
+	{
+		struct ctl_label l[2] = {{"result", "ok"}, {"version", ""}};
+		const char *ver[] = {"TLSv1.2", "TLSv1.3"};
+		uint64_t v[] = {g->tls_tlsv1_2, g->tls_tlsv1_3};
+
+		for (int i = 0; i < 2; i++) {
+			l[1].value = ver[i];
+			ctl_mw_u64(w, "mxgate_tls_handshakes_total", l, 2,
+				   v[i]);
+		}
+	}
+	ctl_mw_family(w, "mxgate_tls_handshake_failures_total",
+		      "Client TLS handshakes that failed, by reason",
+		      CTL_METRIC_COUNTER);
+	{
+		const char *reasons[] = {"protocol", "version", "other"};
+		uint64_t v[] = {g->tls_fail_protocol, g->tls_fail_version,
+				g->tls_fail_other};
+
+		for (int i = 0; i < 3; i++) {
+			struct ctl_label l = {"reason", reasons[i]};
+
+			ctl_mw_u64(w, "mxgate_tls_handshake_failures_total",
+				   &l, 1, v[i]);
+		}
+	}
+	ctl_mw_family(w, "mxgate_tls_sessions_open",
+		      "Client connections holding TLS state",
+		      CTL_METRIC_GAUGE);
+	ctl_mw_u64(w, "mxgate_tls_sessions_open", NULL, 0, g->tls_live);
 	ctl_mw_family(w, "mxgate_tls_certificate_expiry_timestamp_seconds",
 		      "Expiry (notAfter) of each loaded TLS certificate",
 		      CTL_METRIC_GAUGE);

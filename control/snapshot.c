@@ -427,6 +427,13 @@ static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 				       : SMTP_BARE_EOL_REJECT;
 		if (cl->pipelining_enforce)
 			sc->flags |= SMTP_CFG_SYNC_ENFORCE;
+		/* TLS (issue 13): STARTTLS itself is offered per connection
+		 * by its transport (client.c); required and implicit are
+		 * the engine's to enforce. */
+		if (l->tls && cl->tls.mode == CTL_TLS_REQUIRED)
+			sc->flags |= SMTP_CFG_TLS_REQUIRED;
+		if (l->tls && cl->tls.mode == CTL_TLS_IMPLICIT)
+			sc->flags |= SMTP_CFG_TLS_ACTIVE;
 		sc->tmo_greeting_ms = cl->timeouts.greeting_ms;
 		sc->tmo_command_ms = cl->timeouts.command_ms;
 		sc->tmo_mail_ms = cl->timeouts.mail_ms;

@@ -30,6 +30,7 @@
 #include "dataplane/smtp/smtp_session.h"
 
 struct net_stack;
+struct worker_pool;
 
 /* Runtime pushes (mxgatectl): sent by the main lcore to every dataplane
  * lcore over its push ring, applied there between two poll iterations to
@@ -73,10 +74,12 @@ struct gw_global {
 	size_t relay_mem;        /* bytes per backend client */
 	const char *maildir_path;
 	uint32_t maildir_workers, maildir_max_jobs;
-	struct worker_pool *workers;  /* the one pool: Maildir steps and
-					 AUTH's credential checks (auth.c;
-					 NULL: AUTH answers 454); set
-					 before gw_core_create */
+	struct worker_pool *workers;  /* the one pool: Maildir steps, TLS
+					 handshakes (NULL: listeners with
+					 TLS refuse clients) and AUTH's
+					 credential checks (NULL: AUTH
+					 answers 454); set before
+					 gw_core_create */
 	const char *hostname;
 	rte_be32_t our_ip;
 	uint16_t n_cores;
@@ -145,6 +148,18 @@ struct gw_stats {
 	uint64_t auth_delayed;	  /* 535 held by the tarpit */
 	uint64_t auth_tempfail;	  /* 454 4.7.0: store or pool unavailable */
 	uint64_t mail_denied_login; /* 553 5.7.1: sender not the login's */
+	/* TLS on client connections (issue 13; xprt_tls.c). */
+	uint64_t tls_handshakes;        /* completed */
+	uint64_t tls_handshakes_failed; /* failed (alert or close) */
+	uint64_t tls_tlsv1_2, tls_tlsv1_3; /* completed, by version */
+	uint64_t tls_resumed;           /* completed by resumption */
+	uint64_t tls_fail_protocol, tls_fail_version, tls_fail_other;
+	uint64_t tls_jobs;              /* handshake steps posted */
+	uint64_t tls_jobs_refused;      /* job ring full */
+	uint64_t tls_jobs_abandoned;    /* connection gone mid-step */
+	uint64_t tls_record_errors;     /* record layer failed later */
+	uint64_t tls_live;              /* transports holding TLS state
+					   (gauge; 0 when idle) */
 } __attribute__((aligned(64)));
 
 struct gw_core;

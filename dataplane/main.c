@@ -267,7 +267,8 @@ static int setup_cores(struct mxgate *app)
 				strerror(-err));
 			return err;
 		}
-		/* AUTH's credential checks and GSS steps (gateway/auth.c) */
+		/* TLS handshakes, AUTH's credential checks and GSS steps run
+		 * here, never on a core */
 		app->gw.workers = app->workers;
 	}
 	app->steer.n_cores = c->n_cores;

@@ -3,7 +3,8 @@
 # installs what it needs, builds, creates the network namespace `mxgate`,
 # starts the gateway there on a net_tap port (kernel side 198.18.0.1/24
 # and fd00:6d78::1/64, gateway 198.18.0.2 and fd00:6d78::2, SMTP on 25
-# and 587), delivering to a local Maildir
+# and 587 with STARTTLS and on 465 with implicit TLS), delivering to a
+# local Maildir
 # (MXGATE_MAILDIR, default /var/lib/mxgate/Maildir) whose path it prints;
 # sends one message with swaks over IPv4 and one over IPv6 and shows they
 # arrived; stays in the
@@ -69,13 +70,14 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 # TLS material for the gateway's name, made on the first run under the
-# state directory (MXGATE_STATE, default /var/lib/mxgate). The embedded
-# default does not use it yet: it will once the gateway runs TLS on its
-# connections (issue 13, xprt_tls).
+# state directory (MXGATE_STATE, default /var/lib/mxgate): the embedded
+# default offers STARTTLS on 25 and 587 and implicit TLS on 465 with it
+# (mxgate would make the same files itself when they are missing).
 "$ROOT/scripts/make-tls-certs.sh" "${MXGATE_STATE:-/var/lib/mxgate}/tls"
 
 # The embedded default: tap port, 198.18.0.2/24, listeners 25 (mx) and 587
-# (submission), next hop the local Maildir.
+# (submission) with STARTTLS, 465 (implicit TLS), next hop the local
+# Maildir.
 echo "run.sh: binary $BIN"
 echo "run.sh: configuration $CONF"
 # A configuration written before the default had IPv6 gets the IPv6
@@ -108,7 +110,7 @@ until ip netns exec $NS timeout 2 bash -c \
 	sleep 0.2
 done
 
-echo "run.sh: mxgate is up in netns '$NS' at 198.18.0.2 and fd00:6d78::2 (ports 25 and 587)"
+echo "run.sh: mxgate is up in netns '$NS' at 198.18.0.2 and fd00:6d78::2 (ports 25 and 587 with STARTTLS, 465 implicit TLS)"
 echo "run.sh: kernel side of the tap port: 198.18.0.1/24 and fd00:6d78::1/64"
 echo "run.sh: next hop: the Maildir $MAILDIR"
 before=$(ls "$MAILDIR/new" 2>/dev/null | wc -l)
@@ -144,9 +146,7 @@ sed -n '1,4p' "$file6"
 echo "run.sh: log: $LOG  counters: $STATS"
 cat <<EOT
 run.sh: try next (from another shell; README.md explains each):
-  ip netns exec $NS swaks --server 198.18.0.2 --to you@example.com
-  ip netns exec $NS swaks --server fd00:6d78::2 --to you@example.com
-  $ROOT/build/control/mxgatectl block fd00:6d78::/64 --expire 60
+  ip netns exec $NS swaks --server 198.18.0.2 --to you@example.com --tls
   watch -n1 "$ROOT/build/control/mxgatectl stats | head -40"
   $ROOT/build/control/mxgatectl block 198.18.0.1/32 --expire 60
   \$EDITOR $CONF && $ROOT/build/control/mxgatectl reload

@@ -536,7 +536,7 @@ const char *auth_received_protocol(const struct gw_sess *s)
 	bool tls = xprt_is_secure(&s->xp), authed = s->auth.login[0] != '\0';
 
 	if (!s->esmtp)
-		return "SMTP";
+		return tls ? "SMTPS" : "SMTP";
 	return authed ? (tls ? "ESMTPSA" : "ESMTPA")
 		      : (tls ? "ESMTPS" : "ESMTP");
 }

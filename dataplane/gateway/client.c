@@ -45,6 +45,7 @@
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client.h"
 #include "dataplane/gateway/client_policy.h"
+#include "dataplane/gateway/client_tls.h"
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/policy_state.h"
@@ -68,11 +69,20 @@ void client_release(struct gw_sess *s)
 				   __ATOMIC_RELAXED);
 	if (s->counted_ip)
 		pol_conns_dec_key(gc->conns_per_ip, s->ipkey);
-	log_line(gc, "event=session sid=%s client=%s listener=%s "
-		 "commands=%u messages=%u errors=%u pregreet=%u ms=%llu",
-		 s->sid, s->client_hp, s->lst->cl->name,
-		 st->commands, st->messages, st->errors, st->pregreet_bytes,
-		 (unsigned long long)((gc->now_us - s->t_start_us) / 1000));
+	{
+		char tls[160];
+
+		client_tls_log_fields(s, tls, sizeof(tls));
+		log_line(gc, "event=session sid=%s client=%s listener=%s "
+			 "commands=%u messages=%u errors=%u pregreet=%u "
+			 "ms=%llu%s",
+			 s->sid, s->client_hp, s->lst->cl->name,
+			 st->commands, st->messages, st->errors,
+			 st->pregreet_bytes,
+			 (unsigned long long)((gc->now_us - s->t_start_us) /
+					      1000),
+			 tls);
+	}
 	s->sm = NULL;
 	s->used = false;
 	s->gen++;
@@ -83,6 +93,20 @@ void client_release(struct gw_sess *s)
 	gc->sess_next_free[s->idx] = gc->free_sess;
 	gc->free_sess = s->idx;
 	gc->stats.sessions_live--;
+}
+
+/* client_open() could not finish: the slot, its snapshot and pool set
+ * references go back; the connection is refused (counted). */
+static void client_open_undo(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+
+	s->used = false;
+	state_pool_set_put(gc, s->pool_set);
+	state_snapshot_unref(gc, s->snap);
+	gc->sess_next_free[s->idx] = gc->free_sess;
+	gc->free_sess = s->idx;
+	gc->stats.sessions_refused++;
 }
 
 /* The text forms of a client address: RFC 5952 (inet_ntop gives it), the
@@ -168,6 +192,12 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp,
 	s->pool_set = gc->pool_set;
 	s->pool_set->users++;
 	xprt_init(&s->xp, ops, c);
+	if (client_tls_attach(s) < 0) {
+		/* TLS promised and not possible: no cleartext instead */
+		xprt_release(&s->xp);
+		client_open_undo(s);
+		return NULL;
+	}
 	s->t_start_us = gc->now_us;
 	s->md_job = -1;
 	s->pool = -1;
@@ -193,12 +223,8 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp,
 	s->sm = smtp_session_init(gc->smtp_mem + (size_t)i * gc->gw->smtp_mem,
 				  gc->gw->smtp_mem, &smtp, core_now_ms(gc));
 	if (!s->sm) {
-		s->used = false;
-		state_pool_set_put(gc, s->pool_set);
-		state_snapshot_unref(gc, s->snap);
-		gc->sess_next_free[i] = gc->free_sess;
-		gc->free_sess = i;
-		gc->stats.sessions_refused++;
+		xprt_release(&s->xp);
+		client_open_undo(s);
 		return NULL;
 	}
 	gc->stats.sessions++;
@@ -240,8 +266,8 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp,
 	return s;
 }
 
-/* The choice of transport: plain for every listener until TLS lands
- * (issue 13 adds xprt_tls for listeners that offer STARTTLS). */
+/* The transport: plain here; client_open() makes it TLS for a listener
+ * with TLS (client_tls.c). */
 static void *client_accepted(void *arg, struct tcp_conn *c)
 {
 	struct net_addr la, ca;
@@ -261,6 +287,7 @@ static void client_readable(void *ctx, struct tcp_conn *c)
 void client_peer_eof(struct gw_sess *s)
 {
 	s->peer_eof = true;
+	xprt_peer_eof(&s->xp);
 	core_dirty_session(s);
 	core_run(s->gc);
 }

@@ -56,6 +56,7 @@
 #include "dataplane/gateway/auth.h"
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client.h"
+#include "dataplane/gateway/client_tls.h"
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/policy_state.h"
@@ -214,6 +215,7 @@ void gw_core_poll(struct gw_core *gc, uint64_t now_us)
 			gw_core_check(gc, false);
 	}
 	core_run(gc);
+	client_tls_sync_stats(gc);
 }
 
 void gw_core_push_state(const struct gw_core *gc, struct gw_push_state *st)

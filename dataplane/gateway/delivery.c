@@ -52,6 +52,7 @@
 #include "dataplane/gateway/content.h"
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/auth.h"
+#include "dataplane/gateway/client_tls.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/session.h"
@@ -344,16 +345,21 @@ void delivery_data(struct gw_sess *s)
 		return;
 	}
 	if (s->pool_set->snap->pools[s->pool].maildir) {
+		char tls[160];
 		struct maildir_received rcv = {
 			.client_addr = s->client_literal,
 			.helo = s->helo[0] ? s->helo : NULL,
 			.listener = s->lst->cl->name,
 			.session_id = s->sid,
 			.protocol = auth_received_protocol(s),
+			.tls = tls,
 			.sender = s->from,
 			.recipient = s->nrcpt_ok == 1 ? s->rcpt_log[0] : NULL,
 		};
-		int j = maildir_begin(gc->md, &rcv,
+		int j;
+
+		client_tls_received_comment(s, tls, sizeof(tls));
+		j = maildir_begin(gc->md, &rcv,
 				      ((uint64_t)s->gen << 32) | s->idx);
 
 		if (j < 0) {

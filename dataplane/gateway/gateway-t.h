@@ -25,6 +25,7 @@
 #include "dataplane/net/net.h"
 #include "dataplane/gateway/rx.h"
 #include "dataplane/gateway/xprt.h"
+#include "dataplane/gateway/xprt_tls.h"
 
 struct auth_brute;
 struct auth_gss_job;
@@ -132,6 +133,14 @@ struct gw_sess {
 	char helo[256];
 	bool esmtp;
 	uint64_t t_start_us;
+	/* TLS (client_tls.c): what the log and Received: say. */
+	bool tls_up;
+	bool tls_resumed;
+	uint16_t tls_bits;
+	enum tls_fail tls_failed;
+	char tls_version[12];
+	char tls_cipher[48];
+	char tls_sni[64];
 
 	/* Transaction. */
 	int pool;             /* -1 until the first RCPT */
@@ -281,6 +290,7 @@ struct gw_core {
 		uint64_t scanned, exempt, unscanned, truncated, hits;
 		uint64_t rejected, tempfailed, discarded;
 	} content;
+	struct xprt_tls_counters tls_counters; /* copied into stats */
 	uint8_t scratch[16384];
 };
 

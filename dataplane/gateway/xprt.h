@@ -2,8 +2,8 @@
  * xprt.h - the client transport interface: what the session pump
  * (session.c) talks to instead of TCP. One struct xprt per client
  * connection, embedded in its session; its ops are chosen at accept
- * (client.c) by the listener: xprt_plain today, xprt_tls (issue 13)
- * next, a fake one in the unit harness (tests/unit/gateway/).
+ * (client.c) by the listener: xprt_plain, xprt_tls (xprt_tls.h) for
+ * a listener with TLS, a fake one in the unit harness (tests/unit/gateway/).
  *
  * Owner: the dataplane lcore of the connection; no op blocks, none
  * takes a lock. Every op is called from the session pump or the client
@@ -50,6 +50,12 @@
  *             the wire (TLS established); NULL means never (xprt_plain).
  *             AUTH asks it before PLAIN/LOGIN (auth.c) and for the "S"
  *             of ESMTPSA.
+ *  drive      XPRT_TLS_HANDSHAKE only: hand what was received to the
+ *             handshake (a TLS transport posts it to a worker); NULL
+ *             when the transport never handshakes. Called by xprt_read.
+ *  peer_eof   the peer closed its side (TCP FIN); NULL when nothing
+ *             needs doing (a TLS transport fails a handshake that can
+ *             no longer complete).
  *  release    free what the transport holds (received data, TLS state);
  *             the TCP connection is the client connection's, not its.
  */
@@ -83,6 +89,8 @@ struct xprt_ops {
 	size_t (*discard_input)(struct xprt *x);
 	int (*start_tls)(struct xprt *x);
 	bool (*is_secure)(const struct xprt *x);
+	void (*drive)(struct xprt *x);
+	void (*peer_eof)(struct xprt *x);
 	void (*release)(struct xprt *x);
 };
 
@@ -97,6 +105,8 @@ struct xprt {
 
 /* The plain transport: today's TCP code, moved. */
 extern const struct xprt_ops xprt_plain_ops;
+/* The TLS transport (xprt_tls.h). */
+extern const struct xprt_ops xprt_tls_ops;
 
 /* Sets x up over tc with ops (client.c, at accept). */
 void xprt_init(struct xprt *x, const struct xprt_ops *ops,
@@ -125,8 +135,11 @@ static inline size_t xprt_read(struct xprt *x, gw_rx_sink_fn sink,
 			       void *ctx)
 {
 	/* after the boundary, received bytes are the TLS layer's */
-	if (x->state == XPRT_TLS_HANDSHAKE)
+	if (x->state == XPRT_TLS_HANDSHAKE) {
+		if (x->ops->drive)
+			x->ops->drive(x);
 		return 0;
+	}
 	return x->ops->read(x, sink, ctx);
 }
 
@@ -142,6 +155,13 @@ static inline void xprt_flush(struct xprt *x)
 {
 	if (x->state != XPRT_GONE)
 		x->ops->flush(x);
+}
+
+/* The peer's FIN arrived (client.c). */
+static inline void xprt_peer_eof(struct xprt *x)
+{
+	if (x->state != XPRT_GONE && x->ops->peer_eof)
+		x->ops->peer_eof(x);
 }
 
 /* Graceful close; once. */

@@ -72,6 +72,7 @@ struct job {
 	/* Received: fields, copied at begin (read by the first step) */
 	char addr[FIELD_MAX], cname[FIELD_MAX], helo[FIELD_MAX];
 	char listener[FIELD_MAX], sid[FIELD_MAX], proto[FIELD_MAX];
+	char tls[FIELD_MAX];
 	char sender[FIELD_MAX], rcpt[FIELD_MAX];
 	bool has_cname, has_helo, has_sender, has_rcpt;
 	int64_t time;
@@ -177,12 +178,17 @@ int maildir_format_received(const struct maildir_received *r,
 	 * "with" (RFC 3848 keyword), "id", "for", then ";" date. */
 	k = mxg_fmt(buf + n, len - (size_t)n,
 		     "Received: from %s (%s [%s])%s"
+		     "%s%s%s"
 		     "\tby %s (mxgate, listener %s) with %s id %s%s"
 		     "%s%s%s; %s%s",
 		     r->helo && r->helo[0] ? r->helo : "unknown",
 		     r->client_name && r->client_name[0] ? r->client_name
 							 : "unknown",
-		     r->client_addr, eol, by_host,
+		     r->client_addr, eol,
+		     /* the TLS comment on its own line, as Postfix does */
+		     r->tls && r->tls[0] ? "\t" : "",
+		     r->tls && r->tls[0] ? r->tls : "",
+		     r->tls && r->tls[0] ? eol : "", by_host,
 		     r->listener && r->listener[0] ? r->listener : "-",
 		     r->protocol && r->protocol[0] ? r->protocol : "ESMTP",
 		     r->session_id && r->session_id[0] ? r->session_id : "-",
@@ -300,6 +306,7 @@ static void w_begin(struct wbuf *w, struct job *j)
 	r.listener = j->listener;
 	r.session_id = j->sid;
 	r.protocol = j->proto;
+	r.tls = j->tls[0] ? j->tls : NULL;
 	r.sender = j->has_sender ? j->sender : NULL;
 	r.recipient = j->has_rcpt ? j->rcpt : NULL;
 	r.time = j->time ? j->time : (int64_t)tv.tv_sec;
@@ -757,6 +764,7 @@ int maildir_begin(struct maildir *md, const struct maildir_received *rcv,
 	copy_field(j->listener, rcv->listener);
 	copy_field(j->sid, rcv->session_id);
 	copy_field(j->proto, rcv->protocol);
+	copy_field(j->tls, rcv->tls);
 	j->has_sender = copy_field(j->sender, rcv->sender);
 	j->has_rcpt = copy_field(j->rcpt, rcv->recipient);
 	j->time = rcv->time;

@@ -72,6 +72,8 @@ struct maildir_received {
 	const char *listener;	 /* listener name, e.g. "mx" */
 	const char *session_id;	 /* our session/queue id */
 	const char *protocol;	 /* "ESMTP", "ESMTPS", "ESMTPA"... (RFC 3848) */
+	const char *tls;	 /* "(using TLSv1.3 with cipher ...)" comment
+				    line, NULL/"" = none */
 	const char *sender;	 /* envelope sender for Return-Path, NULL =
 				    no Return-Path; "" = "<>" */
 	const char *recipient;	 /* "for <...>" (one recipient), NULL = omit */

@@ -724,6 +724,18 @@ need_helo(struct smtp_session *s)
 	return true;
 }
 
+/* RFC 3207 4: a listener that requires TLS answers 530 to the commands
+ * that carry mail or credentials until STARTTLS succeeded. */
+static bool
+need_tls(struct smtp_session *s)
+{
+	if ((s->flags & SMTP_CFG_TLS_REQUIRED) && !s->tls_active) {
+		error_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return false;
+	}
+	return true;
+}
+
 static void
 path_error(struct smtp_session *s, int err, bool sender)
 {
@@ -742,7 +754,7 @@ cmd_mail(struct smtp_session *s, const char *a, const char *end)
 	size_t used;
 	int r;
 
-	if (!need_helo(s))
+	if (!need_helo(s) || !need_tls(s))
 		return;
 	if (in_txn(s)) {
 		error_reply(s, "503 5.5.1 Error: nested MAIL command");
@@ -891,7 +903,7 @@ cmd_rcpt(struct smtp_session *s, const char *a, const char *end)
 	size_t used;
 	int r;
 
-	if (!need_helo(s))
+	if (!need_helo(s) || !need_tls(s))
 		return;
 	if (s->state == SMTP_ST_READY) {
 		error_reply(s, "503 5.5.1 Error: need MAIL command");
@@ -976,7 +988,7 @@ bad:
 static bool
 need_rcpt(struct smtp_session *s)
 {
-	if (!need_helo(s))
+	if (!need_helo(s) || !need_tls(s))
 		return false;
 	if (s->state == SMTP_ST_READY) {
 		error_reply(s, "503 5.5.1 Error: need MAIL command");
@@ -1123,6 +1135,8 @@ cmd_auth(struct smtp_session *s, const char *a, const char *end)
 {
 	const char *e;
 
+	if (!need_tls(s))
+		return;
 	if (s->mechs[0] == 0) {
 		error_reply(s, "503 5.5.1 Error: authentication not enabled");
 		return;

@@ -57,6 +57,8 @@ enum smtp_bare_eol_policy {
 #define SMTP_CFG_NO_8BITMIME       (1u << 8)  /* no 8BITMIME */
 #define SMTP_CFG_ETRN              (1u << 9)  /* accept ETRN (hand to caller) */
 #define SMTP_CFG_NO_VRFY           (1u << 10) /* VRFY -> 502 instead of 252 */
+#define SMTP_CFG_TLS_REQUIRED      (1u << 11) /* 530 to MAIL/RCPT/DATA/BDAT/
+						 AUTH before STARTTLS */
 
 /*
  * Per-listener configuration. smtp_session_init() copies everything it needs

@@ -333,10 +333,11 @@ BAD = [
     ("unknown key", None, r":\d+: key 'policy.frobnicate'"),
     ("bad CIDR", None, r":\d+: key 'policy.deny\[0\]'"),
     ("port clash", None, r":\d+: key 'listeners\[1\]\.port'"),
-    # refused until TLS and AUTH land (issue 12)
+    # an smtps listener is implicit TLS (issue 13): without certificates
+    # it is refused
     ("smtps listener", None,
-     r":\d+: key 'listeners\[2\]\.role': \"smtps\" \(implicit TLS, "
-     r"RFC 8314\) is not supported yet"),
+     r":\d+: key 'listeners\[2\]\.certificates': missing: tls = "
+     r"\"implicit\" needs certificates"),
     # issue 14: key "user" works now; connections cannot be counted by it
     ("user rate key", None,
      r":\d+: key 'policy\.rate_limits\[1\]\.what': \"connections\" "

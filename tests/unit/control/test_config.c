@@ -10,8 +10,11 @@
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "control/config.h"
+#include "control/tls_default.h"
 #include "tests/unit/tls/tls_testcerts.h"
 #include "tls/tls_ctx.h"
 
@@ -59,7 +62,15 @@ static void test_default(void)
 	CHECK(strcmp(c.stack.port, "net_tap0,iface=mxg0") == 0);
 	CHECK(c.stack.address == 0xC6120002 && c.stack.prefix_len == 24);
 	CHECK(c.stack.gateway == 0 && c.stack.cores == 1);
-	CHECK(c.n_listeners == 2);
+	CHECK(c.n_listeners == 3);
+	/* TLS (issue 13): STARTTLS offered on 25 and 587, 465 implicit */
+	CHECK(c.listeners[0].tls.mode == CTL_TLS_OPTIONAL &&
+	      c.listeners[0].tls.n_certs == 2 && c.listeners[0].tls.ctx);
+	CHECK(c.listeners[1].tls.mode == CTL_TLS_OPTIONAL);
+	CHECK(strcmp(c.listeners[2].name, "smtps") == 0 &&
+	      c.listeners[2].port == 465 &&
+	      c.listeners[2].role == CTL_ROLE_SMTPS &&
+	      c.listeners[2].tls.mode == CTL_TLS_IMPLICIT);
 	CHECK(strcmp(c.listeners[0].name, "mx") == 0 &&
 	      c.listeners[0].port == 25 && c.listeners[0].role == CTL_ROLE_MX);
 	CHECK(strcmp(c.listeners[1].name, "submission") == 0 &&
@@ -788,10 +799,11 @@ static void test_policy_errors(void)
 	     "\"internal_relay\"; }, ... )\n");
 }
 
-/* Until TLS and AUTH land (issue 12): an implicit-TLS listener would
- * serve plaintext on 465, and a rule keyed on the user would never
- * apply. Both are refused with file, line and key, on every path that
- * loads a file (--check-config, SIGHUP, admin reload, file watch). */
+/* Until AUTH lands (issue 14): a rule keyed on the user would never
+ * apply. Refused with file, line and key, on every path that loads a
+ * file (--check-config, SIGHUP, admin reload, file watch). Role smtps
+ * (issue 13) is implicit TLS: it needs certificates like any TLS
+ * listener, and takes no other tls mode. */
 static void test_not_yet_supported(void)
 {
 	ERRS("listeners = (\n"
@@ -799,10 +811,16 @@ static void test_not_yet_supported(void)
 	     "  { name = \"tls\"; port = 465;\n"
 	     "    role = \"smtps\"; }\n"
 	     ");\n",
-	     "t.conf:4: key 'listeners[1].role': \"smtps\" (implicit TLS, "
-	     "RFC 8314) is not supported yet: this build has no TLS and "
-	     "would serve plaintext (\"mx\" or \"submission\" until TLS "
-	     "lands)\n");
+	     "t.conf:3: key 'listeners[1].certificates': missing: tls = "
+	     "\"implicit\" needs certificates ( { cert = \"...\"; key = "
+	     "\"...\"; } )\n");
+	ERRS("listeners = (\n"
+	     "  { name = \"mx\"; port = 25; role = \"mx\"; },\n"
+	     "  { name = \"tls\"; port = 465;\n"
+	     "    role = \"smtps\"; tls = \"off\"; }\n"
+	     ");\n",
+	     "t.conf:4: key 'listeners[1].tls': role \"smtps\" is implicit "
+	     "TLS (RFC 8314): tls must be \"implicit\" (or left out)\n");
 	/* issue 14: key "user" (the AUTH login) is supported now */
 	{
 		struct ctl_config c;
@@ -945,15 +963,33 @@ static void test_tls(void)
 		 f.ca, f.ec_crt, f.ec_key);
 	HAS(t, "t.conf:3: key 'listeners[0].tls_partners[0]': "
 	       "\"sha256:12\" is not a partner");
-	/* required and implicit stay refused until xprt_tls is wired, like
-	 * role smtps (test_not_yet_supported) */
+	/* required and implicit load (issue 13) */
+	for (int mode = CTL_TLS_REQUIRED; mode <= CTL_TLS_IMPLICIT; mode++) {
+		snprintf(t, sizeof(t),
+			 "listeners = ( { name = \"mx\"; port = 25; role = "
+			 "\"mx\";\n  tls = \"%s\";\n"
+			 "  certificates = ( { cert = \"%s\"; key = \"%s\"; } "
+			 "); } );\n",
+			 mode == CTL_TLS_REQUIRED ? "required" : "implicit",
+			 f.ec_crt, f.ec_key);
+		CHECK(ctl_config_load_string(t, "t.conf", &c, err,
+					     sizeof(err)) == 0);
+		if (c.listeners) {
+			CHECK(c.listeners[0].tls.mode == (enum ctl_tls_mode)mode);
+			CHECK(c.listeners[0].tls.ctx != NULL);
+			ctl_config_free(&c);
+		}
+	}
+	/* role smtps alone means implicit */
 	snprintf(t, sizeof(t),
-		 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
-		 "  tls = \"required\";\n"
+		 "listeners = ( { name = \"s\"; port = 465; role = \"smtps\";\n"
 		 "  certificates = ( { cert = \"%s\"; key = \"%s\"; } ); } );\n",
 		 f.ec_crt, f.ec_key);
-	HAS(t, "t.conf:2: key 'listeners[0].tls': \"required\" is not "
-	       "supported yet");
+	CHECK(ctl_config_load_string(t, "t.conf", &c, err, sizeof(err)) == 0);
+	if (c.listeners) {
+		CHECK(c.listeners[0].tls.mode == CTL_TLS_IMPLICIT);
+		ctl_config_free(&c);
+	}
 	/* pools: every key is checked and every file read (errors at the
 	 * key's line), then TLS is refused until backend TLS is wired */
 #define POOL LISTENERS "pools = ( { name = \"p\"; servers = ( { address = " \
@@ -1035,6 +1071,48 @@ static void test_file_errors(void)
 	CHECK(strlen(small) < sizeof(small));
 }
 
+/* The embedded default's certificates (issue 13): made once in an empty
+ * directory, loadable as a listener's certificates, kept on the next
+ * call. */
+static void test_tls_default_material(void)
+{
+	char dir[] = "/tmp/mxg-tlsdef-XXXXXX";
+	static char t[8192];
+	struct ctl_config c;
+	struct stat a, b;
+	char path[256], e[256];
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/tls", dir);
+	CHECK(ctl_tls_default_material(path, "mx.test", e, sizeof(e)) == 0);
+	snprintf(path, sizeof(path), "%s/tls/ecdsa.crt", dir);
+	CHECK(stat(path, &a) == 0);
+	snprintf(path, sizeof(path), "%s/tls/rsa.key", dir);
+	CHECK(stat(path, &b) == 0 && (b.st_mode & 077) == 0);
+	snprintf(t, sizeof(t),
+		 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		 "  tls = \"optional\"; certificates = (\n"
+		 "  { cert = \"%s/tls/ecdsa.crt\"; key = \"%s/tls/ecdsa.key\"; },\n"
+		 "  { cert = \"%s/tls/rsa.crt\"; key = \"%s/tls/rsa.key\"; } ); } );\n",
+		 dir, dir, dir, dir);
+	CHECK(ctl_config_load_string(t, "t.conf", &c, err, sizeof(err)) == 0);
+	if (c.listeners) {
+		CHECK(tls_server_ctx_n_certs(c.listeners[0].tls.ctx) == 2);
+		ctl_config_free(&c);
+	} else {
+		fprintf(stderr, "FAIL: %s", err);
+		failures++;
+	}
+	/* kept: the second call makes nothing */
+	snprintf(path, sizeof(path), "%s/tls", dir);
+	CHECK(ctl_tls_default_material(path, "mx.test", e, sizeof(e)) == 0);
+	snprintf(path, sizeof(path), "%s/tls/ecdsa.crt", dir);
+	CHECK(stat(path, &b) == 0 && b.st_mtim.tv_nsec == a.st_mtim.tv_nsec &&
+	      b.st_ino == a.st_ino);
+	snprintf(t, sizeof(t), "rm -rf '%s'", dir);
+	CHECK(system(t) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	test_default();
@@ -1049,6 +1127,7 @@ int main(int argc, char **argv)
 	test_policy_errors();
 	test_not_yet_supported();
 	test_tls();
+	test_tls_default_material();
 	test_file_errors();
 	printf("config: %d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;

@@ -157,6 +157,7 @@ parse_flag(struct smtp_config *c, const char *k)
 		{ "no_8bitmime", SMTP_CFG_NO_8BITMIME },
 		{ "etrn", SMTP_CFG_ETRN },
 		{ "no_vrfy", SMTP_CFG_NO_VRFY },
+		{ "tls_required", SMTP_CFG_TLS_REQUIRED },
 	};
 	for (size_t i = 0; i < sizeof(fl) / sizeof(fl[0]); i++)
 		if (!strcmp(fl[i].n, k)) {

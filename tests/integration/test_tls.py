@@ -1,0 +1,546 @@
+#!/usr/bin/env python3
+"""TLS on the gateway's client connections (issue 13), with real peers, in a
+network namespace the test creates (mxgate on a net_tap port at 198.18.0.2,
+the kernel side and every client at 198.18.0.1). Certificates: a test CA and
+ECDSA/RSA leaves made by scripts/make-tls-certs.sh in a temporary directory.
+
+usage: test_tls.py MXGATE SCENARIO [--cores N]
+
+Listeners: 25 tls "optional", 2525 tls "required", 465 role "smtps"
+(implicit TLS, anonymous senders allowed for the test), 2526 "optional"
+without RFC 2920 enforcement, next hop the Maildir.
+
+Scenarios:
+  clients   swaks --tls on 25; openssl s_client -starttls smtp on 25 and
+            on 465 (chain verified against the test CA, TLS 1.3 and 1.2);
+            Python smtplib starttls() + sendmail on 25 and SMTP_SSL on
+            465 with special bodies (dot lines, 998-octet lines, 8-bit,
+            sizes around record and segment boundaries up to 256 KiB),
+            every body byte-exact in the Maildir and its Received: saying
+            "with ESMTPS" and the cipher; 530 5.7.0 on the required
+            listener for MAIL, RCPT, DATA, BDAT (chunk skipped) and AUTH
+            before STARTTLS, then the same session delivers after it;
+            TLS 1.1 refused (openssl s_client -tls1_1 fails, the
+            gateway counts a version failure); counters by version
+  boundary  STARTTLS injection (CVE-2011-0411): "STARTTLS\\r\\nRSET\\r\\n" in
+            one write gets 554 where synchronisation is enforced (25) and
+            never gets an answer inside TLS where it is not (2526): the
+            first reply inside TLS is the 503 to a MAIL sent before EHLO
+            (the session was reset, RFC 3207 4.2), and EHLO inside TLS no
+            longer offers STARTTLS; RSET sent in clear after the 220
+            (before the ClientHello) fails the handshake as not TLS and
+            never gets a 250
+  abandon   400 clients (bounded in time) that stop mid-handshake: a
+            partial ClientHello then close, a full ClientHello then reset,
+            STARTTLS then close; then a full session still delivers, and
+            with every connection gone no TLS transport is left
+            (tls_live 0, sessions_live 0), handshakes are counted, and
+            mxgate stops cleanly (ASan/LSan: no leaked SSL or job)
+"""
+
+import argparse
+import os
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mxgtest  # noqa: E402
+import peers  # noqa: E402
+from mxgtest import log  # noqa: E402
+
+GW = mxgtest.GATEWAY_IP
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+STARTED = []
+
+
+def make_certs(tmp):
+    d = os.path.join(tmp, "tls")
+    subprocess.run([os.path.join(ROOT, "scripts", "make-tls-certs.sh"), d,
+                    "gw.mxgt.test"], check=True, capture_output=True)
+    return d
+
+
+def write_config(path, tmp, certs):
+    md = os.path.join(tmp, "Maildir")
+    c = ('( { cert = "%s/ecdsa.crt"; key = "%s/ecdsa.key"; },\n'
+         '    { cert = "%s/rsa.crt"; key = "%s/rsa.key"; } )'
+         % (certs, certs, certs, certs))
+    text = """
+listeners = (
+  { name = "mx"; port = 25; role = "mx"; tls = "optional";
+    certificates = %s; },
+  { name = "req"; port = 2525; role = "mx"; tls = "required";
+    certificates = %s; },
+  { name = "smtps"; port = 465; role = "smtps";
+    allow_anonymous = true; require_auth = false;
+    certificates = %s; },
+  { name = "loose"; port = 2526; role = "mx"; tls = "optional";
+    pipelining_enforce = false; certificates = %s; }
+);
+pools = ( { name = "default"; type = "maildir"; } );
+maildir = { path = "%s"; };
+policy = { accepted_domains = ( "example.com" ); };
+""" % (c, c, c, c, md)
+    with open(path, "w") as f:
+        f.write(text)
+    return md
+
+
+def start(a, tmp):
+    certs = make_certs(tmp)
+    conf = os.path.join(tmp, "tls.conf")
+    md = write_config(conf, tmp, certs)
+    logf = os.path.join(tmp, "mxgate.log")
+    gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--maildir", md,
+                                   "--log-file", logf, "--cores",
+                                   str(a.cores), "--metrics",
+                                   "127.0.0.1:9183"])
+    STARTED.append(gw)
+    gw.start()
+    for port in (25, 2525, 465, 2526):
+        peers.wait_listen(GW, port, timeout=20)
+    return gw, certs, md, logf
+
+
+def client_ctx(certs):
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+    ctx.check_hostname = False  # the name is checked by s_client below
+    return ctx
+
+
+def maildir_files(md):
+    d = os.path.join(md, "new")
+    return [os.path.join(d, n) for n in sorted(os.listdir(d))] \
+        if os.path.isdir(d) else []
+
+
+def find_by_id(md, msgid):
+    for p in maildir_files(md):
+        if peers.message_id_of(p) == "<%s>" % msgid:
+            return p
+    return None
+
+
+def wait_idle(gw, timeout=20):
+    return gw.wait_for(lambda t: t["gw_sessions_live"] == 0 and
+                       t["gw_tls_live"] == 0, timeout,
+                       "no session and no TLS transport left")["total"]
+
+
+def recv_reply(f):
+    """One SMTP reply (all its lines) from a file-like object."""
+    lines = []
+    while True:
+        ln = f.readline()
+        if not ln:
+            return lines
+        lines.append(ln.decode(errors="replace").rstrip("\r\n"))
+        if len(ln) < 4 or ln[3:4] != b"-":
+            return lines
+
+
+def raw_starttls(port, what):
+    """A raw client: greeting, EHLO, then `what` (STARTTLS and whatever
+    follows it in the same write). Returns (socket, its file, the reply
+    to `what`)."""
+    s = mxgtest.connect(GW, port)
+    f = s.makefile("rb")
+    recv_reply(f)
+    s.sendall(b"EHLO raw.mxgt.test\r\n")
+    recv_reply(f)
+    s.sendall(what)
+    return s, f, recv_reply(f)
+
+
+def close_all(*objs):
+    """Closes sockets and their makefile() objects: a socket with an open
+    file object is not really closed (no FIN)."""
+    for o in objs:
+        try:
+            o.close()
+        except OSError:
+            pass
+
+
+def s_client(args, stdin=b"QUIT\r\n", timeout=15):
+    r = subprocess.run(["openssl", "s_client"] + args, input=stdin,
+                       capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout.decode(errors="replace") + \
+        r.stderr.decode(errors="replace")
+
+
+# ---------------------------------------------------------------- clients
+
+
+def scenario_clients(a, tmp, res):
+    gw, certs, md, logf = start(a, tmp)
+    ca = os.path.join(certs, "ca.pem")
+    try:
+        t0 = gw.stats()["total"]
+        # swaks --tls on 25 (optional)
+        r = subprocess.run(["swaks", "--server", GW, "--port", "25", "--tls",
+                            "--tls-verify", "--tls-ca-path", ca,
+                            "--tls-sni", "gw.mxgt.test",
+                            "--from", "s@example.org",
+                            "--to", "postmaster@example.com",
+                            "--header", "Message-ID: <swaks-tls@mxgt.test>",
+                            "--timeout", "20"],
+                           capture_output=True, text=True, timeout=60)
+        res.check(r.returncode == 0 and "<~  250 2.0.0" in r.stdout,
+                  "swaks --tls on 25 delivered (exit %d)" % r.returncode)
+        if r.returncode != 0:
+            log(r.stdout[-2000:] + r.stderr[-1000:])
+        # openssl s_client, STARTTLS on 25 and implicit on 465, verified
+        for args, what in (
+                (["-starttls", "smtp", "-connect", GW + ":25"],
+                 "s_client -starttls smtp on 25"),
+                (["-connect", GW + ":465"], "s_client on 465"),
+                (["-connect", GW + ":465", "-tls1_2"],
+                 "s_client -tls1_2 on 465")):
+            rc, out = s_client(args + ["-CAfile", ca, "-verify_return_error",
+                                       "-verify_hostname", "gw.mxgt.test",
+                                       "-servername", "gw.mxgt.test",
+                                       "-brief"])
+            want = "TLSv1.2" if "-tls1_2" in args else "TLSv1.3"
+            res.check(rc == 0 and "Verification: OK" in out and
+                      ("Protocol version: " + want) in out,
+                      "%s: handshake %s, chain verified against the test "
+                      "CA (rc %d)" % (what, want, rc))
+            if rc != 0:
+                log(out[-1500:])
+        # RSA certificate chosen when the client offers only RSA
+        rc, out = s_client(["-connect", GW + ":465", "-tls1_2", "-cipher",
+                            "ECDHE-RSA-AES128-GCM-SHA256", "-CAfile", ca,
+                            "-brief"])
+        res.check(rc == 0 and "RSA" in out,
+                  "an RSA-only TLS 1.2 client gets the RSA certificate "
+                  "(rc %d)" % rc)
+        # smtplib starttls() + sendmail on 25, SMTP_SSL on 465: bodies
+        sent = {}
+        bodies = peers.special_bodies()
+        for i, (tag, body) in enumerate(bodies):
+            port = 25 if i % 2 == 0 else 465
+            mid = "tls-%s-%d@mxgt.test" % (tag, port)
+            msg = peers.with_headers(mid, "s@example.org",
+                                     ["postmaster@example.com"], body)
+            try:
+                if port == 25:
+                    c = smtplib.SMTP(GW, 25, local_hostname="py.mxgt.test",
+                                     timeout=30)
+                    c.ehlo()
+                    c.starttls(context=client_ctx(certs))
+                    c.ehlo()
+                else:
+                    c = smtplib.SMTP_SSL(GW, 465,
+                                         local_hostname="py.mxgt.test",
+                                         context=client_ctx(certs),
+                                         timeout=30)
+                    c.ehlo()
+                # smtplib sends bytes as they are: CRLF line ends
+                c.sendmail("s@example.org", ["postmaster@example.com"],
+                           msg.replace(b"\n", b"\r\n"))
+                c.quit()
+                sent[mid] = msg
+            except Exception as e:  # noqa: BLE001
+                res.check(False, "smtplib %s on %d: %r" % (tag, port, e))
+        bad = []
+        for mid, msg in sent.items():
+            p = find_by_id(md, mid)
+            if not p:
+                bad.append((mid, "missing"))
+                continue
+            data = peers.read_file(p)
+            why = peers.body_mismatch(data, msg)
+            if why:
+                bad.append((mid, why))
+            head = data.split(b"\n\n", 1)[0].decode(errors="replace")
+            if not re.search(r"\(using TLSv1\.3 with cipher TLS_\w+ "
+                             r"\(\d+/\d+ bits\)\)\n\tby .* with ESMTPS id",
+                             head):
+                bad.append((mid, "Received: " + head[:300]))
+        res.check(len(sent) == len(bodies) and not bad,
+                  "smtplib over STARTTLS (25) and 465: %d/%d messages "
+                  "byte-exact in the Maildir with Received: ... with ESMTPS "
+                  "and the cipher (bad: %s)" % (len(sent) - len(bad),
+                                                len(bodies), bad[:3]))
+        # required TLS: 530 before STARTTLS, then the same session
+        # delivers
+        s = mxgtest.connect(GW, 2525)
+        f = s.makefile("rb")
+        greet = recv_reply(f)
+        s.sendall(b"EHLO raw.mxgt.test\r\n")
+        ehlo = recv_reply(f)
+        res.check(any("STARTTLS" in ln for ln in ehlo),
+                  "required listener advertises STARTTLS")
+        got = {}
+        for cmd in (b"MAIL FROM:<s@example.org>", b"RCPT TO:<postmaster@"
+                    b"example.com>", b"DATA", b"AUTH PLAIN AGFAYg=="):
+            s.sendall(cmd + b"\r\n")
+            got[cmd.split()[0].decode()] = recv_reply(f)[-1]
+        s.sendall(b"BDAT 5 LAST\r\nhello")
+        got["BDAT"] = recv_reply(f)[-1]
+        s.sendall(b"NOOP\r\n")
+        noop = recv_reply(f)[-1]
+        res.check(greet and all(v.startswith("530 5.7.0 Must issue a "
+                                             "STARTTLS command first")
+                                for v in got.values()),
+                  "MAIL, RCPT, DATA, AUTH and BDAT get 530 5.7.0 before "
+                  "STARTTLS (%s)" % got)
+        res.check(noop.startswith("250"),
+                  "the refused BDAT chunk was skipped, not parsed as "
+                  "commands (NOOP: %r)" % noop)
+        s.sendall(b"STARTTLS\r\n")
+        st = recv_reply(f)[-1]
+        res.check(st.startswith("220"), "STARTTLS: %r" % st)
+        ts = client_ctx(certs).wrap_socket(s, server_hostname="gw.mxgt.test")
+        tf = ts.makefile("rb")
+        ts.sendall(b"EHLO raw.mxgt.test\r\n")
+        recv_reply(tf)
+        lines = []
+        mid = "tls-required@mxgt.test"
+        for cmd in (b"MAIL FROM:<s@example.org>",
+                    b"RCPT TO:<postmaster@example.com>", b"DATA"):
+            ts.sendall(cmd + b"\r\n")
+            lines.append(recv_reply(tf)[-1])
+        ts.sendall(b"Message-ID: <" + mid.encode() + b">\r\n\r\nafter "
+                   b"TLS\r\n.\r\n")
+        lines.append(recv_reply(tf)[-1])
+        ts.sendall(b"QUIT\r\n")
+        recv_reply(tf)
+        close_all(tf, ts, f, s)
+        res.check([ln[:3] for ln in lines] == ["250", "250", "354", "250"]
+                  and find_by_id(md, mid) is not None,
+                  "after STARTTLS the same session delivers on the "
+                  "required listener (%s)" % lines)
+        # TLS 1.1: refused by the gateway (the client is allowed to offer
+        # it: SECLEVEL=0), a version failure counted
+        rc, out = s_client(["-connect", GW + ":465", "-tls1_1", "-cipher",
+                            "DEFAULT@SECLEVEL=0"], stdin=b"")
+        res.check(rc != 0, "openssl s_client -tls1_1 fails (rc %d)" % rc)
+        try:
+            gw.wait_for(lambda t: t["gw_tls_fail_version"] >
+                        t0["gw_tls_fail_version"], 10, "tls_fail_version")
+            refused = True
+        except AssertionError:
+            refused = False
+        res.check(refused, "the gateway refused TLS 1.1 itself "
+                  "(tls_fail_version counted)")
+        t = wait_idle(gw)
+        n_ok = t["gw_tls_handshakes"] - t0["gw_tls_handshakes"]
+        v12 = t["gw_tls_tlsv1_2"] - t0["gw_tls_tlsv1_2"]
+        v13 = t["gw_tls_tlsv1_3"] - t0["gw_tls_tlsv1_3"]
+        res.check(v12 == 2 and v13 == n_ok - 2 and
+                  n_ok >= 3 + len(bodies) + 1,
+                  "handshakes counted by version: %d ok, TLS 1.2 %d, "
+                  "TLS 1.3 %d" % (n_ok, v12, v13))
+        import urllib.request
+        m = urllib.request.urlopen("http://127.0.0.1:9183/metrics",
+                                   timeout=10).read().decode()
+        res.check(re.search(r'^mxgate_tls_handshakes_total\{result="ok",'
+                            r'version="TLSv1\.2"\} 2$', m, re.M) and
+                  re.search(r'^mxgate_tls_handshake_failures_total\{reason='
+                            r'"version"\} [1-9]', m, re.M) and
+                  re.search(r'^mxgate_tls_sessions_open 0$', m, re.M),
+                  "Prometheus: handshakes by version, failures by reason, "
+                  "open TLS sessions")
+        with open(logf) as lf:
+            lines = [ln for ln in lf if "event=session" in ln]
+        res.check(any(re.search(r" tls=TLSv1\.3 cipher=TLS_\w+ bits=\d+ "
+                                r"sni=gw\.mxgt\.test resumed=(yes|no)", ln)
+                      for ln in lines) and
+                  any(" tls=failed tls_reason=version" in ln for ln in lines),
+                  "session log lines carry tls=, cipher=, sni= and the "
+                  "failure reason")
+    finally:
+        gw.shutdown(res)
+
+
+# ---------------------------------------------------------------- boundary
+
+
+def scenario_boundary(a, tmp, res):
+    gw, certs, md, logf = start(a, tmp)
+    try:
+        t0 = gw.stats()["total"]
+        # STARTTLS and RSET in one write. Where RFC 2920 synchronisation
+        # is enforced (the default) that is refused outright:
+        s, f, st = raw_starttls(25, b"STARTTLS\r\nRSET\r\n")
+        res.check(len(st) == 1 and st[0].startswith("554 5.5.0"),
+                  "enforced listener: STARTTLS+RSET in one write gets 554 "
+                  "and no 220 (%s)" % st)
+        close_all(f, s)
+        # where it is not, the boundary drops the RSET:
+        s, f, st = raw_starttls(2526, b"STARTTLS\r\nRSET\r\n")
+        res.check(len(st) == 1 and st[0].startswith("220"),
+                  "one 220 to STARTTLS, nothing for RSET in clear (%s)" % st)
+        ts = client_ctx(certs).wrap_socket(s, server_hostname="gw.mxgt.test")
+        tf = ts.makefile("rb")
+        ts.sendall(b"MAIL FROM:<s@example.org>\r\n")
+        first = recv_reply(tf)
+        ts.sendall(b"EHLO raw.mxgt.test\r\n")
+        ehlo = recv_reply(tf)
+        res.check(first and first[-1].startswith("503 5.5.1 Error: send "
+                                                 "HELO/EHLO first"),
+                  "the first reply inside TLS is the 503 to our MAIL: the "
+                  "pipelined RSET got no answer and the session was reset "
+                  "to before EHLO (%s)" % first)
+        res.check(ehlo and ehlo[0].startswith("250-") and
+                  not any("STARTTLS" in ln for ln in ehlo),
+                  "EHLO again inside TLS: no STARTTLS offered any more")
+        ts.sendall(b"QUIT\r\n")
+        recv_reply(tf)
+        close_all(tf, ts, f, s)
+        # RSET in clear after the 220, before the ClientHello
+        s, f, _ = raw_starttls(2526, b"STARTTLS\r\n")
+        s.sendall(b"RSET\r\n")
+        s.settimeout(10)
+        data = b""
+        try:
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    break
+                data += b
+        except (socket.timeout, ConnectionResetError):
+            pass
+        close_all(f, s)
+        res.check(b"250" not in data,
+                  "RSET after the 220 goes to the TLS layer, never to SMTP "
+                  "(got %r, then the connection ended)" % data[:40])
+        try:
+            gw.wait_for(lambda t: t["gw_tls_fail_protocol"] >
+                        t0["gw_tls_fail_protocol"], 10, "tls_fail_protocol")
+        except AssertionError:
+            pass
+        t = wait_idle(gw)
+        res.check(t["gw_tls_fail_protocol"] - t0["gw_tls_fail_protocol"] >= 1,
+                  "the cleartext RSET failed the handshake as not TLS "
+                  "(tls_fail_protocol +%d)" % (t["gw_tls_fail_protocol"] -
+                                               t0["gw_tls_fail_protocol"]))
+    finally:
+        gw.shutdown(res)
+
+
+# ---------------------------------------------------------------- abandon
+
+
+def client_hello(certs):
+    """A real ClientHello's bytes (TLS 1.3, from Python's ssl)."""
+    ctx = client_ctx(certs)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="gw.mxgt.test")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def scenario_abandon(a, tmp, res):
+    gw, certs, md, logf = start(a, tmp)
+    try:
+        t0 = gw.stats()["total"]
+        hello = client_hello(certs)
+        n = 0
+        deadline = time.time() + 25
+        kinds = {"partial": 0, "full-rst": 0, "starttls": 0}
+        while n < 400 and time.time() < deadline:
+            kind = ("partial", "full-rst", "starttls")[n % 3]
+            try:
+                if kind == "starttls":
+                    s, f, _ = raw_starttls(25, b"STARTTLS\r\n")
+                    s.sendall(hello[:len(hello) // 2])
+                    close_all(f, s)
+                else:
+                    s = mxgtest.connect(GW, 465)
+                    if kind == "partial":
+                        s.sendall(hello[:40])
+                        s.close()
+                    else:
+                        s.sendall(hello)
+                        # RST while the worker may hold the session
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     struct.pack("ii", 1, 0))
+                        s.close()
+                kinds[kind] += 1
+            except OSError as e:
+                log("  client %d (%s): %r" % (n, kind, e))
+            n += 1
+        log("  %d clients gone mid-handshake: %s" % (n, kinds))
+        # a full session still works
+        c = smtplib.SMTP_SSL(GW, 465, local_hostname="py.mxgt.test",
+                             context=client_ctx(certs), timeout=30)
+        mid = "after-abandon@mxgt.test"
+        c.sendmail("s@example.org", ["postmaster@example.com"],
+                   peers.message(mid, "s@example.org",
+                                 ["postmaster@example.com"]).replace(
+                                     b"\n", b"\r\n"))
+        c.quit()
+        res.check(find_by_id(md, mid) is not None,
+                  "after %d abandoned handshakes a full session delivers" % n)
+        t = wait_idle(gw, timeout=30)
+        d = {k: t[k] - t0[k] for k in ("gw_tls_jobs", "gw_tls_jobs_abandoned",
+                                        "gw_tls_handshakes",
+                                        "gw_tls_handshakes_failed")}
+        log("  counters: %s, tls_live %d" % (d, t["gw_tls_live"]))
+        res.check(n >= 100 and sum(kinds.values()) == n,
+                  "%d clients stopped mid-handshake (at least 100)" % n)
+        res.check(t["gw_tls_live"] == 0 and t["gw_sessions_live"] == 0,
+                  "no TLS transport and no session left once every "
+                  "connection is gone")
+        res.check(d["gw_tls_jobs"] >= kinds["full-rst"] and
+                  d["gw_tls_handshakes"] >= 1,
+                  "every full ClientHello went to a worker (%d jobs for %d)"
+                  % (d["gw_tls_jobs"], kinds["full-rst"]))
+    finally:
+        st = gw.shutdown(res)
+        if st:
+            res.check(st["total"].get("gw_tls_live", -1) == 0,
+                      "final stats: tls_live 0 after shutdown")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mxgate")
+    ap.add_argument("scenario")
+    ap.add_argument("--cores", type=int, default=1)
+    a = ap.parse_args()
+    a.mxgate = os.path.abspath(a.mxgate)
+    res = mxgtest.Result("tls-%s-%d" % (a.scenario, a.cores))
+    fn = globals().get("scenario_" + a.scenario)
+    if fn is None:
+        ap.error("unknown scenario %s" % a.scenario)
+    tmp = tempfile.mkdtemp(prefix="mxgt-tls-%s-" % a.scenario)
+    os.chmod(tmp, 0o755)
+    try:
+        with mxgtest.Netns("tls" + a.scenario[:5]):
+            try:
+                fn(a, tmp, res)
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                res.check(False, "exception: %r" % e)
+    finally:
+        if res.failures:
+            for gw in STARTED:
+                log("--- mxgate output (tail) ---\n" + gw.output()[-3000:])
+            with_log = os.path.join(tmp, "mxgate.log")
+            if os.path.exists(with_log):
+                with open(with_log) as f:
+                    log("--- mxgate log (tail) ---\n" + f.read()[-3000:])
+            log("(kept %s for inspection)" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    res.finish()
+
+
+if __name__ == "__main__":
+    main()
