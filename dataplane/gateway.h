@@ -94,6 +94,10 @@ struct gw_global {
 /* Counters of one core; summed by the reader. */
 struct gw_stats {
 	uint64_t sessions, sessions_live, sessions_refused;
+	/* of sessions_refused: answered 421 4.3.2 because the session table
+	 * was full (the rest: no listener, engine refused, no slot in the
+	 * unit harness) */
+	uint64_t sessions_refused_busy;
 	uint64_t messages_accepted, messages_rejected, messages_tempfail;
 	uint64_t rcpts_accepted, rcpts_rejected;
 	uint64_t bytes_in;

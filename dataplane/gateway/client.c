@@ -83,6 +83,37 @@ void client_release(struct gw_sess *s)
 	gc->stats.sessions_live--;
 }
 
+/*
+ * A connection for which the session table has no slot is answered, not
+ * reset (DESIGN 1 "a full gateway answers"): 421 4.3.2 and our FIN leave in
+ * one segment, and the connection lives on in the stack only until the
+ * close completes, with client_busy_marker as its context, holding no
+ * session and no buffer. Whatever the client still sends is read and
+ * dropped (client_readable), so its window never closes on us. The marker
+ * is one read-only object shared by every core: it is only compared.
+ */
+static const char client_busy_marker = 0;
+#define CLIENT_BUSY ((void *)(uintptr_t)&client_busy_marker)
+static const char client_busy_reply[] =
+	"421 4.3.2 Service busy, try again later\r\n";
+
+static void *client_busy(struct gw_core *gc, struct tcp_conn *c,
+			 rte_be32_t cip, const struct mxg_snapshot_listener *l)
+{
+	char a[INET_ADDRSTRLEN];
+
+	gc->stats.sessions_refused++;
+	gc->stats.sessions_refused_busy++;
+	inet_ntop(AF_INET, &cip, a, sizeof(a));
+	log_line(gc, "event=refused client=%s listener=%s reason=busy "
+		 "sessions=%u action=421", a, l->cl->name,
+		 gc->gw->max_sessions);
+	if (tcp_send_more(c, client_busy_reply, sizeof(client_busy_reply) - 1,
+			  true) < 0 || tcp_close(c) < 0)
+		return NULL; /* cannot answer: the stack resets it */
+	return CLIENT_BUSY;
+}
+
 struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 			    uint16_t cport, const struct xprt_ops *ops,
 			    struct tcp_conn *c)
@@ -212,13 +243,27 @@ static void *client_accepted(void *arg, struct tcp_conn *c)
 	rte_be32_t la, cip;
 	uint16_t lp, cport;
 
+	struct gw_core *gc = arg;
+	const struct mxg_snapshot_listener *l;
+
 	tcp_conn_addrs(c, &la, &lp, &cip, &cport);
-	return client_open(arg, lp, cip, cport, &xprt_plain_ops, c);
+	/* Table full: answered 421 before any policy runs (an ACL with
+	 * action close then also gets the 421, which costs it nothing). */
+	l = mxg_snapshot_listener(gc->snap, lp);
+	if (gc->free_sess == NO_FREE && l)
+		return client_busy(gc, c, cip, l);
+	return client_open(gc, lp, cip, cport, &xprt_plain_ops, c);
 }
 
 static void client_readable(void *ctx, struct tcp_conn *c)
 {
-	RTE_SET_USED(c);
+	if (ctx == CLIENT_BUSY) {
+		uint8_t sink[256];
+
+		while (tcp_recv(c, sink, sizeof(sink)) > 0)
+			;
+		return;
+	}
 	core_dirty_session(ctx);
 	core_run(((struct gw_sess *)ctx)->gc);
 }
@@ -233,6 +278,8 @@ void client_peer_eof(struct gw_sess *s)
 static void client_peer_closed(void *ctx, struct tcp_conn *c)
 {
 	RTE_SET_USED(c);
+	if (ctx == CLIENT_BUSY)
+		return;
 	client_peer_eof(ctx);
 }
 
@@ -247,6 +294,8 @@ void client_gone(struct gw_sess *s)
 static void client_closed(void *ctx, struct tcp_conn *c)
 {
 	RTE_SET_USED(c);
+	if (ctx == CLIENT_BUSY)
+		return;
 	client_gone(ctx);
 }
 
@@ -254,6 +303,8 @@ static void client_reset(void *ctx, struct tcp_conn *c, int err)
 {
 	RTE_SET_USED(c);
 	RTE_SET_USED(err);
+	if (ctx == CLIENT_BUSY)
+		return;
 	client_gone(ctx);
 }
 

@@ -1272,6 +1272,90 @@ def scenario_burst(a, tmp, res, n=20, rounds=3):
         gw.kill()
 
 
+def scenario_full(a, tmp, res, cap=8):
+    """A full session table answers (issue 18): with --max-sessions 8 on
+    one core, 8 idle greeted clients fill it; a 9th gets 421 4.3.2 and our
+    FIN (never an RST after the handshake); the first 8 still deliver; a
+    slot freed by a QUIT is reused at once."""
+    md = os.path.join(tmp, "Maildir")
+    gw = mxgtest.Mxgate(a.mxgate, ["--maildir", md, "--max-sessions",
+                                   str(cap), "--log-file",
+                                   os.path.join(tmp, "mxgate.log")])
+    STARTED.append(gw)
+    gw.start()
+    held = []
+    try:
+        for i in range(cap):
+            c = peers.SmtpClient(GATEWAY_IP, 25, timeout=10,
+                                 connect_retries=3)
+            held.append(c)
+        res.check(all(c.greeting[0] == 220 for c in held),
+                  "%d clients greeted and held idle: %s" %
+                  (cap, [c.greeting[0] for c in held]))
+
+        def busy_client(what):
+            s = socket.create_connection((GATEWAY_IP, 25), timeout=10)
+            data = b""
+            try:
+                while len(data) < 4096:
+                    b = s.recv(4096)
+                    if not b:
+                        break
+                    data += b
+                closed = "FIN"
+            except ConnectionResetError:
+                closed = "RST"
+            except socket.timeout:
+                closed = "timeout"
+            s.close()
+            res.check(data == b"421 4.3.2 Service busy, try again later\r\n"
+                      and closed == "FIN",
+                      "%s: got %r then %s" % (what, data, closed))
+
+        busy_client("client %d (table full)" % (cap + 1))
+        busy_client("client %d (table still full)" % (cap + 2))
+        for i, c in enumerate(held):
+            c.ehlo("full%d.mxgt.test" % i)
+            mid = "full-%d@mxgt.test" % i
+            r = c.transaction("f@client.mxgt.test", ["f%d@example.com" % i],
+                              peers.message(mid, "f@client.mxgt.test",
+                                            ["f%d@example.com" % i], 400))
+            res.check(r["outcome"] == 250, "held client %d delivers "
+                      "after the refusals: %s" % (i, r["outcome"]))
+        held[0].quit()
+        held.pop(0)
+        # The slot is released once the stack reports the close; the
+        # freed slot is then taken by the next client (bounded wait).
+        got = None
+        t0 = time.time()
+        while time.time() - t0 < 5:
+            s = socket.create_connection((GATEWAY_IP, 25), timeout=10)
+            got = s.recv(4096)
+            s.close()
+            if got.startswith(b"220 "):
+                break
+            time.sleep(0.05)
+        res.check(got is not None and got.startswith(b"220 "),
+                  "a freed slot is reused: %r" % got)
+        # the stats file is rewritten periodically: wait for the count
+        try:
+            gw.wait_for(lambda t: t.get("gw_sessions_refused_busy", 0) >= 2,
+                        5, "gw_sessions_refused_busy >= 2")
+            res.check(True, "the refusals are counted")
+        except AssertionError as e:
+            res.check(False, str(e))
+        for c in held:
+            c.quit()
+        held = []
+        wait_idle(gw, res, timeout=10)
+    finally:
+        for c in held:
+            with contextlib.suppress(Exception):
+                c.close()
+        gw.shutdown(res)
+        gw.kill()
+
+
 # ---------------------------------------------------------------- run.sh
 
 def scenario_runcheck(a, tmp, res):
