@@ -101,7 +101,8 @@ struct mxg_snapshot {
 	uint32_t rate_table_size;
 	uint32_t block_table_size; /* pushed blocks per core */
 
-	size_t smtp_mem;  /* bytes one session engine needs */
+	size_t smtp_mem;  /* bytes one session engine needs (its struct) */
+	size_t smtp_buf;  /* bytes of one engine work area (pooled) */
 	size_t relay_mem; /* bytes one backend client needs */
 	const char *hostname;
 	uint32_t tables_bytes; /* memory of the compiled tables, KiB */

@@ -67,7 +67,8 @@ struct gw_push {
 struct gw_global {
 	uint32_t max_sessions;   /* per core */
 	uint32_t max_backends;   /* per core */
-	size_t smtp_mem;         /* bytes per session engine */
+	size_t smtp_mem;         /* bytes per session engine (struct) */
+	size_t smtp_buf;         /* bytes per engine work area (pooled) */
 	size_t relay_mem;        /* bytes per backend client */
 	const char *maildir_path;
 	uint32_t maildir_workers, maildir_max_jobs;

@@ -71,6 +71,7 @@ void client_release(struct gw_sess *s)
 		 s->sid, s->client, s->client_port, s->lst->cl->name,
 		 st->commands, st->messages, st->errors, st->pregreet_bytes,
 		 (unsigned long long)((gc->now_us - s->t_start_us) / 1000));
+	smtp_session_release(s->sm);
 	s->sm = NULL;
 	s->used = false;
 	s->gen++;
@@ -186,8 +187,10 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 		smtp.flags |= SMTP_CFG_TLS_AVAILABLE;
 	else
 		smtp.flags &= ~SMTP_CFG_TLS_AVAILABLE;
-	s->sm = smtp_session_init(gc->smtp_mem + (size_t)i * gc->gw->smtp_mem,
-				  gc->gw->smtp_mem, &smtp, core_now_ms(gc));
+	s->sm = smtp_session_init_pooled(gc->smtp_mem +
+						 (size_t)i * gc->gw->smtp_mem,
+					 gc->gw->smtp_mem, &smtp,
+					 &gc->buf_pool, core_now_ms(gc));
 	if (!s->sm) {
 		s->used = false;
 		state_pool_set_put(gc, s->pool_set);

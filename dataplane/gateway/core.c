@@ -29,6 +29,7 @@
  */
 #include "dataplane/gateway/gateway-t.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -38,6 +39,7 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <sys/mman.h>
 
 #include <rte_common.h>
 #include <rte_errno.h>
@@ -239,6 +241,34 @@ const struct gw_stats *gw_core_stats(const struct gw_core *gc)
 	return &gc->stats;
 }
 
+/* The engine's pool of work areas (smtp.h: struct smtp_buf_pool). One
+ * area per session slot, so get never fails while a slot is held. */
+static void *core_buf_get(void *ctx)
+{
+	struct gw_core *gc = ctx;
+
+	if (gc->n_buf_free == 0)
+		return NULL;
+	return gc->smtp_bufs +
+	       (size_t)gc->buf_free[--gc->n_buf_free] * gc->gw->smtp_buf;
+}
+
+static void core_buf_put(void *ctx, void *buf)
+{
+	struct gw_core *gc = ctx;
+	size_t off = (size_t)((uint8_t *)buf - gc->smtp_bufs);
+
+	assert(off % gc->gw->smtp_buf == 0 &&
+	       gc->n_buf_free < gc->gw->max_sessions);
+	gc->buf_free[gc->n_buf_free++] = (uint32_t)(off / gc->gw->smtp_buf);
+}
+
+/* Work areas held by sessions now (gw_core_check, status). */
+uint32_t gw_core_bufs_held(const struct gw_core *gc)
+{
+	return gc->gw->max_sessions - gc->n_buf_free;
+}
+
 struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 			       struct net_stack *st, struct rte_ring *log,
 			       struct rte_mempool *log_pool, char *err,
@@ -264,6 +294,25 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 	if (!gc->sess || !gc->sess_next_free || !gc->smtp_mem || !gc->be ||
 	    !gc->relay_mem)
 		goto nomem;
+	/* Reserved, not committed: pages become resident when a session
+	 * first writes into an area (the LIFO reuses the warm ones). */
+	gc->smtp_bufs_len = gw->smtp_buf * gw->max_sessions;
+	gc->smtp_bufs = mmap(NULL, gc->smtp_bufs_len, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			     0);
+	gc->buf_free = malloc(gw->max_sessions * sizeof(uint32_t));
+	if (gc->smtp_bufs == MAP_FAILED) {
+		gc->smtp_bufs = NULL;
+		goto nomem;
+	}
+	if (!gc->buf_free)
+		goto nomem;
+	for (uint32_t i = 0; i < gw->max_sessions; i++)
+		gc->buf_free[i] = gw->max_sessions - 1 - i;
+	gc->n_buf_free = gw->max_sessions;
+	gc->buf_pool.get = core_buf_get;
+	gc->buf_pool.put = core_buf_put;
+	gc->buf_pool.ctx = gc;
 	for (uint32_t i = 0; i < gw->max_sessions; i++)
 		gc->sess_next_free[i] = i + 1 < gw->max_sessions ? i + 1
 								 : NO_FREE;
@@ -387,6 +436,9 @@ void gw_core_destroy(struct gw_core *gc)
 	free(gc->sess);
 	free(gc->sess_next_free);
 	free(gc->smtp_mem);
+	if (gc->smtp_bufs)
+		munmap(gc->smtp_bufs, gc->smtp_bufs_len);
+	free(gc->buf_free);
 	free(gc->be);
 	free(gc->relay_mem);
 	free(gc);
