@@ -298,6 +298,10 @@ struct ctl_config {
 		bool busy_poll;
 		uint32_t max_conns;
 		uint32_t syn_backlog;
+		/* Session table and backend connections per core; 0: sized
+		 * at start-up (dataplane/options.c: options_capacity). */
+		uint32_t sessions_per_core;
+		uint32_t backends_per_core;
 	} stack;
 	struct ctl_listener *listeners;
 	uint32_t n_listeners;

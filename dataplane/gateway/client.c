@@ -155,6 +155,8 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp, rte_be32_t cip,
 	}
 	i = gc->free_sess;
 	gc->free_sess = gc->sess_next_free[i];
+	if (i >= gc->sess_hwm)
+		gc->sess_hwm = i + 1;
 	s = &gc->sess[i];
 	{
 		uint32_t gen = s->gen;

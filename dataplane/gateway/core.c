@@ -167,7 +167,7 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 	/* Time-outs and short Maildir appends: a scan every 20 ms. */
 	if (now_us - gc->last_scan_us >= 20000) {
 		gc->last_scan_us = now_us;
-		for (uint32_t i = 0; i < gc->gw->max_sessions; i++) {
+		for (uint32_t i = 0; i < gc->sess_hwm; i++) {
 			struct gw_sess *s = &gc->sess[i];
 
 			if (!s->used || s->dead)

@@ -225,6 +225,9 @@ struct gw_core {
 	uint32_t n_buf_free;
 	struct smtp_buf_pool buf_pool;
 	uint32_t free_sess;    /* index list through next_free */
+	uint32_t sess_hwm;     /* 1 + highest slot ever used: the time-out
+				  scan stops there (the free list is LIFO,
+				  so it is the peak, not the capacity) */
 	uint32_t *sess_next_free;
 	struct gw_be *be;
 	uint8_t *relay_mem;
