@@ -147,7 +147,7 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 		"port",	     "address",	  "gateway",	 "address6",
 		"gateway6",  "cores",	  "busy_poll",	 "max_conns",
 		"syn_backlog", "sessions_per_core", "backends_per_core",
-		NULL};
+		"overload_percent", "overload_idle_ms", NULL};
 	const config_setting_t *s;
 
 	if (!cfg_want_type(x, g, "stack", CONFIG_TYPE_GROUP, "a group { }"))
@@ -196,6 +196,10 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 			c->stack.sessions_per_core, c->stack.max_conns);
 	cfg_get_u32(x, g, "stack", "backends_per_core", 1, 1048576,
 		    &c->stack.backends_per_core);
+	cfg_get_u32(x, g, "stack", "overload_percent", 0, 100,
+		    &c->stack.overload_percent);
+	cfg_get_u32(x, g, "stack", "overload_idle_ms", 100, 3600000,
+		    &c->stack.overload_idle_ms);
 }
 
 static void listener_defaults(struct ctx *x, struct ctl_listener *l,
@@ -904,6 +908,8 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 	c.stack.cores = 1;
 	c.stack.max_conns = 16384;
 	c.stack.syn_backlog = 1024;
+	c.stack.overload_percent = 80;
+	c.stack.overload_idle_ms = 10000;
 	c.maildir.path = strdup("/var/lib/mxgate/Maildir");
 	c.maildir.workers = 1;
 	c.maildir.max_jobs = 64;

@@ -369,6 +369,15 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 		   ctl->gw ? (uint64_t)ctl->gw->max_sessions *
 				     ctl->options->n_cores
 			   : 0);
+	ctl_mw_family(w, "mxgate_overload",
+		      "1 while a core is in overload mode (count of cores)",
+		      CTL_METRIC_GAUGE);
+	ctl_mw_u64(w, "mxgate_overload", NULL, 0, g->overload);
+	ctl_mw_family(w, "mxgate_overload_idle_closed_total",
+		      "Idle sessions closed by the overload time-out",
+		      CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_overload_idle_closed_total", NULL, 0,
+		   g->overload_idle_closed);
 	ctl_mw_family(w, "mxgate_sessions_refused_busy_total",
 		      "Connections answered 421 4.3.2 because the session "
 		      "table was full", CTL_METRIC_COUNTER);

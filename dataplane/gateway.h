@@ -99,6 +99,9 @@ struct gw_stats {
 	 * was full (the rest: no listener, engine refused, no slot in the
 	 * unit harness) */
 	uint64_t sessions_refused_busy;
+	/* Overload mode: 1 while on (gauge), times entered, sessions
+	 * closed idle by its shorter time-out */
+	uint64_t overload, overload_entered, overload_idle_closed;
 	uint64_t messages_accepted, messages_rejected, messages_tempfail;
 	uint64_t rcpts_accepted, rcpts_rejected;
 	uint64_t bytes_in;

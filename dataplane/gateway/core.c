@@ -58,6 +58,7 @@
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client.h"
 #include "dataplane/gateway/core.h"
+#include "dataplane/gateway/log.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/policy_state.h"
 #include "dataplane/gateway/session.h"
@@ -151,6 +152,58 @@ void core_run(struct gw_core *gc)
 	gc->running = false;
 }
 
+/*
+ * Overload mode (DESIGN 1, as Postfix's stress mode): at or above
+ * stack.overload_percent of the session table the idle-between-commands
+ * time-out shrinks to stack.overload_idle_ms, so the slots held by idle
+ * and slow clients come back first; below the threshold the listener's
+ * own time-outs apply again. Entry and exit are logged and counted.
+ * Returns whether the core is in overload now.
+ */
+static bool core_overload_update(struct gw_core *gc)
+{
+	const struct ctl_config *cfg = &gc->snap->cfg;
+	uint32_t pct = cfg->stack.overload_percent;
+	bool over = pct && gc->stats.sessions_live * 100 >=
+				   (uint64_t)pct * gc->gw->max_sessions;
+
+	if (over != (gc->stats.overload != 0)) {
+		gc->stats.overload = over;
+		if (over)
+			gc->stats.overload_entered++;
+		log_line(gc, "event=overload state=%s sessions=%llu "
+			 "capacity=%u threshold_percent=%u idle_timeout_ms=%u",
+			 over ? "on" : "off",
+			 (unsigned long long)gc->stats.sessions_live,
+			 gc->gw->max_sessions, pct,
+			 cfg->stack.overload_idle_ms);
+	}
+	return over;
+}
+
+/* In overload: closes s with 421 4.3.2 if it is between commands (no
+ * transaction, nothing owed) and has been idle for overload_idle_ms.
+ * Its idle time is read off the engine's command deadline, which is the
+ * last client progress plus the listener's command (or greeting) time-out. */
+static bool core_overload_idle(struct gw_core *gc, struct gw_sess *s)
+{
+	enum smtp_state st = smtp_session_state(s->sm);
+	uint64_t d = smtp_session_deadline(s->sm), tmo, now = core_now_ms(gc);
+
+	if ((st != SMTP_ST_HELO && st != SMTP_ST_READY) || s->closing ||
+	    s->wait != W_NONE || d == SMTP_NO_DEADLINE)
+		return false;
+	tmo = s->lst->smtp.tmo_command_ms ? s->lst->smtp.tmo_command_ms
+					  : 300000;
+	if (d < tmo || now < d - tmo + gc->snap->cfg.stack.overload_idle_ms)
+		return false;
+	smtp_session_shutdown(s->sm, 421, "4.3.2",
+			      "Service busy, closing idle connection");
+	gc->stats.overload_idle_closed++;
+	core_dirty_session(s);
+	return true;
+}
+
 bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 {
 	struct mxg_snapshot *sn;
@@ -166,11 +219,16 @@ bool gw_core_poll(struct gw_core *gc, uint64_t now_us)
 		delivery_maildir_done(gc);
 	/* Time-outs and short Maildir appends: a scan every 20 ms. */
 	if (now_us - gc->last_scan_us >= 20000) {
+		bool over;
+
 		gc->last_scan_us = now_us;
+		over = core_overload_update(gc);
 		for (uint32_t i = 0; i < gc->sess_hwm; i++) {
 			struct gw_sess *s = &gc->sess[i];
 
 			if (!s->used || s->dead)
+				continue;
+			if (over && core_overload_idle(gc, s))
 				continue;
 			if (smtp_session_deadline(s->sm) <= core_now_ms(gc) ||
 			    s->md_job >= 0)

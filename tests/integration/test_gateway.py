@@ -1356,6 +1356,87 @@ def scenario_full(a, tmp, res, cap=8):
         gw.kill()
 
 
+def scenario_overload(a, tmp, res, cap=10):
+    """Overload mode (issue 18): stack.sessions_per_core 10,
+    overload_percent 50, overload_idle_ms 1000. Four idle greeted clients
+    (40 %) are left alone for 2.5 s; a fifth and sixth (60 %) put the core
+    in overload: idle clients are then closed with 421 4.3.2 within a few
+    seconds, a client in a transaction is not, the log and the counters
+    mark entry and exit, and below the threshold idle clients stay."""
+    md = os.path.join(tmp, "Maildir")
+    conf = gateway_config(tmp, [{"name": "default", "type": "maildir"}])
+    text = open(conf).read().replace(
+        "stack = {\n", "stack = {\n  sessions_per_core = %d;\n"
+        "  overload_percent = 50;\n  overload_idle_ms = 1000;\n" % cap, 1)
+    with open(conf, "w") as f:
+        f.write(text)
+    res.check("overload_percent" in text, "config carries the keys")
+    gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--maildir", md])
+    STARTED.append(gw)
+    gw.start()
+    held = []
+    try:
+        for i in range(4):
+            held.append(peers.SmtpClient(GATEWAY_IP, 25, timeout=10,
+                                         connect_retries=3))
+        time.sleep(2.5)
+        alive = 0
+        for c in held:
+            c.sock.settimeout(0.2)
+            try:
+                alive += c.sock.recv(1, socket.MSG_PEEK) == b""
+            except (socket.timeout, BlockingIOError):
+                alive += 1
+            except OSError:
+                pass
+            c.sock.settimeout(10)
+        res.check(alive == 4, "below the threshold (40 %%) idle clients "
+                  "stay past the overload time-out: %d of 4" % alive)
+        busy = peers.SmtpClient(GATEWAY_IP, 25, timeout=10,
+                                connect_retries=3)
+        busy.ehlo("busy.mxgt.test")
+        held.append(peers.SmtpClient(GATEWAY_IP, 25, timeout=10,
+                                     connect_retries=3))
+        # 6 of 10: overload; the busy client keeps a transaction open
+        busy.send(b"MAIL FROM:<o@client.mxgt.test>\r\n")
+        busy.reply()
+        got = []
+        for c in held:
+            c.sock.settimeout(4)  # bounded when the mode fails to start
+            try:
+                got.append(c.reply())
+            except (OSError, peers.SmtpError) as e:
+                got.append(repr(e))
+        ok = [g for g in got if isinstance(g, tuple) and g[0] == 421 and
+              "4.3.2" in str(g)]
+        res.check(len(ok) == len(held), "in overload every idle client "
+                  "got 421 4.3.2: %s" % (got,))
+        busy.send(b"RCPT TO:<o1@example.com>\r\n")
+        r = busy.reply()
+        res.check(r[0] == 250, "the client in a transaction was kept: %s"
+                  % (r,))
+        busy.quit()
+        held = []
+        try:
+            gw.wait_for(lambda t: t.get("gw_overload_entered", 0) >= 1 and
+                        t.get("gw_overload", 1) == 0 and
+                        t.get("gw_overload_idle_closed", 0) >= 5, 10,
+                        "overload entered, counted and left")
+            res.check(True, "overload entered, closed >= 5 idle, left")
+        except AssertionError as e:
+            res.check(False, str(e))
+        lg = gw_log(tmp)
+        res.check("event=overload state=on" in lg and
+                  "event=overload state=off" in lg,
+                  "the log marks entry and exit")
+    finally:
+        for c in held:
+            with contextlib.suppress(Exception):
+                c.close()
+        gw.shutdown(res)
+        gw.kill()
+
+
 # ---------------------------------------------------------------- run.sh
 
 def scenario_runcheck(a, tmp, res):
