@@ -160,7 +160,8 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 	static const char *const keys[] = {
 		"port",	     "address",	  "gateway",	 "address6",
 		"gateway6",  "cores",	  "busy_poll",	 "max_conns",
-		"syn_backlog", NULL};
+		"syn_backlog", "sessions_per_core", "backends_per_core",
+		"overload_percent", "overload_idle_ms", NULL};
 	const config_setting_t *s;
 
 	if (!cfg_want_type(x, g, "stack", CONFIG_TYPE_GROUP, "a group { }"))
@@ -196,6 +197,23 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 	cfg_get_u32(x, g, "stack", "max_conns", 1, 16777216, &c->stack.max_conns);
 	cfg_get_u32(x, g, "stack", "syn_backlog", 1, 1048576,
 		&c->stack.syn_backlog);
+	cfg_get_u32(x, g, "stack", "sessions_per_core", 1, 4194304,
+		    &c->stack.sessions_per_core);
+	s = config_setting_get_member(g, "sessions_per_core");
+	/* Every session is a TCP connection of that core's stack: a table
+	 * the stack cannot fill is a mistake, said where it was made. */
+	if (s && c->stack.sessions_per_core > c->stack.max_conns)
+		cfg_err(x, cfg_line_of(s), "stack.sessions_per_core",
+			"%u is more than stack.max_conns (%u TCP connections "
+			"per core, sessions and backend connections "
+			"together): raise max_conns or lower this",
+			c->stack.sessions_per_core, c->stack.max_conns);
+	cfg_get_u32(x, g, "stack", "backends_per_core", 1, 1048576,
+		    &c->stack.backends_per_core);
+	cfg_get_u32(x, g, "stack", "overload_percent", 0, 100,
+		    &c->stack.overload_percent);
+	cfg_get_u32(x, g, "stack", "overload_idle_ms", 100, 3600000,
+		    &c->stack.overload_idle_ms);
 }
 
 static void listener_defaults(struct ctx *x, struct ctl_listener *l,
@@ -927,6 +945,8 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 	c.stack.cores = 1;
 	c.stack.max_conns = 16384;
 	c.stack.syn_backlog = 1024;
+	c.stack.overload_percent = 80;
+	c.stack.overload_idle_ms = 10000;
 	c.maildir.path = strdup("/var/lib/mxgate/Maildir");
 	c.maildir.workers = 1;
 	c.maildir.max_jobs = 64;

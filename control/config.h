@@ -328,6 +328,15 @@ struct ctl_config {
 		bool busy_poll;
 		uint32_t max_conns;
 		uint32_t syn_backlog;
+		/* Session table and backend connections per core; 0: sized
+		 * at start-up (dataplane/options.c: options_capacity). */
+		uint32_t sessions_per_core;
+		uint32_t backends_per_core;
+		/* Overload mode (issue 18): at or above overload_percent of
+		 * the session table (0: off), sessions idle between commands
+		 * for overload_idle_ms are closed with 421 4.3.2. */
+		uint32_t overload_percent;
+		uint32_t overload_idle_ms;
 	} stack;
 	struct ctl_listener *listeners;
 	uint32_t n_listeners;

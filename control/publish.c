@@ -55,6 +55,7 @@ int gw_global_init(struct gw_global *gw, struct mxg_snapshot *first,
 	gw->our_ip = rte_cpu_to_be_32(first->cfg.stack.address);
 	gw->hostname = first->hostname;
 	gw->smtp_mem = first->smtp_mem;
+	gw->smtp_buf = first->smtp_buf;
 	gw->relay_mem = first->relay_mem;
 	gw->n_cores = n_cores;
 	gw->first = first;

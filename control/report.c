@@ -220,6 +220,8 @@ int report_status(struct control *ctl, char *out, size_t outlen)
 		 "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%llu,"
 		 "\"address\":\"%s\",\"cores\":%u,\"port_driver\":\"%s\","
 		 "\"gateway\":%s,\"listeners\":%u,\"sessions_open\":%llu,"
+		 "\"sessions_capacity\":%llu,\"sessions_per_core\":%u,"
+		 "\"backends_per_core\":%u,\"sessions_refused_busy\":%llu,"
 		 "\"messages_accepted\":%llu,\"mbufs_free\":%u,"
 		 "\"mbufs\":%u",
 		 MXG_VERSION, getpid(),
@@ -228,6 +230,11 @@ int report_status(struct control *ctl, char *out, size_t outlen)
 		 ctl->gw ? "true" : "false",
 		 ctl->gw ? gw_current(ctl->gw)->n_listeners : 0,
 		 (unsigned long long)cs->total.gw.sessions_live,
+		 (unsigned long long)(ctl->gw ? (uint64_t)ctl->gw->max_sessions *
+					      ctl->options->n_cores : 0),
+		 ctl->gw ? ctl->gw->max_sessions : 0,
+		 ctl->gw ? ctl->gw->max_backends : 0,
+		 (unsigned long long)cs->total.gw.sessions_refused_busy,
 		 (unsigned long long)cs->total.gw.messages_accepted,
 		 rte_mempool_avail_count(ctl->pool), ctl->pool->size);
 	{
@@ -356,6 +363,27 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 		      CTL_METRIC_GAUGE);
 	ctl_mw_u64(w, "mxgate_sessions_open", NULL, 0,
 		   g->sessions_live);
+	ctl_mw_family(w, "mxgate_sessions_capacity",
+		      "SMTP sessions the gateway holds at most (all cores)",
+		      CTL_METRIC_GAUGE);
+	ctl_mw_u64(w, "mxgate_sessions_capacity", NULL, 0,
+		   ctl->gw ? (uint64_t)ctl->gw->max_sessions *
+				     ctl->options->n_cores
+			   : 0);
+	ctl_mw_family(w, "mxgate_overload",
+		      "1 while a core is in overload mode (count of cores)",
+		      CTL_METRIC_GAUGE);
+	ctl_mw_u64(w, "mxgate_overload", NULL, 0, g->overload);
+	ctl_mw_family(w, "mxgate_overload_idle_closed_total",
+		      "Idle sessions closed by the overload time-out",
+		      CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_overload_idle_closed_total", NULL, 0,
+		   g->overload_idle_closed);
+	ctl_mw_family(w, "mxgate_sessions_refused_busy_total",
+		      "Connections answered 421 4.3.2 because the session "
+		      "table was full", CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_sessions_refused_busy_total", NULL, 0,
+		   g->sessions_refused_busy);
 	ctl_mw_family(w, "mxgate_backend_connections_open",
 		      "Backend connections open", CTL_METRIC_GAUGE);
 	ctl_mw_u64(w, "mxgate_backend_connections_open", NULL, 0,

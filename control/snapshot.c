@@ -386,7 +386,7 @@ static void listener_auth_build(const struct mxg_snapshot *s,
 static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 {
 	const struct ctl_config *cfg = &s->cfg;
-	size_t smem = 0;
+	size_t smem = 0, sbuf = 0;
 
 	s->listeners = calloc(cfg->n_listeners, sizeof(*s->listeners));
 	if (!s->listeners)
@@ -442,7 +442,8 @@ static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 		sc->tmo_data_block_ms = cl->timeouts.data_block_ms;
 		sc->tmo_data_term_ms = cl->timeouts.data_term_ms;
 		listener_auth_build(s, cl, l);
-		m = smtp_session_memsize(sc);
+		m = smtp_session_memsize_pooled(sc);
+		sbuf = RTE_MAX(sbuf, smtp_session_bufsize(sc));
 		if (m == 0) {
 			snprintf(err, errlen,
 				 "listener %s: invalid SMTP settings",
@@ -477,6 +478,7 @@ static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 			return r;
 	}
 	s->smtp_mem = RTE_ALIGN_CEIL(smem, 64);
+	s->smtp_buf = RTE_ALIGN_CEIL(sbuf, 64);
 	return 0;
 }
 
@@ -844,7 +846,9 @@ int mxg_snapshot_reloadable(const struct mxg_snapshot *o,
 	    a->stack.cores != b->stack.cores ||
 	    a->stack.busy_poll != b->stack.busy_poll ||
 	    a->stack.max_conns != b->stack.max_conns ||
-	    a->stack.syn_backlog != b->stack.syn_backlog)
+	    a->stack.syn_backlog != b->stack.syn_backlog ||
+	    a->stack.sessions_per_core != b->stack.sessions_per_core ||
+	    a->stack.backends_per_core != b->stack.backends_per_core)
 		what = "the stack section";
 	else if (!str_eq(a->maildir.path, b->maildir.path) ||
 		 a->maildir.workers != b->maildir.workers ||
@@ -854,7 +858,8 @@ int mxg_snapshot_reloadable(const struct mxg_snapshot *o,
 		what = "log.file";
 	else if (n->has_maildir && !o->has_maildir)
 		what = "a first Maildir pool";
-	else if (n->smtp_mem > o->smtp_mem || n->relay_mem > o->relay_mem)
+	else if (n->smtp_mem > o->smtp_mem || n->smtp_buf > o->smtp_buf ||
+		 n->relay_mem > o->relay_mem)
 		what = "per-session buffer sizes";
 	if (!what)
 		return 0;

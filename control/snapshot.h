@@ -114,7 +114,8 @@ struct mxg_snapshot {
 	uint32_t block_table_size; /* pushed blocks per core */
 	uint8_t ipv6_prefix;       /* per-IP keys of IPv6 clients: /N */
 
-	size_t smtp_mem;  /* bytes one session engine needs */
+	size_t smtp_mem;  /* bytes one session engine needs (its struct) */
+	size_t smtp_buf;  /* bytes of one engine work area (pooled) */
 	size_t relay_mem; /* bytes one backend client needs */
 	const char *hostname;
 	/* AUTH (issue 14): the credential stores of this policy, owned by

@@ -70,7 +70,8 @@ struct gw_push {
 struct gw_global {
 	uint32_t max_sessions;   /* per core */
 	uint32_t max_backends;   /* per core */
-	size_t smtp_mem;         /* bytes per session engine */
+	size_t smtp_mem;         /* bytes per session engine (struct) */
+	size_t smtp_buf;         /* bytes per engine work area (pooled) */
 	size_t relay_mem;        /* bytes per backend client */
 	const char *maildir_path;
 	uint32_t maildir_workers, maildir_max_jobs;
@@ -103,6 +104,13 @@ struct gw_global {
 /* Counters of one core; summed by the reader. */
 struct gw_stats {
 	uint64_t sessions, sessions_live, sessions_refused;
+	/* of sessions_refused: answered 421 4.3.2 because the session table
+	 * was full (the rest: no listener, engine refused, no slot in the
+	 * unit harness) */
+	uint64_t sessions_refused_busy;
+	/* Overload mode: 1 while on (gauge), times entered, sessions
+	 * closed idle by its shorter time-out */
+	uint64_t overload, overload_entered, overload_idle_closed;
 	uint64_t messages_accepted, messages_rejected, messages_tempfail;
 	uint64_t rcpts_accepted, rcpts_rejected;
 	uint64_t bytes_in;

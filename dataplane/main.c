@@ -458,6 +458,18 @@ static int setup_gateway(struct mxgate *app)
 		mxg_snapshot_free(sn);
 		return -1;
 	}
+	if (app->options.max_backends)
+		app->gw.max_backends = app->options.max_backends;
+	printf("mxgate: capacity: %u SMTP sessions per core (%s), %u backend "
+	       "connections per core, %u TCP connections per core "
+	       "(stack.max_conns)\n",
+	       app->gw.max_sessions, app->options.capacity_why,
+	       app->gw.max_backends, app->options.stack.max_conns);
+	if (app->gw.max_sessions > app->options.stack.max_conns)
+		printf("mxgate: warning: --max-sessions %u is more than "
+		       "stack.max_conns %u: sessions beyond it are refused by "
+		       "the stack (no 421)\n", app->gw.max_sessions,
+		       app->options.stack.max_conns);
 	ctl->gw = &app->gw;
 	ctl->log_pool = rte_mempool_create("mxg_log", 8191, GW_LOG_LINE, 64, 0,
 					   NULL, NULL, NULL, NULL,

@@ -395,7 +395,8 @@ int options_parse(struct mxg_options *c, int argc, char **argv)
 			c->watch_config = true;
 			break;
 		case OPT_MAXSESS:
-			NUM("max-sessions", 1 << 20, c->max_sessions);
+			c->given.max_sessions = true;
+			NUM("max-sessions", 1 << 22, c->max_sessions);
 			if (c->max_sessions == 0)
 				c->max_sessions = 1;
 			break;
@@ -435,6 +436,68 @@ int options_parse(struct mxg_options *c, int argc, char **argv)
 	return optind;
 }
 
+/* Bytes of memory budgeted per session when the table is sized from the
+ * machine: 4 KiB an idle session measured (bench/sessions.sh) plus as much
+ * again for the work areas and mbufs of sessions with data in flight. */
+#define CAPACITY_BYTES_PER_SESSION 8192u
+
+static uint64_t mem_total_bytes(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long long kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+/*
+ * Session and backend capacity per core, in this order: --max-sessions
+ * (an override), stack.sessions_per_core, or sized from the machine: a
+ * quarter of its memory at CAPACITY_BYTES_PER_SESSION a session, split
+ * over the dataplane cores, at most stack.max_conns (each session is one
+ * TCP connection of its core's stack) and at least 64. Backend
+ * connections: stack.backends_per_core, or half the sessions + 16 (the
+ * relay reuses idle connections across sessions). How the figure was
+ * reached is kept in capacity_why for the start-up log.
+ */
+static void options_capacity(struct mxg_options *c, const struct ctl_config *m)
+{
+	uint16_t cores = c->n_cores ? c->n_cores : 1;
+
+	if (c->given.max_sessions) {
+		snprintf(c->capacity_why, sizeof(c->capacity_why),
+			 "--max-sessions");
+	} else if (m->stack.sessions_per_core) {
+		c->max_sessions = m->stack.sessions_per_core;
+		snprintf(c->capacity_why, sizeof(c->capacity_why),
+			 "stack.sessions_per_core");
+	} else {
+		uint64_t mem = mem_total_bytes();
+		uint64_t by_mem = mem / 4 / CAPACITY_BYTES_PER_SESSION / cores;
+		uint64_t v = RTE_MIN(by_mem, (uint64_t)c->stack.max_conns);
+
+		if (v < 64)
+			v = 64;
+		c->max_sessions = (uint32_t)v;
+		snprintf(c->capacity_why, sizeof(c->capacity_why),
+			 "sized from the machine: a quarter of %llu MiB at "
+			 "%u bytes a session over %u core(s) is %llu, "
+			 "capped by stack.max_conns %u",
+			 (unsigned long long)(mem >> 20),
+			 CAPACITY_BYTES_PER_SESSION, cores,
+			 (unsigned long long)by_mem, c->stack.max_conns);
+	}
+	c->max_backends = m->stack.backends_per_core
+				  ? m->stack.backends_per_core
+				  : c->max_sessions / 2 + 16;
+}
+
 void options_merge_config(struct mxg_options *c, struct ctl_config *m)
 {
 	if (c->maildir_path) {
@@ -469,6 +532,7 @@ void options_merge_config(struct mxg_options *c, struct ctl_config *m)
 	c->svc.max_conns = c->stack.max_conns;
 	if (!c->log_path && m->log.file && m->log.file[0])
 		c->log_path = m->log.file;
+	options_capacity(c, m);
 }
 
 void options_keep_overrides(const struct mxg_options *c, struct ctl_config *n,

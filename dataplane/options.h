@@ -49,6 +49,8 @@ struct mxg_options {
 	const char *maildir_path; /* --maildir (overrides the file) */
 	const char *log_path;     /* --log-file, else the file's log.file */
 	uint32_t max_sessions;    /* SMTP sessions per core */
+	uint32_t max_backends;    /* backend connections per core */
+	char capacity_why[200];   /* how max_sessions was chosen (logged) */
 	const char *admin_path;   /* admin socket; NULL: --no-admin */
 	const char *metrics_spec; /* --metrics ADDR:PORT, or NULL */
 	bool watch_config;        /* reload when the file changes */
@@ -62,7 +64,7 @@ struct mxg_options {
 	 * file, at start and at every reload. */
 	struct {
 		bool port, ip, gateway, cores, busy_poll, max_conns,
-			syn_backlog, log_file;
+			syn_backlog, log_file, max_sessions;
 	} given;
 };
 

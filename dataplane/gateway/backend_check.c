@@ -39,6 +39,7 @@
 #include "dataplane/policy/ratelimit.h"
 #include "dataplane/relay/maildir.h"
 
+#include "dataplane/gateway/core.h"
 #include "dataplane/gateway/log.h"
 
 static void __attribute__((format(printf, 3, 4)))
@@ -144,6 +145,22 @@ unsigned gw_core_check(struct gw_core *gc, bool teardown)
 				   b->owner ? "stale" : "none",
 				   (int)relay_client_state(b->rc), b->dead,
 				   b->closing);
+			bad++;
+		}
+	}
+	{
+		/* every engine work area out of the pool is held by a live
+		 * session (issue 18: none leaks, none is held twice) */
+		uint32_t holders = 0;
+
+		for (uint32_t i = 0; i < gc->gw->max_sessions; i++)
+			if (gc->sess[i].used && gc->sess[i].sm &&
+			    smtp_session_holds_buffers(gc->sess[i].sm))
+				holders++;
+		if (holders != gw_core_bufs_held(gc)) {
+			check_fail(gc, teardown, "engine work areas: %u out "
+				   "of the pool, %u sessions hold one",
+				   gw_core_bufs_held(gc), holders);
 			bad++;
 		}
 	}

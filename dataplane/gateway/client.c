@@ -83,6 +83,7 @@ void client_release(struct gw_sess *s)
 					      1000),
 			 tls);
 	}
+	smtp_session_release(s->sm);
 	s->sm = NULL;
 	s->used = false;
 	s->gen++;
@@ -131,6 +132,41 @@ static void client_addr_text(struct gw_sess *s)
 	}
 }
 
+/*
+ * A connection for which the session table has no slot is answered, not
+ * reset (DESIGN 1 "a full gateway answers"): 421 4.3.2 and our FIN leave in
+ * one segment, and the connection lives on in the stack only until the
+ * close completes, with client_busy_marker as its context, holding no
+ * session and no buffer. Whatever the client still sends is read and
+ * dropped (client_readable), so its window never closes on us. The marker
+ * is one read-only object shared by every core: it is only compared.
+ */
+static const char client_busy_marker = 0;
+#define CLIENT_BUSY ((void *)(uintptr_t)&client_busy_marker)
+static const char client_busy_reply[] =
+	"421 4.3.2 Service busy, try again later\r\n";
+
+static void *client_busy(struct gw_core *gc, struct tcp_conn *c,
+			 const struct net_addr *ca,
+			 const struct mxg_snapshot_listener *l)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	gc->stats.sessions_refused++;
+	gc->stats.sessions_refused_busy++;
+	if (net_addr_is_v4(ca))
+		inet_ntop(AF_INET, &ca->b[12], a, sizeof(a));
+	else
+		inet_ntop(AF_INET6, ca->b, a, sizeof(a));
+	log_line(gc, "event=refused client=%s listener=%s reason=busy "
+		 "sessions=%u action=421", a, l->cl->name,
+		 gc->gw->max_sessions);
+	if (tcp_send_more(c, client_busy_reply, sizeof(client_busy_reply) - 1,
+			  true) < 0 || tcp_close(c) < 0)
+		return NULL; /* cannot answer: the stack resets it */
+	return CLIENT_BUSY;
+}
+
 struct gw_sess *client_open(struct gw_core *gc, uint16_t lp,
 			    const struct net_addr *ca, uint16_t cport,
 			    const struct net_addr *la,
@@ -174,6 +210,8 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp,
 	}
 	i = gc->free_sess;
 	gc->free_sess = gc->sess_next_free[i];
+	if (i >= gc->sess_hwm)
+		gc->sess_hwm = i + 1;
 	s = &gc->sess[i];
 	{
 		uint32_t gen = s->gen;
@@ -220,8 +258,10 @@ struct gw_sess *client_open(struct gw_core *gc, uint16_t lp,
 		smtp.flags |= SMTP_CFG_TLS_AVAILABLE;
 	else
 		smtp.flags &= ~SMTP_CFG_TLS_AVAILABLE;
-	s->sm = smtp_session_init(gc->smtp_mem + (size_t)i * gc->gw->smtp_mem,
-				  gc->gw->smtp_mem, &smtp, core_now_ms(gc));
+	s->sm = smtp_session_init_pooled(gc->smtp_mem +
+						 (size_t)i * gc->gw->smtp_mem,
+					 gc->gw->smtp_mem, &smtp,
+					 &gc->buf_pool, core_now_ms(gc));
 	if (!s->sm) {
 		xprt_release(&s->xp);
 		client_open_undo(s);
@@ -273,13 +313,27 @@ static void *client_accepted(void *arg, struct tcp_conn *c)
 	struct net_addr la, ca;
 	uint16_t lp, cport;
 
+	struct gw_core *gc = arg;
+	const struct mxg_snapshot_listener *l;
+
 	tcp_conn_addrs6(c, &la, &lp, &ca, &cport);
-	return client_open(arg, lp, &ca, cport, &la, &xprt_plain_ops, c);
+	/* Table full: answered 421 before any policy runs (an ACL with
+	 * action close then also gets the 421, which costs it nothing). */
+	l = mxg_snapshot_listener(gc->snap, lp);
+	if (gc->free_sess == NO_FREE && l)
+		return client_busy(gc, c, &ca, l);
+	return client_open(gc, lp, &ca, cport, &la, &xprt_plain_ops, c);
 }
 
 static void client_readable(void *ctx, struct tcp_conn *c)
 {
-	RTE_SET_USED(c);
+	if (ctx == CLIENT_BUSY) {
+		uint8_t sink[256];
+
+		while (tcp_recv(c, sink, sizeof(sink)) > 0)
+			;
+		return;
+	}
 	core_dirty_session(ctx);
 	core_run(((struct gw_sess *)ctx)->gc);
 }
@@ -295,6 +349,8 @@ void client_peer_eof(struct gw_sess *s)
 static void client_peer_closed(void *ctx, struct tcp_conn *c)
 {
 	RTE_SET_USED(c);
+	if (ctx == CLIENT_BUSY)
+		return;
 	client_peer_eof(ctx);
 }
 
@@ -309,6 +365,8 @@ void client_gone(struct gw_sess *s)
 static void client_closed(void *ctx, struct tcp_conn *c)
 {
 	RTE_SET_USED(c);
+	if (ctx == CLIENT_BUSY)
+		return;
 	client_gone(ctx);
 }
 
@@ -316,6 +374,8 @@ static void client_reset(void *ctx, struct tcp_conn *c, int err)
 {
 	RTE_SET_USED(c);
 	RTE_SET_USED(err);
+	if (ctx == CLIENT_BUSY)
+		return;
 	client_gone(ctx);
 }
 

@@ -29,6 +29,7 @@
  */
 #include "dataplane/gateway/gateway-t.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -38,6 +39,7 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <sys/mman.h>
 
 #include <rte_common.h>
 #include <rte_errno.h>
@@ -58,6 +60,7 @@
 #include "dataplane/gateway/client.h"
 #include "dataplane/gateway/client_tls.h"
 #include "dataplane/gateway/core.h"
+#include "dataplane/gateway/log.h"
 #include "dataplane/gateway/delivery.h"
 #include "dataplane/gateway/policy_state.h"
 #include "dataplane/gateway/session.h"
@@ -151,6 +154,58 @@ void core_run(struct gw_core *gc)
 	gc->running = false;
 }
 
+/*
+ * Overload mode (DESIGN 1, as Postfix's stress mode): at or above
+ * stack.overload_percent of the session table the idle-between-commands
+ * time-out shrinks to stack.overload_idle_ms, so the slots held by idle
+ * and slow clients come back first; below the threshold the listener's
+ * own time-outs apply again. Entry and exit are logged and counted.
+ * Returns whether the core is in overload now.
+ */
+static bool core_overload_update(struct gw_core *gc)
+{
+	const struct ctl_config *cfg = &gc->snap->cfg;
+	uint32_t pct = cfg->stack.overload_percent;
+	bool over = pct && gc->stats.sessions_live * 100 >=
+				   (uint64_t)pct * gc->gw->max_sessions;
+
+	if (over != (gc->stats.overload != 0)) {
+		gc->stats.overload = over;
+		if (over)
+			gc->stats.overload_entered++;
+		log_line(gc, "event=overload state=%s sessions=%llu "
+			 "capacity=%u threshold_percent=%u idle_timeout_ms=%u",
+			 over ? "on" : "off",
+			 (unsigned long long)gc->stats.sessions_live,
+			 gc->gw->max_sessions, pct,
+			 cfg->stack.overload_idle_ms);
+	}
+	return over;
+}
+
+/* In overload: closes s with 421 4.3.2 if it is between commands (no
+ * transaction, nothing owed) and has been idle for overload_idle_ms.
+ * Its idle time is read off the engine's command deadline, which is the
+ * last client progress plus the listener's command (or greeting) time-out. */
+static bool core_overload_idle(struct gw_core *gc, struct gw_sess *s)
+{
+	enum smtp_state st = smtp_session_state(s->sm);
+	uint64_t d = smtp_session_deadline(s->sm), tmo, now = core_now_ms(gc);
+
+	if ((st != SMTP_ST_HELO && st != SMTP_ST_READY) || s->closing ||
+	    s->wait != W_NONE || d == SMTP_NO_DEADLINE)
+		return false;
+	tmo = s->lst->smtp.tmo_command_ms ? s->lst->smtp.tmo_command_ms
+					  : 300000;
+	if (d < tmo || now < d - tmo + gc->snap->cfg.stack.overload_idle_ms)
+		return false;
+	smtp_session_shutdown(s->sm, 421, "4.3.2",
+			      "Service busy, closing idle connection");
+	gc->stats.overload_idle_closed++;
+	core_dirty_session(s);
+	return true;
+}
+
 void gw_core_poll(struct gw_core *gc, uint64_t now_us)
 {
 	struct mxg_snapshot *sn;
@@ -166,11 +221,16 @@ void gw_core_poll(struct gw_core *gc, uint64_t now_us)
 		delivery_maildir_done(gc);
 	/* Time-outs and short Maildir appends: a scan every 20 ms. */
 	if (now_us - gc->last_scan_us >= 20000) {
+		bool over;
+
 		gc->last_scan_us = now_us;
-		for (uint32_t i = 0; i < gc->gw->max_sessions; i++) {
+		over = core_overload_update(gc);
+		for (uint32_t i = 0; i < gc->sess_hwm; i++) {
 			struct gw_sess *s = &gc->sess[i];
 
 			if (!s->used || s->dead)
+				continue;
+			if (over && core_overload_idle(gc, s))
 				continue;
 			if (smtp_session_deadline(s->sm) <= core_now_ms(gc) ||
 			    s->md_job >= 0 || auth_due(s, now_us))
@@ -241,6 +301,34 @@ const struct gw_stats *gw_core_stats(const struct gw_core *gc)
 	return &gc->stats;
 }
 
+/* The engine's pool of work areas (smtp.h: struct smtp_buf_pool). One
+ * area per session slot, so get never fails while a slot is held. */
+static void *core_buf_get(void *ctx)
+{
+	struct gw_core *gc = ctx;
+
+	if (gc->n_buf_free == 0)
+		return NULL;
+	return gc->smtp_bufs +
+	       (size_t)gc->buf_free[--gc->n_buf_free] * gc->gw->smtp_buf;
+}
+
+static void core_buf_put(void *ctx, void *buf)
+{
+	struct gw_core *gc = ctx;
+	size_t off = (size_t)((uint8_t *)buf - gc->smtp_bufs);
+
+	assert(off % gc->gw->smtp_buf == 0 &&
+	       gc->n_buf_free < gc->gw->max_sessions);
+	gc->buf_free[gc->n_buf_free++] = (uint32_t)(off / gc->gw->smtp_buf);
+}
+
+/* Work areas held by sessions now (gw_core_check, status). */
+uint32_t gw_core_bufs_held(const struct gw_core *gc)
+{
+	return gc->gw->max_sessions - gc->n_buf_free;
+}
+
 struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 			       struct net_stack *st, struct rte_ring *log,
 			       struct rte_mempool *log_pool, char *err,
@@ -266,6 +354,25 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 	if (!gc->sess || !gc->sess_next_free || !gc->smtp_mem || !gc->be ||
 	    !gc->relay_mem)
 		goto nomem;
+	/* Reserved, not committed: pages become resident when a session
+	 * first writes into an area (the LIFO reuses the warm ones). */
+	gc->smtp_bufs_len = gw->smtp_buf * gw->max_sessions;
+	gc->smtp_bufs = mmap(NULL, gc->smtp_bufs_len, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			     0);
+	gc->buf_free = malloc(gw->max_sessions * sizeof(uint32_t));
+	if (gc->smtp_bufs == MAP_FAILED) {
+		gc->smtp_bufs = NULL;
+		goto nomem;
+	}
+	if (!gc->buf_free)
+		goto nomem;
+	for (uint32_t i = 0; i < gw->max_sessions; i++)
+		gc->buf_free[i] = gw->max_sessions - 1 - i;
+	gc->n_buf_free = gw->max_sessions;
+	gc->buf_pool.get = core_buf_get;
+	gc->buf_pool.put = core_buf_put;
+	gc->buf_pool.ctx = gc;
 	for (uint32_t i = 0; i < gw->max_sessions; i++)
 		gc->sess_next_free[i] = i + 1 < gw->max_sessions ? i + 1
 								 : NO_FREE;
@@ -395,6 +502,9 @@ void gw_core_destroy(struct gw_core *gc)
 	free(gc->sess);
 	free(gc->sess_next_free);
 	free(gc->smtp_mem);
+	if (gc->smtp_bufs)
+		munmap(gc->smtp_bufs, gc->smtp_bufs_len);
+	free(gc->buf_free);
 	free(gc->be);
 	free(gc->relay_mem);
 	free(gc);

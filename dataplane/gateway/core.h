@@ -18,4 +18,7 @@ void core_dirty_backend(struct gw_be *b);
 
 void core_run(struct gw_core *gc);
 
+/* Engine work areas out of the core's pool now (held by sessions). */
+uint32_t gw_core_bufs_held(const struct gw_core *gc);
+
 #endif /* MXG_GATEWAY_CORE_H */

@@ -270,7 +270,19 @@ struct gw_core {
 	uint64_t lat_sum_us;
 	struct gw_sess *sess;
 	uint8_t *smtp_mem;
+	/* Engine work areas (smtp_session_init_pooled): one per session
+	 * slot reserved (MAP_NORESERVE), taken while a session has
+	 * something in flight; a LIFO of free ones keeps the resident set
+	 * at the peak number in flight, not the number of sessions. */
+	uint8_t *smtp_bufs;
+	size_t smtp_bufs_len;
+	uint32_t *buf_free;    /* stack of free work-area indexes */
+	uint32_t n_buf_free;
+	struct smtp_buf_pool buf_pool;
 	uint32_t free_sess;    /* index list through next_free */
+	uint32_t sess_hwm;     /* 1 + highest slot ever used: the time-out
+				  scan stops there (the free list is LIFO,
+				  so it is the peak, not the capacity) */
 	uint32_t *sess_next_free;
 	struct gw_be *be;
 	uint8_t *relay_mem;

@@ -119,8 +119,13 @@ smtp_body_filter(struct smtp_body *b, const uint8_t *in, size_t n,
 		case SMTP_BODY_BOL:
 		case SMTP_BODY_BOL_N:
 			if (c == '.' && !b->bdat) {
+				/* RFC 5321 4.5.3.1.6 does not count the
+				 * transparency dot (4.5.2): a line of 998
+				 * octets arrives as 999 when it starts with
+				 * '.'. A dot that turns out to be content
+				 * (".\n", ".\r" + other) is re-counted by
+				 * EMIT_CHAR's line when it is emitted. */
 				i++;
-				b->line_len++;
 				st = st == SMTP_BODY_BOL ? SMTP_BODY_DOT
 							 : SMTP_BODY_DOT_N;
 			} else if (c == '\r') {

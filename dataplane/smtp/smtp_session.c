@@ -38,6 +38,20 @@ struct evslot {
 
 enum lex { LEX_LINE = 0, LEX_SKIP };
 
+/* The work area: what a session needs only while something is in flight
+ * (a command being answered, a transaction, replies or body bytes not yet
+ * taken). It heads the buffer block: work, in, out, data, arg. With a
+ * pool (smtp_session_init_pooled) it is taken when needed and given back
+ * when the session is idle, so an idle session is its struct alone. */
+struct smtp_work {
+	struct smtp_path mpath, rpath;
+	char envid[101];
+	char mauth[501];
+	char orcpt[501];
+	char helo[256];
+	char etrn[256];
+};
+
 struct smtp_session {
 	enum smtp_state state;
 	enum lex lex;          /* command lexer: normal, or skipping a long line */
@@ -71,16 +85,13 @@ struct smtp_session {
 	uint64_t bdat_total;   /* octets declared by this message's chunks */
 	enum smtp_state bdat_ret; /* state after a refused chunk */
 
-	/* Strings the events point to. */
+	/* Strings the events point to. mail's pointers and the work area
+	 * are only used while the work area is held (see hold()). */
 	struct smtp_mail mail;
-	struct smtp_path mpath, rpath;
-	char envid[101];
-	char mauth[501];
-	char orcpt[501];
-	char helo[256];
 	char mech[24];
-	char etrn[256];
+	struct smtp_work *w;   /* paths and strings of the transaction */
 	char *arg;             /* AUTH responses, max_auth_line octets */
+	const struct smtp_buf_pool *pool; /* NULL: buffers in the block */
 
 	/* Events. */
 	struct evslot q[SMTP_EVQ];
@@ -197,16 +208,95 @@ al16(size_t n)
 	return (n + 15) & ~(size_t)15;
 }
 
+static size_t
+bufsize(const struct smtp_config *e)
+{
+	return al16(sizeof(struct smtp_work)) + al16(e->in_buf_size) +
+	       al16(e->out_buf_size) + al16(e->data_buf_size) +
+	       al16(e->max_auth_line + 1);
+}
+
+size_t
+smtp_session_bufsize(const struct smtp_config *c)
+{
+	struct smtp_config e;
+
+	cfg_fill(&e, c);
+	return bufsize(&e);
+}
+
+size_t
+smtp_session_memsize_pooled(const struct smtp_config *c)
+{
+	struct smtp_config e;
+
+	cfg_fill(&e, c);
+	return al16(sizeof(struct smtp_session)) +
+	       al16(strlen(e.hostname) + 1) + al16(strlen(e.banner) + 1) +
+	       al16(strlen(e.auth_mechanisms) + 1);
+}
+
 size_t
 smtp_session_memsize(const struct smtp_config *c)
 {
 	struct smtp_config e;
 
 	cfg_fill(&e, c);
-	return al16(sizeof(struct smtp_session)) + al16(e.in_buf_size) +
-	       al16(e.out_buf_size) + al16(e.data_buf_size) +
-	       al16(e.max_auth_line + 1) + al16(strlen(e.hostname) + 1) +
-	       al16(strlen(e.banner) + 1) + al16(strlen(e.auth_mechanisms) + 1);
+	return smtp_session_memsize_pooled(c) + bufsize(&e);
+}
+
+/* Points the session's areas into a buffer block (bufsize() octets). */
+static void
+carve_bufs(struct smtp_session *s, uint8_t *cur)
+{
+	s->w = (struct smtp_work *)cur; cur += al16(sizeof(struct smtp_work));
+	s->in = cur; cur += al16(s->in_cap);
+	s->out = cur; cur += al16(s->out_cap);
+	s->data = cur; cur += al16(s->data_cap);
+	s->arg = (char *)cur;
+	s->w->helo[0] = 0;
+}
+
+/* Makes sure the work area is there (a pooled session takes it from the
+ * pool). False: the pool is empty; the caller does nothing this time. */
+static bool
+hold(struct smtp_session *s)
+{
+	void *b;
+
+	if (s->w)
+		return true;
+	b = s->pool->get(s->pool->ctx);
+	if (b == NULL)
+		return false;
+	carve_bufs(s, b);
+	return true;
+}
+
+/* Gives a pooled session's work area back when nothing it holds is in
+ * flight: no event queued (events point into it), no input held, no reply
+ * or body byte untaken, and a phase that keeps nothing in it (greeted,
+ * between transactions, refused, or closed). */
+static void
+idle(struct smtp_session *s)
+{
+	if (s->pool == NULL || s->w == NULL || s->qn || s->in_len ||
+	    s->out_len || s->data_len)
+		return;
+	switch (s->state) {
+	case SMTP_ST_HELO:
+	case SMTP_ST_READY:
+	case SMTP_ST_REJECTED:
+	case SMTP_ST_CLOSED:
+		break;
+	default:
+		return;
+	}
+	s->pool->put(s->pool->ctx, s->w);
+	s->w = NULL;
+	s->in = s->out = s->data = NULL;
+	s->arg = NULL;
+	s->in_off = s->out_off = s->data_off = 0;
 }
 
 static char *
@@ -227,6 +317,13 @@ struct smtp_session *
 smtp_session_init(void *mem, size_t size, const struct smtp_config *c,
 		uint64_t now_ms)
 {
+	return smtp_session_init_pooled(mem, size, c, NULL, now_ms);
+}
+
+struct smtp_session *
+smtp_session_init_pooled(void *mem, size_t size, const struct smtp_config *c,
+		const struct smtp_buf_pool *pool, uint64_t now_ms)
+{
 	struct smtp_config e;
 	struct smtp_session *s = mem;
 	uint8_t *cur;
@@ -234,14 +331,13 @@ smtp_session_init(void *mem, size_t size, const struct smtp_config *c,
 	if (mem == NULL || c == NULL)
 		return NULL;
 	cfg_fill(&e, c);
-	if (!cfg_valid(&e) || size < smtp_session_memsize(c))
+	if (!cfg_valid(&e) || size < (pool ? smtp_session_memsize_pooled(c)
+					   : smtp_session_memsize(c)))
+		return NULL;
+	if (pool && (pool->get == NULL || pool->put == NULL))
 		return NULL;
 	memset(s, 0, sizeof(*s));
 	cur = (uint8_t *)mem + al16(sizeof(*s));
-	s->in = cur; cur += al16(e.in_buf_size);
-	s->out = cur; cur += al16(e.out_buf_size);
-	s->data = cur; cur += al16(e.data_buf_size);
-	s->arg = (char *)cur; cur += al16(e.max_auth_line + 1);
 	s->host = carve_str(&cur, e.hostname);
 	s->banner = carve_str(&cur, e.banner);
 	s->mechs = carve_str(&cur, e.auth_mechanisms);
@@ -249,6 +345,9 @@ smtp_session_init(void *mem, size_t size, const struct smtp_config *c,
 	s->out_cap = e.out_buf_size;
 	s->data_cap = e.data_buf_size;
 	s->memsize = size;
+	s->pool = pool;
+	if (pool == NULL)
+		carve_bufs(s, cur);
 
 	s->flags = e.flags;
 	s->normalize = e.bare_eol == SMTP_BARE_EOL_NORMALIZE;
@@ -703,12 +802,12 @@ cmd_helo(struct smtp_session *s, const char *a, const char *end, bool esmtp)
 		return;
 	}
 	size_t n = (size_t)(e - a);
-	memcpy(s->helo, a, n);
-	s->helo[n] = 0;
+	memcpy(s->w->helo, a, n);
+	s->w->helo[n] = 0;
 	/* RFC 5321 4.1.4: EHLO/HELO inside a transaction is an implied RSET */
 	txn_reset(s, SMTP_RESET_HELO);
 	struct smtp_event *ev = push(s, SMTP_REQ_HELO);
-	ev->helo.name = s->helo;
+	ev->helo.name = s->w->helo;
 	ev->helo.esmtp = esmtp;
 	ev->helo.valid = a[0] == '[' ? smtp_valid_addr_literal(a, n)
 				     : smtp_valid_domain(a, n, true);
@@ -766,7 +865,7 @@ cmd_mail(struct smtp_session *s, const char *a, const char *end)
 	}
 	a = skip_sp(a + 5, end); /* tolerate "FROM: <a>" */
 	r = smtp_parse_path(a, (size_t)(end - a), SMTP_PATH_REVERSE, &used,
-			&s->mpath);
+			&s->w->mpath);
 	if (r != SMTP_PATH_OK) {
 		path_error(s, r, true);
 		return;
@@ -820,8 +919,8 @@ cmd_mail(struct smtp_session *s, const char *a, const char *end)
 			if (seen_envid || !pr.val || pr.vlen > 100 ||
 			    !smtp_valid_xtext(pr.val, pr.vlen))
 				goto bad;
-			copy_val(s->envid, &pr);
-			s->mail.envid = s->envid;
+			copy_val(s->w->envid, &pr);
+			s->mail.envid = s->w->envid;
 			seen_envid = true;
 		} else if (key_is(&pr, "AUTH")) {
 			/* RFC 4954 5: xtext mailbox or "<>" */
@@ -829,8 +928,8 @@ cmd_mail(struct smtp_session *s, const char *a, const char *end)
 			    !(val_is(&pr, "<>") ||
 			      smtp_valid_xtext(pr.val, pr.vlen)))
 				goto bad;
-			copy_val(s->mauth, &pr);
-			s->mail.auth = s->mauth;
+			copy_val(s->w->mauth, &pr);
+			s->mail.auth = s->w->mauth;
 			seen_auth = true;
 		} else {
 			param_error(s, &pr, true);
@@ -841,7 +940,7 @@ cmd_mail(struct smtp_session *s, const char *a, const char *end)
 		error_reply(s, "501 5.5.4 Syntax error in MAIL parameters");
 		return;
 	}
-	if (s->mpath.utf8 && !s->mail.smtputf8) {
+	if (s->w->mpath.utf8 && !s->mail.smtputf8) {
 		/* RFC 6531 3.4 */
 		error_reply(s, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
 		return;
@@ -851,10 +950,10 @@ cmd_mail(struct smtp_session *s, const char *a, const char *end)
 		REPLY(s, "552 5.3.4 Error: message size exceeds fixed limit");
 		return;
 	}
-	s->mail.addr = s->mpath.addr;
-	s->mail.addr_len = s->mpath.len;
-	s->mail.null_sender = s->mpath.null;
-	s->mail.utf8 = s->mpath.utf8;
+	s->mail.addr = s->w->mpath.addr;
+	s->mail.addr_len = s->w->mpath.len;
+	s->mail.null_sender = s->w->mpath.null;
+	s->mail.utf8 = s->w->mpath.utf8;
 	push(s, SMTP_REQ_MAIL)->mail = s->mail;
 	return;
 bad:
@@ -919,7 +1018,7 @@ cmd_rcpt(struct smtp_session *s, const char *a, const char *end)
 	}
 	a = skip_sp(a + 3, end);
 	r = smtp_parse_path(a, (size_t)(end - a), SMTP_PATH_FORWARD, &used,
-			&s->rpath);
+			&s->w->rpath);
 	if (r != SMTP_PATH_OK) {
 		path_error(s, r, false);
 		return;
@@ -951,8 +1050,8 @@ cmd_rcpt(struct smtp_session *s, const char *a, const char *end)
 				    (size_t)(pr.val + pr.vlen - semi - 1)) ||
 			    semi + 1 == pr.val + pr.vlen)
 				goto bad;
-			copy_val(s->orcpt, &pr);
-			rc.orcpt = s->orcpt;
+			copy_val(s->w->orcpt, &pr);
+			rc.orcpt = s->w->orcpt;
 			seen_orcpt = true;
 		} else {
 			param_error(s, &pr, true);
@@ -963,7 +1062,7 @@ cmd_rcpt(struct smtp_session *s, const char *a, const char *end)
 		error_reply(s, "501 5.5.4 Syntax error in RCPT parameters");
 		return;
 	}
-	if (s->rpath.utf8 && !s->mail.smtputf8) {
+	if (s->w->rpath.utf8 && !s->mail.smtputf8) {
 		error_reply(s, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
 		return;
 	}
@@ -973,10 +1072,10 @@ cmd_rcpt(struct smtp_session *s, const char *a, const char *end)
 		s->rcpt_tried++;
 		return;
 	}
-	rc.addr = s->rpath.addr;
-	rc.addr_len = s->rpath.len;
-	rc.postmaster = s->rpath.postmaster;
-	rc.utf8 = s->rpath.utf8;
+	rc.addr = s->w->rpath.addr;
+	rc.addr_len = s->w->rpath.len;
+	rc.postmaster = s->w->rpath.postmaster;
+	rc.utf8 = s->w->rpath.utf8;
 	rc.index = s->rcpt_tried++;
 	push(s, SMTP_REQ_RCPT)->rcpt = rc;
 	return;
@@ -1252,9 +1351,9 @@ cmd_etrn(struct smtp_session *s, const char *a, const char *end)
 		error_reply(s, "501 5.5.4 Syntax: ETRN node");
 		return;
 	}
-	memcpy(s->etrn, a, (size_t)(e - a));
-	s->etrn[e - a] = 0;
-	push(s, SMTP_REQ_ETRN)->etrn.node = s->etrn;
+	memcpy(s->w->etrn, a, (size_t)(e - a));
+	s->w->etrn[e - a] = 0;
+	push(s, SMTP_REQ_ETRN)->etrn.node = s->w->etrn;
 }
 
 /* Command verbs, keyed by their first four letters upper-cased. */
@@ -1700,6 +1799,8 @@ smtp_session_feed(struct smtp_session *s, const void *buf, size_t len)
 		s->st.pregreet_bytes = pg > UINT32_MAX ? UINT32_MAX
 						       : (uint32_t)pg;
 	}
+	if (!hold(s))
+		return 0; /* pool empty: the bytes stay with the caller */
 	while (len > 0) {
 		if (s->in_len == 0 && !blocked(s)) {
 			/* fast path: straight from the caller's buffer */
@@ -1732,14 +1833,17 @@ smtp_session_feed(struct smtp_session *s, const void *buf, size_t len)
 	if (total)
 		s->t_mark = s->now;
 	run(s);
+	idle(s);
 	return total;
 }
 
 const uint8_t *
 smtp_session_output(const struct smtp_session *s, size_t *len)
 {
+	static const uint8_t none[1];
+
 	*len = s->out_len;
-	return s->out + s->out_off;
+	return s->out ? s->out + s->out_off : none;
 }
 
 /* The caller took n octets of an output area (replies or body): advance
@@ -1747,6 +1851,8 @@ smtp_session_output(const struct smtp_session *s, size_t *len)
 static void
 area_consume(struct smtp_session *s, uint32_t *off, uint32_t *len, size_t n)
 {
+	if (s->w == NULL)
+		return; /* nothing held, nothing to take */
 	if (n > *len)
 		n = *len;
 	*off += (uint32_t)n;
@@ -1756,6 +1862,7 @@ area_consume(struct smtp_session *s, uint32_t *off, uint32_t *len, size_t n)
 	if (n)
 		s->t_mark = s->now;
 	run(s);
+	idle(s);
 }
 
 void
@@ -1767,8 +1874,10 @@ smtp_session_output_consume(struct smtp_session *s, size_t n)
 const uint8_t *
 smtp_session_data(const struct smtp_session *s, size_t *len)
 {
+	static const uint8_t none[1];
+
 	*len = s->data_len;
-	return s->data + s->data_off;
+	return s->data ? s->data + s->data_off : none;
 }
 
 void
@@ -1781,7 +1890,7 @@ void
 smtp_session_data_pause(struct smtp_session *s, bool paused)
 {
 	s->data_paused = paused;
-	if (!paused)
+	if (!paused && s->w)
 		run(s);
 }
 
@@ -2008,10 +2117,13 @@ smtp_session_verdict(struct smtp_session *s, const struct smtp_verdict *v)
 	    (v->kind == SMTP_V_REJECT && v->code != 0 && v->code < 400) ||
 	    (v->kind == SMTP_V_ACCEPT && v->code >= 300))
 		return -EINVAL;
+	if (!hold(s))
+		return -EAGAIN;
 	pop(s);
 	s->t_mark = s->now;
 	on_verdict(s, &e, v);
 	run(s);
+	idle(s);
 	return 0;
 }
 
@@ -2033,9 +2145,12 @@ smtp_session_ack(struct smtp_session *s)
 	}
 	if (is_request(s->q[s->qh].ev.type))
 		return -EINVAL;
+	if (!hold(s))
+		return -EAGAIN;
 	pop(s);
 	s->t_mark = s->now;
 	run(s);
+	idle(s);
 	return 0;
 }
 
@@ -2044,6 +2159,8 @@ smtp_session_tls_done(struct smtp_session *s, bool ok)
 {
 	if (s->state != SMTP_ST_TLS)
 		return -EINVAL;
+	if (!hold(s))
+		return -EAGAIN;
 	s->t_mark = s->now;
 	if (!ok) {
 		close_session(s, SMTP_CLOSE_TLS_FAILED);
@@ -2053,10 +2170,11 @@ smtp_session_tls_done(struct smtp_session *s, bool ok)
 	s->tls_active = true;
 	s->esmtp = false;
 	s->auth_ok = false;
-	s->helo[0] = 0;
+	s->w->helo[0] = 0;
 	txn_clear(s);
 	s->state = SMTP_ST_HELO;
 	run(s);
+	idle(s);
 	return 0;
 }
 
@@ -2101,6 +2219,8 @@ smtp_session_time(struct smtp_session *s, uint64_t now_ms)
 	d = smtp_session_deadline(s);
 	if (d == SMTP_NO_DEADLINE || s->now < d)
 		return;
+	if (!hold(s))
+		return; /* pool empty: fires on a later call */
 	if (s->qn && is_request(s->q[s->qh].ev.type)) {
 		/* the caller (policy, backend) did not answer in time */
 		replyf(s, "421 4.4.1 %s Error: timeout exceeded, try again "
@@ -2113,6 +2233,7 @@ smtp_session_time(struct smtp_session *s, uint64_t now_ms)
 		close_session(s, SMTP_CLOSE_TIMEOUT);
 	}
 	run(s);
+	idle(s);
 }
 
 void
@@ -2123,7 +2244,8 @@ smtp_session_shutdown(struct smtp_session *s, uint16_t code, const char *enh,
 
 	if (s->state == SMTP_ST_CLOSED)
 		return;
-	if (s->state != SMTP_ST_TLS) {
+	/* pool empty: close without the reply (it could not be queued) */
+	if (hold(s) && s->state != SMTP_ST_TLS) {
 		if (code < 400 || code > 599) {
 			code = 421;
 			enh = "4.3.2";
@@ -2138,6 +2260,26 @@ smtp_session_shutdown(struct smtp_session *s, uint16_t code, const char *enh,
 	}
 	close_session(s, SMTP_CLOSE_SHUTDOWN);
 	run(s);
+	idle(s);
+}
+
+void
+smtp_session_release(struct smtp_session *s)
+{
+	if (s && s->pool && s->w) {
+		s->pool->put(s->pool->ctx, s->w);
+		s->w = NULL;
+		s->in = s->out = s->data = NULL;
+		s->arg = NULL;
+		s->in_len = s->out_len = s->data_len = 0;
+		s->in_off = s->out_off = s->data_off = 0;
+	}
+}
+
+bool
+smtp_session_holds_buffers(const struct smtp_session *s)
+{
+	return s->pool == NULL || s->w != NULL;
 }
 
 bool

@@ -292,6 +292,45 @@ size_t smtp_session_memsize(const struct smtp_config *cfg);
 struct smtp_session *smtp_session_init(void *mem, size_t size,
 		const struct smtp_config *cfg, uint64_t now_ms);
 
+/*
+ * Buffers from a pool (DESIGN 1: an idle session costs a few KiB). The
+ * block given to smtp_session_init_pooled() holds the session alone
+ * (smtp_session_memsize_pooled()); its work area (transaction strings,
+ * input, reply and body buffers, smtp_session_bufsize() octets) is taken
+ * with get() when the session has something in flight and given back with
+ * put() when it is idle again (greeted or between transactions, with no
+ * event, input, reply or body byte pending). get() returns 16-byte
+ * aligned memory or NULL when the pool is empty: the call that needed it
+ * then does nothing (feed takes 0 bytes, verdict/ack/tls_done return
+ * -EAGAIN, a due time-out fires on a later smtp_session_time(), shutdown
+ * closes without its reply). The pool must outlive its sessions; get and
+ * put are called from the session's own thread only.
+ */
+struct smtp_buf_pool {
+	void *(*get)(void *ctx);
+	void (*put)(void *ctx, void *buf);
+	void *ctx;
+};
+
+/* Octets of one work area (what get() must return) for cfg. */
+size_t smtp_session_bufsize(const struct smtp_config *cfg);
+/* Octets of a pooled session's own block for cfg. */
+size_t smtp_session_memsize_pooled(const struct smtp_config *cfg);
+
+/* As smtp_session_init(), with the work area from pool (NULL: in the
+ * block, exactly smtp_session_init()). */
+struct smtp_session *smtp_session_init_pooled(void *mem, size_t size,
+		const struct smtp_config *cfg, const struct smtp_buf_pool *pool,
+		uint64_t now_ms);
+
+/* The owner is done with a pooled session (closed or its connection
+ * gone): gives back the work area if it holds one. Idempotent; a no-op
+ * for a session whose buffers are in its block. */
+void smtp_session_release(struct smtp_session *s);
+
+/* Whether the work area is held now (always true without a pool). */
+bool smtp_session_holds_buffers(const struct smtp_session *s);
+
 /* Same, memory from alloc (called once). NULL on failure. */
 struct smtp_session *smtp_session_create(const struct smtp_config *cfg,
 		const struct smtp_alloc *alloc, uint64_t now_ms);

@@ -194,6 +194,26 @@ static void test_minimal(void)
 
 static void test_errors(void)
 {
+	/* Capacity (issue 18): the session table must fit the stack's TCB
+	 * table; the error names the line of sessions_per_core. */
+	ERRS("stack = {\n  max_conns = 1000;\n  sessions_per_core = 2000;\n"
+	     "};\n" LISTENERS,
+	     "t.conf:3: key 'stack.sessions_per_core': 2000 is more than "
+	     "stack.max_conns (1000 TCP connections per core, sessions and "
+	     "backend connections together): raise max_conns or lower "
+	     "this\n");
+	{
+		struct ctl_config c;
+
+		CHECK(ctl_config_load_string(
+			      "stack = {\n  max_conns = 4000;\n"
+			      "  sessions_per_core = 2000;\n"
+			      "  backends_per_core = 300;\n};\n" LISTENERS,
+			      "t.conf", &c, err, sizeof(err)) == 0);
+		CHECK(c.stack.sessions_per_core == 2000 &&
+		      c.stack.backends_per_core == 300);
+		ctl_config_free(&c);
+	}
 	/* Syntax error, reported by libconfig with its line. */
 	ERRS("stack = {\n  port = ;\n};\n" LISTENERS,
 	     "t.conf:2: syntax error: syntax error\n");

@@ -923,11 +923,53 @@ t_free(void *ctx, void *p, size_t n)
 	free(p);
 }
 
+/* -p: every session is pooled (smtp_session_init_pooled) over a pool of
+ * ONE work area, so a session that asked for a second one while holding
+ * the first, or used one after giving it back (freed: ASan sees it), or
+ * kept it past its end, fails the run. Each get hands out fresh memory
+ * filled with garbage, so nothing may survive in a returned area. */
+static int pooled;
+struct t_pool {
+	size_t size;
+	void *held;
+	unsigned gets, puts, double_get;
+};
+
+static void *
+t_pool_get(void *ctx)
+{
+	struct t_pool *tp = ctx;
+
+	if (tp->held) {
+		tp->double_get++;
+		return NULL;
+	}
+	tp->held = aligned_alloc(64, (tp->size + 63) & ~(size_t)63);
+	memset(tp->held, 0xa5, tp->size);
+	tp->gets++;
+	return tp->held;
+}
+
+static void
+t_pool_put(void *ctx, void *b)
+{
+	struct t_pool *tp = ctx;
+
+	if (b == tp->held) {
+		free(b);
+		tp->held = NULL;
+		tp->puts++;
+	}
+}
+
 static int
 run_mode(struct script *sc, int mode, char *err, size_t errsz)
 {
 	struct run r;
 	struct smtp_alloc al = { t_alloc, t_free, NULL };
+	struct t_pool tp = { 0 };
+	struct smtp_buf_pool bp = { t_pool_get, t_pool_put, &tp };
+	void *block = NULL;
 
 	memset(&r, 0, sizeof(r));
 	r.sc = sc;
@@ -936,7 +978,15 @@ run_mode(struct script *sc, int mode, char *err, size_t errsz)
 	r.rnd = 12345;
 	for (const char *p = sc->path; *p; p++)
 		r.rnd = r.rnd * 31 + (unsigned char)*p;
-	r.s = smtp_session_create(&sc->cfg, &al, r.now);
+	if (pooled) {
+		size_t n = smtp_session_memsize_pooled(&sc->cfg);
+
+		tp.size = smtp_session_bufsize(&sc->cfg);
+		block = t_alloc(NULL, n);
+		r.s = smtp_session_init_pooled(block, n, &sc->cfg, &bp, r.now);
+	} else {
+		r.s = smtp_session_create(&sc->cfg, &al, r.now);
+	}
 	if (!r.s) {
 		snprintf(err, errsz, "%s: session create failed (config)",
 			 sc->path);
@@ -1023,7 +1073,22 @@ run_mode(struct script *sc, int mode, char *err, size_t errsz)
 	if (verbose)
 		fprintf(stderr, "--- %s [%s] events:\n%s", sc->path,
 			mode_names[mode], r.evlog.p ? r.evlog.p : "");
-	smtp_session_destroy(r.s);
+	if (pooled) {
+		if (tp.double_get)
+			fail(&r, 0, "pooled: %u gets while holding the work "
+			     "area", tp.double_get);
+		if (tp.gets == 0)
+			fail(&r, 0, "pooled: the work area was never taken");
+		smtp_session_release(r.s);
+		if (tp.held)
+			fail(&r, 0, "pooled: work area kept after release");
+		if (verbose)
+			fprintf(stderr, "pooled: %u gets, %u puts\n", tp.gets,
+				tp.puts);
+		free(block);
+	} else {
+		smtp_session_destroy(r.s);
+	}
 	for (size_t k = r.ch; k < r.cn; k++)
 		free(r.cq[k].p);
 	free(r.cq);
@@ -1054,6 +1119,10 @@ main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		struct stat stt;
+		if (!strcmp(argv[i], "-p")) {
+			pooled = 1;
+			continue;
+		}
 		if (!strcmp(argv[i], "-v")) {
 			verbose = 1;
 			continue;
