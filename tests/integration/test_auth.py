@@ -2,9 +2,10 @@
 """SMTP AUTH end to end (issue 14): swaks and a raw client against mxgate
 in a network namespace the test creates (gateway 198.18.0.2, clients on
 198.18.0.x of the tap's kernel side, backend smtp-sink on
-198.18.0.1:2525). The gateway has no TLS in this build, so the submission
-listeners that take PLAIN/LOGIN set auth_allow_cleartext = true; a
-listener without it must neither offer nor accept them.
+198.18.0.1:2525). The swaks/brute/gssapi listeners that take PLAIN/LOGIN
+in clear set auth_allow_cleartext = true; a listener without it must
+neither offer nor accept them. The tls scenario runs the listeners the
+embedded default has (no allow_cleartext, TLS from scripts/make-tls-certs.sh).
 
 usage: test_auth.py MXGATE SCENARIO [--cores N]
 
@@ -25,6 +26,16 @@ Scenarios:
           then AUTH gets 454 4.7.0 even with the right password; during
           the attack another address authenticates with swaks and
           delivers (its latency reported, not asserted).
+  tls     PLAIN and LOGIN over STARTTLS on 587 (swaks --tls) and implicit
+          TLS on 465 (swaks --tlsc): 235 and delivered, bad password and
+          unknown user 535 5.7.8; EHLO on 587 offers AUTH only inside TLS,
+          cleartext AUTH 538 5.7.11; 25 offers no AUTH; smtplib inside TLS
+          on 587 and 465: "*" aborts PLAIN and LOGIN (501 5.7.0), PLAIN by
+          challenge 235 and a second AUTH 503; on a submission listener
+          open to anonymous senders relay 554 5.7.1 without AUTH, AUTH in
+          the transaction 503 5.5.1, relay after AUTH; each authenticated
+          message's Received: in the Maildir says "with ESMTPSA" and the MX
+          one "with ESMTPS".
   gssapi  a real MIT KDC in the test's namespace (realm MXG.TEST), alice's
           ticket from kinit, the gateway's keytab for smtp/gw.mxgt.test:
           a python3-gssapi client (tools/gss_smtp_client.py, RFC 4752
@@ -39,6 +50,8 @@ import base64
 import json
 import os
 import shutil
+import smtplib
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,11 +59,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxgtest  # noqa: E402
+import peers  # noqa: E402
 import test_policy as tp  # noqa: E402
 from mxgtest import GATEWAY_IP, log  # noqa: E402
 from test_gateway import gw_log  # noqa: E402
 
 OURS = tp.OURS
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # "secret" for alice and bob: SHA-512 crypt (fast enough for a test;
 # the store accepts $6$ as strong)
 USERS = ("alice:$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8P"
@@ -66,17 +81,20 @@ def plain(user, pw):
 
 
 def swaks(port, src, user=None, pw=None, mech="PLAIN",
-          sender="alice@" + OURS, to="x@far.example", timeout=40):
+          sender="alice@" + OURS, to="x@far.example", timeout=40,
+          tls=None):
     cmd = ["swaks", "--server", GATEWAY_IP, "--port", str(port),
            "--local-interface", src, "--from", sender, "--to", to,
            "--timeout", "30", "--helo", "client.mxgt.test"]
+    if tls:                     # "--tls" (STARTTLS) or "--tlsc" (465)
+        cmd.append(tls)
     if user:
         cmd += ["--auth", mech, "--auth-user", user, "--auth-password", pw]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     return r.returncode, r.stdout + r.stderr
 
 
-def start(a, tmp, res, brute=None, gss=None):
+def start(a, tmp, res, brute=None, gss=None, certs=None):
     users = os.path.join(tmp, "users")
     smap = os.path.join(tmp, "senders")
     with open(users, "w") as f:
@@ -90,6 +108,8 @@ def start(a, tmp, res, brute=None, gss=None):
     if gss:
         auth["gssapi"] = gss
         sub["auth_mechanisms"] = ["PLAIN", "LOGIN", "GSSAPI"]
+    if certs:
+        return start_tls(a, tmp, res, auth, certs)
     listeners = [
         tp.listener("mx", 25),
         tp.listener("sub", 587, role="submission", auth="required",
@@ -110,6 +130,38 @@ def start(a, tmp, res, brute=None, gss=None):
     tp.write_config = write_config
     try:
         return tp.start_gateway(a, tmp, res, listeners, policy, tag="auth")
+    finally:
+        tp.write_config = orig
+
+
+def start_tls(a, tmp, res, auth, certs):
+    """Listeners as the embedded default has them (no
+    auth_allow_cleartext): 25 MX with STARTTLS and no AUTH, 587
+    submission with STARTTLS and AUTH required, 465 implicit TLS with
+    AUTH required, 2587 submission open to anonymous senders (for the
+    relay refusal); next hop a Maildir in tmp (for Received:)."""
+    cert = [{"cert": "%s/ecdsa.crt" % certs, "key": "%s/ecdsa.key" % certs}]
+    listeners = [
+        tp.listener("mx", 25, tls="optional", certificates=cert),
+        tp.listener("sub", 587, role="submission", tls="optional",
+                    certificates=cert),
+        tp.listener("smtps", 465, role="smtps", certificates=cert),
+        tp.listener("subopen", 2587, role="submission", auth="optional",
+                    allow_anonymous=True, tls="optional",
+                    certificates=cert),
+    ]
+    md = os.path.join(tmp, "Maildir")
+    orig = tp.write_config
+
+    def write_config(path, top):
+        top["auth"] = auth
+        top["pools"] = [{"name": "default", "type": "maildir"}]
+        top["maildir"] = {"path": md}
+        return orig(path, top)
+    tp.write_config = write_config
+    try:
+        return tp.start_gateway(a, tmp, res, listeners,
+                                {"accepted_domains": [OURS]}, tag="auth")
     finally:
         tp.write_config = orig
 
@@ -279,6 +331,148 @@ def scenario_brute(a, tmp, res):
             gw.shutdown(res)
             gw.kill()
         sink.stop()
+
+
+def tls_session(port, src, implicit=False):
+    """smtplib over STARTTLS (or implicit TLS on 465) from src: returns
+    the client after EHLO inside TLS, and the EHLO text before it."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if implicit:
+        c = smtplib.SMTP_SSL(GATEWAY_IP, port, source_address=(src, 0),
+                             timeout=20, context=ctx)
+        c.ehlo("client.mxgt.test")
+        return c, ""
+    c = smtplib.SMTP(GATEWAY_IP, port, source_address=(src, 0), timeout=20)
+    code, before = c.ehlo("client.mxgt.test")
+    c.starttls(context=ctx)
+    c.ehlo("client.mxgt.test")
+    return c, before.decode()
+
+
+def scenario_tls(a, tmp, res):
+    """PLAIN and LOGIN over STARTTLS on 587 and implicit TLS on 465 with
+    swaks and smtplib on listeners without auth_allow_cleartext."""
+    gw = None
+    src = "198.18.0.10"
+    certs = os.path.join(tmp, "tls")
+    subprocess.run([os.path.join(ROOT, "scripts", "make-tls-certs.sh"),
+                    certs, "gw.mxgt.test"], check=True, capture_output=True)
+    try:
+        gw = start(a, tmp, res, certs=certs)
+        tp.add_addrs([10])
+        tp.wait_ready(res)
+        for port in (25, 587, 465, 2587):
+            peers.wait_listen(GATEWAY_IP, port, timeout=20)
+        delivered = 0
+        for port, tls in ((587, "--tls"), (465, "--tlsc")):
+            for mech in ("PLAIN", "LOGIN"):
+                rc, out = swaks(port, src, "alice", "secret", mech, tls=tls)
+                ok = rc == 0 and "235 2.7.0" in out
+                if mech == "LOGIN":
+                    ok = ok and "334 VXNlcm5hbWU6" in out
+                res.check(ok, "swaks %s --auth %s on %d: 235, delivered "
+                          "(rc %d)" % (tls, mech, port, rc))
+                if rc:
+                    log(out[-1500:])
+                delivered += rc == 0
+            rc, out = swaks(port, src, "alice", "wrong", tls=tls)
+            res.check(rc != 0 and "535 5.7.8" in out,
+                      "%d: bad password 535 5.7.8 (rc %d)" % (port, rc))
+            rc, out = swaks(port, src, "mallory", "secret", "LOGIN",
+                            tls=tls)
+            res.check(rc != 0 and "535 5.7.8" in out,
+                      "%d: unknown user 535 5.7.8 (rc %d)" % (port, rc))
+        # 587 before STARTTLS: no AUTH offered; after it, offered
+        rc, out = swaks(587, src, "alice", "secret", tls="--tls")
+        delivered += rc == 0
+        # swaks marks replies in clear "<-" and inside TLS "<~"
+        clear = [ln for ln in out.splitlines() if ln.startswith("<-")]
+        inside = [ln for ln in out.splitlines() if ln.startswith("<~")]
+        res.check(rc == 0 and not any("AUTH" in ln for ln in clear) and
+                  any("AUTH PLAIN LOGIN" in ln for ln in inside),
+                  "587: EHLO offers AUTH only after STARTTLS (%s)" %
+                  [ln for ln in out.splitlines() if "AUTH" in ln][:2])
+        # 25 (MX) never offers AUTH, not even inside TLS
+        rc, out = swaks(25, src, tls="--tls", to="x@" + OURS)
+        res.check(rc == 0 and not any(ln.startswith(("<-", "<~")) and
+                                      "AUTH" in ln
+                                      for ln in out.splitlines()),
+                  "25: MX delivers over STARTTLS, no AUTH offered "
+                  "(rc %d)" % rc)
+        delivered += rc == 0
+
+        # cleartext AUTH on 587: refused 538 5.7.11
+        c = tp.Client(src, 587)
+        c.ehlo()
+        r = c.cmd("AUTH PLAIN " + plain("alice", "secret"))
+        res.check("AUTH" not in c.caps and r[0] == 538 and "5.7.11" in r[1],
+                  "cleartext on 587: AUTH not advertised, 538 5.7.11 (%r)"
+                  % (r,))
+        c.quit()
+
+        for port, implicit in ((587, False), (465, True)):
+            c, before = tls_session(port, src, implicit)
+            caps = c.esmtp_features.get("auth", "")
+            res.check("PLAIN" in caps and "LOGIN" in caps,
+                      "%d inside TLS: AUTH %s" % (port, caps))
+            r1 = c.docmd("AUTH", "PLAIN")
+            r2 = c.docmd("*")
+            res.check(r1[0] == 334 and r2[0] == 501 and b"5.7.0" in r2[1],
+                      "%d: AUTH PLAIN then '*': 334, 501 5.7.0 (%r %r)" %
+                      (port, r1, r2))
+            r1 = c.docmd("AUTH", "LOGIN")
+            r2 = c.docmd(base64.b64encode(b"alice").decode())
+            r3 = c.docmd("*")
+            res.check(r1 == (334, b"VXNlcm5hbWU6") and r2[0] == 334 and
+                      r3[0] == 501, "%d: LOGIN aborted at the password "
+                      "step: 501 (%r)" % (port, r3))
+            # challenge form of PLAIN
+            r1 = c.docmd("AUTH", "PLAIN")
+            r2 = c.docmd(plain("alice", "secret"))
+            r3 = c.docmd("AUTH", "PLAIN " + plain("alice", "secret"))
+            res.check(r1[0] == 334 and r2[0] == 235 and r3[0] == 503,
+                      "%d: PLAIN by challenge 235, a second AUTH 503 "
+                      "(%r %r)" % (port, r2, r3))
+            c.quit()
+        c, _ = tls_session(2587, src)
+        r1 = c.docmd("MAIL", "FROM:<alice@%s>" % OURS)
+        r2 = c.docmd("RCPT", "TO:<x@far.example>")
+        r3 = c.docmd("AUTH", "PLAIN " + plain("alice", "secret"))
+        res.check(r1[0] == 250 and r2[0] == 554 and b"5.7.1" in r2[1] and
+                  r3[0] == 503 and b"5.5.1" in r3[1],
+                  "2587 inside TLS without AUTH: relay 554 5.7.1 (%r), "
+                  "AUTH in the transaction 503 5.5.1 (%r)" % (r2, r3))
+        c.docmd("RSET")
+        c.login("alice", "secret")
+        c.sendmail("alice@" + OURS, ["x@far.example"],
+                   "Subject: relayed\r\n\r\nafter AUTH\r\n")
+        delivered += 1
+        c.quit()
+
+        t = tp.wait_sessions_idle(gw, res)
+        res.check(t.get("gw_auth_ok_plain", 0) >= 4 and
+                  t.get("gw_auth_ok_login", 0) == 2,
+                  "counters: auth_ok_plain %s, auth_ok_login %s" %
+                  (t.get("gw_auth_ok_plain"), t.get("gw_auth_ok_login")))
+        d = os.path.join(tmp, "Maildir", "new")
+        files = sorted(os.listdir(d)) if os.path.isdir(d) else []
+        heads = []
+        for n in files:
+            with open(os.path.join(d, n), "rb") as f:
+                heads.append(f.read(2048).decode("latin-1"))
+        sa = sum("with ESMTPSA" in h for h in heads)
+        res.check(len(files) == delivered and sa == delivered - 1 and
+                  sum("with ESMTPS " in h or "with ESMTPS\r" in h or
+                      "with ESMTPS\n" in h for h in heads) == 1,
+                  "Maildir: %d messages (%d), %d say with ESMTPSA (the "
+                  "authenticated ones), the MX one ESMTPS" %
+                  (len(files), delivered, sa))
+    finally:
+        if gw:
+            gw.shutdown(res)
+            gw.kill()
 
 
 KDC_PORT = 8889
