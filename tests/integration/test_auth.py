@@ -40,9 +40,12 @@ Scenarios:
           ticket from kinit, the gateway's keytab for smtp/gw.mxgt.test:
           a python3-gssapi client (tools/gss_smtp_client.py, RFC 4752
           exchange with the security-layer negotiation) gets 235 and
-          relays; a token GSS-API rejects gets 535. (Wrong keytab, other
-          service and expired tickets are covered against the library by
-          auth_gss_kdc.)
+          relays; 535 with the session still answering NOOP for: a token
+          GSS-API rejects, a ticket for another service
+          (smtp/other.mxgt.test), an expired ticket (4 s ticket, token sent
+          after 6 s, clockskew 1), and, after a good login again, a ticket
+          for a service key the gateway's keytab does not have (the
+          KDC's key changed: stale kvno); then a PLAIN login still works.
 """
 
 import argparse
@@ -476,6 +479,7 @@ def scenario_tls(a, tmp, res):
 
 
 KDC_PORT = 8889
+OTHER_HOST = "other.mxgt.test"
 REALM = "MXG.TEST"
 SVC_HOST = "gw.mxgt.test"
 
@@ -489,6 +493,7 @@ def kdc_start(tmp):
     with open(os.path.join(d, "krb5.conf"), "w") as f:
         f.write("[libdefaults]\n default_realm = %s\n dns_lookup_kdc = "
                 "false\n dns_lookup_realm = false\n rdns = false\n "
+                "clockskew = 1\n "
                 "dns_canonicalize_hostname = false\n[realms]\n %s = {\n"
                 "  kdc = 127.0.0.1:%d\n }\n" % (REALM, REALM, KDC_PORT))
     with open(os.path.join(d, "kdc.conf"), "w") as f:
@@ -507,6 +512,7 @@ def kdc_start(tmp):
     mxgtest.sh("kdb5_util", "create", "-s", "-r", REALM, "-P", "master-pw")
     for q in ("addprinc -pw alice-pw alice",
               "addprinc -randkey smtp/%s" % SVC_HOST,
+              "addprinc -randkey smtp/%s" % OTHER_HOST,
               "ktadd -k %s smtp/%s" % (keytab, SVC_HOST)):
         mxgtest.sh("kadmin.local", "-r", REALM, "-q", q)
     kdc = subprocess.Popen(["krb5kdc", "-n"], stdout=subprocess.DEVNULL,
@@ -520,11 +526,21 @@ def kdc_start(tmp):
     return kdc, keytab, r.returncode == 0
 
 
-def gss_client(src, *extra):
+def kadmin(q):
+    mxgtest.sh("kadmin.local", "-r", REALM, "-q", q)
+
+
+def kinit(*extra):
+    return subprocess.run(["kinit"] + list(extra) + ["alice"],
+                          input="alice-pw\n", capture_output=True, text=True,
+                          timeout=10).returncode == 0
+
+
+def gss_client(src, *extra, host=SVC_HOST):
     tool = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                         "tools", "gss_smtp_client.py")
     r = subprocess.run(["/usr/bin/python3", tool, GATEWAY_IP, "587", src,
-                        SVC_HOST] + list(extra),
+                        host] + list(extra),
                        capture_output=True, text=True, timeout=40)
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
@@ -557,15 +573,43 @@ def scenario_gssapi(a, tmp, res):
         res.check((out.get("dot") or [0])[0] == 250,
                   "the Kerberos-authenticated client relays a message "
                   "(%r)" % (out.get("dot"),))
-        out = gss_client(src, "--garbage")
-        auth = out.get("auth") or [0, ""]
-        res.check(auth[0] == 535, "a token GSS-API cannot accept: 535 "
-                  "(%r)" % (auth,))
+        def fails(out, what):
+            auth = out.get("auth") or [0, ""]
+            noop = out.get("noop") or [0, ""]
+            res.check(auth[0] == 535 and noop[0] == 250,
+                      "%s: 535, and the session still answers NOOP 250 "
+                      "(%r %r)" % (what, auth, noop))
+
+        fails(gss_client(src, "--garbage"), "a token GSS-API cannot accept")
+        fails(gss_client(src, host=OTHER_HOST),
+              "a ticket for another service (smtp/%s)" % OTHER_HOST)
+        # expired: a 4 s ticket, the token made at once and sent after 6 s
+        # (krb5.conf clockskew = 1, read by mxgate's acceptor too)
+        subprocess.run(["kdestroy"], capture_output=True)
+        res.check(kinit("-l", "4s"), "kinit -l 4s alice")
+        fails(gss_client(src, "--delay", "6"), "an expired ticket")
+        subprocess.run(["kdestroy"], capture_output=True)
+        res.check(kinit(), "kinit alice again")
+        out = gss_client(src)
+        res.check((out.get("auth") or [0])[0] == 235,
+                  "after those failures a good ticket still gets 235 (%r)"
+                  % (out.get("auth"),))
+        # wrong keytab: the service key changes in the KDC (a new kvno in
+        # another keytab); the gateway's keytab keeps the old one
+        kadmin("ktadd -k %s/krb/new.keytab smtp/%s" % (tmp, SVC_HOST))
+        subprocess.run(["kdestroy"], capture_output=True)
+        res.check(kinit(), "kinit alice (a ticket for the new key)")
+        fails(gss_client(src), "a ticket the gateway's keytab has no key "
+              "for (stale kvno)")
+        rc, sw = swaks(587, src, "alice", "secret")
+        res.check(rc == 0 and "235 2.7.0" in sw,
+                  "the process keeps serving: PLAIN login and delivery "
+                  "(rc %d)" % rc)
         t = tp.wait_sessions_idle(gw, res)
-        res.check(t.get("gw_auth_ok_gssapi") == 1 and
-                  t.get("gw_auth_failed_gssapi") == 1,
-                  "counters: auth_ok_gssapi %s (1), auth_failed_gssapi %s "
-                  "(1)" % (t.get("gw_auth_ok_gssapi"),
+        res.check(t.get("gw_auth_ok_gssapi") == 2 and
+                  t.get("gw_auth_failed_gssapi") == 4,
+                  "counters: auth_ok_gssapi %s (2), auth_failed_gssapi %s "
+                  "(4)" % (t.get("gw_auth_ok_gssapi"),
                            t.get("gw_auth_failed_gssapi")))
         res.check(any("mech=GSSAPI" in ln and "user=alice " in ln and
                       "result=ok" in ln for ln in auth_lines(tmp)),
