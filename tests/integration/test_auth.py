@@ -25,7 +25,11 @@ Scenarios:
           attempts): the replies after ip_delay_after are held (delayed),
           then AUTH gets 454 4.7.0 even with the right password; during
           the attack another address authenticates with swaks and
-          delivers (its latency reported, not asserted).
+          delivers (its latency reported, not asserted). Then a flood:
+          1,000 bad attempts from a third address over 8 parallel
+          connections (bounded at 30 s) reach delay and lockout (454 for
+          the rest); meanwhile the good address logs in and delivers and
+          a fourth keeps a session answering NOOP (latencies printed).
   tls     PLAIN and LOGIN over STARTTLS on 587 (swaks --tls) and implicit
           TLS on 465 (swaks --tlsc): 235 and delivered, bad password and
           unknown user 535 5.7.8; EHLO on 587 offers AUTH only inside TLS,
@@ -329,6 +333,7 @@ def scenario_brute(a, tmp, res):
         res.check(any("delay_ms=1000" in ln for ln in lines) and
                   "event=auth_lockout" in gw_log(tmp),
                   "log: delayed failures and the lockout")
+        flood(a, gw, res, t)
     finally:
         if gw:
             gw.shutdown(res)
@@ -476,6 +481,103 @@ def scenario_tls(a, tmp, res):
         if gw:
             gw.shutdown(res)
             gw.kill()
+
+
+def flood(a, gw, res, before):
+    """1,000 bad AUTH attempts from one more address (198.18.0.12) over 8
+    parallel connections (bounded: 1,000 attempts, 30 s): they reach the
+    delay, then the lockout, and every later one gets 454 at once; during
+    the flood 198.18.0.11 logs in and delivers (swaks) and 198.18.0.13
+    keeps a session answering NOOPs (latencies printed, not asserted)."""
+    import threading
+    attacker, good, idle = "198.18.0.12", "198.18.0.11", "198.18.0.13"
+    tp.add_addrs([12, 13])
+    total, conns = 1000, 8
+    codes = {}
+    lock = threading.Lock()
+    t_end = time.monotonic() + 30
+    done = threading.Event()
+
+    def attack(k):
+        c = tp.Client(attacker, 587, timeout=20)
+        if c.greeting is None:
+            return
+        c.ehlo()
+        for i in range(total // conns):
+            if time.monotonic() > t_end:
+                break
+            try:
+                r = c.cmd("AUTH PLAIN " + plain("alice", "f%d-%d" % (k, i)))
+            except Exception:  # noqa: BLE001
+                break
+            with lock:
+                codes[r[0]] = codes.get(r[0], 0) + 1
+        c.quit()
+
+    noop_ms = []
+
+    def noops():
+        c = tp.Client(idle, 25, timeout=20)
+        c.ehlo()
+        while not done.is_set() and time.monotonic() < t_end:
+            t0 = time.monotonic()
+            r = c.cmd("NOOP")
+            if r[0] == 250:
+                noop_ms.append((time.monotonic() - t0) * 1000)
+            time.sleep(0.05)
+        c.quit()
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=attack, args=(k,)) for k in
+               range(conns)]
+    nt = threading.Thread(target=noops)
+    nt.start()
+    for th in threads:
+        th.start()
+    time.sleep(0.2)
+    t1 = time.monotonic()
+    rc, out = swaks(587, good, "alice", "secret")
+    ms = (time.monotonic() - t1) * 1000
+    for th in threads:
+        th.join(40)
+    done.set()
+    nt.join(40)
+    secs = time.monotonic() - t0
+    n = sum(codes.values())
+    res.check(n == total and codes.get(454, 0) >= total - 10 and
+              codes.get(535, 0) >= 1,
+              "flood: %d bad attempts from %s in %.1f s over %d "
+              "connections: %s (535 until the lockout, then 454)" %
+              (n, attacker, secs, conns, codes))
+    if codes.get(535, 0) > 6:
+        log("  flood: %d attempts were checked before the lockout "
+            "(ip_lockout_after 6): up to one per parallel connection is "
+            "in flight when it trips" % codes[535])
+    res.check(rc == 0 and "235 2.7.0" in out,
+              "during the flood %s logs in as alice and delivers (rc %d, "
+              "%.0f ms)" % (good, rc, ms))
+    noop_ms.sort()
+    log("  flood: legitimate login + delivery from another address "
+        "during it: %.0f ms; another session's NOOP during it: %d "
+        "replies, median %.1f ms, max %.1f ms" %
+        (ms, len(noop_ms), noop_ms[len(noop_ms) // 2] if noop_ms else -1,
+         noop_ms[-1] if noop_ms else -1))
+    res.check(len(noop_ms) > 0, "another session kept answering NOOP "
+              "during the flood (%d replies)" % len(noop_ms))
+    t = tp.wait_sessions_idle(gw, res)
+    res.check(t.get("gw_auth_delayed", 0) > before.get("gw_auth_delayed",
+                                                         0),
+              "the flood's failures past ip_delay_after were delayed "
+              "(auth_delayed %s, was %s)" % (t.get("gw_auth_delayed"),
+                                             before.get("gw_auth_delayed")))
+    res.check(t.get("gw_auth_lockouts") == before.get("gw_auth_lockouts",
+                                                      0) + 1 and
+              t.get("gw_auth_locked", 0) - before.get("gw_auth_locked", 0)
+              >= total - 10,
+              "counters: one more lockout (%s), %d more refused while "
+              "locked" % (t.get("gw_auth_lockouts"),
+                          t.get("gw_auth_locked", 0) -
+                          before.get("gw_auth_locked", 0)))
 
 
 KDC_PORT = 8889
