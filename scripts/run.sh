@@ -157,10 +157,9 @@ echo "run.sh: arrived: $file6"
 sed -n '1,4p' "$file6"
 if [ -n "$AUTH_PW" ] && grep -q users_file "$CONF"; then
 	SUBJA="mxgate run.sh submission check $(date +%s)"
-	echo "run.sh: submitting one message as \"$AUTH_USER\" on 587 (STARTTLS, AUTH PLAIN)..."
+	echo "run.sh: submitting one message as \"$AUTH_USER\" on 587 (STARTTLS, AUTH)..."
 	ip netns exec $NS swaks --server 198.18.0.2 --port 587 --tls \
-		--auth PLAIN --auth-user "$AUTH_USER" --auth-password "$AUTH_PW" \
-		--from "$AUTH_USER@example.com" --to you@example.com \
+		--auth-user "$AUTH_USER" --auth-password "$AUTH_PW" --to you@example.com \
 		--header "Subject: $SUBJA" --timeout 30 >/tmp/mxgate-swaksa.log 2>&1 || {
 		cat /tmp/mxgate-swaksa.log; echo "run.sh: submission failed" >&2; exit 1; }
 	grep -E '^<~  235 ' /tmp/mxgate-swaksa.log | tail -1
