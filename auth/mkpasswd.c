@@ -6,7 +6,6 @@
  * yescrypt is the default, at libcrypt's default cost (-R 5, as
  * Debian's mkpasswd); sha512crypt's -R is its rounds (5000 default).
  */
-#include <crypt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,7 @@ int main(int argc, char **argv)
 {
 	const char *prefix = "$y$";
 	unsigned long cost = 0;
-	char *line = NULL, salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	char *line = NULL, h[AUTH_MAX_HASH];
 	size_t cap = 0;
 	int c;
 
@@ -56,20 +55,12 @@ int main(int argc, char **argv)
 			AUTH_MAX_FIELD);
 		return 1;
 	}
-	if (crypt_gensalt_rn(prefix, cost, NULL, 0, salt, sizeof(salt)) ==
-	    NULL) {
-		perror("mxgate-mkpasswd: crypt_gensalt");
-		return 1;
-	}
-	struct crypt_data cd;
-
-	memset(&cd, 0, sizeof(cd));
-	const char *h = crypt_r(line, salt, &cd);
+	int r = auth_hash_password(prefix, cost, line, h, sizeof(h));
 
 	memset(line, 0, (size_t)n);
 	free(line);
-	if (h == NULL || h[0] == '*') {
-		fprintf(stderr, "mxgate-mkpasswd: crypt failed\n");
+	if (r < 0) {
+		perror("mxgate-mkpasswd: crypt");
 		return 1;
 	}
 	printf("%s:%s\n", argv[optind], h);

@@ -212,6 +212,32 @@ const char *auth_store_dummy_hash(const struct auth_store *s)
 	return s && s->dummy[0] ? s->dummy : fallback;
 }
 
+int auth_hash_password(const char *prefix, unsigned long cost,
+		       const char *password, char *out, size_t cap)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *cd;
+	const char *h;
+	int r = -1;
+
+	if (crypt_gensalt_rn(prefix, cost, NULL, 0, salt, sizeof(salt)) ==
+	    NULL)
+		return -1;
+	cd = calloc(1, sizeof(*cd)); /* ~32 KiB: not on the stack */
+	if (cd == NULL)
+		return -1;
+	h = crypt_r(password, salt, cd);
+	if (h != NULL && h[0] != '*' && strlen(h) < cap) {
+		memcpy(out, h, strlen(h) + 1);
+		r = 0;
+	} else {
+		errno = EINVAL;
+	}
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return r;
+}
+
 enum auth_result auth_store_check(const char *hash, const char *password)
 {
 	struct crypt_data *cd = calloc(1, sizeof(*cd));

@@ -43,6 +43,13 @@ const char *auth_store_dummy_hash(const struct auth_store *s);
  * memory, unsupported method). Worker threads only. */
 enum auth_result auth_store_check(const char *hash, const char *password);
 
+/* Hashes password for the users file: prefix "$y$" (yescrypt) or "$6$"
+ * (SHA-512 crypt), cost 0 for libcrypt's default, a fresh random salt.
+ * 0 with the crypt(5) string in out (cap octets), or -1 (errno set).
+ * Blocks (tens of ms): main lcore tools, workers. */
+int auth_hash_password(const char *prefix, unsigned long cost,
+		       const char *password, char *out, size_t cap);
+
 /* True for the crypt(5) prefixes the store accepts. */
 bool auth_hash_strong(const char *hash);
 

@@ -5,10 +5,26 @@
 # same run), and the SASL machine's own cost per PLAIN exchange. Writes
 # bench/results/auth.json. A benchmark, not a test: it asserts nothing
 # beyond "the right password verified".
+#
+# bench/auth.sh flood [SECONDS]: the effect of an AUTH flood on other
+# sessions (root: a network namespace): bench/auth_flood.py runs mxgate
+# idle, flooded from one address (lockout on) and from 16 addresses
+# (thresholds off: every attempt a yescrypt check), measuring another
+# session's NOOP round trip and a legitimate login + send meanwhile.
+# Writes bench/results/auth-flood.json.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 build=${BUILD:-$root/build}
+if [ "${1:-}" = flood ]; then
+	ninja -C "$build" >/dev/null
+	mkdir -p "$root/bench/results"
+	python3 "$here/auth_flood.py" "$build/dataplane/mxgate" \
+		"$build/auth/mxgate-mkpasswd" "$root/bench/results/auth-flood.json" \
+		"${2:-10}"
+	cat "$root/bench/results/auth-flood.json"
+	exit 0
+fi
 secs=${1:-5}
 threads=${2:-1}
 ninja -C "$build" bench/auth/auth_bench >/dev/null

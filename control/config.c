@@ -28,6 +28,7 @@
 
 #include "control/config.h"
 #include "control/config_read.h"
+#include "control/state_default.h"
 #include "control/tls_default.h"
 
 /* Key paths and messages are built with snprintf into fixed buffers; a
@@ -52,6 +53,10 @@ const char ctl_config_default_text[] =
 	"};\n"
 	"# TLS: test certificates mxgate makes on its first run under\n"
 	"# " CTL_TLS_DEFAULT_DIR " (replace them with your own)\n"
+	"# AUTH: 587 and 465 require it (their role's default), PLAIN and\n"
+	"# LOGIN inside TLS only; 25 is MX, without AUTH. The users file is\n"
+	"# made on the first run with one user whose password is printed\n"
+	"# once (add users with mxgate-mkpasswd).\n"
 	"listeners = (\n"
 	"  { name = \"mx\"; port = 25; role = \"mx\"; tls = \"optional\";\n"
 	"    certificates = " DEFAULT_CERTS "; },\n"
@@ -64,6 +69,7 @@ const char ctl_config_default_text[] =
 	"  { name = \"default\"; type = \"maildir\"; }\n"
 	");\n"
 	"maildir = { path = \"/var/lib/mxgate/Maildir\"; };\n"
+	"auth = { users_file = \"" CTL_AUTH_DEFAULT_USERS "\"; };\n"
 	"policy = { accepted_domains = ( \"example.com\" ); };\n";
 
 /* ------------------------------------------------------------ sections */
@@ -1120,17 +1126,22 @@ int ctl_config_load_string(const char *text, const char *name,
 	return finish(&x, &cf, rc, out);
 }
 
+void ctl_default_host(char *host, size_t cap)
+{
+	if (gethostname(host, cap) < 0 || host[0] == '\0')
+		snprintf(host, cap, "localhost");
+	host[cap - 1] = '\0';
+}
+
 int ctl_config_default(struct ctl_config *out)
 {
 	char err[512], host[256];
 	int r;
 
-	/* its certificates, made on the first run (issue 13) */
-	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	r = ctl_tls_default_material(CTL_TLS_DEFAULT_DIR, host, err,
-				     sizeof(err));
+	/* its certificates (issue 13) and its submission user (issue 14),
+	 * made on the first run */
+	ctl_default_host(host, sizeof(host));
+	r = ctl_default_state(CTL_STATE_DIR, host, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "mxgate: embedded default: %s\n", err);
 		return r;

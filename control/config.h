@@ -398,10 +398,16 @@ int ctl_config_load_string(const char *text, const char *name,
 			   struct ctl_config *out, char *errbuf, size_t errlen);
 
 /* The embedded default: tap port net_tap0 (iface mxg0), 198.18.0.2/24,
- * listeners mx on 25 and submission on 587, next hop the local Maildir
- * /var/lib/mxgate/Maildir. Returns 0 (or -ENOMEM).
- * Its policy accepts example.com (authoritative) and relays for no one. */
+ * listeners mx on 25 and submission on 587 (STARTTLS) and 465 (implicit
+ * TLS), AUTH required on 587 and 465, next hop the local Maildir
+ * /var/lib/mxgate/Maildir. Makes its state on the first run
+ * (control/state_default.h: TLS material, the users file with one user
+ * whose password it prints). Returns 0 or a negative errno.
+ * Its policy accepts example.com (authoritative) and relays for no one
+ * but authenticated clients. */
 int ctl_config_default(struct ctl_config *out);
+/* gethostname(), or "localhost": the name of the default's certificates. */
+void ctl_default_host(char *host, size_t cap);
 /* The text of the embedded default (a valid configuration file). */
 extern const char ctl_config_default_text[];
 

@@ -20,6 +20,8 @@
 
 #include "dataplane/app.h"
 #include "dataplane/options.h"
+#include "control/config.h"
+#include "control/state_default.h"
 
 void options_usage(FILE *f)
 {
@@ -32,6 +34,10 @@ void options_usage(FILE *f)
 "  --check-config FILE   validate FILE, print FILE:LINE errors, exit 0/1\n"
 "  --print-default-config print the embedded default configuration (the\n"
 "                        file format of --config) and exit\n"
+"  --init-state DIR      make what the embedded default makes on its first\n"
+"                        run, when missing: DIR/tls (test certificates) and\n"
+"                        DIR/users (one submission user, its password\n"
+"                        printed once), and exit\n"
 "  --maildir PATH        Maildir of the local next hop (overrides the file)\n"
 "  --log-file PATH       session and message log (default: the file's\n"
 "                        log.file, else standard error)\n"
@@ -132,7 +138,7 @@ enum {
 	OPT_CBYTES, OPT_CCOUNT, OPT_CEXIT, OPT_STATS, OPT_STATSINT, OPT_RUN,
 	OPT_LOADGEN, OPT_DPCPUS, OPT_CONFIG, OPT_CHECK, OPT_MAILDIR, OPT_LOGF,
 	OPT_NOGW, OPT_MAXSESS, OPT_ADMIN, OPT_NOADMIN, OPT_METRICS, OPT_WATCH,
-	OPT_PRINTDEF,
+	OPT_PRINTDEF, OPT_INITSTATE,
 };
 
 static const struct option long_opts[] = {
@@ -165,6 +171,7 @@ static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"check-config", required_argument, NULL, OPT_CHECK},
 	{"print-default-config", no_argument, NULL, OPT_PRINTDEF},
+	{"init-state", required_argument, NULL, OPT_INITSTATE},
 	{"maildir", required_argument, NULL, OPT_MAILDIR},
 	{"log-file", required_argument, NULL, OPT_LOGF},
 	{"no-gateway", no_argument, NULL, OPT_NOGW},
@@ -421,6 +428,18 @@ int options_parse(struct mxg_options *c, int argc, char **argv)
 			 * from (scripts/run.sh writes it once). */
 			fputs(ctl_config_default_text, stdout);
 			exit(0);
+		case OPT_INITSTATE: {
+			char host[256], err[512];
+
+			ctl_default_host(host, sizeof(host));
+			if (ctl_default_state(optarg, host, err, sizeof(err)) <
+			    0) {
+				fprintf(stderr, "mxgate: --init-state: %s\n",
+					err);
+				exit(1);
+			}
+			exit(0);
+		}
 		case 'h':
 			options_usage(stdout);
 			exit(0);

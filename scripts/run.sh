@@ -7,12 +7,17 @@
 # local Maildir
 # (MXGATE_MAILDIR, default /var/lib/mxgate/Maildir) whose path it prints;
 # sends one message with swaks over IPv4 and one over IPv6 and shows they
-# arrived; stays in the
+# arrived, and, on the first run (when it made the submission user and
+# so knows its password), one authenticated submission over STARTTLS on
+# 587; stays in the
 # foreground until Ctrl-C. The embedded default is written once to
 # MXGATE_CONF (default /var/lib/mxgate/mxgate.conf, from
 # `mxgate --print-default-config`) and run from there, so that it can be
 # edited and reloaded (`mxgatectl reload`).   --check: do the demonstration, stop, exit
 # (non-zero also when mxgate's own exit status is).
+# MXGATE_STATE (default /var/lib/mxgate): the state directory (TLS
+# material, the users file, the Maildir); a configuration written here
+# for another state directory names its files there.
 # MXGATE_BIN: run that mxgate binary (a test's build, e.g. the sanitizer
 # one) instead of building and running ./build's.
 set -eu
@@ -37,14 +42,27 @@ fi
 NS=mxgate
 TAP=mxg0
 STATS=/run/mxgate-stats.json
-MAILDIR=${MXGATE_MAILDIR:-/var/lib/mxgate/Maildir}
+STATE=${MXGATE_STATE:-/var/lib/mxgate}
+MAILDIR=${MXGATE_MAILDIR:-$STATE/Maildir}
 LOG=/run/mxgate.log
-CONF=${MXGATE_CONF:-/var/lib/mxgate/mxgate.conf}
+CONF=${MXGATE_CONF:-$STATE/mxgate.conf}
 if [ ! -f "$CONF" ]; then
 	mkdir -p "$(dirname "$CONF")"
-	"$BIN" --print-default-config >"$CONF.tmp" && mv "$CONF.tmp" "$CONF"
+	"$BIN" --print-default-config | sed "s#/var/lib/mxgate#$STATE#g" \
+		>"$CONF.tmp" && mv "$CONF.tmp" "$CONF"
 	echo "run.sh: wrote the embedded default configuration to $CONF"
 fi
+# TLS material for the gateway's name and the submission user, made on
+# the first run under the state directory: the embedded default offers
+# STARTTLS on 25 and 587 and implicit TLS on 465 with it and requires
+# AUTH on 587 and 465. mxgate prints the user's password only when it
+# makes the user.
+"$ROOT/scripts/make-tls-certs.sh" "$STATE/tls"
+"$BIN" --init-state "$STATE" | tee /tmp/mxgate-init.log
+AUTH_USER=mxgate
+AUTH_PW=$(sed -n 's/.* user "mxgate" with password "\(.*\)"$/\1/p' \
+	/tmp/mxgate-init.log)
+rm -f /tmp/mxgate-init.log
 "$BIN" --check-config "$CONF" >/dev/null || {
 	"$BIN" --check-config "$CONF"
 	echo "run.sh: $CONF is invalid (remove it to start again from the default)" >&2
@@ -68,12 +86,6 @@ cleanup() {
 	exit $rc
 }
 trap cleanup INT TERM EXIT
-
-# TLS material for the gateway's name, made on the first run under the
-# state directory (MXGATE_STATE, default /var/lib/mxgate): the embedded
-# default offers STARTTLS on 25 and 587 and implicit TLS on 465 with it
-# (mxgate would make the same files itself when they are missing).
-"$ROOT/scripts/make-tls-certs.sh" "${MXGATE_STATE:-/var/lib/mxgate}/tls"
 
 # The embedded default: tap port, 198.18.0.2/24, listeners 25 (mx) and 587
 # (submission) with STARTTLS, 465 (implicit TLS), next hop the local
@@ -143,10 +155,38 @@ if [ -z "$file6" ]; then
 fi
 echo "run.sh: arrived: $file6"
 sed -n '1,4p' "$file6"
+if [ -n "$AUTH_PW" ] && grep -q users_file "$CONF"; then
+	SUBJA="mxgate run.sh submission check $(date +%s)"
+	echo "run.sh: submitting one message as \"$AUTH_USER\" on 587 (STARTTLS, AUTH)..."
+	ip netns exec $NS swaks --server 198.18.0.2 --port 587 --tls \
+		--auth-user "$AUTH_USER" --auth-password "$AUTH_PW" --to you@example.com \
+		--header "Subject: $SUBJA" --timeout 30 >/tmp/mxgate-swaksa.log 2>&1 || {
+		cat /tmp/mxgate-swaksa.log; echo "run.sh: submission failed" >&2; exit 1; }
+	grep -E '^<~  235 ' /tmp/mxgate-swaksa.log | tail -1
+	filea=$(grep -l "Subject: $SUBJA" "$MAILDIR"/new/* 2>/dev/null | head -1)
+	if [ -z "$filea" ] || ! grep -q "with ESMTPSA" "$filea"; then
+		echo "run.sh: the submitted message did not arrive (with ESMTPSA) in $MAILDIR/new" >&2
+		exit 1
+	fi
+	echo "run.sh: arrived (authenticated, with ESMTPSA): $filea"
+	# the same without AUTH: refused (587 requires it)
+	if ip netns exec $NS swaks --server 198.18.0.2 --port 587 --tls \
+		--from "$AUTH_USER@example.com" --to you@example.com \
+		--timeout 30 >/tmp/mxgate-swaksa.log 2>&1 ||
+		! grep -qE '^<~\*+ +530 5\.7\.0' /tmp/mxgate-swaksa.log; then
+		cat /tmp/mxgate-swaksa.log
+		echo "run.sh: 587 without AUTH was not refused with 530 5.7.0" >&2
+		exit 1
+	fi
+	echo "run.sh: without AUTH on 587: $(grep -E '^<~\*+ +530' /tmp/mxgate-swaksa.log)"
+else
+	echo "run.sh: submission on 587/465 needs the user's password, printed on the first run only (add users with mxgate-mkpasswd to $STATE/users)"
+fi
 echo "run.sh: log: $LOG  counters: $STATS"
 cat <<EOT
 run.sh: try next (from another shell; README.md explains each):
   ip netns exec $NS swaks --server 198.18.0.2 --to you@example.com --tls
+  ip netns exec $NS swaks --server 198.18.0.2 --port 587 --tls --auth-user $AUTH_USER --auth-password PASSWORD --to you@example.com
   watch -n1 "$ROOT/build/control/mxgatectl stats | head -40"
   $ROOT/build/control/mxgatectl block 198.18.0.1/32 --expire 60
   \$EDITOR $CONF && $ROOT/build/control/mxgatectl reload

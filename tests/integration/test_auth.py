@@ -2,9 +2,10 @@
 """SMTP AUTH end to end (issue 14): swaks and a raw client against mxgate
 in a network namespace the test creates (gateway 198.18.0.2, clients on
 198.18.0.x of the tap's kernel side, backend smtp-sink on
-198.18.0.1:2525). The gateway has no TLS in this build, so the submission
-listeners that take PLAIN/LOGIN set auth_allow_cleartext = true; a
-listener without it must neither offer nor accept them.
+198.18.0.1:2525). The swaks/brute/gssapi listeners that take PLAIN/LOGIN
+in clear set auth_allow_cleartext = true; a listener without it must
+neither offer nor accept them. The tls scenario runs the listeners the
+embedded default has (no allow_cleartext, TLS from scripts/make-tls-certs.sh).
 
 usage: test_auth.py MXGATE SCENARIO [--cores N]
 
@@ -24,14 +25,31 @@ Scenarios:
           attempts): the replies after ip_delay_after are held (delayed),
           then AUTH gets 454 4.7.0 even with the right password; during
           the attack another address authenticates with swaks and
-          delivers (its latency reported, not asserted).
+          delivers (its latency reported, not asserted). Then a flood:
+          1,000 bad attempts from a third address over 8 parallel
+          connections (bounded at 30 s) reach delay and lockout (454 for
+          the rest); meanwhile the good address logs in and delivers and
+          a fourth keeps a session answering NOOP (latencies printed).
+  tls     PLAIN and LOGIN over STARTTLS on 587 (swaks --tls) and implicit
+          TLS on 465 (swaks --tlsc): 235 and delivered, bad password and
+          unknown user 535 5.7.8; EHLO on 587 offers AUTH only inside TLS,
+          cleartext AUTH 538 5.7.11; 25 offers no AUTH; smtplib inside TLS
+          on 587 and 465: "*" aborts PLAIN and LOGIN (501 5.7.0), PLAIN by
+          challenge 235 and a second AUTH 503; on a submission listener
+          open to anonymous senders relay 554 5.7.1 without AUTH, AUTH in
+          the transaction 503 5.5.1, relay after AUTH; each authenticated
+          message's Received: in the Maildir says "with ESMTPSA" and the MX
+          one "with ESMTPS".
   gssapi  a real MIT KDC in the test's namespace (realm MXG.TEST), alice's
           ticket from kinit, the gateway's keytab for smtp/gw.mxgt.test:
           a python3-gssapi client (tools/gss_smtp_client.py, RFC 4752
           exchange with the security-layer negotiation) gets 235 and
-          relays; a token GSS-API rejects gets 535. (Wrong keytab, other
-          service and expired tickets are covered against the library by
-          auth_gss_kdc.)
+          relays; 535 with the session still answering NOOP for: a token
+          GSS-API rejects, a ticket for another service
+          (smtp/other.mxgt.test), an expired ticket (4 s ticket, token sent
+          after 6 s, clockskew 1), and, after a good login again, a ticket
+          for a service key the gateway's keytab does not have (the
+          KDC's key changed: stale kvno); then a PLAIN login still works.
 """
 
 import argparse
@@ -39,6 +57,8 @@ import base64
 import json
 import os
 import shutil
+import smtplib
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,11 +66,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxgtest  # noqa: E402
+import peers  # noqa: E402
 import test_policy as tp  # noqa: E402
 from mxgtest import GATEWAY_IP, log  # noqa: E402
 from test_gateway import gw_log  # noqa: E402
 
 OURS = tp.OURS
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # "secret" for alice and bob: SHA-512 crypt (fast enough for a test;
 # the store accepts $6$ as strong)
 USERS = ("alice:$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8P"
@@ -66,17 +88,20 @@ def plain(user, pw):
 
 
 def swaks(port, src, user=None, pw=None, mech="PLAIN",
-          sender="alice@" + OURS, to="x@far.example", timeout=40):
+          sender="alice@" + OURS, to="x@far.example", timeout=40,
+          tls=None):
     cmd = ["swaks", "--server", GATEWAY_IP, "--port", str(port),
            "--local-interface", src, "--from", sender, "--to", to,
            "--timeout", "30", "--helo", "client.mxgt.test"]
+    if tls:                     # "--tls" (STARTTLS) or "--tlsc" (465)
+        cmd.append(tls)
     if user:
         cmd += ["--auth", mech, "--auth-user", user, "--auth-password", pw]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     return r.returncode, r.stdout + r.stderr
 
 
-def start(a, tmp, res, brute=None, gss=None):
+def start(a, tmp, res, brute=None, gss=None, certs=None):
     users = os.path.join(tmp, "users")
     smap = os.path.join(tmp, "senders")
     with open(users, "w") as f:
@@ -90,6 +115,8 @@ def start(a, tmp, res, brute=None, gss=None):
     if gss:
         auth["gssapi"] = gss
         sub["auth_mechanisms"] = ["PLAIN", "LOGIN", "GSSAPI"]
+    if certs:
+        return start_tls(a, tmp, res, auth, certs)
     listeners = [
         tp.listener("mx", 25),
         tp.listener("sub", 587, role="submission", auth="required",
@@ -110,6 +137,38 @@ def start(a, tmp, res, brute=None, gss=None):
     tp.write_config = write_config
     try:
         return tp.start_gateway(a, tmp, res, listeners, policy, tag="auth")
+    finally:
+        tp.write_config = orig
+
+
+def start_tls(a, tmp, res, auth, certs):
+    """Listeners as the embedded default has them (no
+    auth_allow_cleartext): 25 MX with STARTTLS and no AUTH, 587
+    submission with STARTTLS and AUTH required, 465 implicit TLS with
+    AUTH required, 2587 submission open to anonymous senders (for the
+    relay refusal); next hop a Maildir in tmp (for Received:)."""
+    cert = [{"cert": "%s/ecdsa.crt" % certs, "key": "%s/ecdsa.key" % certs}]
+    listeners = [
+        tp.listener("mx", 25, tls="optional", certificates=cert),
+        tp.listener("sub", 587, role="submission", tls="optional",
+                    certificates=cert),
+        tp.listener("smtps", 465, role="smtps", certificates=cert),
+        tp.listener("subopen", 2587, role="submission", auth="optional",
+                    allow_anonymous=True, tls="optional",
+                    certificates=cert),
+    ]
+    md = os.path.join(tmp, "Maildir")
+    orig = tp.write_config
+
+    def write_config(path, top):
+        top["auth"] = auth
+        top["pools"] = [{"name": "default", "type": "maildir"}]
+        top["maildir"] = {"path": md}
+        return orig(path, top)
+    tp.write_config = write_config
+    try:
+        return tp.start_gateway(a, tmp, res, listeners,
+                                {"accepted_domains": [OURS]}, tag="auth")
     finally:
         tp.write_config = orig
 
@@ -274,6 +333,7 @@ def scenario_brute(a, tmp, res):
         res.check(any("delay_ms=1000" in ln for ln in lines) and
                   "event=auth_lockout" in gw_log(tmp),
                   "log: delayed failures and the lockout")
+        flood(a, gw, res, t)
     finally:
         if gw:
             gw.shutdown(res)
@@ -281,7 +341,247 @@ def scenario_brute(a, tmp, res):
         sink.stop()
 
 
+def tls_session(port, src, implicit=False):
+    """smtplib over STARTTLS (or implicit TLS on 465) from src: returns
+    the client after EHLO inside TLS, and the EHLO text before it."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if implicit:
+        c = smtplib.SMTP_SSL(GATEWAY_IP, port, source_address=(src, 0),
+                             timeout=20, context=ctx)
+        c.ehlo("client.mxgt.test")
+        return c, ""
+    c = smtplib.SMTP(GATEWAY_IP, port, source_address=(src, 0), timeout=20)
+    code, before = c.ehlo("client.mxgt.test")
+    c.starttls(context=ctx)
+    c.ehlo("client.mxgt.test")
+    return c, before.decode()
+
+
+def scenario_tls(a, tmp, res):
+    """PLAIN and LOGIN over STARTTLS on 587 and implicit TLS on 465 with
+    swaks and smtplib on listeners without auth_allow_cleartext."""
+    gw = None
+    src = "198.18.0.10"
+    certs = os.path.join(tmp, "tls")
+    subprocess.run([os.path.join(ROOT, "scripts", "make-tls-certs.sh"),
+                    certs, "gw.mxgt.test"], check=True, capture_output=True)
+    try:
+        gw = start(a, tmp, res, certs=certs)
+        tp.add_addrs([10])
+        tp.wait_ready(res)
+        for port in (25, 587, 465, 2587):
+            peers.wait_listen(GATEWAY_IP, port, timeout=20)
+        delivered = 0
+        for port, tls in ((587, "--tls"), (465, "--tlsc")):
+            for mech in ("PLAIN", "LOGIN"):
+                rc, out = swaks(port, src, "alice", "secret", mech, tls=tls)
+                ok = rc == 0 and "235 2.7.0" in out
+                if mech == "LOGIN":
+                    ok = ok and "334 VXNlcm5hbWU6" in out
+                res.check(ok, "swaks %s --auth %s on %d: 235, delivered "
+                          "(rc %d)" % (tls, mech, port, rc))
+                if rc:
+                    log(out[-1500:])
+                delivered += rc == 0
+            rc, out = swaks(port, src, "alice", "wrong", tls=tls)
+            res.check(rc != 0 and "535 5.7.8" in out,
+                      "%d: bad password 535 5.7.8 (rc %d)" % (port, rc))
+            rc, out = swaks(port, src, "mallory", "secret", "LOGIN",
+                            tls=tls)
+            res.check(rc != 0 and "535 5.7.8" in out,
+                      "%d: unknown user 535 5.7.8 (rc %d)" % (port, rc))
+        # 587 before STARTTLS: no AUTH offered; after it, offered
+        rc, out = swaks(587, src, "alice", "secret", tls="--tls")
+        delivered += rc == 0
+        # swaks marks replies in clear "<-" and inside TLS "<~"
+        clear = [ln for ln in out.splitlines() if ln.startswith("<-")]
+        inside = [ln for ln in out.splitlines() if ln.startswith("<~")]
+        res.check(rc == 0 and not any("AUTH" in ln for ln in clear) and
+                  any("AUTH PLAIN LOGIN" in ln for ln in inside),
+                  "587: EHLO offers AUTH only after STARTTLS (%s)" %
+                  [ln for ln in out.splitlines() if "AUTH" in ln][:2])
+        # 25 (MX) never offers AUTH, not even inside TLS
+        rc, out = swaks(25, src, tls="--tls", to="x@" + OURS)
+        res.check(rc == 0 and not any(ln.startswith(("<-", "<~")) and
+                                      "AUTH" in ln
+                                      for ln in out.splitlines()),
+                  "25: MX delivers over STARTTLS, no AUTH offered "
+                  "(rc %d)" % rc)
+        delivered += rc == 0
+
+        # cleartext AUTH on 587: refused 538 5.7.11
+        c = tp.Client(src, 587)
+        c.ehlo()
+        r = c.cmd("AUTH PLAIN " + plain("alice", "secret"))
+        res.check("AUTH" not in c.caps and r[0] == 538 and "5.7.11" in r[1],
+                  "cleartext on 587: AUTH not advertised, 538 5.7.11 (%r)"
+                  % (r,))
+        c.quit()
+
+        for port, implicit in ((587, False), (465, True)):
+            c, before = tls_session(port, src, implicit)
+            caps = c.esmtp_features.get("auth", "")
+            res.check("PLAIN" in caps and "LOGIN" in caps,
+                      "%d inside TLS: AUTH %s" % (port, caps))
+            r1 = c.docmd("AUTH", "PLAIN")
+            r2 = c.docmd("*")
+            res.check(r1[0] == 334 and r2[0] == 501 and b"5.7.0" in r2[1],
+                      "%d: AUTH PLAIN then '*': 334, 501 5.7.0 (%r %r)" %
+                      (port, r1, r2))
+            r1 = c.docmd("AUTH", "LOGIN")
+            r2 = c.docmd(base64.b64encode(b"alice").decode())
+            r3 = c.docmd("*")
+            res.check(r1 == (334, b"VXNlcm5hbWU6") and r2[0] == 334 and
+                      r3[0] == 501, "%d: LOGIN aborted at the password "
+                      "step: 501 (%r)" % (port, r3))
+            # challenge form of PLAIN
+            r1 = c.docmd("AUTH", "PLAIN")
+            r2 = c.docmd(plain("alice", "secret"))
+            r3 = c.docmd("AUTH", "PLAIN " + plain("alice", "secret"))
+            res.check(r1[0] == 334 and r2[0] == 235 and r3[0] == 503,
+                      "%d: PLAIN by challenge 235, a second AUTH 503 "
+                      "(%r %r)" % (port, r2, r3))
+            c.quit()
+        c, _ = tls_session(2587, src)
+        r1 = c.docmd("MAIL", "FROM:<alice@%s>" % OURS)
+        r2 = c.docmd("RCPT", "TO:<x@far.example>")
+        r3 = c.docmd("AUTH", "PLAIN " + plain("alice", "secret"))
+        res.check(r1[0] == 250 and r2[0] == 554 and b"5.7.1" in r2[1] and
+                  r3[0] == 503 and b"5.5.1" in r3[1],
+                  "2587 inside TLS without AUTH: relay 554 5.7.1 (%r), "
+                  "AUTH in the transaction 503 5.5.1 (%r)" % (r2, r3))
+        c.docmd("RSET")
+        c.login("alice", "secret")
+        c.sendmail("alice@" + OURS, ["x@far.example"],
+                   "Subject: relayed\r\n\r\nafter AUTH\r\n")
+        delivered += 1
+        c.quit()
+
+        t = tp.wait_sessions_idle(gw, res)
+        res.check(t.get("gw_auth_ok_plain", 0) >= 4 and
+                  t.get("gw_auth_ok_login", 0) == 2,
+                  "counters: auth_ok_plain %s, auth_ok_login %s" %
+                  (t.get("gw_auth_ok_plain"), t.get("gw_auth_ok_login")))
+        d = os.path.join(tmp, "Maildir", "new")
+        files = sorted(os.listdir(d)) if os.path.isdir(d) else []
+        heads = []
+        for n in files:
+            with open(os.path.join(d, n), "rb") as f:
+                heads.append(f.read(2048).decode("latin-1"))
+        sa = sum("with ESMTPSA" in h for h in heads)
+        res.check(len(files) == delivered and sa == delivered - 1 and
+                  sum("with ESMTPS " in h or "with ESMTPS\r" in h or
+                      "with ESMTPS\n" in h for h in heads) == 1,
+                  "Maildir: %d messages (%d), %d say with ESMTPSA (the "
+                  "authenticated ones), the MX one ESMTPS" %
+                  (len(files), delivered, sa))
+    finally:
+        if gw:
+            gw.shutdown(res)
+            gw.kill()
+
+
+def flood(a, gw, res, before):
+    """1,000 bad AUTH attempts from one more address (198.18.0.12) over 8
+    parallel connections (bounded: 1,000 attempts, 30 s): they reach the
+    delay, then the lockout, and every later one gets 454 at once; during
+    the flood 198.18.0.11 logs in and delivers (swaks) and 198.18.0.13
+    keeps a session answering NOOPs (latencies printed, not asserted)."""
+    import threading
+    attacker, good, idle = "198.18.0.12", "198.18.0.11", "198.18.0.13"
+    tp.add_addrs([12, 13])
+    total, conns = 1000, 8
+    codes = {}
+    lock = threading.Lock()
+    t_end = time.monotonic() + 30
+    done = threading.Event()
+
+    def attack(k):
+        c = tp.Client(attacker, 587, timeout=20)
+        if c.greeting is None:
+            return
+        c.ehlo()
+        for i in range(total // conns):
+            if time.monotonic() > t_end:
+                break
+            try:
+                r = c.cmd("AUTH PLAIN " + plain("alice", "f%d-%d" % (k, i)))
+            except Exception:  # noqa: BLE001
+                break
+            with lock:
+                codes[r[0]] = codes.get(r[0], 0) + 1
+        c.quit()
+
+    noop_ms = []
+
+    def noops():
+        c = tp.Client(idle, 25, timeout=20)
+        c.ehlo()
+        while not done.is_set() and time.monotonic() < t_end:
+            t0 = time.monotonic()
+            r = c.cmd("NOOP")
+            if r[0] == 250:
+                noop_ms.append((time.monotonic() - t0) * 1000)
+            time.sleep(0.05)
+        c.quit()
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=attack, args=(k,)) for k in
+               range(conns)]
+    nt = threading.Thread(target=noops)
+    nt.start()
+    for th in threads:
+        th.start()
+    time.sleep(0.2)
+    t1 = time.monotonic()
+    rc, out = swaks(587, good, "alice", "secret")
+    ms = (time.monotonic() - t1) * 1000
+    for th in threads:
+        th.join(40)
+    done.set()
+    nt.join(40)
+    secs = time.monotonic() - t0
+    n = sum(codes.values())
+    res.check(n == total and codes.get(454, 0) >= total - 10 and
+              codes.get(535, 0) >= 1,
+              "flood: %d bad attempts from %s in %.1f s over %d "
+              "connections: %s (535 until the lockout, then 454)" %
+              (n, attacker, secs, conns, codes))
+    if codes.get(535, 0) > 6:
+        log("  flood: %d attempts were checked before the lockout "
+            "(ip_lockout_after 6): up to one per parallel connection is "
+            "in flight when it trips" % codes[535])
+    res.check(rc == 0 and "235 2.7.0" in out,
+              "during the flood %s logs in as alice and delivers (rc %d, "
+              "%.0f ms)" % (good, rc, ms))
+    noop_ms.sort()
+    log("  flood: legitimate login + delivery from another address "
+        "during it: %.0f ms; another session's NOOP during it: %d "
+        "replies, median %.1f ms, max %.1f ms" %
+        (ms, len(noop_ms), noop_ms[len(noop_ms) // 2] if noop_ms else -1,
+         noop_ms[-1] if noop_ms else -1))
+    res.check(len(noop_ms) > 0, "another session kept answering NOOP "
+              "during the flood (%d replies)" % len(noop_ms))
+    t = tp.wait_sessions_idle(gw, res)
+    res.check(t.get("gw_auth_delayed", 0) > before.get("gw_auth_delayed",
+                                                         0),
+              "the flood's failures past ip_delay_after were delayed "
+              "(auth_delayed %s, was %s)" % (t.get("gw_auth_delayed"),
+                                             before.get("gw_auth_delayed")))
+    res.check(t.get("gw_auth_lockouts") == before.get("gw_auth_lockouts",
+                                                      0) + 1 and
+              t.get("gw_auth_locked", 0) - before.get("gw_auth_locked", 0)
+              >= total - 10,
+              "counters: one more lockout (%s), %d more refused while "
+              "locked" % (t.get("gw_auth_lockouts"),
+                          t.get("gw_auth_locked", 0) -
+                          before.get("gw_auth_locked", 0)))
+
+
 KDC_PORT = 8889
+OTHER_HOST = "other.mxgt.test"
 REALM = "MXG.TEST"
 SVC_HOST = "gw.mxgt.test"
 
@@ -295,6 +595,7 @@ def kdc_start(tmp):
     with open(os.path.join(d, "krb5.conf"), "w") as f:
         f.write("[libdefaults]\n default_realm = %s\n dns_lookup_kdc = "
                 "false\n dns_lookup_realm = false\n rdns = false\n "
+                "clockskew = 1\n "
                 "dns_canonicalize_hostname = false\n[realms]\n %s = {\n"
                 "  kdc = 127.0.0.1:%d\n }\n" % (REALM, REALM, KDC_PORT))
     with open(os.path.join(d, "kdc.conf"), "w") as f:
@@ -313,6 +614,7 @@ def kdc_start(tmp):
     mxgtest.sh("kdb5_util", "create", "-s", "-r", REALM, "-P", "master-pw")
     for q in ("addprinc -pw alice-pw alice",
               "addprinc -randkey smtp/%s" % SVC_HOST,
+              "addprinc -randkey smtp/%s" % OTHER_HOST,
               "ktadd -k %s smtp/%s" % (keytab, SVC_HOST)):
         mxgtest.sh("kadmin.local", "-r", REALM, "-q", q)
     kdc = subprocess.Popen(["krb5kdc", "-n"], stdout=subprocess.DEVNULL,
@@ -326,11 +628,21 @@ def kdc_start(tmp):
     return kdc, keytab, r.returncode == 0
 
 
-def gss_client(src, *extra):
+def kadmin(q):
+    mxgtest.sh("kadmin.local", "-r", REALM, "-q", q)
+
+
+def kinit(*extra):
+    return subprocess.run(["kinit"] + list(extra) + ["alice"],
+                          input="alice-pw\n", capture_output=True, text=True,
+                          timeout=10).returncode == 0
+
+
+def gss_client(src, *extra, host=SVC_HOST):
     tool = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                         "tools", "gss_smtp_client.py")
     r = subprocess.run(["/usr/bin/python3", tool, GATEWAY_IP, "587", src,
-                        SVC_HOST] + list(extra),
+                        host] + list(extra),
                        capture_output=True, text=True, timeout=40)
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
@@ -363,15 +675,43 @@ def scenario_gssapi(a, tmp, res):
         res.check((out.get("dot") or [0])[0] == 250,
                   "the Kerberos-authenticated client relays a message "
                   "(%r)" % (out.get("dot"),))
-        out = gss_client(src, "--garbage")
-        auth = out.get("auth") or [0, ""]
-        res.check(auth[0] == 535, "a token GSS-API cannot accept: 535 "
-                  "(%r)" % (auth,))
+        def fails(out, what):
+            auth = out.get("auth") or [0, ""]
+            noop = out.get("noop") or [0, ""]
+            res.check(auth[0] == 535 and noop[0] == 250,
+                      "%s: 535, and the session still answers NOOP 250 "
+                      "(%r %r)" % (what, auth, noop))
+
+        fails(gss_client(src, "--garbage"), "a token GSS-API cannot accept")
+        fails(gss_client(src, host=OTHER_HOST),
+              "a ticket for another service (smtp/%s)" % OTHER_HOST)
+        # expired: a 4 s ticket, the token made at once and sent after 6 s
+        # (krb5.conf clockskew = 1, read by mxgate's acceptor too)
+        subprocess.run(["kdestroy"], capture_output=True)
+        res.check(kinit("-l", "4s"), "kinit -l 4s alice")
+        fails(gss_client(src, "--delay", "6"), "an expired ticket")
+        subprocess.run(["kdestroy"], capture_output=True)
+        res.check(kinit(), "kinit alice again")
+        out = gss_client(src)
+        res.check((out.get("auth") or [0])[0] == 235,
+                  "after those failures a good ticket still gets 235 (%r)"
+                  % (out.get("auth"),))
+        # wrong keytab: the service key changes in the KDC (a new kvno in
+        # another keytab); the gateway's keytab keeps the old one
+        kadmin("ktadd -k %s/krb/new.keytab smtp/%s" % (tmp, SVC_HOST))
+        subprocess.run(["kdestroy"], capture_output=True)
+        res.check(kinit(), "kinit alice (a ticket for the new key)")
+        fails(gss_client(src), "a ticket the gateway's keytab has no key "
+              "for (stale kvno)")
+        rc, sw = swaks(587, src, "alice", "secret")
+        res.check(rc == 0 and "235 2.7.0" in sw,
+                  "the process keeps serving: PLAIN login and delivery "
+                  "(rc %d)" % rc)
         t = tp.wait_sessions_idle(gw, res)
-        res.check(t.get("gw_auth_ok_gssapi") == 1 and
-                  t.get("gw_auth_failed_gssapi") == 1,
-                  "counters: auth_ok_gssapi %s (1), auth_failed_gssapi %s "
-                  "(1)" % (t.get("gw_auth_ok_gssapi"),
+        res.check(t.get("gw_auth_ok_gssapi") == 2 and
+                  t.get("gw_auth_failed_gssapi") == 4,
+                  "counters: auth_ok_gssapi %s (2), auth_failed_gssapi %s "
+                  "(4)" % (t.get("gw_auth_ok_gssapi"),
                            t.get("gw_auth_failed_gssapi")))
         res.check(any("mech=GSSAPI" in ln and "user=alice " in ln and
                       "result=ok" in ln for ln in auth_lines(tmp)),

@@ -1447,7 +1447,14 @@ def scenario_runcheck(a, tmp, res):
     # run.sh runs the binary of the build under test (MXGATE_BIN), not the
     # plain ./build one it would otherwise build: in the sanitizer build
     # this test then runs the sanitised gateway.
-    env = dict(os.environ, MXGATE_BIN=a.mxgate)
+    # a fresh state directory: run.sh writes the embedded default there
+    # and mxgate makes its first-run state (TLS material, the submission
+    # user whose password run.sh reads and submits with)
+    state = os.path.join(tempfile.mkdtemp(prefix="mxgt-runcheck-"),
+                         "state")
+    env = dict(os.environ, MXGATE_BIN=a.mxgate, MXGATE_STATE=state)
+    env.pop("MXGATE_CONF", None)
+    env.pop("MXGATE_MAILDIR", None)
     stats = "/run/mxgate-stats.json"
     with contextlib.suppress(OSError):
         os.unlink(stats)
@@ -1477,10 +1484,29 @@ def scenario_runcheck(a, tmp, res):
     res.check(ok, "the file run.sh says arrived exists in the Maildir and "
               "its Received names the client %s (%s)" %
               (KERNEL_IP, m.group(1) if m else "no 'arrived:' line"))
+    m = re.search(r'first run: made the submission user "(\S+)" with '
+                  r'password "(\S+)"', out)
+    res.check(m is not None, "first run: the user and its password printed")
+    users = os.path.join(state, "users")
+    text = open(users).read() if os.path.isfile(users) else ""
+    res.check(m is not None and ("%s:$y$" % m.group(1)) in text and
+              m.group(2) not in text and
+              (os.stat(users).st_mode & 0o077) == 0,
+              "users file holds the yescrypt hash, not the password, "
+              "mode 0600")
+    m = re.search(r"arrived \(authenticated, with ESMTPSA\): (\S+)", out)
+    res.check(m is not None and os.path.isfile(m.group(1)) and
+              re.search(r"<~  235 2\.7\.0", out) is not None,
+              "run.sh submits on 587 with STARTTLS and AUTH (235) and the "
+              "message arrives with ESMTPSA")
+    res.check(re.search(r"without AUTH on 587: <~\*+ +530 5\.7\.0", out)
+              is not None, "the same without AUTH: 530 5.7.0")
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True,
                         text=True).stdout
     res.check(not re.search(r"^mxgate\b", ns, re.M),
               "namespace 'mxgate' removed after --check")
+    if not res.failures:
+        shutil.rmtree(os.path.dirname(state), ignore_errors=True)
 
 
 class ProxyV2Backend(threading.Thread):

@@ -5,11 +5,16 @@ cache of KRB5CCNAME. Prints one JSON line: the AUTH reply, and the
 replies of a short transaction when AUTH succeeded.
 
 usage: gss_smtp_client.py GATEWAY PORT SRC SERVICE_HOST [--garbage]
+                          [--delay SECONDS]
+--delay: make the first token, then wait that long before sending it
+(a ticket that expires meanwhile). After a failed AUTH the client sends
+NOOP ("noop" in the output: the session is still usable).
 """
 import base64
 import json
 import socket
 import sys
+import time
 
 import gssapi
 
@@ -18,6 +23,8 @@ def main():
     gw, port, src, host = sys.argv[1], int(sys.argv[2]), sys.argv[3], \
         sys.argv[4]
     garbage = "--garbage" in sys.argv
+    delay = float(sys.argv[sys.argv.index("--delay") + 1]) \
+        if "--delay" in sys.argv else 0
     s = socket.create_connection((gw, port), timeout=20,
                                  source_address=(src, 0))
     f = s.makefile("rb")
@@ -40,6 +47,8 @@ def main():
                                  flags=[gssapi.RequirementFlag.mutual_authentication,
                                         gssapi.RequirementFlag.integrity])
     tok = b"\x60\x01\x00" if garbage else ctx.step()
+    if delay:
+        time.sleep(delay)
     r = cmd("AUTH GSSAPI " + base64.b64encode(tok).decode())
     steps = 0
     while r[0] == 334 and steps < 10:
@@ -55,6 +64,8 @@ def main():
             ans = ctx.wrap(bytes([1, 0, 0, 0]), False).message
             r = cmd(base64.b64encode(ans).decode())
     out["auth"] = r
+    if r[0] != 235:
+        out["noop"] = cmd("NOOP")
     if r[0] == 235:
         out["mail"] = cmd("MAIL FROM:<alice@ours.example>")
         out["rcpt"] = cmd("RCPT TO:<x@far.example>")

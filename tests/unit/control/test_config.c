@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "control/config.h"
+#include "auth/store.h"
+#include "control/state_default.h"
 #include "control/tls_default.h"
 #include "tests/unit/tls/tls_testcerts.h"
 #include "tls/tls_ctx.h"
@@ -67,6 +69,14 @@ static void test_default(void)
 	CHECK(c.listeners[0].tls.mode == CTL_TLS_OPTIONAL &&
 	      c.listeners[0].tls.n_certs == 2 && c.listeners[0].tls.ctx);
 	CHECK(c.listeners[1].tls.mode == CTL_TLS_OPTIONAL);
+	/* AUTH (issue 14): required on 587 and 465, inside TLS only, off on
+	 * 25; the users file made on the first run */
+	CHECK(c.listeners[0].auth == CTL_AUTH_OFF &&
+	      c.listeners[1].auth == CTL_AUTH_REQUIRED &&
+	      c.listeners[2].auth == CTL_AUTH_REQUIRED);
+	CHECK(!c.listeners[1].auth_allow_cleartext &&
+	      !c.listeners[2].auth_allow_cleartext);
+	CHECK(c.auth.users != NULL);
 	CHECK(strcmp(c.listeners[2].name, "smtps") == 0 &&
 	      c.listeners[2].port == 465 &&
 	      c.listeners[2].role == CTL_ROLE_SMTPS &&
@@ -1133,6 +1143,72 @@ static void test_tls_default_material(void)
 	CHECK(system(t) == 0);
 }
 
+/* The first-run state (issue 14): the users file with one user whose
+ * password is printed once and stored only hashed (yescrypt, mode
+ * 0600); the printed password checks against the stored hash; a second
+ * run keeps the file and prints nothing. */
+static void test_default_state(void)
+{
+	char dir[] = "/tmp/mxg-statedef-XXXXXX";
+	char path[256], out[256], e[256], pw[64] = "", cmd[300];
+	static char text[4096];
+	struct stat a, b;
+	int saved;
+	FILE *f;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/st", dir);
+	snprintf(out, sizeof(out), "%s/out", dir);
+	fflush(stdout);
+	saved = dup(1);
+	f = fopen(out, "w");
+	CHECK(f != NULL && dup2(fileno(f), 1) == 1);
+	CHECK(ctl_default_state(path, "mx.test", e, sizeof(e)) == 0);
+	fflush(stdout);
+	fclose(f);
+	dup2(saved, 1);
+	close(saved);
+	f = fopen(out, "r");
+	size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	text[n] = '\0';
+	const char *q = strstr(text, "user \"" CTL_AUTH_DEFAULT_LOGIN
+				     "\" with password \"");
+	CHECK(q != NULL && sscanf(strchr(q, 'w') + 15, "%63[^\"]", pw) == 1);
+	CHECK(strlen(pw) == 16);
+	snprintf(path, sizeof(path), "%s/st/users", dir);
+	CHECK(stat(path, &a) == 0 && (a.st_mode & 077) == 0);
+	struct auth_store *st = auth_store_load(path, e, sizeof(e));
+
+	CHECK(st != NULL);
+	if (st) {
+		const char *h = auth_store_lookup(st, CTL_AUTH_DEFAULT_LOGIN);
+
+		CHECK(auth_store_count(st) == 1 && h &&
+		      strncmp(h, "$y$", 3) == 0 && auth_hash_strong(h));
+		CHECK(h && auth_store_check(h, pw) == AUTH_RESULT_OK);
+		CHECK(h && auth_store_check(h, "wrong") == AUTH_RESULT_FAIL);
+		CHECK(strstr(text, h) == NULL); /* the hash is not printed */
+		auth_store_free(st);
+	}
+	f = fopen(path, "r");
+	n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	text[n] = '\0';
+	CHECK(pw[0] && strstr(text, pw) == NULL); /* nor stored in clear */
+	/* kept on the next run */
+	snprintf(path, sizeof(path), "%s/st", dir);
+	CHECK(ctl_default_state(path, "mx.test", e, sizeof(e)) == 0);
+	snprintf(path, sizeof(path), "%s/st/users", dir);
+	CHECK(stat(path, &b) == 0 && b.st_ino == a.st_ino &&
+	      b.st_mtim.tv_nsec == a.st_mtim.tv_nsec);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	test_default();
@@ -1148,6 +1224,7 @@ int main(int argc, char **argv)
 	test_not_yet_supported();
 	test_tls();
 	test_tls_default_material();
+	test_default_state();
 	test_file_errors();
 	printf("config: %d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;
