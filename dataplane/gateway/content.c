@@ -9,8 +9,10 @@
  * tempfail rules on HELO, MAIL and RCPT answer the command; discard and
  * log on envelope rules are judged with the message at end of data; the
  * recipients scanned there are the logged ones
- * (GW_MAX_LOG_RCPT); quarantine and header actions are refused by the
- * configuration for sets bound to a listener until they are wired.
+ * (GW_MAX_LOG_RCPT); header actions of envelope rules add their header
+ * at the top of the message (content_gw_added_header); quarantine, and
+ * header actions of header rules, are refused by the configuration for
+ * sets bound to a listener until they are wired.
  */
 #include "dataplane/gateway/gateway-t.h"
 
@@ -32,6 +34,10 @@
 
 struct gw_content {
 	struct content_scan scan;
+	/* header-action headers of envelope rules, sent before the first
+	 * body byte (content_gw_added_header) */
+	char add[CONTENT_GW_ADD_MAX];
+	size_t add_len, add_off;
 };
 
 static bool exempt(const struct gw_sess *s)
@@ -54,6 +60,61 @@ static void count_hit(struct gw_sess *s, const struct content_ruleset *rs,
 		__atomic_store_n(&h[(size_t)s->gc->core * rs->n_rules + id],
 				 h[(size_t)s->gc->core * rs->n_rules + id] + 1,
 				 __ATOMIC_RELAXED);
+}
+
+static void envelope(struct gw_sess *s, const struct content_ruleset *rs,
+		     void *scratch, struct content_verdict *v);
+static void begin(struct gw_sess *s);
+
+/* The headers of envelope rules with the header action, known before the
+ * first body byte: they go at the top of the message (before its first
+ * header line, like a Received: field; RFC 5322 3.6 sets no order). */
+static void added_headers(struct gw_sess *s, const struct content_ruleset *rs,
+			  void *scratch)
+{
+	struct gw_content *c = s->content;
+	struct content_verdict v;
+
+	c->add_len = c->add_off = 0;
+	if (rs->db[CONTENT_WHERE_HELO] == NULL &&
+	    rs->db[CONTENT_WHERE_MAIL] == NULL &&
+	    rs->db[CONTENT_WHERE_RCPT] == NULL)
+		return;
+	content_verdict_init(&v);
+	envelope(s, rs, scratch, &v);
+	for (unsigned i = 0; i < v.n_hits; i++) {
+		const struct content_rule *r = &rs->rules[v.hits[i]];
+		size_t tl = strlen(r->text);
+
+		if (r->action != CONTENT_ACT_HEADER)
+			continue;
+		if (c->add_len + tl + 2 > sizeof(c->add)) {
+			s->gc->content.headers_dropped++;
+			continue;
+		}
+		memcpy(c->add + c->add_len, r->text, tl);
+		memcpy(c->add + c->add_len + tl, "\r\n", 2);
+		c->add_len += tl + 2;
+		s->gc->content.headers_added++;
+	}
+}
+
+const uint8_t *content_gw_added_header(struct gw_sess *s, size_t *len)
+{
+	if (!s->content_started)
+		begin(s);
+	if (s->content == NULL || s->content->add_off >= s->content->add_len) {
+		*len = 0;
+		return NULL;
+	}
+	*len = s->content->add_len - s->content->add_off;
+	return (const uint8_t *)s->content->add + s->content->add_off;
+}
+
+void content_gw_added_header_sent(struct gw_sess *s, size_t n)
+{
+	if (s->content != NULL)
+		s->content->add_off += n;
 }
 
 static void begin(struct gw_sess *s)
@@ -80,6 +141,7 @@ static void begin(struct gw_sess *s)
 	content_scan_begin(&s->content->scan, rs, scratch,
 			   s->lst->cl->content.scan_limit);
 	gc->content.scanned++;
+	added_headers(s, rs, scratch);
 }
 
 void content_gw_body(struct gw_sess *s, const uint8_t *p, size_t n)
@@ -201,8 +263,9 @@ bool content_gw_data_end(struct gw_sess *s)
 		sess_verdict(s, SMTP_V_ACCEPT, 250, "2.0.0", text);
 		break;
 	default:
-		/* quarantine and header are refused by the configuration
-		 * for sets bound to a listener (config_content.c) */
+		/* quarantine is refused by the configuration for sets bound
+		 * to a listener (config_content.c); header is not a deciding
+		 * action (its headers went out before the body) */
 		return false;
 	}
 	sess_txn_abort(s);

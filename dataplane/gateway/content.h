@@ -20,6 +20,19 @@
  * message is not scanned: no rules, exempt client, no memory). */
 void content_gw_body(struct gw_sess *s, const uint8_t *p, size_t n);
 
+/* at most this many octets of headers added per message (header action);
+ * further headers are dropped and counted */
+#define CONTENT_GW_ADD_MAX 1024
+
+/* The headers this message gets from envelope rules with the header
+ * action ("Name: value" CRLF each), still to send before the body: NULL
+ * and *len 0 when none (or all sent). The first call of a transaction
+ * starts the scan, like content_gw_body(). Call before the first body
+ * byte goes to the next hop; content_gw_added_header_sent() records
+ * how many octets the next hop took. */
+const uint8_t *content_gw_added_header(struct gw_sess *s, size_t *len);
+void content_gw_added_header_sent(struct gw_sess *s, size_t n);
+
 /* End of data, before the final dot goes to the next hop: when a rule
  * decides (reject, tempfail, discard), answers the client, aborts the
  * next hop's transaction (no dot is ever sent) and returns true; false

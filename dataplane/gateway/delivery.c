@@ -5,8 +5,8 @@
  *
  * What it does: a transaction's path to the next hop: picks or opens the
  * backend connection (delivery_get_backend), relays MAIL/RCPT/DATA, streams
- * the body (delivery_body_chunk: the body-chunk path where content scanning
- * will hook in) to the backend or a Maildir job, and answers the client's
+ * the body (delivery_body_chunk, with content scanning and the headers
+ * content rules add) to the backend or a Maildir job, and answers the client's
  * end of data from the outcome (delivery_data_end, delivery_maildir_done).
  *
  * Promises (DESIGN 5): 250 to the final dot only from a backend's 250 to
@@ -384,12 +384,41 @@ void delivery_data(struct gw_sess *s)
 	core_dirty_backend(s->be);
 }
 
+/* Bytes to the next hop (Maildir job or backend): how many it took, or
+ * -1 when it failed (the transaction is marked; end of data answers). */
+static ssize_t next_hop_put(struct gw_sess *s, const uint8_t *p, size_t len)
+{
+	ssize_t n;
+
+	if (s->md_job >= 0) {
+		n = maildir_append(s->gc->md, s->md_job, p, len);
+		if (n < 0) {
+			s->md_failed = true;
+			s->md_status = (int)n;
+			return -1;
+		}
+		return n;
+	}
+	if (s->be) {
+		n = relay_client_body(s->be->rc, p, len);
+		if (n < 0) {
+			s->body_discard = true;
+			sess_put_backend(s);
+			return -1;
+		}
+		core_dirty_backend(s->be);
+		return n;
+	}
+	s->body_discard = true;
+	return -1;
+}
+
 /* Body bytes for the next hop. Returns false when it must wait. */
 bool delivery_body_chunk(struct gw_sess *s)
 {
-	struct gw_core *gc = s->gc;
-	size_t len;
+	size_t len, hlen;
 	const uint8_t *p = smtp_session_data(s->sm, &len);
+	const uint8_t *h;
 	ssize_t n;
 
 	if (len == 0)
@@ -399,25 +428,20 @@ bool delivery_body_chunk(struct gw_sess *s)
 		smtp_session_data_consume(s->sm, len);
 		return true;
 	}
-	if (s->md_job >= 0) {
-		n = maildir_append(gc->md, s->md_job, p, len);
-		if (n == -EFBIG || n < 0) {
-			s->md_failed = true;
-			s->md_status = (int)n;
-			smtp_session_data_consume(s->sm, len);
-			return true;
-		}
-	} else if (s->be) {
-		n = relay_client_body(s->be->rc, p, len);
+	/* headers added by content rules go first (content.h) */
+	h = content_gw_added_header(s, &hlen);
+	if (hlen > 0) {
+		n = next_hop_put(s, h, hlen);
 		if (n < 0) {
-			s->body_discard = true;
-			sess_put_backend(s);
 			smtp_session_data_consume(s->sm, len);
 			return true;
 		}
-		core_dirty_backend(s->be);
-	} else {
-		s->body_discard = true;
+		content_gw_added_header_sent(s, (size_t)n);
+		if ((size_t)n < hlen)
+			return false;
+	}
+	n = next_hop_put(s, p, len);
+	if (n < 0) {
 		smtp_session_data_consume(s->sm, len);
 		return true;
 	}
