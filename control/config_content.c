@@ -116,22 +116,16 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 				c->content_sets[l->content.set].rules;
 			for (unsigned k = 0; k < rs->n_rules; k++) {
 				const struct content_rule *r = &rs->rules[k];
-				bool hdr_rule =
-					r->where == CONTENT_WHERE_HEADER ||
-					r->where == CONTENT_WHERE_HEADER_NAMED;
-				if (r->action != CONTENT_ACT_QUARANTINE &&
-				    !(r->action == CONTENT_ACT_HEADER && hdr_rule))
+				if (r->action != CONTENT_ACT_QUARANTINE)
 					continue;
 				snprintf(path, sizeof(path), "listeners[%u]", i);
 				cfg_path_of(key, sizeof(key), path,
 					    "content_rules");
 				cfg_err(x, l->content.line, key,
-					"%s:%u: action \"%s\" %sis not applied "
+					"%s:%u: action \"%s\" is not applied "
 					"by the gateway yet (reject, tempfail, "
-					"discard, log, and header on helo, mail "
-					"and rcpt rules are)", r->file, r->line,
-					content_action_name(r->action),
-					hdr_rule ? "on a header rule " : "");
+					"discard, header and log are)", r->file,
+					r->line, content_action_name(r->action));
 				break;
 			}
 		}

@@ -413,43 +413,68 @@ static ssize_t next_hop_put(struct gw_sess *s, const uint8_t *p, size_t len)
 	return -1;
 }
 
+/* Headers added by content rules still to go before the next body bytes
+ * (content.h). Returns false when the next hop must drain first; on a
+ * next hop failure the body is consumed (end of data answers). */
+static bool added_headers_put(struct gw_sess *s, size_t len, bool *failed)
+{
+	size_t hlen;
+	const uint8_t *h = content_gw_added_header(s, &hlen);
+	ssize_t n;
+
+	*failed = false;
+	if (hlen == 0)
+		return true;
+	n = next_hop_put(s, h, hlen);
+	if (n < 0) {
+		smtp_session_data_consume(s->sm, len);
+		*failed = true;
+		return true;
+	}
+	content_gw_added_header_sent(s, (size_t)n);
+	return (size_t)n == hlen;
+}
+
 /* Body bytes for the next hop. Returns false when it must wait. */
 bool delivery_body_chunk(struct gw_sess *s)
 {
-	size_t len, hlen;
-	const uint8_t *p = smtp_session_data(s->sm, &len);
-	const uint8_t *h;
+	size_t len, take;
+	const uint8_t *p;
 	ssize_t n;
+	bool failed;
 
-	if (len == 0)
-		return true;
-	if (s->body_discard || s->txn_failed || s->md_failed) {
-		s->size += len;
-		smtp_session_data_consume(s->sm, len);
-		return true;
-	}
-	/* headers added by content rules go first (content.h) */
-	h = content_gw_added_header(s, &hlen);
-	if (hlen > 0) {
-		n = next_hop_put(s, h, hlen);
+	/* at most three rounds: the top headers, the body up to the end of
+	 * the header block, the headers of header rules and the rest */
+	for (;;) {
+		p = smtp_session_data(s->sm, &len);
+		if (len == 0)
+			return true;
+		if (s->body_discard || s->txn_failed || s->md_failed) {
+			s->size += len;
+			smtp_session_data_consume(s->sm, len);
+			return true;
+		}
+		if (!added_headers_put(s, len, &failed))
+			return false;
+		if (failed)
+			return true;
+		take = content_gw_body_limit(s, p, len);
+		if (take == 0)
+			continue; /* headers of header rules queued */
+		n = next_hop_put(s, p, take);
 		if (n < 0) {
 			smtp_session_data_consume(s->sm, len);
 			return true;
 		}
-		content_gw_added_header_sent(s, (size_t)n);
-		if ((size_t)n < hlen)
+		s->size += (uint64_t)n;
+		content_gw_body(s, p, (size_t)n);
+		if (n > 0)
+			smtp_session_data_consume(s->sm, (size_t)n);
+		if ((size_t)n < take)
 			return false;
+		if (take == len)
+			return true;
 	}
-	n = next_hop_put(s, p, len);
-	if (n < 0) {
-		smtp_session_data_consume(s->sm, len);
-		return true;
-	}
-	s->size += (uint64_t)n;
-	content_gw_body(s, p, (size_t)n);
-	if (n > 0)
-		smtp_session_data_consume(s->sm, (size_t)n);
-	return (size_t)n == len;
 }
 
 void delivery_data_end(struct gw_sess *s)

@@ -17,8 +17,9 @@ refusal, and smtp-sink must hold exactly the accepted, non-discarded
 messages, byte for byte (nothing of a refused one, not even a partial
 capture). Every hit is logged with its rule file:line.
 Header action: MAIL and RCPT rules add their headers at the top of the
-message, at smtp-sink and in a Maildir file (a second pool), the rest
-byte for byte. Exemptions: a rejected Subject passes from a relay-network
+message, a Subject rule its header at the end of the header block (also
+when a BDAT chunk boundary falls there), at smtp-sink and in a Maildir
+file (a second pool), the rest byte for byte. Exemptions: a rejected Subject passes from a relay-network
 client on 587 (content_exempt_relay_networks) and from an authenticated
 client on 2528 (content_exempt_authenticated), not from an anonymous one
 there.
@@ -58,9 +59,11 @@ rcpt /^blocked@/i tempfail 4.7.4 Recipient refused for now
 helo /^bad-helo\\.test$/ reject 5.7.5 HELO name refused
 mail /^tagged@/ header X-Content-Rule: tagged sender
 rcpt /^tagme@/ header X-Content-Tag: rcpt
+header:Subject /tag me/i header X-Subject-Tag: yes
 """
 TAG = b"X-Content-Rule: tagged sender\r\n"
 TAG2 = b"X-Content-Tag: rcpt\r\n"
+SUBJ_TAG = b"X-Subject-Tag: yes\r\n"
 MD_DOMAIN = "md.example.net"
 USERS = ("alice:$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8P"
          "SwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.\n")  # "secret"
@@ -153,7 +156,8 @@ def scenario(a, tmp, res):
              250, None, None),
         ]
         deliver = {"clean-1", "log", "clean-2", "env-ok", "bdat-clean",
-                   "tagged", "exempt-relay", "exempt-auth"}
+                   "tagged", "exempt-relay", "exempt-auth", "bdat-tag-0",
+                   "bdat-tag-1"}
         s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="smtplib.mxgt.test",
                          timeout=60)
         s.ehlo()
@@ -245,7 +249,7 @@ def scenario(a, tmp, res):
         for line, act in ((2, "reject"), (3, "reject"), (4, "tempfail"),
                           (5, "discard"), (6, "log"), (7, "reject"),
                           (8, "tempfail"), (9, "reject"), (10, "header"),
-                          (11, "header")):
+                          (11, "header"), (12, "header")):
             res.check(any(r and r.endswith("test.rules:%d" % line) and
                           a == act for r, a in seen),
                       "hit of test.rules:%d (%s) logged" % (line, act))
@@ -260,13 +264,20 @@ def scenario(a, tmp, res):
         want = {2: ("reject", 3), 3: ("reject", 1), 4: ("tempfail", 2),
                 5: ("discard", 1), 6: ("log", 1), 7: ("reject", 1),
                 8: ("tempfail", 1), 9: ("reject", 1), 10: ("header", 2),
-                11: ("header", 1)}
+                11: ("header", 1), 12: ("header", 4)}
         res.check(got == want, "per-rule metrics %s == %s" % (got, want))
         reloads(a, res, rules)
     finally:
         gw.shutdown(res)
         gw.kill()
         sink.stop()
+
+
+def subject_tagged(m, top=b""):
+    """m (CRLF) as delivered: top at the top, SUBJ_TAG at the end of the
+    header block (before its empty line)."""
+    i = m.index(b"\r\n\r\n") + 2
+    return top + m[:i] + SUBJ_TAG + m[i:]
 
 
 def header_and_exemptions(res, sent, tmp):
@@ -277,14 +288,31 @@ def header_and_exemptions(res, sent, tmp):
     s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="tag.mxgt.test",
                      timeout=60)
     s.ehlo()
-    m = msg("tagged@mxgt.test", "tagged", b"tagged body\n")
+    m = msg("tagged@mxgt.test", "please tag me", b"tagged body\n")
     s.sendmail("tagged@client.mxgt.test", ["tagme@example.net"], m)
-    sent.add("<tagged@mxgt.test>", ["tagme@example.net"], TAG + TAG2 + m)
-    m = msg("tagged-md@mxgt.test", "tagged to Maildir", b"md body\n")
+    sent.add("<tagged@mxgt.test>", ["tagme@example.net"],
+             subject_tagged(m, TAG + TAG2))
+    m = msg("tagged-md@mxgt.test", "tag me to Maildir", b"md body\n")
     s.sendmail("tagged@client.mxgt.test", ["u1@" + MD_DOMAIN], m)
     s.quit()
     md_sent = tg.Sent()
-    md_sent.add("<tagged-md@mxgt.test>", ["u1@" + MD_DOMAIN], TAG + m)
+    md_sent.add("<tagged-md@mxgt.test>", ["u1@" + MD_DOMAIN],
+                subject_tagged(m, TAG))
+    # the end of the header block split by a BDAT chunk boundary: just
+    # before its empty line and between the CR and the LF
+    c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
+    c.ehlo("bdat-tag.mxgt.test")
+    for d in (0, 1):
+        mid = "bdat-tag-%d@mxgt.test" % d
+        m = peers.with_headers(mid, FROM, [RCPT], b"split body\n",
+                               subject="tag me, split")
+        wire = peers.stored_form(m).replace(b"\n", b"\r\n")
+        k = wire.index(b"\r\n\r\n") + 2 + d
+        r = peers.bdat_transaction(c, FROM, [RCPT], m, k)
+        res.check(r["outcome"] == 250, "BDAT, boundary at the empty line "
+                  "+%d: %s" % (d, r["dot"]))
+        sent.add("<%s>" % mid, [RCPT], subject_tagged(wire))
+    c.quit()
     new = os.path.join(tmp, "Maildir", "new")
     t_end = time.time() + 10
     while time.time() < t_end and not os.listdir(new):
@@ -349,7 +377,7 @@ def reloads(a, res, rules):
     with open(rules, "w") as f:
         f.write(RULES + "body /(a)\\1/ reject 5.7.1 back-reference\n")
     rc, out = ctl(a, "reload")
-    res.check(rc != 0 and re.search(r"test\.rules:12: pattern /\(a\)\\1/ "
+    res.check(rc != 0 and re.search(r"test\.rules:13: pattern /\(a\)\\1/ "
                                     r"refused by Hyperscan: \"Back-"
                                     r"references are unsupported", out),
               "mxgatectl reload refuses the rule file with its file:line "

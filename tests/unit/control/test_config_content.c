@@ -126,8 +126,8 @@ int main(void)
 	put("h.rules", "header:Subject /x/ header X-Content-Rule: s\n");
 	CHECK(load("content_rule_sets = ( { name = \"h\"; file = \"%s/h.rules\"; } );\n"
 		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
-		   "  content_rules = \"h\"; } );\n//%s\n", &c) == -EINVAL);
-	CHECK(strstr(err, "h.rules:1: action \"header\" on a header rule is not applied") != NULL);
+		   "  content_rules = \"h\"; } );\n//%s\n", &c) == 0);
+	ctl_config_free(&c);
 
 	char p[512];
 	snprintf(p, sizeof(p), "%s/h.rules", dir);
