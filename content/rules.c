@@ -385,6 +385,10 @@ static int parse_rule(struct parser *p, const char *file, unsigned line,
 		p->rs->rules = nr;
 		p->cap = nc;
 	}
+	if (r.action == CONTENT_ACT_HEADER &&
+	    (r.where == CONTENT_WHERE_HEADER ||
+	     r.where == CONTENT_WHERE_HEADER_NAMED))
+		p->rs->header_adds = true;
 	p->rs->rules[p->rs->n_rules++] = r;
 	return 0;
 nomem:

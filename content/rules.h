@@ -80,6 +80,9 @@ struct content_ruleset {
 	/* one database per WHERE class, NULL when the class has no rule;
 	 * the Hyperscan id of a pattern is its index in rules[] */
 	void *db[CONTENT_WHERE_COUNT];   /* hs_database_t * */
+	/* some header or header:NAME rule has the header action (the
+	 * gateway then finds the end of each message's header block) */
+	bool header_adds;
 };
 
 /*

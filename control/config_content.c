@@ -116,8 +116,7 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 				c->content_sets[l->content.set].rules;
 			for (unsigned k = 0; k < rs->n_rules; k++) {
 				const struct content_rule *r = &rs->rules[k];
-				if (r->action != CONTENT_ACT_QUARANTINE &&
-				    r->action != CONTENT_ACT_HEADER)
+				if (r->action != CONTENT_ACT_QUARANTINE)
 					continue;
 				snprintf(path, sizeof(path), "listeners[%u]", i);
 				cfg_path_of(key, sizeof(key), path,
@@ -125,7 +124,7 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 				cfg_err(x, l->content.line, key,
 					"%s:%u: action \"%s\" is not applied "
 					"by the gateway yet (reject, tempfail, "
-					"discard and log are)", r->file,
+					"discard, header and log are)", r->file,
 					r->line, content_action_name(r->action));
 				break;
 			}

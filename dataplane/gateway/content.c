@@ -9,8 +9,11 @@
  * tempfail rules on HELO, MAIL and RCPT answer the command; discard and
  * log on envelope rules are judged with the message at end of data; the
  * recipients scanned there are the logged ones
- * (GW_MAX_LOG_RCPT); quarantine and header actions are refused by the
- * configuration for sets bound to a listener until they are wired.
+ * (GW_MAX_LOG_RCPT); header actions of envelope rules add their header
+ * at the top of the message (content_gw_added_header), those of header
+ * rules at the end of the header block (content_gw_body_limit);
+ * quarantine is refused by the configuration for sets bound to a
+ * listener until it is wired.
  */
 #include "dataplane/gateway/gateway-t.h"
 
@@ -32,6 +35,15 @@
 
 struct gw_content {
 	struct content_scan scan;
+	/* header-action headers of envelope rules, sent before the first
+	 * body byte (content_gw_added_header) */
+	char add[CONTENT_GW_ADD_MAX];
+	size_t add_len, add_off;
+	/* header rules with the header action: their headers go at the end
+	 * of the header block (content_gw_body_limit) */
+	bool hdr_end_pending;       /* end of the header block not reached */
+	bool line_start;            /* the next body byte starts a line */
+	size_t fed_ahead;           /* next body bytes already scanned */
 };
 
 static bool exempt(const struct gw_sess *s)
@@ -54,6 +66,74 @@ static void count_hit(struct gw_sess *s, const struct content_ruleset *rs,
 		__atomic_store_n(&h[(size_t)s->gc->core * rs->n_rules + id],
 				 h[(size_t)s->gc->core * rs->n_rules + id] + 1,
 				 __ATOMIC_RELAXED);
+}
+
+static void envelope(struct gw_sess *s, const struct content_ruleset *rs,
+		     void *scratch, struct content_verdict *v);
+static void begin(struct gw_sess *s);
+
+/* The headers of envelope rules with the header action, known before the
+ * first body byte: they go at the top of the message (before its first
+ * header line, like a Received: field; RFC 5322 3.6 sets no order). */
+static void queue_headers(struct gw_sess *s, const struct content_ruleset *rs,
+			  const struct content_verdict *v, bool header_rules)
+{
+	struct gw_content *c = s->content;
+
+	for (unsigned i = 0; i < v->n_hits; i++) {
+		const struct content_rule *r = &rs->rules[v->hits[i]];
+		bool hr = r->where == CONTENT_WHERE_HEADER ||
+			  r->where == CONTENT_WHERE_HEADER_NAMED;
+		size_t tl = strlen(r->text);
+
+		if (r->action != CONTENT_ACT_HEADER || hr != header_rules)
+			continue;
+		if (c->add_len + tl + 2 > sizeof(c->add)) {
+			s->gc->content.headers_dropped++;
+			continue;
+		}
+		memcpy(c->add + c->add_len, r->text, tl);
+		memcpy(c->add + c->add_len + tl, "\r\n", 2);
+		c->add_len += tl + 2;
+		s->gc->content.headers_added++;
+	}
+}
+
+static void added_headers(struct gw_sess *s, const struct content_ruleset *rs,
+			  void *scratch)
+{
+	struct gw_content *c = s->content;
+	struct content_verdict v;
+
+	c->add_len = c->add_off = 0;
+	c->hdr_end_pending = rs->header_adds;
+	c->line_start = true;
+	c->fed_ahead = 0;
+	if (rs->db[CONTENT_WHERE_HELO] == NULL &&
+	    rs->db[CONTENT_WHERE_MAIL] == NULL &&
+	    rs->db[CONTENT_WHERE_RCPT] == NULL)
+		return;
+	content_verdict_init(&v);
+	envelope(s, rs, scratch, &v);
+	queue_headers(s, rs, &v, false);
+}
+
+const uint8_t *content_gw_added_header(struct gw_sess *s, size_t *len)
+{
+	if (!s->content_started)
+		begin(s);
+	if (s->content == NULL || s->content->add_off >= s->content->add_len) {
+		*len = 0;
+		return NULL;
+	}
+	*len = s->content->add_len - s->content->add_off;
+	return (const uint8_t *)s->content->add + s->content->add_off;
+}
+
+void content_gw_added_header_sent(struct gw_sess *s, size_t n)
+{
+	if (s->content != NULL)
+		s->content->add_off += n;
 }
 
 static void begin(struct gw_sess *s)
@@ -80,14 +160,68 @@ static void begin(struct gw_sess *s)
 	content_scan_begin(&s->content->scan, rs, scratch,
 			   s->lst->cl->content.scan_limit);
 	gc->content.scanned++;
+	added_headers(s, rs, scratch);
+}
+
+/*
+ * Where the headers of header rules go: before the empty line that ends
+ * the header block, once the scanner has judged the last header. The
+ * body bytes are canonical CRLF (smtp_session_data), so a line that
+ * starts with CR or LF is that empty line. When p starts with it, the
+ * empty line is scanned ahead (fed_ahead: content_gw_body skips it), the
+ * headers of the header rules that matched are queued, and 0 is
+ * returned: send the queue, then call again. Otherwise returns how many
+ * bytes of p may go now (up to the empty line, or all of p).
+ */
+size_t content_gw_body_limit(struct gw_sess *s, const uint8_t *p, size_t len)
+{
+	struct gw_content *c = s->content;
+	bool ls;
+	size_t i = 0;
+
+	if (c == NULL || !c->hdr_end_pending || len == 0)
+		return len;
+	ls = c->line_start;
+	while (i < len) {
+		const uint8_t *lf;
+
+		if (ls && (p[i] == '\r' || p[i] == '\n'))
+			break;
+		lf = memchr(p + i, '\n', len - i);
+		if (lf == NULL)
+			return len;
+		i = (size_t)(lf - p) + 1;
+		ls = true;
+	}
+	if (i == len)
+		return len;
+	if (i > 0)
+		return i;
+	/* p starts with the empty line */
+	const char *el = p[0] == '\r' ? "\r\n" : "\n";
+	content_scan_feed(&c->scan, el, strlen(el));
+	c->fed_ahead = strlen(el);
+	c->hdr_end_pending = false;
+	c->add_len = c->add_off = 0;
+	queue_headers(s, c->scan.rs, &c->scan.v, true);
+	return 0;
 }
 
 void content_gw_body(struct gw_sess *s, const uint8_t *p, size_t n)
 {
+	struct gw_content *c;
+	size_t k;
+
 	if (!s->content_started)
 		begin(s);
-	if (s->content != NULL && n > 0)
-		content_scan_feed(&s->content->scan, p, n);
+	c = s->content;
+	if (c == NULL || n == 0)
+		return;
+	c->line_start = p[n - 1] == '\n';
+	k = c->fed_ahead < n ? c->fed_ahead : n;
+	c->fed_ahead -= k;
+	if (n > k)
+		content_scan_feed(&c->scan, p + k, n - k);
 }
 
 /* envelope rules, in block mode, into v */
@@ -201,8 +335,9 @@ bool content_gw_data_end(struct gw_sess *s)
 		sess_verdict(s, SMTP_V_ACCEPT, 250, "2.0.0", text);
 		break;
 	default:
-		/* quarantine and header are refused by the configuration
-		 * for sets bound to a listener (config_content.c) */
+		/* quarantine is refused by the configuration for sets bound
+		 * to a listener (config_content.c); header is not a deciding
+		 * action (its headers went out with the header block) */
 		return false;
 	}
 	sess_txn_abort(s);

@@ -20,6 +20,27 @@
  * message is not scanned: no rules, exempt client, no memory). */
 void content_gw_body(struct gw_sess *s, const uint8_t *p, size_t n);
 
+/* at most this many octets of headers added per message (header action);
+ * further headers are dropped and counted */
+#define CONTENT_GW_ADD_MAX 1024
+
+/* The headers this message gets from rules with the header action
+ * ("Name: value" CRLF each), still to send before the next body bytes:
+ * those of envelope rules before the first body byte, those of header
+ * rules at the end of the header block (content_gw_body_limit): NULL
+ * and *len 0 when none (or all sent). The first call of a transaction
+ * starts the scan, like content_gw_body(). Call before the first body
+ * byte goes to the next hop; content_gw_added_header_sent() records
+ * how many octets the next hop took. */
+const uint8_t *content_gw_added_header(struct gw_sess *s, size_t *len);
+void content_gw_added_header_sent(struct gw_sess *s, size_t n);
+
+/* How many of the next len body bytes p may go to the next hop now:
+ * len, or fewer up to the end of the header block, or 0 when headers
+ * of header rules were just queued (send content_gw_added_header()
+ * first, then call again). Call after content_gw_added_header(). */
+size_t content_gw_body_limit(struct gw_sess *s, const uint8_t *p, size_t len);
+
 /* End of data, before the final dot goes to the next hop: when a rule
  * decides (reject, tempfail, discard), answers the client, aborts the
  * next hop's transaction (no dot is ever sent) and returns true; false

@@ -5,8 +5,8 @@
  *
  * What it does: a transaction's path to the next hop: picks or opens the
  * backend connection (delivery_get_backend), relays MAIL/RCPT/DATA, streams
- * the body (delivery_body_chunk: the body-chunk path where content scanning
- * will hook in) to the backend or a Maildir job, and answers the client's
+ * the body (delivery_body_chunk, with content scanning and the headers
+ * content rules add) to the backend or a Maildir job, and answers the client's
  * end of data from the outcome (delivery_data_end, delivery_maildir_done).
  *
  * Promises (DESIGN 5): 250 to the final dot only from a backend's 250 to
@@ -384,48 +384,97 @@ void delivery_data(struct gw_sess *s)
 	core_dirty_backend(s->be);
 }
 
-/* Body bytes for the next hop. Returns false when it must wait. */
-bool delivery_body_chunk(struct gw_sess *s)
+/* Bytes to the next hop (Maildir job or backend): how many it took, or
+ * -1 when it failed (the transaction is marked; end of data answers). */
+static ssize_t next_hop_put(struct gw_sess *s, const uint8_t *p, size_t len)
 {
-	struct gw_core *gc = s->gc;
-	size_t len;
-	const uint8_t *p = smtp_session_data(s->sm, &len);
 	ssize_t n;
 
-	if (len == 0)
-		return true;
-	if (s->body_discard || s->txn_failed || s->md_failed) {
-		s->size += len;
-		smtp_session_data_consume(s->sm, len);
-		return true;
-	}
 	if (s->md_job >= 0) {
-		n = maildir_append(gc->md, s->md_job, p, len);
-		if (n == -EFBIG || n < 0) {
+		n = maildir_append(s->gc->md, s->md_job, p, len);
+		if (n < 0) {
 			s->md_failed = true;
 			s->md_status = (int)n;
-			smtp_session_data_consume(s->sm, len);
-			return true;
+			return -1;
 		}
-	} else if (s->be) {
+		return n;
+	}
+	if (s->be) {
 		n = relay_client_body(s->be->rc, p, len);
 		if (n < 0) {
 			s->body_discard = true;
 			sess_put_backend(s);
+			return -1;
+		}
+		core_dirty_backend(s->be);
+		return n;
+	}
+	s->body_discard = true;
+	return -1;
+}
+
+/* Headers added by content rules still to go before the next body bytes
+ * (content.h). Returns false when the next hop must drain first; on a
+ * next hop failure the body is consumed (end of data answers). */
+static bool added_headers_put(struct gw_sess *s, size_t len, bool *failed)
+{
+	size_t hlen;
+	const uint8_t *h = content_gw_added_header(s, &hlen);
+	ssize_t n;
+
+	*failed = false;
+	if (hlen == 0)
+		return true;
+	n = next_hop_put(s, h, hlen);
+	if (n < 0) {
+		smtp_session_data_consume(s->sm, len);
+		*failed = true;
+		return true;
+	}
+	content_gw_added_header_sent(s, (size_t)n);
+	return (size_t)n == hlen;
+}
+
+/* Body bytes for the next hop. Returns false when it must wait. */
+bool delivery_body_chunk(struct gw_sess *s)
+{
+	size_t len, take;
+	const uint8_t *p;
+	ssize_t n;
+	bool failed;
+
+	/* at most three rounds: the top headers, the body up to the end of
+	 * the header block, the headers of header rules and the rest */
+	for (;;) {
+		p = smtp_session_data(s->sm, &len);
+		if (len == 0)
+			return true;
+		if (s->body_discard || s->txn_failed || s->md_failed) {
+			s->size += len;
 			smtp_session_data_consume(s->sm, len);
 			return true;
 		}
-		core_dirty_backend(s->be);
-	} else {
-		s->body_discard = true;
-		smtp_session_data_consume(s->sm, len);
-		return true;
+		if (!added_headers_put(s, len, &failed))
+			return false;
+		if (failed)
+			return true;
+		take = content_gw_body_limit(s, p, len);
+		if (take == 0)
+			continue; /* headers of header rules queued */
+		n = next_hop_put(s, p, take);
+		if (n < 0) {
+			smtp_session_data_consume(s->sm, len);
+			return true;
+		}
+		s->size += (uint64_t)n;
+		content_gw_body(s, p, (size_t)n);
+		if (n > 0)
+			smtp_session_data_consume(s->sm, (size_t)n);
+		if ((size_t)n < take)
+			return false;
+		if (take == len)
+			return true;
 	}
-	s->size += (uint64_t)n;
-	content_gw_body(s, p, (size_t)n);
-	if (n > 0)
-		smtp_session_data_consume(s->sm, (size_t)n);
-	return (size_t)n == len;
 }
 
 void delivery_data_end(struct gw_sess *s)

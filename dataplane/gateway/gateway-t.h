@@ -301,6 +301,7 @@ struct gw_core {
 	struct gw_content_stats {  /* content.c; summed by nobody yet */
 		uint64_t scanned, exempt, unscanned, truncated, hits;
 		uint64_t rejected, tempfailed, discarded;
+		uint64_t headers_added, headers_dropped;
 	} content;
 	struct xprt_tls_counters tls_counters; /* copied into stats */
 	uint8_t scratch[16384];

@@ -16,6 +16,13 @@ rules' enhanced codes and texts, the session must go on after each
 refusal, and smtp-sink must hold exactly the accepted, non-discarded
 messages, byte for byte (nothing of a refused one, not even a partial
 capture). Every hit is logged with its rule file:line.
+Header action: MAIL and RCPT rules add their headers at the top of the
+message, a Subject rule its header at the end of the header block (also
+when a BDAT chunk boundary falls there), at smtp-sink and in a Maildir
+file (a second pool), the rest byte for byte. Exemptions: a rejected Subject passes from a relay-network
+client on 587 (content_exempt_relay_networks) and from an authenticated
+client on 2528 (content_exempt_authenticated), not from an anonymous one
+there.
 Then reloads: a rule file with a back-reference is refused by mxgatectl
 reload and by SIGHUP with the rule file:line and Hyperscan's reason, and
 the old rules keep serving; a valid new rule file is taken (its new reply
@@ -50,7 +57,16 @@ body /LOG-ME/ log logged only
 mail /^spammer@/ reject 5.7.1 Sender refused by content rule
 rcpt /^blocked@/i tempfail 4.7.4 Recipient refused for now
 helo /^bad-helo\\.test$/ reject 5.7.5 HELO name refused
+mail /^tagged@/ header X-Content-Rule: tagged sender
+rcpt /^tagme@/ header X-Content-Tag: rcpt
+header:Subject /tag me/i header X-Subject-Tag: yes
 """
+TAG = b"X-Content-Rule: tagged sender\r\n"
+TAG2 = b"X-Content-Tag: rcpt\r\n"
+SUBJ_TAG = b"X-Subject-Tag: yes\r\n"
+MD_DOMAIN = "md.example.net"
+USERS = ("alice:$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8P"
+         "SwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.\n")  # "secret"
 FROM = "sender@client.mxgt.test"
 METRICS = "127.0.0.1:9187"
 RCPT = "u1@example.net"
@@ -82,12 +98,28 @@ def scenario(a, tmp, res):
     conf = os.path.join(tmp, "mxgate.conf")
     lst = tg.listeners()
     lst[0]["content_rules"] = "test"
+    # 587: the test network is a relay network (tg.TEST_POLICY) and this
+    # listener exempts relay networks; 2528: exempts authenticated
+    # clients only
+    lst[1]["content_rules"] = "test"
+    lst[1]["content_exempt_relay_networks"] = True
+    lst.append({"name": "subauth", "port": 2528, "role": "submission",
+                "hostname": "gw.mxgt.test", "auth": "optional",
+                "allow_anonymous": True, "auth_allow_cleartext": True,
+                "content_rules": "test",
+                "content_exempt_authenticated": True})
+    users = os.path.join(tmp, "users")
+    with open(users, "w") as f:
+        f.write(USERS)
     tg.write_config(conf, {
         "stack": {"port": "net_tap0,iface=mxgt0",
                   "address": GATEWAY_IP + "/24", "cores": 1},
         "listeners": lst,
         "content_rule_sets": [{"name": "test", "file": "test.rules"}],
-        "pools": [tg.smtp_pool("default")],
+        "pools": [tg.smtp_pool("default"),
+                  {"name": "local", "type": "maildir",
+                   "domains": [MD_DOMAIN]}],
+        "auth": {"users_file": users},
         "maildir": {"path": os.path.join(tmp, "Maildir")},
         "log": {"file": os.path.join(tmp, "mxgate.log"), "level": "info"},
         "policy": tg.TEST_POLICY,
@@ -123,7 +155,9 @@ def scenario(a, tmp, res):
             ("clean-2", msg("clean-2@mxgt.test", "big clean", big),
              250, None, None),
         ]
-        deliver = {"clean-1", "log", "clean-2", "env-ok", "bdat-clean"}
+        deliver = {"clean-1", "log", "clean-2", "env-ok", "bdat-clean",
+                   "tagged", "exempt-relay", "exempt-auth", "bdat-tag-0",
+                   "bdat-tag-1"}
         s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="smtplib.mxgt.test",
                          timeout=60)
         s.ehlo()
@@ -155,6 +189,7 @@ def scenario(a, tmp, res):
                   "message accepted after it (%d, %d %s)" % (c, c2, r2))
         sent.add("<env-ok@mxgt.test>", [RCPT], m)
         s.quit()
+        header_and_exemptions(res, sent, tmp)
         # a HELO rule answers EHLO; the session goes on with another name
         s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="bad-helo.test",
                          timeout=60)
@@ -213,7 +248,8 @@ def scenario(a, tmp, res):
         seen = {(h.get("rule"), h.get("action")) for h in hits}
         for line, act in ((2, "reject"), (3, "reject"), (4, "tempfail"),
                           (5, "discard"), (6, "log"), (7, "reject"),
-                          (8, "tempfail"), (9, "reject")):
+                          (8, "tempfail"), (9, "reject"), (10, "header"),
+                          (11, "header"), (12, "header")):
             res.check(any(r and r.endswith("test.rules:%d" % line) and
                           a == act for r, a in seen),
                       "hit of test.rules:%d (%s) logged" % (line, act))
@@ -225,15 +261,90 @@ def scenario(a, tmp, res):
                              r'rule="[^"]*test\.rules:(\d+)",action="(\w+)"'
                              r'\} (\d+)$', text, re.M):
             got[int(m.group(1))] = (m.group(2), int(m.group(3)))
-        want = {2: ("reject", 2), 3: ("reject", 1), 4: ("tempfail", 2),
+        want = {2: ("reject", 3), 3: ("reject", 1), 4: ("tempfail", 2),
                 5: ("discard", 1), 6: ("log", 1), 7: ("reject", 1),
-                8: ("tempfail", 1), 9: ("reject", 1)}
+                8: ("tempfail", 1), 9: ("reject", 1), 10: ("header", 2),
+                11: ("header", 1), 12: ("header", 4)}
         res.check(got == want, "per-rule metrics %s == %s" % (got, want))
         reloads(a, res, rules)
     finally:
         gw.shutdown(res)
         gw.kill()
         sink.stop()
+
+
+def subject_tagged(m, top=b""):
+    """m (CRLF) as delivered: top at the top, SUBJ_TAG at the end of the
+    header block (before its empty line)."""
+    i = m.index(b"\r\n\r\n") + 2
+    return top + m[:i] + SUBJ_TAG + m[i:]
+
+
+def header_and_exemptions(res, sent, tmp):
+    """header action: envelope rules add their headers at the top of the
+    message, at smtp-sink and in a Maildir file, the rest byte for byte;
+    exemptions: a relay-network client on 587 and an authenticated one on
+    2528 pass a Subject the rules reject, an anonymous one on 2528 not."""
+    s = smtplib.SMTP(GATEWAY_IP, 25, local_hostname="tag.mxgt.test",
+                     timeout=60)
+    s.ehlo()
+    m = msg("tagged@mxgt.test", "please tag me", b"tagged body\n")
+    s.sendmail("tagged@client.mxgt.test", ["tagme@example.net"], m)
+    sent.add("<tagged@mxgt.test>", ["tagme@example.net"],
+             subject_tagged(m, TAG + TAG2))
+    m = msg("tagged-md@mxgt.test", "tag me to Maildir", b"md body\n")
+    s.sendmail("tagged@client.mxgt.test", ["u1@" + MD_DOMAIN], m)
+    s.quit()
+    md_sent = tg.Sent()
+    md_sent.add("<tagged-md@mxgt.test>", ["u1@" + MD_DOMAIN],
+                subject_tagged(m, TAG))
+    # the end of the header block split by a BDAT chunk boundary: just
+    # before its empty line and between the CR and the LF
+    c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
+    c.ehlo("bdat-tag.mxgt.test")
+    for d in (0, 1):
+        mid = "bdat-tag-%d@mxgt.test" % d
+        m = peers.with_headers(mid, FROM, [RCPT], b"split body\n",
+                               subject="tag me, split")
+        wire = peers.stored_form(m).replace(b"\n", b"\r\n")
+        k = wire.index(b"\r\n\r\n") + 2 + d
+        r = peers.bdat_transaction(c, FROM, [RCPT], m, k)
+        res.check(r["outcome"] == 250, "BDAT, boundary at the empty line "
+                  "+%d: %s" % (d, r["dot"]))
+        sent.add("<%s>" % mid, [RCPT], subject_tagged(wire))
+    c.quit()
+    new = os.path.join(tmp, "Maildir", "new")
+    t_end = time.time() + 10
+    while time.time() < t_end and not os.listdir(new):
+        time.sleep(0.05)
+    files = [os.path.join(new, n) for n in os.listdir(new)]
+    res.check(len(files) == 1, "one Maildir file (%d)" % len(files))
+    tg.check_bodies(res, "Maildir", tg.stored_by_id(files), md_sent)
+    if files:
+        with open(files[0], "rb") as f:
+            head = f.read().split(b"\r\n\r\n", 1)[0]
+        res.check(head.count(b"X-Content-Rule:") == 1,
+                  "Maildir: the header added once")
+
+    subj = "forbidden subject, exempt"
+    for port, name, login, want in ((587, "exempt-relay", None, 250),
+                                    (2528, "anon", None, 550),
+                                    (2528, "exempt-auth", "alice", 250)):
+        m = msg(name + "@mxgt.test", subj, name.encode() + b"\n")
+        s = smtplib.SMTP(GATEWAY_IP, port, local_hostname="x.mxgt.test",
+                         timeout=60)
+        s.ehlo()
+        if login:
+            s.login(login, "secret")
+        s.mail(FROM)
+        s.rcpt(RCPT)
+        c, r = s.data(m)
+        res.check(c == want, "%s on %d: %d %s (want %d; 587 exempts relay "
+                  "networks, 2528 authenticated clients)" %
+                  (name, port, c, r, want))
+        if want == 250:
+            sent.add("<%s@mxgt.test>" % name, [RCPT], m)
+        s.quit()
 
 
 def ctl(a, *args):
@@ -266,7 +377,7 @@ def reloads(a, res, rules):
     with open(rules, "w") as f:
         f.write(RULES + "body /(a)\\1/ reject 5.7.1 back-reference\n")
     rc, out = ctl(a, "reload")
-    res.check(rc != 0 and re.search(r"test\.rules:10: pattern /\(a\)\\1/ "
+    res.check(rc != 0 and re.search(r"test\.rules:13: pattern /\(a\)\\1/ "
                                     r"refused by Hyperscan: \"Back-"
                                     r"references are unsupported", out),
               "mxgatectl reload refuses the rule file with its file:line "

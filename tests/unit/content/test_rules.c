@@ -208,9 +208,27 @@ static void test_files(void)
 	rmdir(d);
 }
 
+/* header_adds: set only by a header rule with the header action (the
+ * gateway then looks for the end of each header block) */
+static void test_header_adds(void)
+{
+	struct content_ruleset *rs;
+
+	rs = parse("mail /a/ header X-A: b\nheader /b/ log\n");
+	CHECK(rs != NULL && !rs->header_adds);
+	content_ruleset_free(rs);
+	rs = parse("header:Subject /b/ header X-B: c\n");
+	CHECK(rs != NULL && rs->header_adds);
+	content_ruleset_free(rs);
+	rs = parse("header /b/ header X-B: c\n");
+	CHECK(rs != NULL && rs->header_adds);
+	content_ruleset_free(rs);
+}
+
 int main(void)
 {
 	test_good();
+	test_header_adds();
 	test_bad();
 	test_files();
 	if (failures)

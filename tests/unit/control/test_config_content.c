@@ -106,8 +106,8 @@ int main(void)
 	if (failures)
 		fprintf(stderr, "%s", err);
 
-	/* quarantine and header are not wired into the gateway: a set
-	 * with them may be defined but not bound to a listener */
+	/* quarantine is not wired into the gateway: a set with it may be
+	 * defined but not bound to a listener; header is */
 	put("q.rules", "body /x/ log\nattachment-name /exe$/ quarantine q\n");
 	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
 		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
@@ -118,8 +118,20 @@ int main(void)
 		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
 		   &c) == 0);
 	ctl_config_free(&c);
+	put("h.rules", "mail /@example\\.net$/ header X-Content-Rule: net\n");
+	CHECK(load("content_rule_sets = ( { name = \"h\"; file = \"%s/h.rules\"; } );\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"h\"; } );\n//%s\n", &c) == 0);
+	ctl_config_free(&c);
+	put("h.rules", "header:Subject /x/ header X-Content-Rule: s\n");
+	CHECK(load("content_rule_sets = ( { name = \"h\"; file = \"%s/h.rules\"; } );\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"h\"; } );\n//%s\n", &c) == 0);
+	ctl_config_free(&c);
 
 	char p[512];
+	snprintf(p, sizeof(p), "%s/h.rules", dir);
+	unlink(p);
 	snprintf(p, sizeof(p), "%s/q.rules", dir);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/good.rules", dir);
