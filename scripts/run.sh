@@ -186,7 +186,6 @@ echo "run.sh: log: $LOG  counters: $STATS"
 cat <<EOT
 run.sh: try next (from another shell; README.md explains each):
   ip netns exec $NS swaks --server 198.18.0.2 --to you@example.com --tls
-  ip netns exec $NS swaks --server 198.18.0.2 --port 587 --tls --auth-user $AUTH_USER --auth-password PASSWORD --to you@example.com
   watch -n1 "$ROOT/build/control/mxgatectl stats | head -40"
   $ROOT/build/control/mxgatectl block 198.18.0.1/32 --expire 60
   \$EDITOR $CONF && $ROOT/build/control/mxgatectl reload
