@@ -113,10 +113,11 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 {
 	size_t off = 0;
 	char *p = s->delivery_mail_params;
+	bool auth_sent = false;
 
 	buf[0] = '\0';
-	/* delivery_mail_params holds "SIZE=n BODY=x SMTPUTF8 RET=x ENVID=x" as
-	 * the client gave them; keep those the backend supports. */
+	/* delivery_mail_params holds "SIZE=n BODY=x SMTPUTF8 RET=x ENVID=x
+	 * AUTH=x" as the client gave them; keep those the backend supports. */
 	while (*p) {
 		char tok[160];
 		size_t n = strcspn(p, " ");
@@ -131,16 +132,26 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 			keep = caps->smtputf8;
 		else if (!strncmp(tok, "RET=", 4) || !strncmp(tok, "ENVID=", 6))
 			keep = caps->dsn;
-		if (keep && off + n + 2 < len)
+		else if (!strncmp(tok, "AUTH=", 5) && caps->auth) {
+			/* RFC 4954 5: an authenticated client is trusted to
+			 * name the submitter, so its AUTH= goes on as sent;
+			 * from any other client it goes on as AUTH=<> */
+			auth_sent = true;
+			if (!s->auth.login[0])
+				mxg_fmt(tok, sizeof(tok), "AUTH=<>");
+			keep = true;
+		}
+		if (keep && off + strlen(tok) + 2 < len)
 			off += (size_t)mxg_fmt(buf + off, len - off, "%s%s",
-						off ? " " : "", tok);
+					       off ? " " : "", tok);
 		p += n;
 		while (*p == ' ')
 			p++;
 	}
 	/* RFC 4954 5: to a backend that offers AUTH, the identity the
-	 * client authenticated as (xtext), or "<>" when it does not fit */
-	if (caps->auth && s->auth.login[0]) {
+	 * client authenticated as (xtext), or "<>" when it does not fit,
+	 * unless the client named one itself (above) */
+	if (caps->auth && s->auth.login[0] && !auth_sent) {
 		char x[300];
 
 		if (relay_xtext_encode(s->auth.login, x, sizeof(x)) < 0)

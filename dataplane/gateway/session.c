@@ -202,6 +202,11 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 		if (m->envid && off + strlen(m->envid) + 8 <
 					sizeof(s->delivery_mail_params))
 			P("%sENVID=%s", off ? " " : "", m->envid);
+		/* RFC 4954 5: the client's AUTH= (xtext as sent); what goes
+		 * on is decided by delivery_mail_params() */
+		if (m->auth && off + strlen(m->auth) + 7 <
+				       sizeof(s->delivery_mail_params))
+			P("%sAUTH=%s", off ? " " : "", m->auth);
 #undef P
 		s->t_mail_us = gc->now_us;
 		sess_verdict(s, SMTP_V_ACCEPT, 0, NULL, NULL);

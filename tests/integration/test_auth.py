@@ -16,7 +16,9 @@ Scenarios:
           submission listener with anonymous senders allowed refuses
           relaying (554 5.7.1) without AUTH and relays after it; the
           sender-login map refuses another user's sender (553 5.7.1);
-          MAIL to the backend carries AUTH=<login> (RFC 4954 5);
+          MAIL to the backend carries AUTH=<login>, or the client's
+          own AUTH= as sent after AUTH, or AUTH=<> without AUTH (RFC
+          4954 5);
           "*" aborts (501 5.7.0); AUTH in a transaction 503 5.5.1; a
           second AUTH 503; a listener without auth_allow_cleartext does
           not advertise AUTH and answers 538 5.7.11; counters and
@@ -85,6 +87,18 @@ SENDER_MAP = "alice alice@%s, @alice.example\nbob bob@%s\n" % (OURS, OURS)
 def plain(user, pw):
     return base64.b64encode(b"\0" + user.encode() + b"\0" +
                             pw.encode()).decode()
+
+
+def raw_txn(c, sender, param, rcpt, mid):
+    """MAIL with a parameter, one RCPT, DATA and a small body; the
+    replies (the last one None when DATA was not reached)."""
+    r1 = c.cmd("MAIL FROM:<%s> %s" % (sender, param))
+    r2 = c.cmd("RCPT TO:<%s>" % rcpt)
+    r3 = c.cmd("DATA")
+    if r3[0] != 354:
+        return (r1, r2, r3, None)
+    c.send(peers.dot_stuff(peers.message(mid, sender, [rcpt])) + b".\r\n")
+    return (r1, r2, r3, c.reply())
 
 
 def swaks(port, src, user=None, pw=None, mech="PLAIN",
@@ -220,6 +234,24 @@ def scenario_swaks(a, tmp, res):
         res.check(rc == 0, "alice as @alice.example (map by domain): "
                   "delivered (rc %d)" % rc)
 
+        # RFC 4954 5: the client's own AUTH= goes on as sent from an
+        # authenticated client, and as AUTH=<> from any other
+        c = tp.Client(src, 2528)
+        c.ehlo()
+        c.cmd("AUTH PLAIN " + plain("alice", "secret"))
+        t1 = raw_txn(c, "x@alice.example", "AUTH=x+2Bsub@alice.example",
+                     "y@far.example", "<auth-param-1@mxgt.test>")
+        c.quit()
+        c = tp.Client(src, 2528)
+        c.ehlo()
+        t2 = raw_txn(c, "a@far.example", "AUTH=boss@far.example",
+                     "y@" + OURS, "<auth-param-2@mxgt.test>")
+        c.quit()
+        res.check(t1[-1] and t1[-1][0] == 250 and t2[-1] and
+                  t2[-1][0] == 250,
+                  "MAIL with AUTH= after AUTH and without: both accepted "
+                  "(%r / %r)" % (t1, t2))
+
         # raw client: abort, AUTH in a transaction, second AUTH
         c = tp.Client(src, 587)
         c.ehlo()
@@ -268,13 +300,21 @@ def scenario_swaks(a, tmp, res):
                   "event=auth lines with user, mech and result (%d lines)"
                   % len(lines))
         n = len(sink.captured())
-        res.check(n == 4, "the backend got the 4 accepted messages (%d)"
+        res.check(n == 6, "the backend got the 6 accepted messages (%d)"
                   % n)
         mails = tp.sink_commands(sink, "MAIL")
-        res.check(len(mails) == 4 and
-                  all("AUTH=alice" in m for m in mails),
+        res.check(len(mails) == 6 and
+                  all("AUTH=alice" in m for m in mails[:4]),
                   "RFC 4954 5: each MAIL to the backend (which offers "
                   "AUTH) carries AUTH=alice (%s)" % mails[:4])
+        res.check(len(mails) == 6 and
+                  mails[4].endswith(" AUTH=x+2Bsub@alice.example") and
+                  "AUTH=alice" not in mails[4] and
+                  mails[5].endswith(" AUTH=<>") and
+                  "boss" not in mails[5],
+                  "RFC 4954 5: the client's AUTH= goes on as sent after "
+                  "AUTH, as AUTH=<> from an anonymous client (%s)"
+                  % mails[4:])
     finally:
         if gw:
             gw.shutdown(res)
