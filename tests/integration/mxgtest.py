@@ -85,6 +85,12 @@ class Mxgate:
         self.out_path = self.stats_file + ".log"
 
     def start(self, wait=True):
+        # The stats file's name holds this test's pid: a file left by an
+        # earlier process with the same pid (a killed run) would pass for
+        # this mxgate's until it writes its own.
+        for p in (self.stats_file, self.stats_file + ".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(p)
         self._out = open(self.out_path, "w")
         log("start:", self.binary, " ".join(self.args))
         self.proc = subprocess.Popen([self.binary] + self.args,
