@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "content/rules.h"
 
@@ -157,6 +158,9 @@ static bool status_ok(const char *s, char c)
 	}
 	return parts == 3 && strlen(s) < 8;
 }
+
+/* The largest rule file read (each include counts on its own). */
+#define CONTENT_RULES_MAX_FILE (64 << 20)
 
 static int parse_file(struct parser *p, const char *path);
 
@@ -442,8 +446,25 @@ static int parse_file(struct parser *p, const char *path)
 		perr(p, path, 0, "%s", strerror(errno));
 		return -errno;
 	}
+	/* a directory opens too (and "sizes" as LONG_MAX): regular files
+	 * only, and of a size a rule file can have */
+	{
+		struct stat sb;
+
+		if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+			fclose(f);
+			perr(p, path, 0, "not a regular file");
+			return -EINVAL;
+		}
+		if (sb.st_size > CONTENT_RULES_MAX_FILE) {
+			fclose(f);
+			perr(p, path, 0, "larger than %d MiB",
+			     CONTENT_RULES_MAX_FILE >> 20);
+			return -EFBIG;
+		}
+	}
 	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0) {
+	    n > CONTENT_RULES_MAX_FILE || fseek(f, 0, SEEK_SET) != 0) {
 		fclose(f);
 		perr(p, path, 0, "cannot size the file");
 		return -EIO;

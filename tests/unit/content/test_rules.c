@@ -166,6 +166,19 @@ static void test_files(void)
 	put(b, "# b\nbody /two/ reject x\n");
 	put(c, "body /one/ log\ninclude \"b.rules\"\n\nbody /x(/ log\n");
 	put(loop, "include loop.rules\n");
+	/* a directory is not a rule file (fuzzer: "include ." sized it as
+	 * LONG_MAX and asked malloc for 2^63 bytes) */
+	{
+		char dinc[600];
+
+		snprintf(dinc, sizeof(dinc), "%s/dir.rules", d);
+		put(dinc, "body /one/ log\ninclude .\n");
+		rs = content_ruleset_load("d", dinc, err, sizeof(err));
+		CHECK(rs == NULL && strstr(err, "not a regular file") != NULL);
+		if (rs != NULL)
+			content_ruleset_free(rs);
+		unlink(dinc);
+	}
 
 	rs = content_ruleset_load("a", a, err, sizeof(err));
 	CHECK(rs != NULL && rs->n_rules == 3);
