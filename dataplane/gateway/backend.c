@@ -205,12 +205,17 @@ static void be_tls_wake(struct xprt *x)
 	core_dirty_backend(be_of(x));
 }
 
-/* close_notify or a broken record after the handshake: as a FIN. */
+/* close_notify or a broken record after the handshake: no more input
+ * (what is still held cannot be decrypted), so the relay client hears
+ * the end now rather than after its time-out; its event closes b. */
 static void be_tls_eof(struct xprt *x)
 {
 	struct gw_be *b = be_of(x);
 
-	b->fin_pending = true;
+	if (!b->eof) {
+		b->eof = true;
+		relay_client_eof(b->rc);
+	}
 	core_dirty_backend(b);
 }
 

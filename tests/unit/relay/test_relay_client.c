@@ -1083,6 +1083,18 @@ static struct relay_client *tls_mk(enum relay_tls mode)
 	return c;
 }
 
+/* STARTTLS offered, sent and answered 220: the caller's handshake. */
+static struct relay_client *tls_at_handshake(enum relay_tls mode)
+{
+	struct relay_client *c = tls_mk(mode);
+
+	feed(c, EHLO_TLS);
+	OUT(c, "STARTTLS\r\n");
+	feed(c, "220 go ahead\r\n");
+	EV(c, RELAY_EV_STARTTLS, 220, "", NULL);
+	return c;
+}
+
 static void test_starttls(void)
 {
 	struct relay_client *c;
@@ -1131,11 +1143,7 @@ static void test_starttls(void)
 	relay_client_destroy(c);
 
 	/* required, handshake failed (a wrong name, a pin mismatch) */
-	c = tls_mk(RELAY_TLS_REQUIRED);
-	feed(c, EHLO_TLS);
-	OUT(c, "STARTTLS\r\n");
-	feed(c, "220 go ahead\r\n");
-	EV(c, RELAY_EV_STARTTLS, 220, "", NULL);
+	c = tls_at_handshake(RELAY_TLS_REQUIRED);
 	CHECK(relay_client_tls_done(c, false) == 0);
 	ERR(c, RELAY_ERR_TLS, RELAY_STEP_STARTTLS);
 	OUT(c, "");
@@ -1150,11 +1158,7 @@ static void test_starttls(void)
 	relay_client_destroy(c);
 
 	/* handshake that never ends: the EHLO time-out bounds it */
-	c = tls_mk(RELAY_TLS_REQUIRED);
-	feed(c, EHLO_TLS);
-	OUT(c, "STARTTLS\r\n");
-	feed(c, "220 go ahead\r\n");
-	EV(c, RELAY_EV_STARTTLS, 220, "", NULL);
+	c = tls_at_handshake(RELAY_TLS_REQUIRED);
 	CHECK(relay_client_deadline(c) == now + 1000);
 	relay_client_time(c, now + 999);
 	NOEV(c);
@@ -1184,11 +1188,7 @@ static void test_starttls(void)
 	relay_client_destroy(c);
 
 	/* QUIT mid-handshake: nothing in clear, closed */
-	c = tls_mk(RELAY_TLS_OPPORTUNISTIC);
-	feed(c, EHLO_TLS);
-	OUT(c, "STARTTLS\r\n");
-	feed(c, "220 go ahead\r\n");
-	EV(c, RELAY_EV_STARTTLS, 220, "", NULL);
+	c = tls_at_handshake(RELAY_TLS_OPPORTUNISTIC);
 	CHECK(relay_client_quit(c) == 0);
 	OUT(c, "");
 	CHECK(relay_client_done(c));
