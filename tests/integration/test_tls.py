@@ -96,6 +96,7 @@ listeners = (
     pipelining_enforce = false; certificates = %s; }
 );
 pools = ( { name = "default"; type = "maildir"; } );
+maildir = { path = "%s"; };
 policy = { accepted_domains = ( "example.com" ); };
 """ % (c, c, c, c, md)
     with open(path, "w") as f:
