@@ -45,7 +45,9 @@ Scenarios:
             Postfix behind a wrong pin and behind a wrong tls_name, and
             smtp-sink (no STARTTLS) behind "required": 4xx to the client
             and no message at either backend; smtp-sink behind
-            "opportunistic": delivered in clear
+            "opportunistic": delivered in clear. The pool sends a client
+            certificate, which Postfix (smtpd_tls_ask_ccert) verifies
+            ("Trusted TLS connection established from")
 """
 
 import argparse
@@ -523,7 +525,26 @@ PF_PORT = 10025
 SINK_PORT = 10026
 
 
-def backend_config(path, tmp, certs, wrong_pin):
+def client_cert(d):
+    """A client certificate (clientAuth) from the test CA, for the pool
+    whose backend asks for one."""
+    k, csr, ext, crt = (os.path.join(d, "client." + x)
+                        for x in ("key", "csr", "ext", "crt"))
+    subprocess.run(["openssl", "req", "-new", "-nodes", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", k,
+                    "-out", csr, "-subj", "/O=mxgate test/CN=gw.mxgt.test"],
+                   check=True, capture_output=True)
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA",
+                    os.path.join(d, "ca.pem"), "-CAkey",
+                    os.path.join(d, "ca.key"), "-CAcreateserial", "-days",
+                    "30", "-sha256", "-extfile", ext, "-out", crt],
+                   check=True, capture_output=True)
+    return crt, k
+
+
+def backend_config(path, tmp, certs, wrong_pin, ccert):
     ca = os.path.join(certs, "ca.pem")
 
     def pool(name, dom, port, extra):
@@ -536,7 +557,8 @@ def backend_config(path, tmp, certs, wrong_pin):
     pools = ",\n".join([
         pool("tls", "tls.example", PF_PORT,
              'tls = "required"; tls_ca_file = "%s"; '
-             'tls_name = "backend.mxgt.test";' % ca),
+             'tls_name = "backend.mxgt.test";\n'
+             '    tls_cert = "%s"; tls_key = "%s";' % ((ca,) + ccert)),
         pool("pin", "pin.example", PF_PORT,
              'tls = "required"; tls_fingerprint = "%s";' % wrong_pin),
         pool("name", "name.example", PF_PORT,
@@ -572,7 +594,7 @@ def scenario_backend(a, tmp, res):
     os.chmod(d, 0o755)
     os.chmod(os.path.join(d, "ecdsa.key"), 0o644)
     conf = os.path.join(tmp, "backend.conf")
-    backend_config(conf, tmp, d, wrong_pin)
+    backend_config(conf, tmp, d, wrong_pin, client_cert(d))
     logf = os.path.join(tmp, "mxgate.log")
     gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--log-file", logf,
                                    "--cores", str(a.cores)])
@@ -582,6 +604,10 @@ def scenario_backend(a, tmp, res):
         "smtpd_tls_key_file": os.path.join(d, "ecdsa.key"),
         "smtpd_tls_security_level": "may",
         "smtpd_tls_loglevel": "1",
+        # asks for a client certificate: "Trusted TLS connection" when
+        # the gateway's verifies against the CA
+        "smtpd_tls_ask_ccert": "yes",
+        "smtpd_tls_CAfile": os.path.join(d, "ca.pem"),
     })
     cap = os.path.join(tmp, "capture")
     sink = peers.SmtpSink("198.18.0.1", SINK_PORT, capture_dir=cap,
@@ -640,6 +666,10 @@ def scenario_backend(a, tmp, res):
         n_tls = len(re.findall(r"TLS connection established from", pflog))
         res.check(n_tls >= 1, "Postfix logs %d TLS connections from the "
                   "gateway" % n_tls)
+        n_trusted = len(re.findall(r"Trusted TLS connection established "
+                                   r"from", pflog))
+        res.check(n_trusted >= 2, "Postfix verified the gateway's client "
+                  "certificate (%d \"Trusted TLS connection\")" % n_trusted)
         t = gw.wait_for(lambda t: t.get("gw_backend_tls_failed", 0) >= 2,
                         20, "two failed backend handshakes")["total"]
         log("  counters: handshakes %s failed %s missing %s cleartext %s"
