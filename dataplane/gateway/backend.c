@@ -6,8 +6,10 @@
  * What it does: a backend connection's life: open (TCP connect and relay
  * client), the pump (received bytes into the relay client, its events into
  * the owning session, its output to TCP), the TCP callbacks, the idle cache
- * (park, take, expire, flush) and active health checks. Ownership by a
- * session goes through be_own and ends only through sess_put_backend /
+ * (park, take, expire, flush), active health checks, and STARTTLS to a
+ * pool's backends over the connection's transport (xprt_plain or, for a
+ * pool with tls, xprt_tls as client; handshakes on the worker pool).
+ * Ownership by a session goes through be_own and ends only through sess_put_backend /
  * be_let_go, the one release path (issue 11).
  *
  * Promises: a backend event handler answers the owner's pending request
