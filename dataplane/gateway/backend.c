@@ -57,7 +57,8 @@
 #include "dataplane/gateway/session.h"
 
 static const struct tcp_callbacks be_cb;
-static int be_tls_attach(struct gw_be *b, const struct mxg_snapshot_pool *gp);
+static int be_tls_attach(struct gw_be *b, const struct mxg_snapshot_pool *gp,
+			 struct gw_pool_set *pool_set);
 
 static struct gw_be *be_alloc(struct gw_core *gc)
 {
@@ -123,7 +124,7 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	relay_server_format(si.v6, si.addr, si.addr6, si.port, b->name,
 			    sizeof(b->name));
 	xprt_init(&b->x, &xprt_plain_ops, NULL);
-	if (be_tls_attach(b, gp) < 0) {
+	if (be_tls_attach(b, gp, pool_set) < 0) {
 		xprt_release(&b->x);
 		b->rc = NULL;
 		return NULL;
@@ -221,9 +222,18 @@ static void be_tls_eof(struct xprt *x)
 	core_dirty_backend(b);
 }
 
+/* A released connection's handshake step came back from the pool: the
+ * pool set (so the snapshot and the client context the step read) may
+ * go now (be_release kept it). */
+static void be_tls_gone(void *gc, void *pool_set)
+{
+	state_pool_set_put(gc, pool_set);
+}
+
 /* A pool with tls: the transport that can start TLS as client. 0, or
  * < 0 when it cannot (no worker pool: never a handshake on a core). */
-static int be_tls_attach(struct gw_be *b, const struct mxg_snapshot_pool *gp)
+static int be_tls_attach(struct gw_be *b, const struct mxg_snapshot_pool *gp,
+			 struct gw_pool_set *pool_set)
 {
 	struct gw_core *gc = b->gc;
 	struct xprt_tls_params p = {
@@ -235,6 +245,9 @@ static int be_tls_attach(struct gw_be *b, const struct mxg_snapshot_pool *gp)
 		.done = be_tls_done,
 		.wake = be_tls_wake,
 		.eof = be_tls_eof,
+		.gone = be_tls_gone,
+		.gone_a = gc,
+		.gone_b = pool_set,
 	};
 
 	if (gp->rc.tls == RELAY_TLS_OFF)
@@ -248,6 +261,9 @@ static int be_tls_attach(struct gw_be *b, const struct mxg_snapshot_pool *gp)
 void be_release(struct gw_be *b)
 {
 	struct gw_core *gc = b->gc;
+	/* a handshake step still on a worker reads the pool's client
+	 * context: the pool set stays until it is back (be_tls_gone) */
+	bool step_out = xprt_tls_handshaking(&b->x);
 
 	if (b->counted)
 		relay_server_closed(b->pool_set->rp, b->srv);
@@ -258,7 +274,8 @@ void be_release(struct gw_be *b)
 		struct gw_pool_set *pool_set = b->pool_set;
 
 		b->pool_set = NULL;
-		state_pool_set_put(gc, pool_set);
+		if (!step_out)
+			state_pool_set_put(gc, pool_set);
 	}
 }
 

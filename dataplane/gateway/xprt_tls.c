@@ -281,6 +281,8 @@ static void hs_release(struct tls_hs_job *j)
 	t->in_flight = false;
 	t->ts = NULL;
 	if (j->abandoned) {
+		if (t->p.gone)
+			t->p.gone(t->p.gone_a, t->p.gone_b);
 		xt_free(t);
 	} else {
 		t->failed = true;

@@ -48,6 +48,12 @@ struct xprt_tls_params {
 	/* close_notify or a broken record after the handshake: no more
 	 * input, as after a FIN. */
 	void (*eof)(struct xprt *x);
+	/* May be NULL. A transport released with a step out is freed when
+	 * the pool gives the job back; gone(gone_a, gone_b) runs then, on
+	 * the owning core, so the owner can keep alive what the step still
+	 * reads (a backend's client context: its pin) until then. */
+	void (*gone)(void *a, void *b);
+	void *gone_a, *gone_b;
 };
 
 /* Makes x (set up by xprt_init over its TCP connection) a TLS transport.
