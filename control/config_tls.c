@@ -11,11 +11,9 @@
  *
  * Listeners: every mode is served (dataplane/gateway/xprt_tls.c); role
  * "smtps" means tls = "implicit" (the default there, and the only mode
- * it accepts). Pools: "off" only until backend connections run TLS
- * (accepting more would send cleartext where the operator demanded TLS);
- * the keys are read and checked first (files loaded into a client
- * context, so a bad CA file, pin or client key is named with its line),
- * then the mode is refused.
+ * it accepts). Pools: every mode is served (STARTTLS to the backends,
+ * dataplane/gateway/backend.c); the files are loaded here into a client
+ * context, so a bad CA file, pin or client key is named with its line.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,10 +27,6 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
-
-/* Backend connections do not yet (the gateway's relay has no TLS
- * transport): flip when they do (docs/status.md). */
-#define CTL_TLS_BACKEND_WIRED 0
 
 static const char *const listener_modes[] = {"off", "optional", "required",
 					     "implicit", NULL};
@@ -377,16 +371,6 @@ void cfg_parse_pool_tls(struct ctx *x, const config_setting_t *g,
 	}
 	if (x->n_err == 0)
 		build_client(x, g, path, p->name, t);
-	if (x->n_err)
-		return;
-	if (!CTL_TLS_BACKEND_WIRED) {
-		cfg_err(x, cfg_line_of(config_setting_get_member(g, "tls")),
-			key,
-			"\"%s\" is not supported yet: backend connections do "
-			"not run TLS yet (\"off\")",
-			pool_modes[t->mode]);
-		return;
-	}
 }
 
 void cfg_parse_tls(struct ctx *x, const config_setting_t *g,

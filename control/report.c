@@ -430,8 +430,25 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 				   &l, 1, v[i]);
 		}
 	}
+	/* STARTTLS to backends (issue 13; dataplane/gateway/backend.c) */
+	ctl_mw_family(w, "mxgate_backend_tls_total",
+		      "Backend connections by STARTTLS outcome",
+		      CTL_METRIC_COUNTER);
+	{
+		const char *res[] = {"ok", "failed", "missing", "cleartext"};
+		uint64_t v[] = {g->backend_tls_handshakes,
+				g->backend_tls_failed, g->backend_tls_missing,
+				g->backend_tls_cleartext};
+
+		for (int i = 0; i < 4; i++) {
+			struct ctl_label l = {"result", res[i]};
+
+			ctl_mw_u64(w, "mxgate_backend_tls_total", &l, 1,
+				   v[i]);
+		}
+	}
 	ctl_mw_family(w, "mxgate_tls_sessions_open",
-		      "Client connections holding TLS state",
+		      "Client and backend connections holding TLS state",
 		      CTL_METRIC_GAUGE);
 	ctl_mw_u64(w, "mxgate_tls_sessions_open", NULL, 0, g->tls_live);
 	ctl_mw_family(w, "mxgate_tls_certificate_expiry_timestamp_seconds",

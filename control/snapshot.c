@@ -547,6 +547,11 @@ static int pools_build(struct mxg_snapshot *s)
 		rp->check_interval_ms = gp->maildir ? 0 : cp->health_interval_ms;
 
 		relay_client_config_defaults(rc);
+		rc->tls = cp->tls.mode == CTL_POOL_TLS_REQUIRED
+				  ? RELAY_TLS_REQUIRED
+			  : cp->tls.mode == CTL_POOL_TLS_OPPORTUNISTIC
+				  ? RELAY_TLS_OPPORTUNISTIC
+				  : RELAY_TLS_OFF;
 		rc->helo_name = cp->helo_name && cp->helo_name[0]
 					? cp->helo_name
 					: (s->hostname ? s->hostname

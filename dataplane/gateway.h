@@ -168,6 +168,12 @@ struct gw_stats {
 	uint64_t tls_record_errors;     /* record layer failed later */
 	uint64_t tls_live;              /* transports holding TLS state
 					   (gauge; 0 when idle) */
+	/* STARTTLS to backends (issue 13; backend.c). */
+	uint64_t backend_tls_handshakes; /* completed (verified per pool) */
+	uint64_t backend_tls_failed;	 /* handshake or verification failed */
+	uint64_t backend_tls_missing;	 /* tls required: STARTTLS not offered
+					    or refused (connection failed) */
+	uint64_t backend_tls_cleartext;	 /* opportunistic: went on in clear */
 } __attribute__((aligned(64)));
 
 struct gw_core;

@@ -6,8 +6,10 @@
  * What it does: a backend connection's life: open (TCP connect and relay
  * client), the pump (received bytes into the relay client, its events into
  * the owning session, its output to TCP), the TCP callbacks, the idle cache
- * (park, take, expire, flush) and active health checks. Ownership by a
- * session goes through be_own and ends only through sess_put_backend /
+ * (park, take, expire, flush), active health checks, and STARTTLS to a
+ * pool's backends over the connection's transport (xprt_plain or, for a
+ * pool with tls, xprt_tls as client; handshakes on the worker pool).
+ * Ownership by a session goes through be_own and ends only through sess_put_backend /
  * be_let_go, the one release path (issue 11).
  *
  * Promises: a backend event handler answers the owner's pending request
@@ -24,6 +26,7 @@
 #include <errno.h>
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +57,8 @@
 #include "dataplane/gateway/session.h"
 
 static const struct tcp_callbacks be_cb;
+static int be_tls_attach(struct gw_be *b, const struct mxg_snapshot_pool *gp,
+			 struct gw_pool_set *pool_set);
 
 static struct gw_be *be_alloc(struct gw_core *gc)
 {
@@ -116,19 +121,27 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 		return NULL;
 	b->pool = pool;
 	b->srv = srv;
-	b->pool_set = pool_set;
-	pool_set->users++;
 	relay_server_format(si.v6, si.addr, si.addr6, si.port, b->name,
 			    sizeof(b->name));
+	xprt_init(&b->x, &xprt_plain_ops, NULL);
+	if (be_tls_attach(b, gp, pool_set) < 0) {
+		xprt_release(&b->x);
+		b->rc = NULL;
+		return NULL;
+	}
+	b->pool_set = pool_set;
+	pool_set->users++;
 	if ((si.v6 ? tcp_connect6(gc->st, (const struct net_addr *)si.addr6,
 				  si.port, &be_cb, b, &b->tc)
 		   : tcp_connect(gc->st, rte_cpu_to_be_32(si.addr), si.port,
 				 &be_cb, b, &b->tc)) < 0) {
+		xprt_release(&b->x);
 		b->rc = NULL;
 		b->pool_set = NULL;
 		state_pool_set_put(gc, pool_set);
 		return NULL;
 	}
+	b->x.tc = b->tc;
 	b->state = BE_CONNECTING;
 	relay_server_opened(pool_set->rp, srv);
 	b->counted = true;
@@ -137,21 +150,132 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	return b;
 }
 
+/* ---------------------------------------------------------- TLS (issue 13)
+ * STARTTLS to a pool's backends: the relay client asks for it
+ * (RELAY_EV_STARTTLS), the connection's transport (xprt_tls.c, as on
+ * client connections) runs the handshake as client on the worker pool,
+ * verifying per the pool (CA + name, SHA-256 pin, or nothing when
+ * opportunistic), and these callbacks tell the relay client the outcome
+ * (relay_client_tls_done: EHLO again, or RELAY_ERR_TLS - a backend
+ * error, 4xx to the client). They run from workers_poll or inside the
+ * pump; they note and dirty, never pump. */
+
+static enum relay_tls gp_tls_mode(const struct gw_be *b)
+{
+	return b->pool_set->snap->pools[b->pool].rc.tls;
+}
+
+static struct gw_be *be_of(struct xprt *x)
+{
+	return (struct gw_be *)((char *)x - offsetof(struct gw_be, x));
+}
+
+static void be_tls_done(struct xprt *x, bool ok)
+{
+	struct gw_be *b = be_of(x);
+	struct gw_core *gc = b->gc;
+	struct gw_sess *s = b->owner;
+	struct tls_session_info in;
+
+	if (ok && xprt_tls_info(x, &in) == 0) {
+		b->tls_up = true;
+		gc->stats.backend_tls_handshakes++;
+		log_line(gc, "event=backend_tls backend=%s tls=%s cipher=%s "
+			 "bits=%d verified=%s pinned=%s subject=\"%s\" "
+			 "sha256=%s sid=%s",
+			 b->name, in.version, in.cipher, in.cipher_bits,
+			 in.peer_verified ? "yes" : "no",
+			 in.peer_pinned ? "yes" : "no", in.peer_subject,
+			 in.peer_sha256, s ? s->sid : "-");
+		relay_client_tls_done(b->rc, true);
+	} else {
+		enum tls_fail f = xprt_tls_fail_reason(x);
+
+		b->tls_failed = true;
+		gc->stats.backend_tls_failed++;
+		log_line(gc, "event=backend_tls_failed backend=%s reason=%s "
+			 "detail=\"%s\" sid=%s",
+			 b->name, tls_fail_name(f == TLS_FAIL_NONE
+						? TLS_FAIL_INTERNAL : f),
+			 xprt_tls_fail_detail(x), s ? s->sid : "-");
+		relay_client_tls_done(b->rc, false);
+	}
+	core_dirty_backend(b);
+}
+
+static void be_tls_wake(struct xprt *x)
+{
+	core_dirty_backend(be_of(x));
+}
+
+/* close_notify or a broken record after the handshake: no more input
+ * (what is still held cannot be decrypted), so the relay client hears
+ * the end now rather than after its time-out; its event closes b. */
+static void be_tls_eof(struct xprt *x)
+{
+	struct gw_be *b = be_of(x);
+
+	if (!b->eof) {
+		b->eof = true;
+		relay_client_eof(b->rc);
+	}
+	core_dirty_backend(b);
+}
+
+/* A released connection's handshake step came back from the pool: the
+ * pool set (so the snapshot and the client context the step read) may
+ * go now (be_release kept it). */
+static void be_tls_gone(void *gc, void *pool_set)
+{
+	state_pool_set_put(gc, pool_set);
+}
+
+/* A pool with tls: the transport that can start TLS as client. 0, or
+ * < 0 when it cannot (no worker pool: never a handshake on a core). */
+static int be_tls_attach(struct gw_be *b, const struct mxg_snapshot_pool *gp,
+			 struct gw_pool_set *pool_set)
+{
+	struct gw_core *gc = b->gc;
+	struct xprt_tls_params p = {
+		.client_ctx = gp->cp ? gp->cp->tls.ctx : NULL,
+		.server_name = gp->cp ? gp->cp->tls.name : NULL,
+		.pool = gc->gw->workers,
+		.core = gc->core,
+		.counters = &gc->tls_counters,
+		.done = be_tls_done,
+		.wake = be_tls_wake,
+		.eof = be_tls_eof,
+		.gone = be_tls_gone,
+		.gone_a = gc,
+		.gone_b = pool_set,
+	};
+
+	if (gp->rc.tls == RELAY_TLS_OFF)
+		return 0;
+	if (!p.client_ctx || !p.pool)
+		return -ENOTSUP;
+	return xprt_tls_attach(&b->x, &p);
+}
+
 /* Forget a backend: its TCP connection is gone or being aborted. */
 void be_release(struct gw_be *b)
 {
 	struct gw_core *gc = b->gc;
+	/* a handshake step still on a worker reads the pool's client
+	 * context: the pool set stays until it is back (be_tls_gone) */
+	bool step_out = xprt_tls_handshaking(&b->x);
 
 	if (b->counted)
 		relay_server_closed(b->pool_set->rp, b->srv);
-	gw_rx_free(&b->rx);
+	xprt_release(&b->x);
 	gc->stats.backend_live--;
 	b->state = BE_FREE;
 	if (b->pool_set) {
 		struct gw_pool_set *pool_set = b->pool_set;
 
 		b->pool_set = NULL;
-		state_pool_set_put(gc, pool_set);
+		if (!step_out)
+			state_pool_set_put(gc, pool_set);
 	}
 }
 
@@ -165,11 +289,13 @@ void be_close(struct gw_be *b, bool abort_now)
 		struct tcp_conn *tc = b->tc;
 
 		b->tc = NULL;
+		xprt_gone(&b->x);
 		tcp_abort(tc);
 		b->dead = true;
 		core_dirty_backend(b);
 	} else {
-		tcp_close(b->tc);
+		/* TLS: close_notify, then the FIN */
+		xprt_shutdown(&b->x);
 	}
 }
 
@@ -320,6 +446,17 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 	switch (ev->type) {
 	case RELAY_EV_READY:
 		b->ready = true;
+		if (!b->tls_up && !b->tls_noted &&
+		    gp_tls_mode(b) == RELAY_TLS_OPPORTUNISTIC) {
+			/* opportunistic, not offered (or refused): clear */
+			b->tls_noted = true;
+			gc->stats.backend_tls_cleartext++;
+			log_line(gc, "event=backend_tls_skipped backend=%s "
+				 "reason=%s",
+				 b->name,
+				 relay_client_caps(b->rc)->starttls ? "refused"
+								    : "not_offered");
+		}
 		if (b->probe) {
 			relay_server_check_result(b->pool_set->rp, b->srv, true,
 						  core_now_ms(gc));
@@ -440,10 +577,25 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 	case RELAY_EV_CLOSED:
 		be_close(b, false);
 		return;
+	case RELAY_EV_STARTTLS:
+		/* the 220 to STARTTLS: our ClientHello goes next, on a
+		 * worker (the transport drops any cleartext that followed
+		 * the 220) */
+		if (xprt_start_tls(&b->x) < 0) {
+			gc->stats.backend_tls_failed++;
+			log_line(gc, "event=backend_tls_failed backend=%s "
+				 "reason=start sid=%s",
+				 b->name, s ? s->sid : "-");
+			relay_client_tls_done(b->rc, false);
+		}
+		return;
 	case RELAY_EV_ERROR: {
 		char why[200];
 
 		gc->stats.backend_errors++;
+		if (ev->error == RELAY_ERR_TLS && ev->step == RELAY_STEP_STARTTLS &&
+		    !b->tls_failed)
+			gc->stats.backend_tls_missing++;
 		if (b->probe)
 			relay_server_check_result(b->pool_set->rp, b->srv,
 						  false, core_now_ms(gc));
@@ -508,10 +660,11 @@ static void be_pump_once(struct gw_be *b)
 		bool progress = false;
 
 		/* input */
-		if (gw_rx_feed(&b->rx, b->tc, be_relay_sink, b->rc))
+		if (xprt_read(&b->x, be_relay_sink, b->rc))
 			progress = true;
 		/* the peer's FIN, once what it sent before is taken */
-		if (b->fin_pending && !b->rx.head) {
+		if (b->fin_pending && !b->x.rx.head &&
+		    xprt_state(&b->x) != XPRT_TLS_HANDSHAKE) {
 			b->fin_pending = false;
 			if (!b->eof) {
 				b->eof = true;
@@ -535,7 +688,8 @@ static void be_pump_once(struct gw_be *b)
 			const uint8_t *out = relay_client_output(b->rc, &len);
 
 			if (len) {
-				ssize_t w = tcp_send(b->tc, out, len);
+				ssize_t w = xprt_send_more(&b->x, out, len,
+							   false);
 
 				if (w > 0) {
 					relay_client_output_consume(
@@ -547,6 +701,8 @@ static void be_pump_once(struct gw_be *b)
 		if (!progress)
 			break;
 	}
+	if (b->tc)
+		xprt_flush(&b->x);
 	if (relay_client_done(b->rc) && b->tc) {
 		size_t len;
 
@@ -610,6 +766,7 @@ static void be_peer_closed(void *ctx, struct tcp_conn *c)
 	/* the pump takes what is buffered first, then tells the relay
 	 * client and closes our side (be_pump_once) */
 	if (b->state == BE_UP && !b->dead) {
+		xprt_peer_eof(&b->x); /* fails a handshake still waiting */
 		b->fin_pending = true;
 		core_dirty_backend(b);
 	} else if (!b->closing) {
@@ -621,6 +778,7 @@ static void be_peer_closed(void *ctx, struct tcp_conn *c)
 static void be_gone(struct gw_be *b, int err)
 {
 	b->tc = NULL;
+	xprt_gone(&b->x);
 	if (!b->dead) {
 		if (b->state == BE_CONNECTING) {
 			/* relay client never started: raise its error

@@ -474,7 +474,7 @@ void gw_core_destroy(struct gw_core *gc)
 			struct gw_be *b = &gc->be[i];
 
 			if (b->state != BE_FREE)
-				gw_rx_free(&b->rx);
+				xprt_release(&b->x);
 		}
 	if (gc->md)
 		maildir_destroy(gc->md);

@@ -207,7 +207,11 @@ struct gw_be {
 	struct relay_client *rc;
 	struct gw_sess *owner;
 	uint32_t owner_gen;  /* owner->gen when it took b */
-	struct gw_rx rx;     /* received, not yet fed */
+	struct xprt x;       /* plain, or TLS after STARTTLS (a pool with
+				tls): received bytes, held output */
+	bool tls_up;         /* STARTTLS handshake done on x */
+	bool tls_failed;     /* ...failed (counted as such) */
+	bool tls_noted;      /* opportunistic in clear: counted once */
 	char name[56];     /* "[ipv6]:port" fits */
 };
 

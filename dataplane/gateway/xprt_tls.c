@@ -281,6 +281,8 @@ static void hs_release(struct tls_hs_job *j)
 	t->in_flight = false;
 	t->ts = NULL;
 	if (j->abandoned) {
+		if (t->p.gone)
+			t->p.gone(t->p.gone_a, t->p.gone_b);
 		xt_free(t);
 	} else {
 		t->failed = true;
@@ -464,6 +466,16 @@ static int tls_start(struct xprt *x)
 
 	if (!t || t->ts || t->in_flight)
 		return -EINVAL;
+	if (t->p.client_ctx) {
+		/* client (backend): we speak first, nothing in clear */
+		t->ts = tls_session_new_client(t->p.client_ctx,
+					       t->p.server_name);
+		if (!t->ts)
+			return -ENOMEM;
+		t->started = true;
+		t->need_step = true;
+		return 0;
+	}
 	t->ts = tls_session_new_server(t->p.ctx);
 	if (!t->ts)
 		return -ENOMEM;
@@ -550,6 +562,15 @@ int xprt_tls_info(const struct xprt *x, struct tls_session_info *out)
 	if (x->ops != &xprt_tls_ops || !t || !t->ts || t->in_flight)
 		return -EAGAIN;
 	return tls_session_info(t->ts, out);
+}
+
+const char *xprt_tls_fail_detail(const struct xprt *x)
+{
+	const struct xtls *t = x->impl;
+
+	if (x->ops != &xprt_tls_ops || !t || !t->ts || t->in_flight)
+		return "";
+	return tls_session_fail_detail(t->ts);
 }
 
 enum tls_fail xprt_tls_fail_reason(const struct xprt *x)

@@ -31,6 +31,12 @@ struct xprt_tls_counters {
 
 struct xprt_tls_params {
 	const struct tls_server_ctx *ctx; /* the listener's (snapshot) */
+	/* Client side instead (a backend connection, issue 13): the pool's
+	 * context, and the name to send as SNI and verify (may be NULL
+	 * when the context does not verify). xprt_start_tls() then starts
+	 * a client handshake (the ClientHello leaves first). */
+	const struct tls_client_ctx *client_ctx;
+	const char *server_name;
 	struct worker_pool *pool;
 	uint16_t core;			  /* pool index of this lcore */
 	bool implicit;			  /* TLS from the first byte (465) */
@@ -42,6 +48,12 @@ struct xprt_tls_params {
 	/* close_notify or a broken record after the handshake: no more
 	 * input, as after a FIN. */
 	void (*eof)(struct xprt *x);
+	/* May be NULL. A transport released with a step out is freed when
+	 * the pool gives the job back; gone(gone_a, gone_b) runs then, on
+	 * the owning core, so the owner can keep alive what the step still
+	 * reads (a backend's client context: its pin) until then. */
+	void (*gone)(void *a, void *b);
+	void *gone_a, *gone_b;
 };
 
 /* Makes x (set up by xprt_init over its TCP connection) a TLS transport.
@@ -64,5 +76,7 @@ int xprt_tls_info(const struct xprt *x, struct tls_session_info *out);
 /* Why the handshake or record layer failed (TLS_FAIL_NONE if it did not,
  * or x is not TLS). */
 enum tls_fail xprt_tls_fail_reason(const struct xprt *x);
+/* OpenSSL's words for it ("" if none), for the log. */
+const char *xprt_tls_fail_detail(const struct xprt *x);
 
 #endif /* MXG_GATEWAY_XPRT_TLS_H */

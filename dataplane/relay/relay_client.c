@@ -51,6 +51,7 @@ enum cmd_kind {
 	CMD_DOT,
 	CMD_RSET,
 	CMD_QUIT,
+	CMD_STARTTLS,
 };
 
 struct cmd {
@@ -95,6 +96,9 @@ struct relay_client {
 	bool data_sent;	      /* DATA staged or sent in this transaction */
 	bool rset_due;	      /* relay_client_rset_lazy(): RSET before MAIL */
 	bool want_writable;   /* a short body take happened */
+	bool tls_wait;	      /* 220 to STARTTLS: the caller handshakes */
+	bool tls_active;      /* handshake done: never STARTTLS again */
+	uint64_t tls_deadline; /* while tls_wait */
 	uint8_t body_tail[2]; /* last two body octets, for the CRLF rule */
 	uint64_t body_len;    /* body octets in this transaction */
 
@@ -124,13 +128,16 @@ static const char *const state_names[RELAY_ST__COUNT] = {
 static const char *const step_names[RELAY_STEP__COUNT] = {
 	"none", "connect", "greeting", "ehlo",	   "helo", "xclient", "mail",
 	"rcpt", "data",	   "body",     "data_end", "rset", "quit",
+	"starttls",
 };
 static const char *const error_names[RELAY_ERR__COUNT] = {
 	"none", "timeout", "closed", "protocol", "rejected", "shutdown",
+	"tls",
 };
 static const char *const event_names[RELAY_EV__COUNT] = {
 	"NONE",	    "READY",	"MAIL", "RCPT",	  "DATA",
 	"WRITABLE", "DATA_END", "RSET", "CLOSED", "ERROR",
+	"STARTTLS",
 };
 
 const char *relay_state_name(enum relay_state st)
@@ -166,6 +173,7 @@ static enum relay_step kind_step(unsigned kind)
 		[CMD_DOT] = RELAY_STEP_DATA_END,
 		[CMD_RSET] = RELAY_STEP_RSET,
 		[CMD_QUIT] = RELAY_STEP_QUIT,
+		[CMD_STARTTLS] = RELAY_STEP_STARTTLS,
 	};
 	return kind < sizeof(map) / sizeof(map[0]) ? map[kind]
 						   : RELAY_STEP_NONE;
@@ -178,6 +186,7 @@ static uint32_t kind_timeout(const struct relay_client *c, unsigned kind)
 		return c->cfg.tmo_greeting_ms;
 	case CMD_EHLO:
 	case CMD_HELO:
+	case CMD_STARTTLS:
 		return c->cfg.tmo_ehlo_ms;
 	case CMD_XCLIENT:
 		return c->cfg.tmo_xclient_ms;
@@ -640,6 +649,24 @@ static void report(struct relay_client *c, const struct cmd *cmd,
 	}
 }
 
+/* After the set-up EHLO: true when STARTTLS was staged (cfg.tls asks and
+ * the backend offers it). REQUIRED and not offered fails the client. */
+static bool want_starttls(struct relay_client *c)
+{
+	if (c->cfg.tls == RELAY_TLS_OFF || c->tls_active)
+		return false;
+	if (!c->caps.starttls) {
+		if (c->cfg.tls == RELAY_TLS_REQUIRED)
+			fail(c, RELAY_ERR_TLS, RELAY_STEP_STARTTLS, NULL);
+		return false;
+	}
+	if (stage(c, CMD_STARTTLS, 0, CMD_LINE_MAX, "STARTTLS\r\n") < 0) {
+		fail(c, RELAY_ERR_PROTOCOL, RELAY_STEP_STARTTLS, NULL);
+		return false;
+	}
+	return true;
+}
+
 /*
  * A complete reply for the oldest sent command: the one place where
  * replies move the state. The head command is removed first so that a
@@ -703,6 +730,10 @@ static void on_reply(struct relay_client *c)
 		if (code == 250) {
 			c->caps = c->ncaps;
 			if (c->state == RELAY_ST_SETUP) {
+				if (want_starttls(c))
+					break;
+				if (c->state != RELAY_ST_SETUP)
+					return; /* failed: TLS required */
 				enter_ready(c);
 				ev_push(c, RELAY_EV_READY, step);
 			}
@@ -726,6 +757,11 @@ static void on_reply(struct relay_client *c)
 			     code == 421 ? RELAY_ERR_SHUTDOWN
 					 : RELAY_ERR_REJECTED,
 			     step, r);
+			return;
+		}
+		if (c->cfg.tls == RELAY_TLS_REQUIRED && !c->tls_active) {
+			/* HELO: no ESMTP, so no STARTTLS */
+			fail(c, RELAY_ERR_TLS, RELAY_STEP_STARTTLS, NULL);
 			return;
 		}
 		enter_ready(c);
@@ -785,6 +821,25 @@ static void on_reply(struct relay_client *c)
 		}
 		enter_ready(c);
 		report(c, &cmd, RELAY_EV_RSET);
+		break;
+	case CMD_STARTTLS:
+		if (code == 220) {
+			/* RFC 3207 4: the TLS handshake starts now; input
+			 * after this reply is not ours (parse_input drops
+			 * it) */
+			c->tls_wait = true;
+			c->tls_deadline = c->now + c->cfg.tmo_ehlo_ms;
+			report(c, &cmd, RELAY_EV_STARTTLS);
+			return;
+		}
+		if (c->cfg.tls == RELAY_TLS_REQUIRED || code == 421) {
+			fail(c, code == 421 ? RELAY_ERR_SHUTDOWN : RELAY_ERR_TLS,
+			     step, r);
+			return;
+		}
+		/* opportunistic: refused, go on in clear */
+		enter_ready(c);
+		ev_push(c, RELAY_EV_READY, step);
 		break;
 	case CMD_QUIT:
 		/* RFC 5321 4.1.1.10: 221; whatever comes, we are done. */
@@ -965,6 +1020,13 @@ static void parse_input(struct relay_client *c)
 			len--;
 		on_line(c, (const char *)c->inbuf + pos, len);
 		pos = (uint32_t)(lf - c->inbuf) + 1;
+		if (c->tls_wait) {
+			/* RFC 3207 5: nothing the server sent in clear after
+			 * its 220 is trusted (or TLS) */
+			c->stats.starttls_discarded += c->in_len - pos;
+			pos = c->in_len;
+			break;
+		}
 	}
 	if (!alive(c) && c->state != RELAY_ST_CONNECTING) {
 		c->in_len = 0;
@@ -1075,6 +1137,12 @@ size_t relay_client_feed(struct relay_client *c, const void *buf, size_t len)
 
 	if (c->state == RELAY_ST_FAILED || c->state == RELAY_ST_CLOSED)
 		return len; /* nobody listens any more: discard */
+	if (c->tls_wait) {
+		/* between the 220 to STARTTLS and the handshake: the
+		 * caller's TLS layer owns the bytes; cleartext is dropped */
+		c->stats.starttls_discarded += (uint32_t)len;
+		return len;
+	}
 	n = INBUF_SIZE - c->in_len;
 	if (n > len)
 		n = len;
@@ -1139,6 +1207,10 @@ void relay_client_time(struct relay_client *c, uint64_t now_ms)
 		fail(c, RELAY_ERR_TIMEOUT, kind_step(cq_at(c, 0)->kind), NULL);
 		return;
 	}
+	if (c->tls_wait && now_ms >= c->tls_deadline) {
+		fail(c, RELAY_ERR_TIMEOUT, RELAY_STEP_STARTTLS, NULL);
+		return;
+	}
 	if (c->out_len > 0 &&
 	    now_ms >= c->out_since + c->cfg.tmo_data_block_ms) {
 		enum relay_step step = RELAY_STEP_BODY;
@@ -1160,6 +1232,8 @@ uint64_t relay_client_deadline(const struct relay_client *c)
 		return c->connect_deadline;
 	if (c->nsent > 0)
 		d = c->head_deadline;
+	if (c->tls_wait && c->tls_deadline < d)
+		d = c->tls_deadline;
 	if (c->out_len > 0 && c->out_since + c->cfg.tmo_data_block_ms < d)
 		d = c->out_since + c->cfg.tmo_data_block_ms;
 	return d;
@@ -1517,11 +1591,36 @@ int relay_client_rset_lazy(struct relay_client *c)
 	return 0;
 }
 
+int relay_client_tls_done(struct relay_client *c, bool ok)
+{
+	if (!c->tls_wait || !alive(c))
+		return -EINVAL;
+	c->tls_wait = false;
+	if (!ok) {
+		fail(c, RELAY_ERR_TLS, RELAY_STEP_STARTTLS, NULL);
+		return 0;
+	}
+	c->tls_active = true;
+	/* RFC 3207 4.2: discard what the server said in clear; ask again */
+	memset(&c->caps, 0, sizeof(c->caps));
+	if (stage(c, CMD_EHLO, 0, CMD_LINE_MAX, "EHLO %s\r\n", c->helo) < 0)
+		fail(c, RELAY_ERR_PROTOCOL, RELAY_STEP_EHLO, NULL);
+	else
+		flush(c);
+	return 0;
+}
+
+bool relay_client_tls_active(const struct relay_client *c)
+{
+	return c->tls_active;
+}
+
 int relay_client_quit(struct relay_client *c)
 {
 	if (c->state == RELAY_ST_FAILED || c->state == RELAY_ST_CLOSED)
 		return -EPIPE;
-	if (c->state == RELAY_ST_CONNECTING) {
+	if (c->state == RELAY_ST_CONNECTING || c->tls_wait) {
+		/* (mid-handshake a QUIT line would go in clear into TLS) */
 		c->state = RELAY_ST_CLOSED;
 		return 0;
 	}

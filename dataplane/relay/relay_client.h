@@ -55,9 +55,19 @@ enum relay_client_info {
 	RELAY_CINFO_PROXY,   /* PROXY protocol v2 header, once per connection */
 };
 
+/* STARTTLS to the backend (RFC 3207; issue 13), chosen per pool. */
+enum relay_tls {
+	RELAY_TLS_OFF = 0,
+	RELAY_TLS_OPPORTUNISTIC, /* when offered; in clear when not (or
+				    when STARTTLS is refused) */
+	RELAY_TLS_REQUIRED,	 /* not offered, refused, or a failed
+				    handshake: RELAY_ERR_TLS */
+};
+
 struct relay_client_config {
 	const char *helo_name; /* our EHLO argument; <= 255 octets */
 	enum relay_client_info client_info;
+	enum relay_tls tls;
 
 	/* Per-step time-outs in milliseconds; 0 = default (in brackets).
 	 * The defaults are below the RFC 5321 4.5.3.2 minimums on purpose:
@@ -143,6 +153,7 @@ enum relay_step {
 	RELAY_STEP_DATA_END,
 	RELAY_STEP_RSET,
 	RELAY_STEP_QUIT,
+	RELAY_STEP_STARTTLS, /* STARTTLS and the TLS handshake */
 	RELAY_STEP__COUNT
 };
 
@@ -153,6 +164,8 @@ enum relay_error {
 	RELAY_ERR_PROTOCOL, /* malformed or unexpected reply */
 	RELAY_ERR_REJECTED, /* greeting/EHLO/XCLIENT/RSET refused (reply set) */
 	RELAY_ERR_SHUTDOWN, /* backend replied 421: it is closing */
+	RELAY_ERR_TLS,	    /* tls required: STARTTLS not offered or
+			       refused, or the handshake failed */
 	RELAY_ERR__COUNT
 };
 
@@ -174,7 +187,7 @@ struct relay_caps {
 	bool chunking;	   /* RFC 3030 */
 	bool dsn;	   /* RFC 3461 */
 	bool enhancedstatuscodes; /* RFC 2034 */
-	bool starttls;		  /* RFC 3207 (not used by the client) */
+	bool starttls;		  /* RFC 3207 (used when cfg.tls asks) */
 	bool auth;		  /* RFC 4954: AUTH offered (we never log
 				     in; it allows MAIL's AUTH=) */
 	bool xclient;		  /* Postfix XCLIENT */
@@ -207,6 +220,8 @@ enum relay_event_type {
 	RELAY_EV_RSET,	   /* RSET accepted: READY again, reusable */
 	RELAY_EV_CLOSED,   /* QUIT done, or the backend closed after QUIT */
 	RELAY_EV_ERROR,	   /* fatal: see error, step, reply; close now */
+	RELAY_EV_STARTTLS, /* 220 to STARTTLS: run the TLS handshake as
+			      client, then relay_client_tls_done() */
 	RELAY_EV__COUNT
 };
 
@@ -227,6 +242,8 @@ struct relay_client_stats {
 	uint32_t replies;	  /* complete replies parsed */
 	uint32_t transactions;	  /* DATA_END replies received */
 	uint32_t xclient_skipped; /* XCLIENT wanted but not offered */
+	uint32_t starttls_discarded; /* octets after the 220 to STARTTLS,
+					dropped (RFC 3207 5) */
 };
 
 /* ------------------------------------------------------------------ API */
@@ -359,6 +376,20 @@ int relay_client_rset(struct relay_client *c);
 int relay_client_rset_lazy(struct relay_client *c);
 /* QUIT (READY or SETUP): RELAY_EV_CLOSED after 221 or close. 0, -EPIPE. */
 int relay_client_quit(struct relay_client *c);
+
+/* STARTTLS (cfg.tls not OFF). After the EHLO reply at set-up: offered ->
+ * STARTTLS is sent; its 220 raises RELAY_EV_STARTTLS and from then the
+ * client takes no input (octets after the 220 are dropped and counted:
+ * they came before TLS) and has no output until the caller ran the
+ * handshake and calls relay_client_tls_done(). ok: EHLO again (RFC 3207
+ * 4.2: forget what was learnt in clear), then RELAY_EV_READY as usual.
+ * Not ok, or (REQUIRED) not offered or refused: RELAY_EV_ERROR with
+ * RELAY_ERR_TLS at RELAY_STEP_STARTTLS. OPPORTUNISTIC and not offered or
+ * refused: READY in clear. The handshake is bounded by tmo_ehlo_ms.
+ * relay_client_tls_done: 0, or -EINVAL when no handshake is awaited. */
+int relay_client_tls_done(struct relay_client *c, bool ok);
+/* True once the TLS handshake succeeded on this connection. */
+bool relay_client_tls_active(const struct relay_client *c);
 
 enum relay_state relay_client_state(const struct relay_client *c);
 /* True when the connection must be closed (CLOSED or FAILED) once the

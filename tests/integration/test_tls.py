@@ -36,6 +36,18 @@ Scenarios:
             with every connection gone no TLS transport is left
             (tls_live 0, sessions_live 0), handshakes are counted, and
             mxgate stops cleanly (ASan/LSan: no leaked SSL or job)
+  backend   STARTTLS to backends (pools routed by recipient domain): a
+            real Postfix smtpd with the test certificate
+            (smtpd_tls_security_level = may) behind a pool with tls
+            "required", CA and name: two messages delivered over TLS
+            (Postfix logs "TLS connection established from", mxgate
+            event=backend_tls verified=yes), XCLIENT inside TLS; the same
+            Postfix behind a wrong pin and behind a wrong tls_name, and
+            smtp-sink (no STARTTLS) behind "required": 4xx to the client
+            and no message at either backend; smtp-sink behind
+            "opportunistic": delivered in clear. The pool sends a client
+            certificate, which Postfix (smtpd_tls_ask_ccert) verifies
+            ("Trusted TLS connection established from")
 """
 
 import argparse
@@ -505,6 +517,184 @@ def scenario_abandon(a, tmp, res):
         if st:
             res.check(st["total"].get("gw_tls_live", -1) == 0,
                       "final stats: tls_live 0 after shutdown")
+
+
+# ------------------------------------------------------------------ backend
+
+PF_PORT = 10025
+SINK_PORT = 10026
+
+
+def client_cert(d):
+    """A client certificate (clientAuth) from the test CA, for the pool
+    whose backend asks for one."""
+    k, csr, ext, crt = (os.path.join(d, "client." + x)
+                        for x in ("key", "csr", "ext", "crt"))
+    subprocess.run(["openssl", "req", "-new", "-nodes", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", k,
+                    "-out", csr, "-subj", "/O=mxgate test/CN=gw.mxgt.test"],
+                   check=True, capture_output=True)
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA",
+                    os.path.join(d, "ca.pem"), "-CAkey",
+                    os.path.join(d, "ca.key"), "-CAcreateserial", "-days",
+                    "30", "-sha256", "-extfile", ext, "-out", crt],
+                   check=True, capture_output=True)
+    return crt, k
+
+
+def backend_config(path, tmp, certs, wrong_pin, ccert):
+    ca = os.path.join(certs, "ca.pem")
+
+    def pool(name, dom, port, extra):
+        # XCLIENT to Postfix (inside TLS); smtp-sink does not take it
+        ci = "xclient" if port == PF_PORT else "none"
+        return ('  { name = "%s"; type = "smtp"; client_info = "%s";\n'
+                '    domains = [ "%s" ];\n'
+                '    servers = ( { address = "198.18.0.1"; port = %d; } );\n'
+                '    %s }' % (name, ci, dom, port, extra))
+    pools = ",\n".join([
+        pool("tls", "tls.example", PF_PORT,
+             'tls = "required"; tls_ca_file = "%s"; '
+             'tls_name = "backend.mxgt.test";\n'
+             '    tls_cert = "%s"; tls_key = "%s";' % ((ca,) + ccert)),
+        pool("pin", "pin.example", PF_PORT,
+             'tls = "required"; tls_fingerprint = "%s";' % wrong_pin),
+        pool("name", "name.example", PF_PORT,
+             'tls = "required"; tls_ca_file = "%s"; '
+             'tls_name = "other.mxgt.test";' % ca),
+        pool("sink", "sink.example", SINK_PORT,
+             'tls = "required"; tls_ca_file = "%s"; '
+             'tls_name = "backend.mxgt.test";' % ca),
+        pool("opp", "opp.example", SINK_PORT, 'tls = "opportunistic";'),
+    ])
+    text = """
+listeners = ( { name = "mx"; port = 25; role = "mx"; } );
+pools = (
+%s
+);
+default_pool = "tls";
+policy = { relay_networks = [ "198.18.0.0/15" ]; };
+""" % pools
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def scenario_backend(a, tmp, res):
+    d = os.path.join(tmp, "tls")
+    subprocess.run([os.path.join(ROOT, "scripts", "make-tls-certs.sh"), d,
+                    "backend.mxgt.test"], check=True, capture_output=True)
+    # a pin that is not Postfix's certificate (it serves ecdsa.crt)
+    fp = subprocess.run(["openssl", "x509", "-in", os.path.join(d, "rsa.crt"),
+                         "-noout", "-fingerprint", "-sha256"], check=True,
+                        capture_output=True, text=True).stdout
+    wrong_pin = fp.strip().split("=", 1)[1]
+    # test material: Postfix's smtpd (not root) reads the key
+    os.chmod(d, 0o755)
+    os.chmod(os.path.join(d, "ecdsa.key"), 0o644)
+    conf = os.path.join(tmp, "backend.conf")
+    backend_config(conf, tmp, d, wrong_pin, client_cert(d))
+    logf = os.path.join(tmp, "mxgate.log")
+    gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--log-file", logf,
+                                   "--cores", str(a.cores)])
+    STARTED.append(gw)
+    pf = peers.Postfix(listen="198.18.0.1:%d" % PF_PORT, main_extra={
+        "smtpd_tls_cert_file": os.path.join(d, "ecdsa.crt"),
+        "smtpd_tls_key_file": os.path.join(d, "ecdsa.key"),
+        "smtpd_tls_security_level": "may",
+        "smtpd_tls_loglevel": "1",
+        # asks for a client certificate: "Trusted TLS connection" when
+        # the gateway's verifies against the CA
+        "smtpd_tls_ask_ccert": "yes",
+        "smtpd_tls_CAfile": os.path.join(d, "ca.pem"),
+    })
+    cap = os.path.join(tmp, "capture")
+    sink = peers.SmtpSink("198.18.0.1", SINK_PORT, capture_dir=cap,
+                          out_path=os.path.join(tmp, "sink.out"))
+    try:
+        gw.start()
+        peers.wait_listen(GW, 25, timeout=20)
+        pf.start()
+        sink.start()
+
+        def send(rcpt, mid):
+            c = peers.SmtpClient(GW, 25, timeout=40)
+            c.ehlo("client.mxgt.test")
+            r = c.transaction("sender@client.mxgt.test", [rcpt],
+                              peers.message(mid, "sender@client.mxgt.test",
+                                            [rcpt], 2000))
+            c.quit()
+            log("  %s -> rcpt %s dot %s" % (rcpt, r["rcpts"], r["dot"]))
+            return r
+
+        ok_ids = []
+        for i in range(2):
+            mid = "tls-ok-%d@mxgt.test" % i
+            r = send("user%d@tls.example" % i, mid)
+            res.check(r["dot"] is not None and r["dot"][0] == 250,
+                      "required+CA+name to Postfix: message %d accepted "
+                      "(%s)" % (i, r["dot"]))
+            ok_ids.append("<%s>" % mid)
+        for dom, what in (("pin.example", "pin mismatch"),
+                          ("name.example", "wrong tls_name"),
+                          ("sink.example", "no STARTTLS offered")):
+            r = send("user@" + dom, "tls-bad-%s@mxgt.test" % dom[:4])
+            codes = [x[0] for x in r["rcpts"]] + \
+                ([r["dot"][0]] if r["dot"] else [])
+            res.check(r["dot"] is None and len(r["rcpts"]) == 1 and
+                      r["rcpts"][0][0] // 100 == 4,
+                      "%s: 4xx to the client, never 250 (%s)" % (what, codes))
+        r = send("user@opp.example", "tls-opp@mxgt.test")
+        res.check(r["dot"] is not None and r["dot"][0] == 250,
+                  "opportunistic to smtp-sink (no STARTTLS): delivered in "
+                  "clear")
+        files = pf.wait_delivered(2, 30)
+        time.sleep(1)
+        # (Postfix's own notices to the postmaster land there too)
+        got = sorted(m for m in (peers.message_id_of(p)
+                                 for p in pf.delivered())
+                     if m and m.startswith("<tls-"))
+        res.check(got == sorted(ok_ids),
+                  "Postfix holds exactly the two TLS messages: %s" % got)
+        ids = sink.message_ids()
+        res.check(list(ids) == ["<tls-opp@mxgt.test>"],
+                  "smtp-sink holds only the opportunistic message: %s"
+                  % list(ids))
+        with open(pf.logfile, errors="replace") as f:
+            pflog = f.read()
+        n_tls = len(re.findall(r"TLS connection established from", pflog))
+        res.check(n_tls >= 1, "Postfix logs %d TLS connections from the "
+                  "gateway" % n_tls)
+        n_trusted = len(re.findall(r"Trusted TLS connection established "
+                                   r"from", pflog))
+        res.check(n_trusted >= 2, "Postfix verified the gateway's client "
+                  "certificate (%d \"Trusted TLS connection\")" % n_trusted)
+        t = gw.wait_for(lambda t: t.get("gw_backend_tls_failed", 0) >= 2,
+                        20, "two failed backend handshakes")["total"]
+        log("  counters: handshakes %s failed %s missing %s cleartext %s"
+            % (t.get("gw_backend_tls_handshakes"),
+               t.get("gw_backend_tls_failed"),
+               t.get("gw_backend_tls_missing"),
+               t.get("gw_backend_tls_cleartext")))
+        res.check(t.get("gw_backend_tls_handshakes", 0) >= 1 and
+                  t.get("gw_backend_tls_missing", 0) >= 1 and
+                  t.get("gw_backend_tls_cleartext", 0) >= 1,
+                  "backend TLS counters: handshakes, missing, cleartext")
+        with open(logf, errors="replace") as f:
+            glog = f.read()
+        res.check(re.search(r"event=backend_tls backend=198\.18\.0\.1:%d "
+                            r"tls=TLSv1\.[23] .*verified=yes" % PF_PORT,
+                            glog) is not None,
+                  "mxgate logs the verified backend handshake")
+        res.check("reason=peer_cert" in glog,
+                  "mxgate logs the refused certificate (reason=peer_cert)")
+    finally:
+        gw.shutdown(res)
+        sink.stop()
+        if os.path.exists(pf.logfile):
+            shutil.copy(pf.logfile, os.path.join(tmp, "postfix.log"))
+        pf.cleanup()
 
 
 def main():

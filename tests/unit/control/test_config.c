@@ -1021,7 +1021,7 @@ static void test_tls(void)
 		ctl_config_free(&c);
 	}
 	/* pools: every key is checked and every file read (errors at the
-	 * key's line), then TLS is refused until backend TLS is wired */
+	 * key's line) into the pool's client context */
 #define POOL LISTENERS "pools = ( { name = \"p\"; servers = ( { address = " \
 		       "\"198.18.0.9\"; } );\n"
 	snprintf(t, sizeof(t),
@@ -1029,14 +1029,22 @@ static void test_tls(void)
 		 "  tls_name = \"mx.test\";\n  tls_cert = \"%s\";\n"
 		 "  tls_key = \"%s\"; } );\n",
 		 f.ca, f.cli_crt, f.cli_key);
-	HAS(t, "t.conf:3: key 'pools[0].tls': \"required\" is not supported "
-	       "yet");
+	CHECK(ctl_config_load_string(t, "t.conf", &c, err, sizeof(err)) == 0);
+	if (c.pools) {
+		CHECK(c.pools[0].tls.mode == CTL_POOL_TLS_REQUIRED);
+		CHECK(c.pools[0].tls.ctx != NULL);
+		CHECK(strcmp(c.pools[0].tls.name, "mx.test") == 0);
+		ctl_config_free(&c);
+	}
 	snprintf(t, sizeof(t),
 		 POOL "  tls = \"required\";\n  tls_fingerprint = \"%s\"; } );\n",
 		 "AB:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:"
 		 "ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89");
-	HAS(t, "t.conf:3: key 'pools[0].tls': \"required\" is not supported "
-	       "yet");
+	CHECK(ctl_config_load_string(t, "t.conf", &c, err, sizeof(err)) == 0);
+	if (c.pools) {
+		CHECK(c.pools[0].tls.ctx != NULL);
+		ctl_config_free(&c);
+	}
 	HAS(POOL "  tls = \"required\"; } );\n",
 	    "t.conf:3: key 'pools[0].tls': \"required\" needs tls_ca_file "
 	    "and tls_name");

@@ -1057,6 +1057,144 @@ static void test_lazy_rset(void)
 	relay_client_destroy(c);
 }
 
+/* STARTTLS to the backend (issue 13): offered -> STARTTLS, 220 ->
+ * RELAY_EV_STARTTLS, no input or output until tls_done, then EHLO again
+ * and READY; the three ways "required" fails; opportunistic in clear. */
+static const char *EHLO_TLS = "250-backend.example\r\n"
+			      "250-PIPELINING\r\n"
+			      "250 STARTTLS\r\n";
+
+static struct relay_client *tls_mk(enum relay_tls mode)
+{
+	struct relay_client_config cfg;
+	struct relay_client *c;
+
+	relay_client_config_defaults(&cfg);
+	cfg.helo_name = "mx.test";
+	cfg.tls = mode;
+	cfg.tmo_ehlo_ms = 1000;
+	c = mk(&cfg, NULL);
+	CHECK(c != NULL);
+	if (c == NULL)
+		exit(1);
+	CHECK(relay_client_connected(c) == 0);
+	feed(c, "220 backend.example ESMTP\r\n");
+	OUT(c, "EHLO mx.test\r\n");
+	return c;
+}
+
+/* STARTTLS offered, sent and answered 220: the caller's handshake. */
+static struct relay_client *tls_at_handshake(enum relay_tls mode)
+{
+	struct relay_client *c = tls_mk(mode);
+
+	feed(c, EHLO_TLS);
+	OUT(c, "STARTTLS\r\n");
+	feed(c, "220 go ahead\r\n");
+	EV(c, RELAY_EV_STARTTLS, 220, "", NULL);
+	return c;
+}
+
+static void test_starttls(void)
+{
+	struct relay_client *c;
+	struct relay_mail m = {.sender = "a@b.example"};
+	const struct relay_caps *k;
+
+	/* offered: STARTTLS, then nothing until the handshake is done */
+	c = tls_mk(RELAY_TLS_REQUIRED);
+	feed(c, EHLO_TLS);
+	NOEV(c);
+	OUT(c, "STARTTLS\r\n");
+	CHECK(relay_client_state(c) == RELAY_ST_SETUP);
+	/* the 220 with cleartext injected behind it (CVE-2011-0411 class) */
+	feed(c, "220 2.0.0 Ready to start TLS\r\n250 injected\r\n");
+	EV(c, RELAY_EV_STARTTLS, 220, "2.0.0", NULL);
+	CHECK(relay_client_stats(c)->starttls_discarded == 14);
+	feed(c, "\x16\x03\x03");
+	CHECK(relay_client_stats(c)->starttls_discarded == 17);
+	OUT(c, "");
+	CHECK(relay_client_mail(c, &m) == -EBUSY);
+	CHECK(!relay_client_tls_active(c));
+	CHECK(relay_client_tls_done(c, true) == 0);
+	CHECK(relay_client_tls_done(c, true) == -EINVAL);
+	CHECK(relay_client_tls_active(c));
+	OUT(c, "EHLO mx.test\r\n");
+	feed(c, "250-backend.example\r\n250 PIPELINING\r\n");
+	EV(c, RELAY_EV_READY, 0, "", "");
+	CHECK(relay_client_state(c) == RELAY_ST_READY);
+	k = relay_client_caps(c);
+	CHECK(k->pipelining && !k->starttls);
+	relay_client_destroy(c);
+
+	/* required, not offered: fails at the starttls step */
+	c = tls_mk(RELAY_TLS_REQUIRED);
+	feed(c, EHLO_PLAIN);
+	ERR(c, RELAY_ERR_TLS, RELAY_STEP_STARTTLS);
+	CHECK(relay_client_state(c) == RELAY_ST_FAILED);
+	relay_client_destroy(c);
+
+	/* required, refused */
+	c = tls_mk(RELAY_TLS_REQUIRED);
+	feed(c, EHLO_TLS);
+	OUT(c, "STARTTLS\r\n");
+	feed(c, "454 4.7.0 TLS not available\r\n");
+	ERR(c, RELAY_ERR_TLS, RELAY_STEP_STARTTLS);
+	relay_client_destroy(c);
+
+	/* required, handshake failed (a wrong name, a pin mismatch) */
+	c = tls_at_handshake(RELAY_TLS_REQUIRED);
+	CHECK(relay_client_tls_done(c, false) == 0);
+	ERR(c, RELAY_ERR_TLS, RELAY_STEP_STARTTLS);
+	OUT(c, "");
+	relay_client_destroy(c);
+
+	/* required, HELO fallback: no ESMTP, no STARTTLS */
+	c = tls_mk(RELAY_TLS_REQUIRED);
+	feed(c, "502 no EHLO\r\n");
+	OUT(c, "HELO mx.test\r\n");
+	feed(c, "250 hi\r\n");
+	ERR(c, RELAY_ERR_TLS, RELAY_STEP_STARTTLS);
+	relay_client_destroy(c);
+
+	/* handshake that never ends: the EHLO time-out bounds it */
+	c = tls_at_handshake(RELAY_TLS_REQUIRED);
+	CHECK(relay_client_deadline(c) == now + 1000);
+	relay_client_time(c, now + 999);
+	NOEV(c);
+	relay_client_time(c, now + 1000);
+	ERR(c, RELAY_ERR_TIMEOUT, RELAY_STEP_STARTTLS);
+	relay_client_destroy(c);
+
+	/* opportunistic: not offered -> clear; refused -> clear */
+	c = tls_mk(RELAY_TLS_OPPORTUNISTIC);
+	feed(c, EHLO_PLAIN);
+	EV(c, RELAY_EV_READY, 0, "", "");
+	CHECK(!relay_client_tls_active(c));
+	relay_client_destroy(c);
+	c = tls_mk(RELAY_TLS_OPPORTUNISTIC);
+	feed(c, EHLO_TLS);
+	OUT(c, "STARTTLS\r\n");
+	feed(c, "454 4.7.0 TLS not available\r\n");
+	EV(c, RELAY_EV_READY, 0, "", "");
+	CHECK(relay_client_state(c) == RELAY_ST_READY);
+	relay_client_destroy(c);
+
+	/* off: STARTTLS offered and ignored */
+	c = tls_mk(RELAY_TLS_OFF);
+	feed(c, EHLO_TLS);
+	EV(c, RELAY_EV_READY, 0, "", "");
+	OUT(c, "");
+	relay_client_destroy(c);
+
+	/* QUIT mid-handshake: nothing in clear, closed */
+	c = tls_at_handshake(RELAY_TLS_OPPORTUNISTIC);
+	CHECK(relay_client_quit(c) == 0);
+	OUT(c, "");
+	CHECK(relay_client_done(c));
+	relay_client_destroy(c);
+}
+
 int main(void)
 {
 	test_ehlo_caps();
@@ -1075,6 +1213,7 @@ int main(void)
 	test_protocol_errors();
 	test_event_backlog();
 	test_addresses();
+	test_starttls();
 	printf("relay_client: %d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;
 }
