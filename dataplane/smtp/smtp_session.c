@@ -13,6 +13,10 @@
  * command has one handler (cmd_*); each answered request has one place
  * where its verdict moves the state (on_verdict). While any event is queued
  * no input is processed, which is what keeps pipelined replies in order.
+ * A deferred RCPT (SMTP_V_DEFER) is the one request answered without a
+ * reply: its place in the output is remembered (struct smtp_defer), the
+ * caller sees output only up to the first unanswered one, and only
+ * further RCPT lines are read until all are answered.
  */
 #include "smtp_session.h"
 #include "smtp_body.h"
@@ -38,6 +42,15 @@ struct evslot {
 
 enum lex { LEX_LINE = 0, LEX_SKIP };
 
+/* A RCPT whose verdict was deferred: where its reply goes in the output
+ * (octets after out_off), the request's time (its verdict deadline). */
+struct smtp_defer {
+	uint32_t index;        /* rcpt.index, the caller's ticket */
+	uint32_t pos;          /* reply position in the output window */
+	uint64_t t;
+	bool done;             /* reply written, an earlier one still open */
+};
+
 /* The work area: what a session needs only while something is in flight
  * (a command being answered, a transaction, replies or body bytes not yet
  * taken). It heads the buffer block: work, in, out, data, arg. With a
@@ -50,6 +63,7 @@ struct smtp_work {
 	char orcpt[501];
 	char helo[256];
 	char etrn[256];
+	struct smtp_defer defer[SMTP_RCPT_DEFER_MAX]; /* ring, command order */
 };
 
 struct smtp_session {
@@ -60,7 +74,7 @@ struct smtp_session {
 	uint32_t flags;
 	bool normalize;
 	uint32_t max_cmd_line, max_text_line, max_auth_line, max_rcpts;
-	uint32_t max_errors;
+	uint32_t max_errors, max_defer;
 	uint64_t max_msg_size;
 	uint32_t tmo_greeting, tmo_command, tmo_mail, tmo_rcpt, tmo_data_init,
 		 tmo_data_block, tmo_data_term;
@@ -92,6 +106,11 @@ struct smtp_session {
 	struct smtp_work *w;   /* paths and strings of the transaction */
 	char *arg;             /* AUTH responses, max_auth_line octets */
 	const struct smtp_buf_pool *pool; /* NULL: buffers in the block */
+
+	/* Deferred RCPTs: w->defer[dh .. dh+dn) in command order; the head
+	 * is never done (answered heads are popped). */
+	uint32_t dh, dn;
+	uint32_t reply_lim;    /* octets a custom reply may take */
 
 	/* Events. */
 	struct evslot q[SMTP_EVQ];
@@ -153,6 +172,7 @@ smtp_config_defaults(struct smtp_config *c)
 	c->max_rcpts = 100;             /* RFC 5321 4.5.3.1.8 minimum */
 	c->max_msg_size = 10u << 20;
 	c->max_errors = 10;
+	c->max_rcpt_deferred = 16;
 	c->tmo_greeting_ms = 300000;    /* RFC 5321 4.5.3.2.1 */
 	c->tmo_command_ms = 300000;     /* 4.5.3.2.7 server timeout */
 	c->tmo_mail_ms = 300000;        /* 4.5.3.2.2 */
@@ -175,7 +195,8 @@ cfg_fill(struct smtp_config *e, const struct smtp_config *c)
 	*e = *c;
 #define DEF(f) if (e->f == 0) e->f = d.f
 	DEF(max_cmd_line); DEF(max_text_line); DEF(max_rcpts);
-	DEF(max_msg_size); DEF(max_errors); DEF(tmo_greeting_ms);
+	DEF(max_msg_size); DEF(max_errors); DEF(max_rcpt_deferred);
+	DEF(tmo_greeting_ms);
 	DEF(tmo_command_ms); DEF(tmo_mail_ms); DEF(tmo_rcpt_ms);
 	DEF(tmo_data_init_ms); DEF(tmo_data_block_ms); DEF(tmo_data_term_ms);
 	DEF(in_buf_size); DEF(out_buf_size); DEF(data_buf_size);
@@ -199,6 +220,7 @@ cfg_valid(const struct smtp_config *e)
 	       e->max_auth_line >= e->max_cmd_line &&
 	       e->out_buf_size >= REPLY_MAX + CLOSE_RESERVE + 512 &&
 	       e->data_buf_size >= 256 && e->in_buf_size <= (1u << 30) &&
+	       e->max_rcpt_deferred <= SMTP_RCPT_DEFER_MAX &&
 	       e->out_buf_size <= (1u << 30) && e->data_buf_size <= (1u << 30);
 }
 
@@ -356,6 +378,8 @@ smtp_session_init_pooled(void *mem, size_t size, const struct smtp_config *c,
 	s->max_auth_line = e.max_auth_line;
 	s->max_rcpts = e.max_rcpts;
 	s->max_errors = e.max_errors;
+	s->max_defer = e.max_rcpt_deferred;
+	s->reply_lim = REPLY_MAX;
 	s->max_msg_size = e.max_msg_size;
 	s->tmo_greeting = e.tmo_greeting_ms;
 	s->tmo_command = e.tmo_command_ms;
@@ -475,10 +499,25 @@ replyf(struct smtp_session *s, const char *fmt, ...)
 
 static void push_close(struct smtp_session *s, enum smtp_close_reason r);
 
-/* The session ends: final reply already written. */
+/* Before a final reply while RCPT verdicts are outstanding: the client
+ * gets the replies up to the first unanswered RCPT, then the final one
+ * (RFC 2920: replies in command order; what came after is dropped). */
+static void
+cut_deferred(struct smtp_session *s)
+{
+	if (s->dn == 0)
+		return;
+	s->out_len = s->w->defer[s->dh].pos;
+	s->dn = 0;
+}
+
+/* The session ends: final reply already written (after cut_deferred). */
 static void
 close_session(struct smtp_session *s, enum smtp_close_reason r)
 {
+	/* every closing path cuts before its reply; never mis-order */
+	assert(s->dn == 0);
+	cut_deferred(s);
 	s->state = SMTP_ST_CLOSED;
 	s->qn = 0;
 	s->in_len = s->in_off = 0;
@@ -501,6 +540,7 @@ error_reply(struct smtp_session *s, const char *line)
 	out_put(s, "\r\n", 2);
 	s->st.errors++;
 	if (s->st.errors >= s->max_errors) {
+		cut_deferred(s);
 		replyf(s, "421 4.7.0 %s Error: too many errors", s->host);
 		close_session(s, SMTP_CLOSE_ERRORS);
 	}
@@ -517,6 +557,7 @@ sync_violation(struct smtp_session *s, size_t ahead)
 	s->st.sync_violations++;
 	if (!(s->flags & SMTP_CFG_SYNC_ENFORCE))
 		return false;
+	cut_deferred(s);
 	REPLY(s, "554 5.5.0 Error: SMTP protocol synchronization");
 	close_session(s, SMTP_CLOSE_SYNC);
 	return true;
@@ -554,7 +595,7 @@ reply_custom(struct smtp_session *s, unsigned code, const char *enh,
 {
 	char buf[REPLY_MAX];
 	char ebuf[16];
-	size_t o = 0;
+	size_t o = 0, lim = s->reply_lim;
 	int cls = (int)(code / 100);
 	bool use_enh = cls == 2 || cls == 4 || cls == 5;
 
@@ -570,16 +611,15 @@ reply_custom(struct smtp_session *s, unsigned code, const char *enh,
 		size_t len = nl ? (size_t)(nl - t) : strlen(t);
 		bool last = nl == NULL || nl[1] == 0;
 		size_t hdr_need = 4 + (use_enh ? strlen(enh) + 1 : 0) + 2;
-		if (o + hdr_need + 1 > sizeof(buf))
+		if (o + hdr_need + 1 > lim)
 			break;
-		if (o + hdr_need + len > sizeof(buf) - 40)
+		if (o + hdr_need + len > lim - 40)
 			last = true; /* no room for more lines */
-		o += (size_t)mxg_fmt(buf + o, sizeof(buf) - o, "%03u%c", code,
+		o += (size_t)mxg_fmt(buf + o, lim - o, "%03u%c", code,
 				last ? ' ' : '-');
 		if (use_enh)
-			o += (size_t)mxg_fmt(buf + o, sizeof(buf) - o, "%s ",
-					enh);
-		size_t room = sizeof(buf) - o - 2;
+			o += (size_t)mxg_fmt(buf + o, lim - o, "%s ", enh);
+		size_t room = lim - o - 2;
 		if (len > room)
 			len = room;
 		for (size_t i = 0; i < len; i++) {
@@ -1515,6 +1555,10 @@ blocked(struct smtp_session *s)
 {
 	if (s->qn)
 		return true;
+	/* deferred RCPTs: bounded in number, never past max_rcpts */
+	if (s->dn && (s->dn >= s->max_defer ||
+		      s->nrcpt + s->dn >= s->max_rcpts))
+		return true;
 	switch (s->state) {
 	case SMTP_ST_CLOSED:
 	case SMTP_ST_TLS:
@@ -1530,8 +1574,22 @@ blocked(struct smtp_session *s)
 			return false;
 		return s->data_paused || data_free(s) < BODY_MIN_ROOM;
 	default:
-		return out_free(s) < REPLY_MAX + CLOSE_RESERVE;
+		/* room for the next reply, a final 421, and each deferred
+		 * RCPT's reply still to come */
+		return out_free(s) < REPLY_MAX + CLOSE_RESERVE +
+				     s->dn * SMTP_RCPT_DEFER_REPLY_MAX;
 	}
+}
+
+/* While RCPT verdicts are outstanding only RCPT lines are read: any other
+ * command waits until all are answered (its reply and its effect, e.g.
+ * DATA's recipient count, depend on them). False: hold the input. */
+static bool
+defer_may_read(const struct smtp_session *s, const uint8_t *p, size_t n)
+{
+	if (s->dn == 0 || s->lex == LEX_SKIP)
+		return true; /* a long line being skipped began "RCPT " */
+	return n >= 5 && smtp_ieq((const char *)p, "RCPT ", 5);
 }
 
 static void
@@ -1738,6 +1796,8 @@ process(struct smtp_session *s, const uint8_t *p, size_t n)
 			break;
 		if (s->state == SMTP_ST_DATA || s->state == SMTP_ST_BDAT)
 			k = body_input(s, p + i, n - i);
+		else if (!defer_may_read(s, p + i, n - i))
+			break;
 		else
 			k = line_input(s, p + i, n - i);
 		if (k == 0)
@@ -1842,7 +1902,8 @@ smtp_session_output(const struct smtp_session *s, size_t *len)
 {
 	static const uint8_t none[1];
 
-	*len = s->out_len;
+	/* only up to the first RCPT whose reply is still to come */
+	*len = s->dn ? s->w->defer[s->dh].pos : s->out_len;
 	return s->out ? s->out + s->out_off : none;
 }
 
@@ -1868,6 +1929,15 @@ area_consume(struct smtp_session *s, uint32_t *off, uint32_t *len, size_t n)
 void
 smtp_session_output_consume(struct smtp_session *s, size_t n)
 {
+	if (s->dn) {
+		/* the deferred places move with the window */
+		uint32_t vis = s->w->defer[s->dh].pos;
+		if (n > vis)
+			n = vis;
+		for (uint32_t i = 0; i < s->dn; i++)
+			s->w->defer[(s->dh + i) % SMTP_RCPT_DEFER_MAX].pos -=
+				(uint32_t)n;
+	}
 	area_consume(s, &s->out_off, &s->out_len, n);
 }
 
@@ -1931,6 +2001,7 @@ count_error(struct smtp_session *s)
 {
 	s->st.errors++;
 	if (s->st.errors >= s->max_errors) {
+		cut_deferred(s);
 		replyf(s, "421 4.7.0 %s Error: too many errors", s->host);
 		close_session(s, SMTP_CLOSE_ERRORS);
 	}
@@ -1947,6 +2018,7 @@ on_verdict(struct smtp_session *s, const struct smtp_event *e,
 	if (v->kind == SMTP_V_CLOSE) {
 		mxg_fmt(text, sizeof(text), "%s Service not available, "
 			 "closing transmission channel", s->host);
+		cut_deferred(s);
 		verdict_reply(s, v, 421, "4.3.2", text, NULL);
 		close_session(s, SMTP_CLOSE_VERDICT);
 		return;
@@ -2098,33 +2170,145 @@ on_verdict(struct smtp_session *s, const struct smtp_event *e,
 	}
 }
 
+static const struct smtp_verdict accept_default = {
+	SMTP_V_ACCEPT, 0, NULL, NULL
+};
+
+/* Whether v may answer a request of type t. */
+static bool
+verdict_valid(enum smtp_event_type t, const struct smtp_verdict *v)
+{
+	return (unsigned)v->kind <= SMTP_V_DEFER &&
+	       (v->kind != SMTP_V_CHALLENGE || t == SMTP_REQ_AUTH) &&
+	       (v->kind != SMTP_V_DEFER || t == SMTP_REQ_RCPT) &&
+	       (v->code == 0 || (v->code >= 200 && v->code <= 599)) &&
+	       (v->kind != SMTP_V_REJECT || v->code == 0 || v->code >= 400) &&
+	       (v->kind != SMTP_V_ACCEPT || v->code < 300);
+}
+
+/* The RCPT request e is answered later: remember where its reply goes. */
+static int
+defer_rcpt(struct smtp_session *s, const struct evslot *e)
+{
+	struct smtp_defer *d;
+
+	if (s->dn >= s->max_defer)
+		return -ENOSPC; /* not reached: input stops at the bound */
+	d = &s->w->defer[(s->dh + s->dn) % SMTP_RCPT_DEFER_MAX];
+	d->index = e->ev.rcpt.index;
+	d->pos = s->out_len;
+	d->t = e->t; /* the verdict time-out runs from the command */
+	d->done = false;
+	s->dn++;
+	return 0;
+}
+
 int
 smtp_session_verdict(struct smtp_session *s, const struct smtp_verdict *v)
 {
-	static const struct smtp_verdict def = { SMTP_V_ACCEPT, 0, NULL, NULL };
-	struct smtp_event e;
+	struct evslot e;
 
 	if (v == NULL)
-		v = &def;
+		v = &accept_default;
 	if (s->qn == 0)
 		return s->state == SMTP_ST_CLOSED ? -EPIPE : -ENOENT;
-	e = s->q[s->qh].ev;
-	if (!is_request(e.type))
-		return -EINVAL;
-	if ((unsigned)v->kind > SMTP_V_CHALLENGE ||
-	    (v->kind == SMTP_V_CHALLENGE && e.type != SMTP_REQ_AUTH) ||
-	    (v->code != 0 && (v->code < 200 || v->code > 599)) ||
-	    (v->kind == SMTP_V_REJECT && v->code != 0 && v->code < 400) ||
-	    (v->kind == SMTP_V_ACCEPT && v->code >= 300))
+	e = s->q[s->qh];
+	if (!is_request(e.ev.type) || !verdict_valid(e.ev.type, v))
 		return -EINVAL;
 	if (!hold(s))
 		return -EAGAIN;
-	pop(s);
+	if (v->kind == SMTP_V_DEFER) {
+		int rc = defer_rcpt(s, &e);
+		if (rc)
+			return rc;
+		pop(s);
+	} else {
+		pop(s);
+		on_verdict(s, &e.ev, v);
+	}
 	s->t_mark = s->now;
-	on_verdict(s, &e, v);
 	run(s);
 	idle(s);
 	return 0;
+}
+
+/*
+ * Fills the place of deferred RCPT k: on_verdict() appends the reply (at
+ * most SMTP_RCPT_DEFER_REPLY_MAX octets, the room blocked() kept for it),
+ * which is then rotated into its place; the later places move up by its
+ * length; answered places at the head are popped, so the output grows to
+ * the next unanswered one.
+ */
+static void
+defer_fill(struct smtp_session *s, uint32_t k, const struct smtp_event *e,
+		const struct smtp_verdict *v)
+{
+	uint8_t tmp[SMTP_RCPT_DEFER_REPLY_MAX];
+	struct smtp_defer *d = &s->w->defer[(s->dh + k) % SMTP_RCPT_DEFER_MAX];
+	uint32_t before = s->out_len, n, at = d->pos;
+
+	s->reply_lim = SMTP_RCPT_DEFER_REPLY_MAX;
+	on_verdict(s, e, v);
+	s->reply_lim = REPLY_MAX;
+	n = s->out_len - before;
+	assert(n <= sizeof(tmp));
+	if (n > sizeof(tmp))
+		n = sizeof(tmp);
+	uint8_t *o = s->out + s->out_off;
+	memcpy(tmp, o + before, n);
+	memmove(o + at + n, o + at, before - at);
+	memcpy(o + at, tmp, n);
+	d->done = true;
+	for (uint32_t i = k + 1; i < s->dn; i++)
+		s->w->defer[(s->dh + i) % SMTP_RCPT_DEFER_MAX].pos += n;
+	while (s->dn && s->w->defer[s->dh].done) {
+		s->dh = (s->dh + 1) % SMTP_RCPT_DEFER_MAX;
+		s->dn--;
+	}
+}
+
+int
+smtp_session_rcpt_verdict(struct smtp_session *s, uint32_t index,
+		const struct smtp_verdict *v)
+{
+	struct smtp_event e;
+	uint32_t k;
+
+	if (v == NULL)
+		v = &accept_default;
+	if (s->state == SMTP_ST_CLOSED)
+		return -EPIPE;
+	for (k = 0; k < s->dn; k++) {
+		const struct smtp_defer *d =
+			&s->w->defer[(s->dh + k) % SMTP_RCPT_DEFER_MAX];
+		if (d->index == index && !d->done)
+			break;
+	}
+	if (k == s->dn)
+		return -ENOENT;
+	if (v->kind == SMTP_V_DEFER || !verdict_valid(SMTP_REQ_RCPT, v))
+		return -EINVAL;
+	memset(&e, 0, sizeof(e));
+	e.type = SMTP_REQ_RCPT;
+	e.rcpt.index = index;
+	s->t_mark = s->now;
+	if (v->kind == SMTP_V_CLOSE)
+		on_verdict(s, &e, v); /* cuts at the first open place */
+	else
+		defer_fill(s, k, &e, v);
+	run(s);
+	idle(s);
+	return 0;
+}
+
+uint32_t
+smtp_session_rcpt_deferred(const struct smtp_session *s)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < s->dn; i++)
+		n += !s->w->defer[(s->dh + i) % SMTP_RCPT_DEFER_MAX].done;
+	return n;
 }
 
 int
@@ -2185,6 +2369,14 @@ smtp_session_deadline(const struct smtp_session *s)
 
 	if (s->state == SMTP_ST_CLOSED)
 		return SMTP_NO_DEADLINE;
+	if (s->dn) {
+		/* the client waits for the oldest deferred RCPT's reply */
+		uint64_t d = s->w->defer[s->dh].t + s->tmo_rcpt;
+		if (s->qn && s->q[s->qh].ev.type == SMTP_REQ_RCPT &&
+		    s->q[s->qh].t + s->tmo_rcpt < d)
+			d = s->q[s->qh].t + s->tmo_rcpt;
+		return d;
+	}
 	if (s->qn) {
 		const struct evslot *e = &s->q[s->qh];
 		switch (e->ev.type) {
@@ -2221,8 +2413,9 @@ smtp_session_time(struct smtp_session *s, uint64_t now_ms)
 		return;
 	if (!hold(s))
 		return; /* pool empty: fires on a later call */
-	if (s->qn && is_request(s->q[s->qh].ev.type)) {
+	if (s->dn || (s->qn && is_request(s->q[s->qh].ev.type))) {
 		/* the caller (policy, backend) did not answer in time */
+		cut_deferred(s);
 		replyf(s, "421 4.4.1 %s Error: timeout exceeded, try again "
 			  "later", s->host);
 		close_session(s, SMTP_CLOSE_VERDICT_TIMEOUT);
@@ -2250,6 +2443,7 @@ smtp_session_shutdown(struct smtp_session *s, uint16_t code, const char *enh,
 			code = 421;
 			enh = "4.3.2";
 		}
+		cut_deferred(s);
 		if (text == NULL) {
 			mxg_fmt(t, sizeof(t), "%s Service shutting down",
 				 s->host);
@@ -2267,6 +2461,7 @@ void
 smtp_session_release(struct smtp_session *s)
 {
 	if (s && s->pool && s->w) {
+		s->dn = 0; /* the places live in the work area */
 		s->pool->put(s->pool->ctx, s->w);
 		s->w = NULL;
 		s->in = s->out = s->data = NULL;

@@ -27,6 +27,9 @@
  *
  * While an event is unanswered the engine processes no further input, so
  * replies always leave in command order whatever the pipelining depth.
+ * The one exception is a RCPT the caller defers (SMTP_V_DEFER): its reply
+ * keeps its place in the output while further pipelined RCPTs are read,
+ * and smtp_session_rcpt_verdict() fills it in later (RFC 2920 order kept).
  */
 #ifndef MXG_SMTP_SESSION_H
 #define MXG_SMTP_SESSION_H
@@ -80,6 +83,8 @@ struct smtp_config {
 	uint32_t max_rcpts;          /* RCPT per transaction (100) */
 	uint64_t max_msg_size;       /* octets; advertised in SIZE (10 MiB) */
 	uint32_t max_errors;         /* protocol errors before 421 (10) */
+	uint32_t max_rcpt_deferred;  /* RCPT verdicts deferred at once (16,
+	                                <= SMTP_RCPT_DEFER_MAX) */
 
 	/* RFC 5321 4.5.3.2 time-outs, milliseconds. The *_wait ones bound how
 	 * long the engine waits for the client; the others bound how long it
@@ -99,6 +104,12 @@ struct smtp_config {
 	uint32_t out_buf_size;       /* replies not yet taken (4096, >= 2048) */
 	uint32_t data_buf_size;      /* body bytes for the backend (16384) */
 };
+
+/* Upper bound of smtp_config.max_rcpt_deferred. */
+#define SMTP_RCPT_DEFER_MAX 64
+/* Octets a deferred RCPT's reply may take at most (RFC 5321 4.5.3.1.5: a
+ * reply line is at most 512 octets); longer caller text is cut at a line. */
+#define SMTP_RCPT_DEFER_REPLY_MAX 512
 
 /* Fills cfg with the defaults above (hostname "localhost"). */
 void smtp_config_defaults(struct smtp_config *cfg);
@@ -196,7 +207,8 @@ struct smtp_mail {
 	const char *auth;      /* AUTH= xtext as sent (RFC 4954 5), or NULL */
 };
 
-/* Parsed RCPT TO. Valid until the event is answered. */
+/* Parsed RCPT TO. Valid until the event is answered (a deferral answers
+ * it: copy what you need before SMTP_V_DEFER). */
 struct smtp_rcpt {
 	const char *addr;      /* mailbox without <>; "postmaster" allowed */
 	uint16_t addr_len;
@@ -256,6 +268,9 @@ enum smtp_verdict_kind {
 	SMTP_V_REJECT,     /* reply code (4xx/5xx) enh text; no state change */
 	SMTP_V_CLOSE,      /* reply (default 421 4.3.2) then close */
 	SMTP_V_CHALLENGE,  /* AUTH only: "334 text" and wait for a line */
+	SMTP_V_DEFER,      /* RCPT only: answer later with
+			      smtp_session_rcpt_verdict(rcpt.index); the
+			      engine goes on reading pipelined RCPTs */
 };
 
 struct smtp_verdict {
@@ -368,8 +383,33 @@ const struct smtp_event *smtp_session_event(struct smtp_session *s);
 
 /* Answers the request at the head of the queue. Returns 0, -ENOENT if no
  * event is queued, -EINVAL if the head is a notification or the verdict
- * is not valid for it (it is then not consumed), -EPIPE if closed. */
+ * is not valid for it (it is then not consumed; SMTP_V_DEFER is valid for
+ * RCPT only), -EPIPE if closed. */
 int smtp_session_verdict(struct smtp_session *s, const struct smtp_verdict *v);
+/*
+ * Deferred RCPT verdicts (RFC 2920 pipelining towards the backend).
+ * SMTP_V_DEFER on a SMTP_REQ_RCPT answers the request without a reply:
+ * its ticket is the event's rcpt.index. The reply's place in the output is
+ * kept (output stops there until it is filled), and the engine reads
+ * further pipelined RCPT commands, at most max_rcpt_deferred outstanding
+ * (fewer if the reply buffer cannot reserve SMTP_RCPT_DEFER_REPLY_MAX for
+ * each), never more than max_rcpts with the accepted ones. Any other
+ * command waits until every outstanding RCPT is answered, so DATA/BDAT
+ * see the final accepted count. smtp_session_rcpt_verdict() answers one
+ * outstanding RCPT, in any order: kind ACCEPT, REJECT or CLOSE (CLOSE: the
+ * replies before the first unanswered RCPT, then 421, close). A time-out
+ * (tmo_rcpt from the oldest outstanding RCPT), shutdown or close drops
+ * the unanswered ones and what was queued after the first of them: the
+ * client gets the replies in order up to it, then the final reply.
+ * Returns 0, -ENOENT if no RCPT with that index is outstanding (answered,
+ * dropped, other transaction), -EINVAL for a bad verdict, -EPIPE if
+ * closed.
+ */
+int smtp_session_rcpt_verdict(struct smtp_session *s, uint32_t index,
+		const struct smtp_verdict *v);
+/* Number of RCPT verdicts outstanding (deferred, not yet answered). */
+uint32_t smtp_session_rcpt_deferred(const struct smtp_session *s);
+
 /* Shorthand: smtp_session_verdict() with SMTP_V_ACCEPT defaults. */
 int smtp_session_accept(struct smtp_session *s);
 /* Acknowledges the notification at the head (for DATA_CHUNK: consumes all

@@ -6,7 +6,9 @@
  *   op 1  answer the head request: accept
  *   op 2  answer: reject (code from the next octet, text with controls)
  *   op 3  answer: close
- *   op 4  answer: AUTH challenge
+ *   op 4  by bits 4-5: 0 answer AUTH challenge; 1 defer the head
+ *         (RCPT: SMTP_V_DEFER); 2 answer deferred RCPT #(next octet & 15)
+ *         accept or reject (bit 3); 3 the same with close
  *   op 5  time: advance next octet * 5000 ms
  *   op 6  tls_done(next octet & 1)
  *   op 7  toggle data pause / consume only part of the output
@@ -17,7 +19,10 @@
  * with no bare CR/LF; every 4xx/5xx line carries a class-matching enhanced
  * code (RFC 3463); each delivered message's backend bytes are canonical
  * (CRLF, no NUL, re-stuffed) and re-parse through the body filter to
- * themselves (the differential check); per-session memory stays bounded.
+ * themselves (the differential check); per-session memory stays bounded; deferred
+ * RCPTs never exceed max_rcpt_deferred and exist only inside a
+ * transaction (the engine itself asserts that no session closes with one
+ * unanswered, i.e. that no reply is ever left out of order).
  */
 #include "dataplane/smtp/smtp_body.h"
 #include "dataplane/smtp/smtp_session.h"
@@ -239,6 +244,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	cfg.max_rcpts = 1 + (data[2] >> 4);
 	cfg.max_errors = 1 + (data[3] & 15);
+	cfg.max_rcpt_deferred = data[3] >> 4; /* 0: the default, 16 */
 	st.s = smtp_session_create(&cfg, &al, 0);
 	if (st.s == NULL)
 		abort();
@@ -280,9 +286,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			smtp_session_verdict(st.s, &v);
 			break;
 		case 4:
-			v.kind = SMTP_V_CHALLENGE;
-			v.text = (op & 8) ? "VXNlcm5hbWU6" : "";
-			smtp_session_verdict(st.s, &v);
+			switch ((op >> 4) & 3) {
+			case 0:
+				v.kind = SMTP_V_CHALLENGE;
+				v.text = (op & 8) ? "VXNlcm5hbWU6" : "";
+				smtp_session_verdict(st.s, &v);
+				break;
+			case 1:
+				v.kind = SMTP_V_DEFER;
+				smtp_session_verdict(st.s, &v);
+				break;
+			default:
+				i++;
+				v.kind = ((op >> 4) & 3) == 3 ? SMTP_V_CLOSE :
+					 (op & 8) ? SMTP_V_REJECT : SMTP_V_ACCEPT;
+				if (v.kind == SMTP_V_REJECT)
+					v.code = (uint16_t)(400 + (arg % 200));
+				v.enh = enhs[(arg >> 4) % 7];
+				v.text = texts[(op >> 6) + (arg & 1)];
+				smtp_session_rcpt_verdict(st.s, arg & 15, &v);
+				break;
+			}
 			break;
 		case 5:
 			i++;
@@ -303,6 +327,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		settle(&st);
+		uint32_t nd = smtp_session_rcpt_deferred(st.s);
+		enum smtp_state ss = smtp_session_state(st.s);
+		if (nd > (cfg.max_rcpt_deferred ? cfg.max_rcpt_deferred : 16) ||
+		    (nd && ss != SMTP_ST_MAIL && ss != SMTP_ST_RCPT))
+			abort();
 	}
 	st.now += 3600 * 1000;
 	smtp_session_time(st.s, st.now);

@@ -185,6 +185,7 @@ parse_config(struct script *sc, char *arg, int line)
 	NUM("max_auth_line", max_auth_line);
 	NUM("max_rcpts", max_rcpts);
 	NUM("max_errors", max_errors);
+	NUM("max_rcpt_deferred", max_rcpt_deferred);
 	NUM("tmo_greeting", tmo_greeting_ms);
 	NUM("tmo_command", tmo_command_ms);
 	NUM("tmo_mail", tmo_mail_ms);
@@ -605,8 +606,10 @@ parse_verdict(const char *s, struct verdict_spec *v)
 	}
 }
 
+/* index < 0: the head request; else the deferred RCPT with that index */
 static void
-apply_verdict(struct run *r, const struct verdict_spec *vs, int line)
+apply_verdict(struct run *r, const struct verdict_spec *vs, int line,
+		long index)
 {
 	struct smtp_verdict v = { SMTP_V_ACCEPT, 0, NULL, NULL };
 	if (!strcmp(vs->action, "reject"))
@@ -615,14 +618,18 @@ apply_verdict(struct run *r, const struct verdict_spec *vs, int line)
 		v.kind = SMTP_V_CLOSE;
 	else if (!strcmp(vs->action, "challenge"))
 		v.kind = SMTP_V_CHALLENGE;
+	else if (!strcmp(vs->action, "defer"))
+		v.kind = SMTP_V_DEFER;
 	else if (strcmp(vs->action, "accept"))
 		fail(r, line, "bad verdict action %s", vs->action);
 	v.code = (uint16_t)vs->code;
 	v.enh = vs->enh[0] ? vs->enh : NULL;
 	v.text = vs->has_text ? vs->text : NULL;
-	int rc = smtp_session_verdict(r->s, &v);
+	int rc = index < 0 ? smtp_session_verdict(r->s, &v)
+			   : smtp_session_rcpt_verdict(r->s, (uint32_t)index, &v);
 	if (rc != 0)
-		fail(r, line, "smtp_session_verdict returned %d", rc);
+		fail(r, line, "%s returned %d", index < 0 ?
+		     "smtp_session_verdict" : "smtp_session_rcpt_verdict", rc);
 }
 
 static int
@@ -683,7 +690,7 @@ answer(struct run *r, int line)
 			r->held_seq = ev->seq;
 			return 1;
 		}
-		apply_verdict(r, vs, line);
+		apply_verdict(r, vs, line, -1);
 		return 1;
 	}
 	if (smtp_session_accept(r->s) != 0)
@@ -850,7 +857,16 @@ directive(struct run *r, struct step *st)
 		snprintf(tmp, sizeof(tmp), "X %s", st->bytes + 7);
 		parse_verdict(tmp, &vs);
 		r->held = 0;
-		apply_verdict(r, &vs, st->line);
+		apply_verdict(r, &vs, st->line, -1);
+	} else if (!strcmp(a, "rcpt")) {
+		/* !rcpt INDEX action [code [enh]] [text]: a deferred RCPT */
+		struct verdict_spec vs;
+		char tmp[600];
+		int o = 0;
+		sscanf(st->bytes, "%*s %*s %n", &o);
+		snprintf(tmp, sizeof(tmp), "X %s", st->bytes + o);
+		parse_verdict(tmp, &vs);
+		apply_verdict(r, &vs, st->line, strtol(b, NULL, 10));
 	} else if (!strcmp(a, "data")) {
 		r->data_paused = !strcmp(b, "pause");
 		smtp_session_data_pause(r->s, r->data_paused);
@@ -875,6 +891,11 @@ directive(struct run *r, struct step *st)
 			else if (v != strtoul(d, NULL, 10))
 				fail(r, st->line, "stat %s = %u, expected %s",
 				     c, v, d);
+		} else if (!strcmp(b, "deferred")) {
+			uint32_t nd = smtp_session_rcpt_deferred(r->s);
+			if (nd != strtoul(c, NULL, 10))
+				fail(r, st->line, "%u RCPTs deferred, expected %s",
+				     nd, c);
 		} else if (!strcmp(b, "deadline")) {
 			uint64_t d = smtp_session_deadline(r->s);
 			uint64_t want = !strcmp(c, "none") ? SMTP_NO_DEADLINE :
