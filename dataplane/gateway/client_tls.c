@@ -22,6 +22,7 @@
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/xprt_tls.h"
+#include "dataplane/relay/relay_client.h"
 
 static struct gw_sess *sess_of(struct xprt *x)
 {
@@ -207,4 +208,24 @@ int client_tls_log_fields(const struct gw_sess *s, char *buf, size_t len)
 	if (len)
 		buf[0] = '\0';
 	return 0;
+}
+
+bool client_tls_proxy_info(const struct gw_sess *s,
+			   struct tls_session_info *in,
+			   struct relay_proxy_tls *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (!s->tls_up || xprt_tls_info(&s->xp, in) < 0)
+		return false;
+	t->version = s->tls_version;
+	t->cipher = s->tls_cipher;
+	t->sni = s->tls_sni[0] ? s->tls_sni : NULL;
+	/* proxy-protocol.txt 2.2.5: CERT_CONN when presented over this
+	 * connection, CERT_SESS over its TLS session (a resumed one
+	 * carries the certificate of the session's full handshake) */
+	t->cert_sess = in->peer_cert;
+	t->cert_conn = in->peer_cert && !in->resumed;
+	t->verified = in->peer_cert && in->peer_verified;
+	t->cn = t->verified && in->peer_cn[0] ? in->peer_cn : NULL;
+	return true;
 }
