@@ -11,7 +11,7 @@ the gateway does not trust) are made here with openssl.
 usage: test_tls_partner.py MXGATE
 
 Listeners: 25 tls "optional" with tls_client_cert "ask", 2525 "optional"
-with "require"; both trust the test CA and list the partner by SHA-256
+with "require", 465 implicit without client certificates; 25 and 2525 trust the test CA and list the partner by SHA-256
 (25) or by subject (2525). No relay_networks: only example.com is ours.
 Pools: the Maildir by default, "corp.example" to a PROXY v2 backend.
 
@@ -24,16 +24,20 @@ PP2_TYPE_AUTHORITY (the SNI); the stranger (unknown CA) and a client
 without a certificate get 554 5.7.1 on 25 (the stranger named
 "unverified", partner=no); on 2525 both fail the handshake (alert),
 counted as peer_certificate failures, while the partner, by subject,
-relays there.
+relays there. Last, the session table (sessions_per_core 3) is filled:
+a client on 465 (implicit TLS) gets our FIN and no byte, one on 25 the
+cleartext 421 4.3.2, both logged as refused.
 """
 
 import argparse
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxgtest  # noqa: E402
@@ -46,6 +50,7 @@ KERNEL = mxgtest.KERNEL_IP
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROXY_PORT = 2527
 PARTNER_CN = "partner.mxgt.test"
+SESSIONS = 3  # sessions_per_core: the busy check fills the table
 
 
 def run(*cmd):
@@ -94,13 +99,16 @@ def write_config(path, tmp, d, fp):
              % (d, d))
     ca = os.path.join(d, "ca.pem")
     text = """
+stack = { sessions_per_core = %d; };
 listeners = (
   { name = "mx"; port = 25; role = "mx"; tls = "optional";
     certificates = %s; tls_client_cert = "ask"; tls_ca_file = "%s";
     tls_partners = [ "sha256:%s" ]; },
   { name = "partners"; port = 2525; role = "mx"; tls = "optional";
     certificates = %s; tls_client_cert = "require"; tls_ca_file = "%s";
-    tls_partners = [ "subject:CN=%s,O=Partner Org" ]; }
+    tls_partners = [ "subject:CN=%s,O=Partner Org" ]; },
+  { name = "smtps"; port = 465; role = "smtps"; allow_anonymous = true;
+    require_auth = false; certificates = %s; }
 );
 pools = (
   { name = "default"; type = "maildir"; },
@@ -110,7 +118,8 @@ pools = (
 );
 maildir = { path = "%s"; };
 policy = { accepted_domains = ( "example.com" ); };
-""" % (certs, ca, fp, certs, ca, PARTNER_CN, KERNEL, PROXY_PORT, md)
+""" % (SESSIONS, certs, ca, fp, certs, ca, PARTNER_CN, certs, KERNEL,
+       PROXY_PORT, md)
     with open(path, "w") as f:
         f.write(text)
     return md
@@ -162,6 +171,67 @@ def tlvs(raw):
     return out
 
 
+def first_bytes(port):
+    """Connect, read until the gateway closes (bounded): (bytes, how)."""
+    s = mxgtest.connect(GW, port)
+    s.settimeout(10)
+    data, how = b"", "FIN"
+    try:
+        while len(data) < 4096:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+    except ConnectionResetError:
+        how = "RST"
+    except socket.timeout:
+        how = "timeout"
+    s.close()
+    return data, how
+
+
+def busy_465(gw, res, logf):
+    """The session table full: on 465 (implicit TLS) the client gets our
+    FIN and no byte (a cleartext 421 would be garbage inside TLS); on 25
+    the usual 421 4.3.2."""
+    held = []
+    try:
+        for _ in range(SESSIONS):
+            s = mxgtest.connect(GW, 25)
+            s.settimeout(10)
+            f = s.makefile("rb")
+            held.append((s, f, f.readline()))
+        res.check(all(g.startswith(b"220 ") for _, _, g in held),
+                  "%d clients hold the session table" % SESSIONS)
+        data, how = first_bytes(465)
+        res.check(data == b"" and how == "FIN",
+                  "table full, 465: closed with a FIN, nothing written "
+                  "(%r, %s)" % (data[:60], how))
+        data, how = first_bytes(25)
+        res.check(data == b"421 4.3.2 Service busy, try again later\r\n"
+                  and how == "FIN", "table full, 25: 421 4.3.2 (%r, %s)"
+                  % (data[:60], how))
+        # the logger thread writes a little later (bounded wait)
+        want = (r"event=refused .*listener=smtps reason=busy .*action=close",
+                r"event=refused .*listener=mx reason=busy .*action=421")
+        t0 = time.time()
+        while True:
+            log_text = open(logf).read()
+            ok = all(re.search(w, log_text) for w in want)
+            if ok or time.time() - t0 > 5:
+                break
+            time.sleep(0.1)
+        res.check(ok, "refusals logged: action=close on smtps, 421 on mx")
+        if not ok:
+            log("\n".join(ln for ln in log_text.splitlines()
+                          if "event=refused" in ln))
+    finally:
+        for s, f, _ in held:
+            f.close()
+            s.close()
+    gw.wait_for(lambda t: t["gw_sessions_live"] == 0, 10, "no session")
+
+
 def scenario(a, tmp, res):
     d, partner, stranger, fp = make_certs(tmp)
     conf = os.path.join(tmp, "partner.conf")
@@ -172,7 +242,7 @@ def scenario(a, tmp, res):
                                    "--log-file", logf, "--cores", "1"])
     try:
         gw.start()
-        for port in (25, 2525):
+        for port in (25, 2525, 465):
             peers.wait_listen(GW, port, timeout=20)
         # the kernel side's address exists once the tap is up
         proxy = ProxyV2Backend(KERNEL, PROXY_PORT)
@@ -271,6 +341,7 @@ def scenario(a, tmp, res):
                   "(want 3), %d stranger (want 1)" % (len(good), len(bad)))
         if len(good) != 3 or len(bad) != 1:
             log("\n".join(sess[-8:]))
+        busy_465(gw, res, logf)
     finally:
         gw.shutdown(res)
         gw.kill()
