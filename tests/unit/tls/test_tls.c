@@ -615,6 +615,13 @@ static void test_client_certs(void)
 		CHECK(with_cert(ask, v, F.cli_crt, F.cli_key, &in) ==
 		      TLS_ST_OPEN);
 		CHECK(in.peer_cert && in.peer_verified);
+		/* a CN made to break the Received: comment and the log
+		 * line: only printable ASCII survives, '"' and '\\' too
+		 * become '?'; the RFC 2253 subject escapes them */
+		CHECK(with_cert(ask, v, F.evil_crt, F.evil_key, &in) ==
+		      TLS_ST_OPEN);
+		CHECK(strcmp(in.peer_cn, "evil???X-Injected: 1?") == 0);
+		CHECK(strpbrk(in.peer_subject, "\r\n") == NULL);
 	}
 	tls_server_ctx_free(req);
 	tls_server_ctx_free(ask);
