@@ -50,7 +50,8 @@
 	X(mail_denied_login)                                                  \
 	X(tls_handshakes) X(tls_handshakes_failed) X(tls_tlsv1_2)             \
 	X(tls_tlsv1_3) X(tls_resumed) X(tls_fail_protocol) X(tls_fail_version) \
-	X(tls_fail_other) X(tls_jobs) X(tls_jobs_refused)                     \
+	X(tls_fail_other) X(tls_fail_peer_cert) X(tls_client_certs)           \
+	X(tls_partners) X(tls_jobs) X(tls_jobs_refused)                      \
 	X(tls_jobs_abandoned) X(tls_record_errors) X(tls_live)               \
 	X(backend_tls_handshakes) X(backend_tls_failed)                      \
 	X(backend_tls_missing) X(backend_tls_cleartext)

@@ -419,11 +419,12 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 		      "Client TLS handshakes that failed, by reason",
 		      CTL_METRIC_COUNTER);
 	{
-		const char *reasons[] = {"protocol", "version", "other"};
+		const char *reasons[] = {"protocol", "version",
+					 "peer_certificate", "other"};
 		uint64_t v[] = {g->tls_fail_protocol, g->tls_fail_version,
-				g->tls_fail_other};
+				g->tls_fail_peer_cert, g->tls_fail_other};
 
-		for (int i = 0; i < 3; i++) {
+		for (int i = 0; i < 4; i++) {
 			struct ctl_label l = {"reason", reasons[i]};
 
 			ctl_mw_u64(w, "mxgate_tls_handshake_failures_total",

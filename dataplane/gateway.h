@@ -162,6 +162,10 @@ struct gw_stats {
 	uint64_t tls_tlsv1_2, tls_tlsv1_3; /* completed, by version */
 	uint64_t tls_resumed;           /* completed by resumption */
 	uint64_t tls_fail_protocol, tls_fail_version, tls_fail_other;
+	uint64_t tls_fail_peer_cert;    /* client certificate missing or
+					   not verified (required), alert */
+	uint64_t tls_client_certs;      /* completed with a client cert */
+	uint64_t tls_partners;          /* ...that matched tls_partners */
 	uint64_t tls_jobs;              /* handshake steps posted */
 	uint64_t tls_jobs_refused;      /* job ring full */
 	uint64_t tls_jobs_abandoned;    /* connection gone mid-step */

@@ -45,7 +45,22 @@ struct tls_session {
 	bool eof;	  /* the peer's FIN was seen */
 	bool reneg;	  /* a renegotiation attempt was seen */
 	uint32_t min_bits;
+	bool opened;	  /* the handshake completed (info stays valid) */
+	struct tls_peer *peer; /* the peer's certificate, described once on
+				  the handshake's thread; NULL: none */
 	char detail[192];
+};
+
+/* What the log, the Received: header, partner relaying and the PROXY v2
+ * TLVs say about the peer's certificate: worked out once, when the
+ * handshake completes (on the worker that ran it), so the core never
+ * formats a certificate or allocates for it. */
+struct tls_peer {
+	bool verified;
+	char subject[256];   /* RFC 2253 (OpenSSL escapes controls) */
+	char sha256[65];
+	char cn[64];	     /* printable ASCII only, '?' for others */
+	char issuer_cn[64];
 };
 
 static const char *const fail_names[TLS_FAIL_COUNT] = {
@@ -353,6 +368,7 @@ void tls_session_free(struct tls_session *s)
 	if (s == NULL)
 		return;
 	SSL_free(s->ssl); /* frees the BIO */
+	OPENSSL_free(s->peer);
 	queue_free(&s->in);
 	queue_free(&s->out);
 	tls_server_ctx_free(s->ctx);
@@ -394,6 +410,69 @@ void tls_session_feed_eof(struct tls_session *s)
 	s->eof = true;
 }
 
+/* A name entry as printable ASCII: a CN is the peer's choice, and it
+ * goes into a Received: header and a log line. Bytes outside ' '..'~',
+ * and '"' and '\\', become '?' (Postfix refuses such names; we still
+ * name what was presented). */
+static void name_entry(const X509_NAME *n, int nid, char *out, size_t cap)
+{
+	int i = X509_NAME_get_index_by_NID(n, nid, -1);
+	const ASN1_STRING *d;
+	const unsigned char *p;
+	int len;
+	size_t k = 0;
+
+	out[0] = '\0';
+	if (i < 0)
+		return;
+	d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
+	p = d ? ASN1_STRING_get0_data(d) : NULL;
+	len = d ? ASN1_STRING_length(d) : 0;
+	for (int j = 0; p && j < len && k + 1 < cap; j++)
+		out[k++] = p[j] >= 0x20 && p[j] <= 0x7e && p[j] != '"' &&
+					   p[j] != '\\'
+				   ? (char)p[j]
+				   : '?';
+	out[k] = '\0';
+}
+
+/* Handshake done: describe the peer's certificate once (the worker's
+ * thread; the only allocation, and only when a certificate came). */
+static void describe_peer(struct tls_session *s)
+{
+	X509 *peer = SSL_get0_peer_certificate(s->ssl);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	struct tls_peer *p;
+	BIO *b;
+
+	if (peer == NULL || s->peer != NULL)
+		return;
+	p = OPENSSL_zalloc(sizeof(*p));
+	if (p == NULL)
+		return; /* described as "no certificate": never a partner */
+	p->verified = SSL_get_verify_result(s->ssl) == X509_V_OK;
+	b = BIO_new(BIO_s_mem());
+	if (b) {
+		int k;
+
+		X509_NAME_print_ex(b, X509_get_subject_name(peer), 0,
+				   XN_FLAG_RFC2253);
+		k = BIO_read(b, p->subject, (int)sizeof(p->subject) - 1);
+		p->subject[k > 0 ? k : 0] = '\0';
+		BIO_free(b);
+	}
+	if (X509_digest(peer, EVP_sha256(), md, &n) == 1)
+		for (unsigned i = 0; i < n && i < 32; i++)
+			snprintf(p->sha256 + 2 * i, 3, "%02x", md[i]);
+	name_entry(X509_get_subject_name(peer), NID_commonName, p->cn,
+		   sizeof(p->cn));
+	name_entry(X509_get_issuer_name(peer), NID_commonName, p->issuer_cn,
+		   sizeof(p->issuer_cn));
+	s->peer = p;
+	ERR_clear_error();
+}
+
 enum tls_state tls_session_handshake(struct tls_session *s)
 {
 	int r;
@@ -419,6 +498,8 @@ enum tls_state tls_session_handshake(struct tls_session *s)
 			return s->state;
 		}
 		s->state = TLS_ST_OPEN;
+		s->opened = true;
+		describe_peer(s);
 		return s->state;
 	}
 	switch (SSL_get_error(s->ssl, r)) {
@@ -538,11 +619,10 @@ const char *tls_session_fail_detail(const struct tls_session *s)
 
 int tls_session_info(const struct tls_session *s, struct tls_session_info *o)
 {
-	X509 *peer;
 	X509 *ours;
 
 	memset(o, 0, sizeof(*o));
-	if (s->state != TLS_ST_OPEN && s->state != TLS_ST_CLOSED)
+	if (!s->opened)
 		return -EAGAIN;
 	o->version = SSL_get_version(s->ssl);
 	o->cipher = SSL_get_cipher_name(s->ssl);
@@ -552,34 +632,25 @@ int tls_session_info(const struct tls_session *s, struct tls_session_info *o)
 	ours = SSL_get_certificate(s->ssl);
 	o->cert_key_type = ours ? tls_key_type_name(X509_get0_pubkey(ours))
 				: NULL;
-	peer = SSL_get0_peer_certificate(s->ssl);
-	if (peer) {
-		unsigned char md[EVP_MAX_MD_SIZE];
-		unsigned n = 0;
-		BIO *b = BIO_new(BIO_s_mem());
+	if (s->peer) {
+		const struct tls_peer *p = s->peer;
 
 		o->peer_cert = true;
-		o->peer_verified = SSL_get_verify_result(s->ssl) == X509_V_OK;
+		o->peer_verified = p->verified;
 		if (!SSL_is_server(s->ssl)) {
 			const struct tls_client_ctx *cc = SSL_CTX_get_ex_data(
 				SSL_get_SSL_CTX(s->ssl), tls_ctx_ex_index());
 
-			o->peer_pinned = cc && tls_client_pin_match(cc, peer);
+			o->peer_pinned =
+				cc && tls_client_pin_match(
+					      cc, SSL_get0_peer_certificate(
+							  s->ssl));
 		}
-		if (b) {
-			int k;
-
-			X509_NAME_print_ex(b, X509_get_subject_name(peer), 0,
-					   XN_FLAG_RFC2253);
-			k = BIO_read(b, o->peer_subject,
-				     (int)sizeof(o->peer_subject) - 1);
-			o->peer_subject[k > 0 ? k : 0] = '\0';
-			BIO_free(b);
-		}
-		if (X509_digest(peer, EVP_sha256(), md, &n) == 1)
-			for (unsigned i = 0; i < n && i < 32; i++)
-				snprintf(o->peer_sha256 + 2 * i, 3, "%02x",
-					 md[i]);
+		memcpy(o->peer_subject, p->subject, sizeof(o->peer_subject));
+		memcpy(o->peer_sha256, p->sha256, sizeof(o->peer_sha256));
+		memcpy(o->peer_cn, p->cn, sizeof(o->peer_cn));
+		memcpy(o->peer_issuer_cn, p->issuer_cn,
+		       sizeof(o->peer_issuer_cn));
 	}
 	ERR_clear_error();
 	return 0;

@@ -132,11 +132,17 @@ struct tls_session_info {
 				    fingerprint */
 	char peer_subject[256];	 /* RFC 2253 one-line subject */
 	char peer_sha256[65];	 /* hex SHA-256 of the DER certificate */
+	char peer_cn[64];	 /* subject CN, printable ASCII ('?' for
+				    other bytes, '"' and '\\'); "" if none */
+	char peer_issuer_cn[64]; /* issuer CN, same form */
 	const char *cert_key_type; /* our certificate's key: "RSA",
 				      "ECDSA" (server side) */
 };
 
-/* 0, or -EAGAIN before the handshake completed. */
+/* 0, or -EAGAIN before the handshake completed (a session that failed
+ * after its handshake still answers). The peer fields were worked out
+ * when the handshake completed (tls_session_handshake, on its thread):
+ * this copies, it neither formats nor allocates. */
 int tls_session_info(const struct tls_session *s,
 		     struct tls_session_info *out);
 

@@ -41,6 +41,7 @@
 #include <rte_mempool.h>
 
 #include "dataplane/clock.h"
+#include "dataplane/gateway/client_tls.h"
 #include "dataplane/fmt.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/policy/acl.h"
@@ -86,6 +87,8 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	const struct mxg_snapshot_pool *gp = &pool_set->snap->pools[pool];
 	struct relay_server_info si;
 	struct relay_proxy_addr pa;
+	struct relay_proxy_tls pt;
+	struct tls_session_info ti;
 	struct gw_be *b = be_alloc(gc);
 
 	if (!b)
@@ -95,6 +98,10 @@ struct gw_be *be_open(struct gw_core *gc, struct gw_pool_set *pool_set,
 	 * encoder sends as the LOCAL command. */
 	memset(&pa, 0, sizeof(pa));
 	if (for_sess) {
+		/* the client's TLS as PP2_TYPE_SSL / AUTHORITY TLVs */
+		if (gp->rc.client_info == RELAY_CINFO_PROXY &&
+		    client_tls_proxy_info(for_sess, &ti, &pt))
+			pa.tls = &pt;
 		pa.src_port = for_sess->client_port;
 		pa.dst_port = for_sess->lst->port;
 		if (for_sess->client_v6) {

@@ -55,6 +55,7 @@ void client_release(struct gw_sess *s)
 {
 	struct gw_core *gc = s->gc;
 	const struct smtp_stats *st = smtp_session_stats(s->sm);
+	char tls[512];
 
 	if (s->wait == W_DATA_END && s->md_job >= 0) {
 		/* the Maildir commit runs on; its completion is dropped */
@@ -63,6 +64,9 @@ void client_release(struct gw_sess *s)
 	sess_txn_abort(s);
 	sess_put_backend(s);
 	auth_session_end(s);
+	/* the client certificate's names live in the transport: word the
+	 * TLS fields before it goes */
+	client_tls_log_fields(s, tls, sizeof(tls));
 	xprt_release(&s->xp);
 	if (s->counted_listener)
 		__atomic_sub_fetch(&gc->gw->lconns[s->lport], 1,
@@ -70,9 +74,6 @@ void client_release(struct gw_sess *s)
 	if (s->counted_ip)
 		pol_conns_dec_key(gc->conns_per_ip, s->ipkey);
 	{
-		char tls[160];
-
-		client_tls_log_fields(s, tls, sizeof(tls));
 		log_line(gc, "event=session sid=%s client=%s listener=%s "
 			 "commands=%u messages=%u errors=%u pregreet=%u "
 			 "ms=%llu%s",
@@ -158,11 +159,22 @@ static void *client_busy(struct gw_core *gc, struct tcp_conn *c,
 		inet_ntop(AF_INET, &ca->b[12], a, sizeof(a));
 	else
 		inet_ntop(AF_INET6, ca->b, a, sizeof(a));
+	/* Implicit TLS (465, RFC 8314): the client's first bytes are a
+	 * ClientHello and it reads only TLS records, so a cleartext 421
+	 * would be garbage to it. A handshake just to say 421 would spend
+	 * a worker's crypto on a connection we have no room for, when we
+	 * are busiest: the connection is closed (FIN) without a byte
+	 * written, which a TLS client reports as a failed connection and
+	 * retries later (docs/operations.md). */
+	bool implicit = l->cl->tls.mode == CTL_TLS_IMPLICIT;
+
 	log_line(gc, "event=refused client=%s listener=%s reason=busy "
-		 "sessions=%u action=421", a, l->cl->name,
-		 gc->gw->max_sessions);
-	if (tcp_send_more(c, client_busy_reply, sizeof(client_busy_reply) - 1,
-			  true) < 0 || tcp_close(c) < 0)
+		 "sessions=%u action=%s", a, l->cl->name,
+		 gc->gw->max_sessions, implicit ? "close" : "421");
+	if ((!implicit &&
+	     tcp_send_more(c, client_busy_reply,
+			   sizeof(client_busy_reply) - 1, true) < 0) ||
+	    tcp_close(c) < 0)
 		return NULL; /* cannot answer: the stack resets it */
 	return CLIENT_BUSY;
 }

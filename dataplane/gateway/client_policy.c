@@ -291,6 +291,10 @@ static bool policy_may_relay(const struct gw_sess *s)
 	if (smtp_session_authenticated(s->sm) &&
 	    s->lst->cl->relay_authenticated)
 		return true;
+	/* a verified client certificate in the listener's tls_partners
+	 * (client_tls.c; Postfix's permit_tls_clientcerts) */
+	if (s->tls_partner)
+		return true;
 	return policy_in_relay_networks(s);
 }
 

@@ -22,6 +22,7 @@
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/xprt_tls.h"
+#include "dataplane/relay/relay_client.h"
 
 static struct gw_sess *sess_of(struct xprt *x)
 {
@@ -57,6 +58,17 @@ static void on_done(struct xprt *x, bool ok)
 		s->tls_resumed = in.resumed;
 		snprintf(s->tls_sni, sizeof(s->tls_sni), "%s",
 			 in.sni ? in.sni : "");
+		s->tls_peer_cert = in.peer_cert;
+		s->tls_peer_verified = in.peer_cert && in.peer_verified;
+		/* Partner relaying (Postfix's permit_tls_clientcerts): only
+		 * a certificate that verified against tls_ca_file */
+		s->tls_partner = ctl_tls_partner_match(
+			&s->lst->cl->tls, s->tls_peer_verified, in.peer_sha256,
+			in.peer_subject);
+		if (in.peer_cert)
+			gc->stats.tls_client_certs++;
+		if (s->tls_partner)
+			gc->stats.tls_partners++;
 		/* RFC 3207 4.2: the engine forgets EHLO and everything
 		 * else learnt before TLS (STARTTLS; an implicit session
 		 * never left its greeting) */
@@ -70,6 +82,8 @@ static void on_done(struct xprt *x, bool ok)
 			gc->stats.tls_fail_protocol++;
 		else if (f == TLS_FAIL_VERSION)
 			gc->stats.tls_fail_version++;
+		else if (f == TLS_FAIL_PEER_CERT)
+			gc->stats.tls_fail_peer_cert++;
 		else
 			gc->stats.tls_fail_other++;
 		s->tls_failed = f == TLS_FAIL_NONE ? TLS_FAIL_INTERNAL : f;
@@ -130,23 +144,58 @@ void client_tls_sync_stats(struct gw_core *gc)
 	gc->stats.tls_live = c->tls_live;
 }
 
+/* Postfix's words for a client certificate (smtpd.c): ' (Client CN "x",
+ * Issuer "y" (verified OK))' or '(not verified)'; "" without one. The
+ * names were made printable when the handshake completed (tls/). */
+static int peer_comment(const struct gw_sess *s, char *buf, size_t len)
+{
+	struct tls_session_info in;
+
+	if (len)
+		buf[0] = '\0';
+	if (!s->tls_peer_cert || xprt_tls_info(&s->xp, &in) < 0 ||
+	    !in.peer_cert)
+		return 0;
+	return snprintf(buf, len, " (Client CN \"%s\", Issuer \"%s\" (%s))",
+			in.peer_cn, in.peer_issuer_cn,
+			in.peer_verified ? "verified OK" : "not verified");
+}
+
 int client_tls_received_comment(const struct gw_sess *s, char *buf,
 				size_t len)
 {
+	char peer[192];
+
 	/* Postfix's wording (smtpd.c): "(using TLSv1.3 with cipher
-	 * TLS_AES_256_GCM_SHA384 (256/256 bits))" */
+	 * TLS_AES_256_GCM_SHA384 (256/256 bits))", then the client
+	 * certificate's names when one was presented */
 	if (!s->tls_up) {
 		if (len)
 			buf[0] = '\0';
 		return 0;
 	}
-	return snprintf(buf, len, "(using %s with cipher %s (%u/%u bits))",
+	peer_comment(s, peer, sizeof(peer));
+	return snprintf(buf, len, "(using %s with cipher %s (%u/%u bits))%s",
 			s->tls_version, s->tls_cipher, s->tls_bits,
-			s->tls_bits);
+			s->tls_bits, peer);
 }
 
 int client_tls_log_fields(const struct gw_sess *s, char *buf, size_t len)
 {
+	struct tls_session_info in;
+
+	if (s->tls_up && s->tls_peer_cert && xprt_tls_info(&s->xp, &in) == 0 &&
+	    in.peer_cert)
+		return snprintf(buf, len,
+				" tls=%s cipher=%s bits=%u sni=%s resumed=%s "
+				"client_cert=%s client_subject=\"%s\" "
+				"client_sha256=%s partner=%s",
+				s->tls_version, s->tls_cipher, s->tls_bits,
+				s->tls_sni[0] ? s->tls_sni : "-",
+				s->tls_resumed ? "yes" : "no",
+				in.peer_verified ? "verified" : "unverified",
+				in.peer_subject, in.peer_sha256,
+				s->tls_partner ? "yes" : "no");
 	if (s->tls_up)
 		return snprintf(buf, len,
 				" tls=%s cipher=%s bits=%u sni=%s resumed=%s",
@@ -159,4 +208,24 @@ int client_tls_log_fields(const struct gw_sess *s, char *buf, size_t len)
 	if (len)
 		buf[0] = '\0';
 	return 0;
+}
+
+bool client_tls_proxy_info(const struct gw_sess *s,
+			   struct tls_session_info *in,
+			   struct relay_proxy_tls *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (!s->tls_up || xprt_tls_info(&s->xp, in) < 0)
+		return false;
+	t->version = s->tls_version;
+	t->cipher = s->tls_cipher;
+	t->sni = s->tls_sni[0] ? s->tls_sni : NULL;
+	/* proxy-protocol.txt 2.2.5: CERT_CONN when presented over this
+	 * connection, CERT_SESS over its TLS session (a resumed one
+	 * carries the certificate of the session's full handshake) */
+	t->cert_sess = in->peer_cert;
+	t->cert_conn = in->peer_cert && !in->resumed;
+	t->verified = in->peer_cert && in->peer_verified;
+	t->cn = t->verified && in->peer_cn[0] ? in->peer_cn : NULL;
+	return true;
 }

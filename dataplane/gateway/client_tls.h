@@ -5,6 +5,7 @@
 #ifndef MXG_GATEWAY_CLIENT_TLS_H
 #define MXG_GATEWAY_CLIENT_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "dataplane/gateway/gateway-t.h"
@@ -29,5 +30,16 @@ int client_tls_received_comment(const struct gw_sess *s, char *buf,
  * tls_reason=...", or "") for the session's log line. snprintf's
  * return. */
 int client_tls_log_fields(const struct gw_sess *s, char *buf, size_t len);
+
+struct relay_proxy_tls;
+struct tls_session_info;
+
+/* The PROXY v2 TLS TLVs for a backend connection opened for s (relay
+ * pools with client_info = proxy): fills t (its strings point into in
+ * and s, both the caller's to keep until the header is encoded). False
+ * when s has no TLS (no TLVs then). Owning core. */
+bool client_tls_proxy_info(const struct gw_sess *s,
+			   struct tls_session_info *in,
+			   struct relay_proxy_tls *t);
 
 #endif /* MXG_GATEWAY_CLIENT_TLS_H */

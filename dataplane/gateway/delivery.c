@@ -356,7 +356,7 @@ void delivery_data(struct gw_sess *s)
 		return;
 	}
 	if (s->pool_set->snap->pools[s->pool].maildir) {
-		char tls[160];
+		char tls[256]; /* maildir.c's FIELD_MAX */
 		struct maildir_received rcv = {
 			.client_addr = s->client_literal,
 			.helo = s->helo[0] ? s->helo : NULL,

@@ -136,6 +136,13 @@ struct gw_sess {
 	/* TLS (client_tls.c): what the log and Received: say. */
 	bool tls_up;
 	bool tls_resumed;
+	/* Client certificate (issue 13): one was presented, it verified
+	 * against the listener's tls_ca_file, and it is in tls_partners
+	 * (relays like relay_networks). Its subject, CN and fingerprint
+	 * stay in the transport (xprt_tls_info); nothing more here. */
+	bool tls_peer_cert;
+	bool tls_peer_verified;
+	bool tls_partner;
 	uint16_t tls_bits;
 	enum tls_fail tls_failed;
 	char tls_version[12];

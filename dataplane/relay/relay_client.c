@@ -254,6 +254,68 @@ static void fill_defaults(struct relay_client_config *cfg)
 
 /* ------------------------------------------------------------ encoders */
 
+/* One TLV (proxy-protocol.txt 2.2.7): type, 16-bit length, value. */
+static uint8_t *pp2_tlv(uint8_t *p, uint8_t type, const void *v, size_t n)
+{
+	*p++ = type;
+	*p++ = (uint8_t)(n >> 8);
+	*p++ = (uint8_t)n;
+	memcpy(p, v, n);
+	return p + n;
+}
+
+/* The TLS TLVs' length, or -EINVAL when a string is over its bound. */
+static int pp2_tls_len(const struct relay_proxy_tls *t)
+{
+	size_t v = strnlen(t->version ? t->version : "",
+			   RELAY_PP2_MAX_VERSION + 1);
+	size_t c = strnlen(t->cipher ? t->cipher : "",
+			   RELAY_PP2_MAX_CIPHER + 1);
+	size_t cn = t->cn ? strnlen(t->cn, RELAY_PP2_MAX_CN + 1) : 0;
+	size_t a = t->sni ? strnlen(t->sni, RELAY_PP2_MAX_AUTHORITY + 1) : 0;
+
+	if (v > RELAY_PP2_MAX_VERSION || c > RELAY_PP2_MAX_CIPHER ||
+	    cn > RELAY_PP2_MAX_CN || a > RELAY_PP2_MAX_AUTHORITY)
+		return -EINVAL;
+	return (int)((a ? 3 + a : 0) + 3 + 5 + 3 + v + 3 + c +
+		     (cn ? 3 + cn : 0));
+}
+
+/* PP2_TYPE_AUTHORITY (the SNI), then PP2_TYPE_SSL: client flags, verify
+ * (0: a certificate was presented and verified, 2.2.5), sub-TLVs
+ * VERSION, CIPHER, CN (only for a verified certificate's CN). */
+static uint8_t *pp2_tls(uint8_t *p, const struct relay_proxy_tls *t)
+{
+	const char *v = t->version ? t->version : "";
+	const char *c = t->cipher ? t->cipher : "";
+	size_t vn = strlen(v), cn = strlen(c);
+	size_t nn = t->cn ? strlen(t->cn) : 0;
+	size_t ssl = 5 + 3 + vn + 3 + cn + (nn ? 3 + nn : 0);
+	uint8_t client = RELAY_PP2_CLIENT_SSL;
+	uint32_t verify = t->verified ? 0 : 1;
+
+	if (t->sni && t->sni[0])
+		p = pp2_tlv(p, RELAY_PP2_TYPE_AUTHORITY, t->sni,
+			    strlen(t->sni));
+	if (t->cert_conn)
+		client |= RELAY_PP2_CLIENT_CERT_CONN;
+	if (t->cert_sess)
+		client |= RELAY_PP2_CLIENT_CERT_SESS;
+	*p++ = RELAY_PP2_TYPE_SSL;
+	*p++ = (uint8_t)(ssl >> 8);
+	*p++ = (uint8_t)ssl;
+	*p++ = client;
+	*p++ = (uint8_t)(verify >> 24);
+	*p++ = (uint8_t)(verify >> 16);
+	*p++ = (uint8_t)(verify >> 8);
+	*p++ = (uint8_t)verify;
+	p = pp2_tlv(p, RELAY_PP2_SUBTYPE_SSL_VERSION, v, vn);
+	p = pp2_tlv(p, RELAY_PP2_SUBTYPE_SSL_CIPHER, c, cn);
+	if (nn)
+		p = pp2_tlv(p, RELAY_PP2_SUBTYPE_SSL_CN, t->cn, nn);
+	return p;
+}
+
 int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 			  size_t len)
 {
@@ -264,18 +326,27 @@ int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 	static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
 					0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 	uint8_t *p = buf;
+	bool local = !a->v6 && a->src_addr == 0 && a->dst_addr == 0 &&
+		     a->src_port == 0 && a->dst_port == 0;
+	int tl = a->tls && !local ? pp2_tls_len(a->tls) : 0;
+	size_t block;
 
-	if (len < (a->v6 ? RELAY_PROXY_V2_TCP6_LEN : RELAY_PROXY_V2_TCP4_LEN))
+	if (tl < 0)
+		return tl;
+	if (len < (a->v6 ? RELAY_PROXY_V2_TCP6_LEN : RELAY_PROXY_V2_TCP4_LEN) +
+			  (size_t)tl)
 		return -ENOSPC;
 	memcpy(p, sig, sizeof(sig));
 	p += sizeof(sig);
 	if (a->v6) {
 		/* PROXY, AF_INET6 + STREAM (0x21), 36-octet block: 16-octet
-		 * source, destination, then the two ports. */
+		 * source, destination, then the two ports; the length
+		 * covers the TLVs after it (2.2) */
+		block = 36 + (size_t)tl;
 		*p++ = 0x21;
 		*p++ = 0x21;
-		*p++ = 0;
-		*p++ = 36;
+		*p++ = (uint8_t)(block >> 8);
+		*p++ = (uint8_t)block;
 		memcpy(p, a->src6, 16);
 		p += 16;
 		memcpy(p, a->dst6, 16);
@@ -284,10 +355,11 @@ int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 		*p++ = (uint8_t)a->src_port;
 		*p++ = (uint8_t)(a->dst_port >> 8);
 		*p++ = (uint8_t)a->dst_port;
-		return RELAY_PROXY_V2_TCP6_LEN;
+		if (tl)
+			p = pp2_tls(p, a->tls);
+		return (int)(p - buf);
 	}
-	if (a->src_addr == 0 && a->dst_addr == 0 && a->src_port == 0 &&
-	    a->dst_port == 0) {
+	if (local) {
 		/* No client behind this connection (a health check): the
 		 * LOCAL command, AF_UNSPEC, no address block (2.2). */
 		*p++ = 0x20;
@@ -296,10 +368,11 @@ int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 		*p++ = 0;
 		return RELAY_PROXY_V2_LOCAL_LEN;
 	}
+	block = 12 + (size_t)tl;
 	*p++ = 0x21;
 	*p++ = 0x11;
-	*p++ = 0;
-	*p++ = 12;
+	*p++ = (uint8_t)(block >> 8);
+	*p++ = (uint8_t)block;
 	*p++ = (uint8_t)(a->src_addr >> 24);
 	*p++ = (uint8_t)(a->src_addr >> 16);
 	*p++ = (uint8_t)(a->src_addr >> 8);
@@ -312,7 +385,9 @@ int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 	*p++ = (uint8_t)a->src_port;
 	*p++ = (uint8_t)(a->dst_port >> 8);
 	*p++ = (uint8_t)a->dst_port;
-	return RELAY_PROXY_V2_TCP4_LEN;
+	if (tl)
+		p = pp2_tls(p, a->tls);
+	return (int)(p - buf);
 }
 
 ssize_t relay_xtext_encode(const char *src, char *dst, size_t dstlen)
@@ -1072,13 +1147,15 @@ struct relay_client *relay_client_init(void *mem, size_t size,
 	c->state = RELAY_ST_CONNECTING;
 	c->connect_deadline = now_ms + k.tmo_connect_ms;
 	if (k.client_info == RELAY_CINFO_PROXY) {
-		uint8_t hdr[RELAY_PROXY_V2_TCP6_LEN];
+		uint8_t hdr[RELAY_PROXY_V2_MAX_LEN];
 
 		/* proxy-protocol.txt 2: the header is the very first thing
 		 * on the connection, before the server's greeting. */
 		int hl = relay_proxy_v2_encode(proxy, hdr, sizeof(hdr));
 
-		out_append(c, hdr, hl > 0 ? (size_t)hl : sizeof(hdr));
+		if (hl < 0)
+			return NULL; /* a TLS string over its bound */
+		out_append(c, hdr, (size_t)hl);
 	}
 	return c;
 }

@@ -93,8 +93,39 @@ struct relay_client_config {
 /* Fills cfg with the defaults (helo_name "localhost"). */
 void relay_client_config_defaults(struct relay_client_config *cfg);
 
+/* What a PROXY v2 header says about the client's TLS (proxy-protocol.txt
+ * 2.2.5/2.2.6): PP2_TYPE_SSL with PP2_CLIENT_SSL, PP2_CLIENT_CERT_CONN /
+ * _SESS and verify, sub-TLVs VERSION, CIPHER and (cn set) CN; and
+ * PP2_TYPE_AUTHORITY with the SNI (sni set). Strings are NUL-terminated
+ * and at most the RELAY_PP2_MAX_* below (longer: the encoder refuses). */
+struct relay_proxy_tls {
+	const char *version; /* "TLSv1.3" */
+	const char *cipher;  /* "TLS_AES_256_GCM_SHA384" */
+	const char *cn;	     /* verified client certificate's CN; NULL */
+	const char *sni;     /* server name the client sent; NULL */
+	bool cert_conn;	     /* a client certificate on this connection */
+	bool cert_sess;	     /* ...on this TLS session (also resumed) */
+	bool verified;	     /* presented and verified: verify = 0 */
+};
+
+#define RELAY_PP2_MAX_VERSION 32
+#define RELAY_PP2_MAX_CIPHER 64
+#define RELAY_PP2_MAX_CN 64
+#define RELAY_PP2_MAX_AUTHORITY 255
+
+/* proxy-protocol.txt 2.2 type codes */
+#define RELAY_PP2_TYPE_AUTHORITY 0x02
+#define RELAY_PP2_TYPE_SSL 0x20
+#define RELAY_PP2_SUBTYPE_SSL_VERSION 0x21
+#define RELAY_PP2_SUBTYPE_SSL_CN 0x22
+#define RELAY_PP2_SUBTYPE_SSL_CIPHER 0x23
+#define RELAY_PP2_CLIENT_SSL 0x01
+#define RELAY_PP2_CLIENT_CERT_CONN 0x02
+#define RELAY_PP2_CLIENT_CERT_SESS 0x04
+
 /* PROXY v2 addresses: TCP over IPv4 (src_addr/dst_addr, host byte
- * order) or, when v6 is set, TCP over IPv6 (src6/dst6, network order). */
+ * order) or, when v6 is set, TCP over IPv6 (src6/dst6, network order);
+ * tls, when not NULL, adds the TLS TLVs (not to a LOCAL header). */
 struct relay_proxy_addr {
 	uint32_t src_addr;
 	uint32_t dst_addr;
@@ -103,6 +134,7 @@ struct relay_proxy_addr {
 	bool v6;
 	uint8_t src6[16];
 	uint8_t dst6[16];
+	const struct relay_proxy_tls *tls;
 };
 
 /* Length of a PROXY v2 TCP4 header, and of a LOCAL one (all-zero
@@ -110,10 +142,16 @@ struct relay_proxy_addr {
 #define RELAY_PROXY_V2_TCP4_LEN 28
 #define RELAY_PROXY_V2_LOCAL_LEN 16
 #define RELAY_PROXY_V2_TCP6_LEN 52 /* 16 + the 36-octet address block */
+/* The longest header: TCP6 and every TLS TLV at its longest. */
+#define RELAY_PROXY_V2_MAX_LEN                                              \
+	(RELAY_PROXY_V2_TCP6_LEN + 3 + RELAY_PP2_MAX_AUTHORITY + 3 + 5 +    \
+	 3 + RELAY_PP2_MAX_VERSION + 3 + RELAY_PP2_MAX_CIPHER + 3 +         \
+	 RELAY_PP2_MAX_CN)
 /* Encodes a PROXY v2 "PROXY" command for TCP over IPv4 or IPv6 (HAProxy
- * proxy-protocol.txt section 2.2) into buf; all-zero IPv4 addresses give
- * the LOCAL command instead. Returns the length (28, 52 or 16) or
- * -ENOSPC if len is too small. */
+ * proxy-protocol.txt section 2.2) into buf, then a->tls's TLVs; all-zero
+ * IPv4 addresses give the LOCAL command instead (no TLVs). Returns the
+ * length (28, 52 or 16 without TLVs), -ENOSPC if len is too small, or
+ * -EINVAL for a TLS string longer than its RELAY_PP2_MAX_*. */
 int relay_proxy_v2_encode(const struct relay_proxy_addr *a, uint8_t *buf,
 			  size_t len);
 
@@ -254,7 +292,8 @@ size_t relay_client_memsize(const struct relay_client_config *cfg);
 /* Builds a client in caller memory (>= relay_client_memsize(cfg), 8-byte
  * aligned). cfg is copied (helo_name too). proxy: addresses for the PROXY
  * v2 header when cfg->client_info is RELAY_CINFO_PROXY (required then,
- * ignored otherwise); the header is the first output. Starts the connect
+ * ignored otherwise); the header is the first output (NULL when the
+ * encoder refuses it: a TLS string over its bound). Starts the connect
  * time-out at now_ms. Returns NULL if cfg is invalid or size is short. */
 struct relay_client *relay_client_init(void *mem, size_t size,
 				       const struct relay_client_config *cfg,

@@ -1524,6 +1524,7 @@ class ProxyV2Backend(threading.Thread):
         self.ls.bind((ip, port))
         self.ls.listen(16)
         self.headers = []     # (src, sport, dst, dport) per connection
+        self.tlvs = []        # the octets after the TCP4 address block
         self.bad = []         # connections without a valid header
         self.local = 0        # LOCAL headers (health checks)
         self.messages = []    # (mail, rcpts, body)
@@ -1561,6 +1562,7 @@ class ProxyV2Backend(threading.Thread):
                       int.from_bytes(body[10:12], "big"))
             if hdr[12] == 0x21:
                 self.headers.append((src, sp, dst, dp))
+                self.tlvs.append(body[12:])
             c.sendall(b"220 proxy.mxgt.test ESMTP\r\n")
             mail, rcpts = None, []
             while True:

@@ -444,6 +444,212 @@ static void test_proxy_v2(void)
 	relay_client_destroy(c);
 }
 
+/* A PROXY v2 TLV walk written from proxy-protocol.txt 2.2, apart from
+ * the encoder: the header's length covers the address block and the
+ * TLVs; each TLV is type, 16-bit length, value; PP2_TYPE_SSL holds
+ * client (1), verify (4, network order), then sub-TLVs. */
+struct pp2_seen {
+	char authority[300], version[64], cipher[80], cn[80];
+	int client, n_ssl, n_authority, n_cn;
+	long verify;
+	bool bad;
+};
+
+static void pp2_str(char *dst, size_t cap, const uint8_t *v, size_t n,
+		    bool *bad)
+{
+	if (n >= cap) {
+		*bad = true;
+		return;
+	}
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+}
+
+static void pp2_decode(const uint8_t *b, size_t len, struct pp2_seen *o)
+{
+	size_t block, off;
+
+	memset(o, 0, sizeof(*o));
+	o->verify = -1;
+	o->client = -1;
+	if (len < 16 || b[12] != 0x21) {
+		o->bad = true;
+		return;
+	}
+	block = (size_t)b[14] << 8 | b[15];
+	if (16 + block != len) {
+		o->bad = true;
+		return;
+	}
+	off = 16 + (b[13] == 0x11 ? 12 : b[13] == 0x21 ? 36 : 0);
+	while (off < len) {
+		size_t n;
+		uint8_t t;
+
+		if (off + 3 > len) {
+			o->bad = true;
+			return;
+		}
+		t = b[off];
+		n = (size_t)b[off + 1] << 8 | b[off + 2];
+		off += 3;
+		if (off + n > len) {
+			o->bad = true;
+			return;
+		}
+		if (t == 0x02) {
+			o->n_authority++;
+			pp2_str(o->authority, sizeof(o->authority), b + off, n,
+				&o->bad);
+		} else if (t == 0x20) {
+			size_t q = off + 5;
+
+			o->n_ssl++;
+			if (n < 5) {
+				o->bad = true;
+				return;
+			}
+			o->client = b[off];
+			o->verify = (long)b[off + 1] << 24 |
+				    (long)b[off + 2] << 16 |
+				    (long)b[off + 3] << 8 | b[off + 4];
+			while (q < off + n) {
+				uint8_t st = b[q];
+				size_t sn = (size_t)b[q + 1] << 8 | b[q + 2];
+
+				q += 3;
+				if (q + sn > off + n) {
+					o->bad = true;
+					return;
+				}
+				if (st == 0x21)
+					pp2_str(o->version, sizeof(o->version),
+						b + q, sn, &o->bad);
+				else if (st == 0x23)
+					pp2_str(o->cipher, sizeof(o->cipher),
+						b + q, sn, &o->bad);
+				else if (st == 0x22) {
+					o->n_cn++;
+					pp2_str(o->cn, sizeof(o->cn), b + q,
+						sn, &o->bad);
+				} else
+					o->bad = true;
+				q += sn;
+			}
+		} else {
+			o->bad = true;
+		}
+		off += n;
+	}
+}
+
+/* PROXY v2 with the client's TLS (issue 13): PP2_TYPE_SSL (client
+ * flags, verify, VERSION, CIPHER, CN) and PP2_TYPE_AUTHORITY (SNI). */
+static void test_proxy_v2_tls(void)
+{
+	struct relay_proxy_tls t = {.version = "TLSv1.3",
+				    .cipher = "TLS_AES_256_GCM_SHA384"};
+	struct relay_proxy_addr px = {.src_addr = 0xC0000201,
+				      .dst_addr = 0xC6120002,
+				      .src_port = 12345,
+				      .dst_port = 25,
+				      .tls = &t};
+	uint8_t buf[RELAY_PROXY_V2_MAX_LEN];
+	struct pp2_seen o;
+	char big[400];
+	int n;
+
+	/* No client certificate, no SNI: only PP2_TYPE_SSL, byte-exact:
+	 * 0x20, length 5+3+7+3+22 = 40, client 0x01, verify 1 */
+	{
+		static const uint8_t want[] = {
+			0x20, 0x00, 0x28, 0x01, 0, 0, 0, 1,
+			0x21, 0x00, 0x07, 'T', 'L', 'S', 'v', '1', '.', '3',
+			0x23, 0x00, 0x16};
+
+		n = relay_proxy_v2_encode(&px, buf, sizeof(buf));
+		CHECK(n == 28 + 43);
+		CHECK(buf[14] == 0 && buf[15] == 12 + 43);
+		CHECK(memcmp(buf + 28, want, sizeof(want)) == 0);
+		CHECK(memcmp(buf + 28 + sizeof(want), t.cipher, 22) == 0);
+		pp2_decode(buf, (size_t)n, &o);
+		CHECK(!o.bad && o.n_ssl == 1 && o.n_authority == 0);
+		CHECK(o.client == RELAY_PP2_CLIENT_SSL && o.verify == 1);
+		CHECK(strcmp(o.version, "TLSv1.3") == 0);
+		CHECK(strcmp(o.cipher, "TLS_AES_256_GCM_SHA384") == 0);
+		CHECK(o.n_cn == 0);
+		CHECK(relay_proxy_v2_encode(&px, buf, (size_t)n - 1) ==
+		      -ENOSPC);
+	}
+	/* A verified client certificate and SNI, over IPv6 */
+	t.cn = "partner.example";
+	t.sni = "mx.example.net";
+	t.cert_conn = t.cert_sess = t.verified = true;
+	px.v6 = true;
+	px.src6[0] = 0x20;
+	px.dst6[0] = 0xfd;
+	n = relay_proxy_v2_encode(&px, buf, sizeof(buf));
+	CHECK(n > 52);
+	pp2_decode(buf, (size_t)n, &o);
+	CHECK(!o.bad && o.n_ssl == 1 && o.n_authority == 1 && o.n_cn == 1);
+	CHECK(strcmp(o.authority, "mx.example.net") == 0);
+	CHECK(strcmp(o.cn, "partner.example") == 0);
+	CHECK(o.client == (RELAY_PP2_CLIENT_SSL | RELAY_PP2_CLIENT_CERT_CONN |
+			   RELAY_PP2_CLIENT_CERT_SESS));
+	CHECK(o.verify == 0);
+	/* resumed: the certificate is the session's, not this
+	 * connection's; an unverified one says verify != 0 */
+	t.cert_conn = false;
+	t.verified = false;
+	t.cn = NULL;
+	px.v6 = false;
+	n = relay_proxy_v2_encode(&px, buf, sizeof(buf));
+	pp2_decode(buf, (size_t)n, &o);
+	CHECK(!o.bad && o.n_cn == 0 && o.verify == 1);
+	CHECK(o.client ==
+	      (RELAY_PP2_CLIENT_SSL | RELAY_PP2_CLIENT_CERT_SESS));
+	/* the longest of everything fits the documented maximum */
+	memset(big, 'a', sizeof(big));
+	big[RELAY_PP2_MAX_AUTHORITY] = '\0';
+	t.sni = big;
+	{
+		char v[RELAY_PP2_MAX_VERSION + 1], c[RELAY_PP2_MAX_CIPHER + 1],
+			cn[RELAY_PP2_MAX_CN + 1];
+
+		memset(v, 'v', sizeof(v));
+		v[RELAY_PP2_MAX_VERSION] = '\0';
+		memset(c, 'c', sizeof(c));
+		c[RELAY_PP2_MAX_CIPHER] = '\0';
+		memset(cn, 'n', sizeof(cn));
+		cn[RELAY_PP2_MAX_CN] = '\0';
+		t.version = v;
+		t.cipher = c;
+		t.cn = cn;
+		px.v6 = true;
+		n = relay_proxy_v2_encode(&px, buf, sizeof(buf));
+		CHECK(n == RELAY_PROXY_V2_MAX_LEN);
+		pp2_decode(buf, (size_t)n, &o);
+		CHECK(!o.bad && strlen(o.authority) == RELAY_PP2_MAX_AUTHORITY);
+		/* one octet over a bound: refused, not truncated */
+		big[RELAY_PP2_MAX_AUTHORITY] = 'a';
+		big[RELAY_PP2_MAX_AUTHORITY + 1] = '\0';
+		CHECK(relay_proxy_v2_encode(&px, buf, sizeof(buf)) == -EINVAL);
+		{
+			struct relay_client_config cfg;
+
+			relay_client_config_defaults(&cfg);
+			cfg.client_info = RELAY_CINFO_PROXY;
+			CHECK(relay_client_create(&cfg, &px, now) == NULL);
+		}
+	}
+	/* a LOCAL header (health check) never carries TLVs */
+	memset(&px, 0, sizeof(px));
+	px.tls = &t;
+	CHECK(relay_proxy_v2_encode(&px, buf, sizeof(buf)) ==
+	      RELAY_PROXY_V2_LOCAL_LEN);
+}
+
 static void to_body(struct relay_client *c)
 {
 	struct relay_mail m = {.sender = "a@b.c"};
@@ -1206,6 +1412,7 @@ int main(void)
 	test_xclient();
 	test_lazy_rset();
 	test_proxy_v2();
+	test_proxy_v2_tls();
 	test_backpressure();
 	test_abort();
 	test_timeouts();

@@ -598,17 +598,30 @@ static void test_client_certs(void)
 		CHECK(in.peer_cert && in.peer_verified);
 		CHECK(strstr(in.peer_subject, "CN=partner.example") != NULL);
 		CHECK(strcmp(in.peer_sha256, fp) == 0);
+		/* the Received: comment's names, worked out at handshake
+		 * end (Postfix: Client CN "...", Issuer "...") */
+		CHECK(strcmp(in.peer_cn, "partner.example") == 0);
+		CHECK(strcmp(in.peer_issuer_cn, "mxgate test CA") == 0);
 		CHECK(with_cert(req, v, F.bad_crt, F.bad_key, &in) ==
 		      TLS_ST_FAILED);
 		CHECK(with_cert(req, v, NULL, NULL, &in) == TLS_ST_FAILED);
 		CHECK(with_cert(ask, v, F.bad_crt, F.bad_key, &in) ==
 		      TLS_ST_OPEN);
 		CHECK(in.peer_cert && !in.peer_verified);
+		CHECK(strcmp(in.peer_issuer_cn, "unknown CA") == 0);
 		CHECK(with_cert(ask, v, NULL, NULL, &in) == TLS_ST_OPEN);
+		CHECK(in.peer_cn[0] == '\0' && in.peer_sha256[0] == '\0');
 		CHECK(!in.peer_cert);
 		CHECK(with_cert(ask, v, F.cli_crt, F.cli_key, &in) ==
 		      TLS_ST_OPEN);
 		CHECK(in.peer_cert && in.peer_verified);
+		/* a CN made to break the Received: comment and the log
+		 * line: only printable ASCII survives, '"' and '\\' too
+		 * become '?'; the RFC 2253 subject escapes them */
+		CHECK(with_cert(ask, v, F.evil_crt, F.evil_key, &in) ==
+		      TLS_ST_OPEN);
+		CHECK(strcmp(in.peer_cn, "evil???X-Injected: 1?") == 0);
+		CHECK(strpbrk(in.peer_subject, "\r\n") == NULL);
 	}
 	tls_server_ctx_free(req);
 	tls_server_ctx_free(ask);

@@ -128,6 +128,8 @@ int tc_make(struct tc_files *f)
 	join(f->cli_key, f->dir, "client.key");
 	join(f->bad_crt, f->dir, "badclient.crt");
 	join(f->bad_key, f->dir, "badclient.key");
+	join(f->evil_crt, f->dir, "evil.crt");
+	join(f->evil_key, f->dir, "evil.key");
 	join(f->garbage, f->dir, "garbage.pem");
 	if (ca && ca2 && write_pem(f->ca, ca, NULL) == 0 &&
 	    leaf(f->ec_crt, f->ec_key, 0, "mx.test", "DNS:mx.test,DNS:smtp.test",
@@ -140,6 +142,7 @@ int tc_make(struct tc_files *f)
 		 cak) == 0 &&
 	    leaf(f->bad_crt, f->bad_key, 0, "stranger.example", NULL, ca2,
 		 ca2k) == 0 &&
+	    leaf(f->evil_crt, f->evil_key, 0, TC_EVIL_CN, NULL, ca, cak) == 0 &&
 	    (g = fopen(f->garbage, "w")) != NULL) {
 		fputs("this is not a PEM file\n", g);
 		fclose(g);
@@ -158,7 +161,8 @@ void tc_remove(const struct tc_files *f)
 	const char *const v[] = {f->ca,	       f->ec_crt,    f->ec_key,
 				 f->rsa_crt,   f->rsa_key,   f->other_crt,
 				 f->other_key, f->cli_crt,   f->cli_key,
-				 f->bad_crt,   f->bad_key,   f->garbage};
+				 f->bad_crt,   f->bad_key,   f->evil_crt,
+				 f->evil_key,  f->garbage};
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		if (v[i][0])

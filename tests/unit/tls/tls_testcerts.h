@@ -19,8 +19,13 @@ struct tc_files {
 	char other_crt[PATH_MAX], other_key[PATH_MAX]; /* other.test, *.other.test */
 	char cli_crt[PATH_MAX], cli_key[PATH_MAX];     /* client, trusted CA */
 	char bad_crt[PATH_MAX], bad_key[PATH_MAX];     /* client, unknown CA */
+	/* client, trusted CA, a CN with '"', CR LF and '\\' (a header
+	 * injection attempt through the Received: comment) */
+	char evil_crt[PATH_MAX], evil_key[PATH_MAX];
 	char garbage[PATH_MAX];	    /* not PEM */
 };
+
+#define TC_EVIL_CN "evil\"\r\nX-Injected: 1\\"
 
 /* Makes every file under a new temporary directory. 0 or -1. */
 int tc_make(struct tc_files *f);
