@@ -36,6 +36,13 @@ Scenarios:
             with every connection gone no TLS transport is left
             (tls_live 0, sessions_live 0), handshakes are counted, and
             mxgate stops cleanly (ASan/LSan: no leaked SSL or job)
+  resume    tls.workers = 3 gives 3 mxg-worker threads (and says so at
+            start); openssl s_client -sess_out, then -sess_in (-ign_eof:
+            until the gateway closes) reports "Reused" for TLS 1.2 and
+            1.3 tickets, STARTTLS on 25 and implicit on 465; every
+            resumption counted (gw_tls_resumed) and logged resumed=yes;
+            on 2 cores the tickets of 198.18.0.1's core are also resumed
+            from other source addresses until the other core served one
   backend   STARTTLS to backends (pools routed by recipient domain): a
             real Postfix smtpd with the test certificate
             (smtpd_tls_security_level = may) behind a pool with tls
@@ -80,7 +87,7 @@ def make_certs(tmp):
     return d
 
 
-def write_config(path, tmp, certs):
+def write_config(path, tmp, certs, extra=""):
     md = os.path.join(tmp, "Maildir")
     c = ('( { cert = "%s/ecdsa.crt"; key = "%s/ecdsa.key"; },\n'
          '    { cert = "%s/rsa.crt"; key = "%s/rsa.key"; } )'
@@ -100,16 +107,17 @@ listeners = (
 pools = ( { name = "default"; type = "maildir"; } );
 maildir = { path = "%s"; };
 policy = { accepted_domains = ( "example.com" ); };
-""" % (c, c, c, c, md)
+%s
+""" % (c, c, c, c, md, extra)
     with open(path, "w") as f:
         f.write(text)
     return md
 
 
-def start(a, tmp):
+def start(a, tmp, extra=""):
     certs = make_certs(tmp)
     conf = os.path.join(tmp, "tls.conf")
-    md = write_config(conf, tmp, certs)
+    md = write_config(conf, tmp, certs, extra)
     logf = os.path.join(tmp, "mxgate.log")
     gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--maildir", md,
                                    "--log-file", logf, "--cores",
@@ -517,6 +525,123 @@ def scenario_abandon(a, tmp, res):
         if st:
             res.check(st["total"].get("gw_tls_live", -1) == 0,
                       "final stats: tls_live 0 after shutdown")
+
+
+# ----------------------------------------------------------------- resume
+
+
+def worker_threads(pid):
+    """How many mxg-worker-N threads the process runs."""
+    n = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                n += f.read().startswith("mxg-worker")
+        except OSError:
+            pass
+    return n
+
+
+def core_counter(gw, key):
+    return [c.get(key, 0) for c in gw.stats()["per_core"]]
+
+
+def scenario_resume(a, tmp, res):
+    """tls.workers sizes the pool; openssl s_client -sess_out then
+    -sess_in resumes (TLS 1.2 and 1.3 tickets, STARTTLS on 25 and 465);
+    on 2 cores until a resumption was served by each core."""
+    gw, certs, md, logf = start(a, tmp, "tls = { workers = 3; };")
+    ca = os.path.join(certs, "ca.pem")
+    try:
+        out = gw.output()
+        res.check(re.search(r"worker pool: 3 threads \(tls\.workers", out)
+                  is not None and worker_threads(gw.proc.pid) == 3,
+                  "tls.workers = 3: start-up says 3 threads and 3 "
+                  "mxg-worker threads run (%d)" % worker_threads(gw.proc.pid))
+        t0 = gw.stats()["total"]
+        pc0 = core_counter(gw, "gw_tls_resumed")
+        # -ign_eof: read until the gateway closes after QUIT. Without it
+        # s_client closes as soon as its own side of the handshake is
+        # done, which for a TLS 1.2 resumption is before the gateway has
+        # read the client's Finished (a handshake abandoned, not resumed)
+        # and for TLS 1.3 may be before the ticket arrives.
+        base = ["-CAfile", ca, "-verify_return_error", "-ign_eof",
+                "-servername", "gw.mxgt.test"]
+        n_resumed = 0
+        for port, ver in ((25, "-tls1_2"), (25, "-tls1_3"),
+                          (465, "-tls1_2"), (465, "-tls1_3")):
+            what = "%s on %d" % (ver[1:], port)
+            args = base + [ver, "-connect", "%s:%d" % (GW, port)]
+            if port == 25:
+                args += ["-starttls", "smtp"]
+            sess = os.path.join(tmp, "sess-%d%s" % (port, ver))
+            rc, o = s_client(args + ["-sess_out", sess])
+            res.check(rc == 0 and "New, TLSv1." in o and
+                      os.path.exists(sess) and os.path.getsize(sess) > 0,
+                      "%s: full handshake, session saved (rc %d)"
+                      % (what, rc))
+            if rc != 0 or not os.path.exists(sess):
+                log(o[-2500:])
+            # a few resumptions: on 2 cores they land on either core
+            tries = 3 if a.cores == 1 else 4
+            reused = 0
+            for _ in range(tries):
+                rc, o = s_client(args + ["-sess_in", sess])
+                reused += rc == 0 and "Reused, TLSv1." in o
+            n_resumed += reused
+            res.check(reused == tries, "%s: %d/%d reconnections with "
+                      "-sess_in report Reused" % (what, reused, tries))
+        if a.cores > 1:
+            # A client's connections all go to one core (steering by
+            # source address): every ticket above was issued by the core
+            # of 198.18.0.1. Resume them from other source addresses
+            # until each core has served at least one (16 addresses; the
+            # steering seed is random).
+            for i, ver in enumerate(["-tls1_3", "-tls1_2"] * 8):
+                if 0 not in [b - a0 for a0, b in zip(
+                        pc0, core_counter(gw, "gw_tls_resumed"))]:
+                    break
+                src = "198.18.0.%d" % (20 + i)
+                mxgtest.sh("ip", "addr", "add", src + "/24", "dev",
+                           gw.tap)
+                port = 465 if i % 4 < 2 else 25
+                sess = os.path.join(tmp, "sess-%d%s" % (port, ver))
+                args = base + [ver, "-connect", "%s:%d" % (GW, port),
+                               "-bind", src + ":0", "-sess_in", sess]
+                if port == 25:
+                    args += ["-starttls", "smtp"]
+                rc, o = s_client(args)
+                n_resumed += rc == 0 and "Reused, TLSv1." in o
+                time.sleep(0.3)  # the stats file is written every 100 ms
+        wait_idle(gw)
+        # the cores publish their counters on their own schedule
+        try:
+            t = gw.wait_for(lambda t: t["gw_tls_resumed"] -
+                            t0["gw_tls_resumed"] >= n_resumed, 10,
+                            "gw_tls_resumed")["total"]
+        except AssertionError:
+            t = gw.stats()["total"]
+        pc = [b - a0 for a0, b in zip(pc0, core_counter(gw,
+                                                         "gw_tls_resumed"))]
+        d = t["gw_tls_resumed"] - t0["gw_tls_resumed"]
+        res.check(d == n_resumed, "gw_tls_resumed counts every resumption "
+                  "(%d for %d; per core %s)" % (d, n_resumed, pc))
+        if a.cores > 1:
+            res.check(all(x > 0 for x in pc),
+                      "resumption with one ticket key ring on both cores "
+                      "(per core %s)" % pc)
+        deadline = time.time() + 10  # the logger thread writes late
+        while True:
+            with open(logf) as lf:
+                yes = sum(1 for ln in lf if "event=session" in ln and
+                          " resumed=yes" in ln)
+            if yes >= n_resumed or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        res.check(yes == n_resumed, "%d session log lines say resumed=yes "
+                  "(%d resumed)" % (yes, n_resumed))
+    finally:
+        gw.shutdown(res)
 
 
 # ------------------------------------------------------------------ backend
