@@ -45,6 +45,14 @@ Scenarios:
             threads, 5 per session, 300 octets to 40 KB) byte-exact in
             the Maildir; then no TLS transport or session left,
             handshakes counted (exactly M/5 ok), clean shutdown (ASan)
+  reload    certificate reload under load: 8 sessions inside DATA on
+            the old certificate, 3 threads of STARTTLS sessions (one
+            message each) looping; the config is rewritten to name new
+            certificates from a new CA and SIGHUPed; once every core runs
+            the new generation, every new connection's certificate
+            (SHA-256 of the DER) is a new one; the 8 finish their DATA
+            and deliver on the old one; no load session failed, every
+            message delivered; s_client verifies against the new CA
   resume    tls.workers = 3 gives 3 mxg-worker threads (and says so at
             start); openssl s_client -sess_out, then -sess_in (-ign_eof:
             until the gateway closes) reports "Reused" for TLS 1.2 and
@@ -70,6 +78,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import smtplib
 import socket
 import ssl
@@ -759,6 +768,162 @@ def scenario_flood(a, tmp, res):
         if st:
             res.check(st["total"].get("gw_tls_live", -1) == 0,
                       "final stats: tls_live 0 after shutdown")
+
+
+# ----------------------------------------------------------------- reload
+
+
+def cert_fp(path):
+    import hashlib
+    der = ssl.PEM_cert_to_DER_cert(open(path).read())
+    return hashlib.sha256(der).hexdigest()
+
+
+def tls_session(certs_any, port=25):
+    """A STARTTLS session on port (certificate not verified: the test
+    compares fingerprints). Returns (smtplib object, peer fingerprint)."""
+    import hashlib
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = smtplib.SMTP(GW, port, local_hostname="reload.mxgt.test", timeout=30)
+    c.starttls(context=ctx)
+    c.ehlo()
+    der = c.sock.getpeercert(binary_form=True)
+    return c, hashlib.sha256(der).hexdigest()
+
+
+def scenario_reload(a, tmp, res):
+    """Certificate reload under load: sessions in flight (TLS up, inside
+    DATA) keep going across a reload that swaps every certificate, and
+    deliver; load threads see the old certificate before and the new one
+    after; every connection opened once all cores run the new generation
+    gets the new one."""
+    import threading
+    gw, certs, md, logf = start(a, tmp)
+    new = os.path.join(tmp, "tls-new")
+    subprocess.run([os.path.join(ROOT, "scripts", "make-tls-certs.sh"), new,
+                    "gw.mxgt.test"], check=True, capture_output=True)
+    # the gateway picks ECDSA or RSA by the client's offer: either counts
+    fp_old = {cert_fp(os.path.join(certs, n)) for n in ("ecdsa.crt",
+                                                           "rsa.crt")}
+    fp_new = {cert_fp(os.path.join(new, n)) for n in ("ecdsa.crt",
+                                                         "rsa.crt")}
+    stop = threading.Event()
+    seen = []    # (connect time, fingerprint, delivered)
+    errors = []
+    lock = threading.Lock()
+
+    def load(k):
+        i = 0
+        deadline = time.time() + 40
+        while not stop.is_set() and time.time() < deadline:
+            t = time.time()
+            try:
+                c, fp = tls_session(certs)
+                mid = "reload-load-%d-%d@mxgt.test" % (k, i)
+                c.sendmail("s@example.org", ["postmaster@example.com"],
+                           peers.message(mid, "s@example.org",
+                                         ["postmaster@example.com"],
+                                         2000, seed=i).replace(b"\n",
+                                                               b"\r\n"))
+                c.quit()
+                with lock:
+                    seen.append((t, fp, mid))
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    errors.append(repr(e))
+            i += 1
+
+    inflight = []
+    th = []
+    try:
+        # sessions in flight: TLS up, DATA started, half the body sent
+        for k in range(8):
+            c, fp = tls_session(certs)
+            c.mail("s@example.org")
+            c.rcpt("postmaster@example.com")
+            code, _ = c.docmd("DATA")
+            mid = "reload-inflight-%d@mxgt.test" % k
+            msg = peers.message(mid, "s@example.org",
+                                ["postmaster@example.com"], 8000,
+                                seed=k).replace(b"\n", b"\r\n")
+            c.send(msg[:len(msg) // 2])
+            inflight.append((c, fp, code, mid, msg))
+        res.check(all(x[1] in fp_old and x[2] == 354 for x in inflight),
+                  "8 sessions in flight inside DATA on the old certificate")
+        th = [threading.Thread(target=load, args=(k,)) for k in range(3)]
+        for t in th:
+            t.start()
+        time.sleep(1.5)
+        # swap every certificate: the config now names the new files
+        conf = os.path.join(tmp, "tls.conf")
+        write_config(conf, tmp, new)
+        g0 = gw.stats()["policy"]["generation"]
+        os.kill(gw.proc.pid, signal.SIGHUP)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            st = gw.stats()
+            if st["policy"]["generation"] > g0 and all(
+                    c.get("policy_generation") == st["policy"]["generation"]
+                    for c in st["per_core"]):
+                break
+            time.sleep(0.1)
+        t_swapped = time.time()
+        res.check(st["policy"]["generation"] > g0 and
+                  st["policy"].get("reloads_failed", 0) == 0,
+                  "SIGHUP: new generation %s on every core"
+                  % st["policy"]["generation"])
+        time.sleep(1.5)
+        stop.set()
+        for t in th:
+            t.join(60)
+        # the sessions in flight finish, on the old certificate
+        ok = 0
+        for c, fp, code, mid, msg in inflight:
+            try:
+                c.send(msg[len(msg) // 2:] + b".\r\n")
+                r = c.getreply()
+                fp_now = __import__("hashlib").sha256(
+                    c.sock.getpeercert(binary_form=True)).hexdigest()
+                c.quit()
+                ok += r[0] == 250 and fp_now in fp_old and \
+                    find_by_id(md, mid) is not None
+            except Exception as e:  # noqa: BLE001
+                log("  in flight %s: %r" % (mid, e))
+        res.check(ok == len(inflight),
+                  "%d/%d sessions in flight across the reload delivered, "
+                  "still on the old certificate" % (ok, len(inflight)))
+        after = [x for x in seen if x[0] > t_swapped]
+        n_old = sum(1 for x in seen if x[1] in fp_old)
+        n_new = sum(1 for x in seen if x[1] in fp_new)
+        log("  load: %d sessions (%d old cert, %d new), %d after the "
+            "swap, %d errors" % (len(seen), n_old, n_new, len(after),
+                                 len(errors)))
+        res.check(not errors and n_old + n_new == len(seen) and n_old > 0
+                  and n_new > 0,
+                  "load across the reload: every session on the old or the "
+                  "new certificate, none failed (%d old, %d new, errors %s)"
+                  % (n_old, n_new, errors[:3]))
+        res.check(after and all(x[1] in fp_new for x in after),
+                  "every one of the %d connections opened after the swap "
+                  "got the new certificate" % len(after))
+        missing = [x[2] for x in seen if find_by_id(md, x[2]) is None]
+        res.check(not missing, "every load message delivered (%d missing)"
+                  % len(missing))
+        rc, o = s_client(["-starttls", "smtp", "-connect", GW + ":25",
+                          "-CAfile", os.path.join(new, "ca.pem"),
+                          "-verify_return_error", "-servername",
+                          "gw.mxgt.test", "-ign_eof"])
+        res.check(rc == 0 and "Verification: OK" in o,
+                  "openssl s_client verifies the new chain (new CA) after "
+                  "the reload (rc %d)" % rc)
+        wait_idle(gw)
+    finally:
+        stop.set()
+        for t in th:
+            t.join(60)
+        gw.shutdown(res)
 
 
 # ----------------------------------------------------------------- resume
