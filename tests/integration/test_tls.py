@@ -56,7 +56,8 @@ Scenarios:
   resume    tls.workers = 3 gives 3 mxg-worker threads (and says so at
             start); openssl s_client -sess_out, then -sess_in (-ign_eof:
             until the gateway closes) reports "Reused" for TLS 1.2 and
-            1.3 tickets, STARTTLS on 25 and implicit on 465; every
+            1.3 tickets, STARTTLS on 25 and implicit on 465, and the
+            TLS 1.3 ticket a resumed session got resumes again; every
             resumption counted (gw_tls_resumed) and logged resumed=yes;
             on 2 cores the tickets of 198.18.0.1's core are also resumed
             from other source addresses until the other core served one
@@ -990,6 +991,21 @@ def scenario_resume(a, tmp, res):
             n_resumed += reused
             res.check(reused == tries, "%s: %d/%d reconnections with "
                       "-sess_in report Reused" % (what, reused, tries))
+            # TLS 1.3: a resumed session hands out a fresh ticket that
+            # resumes in turn (clients use a ticket once: without it
+            # every other reconnection would be a full handshake). TLS
+            # 1.2 keeps its session (above); s_client saves no session
+            # for a resumed TLS 1.2 handshake.
+            if ver != "-tls1_3":
+                continue
+            sess2 = sess + ".2"
+            rc, o = s_client(args + ["-sess_in", sess, "-sess_out", sess2])
+            ok = rc == 0 and "Reused, TLSv1." in o
+            rc, o = s_client(args + ["-sess_in", sess2])
+            ok2 = rc == 0 and "Reused, TLSv1." in o
+            n_resumed += ok + ok2
+            res.check(ok and ok2, "%s: the ticket a resumed session got "
+                      "resumes too (%s, %s)" % (what, ok, ok2))
         if a.cores > 1:
             # A client's connections all go to one core (steering by
             # source address): every ticket above was issued by the core
