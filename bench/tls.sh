@@ -104,3 +104,10 @@ for mk, bk, label in rows:
 print("load average", os.environ["LB"], "->", os.environ["LA"])
 PY
 echo "results: $out"
+
+# Part two (issue 13): the STARTTLS comparison with Postfix and the
+# plaintext latency during a handshake flood, as root (netns, tap):
+# bench/tls-starttls.sh. STARTTLS=0 skips it.
+if [ "${STARTTLS:-1}" != 0 ] && [ "$(id -u)" = 0 ]; then
+	"$here/tls-starttls.sh" ${STARTTLS_MSGS:-} ${STARTTLS_SESSIONS:-}
+fi

@@ -171,37 +171,45 @@ static uint64_t policy_mem_mb(const struct mxgate *app, uint16_t cores)
 }
 
 
+/* The CPU of each dataplane lcore k = 1..n_cores (out[k - 1]): main
+ * lcore 0 on CPU 0; dataplane lcore k on CPU k % ncpu, so two dataplane
+ * lcores on a 2-CPU machine share the CPUs, unless --dp-cpus names them. */
+static void dataplane_cpus(const struct mxg_options *c, long ncpu, long *out)
+{
+	char list[128], *save = NULL, *tok;
+
+	snprintf(list, sizeof(list), "%s", c->dp_cpus);
+	tok = strtok_r(list, ",", &save);
+	for (int k = 1; k <= c->n_cores; k++) {
+		out[k - 1] = k % ncpu;
+		if (tok) {
+			out[k - 1] = strtol(tok, NULL, 10);
+			tok = strtok_r(NULL, ",", &save);
+		}
+	}
+}
+
+static long online_cpus(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return ncpu < 1 ? 1 : ncpu;
+}
+
 static int build_eal_args(const struct mxgate *app, int argc, char **argv,
 			  int first_extra, char **eal, int max)
 {
 	const struct mxg_options *c = &app->options;
 	static char lcores[256], prefix[64], mem[32];
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	long dp[MXG_MAX_CORES];
 	bool huge;
 	int n = 0, off;
 
-	if (ncpu < 1)
-		ncpu = 1;
-	/* Main lcore 0 on CPU 0; dataplane lcore k on CPU k % ncpu, so two
-	 * dataplane lcores on a 2-CPU machine share the CPUs. */
+	dataplane_cpus(c, online_cpus(), dp);
 	off = snprintf(lcores, sizeof(lcores), "0@0");
-	{
-		char list[128], *save = NULL, *tok;
-
-		snprintf(list, sizeof(list), "%s", c->dp_cpus);
-		tok = strtok_r(list, ",", &save);
-		for (int k = 1; k <= c->n_cores; k++) {
-			long cpu = k % ncpu;
-
-			if (tok) {
-				cpu = strtol(tok, NULL, 10);
-				tok = strtok_r(NULL, ",", &save);
-			}
-			off += snprintf(lcores + off,
-					sizeof(lcores) - (size_t)off,
-					",%d@%ld", k, cpu);
-		}
-	}
+	for (int k = 1; k <= c->n_cores; k++)
+		off += snprintf(lcores + off, sizeof(lcores) - (size_t)off,
+				",%d@%ld", k, dp[k - 1]);
 
 	eal[n++] = argv[0];
 	eal[n++] = "--lcores";
@@ -252,21 +260,39 @@ static int setup_cores(struct mxgate *app)
 		/* One worker pool for every core (dataplane/workers). */
 		struct workers_config wc;
 		int err = 0;
+		long dp[MXG_MAX_CORES], ncpu = online_cpus();
+		uint32_t tls_workers = 0;
+		const char *why = "tls.workers";
 
 		workers_config_defaults(&wc);
 		wc.n_cores = c->n_cores;
+		/* tls.workers: the handshakes' threads; 0 = the CPUs that
+		 * run no dataplane lcore, at least 1 */
+		if (c->gateway_enabled && app->gw.first)
+			tls_workers = app->gw.first->cfg.tls.workers;
+		dataplane_cpus(c, ncpu, dp);
+		wc.threads = workers_threads_for(tls_workers, ncpu, dp,
+						 c->n_cores);
+		if (!tls_workers)
+			why = "tls.workers 0: CPUs without a dataplane lcore";
 		/* maildir.workers: threads per core for its fsyncs (they
 		 * block), as when each core had its own writer threads */
 		if (c->gateway_enabled && app->gw.first &&
 		    app->gw.first->has_maildir &&
-		    app->gw.maildir_workers * c->n_cores > wc.threads)
+		    app->gw.maildir_workers * c->n_cores > wc.threads) {
 			wc.threads = app->gw.maildir_workers * c->n_cores;
+			why = "maildir.workers x cores";
+		}
 		app->workers = workers_create(&wc, &err);
 		if (!app->workers) {
 			fprintf(stderr, "mxgate: worker pool: %s\n",
 				strerror(-err));
 			return err;
 		}
+		printf("mxgate: worker pool: %u thread%s (%s; %ld CPUs, %u "
+		       "dataplane)\n",
+		       wc.threads, wc.threads == 1 ? "" : "s", why, ncpu,
+		       c->n_cores);
 		/* TLS handshakes, AUTH's credential checks and GSS steps run
 		 * here, never on a core */
 		app->gw.workers = app->workers;

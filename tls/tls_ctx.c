@@ -131,8 +131,13 @@ static int ticket_mac_init(EVP_MAC_CTX *h, unsigned char *key)
 }
 
 /* RFC 5077 4 layout (key name, IV, AES-256-CBC, HMAC-SHA256), used by
- * OpenSSL for TLS 1.2 and 1.3 tickets alike. Returns 1 (use), 2 (use and
- * renew: an older key), 0 (unknown key: full handshake), -1 (error). */
+ * OpenSSL for TLS 1.2 and 1.3 tickets alike. Returns 1 (a new ticket
+ * made), 2 (use and renew: every ticket we accept), 0 (unknown key: full
+ * handshake), -1 (error). Always renewed: a TLS 1.3 client uses a ticket
+ * once (RFC 8446 C.4; OpenSSL's client does) and OpenSSL's server sends
+ * none after a resumption unless asked, so without it every other
+ * reconnection was a full handshake; a TLS 1.2 client gets a ticket
+ * under the current key. */
 static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
 		     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
@@ -165,7 +170,7 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
 			    ticket_mac_init(hctx, k->hmac) != 0)
 				ret = -1;
 			else
-				ret = i == r->cur ? 1 : 2;
+				ret = 2;
 			break;
 		}
 	}

@@ -51,6 +51,23 @@ void workers_config_defaults(struct workers_config *cfg)
 	cfg->name = "mxg-worker";
 }
 
+uint32_t workers_threads_for(uint32_t configured, long n_cpus,
+			     const long *dp_cpus, unsigned n_dp)
+{
+	uint32_t free_cpus = 0;
+
+	if (configured)
+		return configured;
+	for (long cpu = 0; cpu < n_cpus; cpu++) {
+		bool busy = false;
+
+		for (unsigned i = 0; i < n_dp && !busy; i++)
+			busy = dp_cpus[i] == cpu;
+		free_cpus += !busy;
+	}
+	return free_cpus ? free_cpus : 1;
+}
+
 /* A ring in plain memory (no EAL memzone: the pool also runs in unit
  * tests and in threads that are not lcores). */
 static struct rte_ring *ring_new(const char *name, uint32_t count,

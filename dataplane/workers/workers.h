@@ -48,6 +48,13 @@ struct workers_config {
 
 void workers_config_defaults(struct workers_config *cfg);
 
+/* The pool's thread count for `tls.workers` = configured: configured when
+ * not 0, else the CPUs of [0, n_cpus) that run no dataplane lcore
+ * (dp_cpus[0..n_dp), duplicates and out-of-range entries allowed), at
+ * least 1. Pure; any thread. */
+uint32_t workers_threads_for(uint32_t configured, long n_cpus,
+			     const long *dp_cpus, unsigned n_dp);
+
 /* Allocates the rings and starts the threads. NULL with *err = -errno.
  * Main lcore, before the dataplane cores start. */
 struct worker_pool *workers_create(const struct workers_config *cfg,

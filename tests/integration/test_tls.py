@@ -36,6 +36,31 @@ Scenarios:
             with every connection gone no TLS transport is left
             (tls_live 0, sessions_live 0), handshakes are counted, and
             mxgate stops cleanly (ASan/LSan: no leaked SSL or job)
+  flood     --flood N (2000) connections at once, each stopped halfway
+            through its handshake (465: full ClientHello then RST, 40
+            octets of it then FIN, full one then stall; 25: STARTTLS then
+            half a ClientHello then stall), all N holding a TLS transport
+            together (tls_live = N); then, with the stalled half still
+            open, --messages M (1000) messages over STARTTLS on 25 (6
+            threads, 5 per session, 300 octets to 40 KB) byte-exact in
+            the Maildir; then no TLS transport or session left,
+            handshakes counted (exactly M/5 ok), clean shutdown (ASan)
+  reload    certificate reload under load: 8 sessions inside DATA on
+            the old certificate, 3 threads of STARTTLS sessions (one
+            message each) looping; the config is rewritten to name new
+            certificates from a new CA and SIGHUPed; once every core runs
+            the new generation, every new connection's certificate
+            (SHA-256 of the DER) is a new one; the 8 finish their DATA
+            and deliver on the old one; no load session failed, every
+            message delivered; s_client verifies against the new CA
+  resume    tls.workers = 3 gives 3 mxg-worker threads (and says so at
+            start); openssl s_client -sess_out, then -sess_in (-ign_eof:
+            until the gateway closes) reports "Reused" for TLS 1.2 and
+            1.3 tickets, STARTTLS on 25 and implicit on 465, and the
+            TLS 1.3 ticket a resumed session got resumes again; every
+            resumption counted (gw_tls_resumed) and logged resumed=yes;
+            on 2 cores the tickets of 198.18.0.1's core are also resumed
+            from other source addresses until the other core served one
   backend   STARTTLS to backends (pools routed by recipient domain): a
             real Postfix smtpd with the test certificate
             (smtpd_tls_security_level = may) behind a pool with tls
@@ -54,6 +79,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import smtplib
 import socket
 import ssl
@@ -80,7 +106,7 @@ def make_certs(tmp):
     return d
 
 
-def write_config(path, tmp, certs):
+def write_config(path, tmp, certs, extra=""):
     md = os.path.join(tmp, "Maildir")
     c = ('( { cert = "%s/ecdsa.crt"; key = "%s/ecdsa.key"; },\n'
          '    { cert = "%s/rsa.crt"; key = "%s/rsa.key"; } )'
@@ -100,16 +126,17 @@ listeners = (
 pools = ( { name = "default"; type = "maildir"; } );
 maildir = { path = "%s"; };
 policy = { accepted_domains = ( "example.com" ); };
-""" % (c, c, c, c, md)
+%s
+""" % (c, c, c, c, md, extra)
     with open(path, "w") as f:
         f.write(text)
     return md
 
 
-def start(a, tmp):
+def start(a, tmp, extra=""):
     certs = make_certs(tmp)
     conf = os.path.join(tmp, "tls.conf")
-    md = write_config(conf, tmp, certs)
+    md = write_config(conf, tmp, certs, extra)
     logf = os.path.join(tmp, "mxgate.log")
     gw = mxgtest.Mxgate(a.mxgate, ["--config", conf, "--maildir", md,
                                    "--log-file", logf, "--cores",
@@ -519,6 +546,519 @@ def scenario_abandon(a, tmp, res):
                       "final stats: tls_live 0 after shutdown")
 
 
+# ------------------------------------------------------------------ flood
+
+FLOOD_KINDS = ("full-rst", "partial-fin", "full-stall", "starttls-stall")
+
+
+def flood_open(n, hello, deadline):
+    """n connections at once, each stopped halfway through its handshake:
+    on 465 a full ClientHello then RST, 40 octets of it then FIN, or a
+    full one then nothing; on 25 greeting, EHLO, STARTTLS, 220, half a
+    ClientHello then nothing. Every socket stays open until its hello
+    part is out (so the n are in flight together). Returns
+    ({kind: [sockets]} of those whose part went out, errors)."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    done = {k: [] for k in FLOOD_KINDS}
+    errors = 0
+    pending = 0
+    for i in range(n):
+        kind = FLOOD_KINDS[i % 4]
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect_ex((GW, 25 if kind == "starttls-stall" else 465))
+        except OSError:
+            errors += 1
+            s.close()
+            continue
+        # state: what we wait for next
+        sel.register(s, selectors.EVENT_WRITE, [kind, "connect", b""])
+        pending += 1
+    while pending and time.time() < deadline:
+        for key, ev in sel.select(timeout=0.5):
+            s, st = key.fileobj, key.data
+            kind = st[0]
+            try:
+                if st[1] == "connect":
+                    if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                        raise OSError("connect failed")
+                    if kind == "starttls-stall":
+                        st[1] = "greeting"
+                        sel.modify(s, selectors.EVENT_READ, st)
+                        continue
+                    s.send(hello[:40] if kind == "partial-fin" else hello)
+                else:
+                    b = s.recv(4096)
+                    if not b:
+                        raise OSError("closed by the gateway")
+                    st[2] += b
+                    last = st[2].rstrip(b"\r\n").split(b"\r\n")[-1]
+                    if not st[2].endswith(b"\r\n") or last[3:4] == b"-":
+                        continue  # the reply is not complete
+                    st[2] = b""
+                    if st[1] == "greeting":
+                        s.send(b"EHLO flood.mxgt.test\r\n")
+                        st[1] = "ehlo"
+                        continue
+                    if st[1] == "ehlo":
+                        s.send(b"STARTTLS\r\n")
+                        st[1] = "starttls"
+                        continue
+                    if not last.startswith(b"220"):
+                        raise OSError("STARTTLS: %r" % last)
+                    s.send(hello[:len(hello) // 2])
+            except OSError:
+                errors += 1
+                sel.unregister(s)
+                s.close()
+                pending -= 1
+                continue
+            sel.unregister(s)
+            done[kind].append(s)
+            pending -= 1
+    for key in list(sel.get_map().values()):
+        errors += 1
+        key.fileobj.close()
+    sel.close()
+    return done, errors
+
+
+def flood_sender(certs, md_msgs, k, per_session, sizes, out, deadline):
+    """Sessions over STARTTLS on 25, `per_session` messages each, for
+    message numbers k, k + T, ... in md_msgs (a shared list of ids)."""
+    ctx = client_ctx(certs)
+    while time.time() < deadline:
+        batch = []
+        with FLOOD_LOCK:
+            while md_msgs and len(batch) < per_session:
+                batch.append(md_msgs.pop())
+        if not batch:
+            return
+        try:
+            c = smtplib.SMTP(GW, 25, local_hostname="flood.mxgt.test",
+                             timeout=30)
+            c.starttls(context=ctx)
+            c.ehlo()
+            for i in batch:
+                mid = "flood-%d@mxgt.test" % i
+                msg = peers.with_headers(
+                    mid, "s@example.org", ["postmaster@example.com"],
+                    peers.sized_body(sizes[i % len(sizes)], seed=i))
+                c.sendmail("s@example.org", ["postmaster@example.com"],
+                           msg.replace(b"\n", b"\r\n"))
+                out[mid] = msg
+            c.quit()
+        except Exception as e:  # noqa: BLE001
+            log("  sender %d: %r" % (k, e))
+            out.setdefault("errors", []).append(repr(e))
+
+
+FLOOD_LOCK = None
+
+
+def scenario_flood(a, tmp, res):
+    """a.flood parallel handshakes stopped halfway, then a.messages
+    messages over STARTTLS while half of them still hang; byte-exact in
+    the Maildir, no TLS transport left, counters right."""
+    import resource
+    import threading
+    global FLOOD_LOCK
+    FLOOD_LOCK = threading.Lock()
+    want = a.flood + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, soft),
+                                                     max(want, hard)))
+    gw, certs, md, logf = start(a, tmp)
+    stalled = []
+    try:
+        t0 = gw.stats()["total"]
+        hello = client_hello(certs)
+        t_start = time.time()
+        done, errors = flood_open(a.flood, hello, time.time() + 25)
+        n_open = sum(len(v) for v in done.values())
+        log("  flood: %d of %d halfway in %.1f s (%s), %d errors" % (
+            n_open, a.flood, time.time() - t_start,
+            {k: len(v) for k, v in done.items()}, errors))
+        res.check(n_open == a.flood and errors == 0,
+                  "%d parallel handshakes stopped halfway, every one open "
+                  "at once (%d errors)" % (n_open, errors))
+        # every one of them holds a TLS transport on the gateway now
+        try:
+            peak = gw.wait_for(lambda t: t["gw_tls_live"] - t0["gw_tls_live"]
+                               >= n_open, 20, "tls_live")["total"]
+        except AssertionError:
+            peak = gw.stats()["total"]
+        res.check(peak["gw_tls_live"] == n_open,
+                  "gw_tls_live %d with the %d half handshakes in flight"
+                  % (peak["gw_tls_live"], n_open))
+        # half go: RST after a full hello, FIN after a partial one
+        for s in done["full-rst"]:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            s.close()
+        for s in done["partial-fin"]:
+            s.close()
+        stalled = done["full-stall"] + done["starttls-stall"]
+        # the messages, while the other half still hang
+        ids = list(range(a.messages))
+        sent = {}
+        sizes = [300, 1500, 4096, 16000, 17000, 40000, 9000, 700]
+        deadline = time.time() + 40
+        th = [threading.Thread(target=flood_sender,
+                               args=(certs, ids, k, 5, sizes, sent,
+                                     deadline)) for k in range(6)]
+        t1 = time.time()
+        for t in th:
+            t.start()
+        for t in th:
+            t.join(50)
+        errs = sent.pop("errors", [])
+        log("  %d messages in %.1f s (%d errors)" % (len(sent),
+                                                     time.time() - t1,
+                                                     len(errs)))
+        bad = []
+        by_id = {}
+        for p in maildir_files(md):
+            by_id[peers.message_id_of(p)] = p
+        for mid, msg in sent.items():
+            p = by_id.get("<%s>" % mid)
+            why = "missing" if p is None else \
+                peers.body_mismatch(peers.read_file(p), msg)
+            if why:
+                bad.append((mid, why))
+        res.check(len(sent) == a.messages and not errs and not bad,
+                  "%d/%d messages over STARTTLS byte-exact in the Maildir "
+                  "with %d handshakes still hanging (bad: %s, errors: %s)"
+                  % (len(sent) - len(bad), a.messages, len(stalled),
+                     bad[:3], errs[:3]))
+        res.check(len(by_id) == len(sent),
+                  "no other file in the Maildir (%d files)" % len(by_id))
+        close_all(*stalled)
+        stalled = []
+        t = wait_idle(gw, timeout=30)
+        d = {k: t[k] - t0[k] for k in (
+            "gw_tls_jobs", "gw_tls_jobs_abandoned", "gw_tls_jobs_refused",
+            "gw_tls_handshakes", "gw_tls_handshakes_failed",
+            "gw_tls_resumed")}
+        log("  counters: %s" % d)
+        n_sessions = (a.messages + 4) // 5
+        res.check(t["gw_tls_live"] == 0 and t["gw_sessions_live"] == 0,
+                  "no TLS transport and no session left")
+        res.check(d["gw_tls_handshakes"] == n_sessions and
+                  d["gw_tls_resumed"] == 0,
+                  "handshakes ok: exactly the %d sending sessions (%d)"
+                  % (n_sessions, d["gw_tls_handshakes"]))
+        # A core's job ring holds 1024: a flood faster than the workers
+        # gets some handshakes refused (failed, closed) instead of
+        # queued without bound; the senders' all went through (above).
+        res.check(d["gw_tls_jobs"] + d["gw_tls_jobs_refused"] >=
+                  len(done["full-rst"]) + len(done["full-stall"]) +
+                  n_sessions and d["gw_tls_jobs_refused"] <= n_open,
+                  "every full ClientHello went to a worker or was refused "
+                  "on a full ring (%d jobs, %d refused)"
+                  % (d["gw_tls_jobs"], d["gw_tls_jobs_refused"]))
+        res.check(d["gw_tls_handshakes_failed"] <= n_open,
+                  "failed handshakes at most the flood (%d for %d)"
+                  % (d["gw_tls_handshakes_failed"], n_open))
+    finally:
+        close_all(*stalled)
+        st = gw.shutdown(res)
+        if st:
+            res.check(st["total"].get("gw_tls_live", -1) == 0,
+                      "final stats: tls_live 0 after shutdown")
+
+
+# ----------------------------------------------------------------- reload
+
+
+def cert_fp(path):
+    import hashlib
+    der = ssl.PEM_cert_to_DER_cert(open(path).read())
+    return hashlib.sha256(der).hexdigest()
+
+
+def tls_session(certs_any, port=25):
+    """A STARTTLS session on port (certificate not verified: the test
+    compares fingerprints). Returns (smtplib object, peer fingerprint)."""
+    import hashlib
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = smtplib.SMTP(GW, port, local_hostname="reload.mxgt.test", timeout=30)
+    c.starttls(context=ctx)
+    c.ehlo()
+    der = c.sock.getpeercert(binary_form=True)
+    return c, hashlib.sha256(der).hexdigest()
+
+
+def scenario_reload(a, tmp, res):
+    """Certificate reload under load: sessions in flight (TLS up, inside
+    DATA) keep going across a reload that swaps every certificate, and
+    deliver; load threads see the old certificate before and the new one
+    after; every connection opened once all cores run the new generation
+    gets the new one."""
+    import threading
+    gw, certs, md, logf = start(a, tmp)
+    new = os.path.join(tmp, "tls-new")
+    subprocess.run([os.path.join(ROOT, "scripts", "make-tls-certs.sh"), new,
+                    "gw.mxgt.test"], check=True, capture_output=True)
+    # the gateway picks ECDSA or RSA by the client's offer: either counts
+    fp_old = {cert_fp(os.path.join(certs, n)) for n in ("ecdsa.crt",
+                                                           "rsa.crt")}
+    fp_new = {cert_fp(os.path.join(new, n)) for n in ("ecdsa.crt",
+                                                         "rsa.crt")}
+    stop = threading.Event()
+    seen = []    # (connect time, fingerprint, delivered)
+    errors = []
+    lock = threading.Lock()
+
+    def load(k):
+        i = 0
+        deadline = time.time() + 40
+        while not stop.is_set() and time.time() < deadline:
+            t = time.time()
+            try:
+                c, fp = tls_session(certs)
+                mid = "reload-load-%d-%d@mxgt.test" % (k, i)
+                c.sendmail("s@example.org", ["postmaster@example.com"],
+                           peers.message(mid, "s@example.org",
+                                         ["postmaster@example.com"],
+                                         2000, seed=i).replace(b"\n",
+                                                               b"\r\n"))
+                c.quit()
+                with lock:
+                    seen.append((t, fp, mid))
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    errors.append(repr(e))
+            i += 1
+
+    inflight = []
+    th = []
+    try:
+        # sessions in flight: TLS up, DATA started, half the body sent
+        for k in range(8):
+            c, fp = tls_session(certs)
+            c.mail("s@example.org")
+            c.rcpt("postmaster@example.com")
+            code, _ = c.docmd("DATA")
+            mid = "reload-inflight-%d@mxgt.test" % k
+            msg = peers.message(mid, "s@example.org",
+                                ["postmaster@example.com"], 8000,
+                                seed=k).replace(b"\n", b"\r\n")
+            c.send(msg[:len(msg) // 2])
+            inflight.append((c, fp, code, mid, msg))
+        res.check(all(x[1] in fp_old and x[2] == 354 for x in inflight),
+                  "8 sessions in flight inside DATA on the old certificate")
+        th = [threading.Thread(target=load, args=(k,)) for k in range(3)]
+        for t in th:
+            t.start()
+        time.sleep(1.5)
+        # swap every certificate: the config now names the new files
+        conf = os.path.join(tmp, "tls.conf")
+        write_config(conf, tmp, new)
+        g0 = gw.stats()["policy"]["generation"]
+        os.kill(gw.proc.pid, signal.SIGHUP)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            st = gw.stats()
+            if st["policy"]["generation"] > g0 and all(
+                    c.get("policy_generation") == st["policy"]["generation"]
+                    for c in st["per_core"]):
+                break
+            time.sleep(0.1)
+        t_swapped = time.time()
+        res.check(st["policy"]["generation"] > g0 and
+                  st["policy"].get("reloads_failed", 0) == 0,
+                  "SIGHUP: new generation %s on every core"
+                  % st["policy"]["generation"])
+        time.sleep(1.5)
+        stop.set()
+        for t in th:
+            t.join(60)
+        # the sessions in flight finish, on the old certificate
+        ok = 0
+        for c, fp, code, mid, msg in inflight:
+            try:
+                c.send(msg[len(msg) // 2:] + b".\r\n")
+                r = c.getreply()
+                fp_now = __import__("hashlib").sha256(
+                    c.sock.getpeercert(binary_form=True)).hexdigest()
+                c.quit()
+                ok += r[0] == 250 and fp_now in fp_old and \
+                    find_by_id(md, mid) is not None
+            except Exception as e:  # noqa: BLE001
+                log("  in flight %s: %r" % (mid, e))
+        res.check(ok == len(inflight),
+                  "%d/%d sessions in flight across the reload delivered, "
+                  "still on the old certificate" % (ok, len(inflight)))
+        after = [x for x in seen if x[0] > t_swapped]
+        n_old = sum(1 for x in seen if x[1] in fp_old)
+        n_new = sum(1 for x in seen if x[1] in fp_new)
+        log("  load: %d sessions (%d old cert, %d new), %d after the "
+            "swap, %d errors" % (len(seen), n_old, n_new, len(after),
+                                 len(errors)))
+        res.check(not errors and n_old + n_new == len(seen) and n_old > 0
+                  and n_new > 0,
+                  "load across the reload: every session on the old or the "
+                  "new certificate, none failed (%d old, %d new, errors %s)"
+                  % (n_old, n_new, errors[:3]))
+        res.check(after and all(x[1] in fp_new for x in after),
+                  "every one of the %d connections opened after the swap "
+                  "got the new certificate" % len(after))
+        missing = [x[2] for x in seen if find_by_id(md, x[2]) is None]
+        res.check(not missing, "every load message delivered (%d missing)"
+                  % len(missing))
+        rc, o = s_client(["-starttls", "smtp", "-connect", GW + ":25",
+                          "-CAfile", os.path.join(new, "ca.pem"),
+                          "-verify_return_error", "-servername",
+                          "gw.mxgt.test", "-ign_eof"])
+        res.check(rc == 0 and "Verification: OK" in o,
+                  "openssl s_client verifies the new chain (new CA) after "
+                  "the reload (rc %d)" % rc)
+        wait_idle(gw)
+    finally:
+        stop.set()
+        for t in th:
+            t.join(60)
+        gw.shutdown(res)
+
+
+# ----------------------------------------------------------------- resume
+
+
+def worker_threads(pid):
+    """How many mxg-worker-N threads the process runs."""
+    n = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                n += f.read().startswith("mxg-worker")
+        except OSError:
+            pass
+    return n
+
+
+def core_counter(gw, key):
+    return [c.get(key, 0) for c in gw.stats()["per_core"]]
+
+
+def scenario_resume(a, tmp, res):
+    """tls.workers sizes the pool; openssl s_client -sess_out then
+    -sess_in resumes (TLS 1.2 and 1.3 tickets, STARTTLS on 25 and 465);
+    on 2 cores until a resumption was served by each core."""
+    gw, certs, md, logf = start(a, tmp, "tls = { workers = 3; };")
+    ca = os.path.join(certs, "ca.pem")
+    try:
+        out = gw.output()
+        res.check(re.search(r"worker pool: 3 threads \(tls\.workers", out)
+                  is not None and worker_threads(gw.proc.pid) == 3,
+                  "tls.workers = 3: start-up says 3 threads and 3 "
+                  "mxg-worker threads run (%d)" % worker_threads(gw.proc.pid))
+        t0 = gw.stats()["total"]
+        pc0 = core_counter(gw, "gw_tls_resumed")
+        # -ign_eof: read until the gateway closes after QUIT. Without it
+        # s_client closes as soon as its own side of the handshake is
+        # done, which for a TLS 1.2 resumption is before the gateway has
+        # read the client's Finished (a handshake abandoned, not resumed)
+        # and for TLS 1.3 may be before the ticket arrives.
+        base = ["-CAfile", ca, "-verify_return_error", "-ign_eof",
+                "-servername", "gw.mxgt.test"]
+        n_resumed = 0
+        for port, ver in ((25, "-tls1_2"), (25, "-tls1_3"),
+                          (465, "-tls1_2"), (465, "-tls1_3")):
+            what = "%s on %d" % (ver[1:], port)
+            args = base + [ver, "-connect", "%s:%d" % (GW, port)]
+            if port == 25:
+                args += ["-starttls", "smtp"]
+            sess = os.path.join(tmp, "sess-%d%s" % (port, ver))
+            rc, o = s_client(args + ["-sess_out", sess])
+            res.check(rc == 0 and "New, TLSv1." in o and
+                      os.path.exists(sess) and os.path.getsize(sess) > 0,
+                      "%s: full handshake, session saved (rc %d)"
+                      % (what, rc))
+            if rc != 0 or not os.path.exists(sess):
+                log(o[-2500:])
+            # a few resumptions: on 2 cores they land on either core
+            tries = 3 if a.cores == 1 else 4
+            reused = 0
+            for _ in range(tries):
+                rc, o = s_client(args + ["-sess_in", sess])
+                reused += rc == 0 and "Reused, TLSv1." in o
+            n_resumed += reused
+            res.check(reused == tries, "%s: %d/%d reconnections with "
+                      "-sess_in report Reused" % (what, reused, tries))
+            # TLS 1.3: a resumed session hands out a fresh ticket that
+            # resumes in turn (clients use a ticket once: without it
+            # every other reconnection would be a full handshake). TLS
+            # 1.2 keeps its session (above); s_client saves no session
+            # for a resumed TLS 1.2 handshake.
+            if ver != "-tls1_3":
+                continue
+            sess2 = sess + ".2"
+            rc, o = s_client(args + ["-sess_in", sess, "-sess_out", sess2])
+            ok = rc == 0 and "Reused, TLSv1." in o
+            rc, o = s_client(args + ["-sess_in", sess2])
+            ok2 = rc == 0 and "Reused, TLSv1." in o
+            n_resumed += ok + ok2
+            res.check(ok and ok2, "%s: the ticket a resumed session got "
+                      "resumes too (%s, %s)" % (what, ok, ok2))
+        if a.cores > 1:
+            # A client's connections all go to one core (steering by
+            # source address): every ticket above was issued by the core
+            # of 198.18.0.1. Resume them from other source addresses
+            # until each core has served at least one (16 addresses; the
+            # steering seed is random).
+            for i, ver in enumerate(["-tls1_3", "-tls1_2"] * 8):
+                if 0 not in [b - a0 for a0, b in zip(
+                        pc0, core_counter(gw, "gw_tls_resumed"))]:
+                    break
+                src = "198.18.0.%d" % (20 + i)
+                mxgtest.sh("ip", "addr", "add", src + "/24", "dev",
+                           gw.tap)
+                port = 465 if i % 4 < 2 else 25
+                sess = os.path.join(tmp, "sess-%d%s" % (port, ver))
+                args = base + [ver, "-connect", "%s:%d" % (GW, port),
+                               "-bind", src + ":0", "-sess_in", sess]
+                if port == 25:
+                    args += ["-starttls", "smtp"]
+                rc, o = s_client(args)
+                n_resumed += rc == 0 and "Reused, TLSv1." in o
+                time.sleep(0.3)  # the stats file is written every 100 ms
+        wait_idle(gw)
+        # the cores publish their counters on their own schedule
+        try:
+            t = gw.wait_for(lambda t: t["gw_tls_resumed"] -
+                            t0["gw_tls_resumed"] >= n_resumed, 10,
+                            "gw_tls_resumed")["total"]
+        except AssertionError:
+            t = gw.stats()["total"]
+        pc = [b - a0 for a0, b in zip(pc0, core_counter(gw,
+                                                         "gw_tls_resumed"))]
+        d = t["gw_tls_resumed"] - t0["gw_tls_resumed"]
+        res.check(d == n_resumed, "gw_tls_resumed counts every resumption "
+                  "(%d for %d; per core %s)" % (d, n_resumed, pc))
+        if a.cores > 1:
+            res.check(all(x > 0 for x in pc),
+                      "resumption with one ticket key ring on both cores "
+                      "(per core %s)" % pc)
+        deadline = time.time() + 10  # the logger thread writes late
+        while True:
+            with open(logf) as lf:
+                yes = sum(1 for ln in lf if "event=session" in ln and
+                          " resumed=yes" in ln)
+            if yes >= n_resumed or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        res.check(yes == n_resumed, "%d session log lines say resumed=yes "
+                  "(%d resumed)" % (yes, n_resumed))
+    finally:
+        gw.shutdown(res)
+
+
 # ------------------------------------------------------------------ backend
 
 PF_PORT = 10025
@@ -702,6 +1242,10 @@ def main():
     ap.add_argument("mxgate")
     ap.add_argument("scenario")
     ap.add_argument("--cores", type=int, default=1)
+    ap.add_argument("--flood", type=int, default=2000,
+                    help="flood: handshakes stopped halfway")
+    ap.add_argument("--messages", type=int, default=1000,
+                    help="flood: messages sent after them")
     a = ap.parse_args()
     a.mxgate = os.path.abspath(a.mxgate)
     res = mxgtest.Result("tls-%s-%d" % (a.scenario, a.cores))

@@ -315,8 +315,25 @@ static void test_cancel(void)
 	sem_destroy(&gate);
 }
 
+/* tls.workers: the configured count wins; 0 = the CPUs without a
+ * dataplane lcore, at least 1 (main.c's placement: lcore k on k % ncpu). */
+static void test_threads_for(void)
+{
+	long one_core[] = {1}, two_cores[] = {1, 0}, pinned[] = {2, 3, 2, 9};
+
+	CHECK(workers_threads_for(3, 2, one_core, 1) == 3);
+	CHECK(workers_threads_for(0, 2, one_core, 1) == 1);
+	CHECK(workers_threads_for(0, 2, two_cores, 2) == 1); /* none free */
+	CHECK(workers_threads_for(0, 8, one_core, 1) == 7);
+	CHECK(workers_threads_for(0, 8, two_cores, 2) == 6);
+	/* duplicates and a CPU past the machine count once / not at all */
+	CHECK(workers_threads_for(0, 4, pinned, 4) == 2);
+	CHECK(workers_threads_for(0, 1, one_core, 1) == 1);
+}
+
 int main(void)
 {
+	test_threads_for();
 	test_right_core();
 	test_wake();
 	test_cancel();
