@@ -21,6 +21,11 @@ Checks, in one gateway run:
            connections from two addresses of the /64 are greeted, a third
            from a third address gets 421 4.7.0 (rotating addresses does
            not escape the limit); an IPv4 client is not counted with them.
+  family   a listener with address = fd00:6d78::2 (port 2600) takes
+           smtplib's message over IPv6 (byte for byte at the sink) and
+           refuses 198.18.0.2:2600 (RST: connection refused); one with
+           address = 198.18.0.2 (port 2601) greets over IPv4 and refuses
+           [fd00:6d78::2]:2601.
 """
 
 import argparse
@@ -43,6 +48,8 @@ GW6 = "fd00:6d78::2"
 K6 = "fd00:6d78::1"
 PF_PORT = 2526
 V6_PORT = 2527
+V6ONLY_PORT = 2600
+V4ONLY_PORT = 2601
 HOSTS6 = ["fd00:6d78::a1", "fd00:6d78::a2", "fd00:6d78::a3"]
 
 
@@ -77,6 +84,17 @@ def wait_v6(res, timeout=20.0):
     res.check(False, "gateway greets over IPv6 (%s)" % last)
 
 
+def wait_captured(sink, marker, timeout=10.0):
+    """The sink's capture files that contain marker, waiting up to
+    timeout seconds for the first."""
+    deadline = time.time() + timeout
+    got = []
+    while time.time() < deadline and not got:
+        got = [p for p in sink.captured() if marker in open(p, "rb").read()]
+        time.sleep(0.1)
+    return got
+
+
 def scenario_deliver(a, gw, sink, tmp, res):
     body = ("Subject: ipv6 %d\r\nMessage-ID: <v6.%d@client.example>\r\n\r\n"
             "line one\r\n.leading dot\r\n%s\r\n" %
@@ -85,13 +103,7 @@ def scenario_deliver(a, gw, sink, tmp, res):
         c.ehlo("client.example")
         refused = c.sendmail("s@client.example", ["u@ours.example"], body)
     res.check(refused == {}, "smtplib over IPv6: the message is accepted")
-    deadline = time.time() + 10
-    got = []
-    while time.time() < deadline and not got:
-        got = [p for p in sink.captured()
-               if b"<v6.%d@client.example>" % os.getpid() in
-               open(p, "rb").read()]
-        time.sleep(0.1)
+    got = wait_captured(sink, b"<v6.%d@client.example>" % os.getpid())
     res.check(len(got) == 1, "the sink captured it (%d)" % len(got))
     if got:
         data = open(got[0], "rb").read()
@@ -104,6 +116,46 @@ def scenario_deliver(a, gw, sink, tmp, res):
     logtxt = open(os.path.join(tmp, "mxgate.log")).read()
     res.check("client=[%s]:" % K6 in logtxt,
               "the gateway logs the client as [%s]:port" % K6)
+
+
+def refused(family, addr, port, res, what):
+    """Expects a TCP connect to addr:port to be refused (RST to the SYN)."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect((addr, port))
+        res.check(False, "%s: connect succeeded, expected refusal" % what)
+    except ConnectionRefusedError:
+        res.check(True, "%s: connection refused" % what)
+    except OSError as e:
+        res.check(False, "%s: expected refusal, got %r" % (what, e))
+    finally:
+        s.close()
+
+
+def scenario_family(sink, res):
+    """Listeners that name an address serve only that address."""
+    body = ("Subject: v6only %d\r\nMessage-ID: <v6only.%d@client.example>"
+            "\r\n\r\nonly over IPv6\r\n" % (os.getpid(), os.getpid()))
+    with smtplib.SMTP(GW6, V6ONLY_PORT, source_address=(K6, 0),
+                      timeout=20) as c:
+        c.ehlo("client.example")
+        rej = c.sendmail("s@client.example", ["u@ours.example"], body)
+    res.check(rej == {}, "smtplib to [%s]:%d (v6-only listener): accepted"
+              % (GW6, V6ONLY_PORT))
+    got = wait_captured(sink, b"<v6only.%d@client.example>" % os.getpid())
+    res.check(len(got) == 1 and open(got[0], "rb").read().endswith(
+        body.replace("\r\n", "\n").encode() + b"\n"),
+        "the v6-only listener's message arrived byte for byte (%d)"
+        % len(got))
+    refused(socket.AF_INET, GATEWAY_IP, V6ONLY_PORT, res,
+            "IPv4 %s:%d on the v6-only listener" % (GATEWAY_IP, V6ONLY_PORT))
+    with smtplib.SMTP(GATEWAY_IP, V4ONLY_PORT, timeout=20) as c:
+        code, _ = c.ehlo("client.example")
+    res.check(code == 250, "IPv4 %s:%d (v4-only listener) answers EHLO (%d)"
+              % (GATEWAY_IP, V4ONLY_PORT, code))
+    refused(socket.AF_INET6, GW6, V4ONLY_PORT, res,
+            "IPv6 [%s]:%d on the v4-only listener" % (GW6, V4ONLY_PORT))
 
 
 def scenario_backend6(sink6, res):
@@ -212,7 +264,9 @@ def main():
         try:
             policy = {"accepted_domains": ["ours.example", "xc.example",
                                            "v6.example"]}
-            lst = [listener("mx", 25, max_connections_per_ip=2)]
+            lst = [listener("mx", 25, max_connections_per_ip=2),
+                   listener("v6only", V6ONLY_PORT, address=GW6),
+                   listener("v4only", V4ONLY_PORT, address=GATEWAY_IP)]
             import test_policy
             orig = test_policy.write_config
 
@@ -250,6 +304,7 @@ def main():
                 scenario_xclient(a, pf, res)
                 scenario_block(a, gw, res)
                 scenario_limit(a, gw, res)
+                scenario_family(sink, res)
             gw.shutdown(res)
             gw = None
         except Exception as e:  # noqa: BLE001
