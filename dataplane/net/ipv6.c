@@ -9,8 +9,8 @@
  * Promises: a packet is accepted only with version 6, a payload length
  * that fits the frame, a non-multicast source, a destination that is
  * ours (or, for ICMPv6 only, all-nodes or our solicited-node group), at
- * most IP6_EXT_MAX extension headers in IP6_HDRS_MAX bytes inside the
- * first segment, no routing header of type 0 (RFC 5095) or with segments
+ * most IP6_EXT_MAX extension headers in IP6_HDRS_MAX bytes (moved up into
+ * the first segment when a chain splits them), no routing header of type 0 (RFC 5095) or with segments
  * left (we are not a router), no option whose type says "discard" (RFC
  * 8200 4.2), and no fragment header: fragments are counted and dropped
  * as IPv4 fragments are (our MSS fits the MTU). Everything refused is
@@ -274,6 +274,14 @@ void ipv6_input(struct net_stack *st, struct rte_mbuf *m)
 		net_drop(st, m, NET_DROP_SHORT);
 		return;
 	}
+	/* Extension headers and the TCP header are read in place: where a
+	 * chain splits them, move them up into the first segment (at most
+	 * IP6_HDRS_MAX + 60 bytes past the base header). */
+	if (m->nb_segs > 1)
+		(void)net_mbuf_pullup(
+			m, RTE_MIN(l2 + (uint32_t)sizeof(*ip) + plen,
+				   l2 + (uint32_t)sizeof(*ip) + IP6_HDRS_MAX +
+					   60));
 	nh = ip->proto;
 	off = l2 + sizeof(*ip);
 	memset(&pp, 0, sizeof(pp));

@@ -330,6 +330,11 @@ void net_mbuf_free_held(struct net_stack *st, struct rte_mbuf *m);
 uint32_t net_mbuf_segs(const struct rte_mbuf *m);
 /* Cut a packet (chain) to len bytes; -1 if shorter. */
 int net_mbuf_trim(struct rte_mbuf *m, uint32_t len);
+/* Make the first len bytes of a chain contiguous in its first segment
+ * (BSD's m_pullup) by moving bytes up from the next segments into its
+ * tailroom; emptied segments are freed. 0, or -1 when the chain is
+ * shorter, the first segment lacks the room, or its data is shared. */
+int net_mbuf_pullup(struct rte_mbuf *m, uint32_t len);
 
 /* ---- arp.c ----------------------------------------------------------- */
 int arp_init(struct net_stack *st, int socket);

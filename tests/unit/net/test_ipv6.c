@@ -894,6 +894,62 @@ static void expect_pp(uint8_t code, uint32_t ptr, uint32_t plen, int line)
 }
 #define EXPECT_PP(code, ptr, plen) expect_pp(code, ptr, plen, __LINE__)
 
+/* Split frame m into a chain of two segments at byte off. */
+static struct rte_mbuf *split_at(struct rte_mbuf *m, uint32_t off)
+{
+	struct rte_mbuf *m2 = rte_pktmbuf_alloc(P);
+	uint32_t rest = rte_pktmbuf_data_len(m) - off;
+	char *d;
+
+	CHECK(m2 != NULL);
+	if (m2 == NULL)
+		return m;
+	d = rte_pktmbuf_append(m2, (uint16_t)rest);
+	memcpy(d, rte_pktmbuf_mtod_offset(m, char *, off), rest);
+	rte_pktmbuf_trim(m, (uint16_t)rest);
+	CHECK_EQ(rte_pktmbuf_chain(m, m2), 0);
+	return m;
+}
+
+/* Extension headers (and the TCP header) split over two segments are
+ * moved up into the first: the SYN is answered wherever the cut is. */
+static void test_ext_headers_chained(void)
+{
+	static const uint32_t cuts[] = {14 + 40 + 4, 14 + 40 + 8,
+					14 + 40 + 16 + 3, 14 + 40 + 16 + 20};
+	uint8_t e[16], l4[24];
+	struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)l4;
+
+	setup();
+	t_learn_peer6(S, T);
+	for (size_t i = 0; i < RTE_DIM(cuts); i++) {
+		struct rte_mbuf *m;
+
+		opt8(e, 60, 1);
+		opt8(e + 8, IPPROTO_TCP, 0x1e);
+		memset(l4, 0, sizeof(l4));
+		th->src_port = rte_cpu_to_be_16((uint16_t)(6100 + i));
+		th->dst_port = rte_cpu_to_be_16(25);
+		th->sent_seq = rte_cpu_to_be_32(77);
+		th->data_off = 6 << 4;
+		th->tcp_flags = T_FLAG_SYN;
+		th->rx_win = rte_cpu_to_be_16(65535);
+		l4[20] = 2;
+		l4[21] = 4;
+		l4[22] = 0x05;
+		l4[23] = 0xb4;
+		m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, e, 16,
+				IPPROTO_TCP, l4, sizeof(l4));
+		m = split_at(m, cuts[i]);
+		CHECK_EQ(m->nb_segs, 2);
+		t_inject(S, m, T);
+		CHECK_EQ(synacks(), 1);
+	}
+	CHECK_EQ(ST()->ip6_ext_hdrs, 2 * RTE_DIM(cuts));
+	CHECK_EQ(ST()->drops[NET_DROP_IP6_EXT], 0);
+	teardown();
+}
+
 static void test_icmp6_errors(void)
 {
 	static const struct net_addr unspec6;
@@ -1237,6 +1293,7 @@ int main(void)
 		C(test_icmp6_echo),
 		C(test_icmp6_packet_too_big),
 		C(test_ext_headers),
+		C(test_ext_headers_chained),
 		C(test_icmp6_errors),
 		C(test_hop_limit_zero),
 		C(test_ip6_validation),
