@@ -26,6 +26,10 @@ Checks, in one gateway run:
            refuses 198.18.0.2:2600 (RST: connection refused); one with
            address = 198.18.0.2 (port 2601) greets over IPv4 and refuses
            [fd00:6d78::2]:2601.
+  mld      an MLDv2 general query sent on the tap (hop limit 1, Router
+           Alert, link-local source) is answered on the wire within 3 s
+           by an MLDv2 report to ff02::16 with a valid checksum naming
+           ff02::1:ff00:2, the solicited-node group of fd00:6d78::2.
 """
 
 import argparse
@@ -33,6 +37,7 @@ import contextlib
 import os
 import smtplib
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -156,6 +161,63 @@ def scenario_family(sink, res):
               % (GATEWAY_IP, V4ONLY_PORT, code))
     refused(socket.AF_INET6, GW6, V4ONLY_PORT, res,
             "IPv6 [%s]:%d on the v4-only listener" % (GW6, V4ONLY_PORT))
+
+
+def icmp6_sum(src, dst, msg):
+    """The ICMPv6 checksum of msg (checksum field zero) from src to dst
+    (16-byte addresses)."""
+    data = src + dst + struct.pack("!I3xB", len(msg), 58) + msg
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def scenario_mld(res):
+    """An MLDv2 general query on the link gets mxgate's report."""
+    group = socket.inet_pton(socket.AF_INET6, "ff02::1:ff00:2")
+    src = socket.inet_pton(socket.AF_INET6, "fe80::6d:1")
+    dst = socket.inet_pton(socket.AF_INET6, "ff02::1")
+    query = bytearray(struct.pack("!BBHHH16sBBH", 130, 0, 0, 100, 0,
+                                  b"\0" * 16, 2, 125, 0))
+    query[2:4] = struct.pack("!H", icmp6_sum(src, dst, bytes(query)))
+    hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])
+    ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(hbh) + len(query), 0, 1,
+                      src, dst)
+    eth = bytes.fromhex("333300000001") + bytes.fromhex("02006d000001") + \
+        struct.pack("!H", 0x86dd)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+    s.bind((TAP, 0))
+    s.settimeout(0.5)
+    s.send(eth + ip6 + hbh + bytes(query))
+    seen, ok = 0, False
+    deadline = time.time() + 3
+    while time.time() < deadline and not ok:
+        try:
+            f = s.recv(2048)
+        except socket.timeout:
+            continue
+        if len(f) < 14 + 40 + 8 + 8 or f[14 + 6] != 0 or \
+                f[14 + 24:14 + 40] != socket.inet_pton(socket.AF_INET6,
+                                                       "ff02::16"):
+            continue
+        hl = (f[14 + 40 + 1] + 1) * 8
+        msg = f[14 + 40 + hl:14 + 40 + struct.unpack("!H", f[18:20])[0]]
+        if f[14 + 40] != 58 or not msg or msg[0] != 143:
+            continue
+        seen += 1
+        n = struct.unpack("!H", msg[6:8])[0]
+        groups = [msg[8 + 20 * i + 4:8 + 20 * i + 20] for i in range(n)]
+        zeroed = msg[:2] + b"\0\0" + msg[4:]
+        ok = group in groups and f[14 + 7] == 1 and \
+            icmp6_sum(f[14 + 8:14 + 24], f[14 + 24:14 + 40], zeroed) == \
+            struct.unpack("!H", msg[2:4])[0]
+    s.close()
+    res.check(ok, "an MLDv2 query is answered by a report naming "
+              "ff02::1:ff00:2 (hop limit 1, checksum valid; %d reports "
+              "seen)" % seen)
 
 
 def scenario_backend6(sink6, res):
@@ -305,6 +367,7 @@ def main():
                 scenario_block(a, gw, res)
                 scenario_limit(a, gw, res)
                 scenario_family(sink, res)
+                scenario_mld(res)
             gw.shutdown(res)
             gw = None
         except Exception as e:  # noqa: BLE001
