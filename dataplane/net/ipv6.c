@@ -290,7 +290,9 @@ void ipv6_input(struct net_stack *st, struct rte_mbuf *m)
 	l3.v6 = 1;
 	l3.hop_limit = ip->hop_limits;
 	if (why != NET_DROP_MAX) {
-		if (pp.send)
+		/* A copy steered to every core (an NS or NA) is answered
+		 * by the receiving core alone. */
+		if (pp.send && m->hash.usr != NET_MBUF_REPLICA)
 			icmp6_error(st, m, &l3, ICMP6_PARAM_PROB, pp.code,
 				    pp.ptr, pp.mcast_ok);
 		net_drop(st, m, why);

@@ -1018,6 +1018,19 @@ static void test_icmp6_errors(void)
 	bad_chain(&t_peer_ip6, &t_our_ip6, 60, e, 8, IPPROTO_TCP);
 	bad_chain(&unspec6, &t_our_ip6, 0, NULL, 0, 253);
 	CHECK_EQ(t_drain(S), 0);
+	/* A replica (a copy of an NS/NA steered to every core): only the
+	 * receiving core reports. */
+	{
+		uint8_t l4[16];
+		struct rte_mbuf *m;
+
+		memset(l4, 0xab, sizeof(l4));
+		m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0,
+				253, l4, sizeof(l4));
+		m->hash.usr = NET_MBUF_REPLICA;
+		t_inject(S, m, T);
+		CHECK_EQ(t_drain(S), 0);
+	}
 	/* The quote stops at the minimum MTU: 1280 bytes in all. */
 	memset(big, 0x5a, sizeof(big));
 	t_inject(S,
