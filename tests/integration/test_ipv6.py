@@ -26,6 +26,9 @@ Checks, in one gateway run:
            refuses 198.18.0.2:2600 (RST: connection refused); one with
            address = 198.18.0.2 (port 2601) greets over IPv4 and refuses
            [fd00:6d78::2]:2601.
+  swap     a reload swaps the two addresses: port 2600 then greets over
+           IPv4 and refuses IPv6, port 2601 the reverse (the listener's
+           family follows the snapshot without a restart).
   mld      an MLDv2 general query sent on the tap (hop limit 1, Router
            Alert, link-local source) is answered on the wire within 3 s
            by an MLDv2 report to ff02::16 with a valid checksum naming
@@ -35,6 +38,7 @@ Checks, in one gateway run:
 import argparse
 import contextlib
 import os
+import re
 import smtplib
 import socket
 import struct
@@ -161,6 +165,45 @@ def scenario_family(sink, res):
               % (GATEWAY_IP, V4ONLY_PORT, code))
     refused(socket.AF_INET6, GW6, V4ONLY_PORT, res,
             "IPv6 [%s]:%d on the v4-only listener" % (GW6, V4ONLY_PORT))
+
+
+def greets(family, addr, port):
+    """True when a connection to addr:port gets a 220 greeting."""
+    try:
+        with socket.create_connection((addr, port), timeout=5) as c:
+            return c.makefile("rb").readline(512).startswith(b"220")
+    except OSError:
+        return False
+
+
+def scenario_swap(a, tmp, res):
+    """Reload with the v6-only and v4-only listeners' addresses swapped."""
+    path = os.path.join(tmp, "gw.conf")
+    text = open(path).read()
+    text = re.sub(r'(name = "v6only";[^}]*address = )"[^"]*"',
+                  r'\1"%s"' % GATEWAY_IP, text)
+    text = re.sub(r'(name = "v4only";[^}]*address = )"[^"]*"',
+                  r'\1"%s"' % GW6, text)
+    with open(path, "w") as f:
+        f.write(text)
+    rc, out = ctl(a, "reload")
+    res.check(rc == 0, "reload with the addresses swapped (%d %s)" % (rc, out))
+    want = [(socket.AF_INET, GATEWAY_IP, V6ONLY_PORT, True),
+            (socket.AF_INET6, GW6, V6ONLY_PORT, False),
+            (socket.AF_INET6, GW6, V4ONLY_PORT, True),
+            (socket.AF_INET, GATEWAY_IP, V4ONLY_PORT, False)]
+    deadline = time.time() + 10
+    got = None
+    while time.time() < deadline:
+        got = [greets(f, ad, p) for f, ad, p, _ in want]
+        if got == [w for _, _, _, w in want]:
+            break
+        time.sleep(0.3)
+    res.check(got == [w for _, _, _, w in want],
+              "after the reload: %s:%d greets, [%s]:%d refused, [%s]:%d "
+              "greets, %s:%d refused (got %s)" %
+              (GATEWAY_IP, V6ONLY_PORT, GW6, V6ONLY_PORT, GW6, V4ONLY_PORT,
+               GATEWAY_IP, V4ONLY_PORT, got))
 
 
 def icmp6_sum(src, dst, msg):
@@ -368,6 +411,7 @@ def main():
                 scenario_limit(a, gw, res)
                 scenario_family(sink, res)
                 scenario_mld(res)
+                scenario_swap(a, tmp, res)
             gw.shutdown(res)
             gw = None
         except Exception as e:  # noqa: BLE001
