@@ -50,6 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxgtest  # noqa: E402
 import peers  # noqa: E402
 from mxgtest import GATEWAY_IP, KERNEL_IP, log  # noqa: E402
+from test_stack import csum  # noqa: E402
 from test_policy import (BACKEND_PORT, TAP, ctl, listener,  # noqa: E402
                          make_sink, start_gateway)
 
@@ -209,13 +210,7 @@ def scenario_swap(a, tmp, res):
 def icmp6_sum(src, dst, msg):
     """The ICMPv6 checksum of msg (checksum field zero) from src to dst
     (16-byte addresses)."""
-    data = src + dst + struct.pack("!I3xB", len(msg), 58) + msg
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
+    return csum(src + dst + struct.pack("!I3xB", len(msg), 58) + msg)
 
 
 def scenario_mld(res):

@@ -718,14 +718,13 @@ static void test_icmp6_packet_too_big(void)
 
 /* ---- IPv6 validation and extension headers ---------------------------- */
 
-/* A SYN to port 25 behind the given extension headers. */
-static void syn_ext(uint8_t first, const uint8_t *ext, uint32_t len)
+/* A SYN from sport to port 25 with an MSS option of 1460. */
+static void syn_l4(uint8_t l4[24], uint16_t sport)
 {
-	uint8_t l4[24];
 	struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)l4;
 
-	memset(l4, 0, sizeof(l4));
-	th->src_port = rte_cpu_to_be_16(6000);
+	memset(l4, 0, 24);
+	th->src_port = rte_cpu_to_be_16(sport);
 	th->dst_port = rte_cpu_to_be_16(25);
 	th->sent_seq = rte_cpu_to_be_32(77);
 	th->data_off = 6 << 4;
@@ -735,6 +734,14 @@ static void syn_ext(uint8_t first, const uint8_t *ext, uint32_t len)
 	l4[21] = 4;
 	l4[22] = 0x05;
 	l4[23] = 0xb4;
+}
+
+/* A SYN to port 25 behind the given extension headers. */
+static void syn_ext(uint8_t first, const uint8_t *ext, uint32_t len)
+{
+	uint8_t l4[24];
+
+	syn_l4(l4, 6000);
 	t_inject(S,
 		 t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, first, ext, len,
 			     IPPROTO_TCP, l4, sizeof(l4)),
@@ -918,7 +925,6 @@ static void test_ext_headers_chained(void)
 	static const uint32_t cuts[] = {14 + 40 + 4, 14 + 40 + 8,
 					14 + 40 + 16 + 3, 14 + 40 + 16 + 20};
 	uint8_t e[16], l4[24];
-	struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)l4;
 
 	setup();
 	t_learn_peer6(S, T);
@@ -927,17 +933,7 @@ static void test_ext_headers_chained(void)
 
 		opt8(e, 60, 1);
 		opt8(e + 8, IPPROTO_TCP, 0x1e);
-		memset(l4, 0, sizeof(l4));
-		th->src_port = rte_cpu_to_be_16((uint16_t)(6100 + i));
-		th->dst_port = rte_cpu_to_be_16(25);
-		th->sent_seq = rte_cpu_to_be_32(77);
-		th->data_off = 6 << 4;
-		th->tcp_flags = T_FLAG_SYN;
-		th->rx_win = rte_cpu_to_be_16(65535);
-		l4[20] = 2;
-		l4[21] = 4;
-		l4[22] = 0x05;
-		l4[23] = 0xb4;
+		syn_l4(l4, (uint16_t)(6100 + i));
 		m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, e, 16,
 				IPPROTO_TCP, l4, sizeof(l4));
 		m = split_at(m, cuts[i]);
