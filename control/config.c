@@ -244,8 +244,76 @@ static void listener_defaults(struct ctx *x, struct ctl_listener *l,
 	l->pipelining_enforce = true;
 }
 
+/* listeners[].address (issue 16): absent, the listener serves both of
+ * the stack's addresses; an IPv4 address (it must be stack.address)
+ * restricts it to IPv4, an IPv6 one (it must be stack.address6) to IPv6.
+ * The port owns one address of each family, so any other address could
+ * never be served: refused here rather than silently ignored. */
+static void parse_listener_address(struct ctx *x, const config_setting_t *g,
+				   const char *path,
+				   const struct ctl_config *c,
+				   struct ctl_listener *l)
+{
+	static const uint8_t zero[16];
+	const config_setting_t *s = config_setting_get_member(g, "address");
+	char key[160], want[INET6_ADDRSTRLEN];
+	const char *v;
+	uint8_t a[16];
+	uint32_t a4;
+
+	if (s == NULL)
+		return;
+	cfg_path_of(key, sizeof(key), path, "address");
+	if (!cfg_want_type(x, s, key, CONFIG_TYPE_STRING,
+			   "a string with an IPv4 or IPv6 address"))
+		return;
+	v = config_setting_get_string(s);
+	if (strchr(v, ':') == NULL) {
+		if (!cfg_parse_ipv4(v, &a4)) {
+			cfg_err(x, cfg_line_of(s), key,
+				"\"%s\" is not an IPv4 or IPv6 address (e.g. "
+				"\"198.18.0.2\" or \"fd00:6d78::2\")",
+				v);
+		} else if (a4 != c->stack.address) {
+			cfg_err(x, cfg_line_of(s), key,
+				"\"%s\" is not stack.address (%u.%u.%u.%u), "
+				"the only IPv4 address the port owns",
+				v, c->stack.address >> 24,
+				(c->stack.address >> 16) & 0xff,
+				(c->stack.address >> 8) & 0xff,
+				c->stack.address & 0xff);
+		} else {
+			l->address = a4;
+			l->family = CTL_FAMILY_V4;
+		}
+		return;
+	}
+	if (inet_pton(AF_INET6, v, a) != 1) {
+		cfg_err(x, cfg_line_of(s), key,
+			"\"%s\" is not an IPv6 address (e.g. "
+			"\"fd00:6d78::2\", no brackets or prefix length)",
+			v);
+	} else if (memcmp(c->stack.address6, zero, 16) == 0) {
+		cfg_err(x, cfg_line_of(s), key,
+			"\"%s\" is IPv6 but stack.address6 is not set (set "
+			"it, or name stack.address)",
+			v);
+	} else if (memcmp(a, c->stack.address6, 16) != 0) {
+		inet_ntop(AF_INET6, c->stack.address6, want, sizeof(want));
+		cfg_err(x, cfg_line_of(s), key,
+			"\"%s\" is not stack.address6 (%s), the only IPv6 "
+			"address the port owns",
+			v, want);
+	} else {
+		memcpy(l->address6, a, 16);
+		l->address = 0;
+		l->family = CTL_FAMILY_V6;
+	}
+}
+
 static void parse_listener(struct ctx *x, const config_setting_t *g,
-			   const char *path, struct ctl_listener *l)
+			   const char *path, const struct ctl_config *c,
+			   struct ctl_listener *l)
 {
 	static const char *const keys[] = {"name",
 					   "address",
@@ -316,7 +384,7 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 	}
 	cfg_get_uint(x, g, path, "port", 1, 65535, &port);
 	l->port = (uint16_t)port;
-	cfg_get_ipv4(x, g, path, "address", false, &l->address);
+	parse_listener_address(x, g, path, c, l);
 	e = (int)l->role;
 	cfg_get_enum(x, g, path, "role", roles, &e);
 	l->role = (enum ctl_role)e;
@@ -803,8 +871,9 @@ static void cross_checks(struct ctx *x, const config_setting_t *root,
 		for (uint32_t k = 0; k < i; k++) {
 			struct ctl_listener *b = &c->listeners[k];
 
-			if (a->port && a->port == b->port &&
-			    a->address == b->address) {
+			/* One listener per port: the stack keeps one per
+			 * port (a family restriction is on that one). */
+			if (a->port && a->port == b->port) {
 				snprintf(key, sizeof(key), "listeners[%u].port",
 					 i);
 				cfg_err(x,
@@ -992,7 +1061,7 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 			c.n_listeners++;
 			if (cfg_want_type(x, g, path, CONFIG_TYPE_GROUP,
 				      "a group { }"))
-				parse_listener(x, g, path, &c.listeners[i]);
+				parse_listener(x, g, path, &c, &c.listeners[i]);
 		}
 	}
 

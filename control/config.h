@@ -229,10 +229,19 @@ struct ctl_content_set {
 	uint32_t hit_cores;
 };
 
+/* Which families a listener serves (issue 16). */
+enum ctl_family {
+	CTL_FAMILY_ANY = 0, /* no address given: both of the stack's */
+	CTL_FAMILY_V4,	    /* address names stack.address: IPv4 only */
+	CTL_FAMILY_V6,	    /* address names stack.address6: IPv6 only */
+};
+
 struct ctl_listener {
 	char *name;
 	uint32_t address; /* IPv4, host order; the stack address
-			     unless given */
+			     unless given (0 when family is V6) */
+	uint8_t address6[16]; /* when family is V6 */
+	enum ctl_family family;
 	uint16_t port;
 	enum ctl_role role;
 	char *hostname;		   /* our name in replies */

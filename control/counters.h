@@ -29,7 +29,8 @@
 	X(ip_frags) X(live_tcbs) X(syn_rcvd) X(timewait) X(arp_cached)         \
 	X(mbufs_held) X(ip6_rx) X(ip6_ext_hdrs) X(icmp6_echo) X(icmp6_ptb)     \
 	X(nd_solicits_out) X(nd_adverts_out) X(nd_adverts_in)                  \
-	X(nd_redirects_ignored) X(nd_ra_ignored) X(dad_duplicates)
+	X(nd_redirects_ignored) X(nd_ra_ignored) X(dad_duplicates)            \
+	X(icmp6_errors_out) X(icmp6_errors_limited) X(mld_reports_out)
 
 #define GW_STATS_FIELDS(X)                                                     \
 	X(sessions) X(sessions_live) X(sessions_refused) X(sessions_refused_busy) \

@@ -429,6 +429,7 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 				 sn->listeners[i].port, strerror(-r));
 			goto fail;
 		}
+		state_listen_families(gc, &sn->listeners[i]);
 		state_set_listening(gc, sn->listeners[i].port, true);
 	}
 	if (rte_rcu_qsbr_thread_register(gw->qs, core) != 0) {

@@ -301,6 +301,18 @@ void state_set_listening(struct gw_core *gc, uint16_t port, bool on)
 		gc->listening[port >> 3] &= (uint8_t)~(1u << (port & 7));
 }
 
+int state_listen_families(struct gw_core *gc,
+			  const struct mxg_snapshot_listener *l)
+{
+	unsigned fam = TCP_FAMILY_ANY;
+
+	if (l->cl->family == CTL_FAMILY_V4)
+		fam = TCP_FAMILY_V4;
+	else if (l->cl->family == CTL_FAMILY_V6)
+		fam = TCP_FAMILY_V6;
+	return tcp_listen_families(gc->st, l->port, fam);
+}
+
 /* Listener changes apply to new connections only: a removed port stops
  * accepting (its established sessions go on), a new one starts. */
 static void state_listeners_sync(struct gw_core *gc)
@@ -324,8 +336,11 @@ static void state_listeners_sync(struct gw_core *gc)
 		uint16_t port = sn->listeners[i].port;
 		int r;
 
-		if (state_listening(gc, port))
+		if (state_listening(gc, port)) {
+			/* a changed address (family) applies to new SYNs */
+			state_listen_families(gc, &sn->listeners[i]);
 			continue;
+		}
 		r = tcp_listen(gc->st, port, &client_callbacks, gc);
 		if (r < 0) {
 			log_line(gc,
@@ -334,6 +349,7 @@ static void state_listeners_sync(struct gw_core *gc)
 				 sn->listeners[i].cl->name, port, strerror(-r));
 			continue;
 		}
+		state_listen_families(gc, &sn->listeners[i]);
 		state_set_listening(gc, port, true);
 	}
 }

@@ -31,6 +31,12 @@ extern void *(*state_limits_calloc)(size_t n, size_t size);
 
 void state_set_listening(struct gw_core *gc, uint16_t port, bool on);
 
+/* Apply a snapshot listener's family restriction (its configured
+ * address) to the stack's listener on its port. Returns tcp_listen_families'
+ * result. */
+int state_listen_families(struct gw_core *gc,
+			  const struct mxg_snapshot_listener *l);
+
 void state_adopt(struct gw_core *gc, struct mxg_snapshot *sn);
 
 void state_pushes_apply(struct gw_core *gc);

@@ -7,6 +7,8 @@
  * Promises: never blocks, never allocates; a full TX queue drops the new
  * frame and counts NET_DROP_TXQ_FULL (TCP retransmits what mattered).
  */
+#include <string.h>
+
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 
@@ -42,6 +44,35 @@ int net_mbuf_trim(struct rte_mbuf *m, uint32_t len)
 		rte_pktmbuf_free(rest);
 	}
 	m->pkt_len = len;
+	return 0;
+}
+
+int net_mbuf_pullup(struct rte_mbuf *m, uint32_t len)
+{
+	if (m->data_len >= len)
+		return 0;
+	if (m->pkt_len < len || RTE_MBUF_CLONED(m) ||
+	    rte_mbuf_refcnt_read(m) > 1 ||
+	    rte_pktmbuf_tailroom(m) < len - m->data_len)
+		return -1;
+	while (m->data_len < len) {
+		struct rte_mbuf *seg = m->next;
+		uint16_t n = (uint16_t)RTE_MIN(len - m->data_len,
+					       (uint32_t)seg->data_len);
+
+		memcpy(rte_pktmbuf_mtod_offset(m, uint8_t *, m->data_len),
+		       rte_pktmbuf_mtod(seg, const uint8_t *), n);
+		m->data_len = (uint16_t)(m->data_len + n);
+		seg->data_off = (uint16_t)(seg->data_off + n);
+		seg->data_len = (uint16_t)(seg->data_len - n);
+		if (seg->data_len == 0) {
+			m->next = seg->next;
+			m->nb_segs--;
+			seg->next = NULL;
+			seg->nb_segs = 1;
+			rte_pktmbuf_free_seg(seg);
+		}
+	}
 	return 0;
 }
 

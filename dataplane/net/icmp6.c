@@ -6,13 +6,19 @@
  * Ownership: stateless; TCP state is changed only through
  * tcp_icmp_frag_needed() on the stack's own lcore.
  *
+ * Also builds the ICMPv6 errors ipv6.c asks for (Parameter Problem, RFC
+ * 8200 4), under the rules of RFC 4443 2.4 and a per-core token bucket.
+ *
  * Promises: the checksum is verified first; echo is answered only for a
  * unicast destination of ours (no amplification through multicast);
- * anything else is counted as NET_DROP_ICMP and dropped; never sends an
- * ICMPv6 error itself.
+ * anything else is counted as NET_DROP_ICMP and dropped; no error is ever
+ * sent about an ICMPv6 message, to a multicast or unspecified source, or
+ * (but for the RFC 8200 4.2 option case) about a multicast packet; at most
+ * ICMP6_ERR_BURST errors at once and ICMP6_ERR_PER_SEC a second per core.
  */
 #include <string.h>
 
+#include <rte_ether.h>
 #include <rte_icmp.h>
 #include <rte_ip.h>
 
@@ -20,6 +26,7 @@
 
 #define ICMP6_PACKET_TOO_BIG 2
 #define ICMP6_ECHO_REQUEST 128
+#define ICMP6_MLD_QUERY 130
 #define ICMP6_ND_FIRST 133
 #define ICMP6_ND_LAST 137
 
@@ -82,6 +89,74 @@ static void icmp6_ptb(struct net_stack *st, struct rte_mbuf *m, uint16_t l4off,
 	rte_pktmbuf_free(m);
 }
 
+/* RFC 4443 2.4 (f): a token bucket per core, refilled from now_us. */
+static bool icmp6_err_token(struct net_stack *st)
+{
+	uint64_t add = (st->now_us - st->icmp6_err_stamp_us) *
+		       ICMP6_ERR_PER_SEC / 1000000;
+
+	if (add >= ICMP6_ERR_BURST) {
+		st->icmp6_err_tokens = ICMP6_ERR_BURST;
+		st->icmp6_err_stamp_us = st->now_us;
+	} else if (add > 0) {
+		st->icmp6_err_tokens = (uint32_t)RTE_MIN(
+			(uint64_t)ICMP6_ERR_BURST, st->icmp6_err_tokens + add);
+		st->icmp6_err_stamp_us += add * 1000000 / ICMP6_ERR_PER_SEC;
+	}
+	if (st->icmp6_err_tokens == 0) {
+		st->stats.icmp6_errors_limited++;
+		return false;
+	}
+	st->icmp6_err_tokens--;
+	return true;
+}
+
+bool icmp6_error(struct net_stack *st, const struct rte_mbuf *m,
+		 const struct net_l3 *l3, uint8_t type, uint8_t code,
+		 uint32_t param, bool mcast_ok)
+{
+	const uint32_t l2 = sizeof(struct rte_ether_hdr);
+	/* RFC 4443 2.4 (c): the error fits the IPv6 minimum MTU. */
+	const uint32_t room = 1280 - sizeof(struct rte_ipv6_hdr) - 8;
+	const struct rte_ether_hdr *eh =
+		rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	const struct net_addr *src;
+	struct rte_mbuf *r;
+	uint32_t qlen;
+	uint8_t *p;
+	const void *q;
+
+	/* RFC 4443 2.4 (e): not to a source that names no single node,
+	 * and not about multicast, unless the caller may (2.4 e.3). */
+	if (ip6_is_unspecified(&l3->src) || ip6_is_multicast(&l3->src))
+		return false;
+	if (!mcast_ok && (ip6_is_multicast(&l3->dst) ||
+			  rte_is_multicast_ether_addr(&eh->dst_addr)))
+		return false;
+	if (rte_pktmbuf_pkt_len(m) <= l2 || !icmp6_err_token(st))
+		return false;
+	qlen = RTE_MIN(rte_pktmbuf_pkt_len(m) - l2, room);
+	src = ip6_is_multicast(&l3->dst) ? ipv6_src_for(st, &l3->src)
+					 : &l3->dst;
+	p = ipv6_alloc(st, &r, src, &l3->src, IPPROTO_ICMPV6,
+		       (uint16_t)(8 + qlen), 0, 64);
+	if (p == NULL)
+		return false;
+	p[0] = type;
+	p[1] = code;
+	p[2] = p[3] = 0;
+	p[4] = (uint8_t)(param >> 24);
+	p[5] = (uint8_t)(param >> 16);
+	p[6] = (uint8_t)(param >> 8);
+	p[7] = (uint8_t)param;
+	q = rte_pktmbuf_read(m, l2, qlen, p + 8);
+	if (q != p + 8)
+		memcpy(p + 8, q, qlen);
+	st->stats.icmp6_errors_out++;
+	ipv6_output(st, r);
+	return true;
+}
+
 void icmp6_input(struct net_stack *st, struct rte_mbuf *m,
 		 const struct net_l3 *l3, uint16_t l4off, uint16_t l4len)
 {
@@ -102,6 +177,10 @@ void icmp6_input(struct net_stack *st, struct rte_mbuf *m,
 	p = rte_pktmbuf_read(m, l4off, sizeof(hdr), hdr);
 	if (p[0] >= ICMP6_ND_FIRST && p[0] <= ICMP6_ND_LAST) {
 		nd_input(st, m, l3, l4off, l4len);
+		return;
+	}
+	if (p[0] == ICMP6_MLD_QUERY) {
+		mld_input(st, m, l3, l4off, l4len);
 		return;
 	}
 	if (ip6_is_multicast(&l3->dst)) {

@@ -9,14 +9,20 @@
  * Promises: a packet is accepted only with version 6, a payload length
  * that fits the frame, a non-multicast source, a destination that is
  * ours (or, for ICMPv6 only, all-nodes or our solicited-node group), at
- * most IP6_EXT_MAX extension headers in IP6_HDRS_MAX bytes inside the
- * first segment, no routing header of type 0 (RFC 5095) or with segments
+ * most IP6_EXT_MAX extension headers in IP6_HDRS_MAX bytes (moved up into
+ * the first segment when a chain splits them), no routing header of type 0 (RFC 5095) or with segments
  * left (we are not a router), no option whose type says "discard" (RFC
  * 8200 4.2), and no fragment header: fragments are counted and dropped
  * as IPv4 fragments are (our MSS fits the MTU). Everything refused is
- * counted; nothing is ever answered with an ICMPv6 error. Never allocates
- * except the mbuf of a frame it builds.
+ * counted; the refusals RFC 8200 4 names (an unrecognized Next Header, a
+ * routing header with segments left, an option whose type asks for it)
+ * are answered with an ICMPv6 Parameter Problem (icmp6_error: RFC 4443
+ * 2.4 rules, rate limited); UDP, No Next Header, fragments and our own
+ * bounds are dropped silently. A hop limit of 0 is accepted: RFC 8200 3
+ * discards it only when forwarding (ND checks its 255 itself). Never
+ * allocates except the mbuf of a frame it builds.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include <rte_ethdev.h>
@@ -93,10 +99,20 @@ static bool ip6_is_tentative(const struct net_stack *st,
 		memcmp(a, &st->ll6, sizeof(*a)) == 0);
 }
 
+/* A Parameter Problem the walk asks for (RFC 8200 4; RFC 4443 3.4). */
+struct ip6_pp {
+	bool send;
+	bool mcast_ok; /* RFC 8200 4.2: option type 10xxxxxx */
+	uint8_t code;
+	uint32_t ptr; /* from the first byte of the IPv6 header */
+};
+
 /* RFC 8200 4.2: walk the TLV options of a hop-by-hop or destination
- * options header (p: the header, len: its length in bytes). False when
- * malformed or when an option we do not know asks to be discarded. */
-static bool ip6_opts_ok(const uint8_t *p, uint32_t len)
+ * options header (p: the header, len: its length in bytes). Returns 0
+ * when acceptable, -1 when malformed (silently dropped), or the action
+ * bits (1..3) of an unknown option that asks for the packet to be
+ * discarded, with *bad its offset in the header. */
+static int ip6_opts_check(const uint8_t *p, uint32_t len, uint32_t *bad)
 {
 	uint32_t i = 2;
 
@@ -108,29 +124,38 @@ static bool ip6_opts_ok(const uint8_t *p, uint32_t len)
 			continue;
 		}
 		if (i + 2 > len || i + 2 + (uint32_t)p[i + 1] > len)
-			return false;
+			return -1;
 		/* PadN (1) and Router Alert (5, RFC 2711) are known and
 		 * harmless; an unknown type's two high bits say 00: skip. */
-		if (type != 1 && type != 5 && (type >> 6) != 0)
-			return false;
+		if (type != 1 && type != 5 && (type >> 6) != 0) {
+			*bad = i;
+			return type >> 6;
+		}
 		i += 2 + (uint32_t)p[i + 1];
 	}
-	return true;
+	return 0;
 }
 
 /* Walk the extension headers from nh at offset off (first segment);
  * on success nh and off name the upper-layer header. Returns a drop reason
- * or NET_DROP_MAX when the chain is acceptable. */
+ * or NET_DROP_MAX when the chain is acceptable; *pp says whether the drop
+ * deserves a Parameter Problem (RFC 8200 4: an unrecognized Next Header,
+ * a routing header with segments left, an option that asks for one). */
 static enum net_drop ip6_walk(struct net_stack *st, const struct rte_mbuf *m,
-			      uint8_t *nh, uint32_t *off, uint32_t end)
+			      uint8_t *nh, uint32_t *off, uint32_t end,
+			      struct ip6_pp *pp)
 {
+	const uint32_t l2 = sizeof(struct rte_ether_hdr);
 	const uint32_t start = *off;
 	const uint8_t *base = rte_pktmbuf_mtod(m, const uint8_t *);
 	uint32_t limit = RTE_MIN(end, (uint32_t)rte_pktmbuf_data_len(m));
+	/* where the Next Header field that named *nh is */
+	uint32_t nh_field = l2 + offsetof(struct rte_ipv6_hdr, proto);
 
 	for (uint32_t n = 0;; n++) {
 		const uint8_t *p = base + *off;
-		uint32_t len;
+		uint32_t len, bad = 0;
+		int act;
 
 		switch (*nh) {
 		case IPPROTO_TCP:
@@ -143,25 +168,54 @@ static enum net_drop ip6_walk(struct net_stack *st, const struct rte_mbuf *m,
 		case IP6_NH_DSTOPTS:
 		case IP6_NH_ROUTING:
 			break;
-		default: /* no next header (59), ESP, AH, UDP, ... */
+		case IP6_NH_NONE: /* RFC 8200 4.7: nothing follows */
+		case IPPROTO_UDP: /* not served; the IPv4 path is silent too */
+			return NET_DROP_IP_PROTO;
+		default: /* ESP, AH, anything we do not know */
+			pp->send = true;
+			pp->code = ICMP6_PP_NEXTHDR;
+			pp->ptr = nh_field - l2;
 			return NET_DROP_IP_PROTO;
 		}
-		/* RFC 8200 4.1: hop-by-hop only right after the header. */
-		if ((*nh == IP6_NH_HOPOPTS && n != 0) || n >= IP6_EXT_MAX ||
-		    *off + 8 > limit)
+		/* RFC 8200 4.1: hop-by-hop only right after the header;
+		 * elsewhere its 0 is an unrecognized Next Header. */
+		if (*nh == IP6_NH_HOPOPTS && n != 0) {
+			pp->send = true;
+			pp->code = ICMP6_PP_NEXTHDR;
+			pp->ptr = nh_field - l2;
+			return NET_DROP_IP6_EXT;
+		}
+		if (n >= IP6_EXT_MAX || *off + 8 > limit)
 			return NET_DROP_IP6_EXT;
 		len = ((uint32_t)p[1] + 1) * 8;
 		if (*off + len > limit || *off + len - start > IP6_HDRS_MAX)
 			return NET_DROP_IP6_EXT;
 		if (*nh == IP6_NH_ROUTING) {
-			/* RFC 5095 3: type 0 is refused outright; any other
-			 * type with segments left would need us to forward. */
-			if (p[2] == 0 || p[3] != 0)
+			/* RFC 8200 4.4: segments left would need us to
+			 * route (no type is ours): Parameter Problem at the
+			 * routing type. Type 0 is refused outright, even
+			 * with none left (RFC 5095). */
+			if (p[3] != 0) {
+				pp->send = true;
+				pp->code = ICMP6_PP_HEADER;
+				pp->ptr = *off + 2 - l2;
 				return NET_DROP_IP6_EXT;
-		} else if (!ip6_opts_ok(p, len)) {
+			}
+			if (p[2] == 0)
+				return NET_DROP_IP6_EXT;
+		} else if ((act = ip6_opts_check(p, len, &bad)) != 0) {
+			/* RFC 8200 4.2: 01 discard; 10 discard and report
+			 * (even to multicast); 11 report unless multicast */
+			if (act >= 2) {
+				pp->send = true;
+				pp->mcast_ok = act == 2;
+				pp->code = ICMP6_PP_OPTION;
+				pp->ptr = *off + bad - l2;
+			}
 			return NET_DROP_IP6_EXT;
 		}
 		st->stats.ip6_ext_hdrs++;
+		nh_field = *off;
 		*nh = p[0];
 		*off += len;
 	}
@@ -174,6 +228,7 @@ void ipv6_input(struct net_stack *st, struct rte_mbuf *m)
 	struct net_l3 l3;
 	uint32_t plen, off;
 	enum net_drop why;
+	struct ip6_pp pp;
 	uint8_t nh;
 	bool mcast;
 
@@ -219,15 +274,30 @@ void ipv6_input(struct net_stack *st, struct rte_mbuf *m)
 		net_drop(st, m, NET_DROP_SHORT);
 		return;
 	}
+	/* Extension headers and the TCP header are read in place: where a
+	 * chain splits them, move them up into the first segment (at most
+	 * IP6_HDRS_MAX + 60 bytes past the base header). */
+	if (m->nb_segs > 1)
+		(void)net_mbuf_pullup(
+			m, RTE_MIN(l2 + (uint32_t)sizeof(*ip) + plen,
+				   l2 + (uint32_t)sizeof(*ip) + IP6_HDRS_MAX +
+					   60));
 	nh = ip->proto;
 	off = l2 + sizeof(*ip);
-	why = ip6_walk(st, m, &nh, &off, l2 + (uint32_t)sizeof(*ip) + plen);
+	memset(&pp, 0, sizeof(pp));
+	why = ip6_walk(st, m, &nh, &off, l2 + (uint32_t)sizeof(*ip) + plen,
+		       &pp);
+	l3.v6 = 1;
+	l3.hop_limit = ip->hop_limits;
 	if (why != NET_DROP_MAX) {
+		/* A copy steered to every core (an NS or NA) is answered
+		 * by the receiving core alone. */
+		if (pp.send && m->hash.usr != NET_MBUF_REPLICA)
+			icmp6_error(st, m, &l3, ICMP6_PARAM_PROB, pp.code,
+				    pp.ptr, pp.mcast_ok);
 		net_drop(st, m, why);
 		return;
 	}
-	l3.v6 = 1;
-	l3.hop_limit = ip->hop_limits;
 	l3.phdr_sum = ip6_phdr_sum(&l3.src, &l3.dst,
 				   l2 + (uint32_t)sizeof(*ip) + plen - off, nh);
 	if (nh == IPPROTO_TCP) {

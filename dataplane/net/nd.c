@@ -64,6 +64,7 @@ void nd_init(struct net_stack *st)
 	st->dad_left = st->conf.dad_transmits;
 	st->dad_next_us = 0;
 	st->ip6_state = st->dad_left > 0 ? IP6_TENTATIVE : IP6_READY;
+	mld_init(st);
 }
 
 bool net_stack_ip6_ready(const struct net_stack *st)
@@ -127,6 +128,9 @@ static void dad_send(struct net_stack *st, const struct net_addr *a)
 
 void nd_poll(struct net_stack *st)
 {
+	/* RFC 4862 5.4.2: join the solicited-node groups (an MLD report)
+	 * before the first DAD probe. */
+	mld_poll(st);
 	if (st->ip6_state != IP6_TENTATIVE)
 		return;
 	if (st->dad_next_us == 0)
@@ -149,9 +153,11 @@ void nd_poll(struct net_stack *st)
 
 uint64_t nd_next_timer(const struct net_stack *st)
 {
+	uint64_t m = mld_next_timer(st);
+
 	if (st->ip6_state != IP6_TENTATIVE)
-		return UINT64_MAX;
-	return st->dad_next_us == 0 ? st->now_us : st->dad_next_us;
+		return m;
+	return RTE_MIN(m, st->dad_next_us == 0 ? st->now_us : st->dad_next_us);
 }
 
 /* Find a link-layer address option of the given type in the options

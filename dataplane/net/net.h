@@ -91,6 +91,8 @@ struct net_stack_conf {
 	uint8_t ip6_prefixlen;     /* 1..128; 0: IPv6 off */
 	uint8_t dad_transmits;
 	bool ip6_accept_ra;        /* learn a default router from RAs */
+	bool mld_reports;          /* MLDv2 reports of our solicited-node
+				      groups (RFC 3810; mld.c); default on */
 	struct net_addr ip6_gateway;
 	struct rte_mempool *pool;  /* mbufs for frames the stack builds */
 
@@ -216,6 +218,9 @@ struct net_stats {
 	uint64_t nd_solicits_out, nd_adverts_out, nd_adverts_in;
 	uint64_t nd_redirects_ignored, nd_ra_ignored;
 	uint64_t dad_duplicates;         /* our address found in use */
+	/* ICMPv6 errors (RFC 4443): sent, and withheld by the rate limit */
+	uint64_t icmp6_errors_out, icmp6_errors_limited;
+	uint64_t mld_reports_out;        /* MLDv2 reports (RFC 3810) */
 } __rte_cache_aligned;
 
 /* Counters of this core's stack; the pointer stays valid until destroy. */

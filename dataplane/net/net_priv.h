@@ -44,6 +44,10 @@
 #define TCP6_MIN_MSS (IPV6_MIN_MTU - 60) /* RFC 8201 4: never below */
 #define IP6_EXT_MAX 8		    /* extension headers walked per packet */
 #define IP6_HDRS_MAX 256	    /* bytes of extension headers walked */
+/* ICMPv6 errors a core sends (RFC 4443 2.4 f): a bucket of
+ * ICMP6_ERR_BURST tokens refilled at ICMP6_ERR_PER_SEC. */
+#define ICMP6_ERR_PER_SEC 100
+#define ICMP6_ERR_BURST 10
 #define ND_RETRANS_US 1000000u	    /* RFC 4861 10 RetransTimer */
 #define TCP_OPT_SPACE 40
 
@@ -229,6 +233,7 @@ struct tw_ent {
 
 struct tcp_listener {
 	uint16_t port; /* 0: free */
+	uint8_t families; /* TCP_FAMILY_*: which of our addresses it serves */
 	const struct tcp_callbacks *cb;
 	void *arg;
 };
@@ -289,6 +294,16 @@ struct net_stack {
 	uint8_t dad_left;    /* DAD solicitations still to send */
 	uint64_t dad_next_us;
 
+	/* MLD (mld.c): start-up reports left and when the next is due;
+	 * when a query's answer is due (UINT64_MAX: none pending) */
+	uint8_t mld_start_left;
+	uint64_t mld_start_us;
+	uint64_t mld_answer_us;
+
+	/* ICMPv6 error rate limit (RFC 4443 2.4 f): a token bucket */
+	uint64_t icmp6_err_stamp_us;
+	uint32_t icmp6_err_tokens;
+
 	uint64_t chack_sec; /* challenge-ACK rate limit window */
 	uint32_t chack_cnt;
 
@@ -315,6 +330,11 @@ void net_mbuf_free_held(struct net_stack *st, struct rte_mbuf *m);
 uint32_t net_mbuf_segs(const struct rte_mbuf *m);
 /* Cut a packet (chain) to len bytes; -1 if shorter. */
 int net_mbuf_trim(struct rte_mbuf *m, uint32_t len);
+/* Make the first len bytes of a chain contiguous in its first segment
+ * (BSD's m_pullup) by moving bytes up from the next segments into its
+ * tailroom; emptied segments are freed. 0, or -1 when the chain is
+ * shorter, the first segment lacks the room, or its data is shared. */
+int net_mbuf_pullup(struct rte_mbuf *m, uint32_t len);
 
 /* ---- arp.c ----------------------------------------------------------- */
 int arp_init(struct net_stack *st, int socket);
@@ -393,9 +413,37 @@ void nd_init(struct net_stack *st);
 void nd_poll(struct net_stack *st);
 uint64_t nd_next_timer(const struct net_stack *st);
 
+/* ---- mld.c ----------------------------------------------------------- */
+/* MLDv2 (RFC 3810): our solicited-node groups reported at start-up and
+ * in answer to queries. */
+void mld_init(struct net_stack *st);
+void mld_poll(struct net_stack *st);
+uint64_t mld_next_timer(const struct net_stack *st);
+/* An MLD message (type 130..132, 143) for us; consumes m. */
+void mld_input(struct net_stack *st, struct rte_mbuf *m,
+	       const struct net_l3 *l3, uint16_t l4off, uint16_t l4len);
+/* Send one report of all our groups with this record type (2: current
+ * state, 4: change to exclude {}). */
+void mld_report(struct net_stack *st, uint8_t record_type);
+
 /* ---- icmp6.c --------------------------------------------------------- */
 void icmp6_input(struct net_stack *st, struct rte_mbuf *m,
 		 const struct net_l3 *l3, uint16_t l4off, uint16_t l4len);
+/* ICMPv6 error types and Parameter Problem codes (RFC 4443 3.4). */
+#define ICMP6_PARAM_PROB 4
+#define ICMP6_PP_HEADER 0  /* erroneous header field */
+#define ICMP6_PP_NEXTHDR 1 /* unrecognized Next Header */
+#define ICMP6_PP_OPTION 2  /* unrecognized IPv6 option */
+/* Send an ICMPv6 error about the invoking packet m (eth + IPv6 at the
+ * start; l3 its addresses) with param in the second word, quoting as much
+ * of m as fits the minimum MTU. RFC 4443 2.4 (e): never about an ICMPv6
+ * error, a packet from an unspecified source, or one sent to a multicast
+ * group or link-layer multicast, unless mcast_ok (RFC 8200 4.2: an
+ * unrecognized option of type 10xxxxxx). Rate limited (2.4 f). m is not
+ * consumed. Returns true when an error was queued. */
+bool icmp6_error(struct net_stack *st, const struct rte_mbuf *m,
+		 const struct net_l3 *l3, uint8_t type, uint8_t code,
+		 uint32_t param, bool mcast_ok);
 
 /* ---- icmp.c ---------------------------------------------------------- */
 void icmp_input(struct net_stack *st, struct rte_mbuf *m,
@@ -412,6 +460,10 @@ void tcb_release(struct tcp_conn *c);
 void tcb_reap(struct net_stack *st);
 void tcb_set_state(struct tcp_conn *c, enum tcp_state s);
 struct tcp_listener *tcp_listener_find(struct net_stack *st, uint16_t port);
+/* The listener a segment to k (our address and port) may open a
+ * connection on: on k->lport and serving k's family; NULL otherwise. */
+struct tcp_listener *tcp_listener_match(struct net_stack *st,
+					const struct tcp_key *k);
 struct tw_ent *tw_lookup(struct net_stack *st, const struct tcp_key *k);
 void tw_insert_from(struct tcp_conn *c);
 void tw_remove(struct net_stack *st, struct tw_ent *e);

@@ -42,6 +42,7 @@ void net_stack_conf_defaults(struct net_stack_conf *conf)
 	conf->delack_ms = 40;
 	conf->eph_lo = 32768;
 	conf->eph_hi = 60999;
+	conf->mld_reports = true;
 }
 
 static void stack_free(struct net_stack *st)

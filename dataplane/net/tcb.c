@@ -301,6 +301,27 @@ struct tcp_listener *tcp_listener_find(struct net_stack *st, uint16_t port)
 	return NULL;
 }
 
+struct tcp_listener *tcp_listener_match(struct net_stack *st,
+					const struct tcp_key *k)
+{
+	struct tcp_listener *l = tcp_listener_find(st, k->lport);
+	unsigned fam = tcp_key_v6(k) ? TCP_FAMILY_V6 : TCP_FAMILY_V4;
+
+	return (l != NULL && (l->families & fam)) ? l : NULL;
+}
+
+int tcp_listen_families(struct net_stack *st, uint16_t port, unsigned families)
+{
+	struct tcp_listener *l = tcp_listener_find(st, port);
+
+	if (l == NULL)
+		return -ENOENT;
+	if ((families & ~(unsigned)TCP_FAMILY_ANY) != 0 || families == 0)
+		return -EINVAL;
+	l->families = (uint8_t)families;
+	return 0;
+}
+
 int tcp_listen(struct net_stack *st, uint16_t port,
 	       const struct tcp_callbacks *cb, void *listen_arg)
 {
@@ -311,6 +332,7 @@ int tcp_listen(struct net_stack *st, uint16_t port,
 	for (int i = 0; i < NET_LISTEN_MAX; i++) {
 		if (st->lst[i].port == 0) {
 			st->lst[i].port = port;
+			st->lst[i].families = TCP_FAMILY_ANY;
 			st->lst[i].cb = cb;
 			st->lst[i].arg = listen_arg;
 			return 0;

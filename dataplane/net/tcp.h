@@ -56,6 +56,19 @@ struct tcp_callbacks {
 int tcp_listen(struct net_stack *st, uint16_t port,
 	       const struct tcp_callbacks *cb, void *listen_arg);
 
+/* The address families a listener serves (issue 16: a listener that
+ * names an address serves only that address's family). */
+#define TCP_FAMILY_V4 1u
+#define TCP_FAMILY_V6 2u
+#define TCP_FAMILY_ANY (TCP_FAMILY_V4 | TCP_FAMILY_V6)
+
+/* Restrict the listener on port to families (a non-empty TCP_FAMILY_*
+ * mask; tcp_listen() starts with TCP_FAMILY_ANY). A SYN of another family
+ * is answered as on a closed port (RST); established connections are not
+ * affected. Returns 0, -ENOENT (no listener) or -EINVAL. */
+int tcp_listen_families(struct net_stack *st, uint16_t port,
+			unsigned families);
+
 /* Stop listening; established connections are not affected. */
 int tcp_unlisten(struct net_stack *st, uint16_t port);
 

@@ -802,7 +802,7 @@ static void tw_input(struct net_stack *st, struct tw_ent *e,
 	if ((s->flags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) ==
 		    RTE_TCP_SYN_FLAG &&
 	    seq_gt(s->seq, e->rcv_nxt) &&
-	    (l = tcp_listener_find(st, k->lport)) != NULL) {
+	    (l = tcp_listener_match(st, k)) != NULL) {
 		tw_remove(st, e);
 		listen_input(st, l, k, s);
 		return;
@@ -1019,7 +1019,7 @@ void tcp_input(struct net_stack *st, struct rte_mbuf *m,
 		tcp_segment(c, &s);
 	else if ((tw = tw_lookup(st, &k)) != NULL)
 		tw_input(st, tw, &k, &s);
-	else if (c == NULL && (l = tcp_listener_find(st, k.lport)) != NULL)
+	else if (c == NULL && (l = tcp_listener_match(st, &k)) != NULL)
 		listen_input(st, l, &k, &s);
 	else {
 		/* RFC 9293 3.10.7.1: CLOSED answers with RST. */

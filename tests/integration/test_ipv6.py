@@ -21,13 +21,27 @@ Checks, in one gateway run:
            connections from two addresses of the /64 are greeted, a third
            from a third address gets 421 4.7.0 (rotating addresses does
            not escape the limit); an IPv4 client is not counted with them.
+  family   a listener with address = fd00:6d78::2 (port 2600) takes
+           smtplib's message over IPv6 (byte for byte at the sink) and
+           refuses 198.18.0.2:2600 (RST: connection refused); one with
+           address = 198.18.0.2 (port 2601) greets over IPv4 and refuses
+           [fd00:6d78::2]:2601.
+  swap     a reload swaps the two addresses: port 2600 then greets over
+           IPv4 and refuses IPv6, port 2601 the reverse (the listener's
+           family follows the snapshot without a restart).
+  mld      an MLDv2 general query sent on the tap (hop limit 1, Router
+           Alert, link-local source) is answered on the wire within 3 s
+           by an MLDv2 report to ff02::16 with a valid checksum naming
+           ff02::1:ff00:2, the solicited-node group of fd00:6d78::2.
 """
 
 import argparse
 import contextlib
 import os
+import re
 import smtplib
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -36,6 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxgtest  # noqa: E402
 import peers  # noqa: E402
 from mxgtest import GATEWAY_IP, KERNEL_IP, log  # noqa: E402
+from test_stack import csum  # noqa: E402
 from test_policy import (BACKEND_PORT, TAP, ctl, listener,  # noqa: E402
                          make_sink, start_gateway)
 
@@ -43,6 +58,8 @@ GW6 = "fd00:6d78::2"
 K6 = "fd00:6d78::1"
 PF_PORT = 2526
 V6_PORT = 2527
+V6ONLY_PORT = 2600
+V4ONLY_PORT = 2601
 HOSTS6 = ["fd00:6d78::a1", "fd00:6d78::a2", "fd00:6d78::a3"]
 
 
@@ -77,6 +94,17 @@ def wait_v6(res, timeout=20.0):
     res.check(False, "gateway greets over IPv6 (%s)" % last)
 
 
+def wait_captured(sink, marker, timeout=10.0):
+    """The sink's capture files that contain marker, waiting up to
+    timeout seconds for the first."""
+    deadline = time.time() + timeout
+    got = []
+    while time.time() < deadline and not got:
+        got = [p for p in sink.captured() if marker in open(p, "rb").read()]
+        time.sleep(0.1)
+    return got
+
+
 def scenario_deliver(a, gw, sink, tmp, res):
     body = ("Subject: ipv6 %d\r\nMessage-ID: <v6.%d@client.example>\r\n\r\n"
             "line one\r\n.leading dot\r\n%s\r\n" %
@@ -85,13 +113,7 @@ def scenario_deliver(a, gw, sink, tmp, res):
         c.ehlo("client.example")
         refused = c.sendmail("s@client.example", ["u@ours.example"], body)
     res.check(refused == {}, "smtplib over IPv6: the message is accepted")
-    deadline = time.time() + 10
-    got = []
-    while time.time() < deadline and not got:
-        got = [p for p in sink.captured()
-               if b"<v6.%d@client.example>" % os.getpid() in
-               open(p, "rb").read()]
-        time.sleep(0.1)
+    got = wait_captured(sink, b"<v6.%d@client.example>" % os.getpid())
     res.check(len(got) == 1, "the sink captured it (%d)" % len(got))
     if got:
         data = open(got[0], "rb").read()
@@ -104,6 +126,136 @@ def scenario_deliver(a, gw, sink, tmp, res):
     logtxt = open(os.path.join(tmp, "mxgate.log")).read()
     res.check("client=[%s]:" % K6 in logtxt,
               "the gateway logs the client as [%s]:port" % K6)
+
+
+def refused(family, addr, port, res, what):
+    """Expects a TCP connect to addr:port to be refused (RST to the SYN)."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect((addr, port))
+        res.check(False, "%s: connect succeeded, expected refusal" % what)
+    except ConnectionRefusedError:
+        res.check(True, "%s: connection refused" % what)
+    except OSError as e:
+        res.check(False, "%s: expected refusal, got %r" % (what, e))
+    finally:
+        s.close()
+
+
+def scenario_family(sink, res):
+    """Listeners that name an address serve only that address."""
+    body = ("Subject: v6only %d\r\nMessage-ID: <v6only.%d@client.example>"
+            "\r\n\r\nonly over IPv6\r\n" % (os.getpid(), os.getpid()))
+    with smtplib.SMTP(GW6, V6ONLY_PORT, source_address=(K6, 0),
+                      timeout=20) as c:
+        c.ehlo("client.example")
+        rej = c.sendmail("s@client.example", ["u@ours.example"], body)
+    res.check(rej == {}, "smtplib to [%s]:%d (v6-only listener): accepted"
+              % (GW6, V6ONLY_PORT))
+    got = wait_captured(sink, b"<v6only.%d@client.example>" % os.getpid())
+    res.check(len(got) == 1 and open(got[0], "rb").read().endswith(
+        body.replace("\r\n", "\n").encode() + b"\n"),
+        "the v6-only listener's message arrived byte for byte (%d)"
+        % len(got))
+    refused(socket.AF_INET, GATEWAY_IP, V6ONLY_PORT, res,
+            "IPv4 %s:%d on the v6-only listener" % (GATEWAY_IP, V6ONLY_PORT))
+    with smtplib.SMTP(GATEWAY_IP, V4ONLY_PORT, timeout=20) as c:
+        code, _ = c.ehlo("client.example")
+    res.check(code == 250, "IPv4 %s:%d (v4-only listener) answers EHLO (%d)"
+              % (GATEWAY_IP, V4ONLY_PORT, code))
+    refused(socket.AF_INET6, GW6, V4ONLY_PORT, res,
+            "IPv6 [%s]:%d on the v4-only listener" % (GW6, V4ONLY_PORT))
+
+
+def greets(family, addr, port):
+    """True when a connection to addr:port gets a 220 greeting."""
+    try:
+        with socket.create_connection((addr, port), timeout=5) as c:
+            return c.makefile("rb").readline(512).startswith(b"220")
+    except OSError:
+        return False
+
+
+def scenario_swap(a, tmp, res):
+    """Reload with the v6-only and v4-only listeners' addresses swapped."""
+    path = os.path.join(tmp, "gw.conf")
+    text = open(path).read()
+    text = re.sub(r'(name = "v6only";[^}]*address = )"[^"]*"',
+                  r'\1"%s"' % GATEWAY_IP, text)
+    text = re.sub(r'(name = "v4only";[^}]*address = )"[^"]*"',
+                  r'\1"%s"' % GW6, text)
+    with open(path, "w") as f:
+        f.write(text)
+    rc, out = ctl(a, "reload")
+    res.check(rc == 0, "reload with the addresses swapped (%d %s)" % (rc, out))
+    want = [(socket.AF_INET, GATEWAY_IP, V6ONLY_PORT, True),
+            (socket.AF_INET6, GW6, V6ONLY_PORT, False),
+            (socket.AF_INET6, GW6, V4ONLY_PORT, True),
+            (socket.AF_INET, GATEWAY_IP, V4ONLY_PORT, False)]
+    deadline = time.time() + 10
+    got = None
+    while time.time() < deadline:
+        got = [greets(f, ad, p) for f, ad, p, _ in want]
+        if got == [w for _, _, _, w in want]:
+            break
+        time.sleep(0.3)
+    res.check(got == [w for _, _, _, w in want],
+              "after the reload: %s:%d greets, [%s]:%d refused, [%s]:%d "
+              "greets, %s:%d refused (got %s)" %
+              (GATEWAY_IP, V6ONLY_PORT, GW6, V6ONLY_PORT, GW6, V4ONLY_PORT,
+               GATEWAY_IP, V4ONLY_PORT, got))
+
+
+def icmp6_sum(src, dst, msg):
+    """The ICMPv6 checksum of msg (checksum field zero) from src to dst
+    (16-byte addresses)."""
+    return csum(src + dst + struct.pack("!I3xB", len(msg), 58) + msg)
+
+
+def scenario_mld(res):
+    """An MLDv2 general query on the link gets mxgate's report."""
+    group = socket.inet_pton(socket.AF_INET6, "ff02::1:ff00:2")
+    src = socket.inet_pton(socket.AF_INET6, "fe80::6d:1")
+    dst = socket.inet_pton(socket.AF_INET6, "ff02::1")
+    query = bytearray(struct.pack("!BBHHH16sBBH", 130, 0, 0, 100, 0,
+                                  b"\0" * 16, 2, 125, 0))
+    query[2:4] = struct.pack("!H", icmp6_sum(src, dst, bytes(query)))
+    hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])
+    ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(hbh) + len(query), 0, 1,
+                      src, dst)
+    eth = bytes.fromhex("333300000001") + bytes.fromhex("02006d000001") + \
+        struct.pack("!H", 0x86dd)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+    s.bind((TAP, 0))
+    s.settimeout(0.5)
+    s.send(eth + ip6 + hbh + bytes(query))
+    seen, ok = 0, False
+    deadline = time.time() + 3
+    while time.time() < deadline and not ok:
+        try:
+            f = s.recv(2048)
+        except socket.timeout:
+            continue
+        if len(f) < 14 + 40 + 8 + 8 or f[14 + 6] != 0 or \
+                f[14 + 24:14 + 40] != socket.inet_pton(socket.AF_INET6,
+                                                       "ff02::16"):
+            continue
+        hl = (f[14 + 40 + 1] + 1) * 8
+        msg = f[14 + 40 + hl:14 + 40 + struct.unpack("!H", f[18:20])[0]]
+        if f[14 + 40] != 58 or not msg or msg[0] != 143:
+            continue
+        seen += 1
+        n = struct.unpack("!H", msg[6:8])[0]
+        groups = [msg[8 + 20 * i + 4:8 + 20 * i + 20] for i in range(n)]
+        zeroed = msg[:2] + b"\0\0" + msg[4:]
+        ok = group in groups and f[14 + 7] == 1 and \
+            icmp6_sum(f[14 + 8:14 + 24], f[14 + 24:14 + 40], zeroed) == \
+            struct.unpack("!H", msg[2:4])[0]
+    s.close()
+    res.check(ok, "an MLDv2 query is answered by a report naming "
+              "ff02::1:ff00:2 (hop limit 1, checksum valid; %d reports "
+              "seen)" % seen)
 
 
 def scenario_backend6(sink6, res):
@@ -212,7 +364,9 @@ def main():
         try:
             policy = {"accepted_domains": ["ours.example", "xc.example",
                                            "v6.example"]}
-            lst = [listener("mx", 25, max_connections_per_ip=2)]
+            lst = [listener("mx", 25, max_connections_per_ip=2),
+                   listener("v6only", V6ONLY_PORT, address=GW6),
+                   listener("v4only", V4ONLY_PORT, address=GATEWAY_IP)]
             import test_policy
             orig = test_policy.write_config
 
@@ -250,6 +404,9 @@ def main():
                 scenario_xclient(a, pf, res)
                 scenario_block(a, gw, res)
                 scenario_limit(a, gw, res)
+                scenario_family(sink, res)
+                scenario_mld(res)
+                scenario_swap(a, tmp, res)
             gw.shutdown(res)
             gw = None
         except Exception as e:  # noqa: BLE001

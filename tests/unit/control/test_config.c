@@ -1217,6 +1217,80 @@ static void test_default_state(void)
 	CHECK(system(cmd) == 0);
 }
 
+/* listeners[].address (issue 16): no address serves both families, the
+ * stack's IPv4 address restricts to IPv4, its IPv6 address to IPv6; any
+ * other or malformed address is refused with its file:line. */
+static void test_listener_address(void)
+{
+	static const uint8_t a6[16] = {0xfd, 0, 0x6d, 0x78, 0, 0, 0, 0,
+				       0,    0, 0,    0,    0, 0, 0, 2};
+	struct ctl_config c;
+
+#define STACK6 "stack = { address6 = \"fd00:6d78::2/64\"; };\n"
+	CHECK(ctl_config_load_string(
+		      STACK6 "listeners = (\n"
+			     "  { name = \"any\"; port = 25; role = \"mx\"; },\n"
+			     "  { name = \"v6\"; port = 26; role = \"mx\";\n"
+			     "    address = \"fd00:6d78:0::2\"; },\n"
+			     "  { name = \"v4\"; port = 27; role = \"mx\";\n"
+			     "    address = \"198.18.0.2\"; } );\n",
+		      "t.conf", &c, err, sizeof(err)) == 0);
+	CHECK(c.n_listeners == 3);
+	if (c.n_listeners == 3) {
+		CHECK(c.listeners[0].family == CTL_FAMILY_ANY);
+		CHECK(c.listeners[1].family == CTL_FAMILY_V6 &&
+		      memcmp(c.listeners[1].address6, a6, 16) == 0 &&
+		      c.listeners[1].address == 0);
+		CHECK(c.listeners[2].family == CTL_FAMILY_V4 &&
+		      c.listeners[2].address == 0xC6120002);
+	}
+	ctl_config_free(&c);
+
+	ERRS(STACK6 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		    "  address = \"fd00:6d78::2::1\"; } );\n",
+	     "t.conf:3: key 'listeners[0].address': \"fd00:6d78::2::1\" is "
+	     "not an IPv6 address (e.g. \"fd00:6d78::2\", no brackets or "
+	     "prefix length)\n");
+	ERRS(STACK6 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		    "  address = \"[fd00:6d78::2]\"; } );\n",
+	     "t.conf:3: key 'listeners[0].address': \"[fd00:6d78::2]\" is "
+	     "not an IPv6 address (e.g. \"fd00:6d78::2\", no brackets or "
+	     "prefix length)\n");
+	ERRS(STACK6 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		    "  address = \"fd00:6d78::3\"; } );\n",
+	     "t.conf:3: key 'listeners[0].address': \"fd00:6d78::3\" is not "
+	     "stack.address6 (fd00:6d78::2), the only IPv6 address the port "
+	     "owns\n");
+	ERRS("listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+	     "  address = \"fd00:6d78::2\"; } );\n",
+	     "t.conf:2: key 'listeners[0].address': \"fd00:6d78::2\" is IPv6 "
+	     "but stack.address6 is not set (set it, or name "
+	     "stack.address)\n");
+	ERRS("listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+	     "  address = \"198.18.0.3\"; } );\n",
+	     "t.conf:2: key 'listeners[0].address': \"198.18.0.3\" is not "
+	     "stack.address (198.18.0.2), the only IPv4 address the port "
+	     "owns\n");
+	ERRS("listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+	     "  address = \"198.18.0\"; } );\n",
+	     "t.conf:2: key 'listeners[0].address': \"198.18.0\" is not an "
+	     "IPv4 or IPv6 address (e.g. \"198.18.0.2\" or "
+	     "\"fd00:6d78::2\")\n");
+	ERRS("listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+	     "  address = 6; } );\n",
+	     "t.conf:2: key 'listeners[0].address': an integer, expected a "
+	     "string with an IPv4 or IPv6 address\n");
+	/* One listener per port, whatever the families. */
+	ERRS(STACK6 "listeners = (\n"
+		    "  { name = \"a\"; port = 25; role = \"mx\";\n"
+		    "    address = \"198.18.0.2\"; },\n"
+		    "  { name = \"b\"; port = 25; role = \"mx\";\n"
+		    "    address = \"fd00:6d78::2\"; } );\n",
+	     "t.conf:5: key 'listeners[1].port': port 25 is already used by "
+	     "listener 'a' at line 3 (a port no other listener uses)\n");
+#undef STACK6
+}
+
 int main(int argc, char **argv)
 {
 	test_default();
@@ -1230,6 +1304,7 @@ int main(int argc, char **argv)
 	test_policy();
 	test_policy_errors();
 	test_not_yet_supported();
+	test_listener_address();
 	test_tls();
 	test_tls_default_material();
 	test_default_state();

@@ -50,6 +50,7 @@ void t_conf_ip6(struct net_stack_conf *c)
 	c->ip6 = t_our_ip6;
 	c->ip6_prefixlen = 64;
 	c->dad_transmits = 0;
+	c->mld_reports = false; /* the MLD cases turn it on */
 }
 
 void t_init_eal(void)
@@ -430,6 +431,11 @@ void t_parse(struct rte_mbuf *m, struct t_out *o)
 		o->l4_csum_ok = t_cksum6_ok(ip6, l4, l4len);
 		if (o->proto == IPPROTO_ICMPV6) {
 			o->icmp_type = l4[0];
+			o->icmp_code = l4[1];
+			o->icmp_param = l4len >= 8 ? ((uint32_t)l4[4] << 24) |
+							     ((uint32_t)l4[5] << 16) |
+							     ((uint32_t)l4[6] << 8) | l4[7]
+						   : 0;
 			o->len = l4len >= 8 ? l4len - 8 : 0;
 			memcpy(o->data, l4 + 8,
 			       o->len < sizeof(o->data) ? o->len

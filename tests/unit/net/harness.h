@@ -135,6 +135,8 @@ struct t_out {
 	uint8_t proto;
 	bool ip_csum_ok, l4_csum_ok;
 	uint8_t icmp_type;
+	uint8_t icmp_code;   /* IPv6 only */
+	uint32_t icmp_param; /* IPv6 only: the second word (MTU, pointer) */
 	/* TCP */
 	uint16_t sport, dport;
 	uint32_t seq, ack;

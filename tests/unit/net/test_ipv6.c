@@ -85,17 +85,22 @@ nd_frame(uint8_t type, uint8_t flags, const struct net_addr *src,
 			   len);
 }
 
-static void syn6(uint16_t sport, uint32_t seq)
+static void syn_family(bool v6, uint16_t sport, uint32_t seq)
 {
 	struct t_seg s;
 
 	t_seg_init(&s);
-	s.v6 = true;
+	s.v6 = v6;
 	s.sport = sport;
 	s.seq = seq;
 	s.flags = T_FLAG_SYN;
 	s.mss = 1460;
 	t_send(S, P, &s, T);
+}
+
+static void syn6(uint16_t sport, uint32_t seq)
+{
+	syn_family(true, sport, seq);
 }
 
 /* ---- Neighbor Discovery ---------------------------------------------- */
@@ -352,6 +357,157 @@ static void test_nd_router_messages(void)
 	teardown();
 }
 
+/* ---- MLD (RFC 3810) ------------------------------------------------------ */
+
+static void dad1_mld(struct net_stack_conf *c)
+{
+	t_conf_ip6(c);
+	c->dad_transmits = 1;
+	c->mld_reports = true;
+}
+
+/* Checks m is an MLDv2 report from src to ff02::16 with hop limit 1, a
+ * hop-by-hop Router Alert (MLD), a valid checksum and one record of type
+ * rtype per group in g[0..ng). */
+static void check_mld_report(struct rte_mbuf *m, const struct net_addr *src,
+			     uint8_t rtype, const struct net_addr *g, int ng)
+{
+	static const uint8_t mac[6] = {0x33, 0x33, 0, 0, 0, 0x16};
+	static const struct net_addr all_routers = {
+		{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16}};
+	const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+	const struct rte_ipv6_hdr *ip = (const void *)(f + 14);
+	const uint8_t *h = f + 14 + 40, *p = h + 8;
+	uint32_t icmplen = 8 + 20 * (uint32_t)ng, sum;
+
+	CHECK_EQ(rte_pktmbuf_data_len(m), 14 + 40 + 8 + icmplen);
+	CHECK(memcmp(f, mac, 6) == 0);
+	CHECK_EQ(f[12], 0x86);
+	CHECK_EQ(f[13], 0xdd);
+	CHECK_EQ(ip->hop_limits, 1);
+	CHECK_EQ(ip->proto, 0);
+	CHECK_EQ(rte_be_to_cpu_16(ip->payload_len), 8 + icmplen);
+	CHECK(memcmp(ip->src_addr, src, 16) == 0);
+	CHECK(memcmp(ip->dst_addr, &all_routers, 16) == 0);
+	/* Hop-by-hop: next ICMPv6, length 0, Router Alert 0 (MLD). */
+	CHECK_EQ(h[0], 58);
+	CHECK_EQ(h[1], 0);
+	CHECK(h[2] == 5 && h[3] == 2 && h[4] == 0 && h[5] == 0);
+	/* ICMPv6 checksum over the pseudo-header of the report. */
+	sum = rte_raw_cksum(ip->src_addr, 16) +
+	      rte_raw_cksum(ip->dst_addr, 16) +
+	      rte_cpu_to_be_16((uint16_t)icmplen) + rte_cpu_to_be_16(58) +
+	      rte_raw_cksum(p, icmplen);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	CHECK_EQ(sum, 0xffff);
+	CHECK_EQ(p[0], 143);
+	CHECK_EQ(p[1], 0);
+	CHECK_EQ((p[6] << 8) | p[7], ng);
+	for (int i = 0; i < ng; i++) {
+		const uint8_t *r = p + 8 + 20 * i;
+
+		CHECK_EQ(r[0], rtype);
+		CHECK(r[1] == 0 && r[2] == 0 && r[3] == 0);
+		CHECK(memcmp(r + 4, &g[i], 16) == 0);
+	}
+}
+
+/* An MLD query (v2 when len 28, v1 when 24) for group (NULL: general)
+ * from src with hop limit hlim and max response ms. */
+static void mld_query(const struct net_addr *src, uint8_t hlim,
+		      const struct net_addr *group, uint16_t ms, uint32_t len)
+{
+	uint8_t q[28], ra[8] = {58, 0, 5, 2, 0, 0, 1, 0};
+
+	memset(q, 0, sizeof(q));
+	q[0] = 130;
+	q[4] = (uint8_t)(ms >> 8);
+	q[5] = (uint8_t)ms;
+	if (group)
+		memcpy(&q[8], group, 16);
+	t_inject(S,
+		 t_build_ip6(P, src, &all_nodes, hlim, 0, ra, sizeof(ra),
+			     IPPROTO_ICMPV6, q, len),
+		 T);
+}
+
+static void test_mld(void)
+{
+	static const struct net_addr unspec6;
+	static const struct net_addr router = {
+		{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
+	struct net_addr g[2], ll;
+	struct rte_mbuf *m[8];
+	struct t_out o;
+	uint16_t n;
+
+	setup_with(dad1_mld);
+	/* Start: the report comes before the DAD probes, from ::. */
+	net_stack_poll(S, T);
+	n = net_stack_take_tx(S, m, 8);
+	CHECK_EQ(n, 3);
+	if (n != 3)
+		goto out;
+	t_parse(m[1], &o);
+	CHECK_EQ(o.icmp_type, 135);
+	memcpy(&ll, o.data, 16); /* the link-local address DAD probes */
+	CHECK(ll.b[0] == 0xfe && ll.b[1] == 0x80);
+	g[0] = sn_of(&t_our_ip6);
+	g[1] = sn_of(&ll);
+	check_mld_report(m[0], &unspec6, 4, g, 2);
+	for (int i = 0; i < n; i++)
+		rte_pktmbuf_free(m[i]);
+	CHECK_EQ(ST()->mld_reports_out, 1);
+	/* Robustness 2: the second a second later, still from :: (it goes
+	 * before DAD ends in the same poll); then no more. */
+	T += 1000000;
+	CHECK_EQ(net_stack_next_timer_us(S, T), 0);
+	net_stack_poll(S, T);
+	n = net_stack_take_tx(S, m, 8);
+	CHECK_EQ(n, 1);
+	if (n == 1) {
+		check_mld_report(m[0], &unspec6, 4, g, 2);
+		rte_pktmbuf_free(m[0]);
+	}
+	CHECK(net_stack_ip6_ready(S));
+	T += 5000000;
+	net_stack_poll(S, T);
+	CHECK_EQ(t_drain(S), 0);
+	CHECK_EQ(net_stack_next_timer_us(S, T), UINT64_MAX);
+
+	/* A general query (v2) with max response 0: answered at once with
+	 * the current state (MODE_IS_EXCLUDE {}) from our link-local. */
+	mld_query(&router, 1, NULL, 0, 28);
+	net_stack_poll(S, T);
+	n = net_stack_take_tx(S, m, 8);
+	CHECK_EQ(n, 1);
+	if (n == 1) {
+		check_mld_report(m[0], &ll, 2, g, 2);
+		rte_pktmbuf_free(m[0]);
+	}
+	/* A query for our global address's group, v1, max response 2 s:
+	 * answered within 2 s, not after. */
+	mld_query(&router, 1, &g[0], 2000, 24);
+	CHECK(net_stack_next_timer_us(S, T) <= 2000000);
+	T += 2000000;
+	net_stack_poll(S, T);
+	CHECK_EQ(t_drain(S), 1);
+	CHECK_EQ(ST()->mld_reports_out, 4);
+	/* Not answered: hop limit 64, a global source, another group,
+	 * a short message. */
+	mld_query(&router, 64, NULL, 0, 28);
+	mld_query(&t_peer_ip6, 1, NULL, 0, 28);
+	mld_query(&router, 1, &all_nodes, 0, 28);
+	mld_query(&router, 1, NULL, 0, 20);
+	T += 11000000;
+	net_stack_poll(S, T);
+	CHECK_EQ(t_drain(S), 0);
+	CHECK_EQ(ST()->mld_reports_out, 4);
+out:
+	teardown();
+}
+
 /* ---- DAD ------------------------------------------------------------- */
 
 static void dad1(struct net_stack_conf *c)
@@ -562,14 +718,13 @@ static void test_icmp6_packet_too_big(void)
 
 /* ---- IPv6 validation and extension headers ---------------------------- */
 
-/* A SYN to port 25 behind the given extension headers. */
-static void syn_ext(uint8_t first, const uint8_t *ext, uint32_t len)
+/* A SYN from sport to port 25 with an MSS option of 1460. */
+static void syn_l4(uint8_t l4[24], uint16_t sport)
 {
-	uint8_t l4[24];
 	struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)l4;
 
-	memset(l4, 0, sizeof(l4));
-	th->src_port = rte_cpu_to_be_16(6000);
+	memset(l4, 0, 24);
+	th->src_port = rte_cpu_to_be_16(sport);
 	th->dst_port = rte_cpu_to_be_16(25);
 	th->sent_seq = rte_cpu_to_be_32(77);
 	th->data_off = 6 << 4;
@@ -579,6 +734,14 @@ static void syn_ext(uint8_t first, const uint8_t *ext, uint32_t len)
 	l4[21] = 4;
 	l4[22] = 0x05;
 	l4[23] = 0xb4;
+}
+
+/* A SYN to port 25 behind the given extension headers. */
+static void syn_ext(uint8_t first, const uint8_t *ext, uint32_t len)
+{
+	uint8_t l4[24];
+
+	syn_l4(l4, 6000);
 	t_inject(S,
 		 t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, first, ext, len,
 			     IPPROTO_TCP, l4, sizeof(l4)),
@@ -689,6 +852,232 @@ static void test_ext_headers(void)
 	syn_ext(60, e, 8);
 	CHECK_EQ(ST()->drops[NET_DROP_IP_PROTO], 1);
 	CHECK_EQ(synacks(), 0);
+	teardown();
+}
+
+/* ---- ICMPv6 errors (RFC 8200 4, RFC 4443 2.4) --------------------------- */
+
+/* RFC 4443 3.4 codes, and the stack's burst (ICMP6_ERR_BURST). */
+#define PP_HEADER 0
+#define PP_NEXTHDR 1
+#define PP_OPTION 2
+#define ERR_BURST 10
+
+/* A frame from the peer to dst: ext (first header type first) then 16
+ * bytes of an upper layer of type l4proto. */
+static void bad_chain(const struct net_addr *src, const struct net_addr *dst,
+		      uint8_t first, const uint8_t *ext, uint32_t len,
+		      uint8_t l4proto)
+{
+	uint8_t l4[16];
+
+	memset(l4, 0xab, sizeof(l4));
+	t_inject(S,
+		 t_build_ip6(P, src, dst, 64, first, ext, len, l4proto, l4,
+			     sizeof(l4)),
+		 T);
+}
+
+/* Expects exactly one Parameter Problem with code and pointer, from our
+ * address to the peer, quoting the invoking packet of plen bytes. */
+static void expect_pp(uint8_t code, uint32_t ptr, uint32_t plen, int line)
+{
+	struct t_out o[4];
+	int n = t_take(S, o, 4);
+
+	if (n != 1 || !o[0].v6 || o[0].proto != IPPROTO_ICMPV6 ||
+	    o[0].icmp_type != 4 || o[0].icmp_code != code ||
+	    o[0].icmp_param != ptr || !o[0].l4_csum_ok || o[0].len != plen ||
+	    o[0].data[0] != 0x60 || memcmp(&o[0].dst6, &t_peer_ip6, 16) != 0 ||
+	    memcmp(&o[0].src6, &t_our_ip6, 16) != 0) {
+		fprintf(stderr,
+			"FAIL line %d: %d frames; type %u code %u param %u "
+			"len %u (want code %u pointer %u len %u)\n",
+			line, n, n ? o[0].icmp_type : 0, n ? o[0].icmp_code : 0,
+			n ? o[0].icmp_param : 0, n ? o[0].len : 0, code, ptr,
+			plen);
+		CHECK(!"one Parameter Problem as expected");
+	}
+}
+#define EXPECT_PP(code, ptr, plen) expect_pp(code, ptr, plen, __LINE__)
+
+/* Split frame m into a chain of two segments at byte off. */
+static struct rte_mbuf *split_at(struct rte_mbuf *m, uint32_t off)
+{
+	struct rte_mbuf *m2 = rte_pktmbuf_alloc(P);
+	uint32_t rest = rte_pktmbuf_data_len(m) - off;
+	char *d;
+
+	CHECK(m2 != NULL);
+	if (m2 == NULL)
+		return m;
+	d = rte_pktmbuf_append(m2, (uint16_t)rest);
+	memcpy(d, rte_pktmbuf_mtod_offset(m, char *, off), rest);
+	rte_pktmbuf_trim(m, (uint16_t)rest);
+	CHECK_EQ(rte_pktmbuf_chain(m, m2), 0);
+	return m;
+}
+
+/* Extension headers (and the TCP header) split over two segments are
+ * moved up into the first: the SYN is answered wherever the cut is. */
+static void test_ext_headers_chained(void)
+{
+	static const uint32_t cuts[] = {14 + 40 + 4, 14 + 40 + 8,
+					14 + 40 + 16 + 3, 14 + 40 + 16 + 20};
+	uint8_t e[16], l4[24];
+
+	setup();
+	t_learn_peer6(S, T);
+	for (size_t i = 0; i < RTE_DIM(cuts); i++) {
+		struct rte_mbuf *m;
+
+		opt8(e, 60, 1);
+		opt8(e + 8, IPPROTO_TCP, 0x1e);
+		syn_l4(l4, (uint16_t)(6100 + i));
+		m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, e, 16,
+				IPPROTO_TCP, l4, sizeof(l4));
+		m = split_at(m, cuts[i]);
+		CHECK_EQ(m->nb_segs, 2);
+		t_inject(S, m, T);
+		CHECK_EQ(synacks(), 1);
+	}
+	CHECK_EQ(ST()->ip6_ext_hdrs, 2 * RTE_DIM(cuts));
+	CHECK_EQ(ST()->drops[NET_DROP_IP6_EXT], 0);
+	teardown();
+}
+
+static void test_icmp6_errors(void)
+{
+	static const struct net_addr unspec6;
+	uint8_t e[64], big[1400];
+	uint64_t lim0;
+	int sent;
+
+	setup();
+	t_learn_peer6(S, T);
+	/* An unrecognized Next Header in the IPv6 header: code 1, pointing
+	 * at its Next Header field (offset 6). */
+	bad_chain(&t_peer_ip6, &t_our_ip6, 0, NULL, 0, 253);
+	EXPECT_PP(PP_NEXTHDR, 6, 40 + 16);
+	/* ... after a destination-options header: at that header's
+	 * first byte (40). */
+	opt8(e, 253, 1);
+	bad_chain(&t_peer_ip6, &t_our_ip6, 60, e, 8, 253);
+	EXPECT_PP(PP_NEXTHDR, 40, 40 + 8 + 16);
+	/* Hop-by-hop not first (RFC 8200 4.1): code 1 at the Next Header
+	 * of the destination options that names it. */
+	opt8(e, 0, 1);
+	opt8(e + 8, IPPROTO_TCP, 1);
+	bad_chain(&t_peer_ip6, &t_our_ip6, 60, e, 16, IPPROTO_TCP);
+	EXPECT_PP(PP_NEXTHDR, 40, 40 + 16 + 16);
+	/* Options whose type says "discard and report" (10xxxxxx) and
+	 * "report unless multicast" (11xxxxxx): code 2 at the option type
+	 * (after a PadN of 4 the second option: 40 + 8 + 2). */
+	opt8(e, 60, 1);
+	opt8(e + 8, IPPROTO_TCP, 0x80);
+	bad_chain(&t_peer_ip6, &t_our_ip6, 0, e, 16, IPPROTO_TCP);
+	EXPECT_PP(PP_OPTION, 50, 40 + 16 + 16);
+	opt8(e, IPPROTO_TCP, 0xc2);
+	bad_chain(&t_peer_ip6, &t_our_ip6, 60, e, 8, IPPROTO_TCP);
+	EXPECT_PP(PP_OPTION, 42, 40 + 8 + 16);
+	/* To all-nodes: 10xxxxxx is still reported (RFC 8200 4.2), from
+	 * our address; 11xxxxxx and an unknown Next Header are not (RFC
+	 * 4443 2.4 e.3). */
+	opt8(e, IPPROTO_TCP, 0x80);
+	bad_chain(&t_peer_ip6, &all_nodes, 60, e, 8, IPPROTO_TCP);
+	EXPECT_PP(PP_OPTION, 42, 40 + 8 + 16);
+	opt8(e, IPPROTO_TCP, 0xc2);
+	bad_chain(&t_peer_ip6, &all_nodes, 60, e, 8, IPPROTO_TCP);
+	bad_chain(&t_peer_ip6, &all_nodes, 0, NULL, 0, 253);
+	CHECK_EQ(t_drain(S), 0);
+	/* 01xxxxxx: discarded silently. */
+	opt8(e, IPPROTO_TCP, 0x42);
+	bad_chain(&t_peer_ip6, &t_our_ip6, 60, e, 8, IPPROTO_TCP);
+	CHECK_EQ(t_drain(S), 0);
+	/* A routing header with segments left: code 0 at its type. */
+	memset(e, 0, 8);
+	e[0] = IPPROTO_TCP;
+	e[2] = 4;
+	e[3] = 1;
+	bad_chain(&t_peer_ip6, &t_our_ip6, 43, e, 8, IPPROTO_TCP);
+	EXPECT_PP(PP_HEADER, 42, 40 + 8 + 16);
+	/* Silent: UDP (no port unreachable, as over IPv4), No Next Header,
+	 * a fragment, a malformed option, an unspecified source. */
+	bad_chain(&t_peer_ip6, &t_our_ip6, 0, NULL, 0, IPPROTO_UDP);
+	bad_chain(&t_peer_ip6, &t_our_ip6, 0, NULL, 0, 59);
+	memset(e, 0, 8);
+	e[0] = IPPROTO_TCP;
+	e[3] = 1;
+	bad_chain(&t_peer_ip6, &t_our_ip6, 44, e, 8, IPPROTO_TCP);
+	opt8(e, IPPROTO_TCP, 1);
+	e[3] = 9;
+	bad_chain(&t_peer_ip6, &t_our_ip6, 60, e, 8, IPPROTO_TCP);
+	bad_chain(&unspec6, &t_our_ip6, 0, NULL, 0, 253);
+	CHECK_EQ(t_drain(S), 0);
+	/* A replica (a copy of an NS/NA steered to every core): only the
+	 * receiving core reports. */
+	{
+		uint8_t l4[16];
+		struct rte_mbuf *m;
+
+		memset(l4, 0xab, sizeof(l4));
+		m = t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0,
+				253, l4, sizeof(l4));
+		m->hash.usr = NET_MBUF_REPLICA;
+		t_inject(S, m, T);
+		CHECK_EQ(t_drain(S), 0);
+	}
+	/* The quote stops at the minimum MTU: 1280 bytes in all. */
+	memset(big, 0x5a, sizeof(big));
+	t_inject(S,
+		 t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 64, 0, NULL, 0, 253,
+			     big, sizeof(big)),
+		 T);
+	EXPECT_PP(PP_NEXTHDR, 6, 1280 - 48);
+	CHECK_EQ(ST()->icmp6_errors_out, 8);
+
+	/* Rate limit: a burst of 30 in one instant gets what is left of
+	 * the bucket, then nothing; a second later the bucket is full. */
+	T += 1000000;
+	lim0 = ST()->icmp6_errors_limited;
+	sent = 0;
+	for (int i = 0; i < 30; i++) {
+		bad_chain(&t_peer_ip6, &t_our_ip6, 0, NULL, 0, 253);
+		sent += t_drain(S);
+	}
+	CHECK_EQ(sent, ERR_BURST);
+	CHECK_EQ(ST()->icmp6_errors_limited - lim0, 30 - ERR_BURST);
+	T += 50000; /* 50 ms: 5 tokens at 100 a second */
+	sent = 0;
+	for (int i = 0; i < 10; i++) {
+		bad_chain(&t_peer_ip6, &t_our_ip6, 0, NULL, 0, 253);
+		sent += t_drain(S);
+	}
+	CHECK_EQ(sent, 5);
+	teardown();
+}
+
+/* Hop limit: ND demands 255 (tested with the ND cases); anything else is
+ * accepted, 0 included (RFC 8200 3 discards it only when forwarding). */
+static void test_hop_limit_zero(void)
+{
+	uint8_t l4[20];
+	struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)l4;
+
+	setup();
+	t_learn_peer6(S, T);
+	memset(l4, 0, sizeof(l4));
+	th->src_port = rte_cpu_to_be_16(6001);
+	th->dst_port = rte_cpu_to_be_16(25);
+	th->sent_seq = rte_cpu_to_be_32(5);
+	th->data_off = 5 << 4;
+	th->tcp_flags = T_FLAG_SYN;
+	th->rx_win = rte_cpu_to_be_16(65535);
+	t_inject(S,
+		 t_build_ip6(P, &t_peer_ip6, &t_our_ip6, 0, 0, NULL, 0,
+			     IPPROTO_TCP, l4, sizeof(l4)),
+		 T);
+	CHECK_EQ(synacks(), 1);
 	teardown();
 }
 
@@ -818,6 +1207,45 @@ static void test_flow_label_and_dual_stack(void)
 	teardown();
 }
 
+/* A listener restricted to one family (a listener with an address,
+ * issue 16): the other family's SYN gets RST as on a closed port, its
+ * own family's SYN-ACK; the restriction can change and be lifted. */
+static void test_listener_family(void)
+{
+	struct t_out o;
+
+	setup();
+	t_learn_peer6(S, T);
+	t_learn_peer(S, T);
+	CHECK_EQ(tcp_listen_families(S, 25, TCP_FAMILY_V6), 0);
+	syn_family(false, 7001, 9);
+	if (t_take1(S, &o)) {
+		CHECK(!o.v6);
+		CHECK_EQ(o.flags, T_FLAG_RST | T_FLAG_ACK);
+	}
+	syn6(7002, 100);
+	if (t_take1(S, &o)) {
+		CHECK(o.v6);
+		CHECK_EQ(o.flags, T_FLAG_SYN | T_FLAG_ACK);
+	}
+	CHECK_EQ(tcp_listen_families(S, 25, TCP_FAMILY_V4), 0);
+	syn6(7003, 100);
+	if (t_take1(S, &o)) {
+		CHECK(o.v6);
+		CHECK_EQ(o.flags, T_FLAG_RST | T_FLAG_ACK);
+	}
+	syn_family(false, 7004, 9);
+	if (t_take1(S, &o))
+		CHECK_EQ(o.flags, T_FLAG_SYN | T_FLAG_ACK);
+	CHECK_EQ(tcp_listen_families(S, 25, TCP_FAMILY_ANY), 0);
+	syn6(7005, 100);
+	if (t_take1(S, &o))
+		CHECK_EQ(o.flags, T_FLAG_SYN | T_FLAG_ACK);
+	CHECK_EQ(tcp_listen_families(S, 25, 0), -EINVAL);
+	CHECK_EQ(tcp_listen_families(S, 26, TCP_FAMILY_V4), -ENOENT);
+	teardown();
+}
+
 /* Under a SYN flood (backlog full), cookies over IPv6 validate too. */
 static void backlog1(struct net_stack_conf *c)
 {
@@ -870,11 +1298,16 @@ int main(void)
 		C(test_nd_hostile),
 		C(test_nd_router_messages),
 		C(test_dad),
+		C(test_mld),
 		C(test_icmp6_echo),
 		C(test_icmp6_packet_too_big),
 		C(test_ext_headers),
+		C(test_ext_headers_chained),
+		C(test_icmp6_errors),
+		C(test_hop_limit_zero),
 		C(test_ip6_validation),
 		C(test_flow_label_and_dual_stack),
+		C(test_listener_family),
 		C(test_syncookie6),
 	};
 	const char *names[RTE_DIM(cases)];
