@@ -20,7 +20,12 @@
 # run (Postfix: master with its reaped children plus the live children),
 # and the busy time of the pinned CPU 1 from /proc/stat (which also holds
 # the kernel's tap/loopback work and whatever else runs there); the
-# ratio of the first is the efficiency figure.
+# ratio of the first is the efficiency figure. mxgate's process time
+# includes its poll loop's empty iterations (the idle back-off spins 256
+# of them before each sleep), so the script also reports the time its
+# dataplane lcore spent in iterations that found work (the stats file's
+# busy_tsc) and in empty polls (idle_tsc), per message: wall-clock TSC,
+# so on a loaded machine they include time the lcore was preempted.
 # Second opinion (issue 17): right after smtp-source, mxgate-bench (the
 # userspace-stack generator, on its own net_tap port, 198.18.2.2 via the
 # namespace's kernel as router, CPU 0) sends the same load (MESSAGES
@@ -197,10 +202,17 @@ source_run() {
 
 MX_SECS=null; MX_RATE=null; MX_RECV=null; MX_ACC=null; MX_OK=false
 PF_SECS=null; PF_RATE=null; PF_RECV=null; PF_OK=false
-MX_CPU=null; MX_CPU1=null; PF_CPU=null; PF_CPU1=null
+MX_CPU=null; MX_CPU1=null; PF_CPU=null; PF_CPU1=null; MX_BUSY_NS=null; MX_EMPTY_NS=null
 MX_B_RATE=null; MX_B_ACC=null; MX_B_RECV=null
 PF_B_RATE=null; PF_B_ACC=null; PF_B_RECV=null
 MX_LOAD=""; PF_LOAD=""
+
+# mx_tsc_ns FIELD: mxgate's dataplane time, nanoseconds, from the stats
+# file: busy_tsc (iterations that found work) or idle_tsc (the empty
+# polls, without the back-off's pauses and sleeps); wall-clock cycles
+mx_tsc_ns() {
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["total"][sys.argv[2]] * 1e9 / d["tsc_hz"])' "$TMP/mx.json" "$1" 2>/dev/null || echo 0
+}
 
 run_mxgate() {
 	sink_start mxgate || return 1
@@ -233,12 +245,17 @@ EOF
 	wait_port 198.18.0.2 25 || return 1
 	echo "mxgate: smtp-source $MSGS msgs, $SESS sessions, $SIZE B ..." >&2
 	MX_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+	sleep 0.3 # a fresh stats file
 	p0=$(proc_ticks $mpid); k0=$(cpu1_ticks)
+	b0=$(mx_tsc_ns busy_tsc); e0=$(mx_tsc_ns idle_tsc)
 	if MX_SECS=$(source_run mxgate 198.18.0.2:25); then MX_OK=true; fi
 	p1=$(proc_ticks $mpid); k1=$(cpu1_ticks)
+	sleep 0.3; b1=$(mx_tsc_ns busy_tsc); e1=$(mx_tsc_ns idle_tsc)
+	MX_BUSY_NS=$(python3 -c "print(round(($b1 - $b0) / $MSGS, 1))")
+	MX_EMPTY_NS=$(python3 -c "print(round(($e1 - $e0) / $MSGS, 1))")
 	MX_LOAD="$MX_LOAD -> $(cut -d' ' -f1-3 /proc/loadavg)"
 	MX_CPU=$(ns_per_msg $((p1 - p0))); MX_CPU1=$(ns_per_msg $((k1 - k0)))
-	echo "mxgate: CPU $MX_CPU ns/msg (process), CPU 1 busy $MX_CPU1 ns/msg; load $MX_LOAD" >&2
+	echo "mxgate: CPU $MX_CPU ns/msg (process), CPU 1 busy $MX_CPU1 ns/msg, lcore busy iterations $MX_BUSY_NS ns/msg, empty polls $MX_EMPTY_NS ns/msg; load $MX_LOAD" >&2
 	MX_RECV=$(sink_settle mxgate "$MSGS")
 	echo "mxgate: mxgate-bench, the same load ..." >&2
 	set -- $(bench_run mx 198.18.0.2:25)
@@ -305,6 +322,8 @@ mx = {"ok": "$MX_OK" == "true", "seconds": n("$MX_SECS"),
       "gw_messages_accepted": n("$MX_ACC"),
       "cpu_ns_per_msg_process": n("$MX_CPU"),
       "cpu_ns_per_msg_cpu1": n("$MX_CPU1"), "loadavg": "$MX_LOAD",
+      "busy_ns_per_msg_lcore": n("$MX_BUSY_NS"),
+      "empty_poll_ns_per_msg_lcore": n("$MX_EMPTY_NS"),
       "mxgate_bench": {"msg_per_s": n("$MX_B_RATE"),
                        "accepted": n("$MX_B_ACC"),
                        "sink_total_after": n("$MX_B_RECV")}}
@@ -339,6 +358,10 @@ r["cpu_ratio_postfix_vs_mxgate_process"] = (
     round(pf["cpu_ns_per_msg_process"] / mx["cpu_ns_per_msg_process"], 2)
     if pf["cpu_ns_per_msg_process"] and mx["cpu_ns_per_msg_process"]
     else None)
+r["cpu_ratio_postfix_vs_mxgate_busy"] = (
+    round(pf["cpu_ns_per_msg_process"] / mx["busy_ns_per_msg_lcore"], 2)
+    if pf["cpu_ns_per_msg_process"] and mx.get("busy_ns_per_msg_lcore")
+    else None)
 r["cpu_ratio_postfix_vs_mxgate_cpu1"] = (
     round(pf["cpu_ns_per_msg_cpu1"] / mx["cpu_ns_per_msg_cpu1"], 2)
     if pf["cpu_ns_per_msg_cpu1"] and mx["cpu_ns_per_msg_cpu1"] else None)
@@ -364,6 +387,10 @@ print("CPU per message: mxgate %s ns, postfix %s ns (process), ratio %s; "
     mx["cpu_ns_per_msg_process"], pf["cpu_ns_per_msg_process"],
     r["cpu_ratio_postfix_vs_mxgate_process"], mx["cpu_ns_per_msg_cpu1"],
     pf["cpu_ns_per_msg_cpu1"], r["cpu_ratio_postfix_vs_mxgate_cpu1"]))
+print("mxgate lcore busy iterations only: %s ns/msg, postfix/mxgate %s; "
+      "empty polls %s ns/msg" % (
+    mx["busy_ns_per_msg_lcore"], r["cpu_ratio_postfix_vs_mxgate_busy"],
+    mx["empty_poll_ns_per_msg_lcore"]))
 print("mxgate-bench, same load: against mxgate %s msg/s, against postfix "
       "%s msg/s" % (mx["mxgate_bench"]["msg_per_s"],
                     pf["mxgate_bench"]["msg_per_s"]))
