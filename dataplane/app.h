@@ -35,10 +35,12 @@ struct lcore_stats {
 	 * without the empty polls of busy polling or the idle back-off's
 	 * spins and sleeps (tsc_hz in the stats file converts it). */
 	uint64_t busy_tsc;
-	/* TSC cycles of the iterations that found nothing (the polls
-	 * themselves, not the back-off's pauses and sleeps after them).
-	 * Both are wall-clock cycles: time the thread was preempted inside
-	 * an iteration counts too. */
+	/* TSC cycles of the iterations that found nothing, with the
+	 * back-off's pauses but not its sleeps. Both are wall-clock
+	 * cycles: time the thread was preempted inside an iteration counts
+	 * too, so on a shared CPU busy_tsc / (busy_tsc + idle_tsc) is the
+	 * figure to trust (the share of the lcore's CPU time that found
+	 * work), not busy_tsc alone. */
 	uint64_t idle_tsc;
 	uint64_t rx_pkts, tx_pkts, tx_dropped;
 	uint64_t steered_out, steered_in, steer_ring_full;

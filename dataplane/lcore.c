@@ -253,17 +253,19 @@ int lcore_main(void *arg)
 
 		/* 5. Idle back-off: short pauses first, then sleeps that
 		 * grow to idle_sleep_max_us, never past the next timer. */
-		if (work)
+		if (work) {
 			lc->stats.busy_tsc += rte_get_tsc_cycles() - tsc;
-		else
-			lc->stats.idle_tsc += rte_get_tsc_cycles() - tsc;
-		if (work || conf->busy_poll) {
 			idle_iters = 0;
 			sleep_us = 0;
 			continue;
 		}
+		if (conf->busy_poll) {
+			lc->stats.idle_tsc += rte_get_tsc_cycles() - tsc;
+			continue;
+		}
 		if (++idle_iters < 256) {
 			rte_pause();
+			lc->stats.idle_tsc += rte_get_tsc_cycles() - tsc;
 			continue;
 		}
 		sleep_us = sleep_us ? sleep_us * 2 : 1;
@@ -279,6 +281,7 @@ int lcore_main(void *arg)
 			 * (idle_sleep). */
 		}
 		lc->stats.idle_sleeps++;
+		lc->stats.idle_tsc += rte_get_tsc_cycles() - tsc;
 		idle_sleep(lc, sleep_us);
 	}
 	lc->stopped = true;
