@@ -334,7 +334,6 @@ static const struct tcp_callbacks gen_cb = {
 	.reset = cb_reset,
 };
 
-/* Open a session from source address src (an index into st[]). */
 /* Sessions go round robin over the source addresses, so a server that
  * steers by client address (mxgate, DESIGN 2) sees them spread. */
 static uint32_t next_src(struct gen *g)
@@ -345,6 +344,7 @@ static uint32_t next_src(struct gen *g)
 	return k;
 }
 
+/* Open a session from source address src (an index into st[]). */
 static bool open_session(struct gen *g, uint32_t src, uint64_t sched_us,
 			 uint64_t now)
 {
@@ -374,7 +374,8 @@ static bool open_session(struct gen *g, uint32_t src, uint64_t sched_us,
 	s->progress_us = now;
 	s->src = (uint16_t)src;
 	smtpb_client_init(&s->cl, &g->conf.smtp, g->session_ids++, sched_us);
-	rc = tcp_connect(g->st[src], g->conf.ip, g->conf.port, &gen_cb, s, &s->c);
+	rc = tcp_connect(g->st[src], g->conf.ip, g->conf.port, &gen_cb, s,
+			 &s->c);
 	if (rc < 0) {
 		COUNT(g, now, no_conn++);
 		slot_free(s);
@@ -395,6 +396,10 @@ struct gen *gen_create(const struct gen_conf *conf, struct net_stack **st,
 	if (!g)
 		return NULL;
 	g->conf = *conf;
+	/* more addresses than sessions: the extra ones stay unused (each
+	 * in use is primed by a session of its own, below) */
+	if (n_st > conf->sessions)
+		n_st = conf->sessions;
 	memcpy(g->st, st, n_st * sizeof(*st));
 	g->n_st = n_st;
 	g->s = calloc(conf->sessions, sizeof(*g->s));

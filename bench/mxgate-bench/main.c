@@ -66,9 +66,10 @@ static void usage(FILE *f)
 		"on-link)\n"
 		"  --client-ips A/LEN   generator sessions from every address "
 		"of\n"
-		"                       this block (at most 64), round robin "
-		"(default:\n"
-		"                       --ip alone)\n"
+		"                       this block (at most 64, and at most "
+		"--sessions\n"
+		"                       of them used), round robin (default: "
+		"--ip alone)\n"
 		"  --queues N           queue pairs on the port (1; a memif "
 		"peer with\n"
 		"                       N queues, e.g. mxgate with N cores, "
@@ -560,7 +561,10 @@ static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
 			"\"warmup_s\": %.3f, \"nonce\": \"%016" PRIx64 "\",\n"
 			"  \"measured\": ",
 			o->g.sessions,
-			o->n_client_ips ? o->n_client_ips : 1u, o->g.rate,
+			o->n_client_ips ? RTE_MIN(o->n_client_ips,
+						  o->g.sessions)
+					: 1u,
+			o->g.rate,
 			o->g.msgs_per_conn,
 			o->g.rcpts_lo, o->g.rcpts_hi, o->g.size_lo,
 			o->g.size_hi, o->g.smtp.pipelining ? "true" : "false",
