@@ -20,7 +20,14 @@
 # run (Postfix: master with its reaped children plus the live children),
 # and the busy time of the pinned CPU 1 from /proc/stat (which also holds
 # the kernel's tap/loopback work and whatever else runs there); the
-# ratio of the first is the efficiency figure.
+# ratio of the first is the efficiency figure. mxgate's process time
+# includes its poll loop's empty iterations (the idle back-off spins 256
+# of them before each sleep), so the script also reports the time its
+# dataplane lcore spent in iterations that found work (the stats file's
+# busy_tsc) and in empty polls with the back-off's pauses (idle_tsc):
+# wall-clock TSC, inflated alike when the lcore is preempted, so their
+# ratio times the lcore thread's CPU time (/proc/PID/task) is the
+# working CPU per message (lcore_working_cpu_ns_per_msg).
 # Second opinion (issue 17): right after smtp-source, mxgate-bench (the
 # userspace-stack generator, on its own net_tap port, 198.18.2.2 via the
 # namespace's kernel as router, CPU 0) sends the same load (MESSAGES
@@ -94,19 +101,34 @@ $NX sysctl -qw net.ipv4.ip_forward=1
 
 # proc_ticks PID: user+system clock ticks of one process
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# pf_ticks MASTER: Postfix's CPU: master with its reaped children
-# (cutime+cstime) plus every live child
+# proc_uticks PID: user clock ticks only (over tap, mxgate's system
+# time holds the kernel's work for every frame it writes to the tap,
+# including the peer's TCP receive processing)
+proc_uticks() { awk '{print $14}' "/proc/$1/stat"; }
+# pf_ticks MASTER [user]: Postfix's CPU: master with its reaped children
+# (cutime+cstime) plus every live child; with "user", user time only
 pf_ticks() {
-	m=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat")
+	if [ "${2:-}" = user ]; then mf='$14 + $16'; cf='$14'
+	else mf='$14 + $15 + $16 + $17'; cf='$14 + $15'; fi
+	m=$(awk "{print $mf}" "/proc/$1/stat")
 	c=0
 	for d in /proc/[0-9]*; do
 		[ "$(awk '/^PPid:/{print $2}' "$d/status" 2>/dev/null)" = "$1" ] || continue
-		t=$(awk '{print $14 + $15}' "$d/stat" 2>/dev/null || echo 0)
+		t=$(awk "{print $cf}" "$d/stat" 2>/dev/null || echo 0)
 		c=$((c + ${t:-0}))
 	done
 	echo $((m + c))
 }
 # cpu1_ticks: busy ticks of CPU 1 (user nice system irq softirq)
+# lcore_ticks PID: utime+stime of mxgate's dataplane lcore thread
+# (DPDK names it rte-worker-N)
+lcore_ticks() {
+	for t in /proc/$1/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = rte-worker-1 ] &&
+			awk '{print $14 + $15}' "$t/stat" && return
+	done
+	echo 0
+}
 cpu1_ticks() { awk '$1 == "cpu1" {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 # ns_per_msg TICKS: nanoseconds of CPU per message
 ns_per_msg() { python3 -c "print(round($1 * 1e9 / $HZ / $MSGS, 1))"; }
@@ -197,10 +219,17 @@ source_run() {
 
 MX_SECS=null; MX_RATE=null; MX_RECV=null; MX_ACC=null; MX_OK=false
 PF_SECS=null; PF_RATE=null; PF_RECV=null; PF_OK=false
-MX_CPU=null; MX_CPU1=null; PF_CPU=null; PF_CPU1=null
+MX_CPU=null; MX_CPU1=null; PF_CPU=null; PF_CPU1=null; MX_BUSY_NS=null; MX_EMPTY_NS=null; MX_LCORE_NS=null; MX_WORK_NS=null; MX_UCPU=null; PF_UCPU=null
 MX_B_RATE=null; MX_B_ACC=null; MX_B_RECV=null
 PF_B_RATE=null; PF_B_ACC=null; PF_B_RECV=null
 MX_LOAD=""; PF_LOAD=""
+
+# mx_tsc_ns FIELD: mxgate's dataplane time, nanoseconds, from the stats
+# file: busy_tsc (iterations that found work) or idle_tsc (the empty
+# polls, without the back-off's pauses and sleeps); wall-clock cycles
+mx_tsc_ns() {
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["total"][sys.argv[2]] * 1e9 / d["tsc_hz"])' "$TMP/mx.json" "$1" 2>/dev/null || echo 0
+}
 
 run_mxgate() {
 	sink_start mxgate || return 1
@@ -233,12 +262,23 @@ EOF
 	wait_port 198.18.0.2 25 || return 1
 	echo "mxgate: smtp-source $MSGS msgs, $SESS sessions, $SIZE B ..." >&2
 	MX_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
-	p0=$(proc_ticks $mpid); k0=$(cpu1_ticks)
+	sleep 0.3 # a fresh stats file
+	p0=$(proc_ticks $mpid); k0=$(cpu1_ticks); l0=$(lcore_ticks $mpid)
+	u0=$(proc_uticks $mpid)
+	b0=$(mx_tsc_ns busy_tsc); e0=$(mx_tsc_ns idle_tsc)
 	if MX_SECS=$(source_run mxgate 198.18.0.2:25); then MX_OK=true; fi
-	p1=$(proc_ticks $mpid); k1=$(cpu1_ticks)
+	p1=$(proc_ticks $mpid); k1=$(cpu1_ticks); l1=$(lcore_ticks $mpid)
+	u1=$(proc_uticks $mpid); MX_UCPU=$(ns_per_msg $((u1 - u0)))
+	sleep 0.3; b1=$(mx_tsc_ns busy_tsc); e1=$(mx_tsc_ns idle_tsc)
+	MX_BUSY_NS=$(python3 -c "print(round(($b1 - $b0) / $MSGS, 1))")
+	MX_EMPTY_NS=$(python3 -c "print(round(($e1 - $e0) / $MSGS, 1))")
+	MX_LCORE_NS=$(ns_per_msg $((l1 - l0)))
+	# the lcore thread's CPU time times the share of its polling time
+	# that found work: what the messages cost, without the empty polls
+	MX_WORK_NS=$(python3 -c "b, e = $b1 - $b0, $e1 - $e0; print(round($MX_LCORE_NS * b / (b + e), 1) if b + e > 0 else 'null')")
 	MX_LOAD="$MX_LOAD -> $(cut -d' ' -f1-3 /proc/loadavg)"
 	MX_CPU=$(ns_per_msg $((p1 - p0))); MX_CPU1=$(ns_per_msg $((k1 - k0)))
-	echo "mxgate: CPU $MX_CPU ns/msg (process), CPU 1 busy $MX_CPU1 ns/msg; load $MX_LOAD" >&2
+	echo "mxgate: CPU $MX_CPU ns/msg (process), CPU 1 busy $MX_CPU1 ns/msg, lcore thread $MX_LCORE_NS ns/msg of which working $MX_WORK_NS (busy iterations $MX_BUSY_NS, empty polls $MX_EMPTY_NS ns/msg of wall clock); load $MX_LOAD" >&2
 	MX_RECV=$(sink_settle mxgate "$MSGS")
 	echo "mxgate: mxgate-bench, the same load ..." >&2
 	set -- $(bench_run mx 198.18.0.2:25)
@@ -269,9 +309,10 @@ PY
 	echo "postfix: smtp-source $MSGS msgs, $SESS sessions, $SIZE B ..." >&2
 	pm=$(cat "$PFDIR/queue/pid/master.pid" | tr -d ' ')
 	PF_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
-	p0=$(pf_ticks $pm); k0=$(cpu1_ticks)
+	p0=$(pf_ticks $pm); k0=$(cpu1_ticks); u0=$(pf_ticks $pm user)
 	if PF_SECS=$(source_run postfix 198.18.1.1:25); then PF_OK=true; fi
-	p1=$(pf_ticks $pm); k1=$(cpu1_ticks)
+	p1=$(pf_ticks $pm); k1=$(cpu1_ticks); u1=$(pf_ticks $pm user)
+	PF_UCPU=$(ns_per_msg $((u1 - u0)))
 	PF_LOAD="$PF_LOAD -> $(cut -d' ' -f1-3 /proc/loadavg)"
 	PF_CPU=$(ns_per_msg $((p1 - p0))); PF_CPU1=$(ns_per_msg $((k1 - k0)))
 	echo "postfix: CPU $PF_CPU ns/msg (processes), CPU 1 busy $PF_CPU1 ns/msg; load $PF_LOAD" >&2
@@ -305,6 +346,11 @@ mx = {"ok": "$MX_OK" == "true", "seconds": n("$MX_SECS"),
       "gw_messages_accepted": n("$MX_ACC"),
       "cpu_ns_per_msg_process": n("$MX_CPU"),
       "cpu_ns_per_msg_cpu1": n("$MX_CPU1"), "loadavg": "$MX_LOAD",
+      "busy_ns_per_msg_lcore": n("$MX_BUSY_NS"),
+      "empty_poll_ns_per_msg_lcore": n("$MX_EMPTY_NS"),
+      "lcore_thread_cpu_ns_per_msg": n("$MX_LCORE_NS"),
+      "user_cpu_ns_per_msg_process": n("$MX_UCPU"),
+      "lcore_working_cpu_ns_per_msg": n("$MX_WORK_NS"),
       "mxgate_bench": {"msg_per_s": n("$MX_B_RATE"),
                        "accepted": n("$MX_B_ACC"),
                        "sink_total_after": n("$MX_B_RECV")}}
@@ -312,6 +358,7 @@ pf = {"ok": "$PF_OK" == "true", "seconds": n("$PF_SECS"),
       "msg_per_s": n("$PF_RATE"), "sink_received": n("$PF_RECV"),
       "cpu_ns_per_msg_process": n("$PF_CPU"),
       "cpu_ns_per_msg_cpu1": n("$PF_CPU1"), "loadavg": "$PF_LOAD",
+      "user_cpu_ns_per_msg_process": n("$PF_UCPU"),
       "mxgate_bench": {"msg_per_s": n("$PF_B_RATE"),
                        "accepted": n("$PF_B_ACC"),
                        "sink_total_after": n("$PF_B_RECV")}}
@@ -339,6 +386,16 @@ r["cpu_ratio_postfix_vs_mxgate_process"] = (
     round(pf["cpu_ns_per_msg_process"] / mx["cpu_ns_per_msg_process"], 2)
     if pf["cpu_ns_per_msg_process"] and mx["cpu_ns_per_msg_process"]
     else None)
+r["cpu_ratio_postfix_vs_mxgate_user"] = (
+    round(pf["user_cpu_ns_per_msg_process"] /
+          mx["user_cpu_ns_per_msg_process"], 2)
+    if pf["user_cpu_ns_per_msg_process"] and
+    mx["user_cpu_ns_per_msg_process"] else None)
+r["cpu_ratio_postfix_vs_mxgate_working"] = (
+    round(pf["cpu_ns_per_msg_process"] / mx["lcore_working_cpu_ns_per_msg"],
+          2)
+    if pf["cpu_ns_per_msg_process"] and
+    mx.get("lcore_working_cpu_ns_per_msg") else None)
 r["cpu_ratio_postfix_vs_mxgate_cpu1"] = (
     round(pf["cpu_ns_per_msg_cpu1"] / mx["cpu_ns_per_msg_cpu1"], 2)
     if pf["cpu_ns_per_msg_cpu1"] and mx["cpu_ns_per_msg_cpu1"] else None)
@@ -364,6 +421,13 @@ print("CPU per message: mxgate %s ns, postfix %s ns (process), ratio %s; "
     mx["cpu_ns_per_msg_process"], pf["cpu_ns_per_msg_process"],
     r["cpu_ratio_postfix_vs_mxgate_process"], mx["cpu_ns_per_msg_cpu1"],
     pf["cpu_ns_per_msg_cpu1"], r["cpu_ratio_postfix_vs_mxgate_cpu1"]))
+print("user CPU per message: mxgate %s ns, postfix %s ns, ratio %s" % (
+    mx["user_cpu_ns_per_msg_process"], pf["user_cpu_ns_per_msg_process"],
+    r["cpu_ratio_postfix_vs_mxgate_user"]))
+print("mxgate lcore thread %s ns/msg, of it working %s ns/msg: "
+      "postfix/mxgate %s" % (
+    mx["lcore_thread_cpu_ns_per_msg"], mx["lcore_working_cpu_ns_per_msg"],
+    r["cpu_ratio_postfix_vs_mxgate_working"]))
 print("mxgate-bench, same load: against mxgate %s msg/s, against postfix "
       "%s msg/s" % (mx["mxgate_bench"]["msg_per_s"],
                     pf["mxgate_bench"]["msg_per_s"]))

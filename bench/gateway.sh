@@ -17,8 +17,20 @@
 # user+system) over the measured window / messages; frames per message
 # from both stacks' counters. perf top functions when perf can sample.
 #
+# Two mxgate cores (cases conn1_2core and its same-run reference
+# conn1_1core_backoff): mxgate with two dataplane lcores on CPUs 0 and 1
+# and its default idle back-off; mxgate-bench on CPU 0 beside mxgate's
+# first lcore, with --client-ips 198.18.9.64/27 (32 source addresses, so
+# mxgate's steering by client address spreads the sessions over both
+# lcores) and --queues 2 (the memif has a queue pair per mxgate lcore;
+# mxgate-bench sends a source address's frames on queue (index mod 2),
+# so about half of them reach their owner directly and the rest are
+# steered by mxgate over its rings), and no busy polling on either side:
+# three pollers share two CPUs by sleeping when idle.
+#
 # usage: bench/gateway.sh [SECONDS per case, default 6] [SESSIONS, 64]
-#   CASES="conn1 conn10 rcpt10 big100k"  which cases (default all)
+#   CASES="conn1 conn10 rcpt10 big100k conn1_1core_backoff conn1_2core"
+#                  which cases (default all)
 #   MEMIF_ARGS=",rsize=12"  extra net_memif arguments for both ends (the
 #                  default: 4,096-slot rings; MEMIF_ARGS= for 1,024)
 #   NAME=gateway   results as bench/results/NAME.json and NAME.png
@@ -36,7 +48,7 @@ ROOT=$(pwd)
 SECS=${1:-6}
 SESS=${2:-64}
 WARM=2
-CASES=${CASES:-"conn1 conn10 rcpt10 big100k"}
+CASES=${CASES:-"conn1 conn10 rcpt10 big100k conn1_1core_backoff conn1_2core"}
 MEMIF_ARGS=${MEMIF_ARGS-,rsize=12}
 NAME=${NAME:-gateway}
 TOOL=${TOOL:-1}
@@ -79,13 +91,18 @@ if perf record -e cpu-clock -o "$TMP/perf.probe" true >/dev/null 2>&1; then
 	PERF_OK=true
 fi
 
-# run_case NAME GEN-ARGS...: one mxgate, one mxgate-bench, one JSON line
+# run_case NAME GEN-ARGS...: one mxgate, one mxgate-bench, one JSON line.
+# MX_CORES (1), MX_CPUS (1), BUSY (true): mxgate's lcores and polling;
+# BENCH_SRC: extra mxgate-bench arguments (source addresses, queues).
 run_case() {
 	name=$1; shift
 	sock=$TMP/$name.sock
+	mx_cores=${MX_CORES:-1}; mx_cpus=${MX_CPUS:-1}; busy=${BUSY:-true}
+	if [ "$busy" = true ]; then mx_busy=--busy-poll; bench_busy=--busy-poll
+	else mx_busy=; bench_busy=; fi
 	cat >"$TMP/$name.conf" <<EOF
 stack = { port = "net_memif0,role=server,socket=$sock,id=0$MEMIF_ARGS";
-          address = "198.18.9.2/24"; cores = 1; busy_poll = true;
+          address = "198.18.9.2/24"; cores = $mx_cores; busy_poll = $busy;
           max_conns = 16384; };
 listeners = ( { name = "mx"; port = 25; role = "mx";
                 hostname = "gw.bench.mxgt.test"; } );
@@ -96,15 +113,17 @@ maildir = { path = "$TMP/Maildir"; };
 log = { file = "$TMP/$name.log"; level = "warn"; };
 policy = { relay_networks = [ "198.18.0.0/15" ]; };
 EOF
-	$NX "$RUN_MXG" --config "$TMP/$name.conf" --busy-poll --cores 1 \
-		--dp-cpus 1 --stats-file "$TMP/$name-mx.json" \
+	# shellcheck disable=SC2086
+	$NX "$RUN_MXG" --config "$TMP/$name.conf" $mx_busy --cores $mx_cores \
+		--dp-cpus $mx_cpus --stats-file "$TMP/$name-mx.json" \
 		--stats-interval-ms 200 >"$TMP/$name-mx.out" 2>&1 &
 	mpid=$!; echo $mpid >>"$TMP/pids"
 	sleep 2
 	kill -0 $mpid || { cat "$TMP/$name-mx.out" >&2; return 1; }
 	load0=$(cut -d' ' -f1-3 /proc/loadavg)
+	# shellcheck disable=SC2086
 	$NX "$BENCH" --port "net_memif0,role=client,socket=$sock,id=0$MEMIF_ARGS" \
-		--ip 198.18.9.3/24 --cpu 0 --busy-poll --quiet \
+		--ip 198.18.9.3/24 --cpu 0 $bench_busy --quiet ${BENCH_SRC:-} \
 		--target 198.18.9.2:25 --sink-port 2526 --sink-check-digest \
 		--sessions "$SESS" --warmup $WARM --duration "$SECS" \
 		--drain-ms 3000 --json "$TMP/$name-bench.json" "$@" \
@@ -127,21 +146,40 @@ EOF
 	kill -TERM $mpid; wait $mpid 2>/dev/null || true
 	python3 - "$name" "$TMP/$name-bench.json" "$TMP/$name-mx.json" \
 		"$c0" "$c1" "$t0" "$t1" "$HZ" "$load0" "$load1" "$*" \
+		"$mx_cores" "$busy" "${BENCH_SRC:-}" \
 		>>"$TMP/cases.jsonl" <<'PY'
 import json, sys
-name, bj, mj, c0, c1, t0, t1, hz, l0, l1, args = sys.argv[1:]
+(name, bj, mj, c0, c1, t0, t1, hz, l0, l1, args, cores, busy,
+ src) = sys.argv[1:]
 b = json.load(open(bj))
 g = b["generator"]; m = g["measured"]; t = g["total"]; s = b["sink"]
+busy = None
 try:
-    mx = json.load(open(mj))["total"]
+    mxd = json.load(open(mj))
+    mx = mxd["total"]
+    if mx.get("gw_messages_accepted") and mxd.get("tsc_hz"):
+        # the lcores' time in iterations that found work, over the
+        # whole run (warm-up and drain included), per message
+        busy = {k: round(mx[k] * 1e9 / mxd["tsc_hz"] /
+                         mx["gw_messages_accepted"], 1)
+                for k in ("busy_tsc", "idle_tsc") if k in mx}
+    per_core = [{k: c.get(k) for k in ("core", "gw_sessions",
+                                       "gw_messages_accepted", "rx_pkts",
+                                       "steered_in", "steered_out",
+                                       "idle_sleeps", "loops")}
+                for c in mxd.get("per_core", [])]
 except Exception:
     mx = {}
+    per_core = []
 cpu = (float(c1) - float(c0)) / float(hz)
 wall = float(t1) - float(t0)
 rate = m["msgs_per_s"]
 msgs_in_cpu_window = rate * wall
 r = {
-  "case": name, "generator_args": args,
+  "case": name, "generator_args": args, "mxgate_cores": int(cores),
+  "busy_poll": busy == "true", "bench_source_args": src,
+  "source_addresses": g.get("source_addresses", 1),
+  "mxgate_per_core": per_core,
   "msgs_per_s": rate, "conns_per_s": m["conns_per_s"],
   "bytes_per_s": m["bytes_per_s"], "rcpts_ok": m["rcpts_ok"],
   "measured_s": m["seconds"],
@@ -154,6 +192,15 @@ r = {
   "mxgate_cpu_ns_per_msg": round(cpu * 1e9 / msgs_in_cpu_window, 1)
                            if msgs_in_cpu_window else None,
   "mxgate_core_ns_per_msg": round(1e9 / rate, 1) if rate else None,
+  "mxgate_lcore_ns_per_msg": busy,
+  # process CPU per message times the share of the lcores' polling time
+  # that found work (busy / (busy + empty), both wall-clock TSC and
+  # inflated alike by preemption): the working CPU per message
+  "mxgate_working_cpu_ns_per_msg":
+      round(cpu * 1e9 / msgs_in_cpu_window * busy["busy_tsc"] /
+            (busy["busy_tsc"] + busy["idle_tsc"]), 1)
+      if busy and msgs_in_cpu_window and
+      busy.get("busy_tsc", 0) + busy.get("idle_tsc", 0) > 0 else None,
   "bench_frames_per_msg": {
       "rx": round(b["net"]["rx_frames"] / max(t["msgs_accepted"], 1), 2),
       "tx": round(b["net"]["tx_frames"] / max(t["msgs_accepted"], 1), 2)},
@@ -163,15 +210,17 @@ r = {
   "bench_retransmits": b["net"]["retransmits"],
   "mxgate_counters": {k: mx[k] for k in sorted(mx)
                       if k in ("rx_pkts", "tx_pkts", "gw_messages_accepted",
-                               "tcp_retransmits", "tx_dropped")},
+                               "tcp_retransmits", "tx_dropped",
+                               "busy_tsc", "idle_tsc")},
   "loadavg_before": l0, "loadavg_after": l1,
 }
 print(json.dumps(r))
 sys.stderr.write("%-6s %9.1f msg/s  %7.1f conn/s  exactly_once=%s  "
-                 "mxgate %s ns/msg (cpu %s)  load %s -> %s\n" % (
+                 "mxgate %s ns/msg (cpu %s, working %s)  "
+                 "load %s -> %s\n" % (
                      name, rate, m["conns_per_s"], r["exactly_once"],
                      r["mxgate_core_ns_per_msg"], r["mxgate_cpu_ns_per_msg"],
-                     l0, l1))
+                     r["mxgate_working_cpu_ns_per_msg"], l0, l1))
 PY
 }
 
@@ -224,11 +273,23 @@ case_args() {
 	conn10) echo --msgs-per-conn 10 --size 2048 ;;
 	rcpt10) echo --msgs-per-conn 1 --size 2048 --rcpts 10 ;;
 	big100k) echo --msgs-per-conn 1 --size 102400 ;;
+	conn1_1core_backoff|conn1_2core) echo --msgs-per-conn 1 --size 2048 ;;
 	*) echo "gateway.sh: unknown case $1" >&2; return 1 ;;
+	esac
+}
+# per-case mxgate layout (see the head of this file)
+case_env() {
+	case $1 in
+	conn1_1core_backoff*) MX_CORES=1 MX_CPUS=1 BUSY=false
+		BENCH_SRC="--client-ips 198.18.9.64/27" ;;
+	conn1_2core*) MX_CORES=2 MX_CPUS=0,1 BUSY=false
+		BENCH_SRC="--client-ips 198.18.9.64/27 --queues 2" ;;
+	*) MX_CORES=1 MX_CPUS=1 BUSY=true BENCH_SRC= ;;
 	esac
 }
 for c in $CASES; do
 	args=$(case_args $c) || continue
+	case_env $c
 	if [ -n "$MXG_BASE" ]; then
 		i=0
 		while [ $i -lt "$REPEAT" ]; do
@@ -266,7 +327,11 @@ r = {"bench": "gateway",
      "host": platform.node(), "cpus": $(nproc),
      "setup": "mxgate 1 dataplane lcore (CPU 1, busy poll) <-memif-> "
               "mxgate-bench generator+sink (CPU 0, busy poll); backend "
-              "pool = the sink over the same memif port",
+              "pool = the sink over the same memif port; conn1_2core: "
+              "mxgate 2 lcores (CPUs 0,1), mxgate-bench on CPU 0 with 32 "
+              "source addresses and 2 queues, idle back-off everywhere; "
+              "conn1_1core_backoff: its reference (1 lcore on CPU 1, "
+              "same sources, back-off)",
      "sessions": $SESS, "seconds_per_case": $SECS, "warmup_s": $WARM,
      "goal_msgs_per_s_conn1": 50000,
      "machine_shared": "2 CPUs shared with other developers: re-run on a "

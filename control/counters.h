@@ -58,7 +58,8 @@
 	X(backend_tls_missing) X(backend_tls_cleartext)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
-	X(loops) X(idle_sleeps) X(rx_pkts) X(tx_pkts) X(tx_dropped)            \
+	X(loops) X(idle_sleeps) X(busy_tsc) X(idle_tsc) X(rx_pkts) X(tx_pkts)  \
+	X(tx_dropped)                                                          \
 	X(steered_out) X(steered_in) X(steer_ring_full) X(replicated)
 
 #define SVC_STATS_FIELDS(X)                                                    \

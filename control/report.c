@@ -49,6 +49,8 @@ void report_stats_json(struct control *ctl, FILE *f, bool final,
 		(unsigned long long)ctl->port->tx_offloads);
 	fprintf(f, " \"conn_state_bytes\": %zu,\n",
 		net_stack_conn_state_bytes());
+	fprintf(f, " \"tsc_hz\": %llu,\n",
+		(unsigned long long)rte_get_tsc_hz());
 	fprintf(f, " \"mbufs\": {\"size\": %u, \"available\": %u},\n",
 		ctl->pool->size, rte_mempool_avail_count(ctl->pool));
 	if (final)

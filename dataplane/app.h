@@ -30,6 +30,18 @@
 /* Per-core counters of the glue layer (steering, port I/O). */
 struct lcore_stats {
 	uint64_t loops, idle_sleeps;
+	/* TSC cycles spent in iterations that found work (frames in or
+	 * out, steered frames, worker completions): the core's busy time,
+	 * without the empty polls of busy polling or the idle back-off's
+	 * spins and sleeps (tsc_hz in the stats file converts it). */
+	uint64_t busy_tsc;
+	/* TSC cycles of the iterations that found nothing, with the
+	 * back-off's pauses but not its sleeps. Both are wall-clock
+	 * cycles: time the thread was preempted inside an iteration counts
+	 * too, so on a shared CPU busy_tsc / (busy_tsc + idle_tsc) is the
+	 * figure to trust (the share of the lcore's CPU time that found
+	 * work), not busy_tsc alone. */
+	uint64_t idle_tsc;
 	uint64_t rx_pkts, tx_pkts, tx_dropped;
 	uint64_t steered_out, steered_in, steer_ring_full;
 	uint64_t replicated;

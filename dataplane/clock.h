@@ -15,13 +15,20 @@ extern uint64_t mxg_tsc_base;
 
 void clock_init(void);
 
-static inline uint64_t clock_us(void)
+/* Microseconds since clock_init at TSC value tsc (rte_get_tsc_cycles()),
+ * for a caller that also wants the cycle count itself. */
+static inline uint64_t clock_us_at(uint64_t tsc)
 {
-	uint64_t c = rte_get_tsc_cycles() - mxg_tsc_base;
+	uint64_t c = tsc - mxg_tsc_base;
 
 	/* Split to avoid overflow of c * 1e6 after ~2 hours at 3 GHz. */
 	return (c / mxg_tsc_hz) * 1000000ULL +
 	       ((c % mxg_tsc_hz) * 1000000ULL) / mxg_tsc_hz;
+}
+
+static inline uint64_t clock_us(void)
+{
+	return clock_us_at(rte_get_tsc_cycles());
 }
 
 #endif /* MXG_CLOCK_H */

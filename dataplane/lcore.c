@@ -176,7 +176,8 @@ int lcore_main(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &io, NULL);
 
 	while (!mxg_quit) {
-		uint64_t now = clock_us();
+		uint64_t tsc = rte_get_tsc_cycles();
+		uint64_t now = clock_us_at(tsc);
 		uint16_t n = 0, nlocal = 0, work = 0;
 
 		lc->stats.loops++;
@@ -252,13 +253,19 @@ int lcore_main(void *arg)
 
 		/* 5. Idle back-off: short pauses first, then sleeps that
 		 * grow to idle_sleep_max_us, never past the next timer. */
-		if (work || conf->busy_poll) {
+		if (work) {
+			lc->stats.busy_tsc += rte_get_tsc_cycles() - tsc;
 			idle_iters = 0;
 			sleep_us = 0;
 			continue;
 		}
+		if (conf->busy_poll) {
+			lc->stats.idle_tsc += rte_get_tsc_cycles() - tsc;
+			continue;
+		}
 		if (++idle_iters < 256) {
 			rte_pause();
+			lc->stats.idle_tsc += rte_get_tsc_cycles() - tsc;
 			continue;
 		}
 		sleep_us = sleep_us ? sleep_us * 2 : 1;
@@ -274,6 +281,7 @@ int lcore_main(void *arg)
 			 * (idle_sleep). */
 		}
 		lc->stats.idle_sleeps++;
+		lc->stats.idle_tsc += rte_get_tsc_cycles() - tsc;
 		idle_sleep(lc, sleep_us);
 	}
 	lc->stopped = true;

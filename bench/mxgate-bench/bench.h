@@ -64,9 +64,15 @@ struct gen_counts {
 	struct hist lat[SMTPB_STEP_MAX];
 };
 
+/* Source addresses (one stack each) a generator spreads its sessions
+ * over, round robin. */
+#define GEN_MAX_SRC 64
+
 struct gen;
-struct gen *gen_create(const struct gen_conf *conf, struct net_stack *st,
-		       uint64_t now_us);
+/* st: n_st stacks on one port, one per source address (1..GEN_MAX_SRC);
+ * the first is the one of --ip. */
+struct gen *gen_create(const struct gen_conf *conf, struct net_stack **st,
+		       uint32_t n_st, uint64_t now_us);
 /* Start, time out, end sessions; returns true while the run goes on. */
 bool gen_poll(struct gen *g, uint64_t now_us);
 const struct gen_counts *gen_total(const struct gen *g);
@@ -92,8 +98,11 @@ struct sink_counts {
 	uint64_t digest_bad, duplicates, no_bench, foreign_nonce;
 	uint64_t seq_out_of_range, drops, refused_full, resets, quits;
 	uint64_t live;
+	uint64_t peer_addrs; /* distinct client addresses (up to 256) */
 	uint64_t nonce; /* the first nonce seen */
 };
+
+#define SINK_MAX_PEERS 256
 
 struct sink;
 struct sink *sink_create(const struct sink_conf *conf, struct net_stack *st,

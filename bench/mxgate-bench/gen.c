@@ -88,12 +88,17 @@ struct gsess {
 	uint32_t msgs_left;
 	uint64_t progress_us; /* last reply or bytes sent */
 	bool quitting;	      /* tcp_close called */
+	uint16_t src;	      /* index of the source address (stack) */
 	uint32_t next_free;
 };
 
 struct gen {
 	struct gen_conf conf;
-	struct net_stack *st;
+	struct net_stack *st[GEN_MAX_SRC]; /* one per source address */
+	uint32_t n_st;
+	uint32_t next_src; /* round robin over st[] */
+	uint64_t primed_mask; /* source addresses that connected once */
+	uint64_t priming_mask; /* ... and those with a first SYN out */
 	struct gsess *s;
 	uint32_t free_head, live;
 	uint64_t rng;
@@ -103,7 +108,7 @@ struct gen {
 	bool stopping, finished;
 	uint64_t stop_us;
 	uint64_t arrivals; /* open loop: sessions started */
-	bool primed;	   /* a first session connected: ARP done */
+	bool primed;	   /* every source connected once: ARP done */
 	uint64_t last_scan;
 	uint32_t session_ids;
 	struct gen_counts tot, win;
@@ -111,6 +116,11 @@ struct gen {
 };
 
 #define NONE UINT32_MAX
+
+static uint64_t all_src(const struct gen *g)
+{
+	return g->n_st >= 64 ? UINT64_MAX : (1ULL << g->n_st) - 1;
+}
 
 static bool in_window(const struct gen *g, uint64_t now)
 {
@@ -143,6 +153,7 @@ static void slot_free(struct gsess *s)
 	g->reserved -= s->msgs_left;
 	s->msgs_left = 0;
 	s->c = NULL;
+	g->priming_mask &= ~(1ULL << s->src);
 	s->next_free = g->free_head;
 	g->free_head = (uint32_t)(s - g->s);
 	g->live--;
@@ -264,7 +275,8 @@ static void cb_connected(void *ctx, struct tcp_conn *c)
 
 	(void)c;
 	s->progress_us = clock_us();
-	if (!g->primed) {
+	g->primed_mask |= 1ULL << s->src;
+	if (!g->primed && g->primed_mask == all_src(g)) {
 		/* the open-loop schedule starts now */
 		g->primed = true;
 		g->t_start = s->progress_us;
@@ -322,7 +334,19 @@ static const struct tcp_callbacks gen_cb = {
 	.reset = cb_reset,
 };
 
-static bool open_session(struct gen *g, uint64_t sched_us, uint64_t now)
+/* Sessions go round robin over the source addresses, so a server that
+ * steers by client address (mxgate, DESIGN 2) sees them spread. */
+static uint32_t next_src(struct gen *g)
+{
+	uint32_t k = g->next_src;
+
+	g->next_src = k + 1 < g->n_st ? k + 1 : 0;
+	return k;
+}
+
+/* Open a session from source address src (an index into st[]). */
+static bool open_session(struct gen *g, uint32_t src, uint64_t sched_us,
+			 uint64_t now)
 {
 	struct gsess *s;
 	int rc;
@@ -348,8 +372,10 @@ static bool open_session(struct gen *g, uint64_t sched_us, uint64_t now)
 	s->msgs_left = promise;
 	g->reserved += promise;
 	s->progress_us = now;
+	s->src = (uint16_t)src;
 	smtpb_client_init(&s->cl, &g->conf.smtp, g->session_ids++, sched_us);
-	rc = tcp_connect(g->st, g->conf.ip, g->conf.port, &gen_cb, s, &s->c);
+	rc = tcp_connect(g->st[src], g->conf.ip, g->conf.port, &gen_cb, s,
+			 &s->c);
 	if (rc < 0) {
 		COUNT(g, now, no_conn++);
 		slot_free(s);
@@ -359,15 +385,23 @@ static bool open_session(struct gen *g, uint64_t sched_us, uint64_t now)
 	return true;
 }
 
-struct gen *gen_create(const struct gen_conf *conf, struct net_stack *st,
-		       uint64_t now_us)
+struct gen *gen_create(const struct gen_conf *conf, struct net_stack **st,
+		       uint32_t n_st, uint64_t now_us)
 {
-	struct gen *g = calloc(1, sizeof(*g));
+	struct gen *g;
 
+	if (n_st < 1 || n_st > GEN_MAX_SRC)
+		return NULL;
+	g = calloc(1, sizeof(*g));
 	if (!g)
 		return NULL;
 	g->conf = *conf;
-	g->st = st;
+	/* more addresses than sessions: the extra ones stay unused (each
+	 * in use is primed by a session of its own, below) */
+	if (n_st > conf->sessions)
+		n_st = conf->sessions;
+	memcpy(g->st, st, n_st * sizeof(*st));
+	g->n_st = n_st;
 	g->s = calloc(conf->sessions, sizeof(*g->s));
 	if (!g->s) {
 		free(g);
@@ -401,18 +435,27 @@ bool gen_poll(struct gen *g, uint64_t now)
 			g->t_w1 = now > g->t_w0 ? now : g->t_w0 + 1;
 	}
 	if (!g->stopping && !g->primed) {
-		/* One session first: its SYN waits for ARP (the stack queues
-		 * one frame per unresolved next hop); a whole burst of SYNs
-		 * would be dropped and wait for their 1 s retransmission. */
-		if (g->live == 0)
-			open_session(g, now, now);
+		/* One session per source address first: its SYN waits for
+		 * ARP (each stack queues one frame per unresolved next hop);
+		 * a whole burst of SYNs would be dropped and wait for their
+		 * 1 s retransmission. A first session that failed is
+		 * retried (its bit is cleared when its slot is freed). */
+		for (uint32_t k = 0; k < g->n_st; k++) {
+			uint64_t bit = 1ULL << k;
+
+			if ((g->primed_mask | g->priming_mask) & bit)
+				continue;
+			if (open_session(g, k, now, now))
+				g->priming_mask |= bit;
+		}
 	} else if (!g->stopping) {
 		if (g->conf.rate > 0) {
 			for (;;) {
 				uint64_t t = g->t_start +
 					     (uint64_t)((double)g->arrivals *
 							1e6 / g->conf.rate);
-				if (t > now || !open_session(g, t, now))
+				if (t > now ||
+				    !open_session(g, next_src(g), t, now))
 					break;
 				if (now - t > 1000)
 					COUNT(g, now, late_starts++);
@@ -420,7 +463,7 @@ bool gen_poll(struct gen *g, uint64_t now)
 			}
 		} else {
 			while (g->live < g->conf.sessions &&
-			       open_session(g, now, now))
+			       open_session(g, next_src(g), now, now))
 				;
 		}
 	}

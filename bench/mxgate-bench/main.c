@@ -11,7 +11,11 @@
  * the sink), after --run-seconds, or on SIGINT/SIGTERM.
  *
  * One lcore per process: the stack is per core and this program does not
- * steer; run two processes for two cores.
+ * steer; run two processes for two cores. With --client-ips the generator
+ * opens its sessions from several source addresses (one stack each on
+ * the same port and lcore; frames are handed to the stack that owns their
+ * destination address), so a server that steers by client address, such
+ * as mxgate with several dataplane lcores, spreads them over its cores.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,8 +30,10 @@
 
 #include <arpa/inet.h>
 
+#include <rte_arp.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
+#include <rte_ip.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
@@ -58,6 +64,18 @@ static void usage(FILE *f)
 		"  --ip A/LEN           our address on the port\n"
 		"  --gateway A          next router (default: every peer "
 		"on-link)\n"
+		"  --client-ips A/LEN   generator sessions from every address "
+		"of\n"
+		"                       this block (at most 64, and at most "
+		"--sessions\n"
+		"                       of them used), round robin (default: "
+		"--ip alone)\n"
+		"  --queues N           queue pairs on the port (1; a memif "
+		"peer with\n"
+		"                       N queues, e.g. mxgate with N cores, "
+		"needs N):\n"
+		"                       all polled; stack i sends on queue "
+		"i mod N\n"
 		"  --busy-poll          never sleep when idle (benchmarks)\n"
 		"  --json FILE          final JSON document (default stdout)\n"
 		"  --quiet              no progress lines\n"
@@ -133,6 +151,9 @@ struct opts {
 	char port[256];
 	int cpu;
 	rte_be32_t ip, mask, gateway;
+	rte_be32_t client_ip; /* first of --client-ips (0: --ip only) */
+	uint32_t n_client_ips;
+	uint16_t queues; /* queue pairs on the port (1..8) */
 	bool busy, quiet;
 	const char *json;
 	double run_seconds;
@@ -149,6 +170,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		O_CPU,
 		O_IP,
 		O_GW,
+		O_CIPS,
+		O_QUEUES,
 		O_BUSY,
 		O_JSON,
 		O_QUIET,
@@ -187,6 +210,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"cpu", 1, 0, O_CPU},
 		{"ip", 1, 0, O_IP},
 		{"gateway", 1, 0, O_GW},
+		{"client-ips", 1, 0, O_CIPS},
+		{"queues", 1, 0, O_QUEUES},
 		{"busy-poll", 0, 0, O_BUSY},
 		{"json", 1, 0, O_JSON},
 		{"quiet", 0, 0, O_QUIET},
@@ -223,6 +248,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	o->linger_ms = 200;
+	o->queues = 1;
 	o->g.sessions = 16;
 	o->g.msgs_per_conn = 1;
 	o->g.rcpts_lo = o->g.rcpts_hi = 1;
@@ -267,6 +293,30 @@ static int parse(int argc, char **argv, struct opts *o)
 			if (inet_pton(AF_INET, optarg, &o->gateway) != 1)
 				return -1;
 			break;
+		case O_QUEUES:
+			o->queues = (uint16_t)atoi(optarg);
+			break;
+		case O_CIPS: {
+			char a[64], *sl;
+			int len;
+			uint32_t first;
+
+			snprintf(a, sizeof(a), "%s", optarg);
+			sl = strchr(a, '/');
+			if (!sl)
+				return -1;
+			*sl = 0;
+			len = atoi(sl + 1);
+			if (inet_pton(AF_INET, a, &o->client_ip) != 1 ||
+			    len < 26 || len > 32)
+				return -1; /* at most 64 addresses */
+			first = ntohl(o->client_ip);
+			first &= len == 32 ? 0xffffffffu
+					   : ~(0xffffffffu >> len);
+			o->client_ip = htonl(first);
+			o->n_client_ips = 1u << (32 - len);
+			break;
+		}
 		case O_BUSY:
 			o->busy = true;
 			break;
@@ -404,7 +454,8 @@ static int parse(int argc, char **argv, struct opts *o)
 	if (!o->port[0] || !o->ip || (!o->gen_on && !o->sink_on) ||
 	    o->g.sessions < 1 || o->s.max_conns < 1 ||
 	    o->s.smtp.rcpt_4xx_pct + o->s.smtp.rcpt_5xx_pct > 100 ||
-	    o->s.smtp.drop_pct > 100 ||
+	    o->s.smtp.drop_pct > 100 || o->n_client_ips > GEN_MAX_SRC ||
+	    o->queues < 1 || o->queues > 8 ||
 	    (o->gen_on && !o->g.count && o->g.duration_s <= 0))
 		return -1;
 	return 0;
@@ -503,12 +554,18 @@ static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
 
 		gen_window(g, now, &t0, &t1);
 		fprintf(f,
-			" \"generator\": {\"sessions\": %u, \"rate\": %.1f, "
+			" \"generator\": {\"sessions\": %u, "
+			"\"source_addresses\": %u, \"rate\": %.1f, "
 			"\"msgs_per_conn\": %u, \"rcpts\": [%u, %u], "
 			"\"size\": [%u, %u], \"pipelining\": %s, \"bdat\": %s, "
 			"\"warmup_s\": %.3f, \"nonce\": \"%016" PRIx64 "\",\n"
 			"  \"measured\": ",
-			o->g.sessions, o->g.rate, o->g.msgs_per_conn,
+			o->g.sessions,
+			o->n_client_ips ? RTE_MIN(o->n_client_ips,
+						  o->g.sessions)
+					: 1u,
+			o->g.rate,
+			o->g.msgs_per_conn,
 			o->g.rcpts_lo, o->g.rcpts_hi, o->g.size_lo,
 			o->g.size_hi, o->g.smtp.pipelining ? "true" : "false",
 			o->g.smtp.bdat ? "true" : "false", o->g.warmup_s,
@@ -533,12 +590,12 @@ static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
 			", \"foreign_nonce\": %" PRIu64
 			", \"seq_out_of_range\": %" PRIu64
 			", \"drops\": %" PRIu64 ", \"refused_full\": %" PRIu64
-			", \"resets\": %" PRIu64 ", \"nonce\": \"%016" PRIx64
-			"\"},\n",
+			", \"resets\": %" PRIu64 ", \"peer_addrs\": %" PRIu64
+			", \"nonce\": \"%016" PRIx64 "\"},\n",
 			s->conns, s->msgs, s->rcpts, s->bytes, s->digest_bad,
 			s->duplicates, s->no_bench, s->foreign_nonce,
 			s->seq_out_of_range, s->drops, s->refused_full,
-			s->resets, s->nonce);
+			s->resets, s->peer_addrs, s->nonce);
 	}
 	if (g && k) {
 		const struct sink_counts *s = sink_counts(k);
@@ -600,6 +657,64 @@ static void progress(const struct opts *o, struct gen *g, struct sink *k,
 		sl);
 }
 
+/* Several stacks on one port (--client-ips): hand each frame to the stack
+ * of its destination address (IPv4 destination, ARP target); anything
+ * else goes to stk[0], the --ip stack. */
+static void demux_input(struct net_stack **stk, uint32_t n_stk,
+			const struct opts *o, struct rte_mbuf **pkts,
+			uint16_t n, uint64_t now)
+{
+	struct rte_mbuf *by[1 + GEN_MAX_SRC][BURST];
+	uint16_t cnt[1 + GEN_MAX_SRC] = {0};
+	uint32_t first = ntohl(o->client_ip);
+
+	for (uint16_t i = 0; i < n; i++) {
+		const struct rte_ether_hdr *eh =
+			rte_pktmbuf_mtod(pkts[i], const struct rte_ether_hdr *);
+		uint16_t type = rte_be_to_cpu_16(eh->ether_type);
+		uint32_t dst = 0, k = 0;
+
+		if (type == RTE_ETHER_TYPE_IPV4 &&
+		    pkts[i]->data_len >= sizeof(*eh) + 20) {
+			const struct rte_ipv4_hdr *ip =
+				(const struct rte_ipv4_hdr *)(eh + 1);
+
+			dst = ntohl(ip->dst_addr);
+		} else if (type == RTE_ETHER_TYPE_ARP &&
+			   pkts[i]->data_len >= sizeof(*eh) + 28) {
+			const struct rte_arp_hdr *ah =
+				(const struct rte_arp_hdr *)(eh + 1);
+
+			dst = ntohl(ah->arp_data.arp_tip);
+		}
+		if (dst - first < n_stk - 1)
+			k = 1 + (dst - first);
+		by[k][cnt[k]++] = pkts[i];
+	}
+	for (uint32_t k = 0; k < n_stk; k++)
+		if (cnt[k])
+			net_stack_input(stk[k], by[k], cnt[k], now);
+}
+
+/* The counters the report prints, summed over the stacks. */
+static void stats_sum(struct net_stack **stk, uint32_t n_stk,
+		      struct net_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (uint32_t i = 0; i < n_stk; i++) {
+		const struct net_stats *s = net_stack_stats(stk[i]);
+
+		sum->rx_frames += s->rx_frames;
+		sum->tx_frames += s->tx_frames;
+		sum->tcp_retransmits += s->tcp_retransmits;
+		sum->tcp_rst_in += s->tcp_rst_in;
+		sum->tcp_rst_out += s->tcp_rst_out;
+		sum->tcp_connected += s->tcp_connected;
+		sum->tcp_accepted += s->tcp_accepted;
+		sum->tcp_timeouts += s->tcp_timeouts;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -609,7 +724,10 @@ int main(int argc, char **argv)
 	struct port_info pi;
 	struct rte_mempool *pool;
 	struct net_stack_conf sc;
+	struct net_stack *stk[1 + GEN_MAX_SRC]; /* [0]: --ip; then clients */
 	struct net_stack *st;
+	uint32_t n_stk = 1;
+	struct net_stats ns_sum;
 	struct gen *g = NULL;
 	struct sink *k = NULL;
 	uint64_t t_start, last_progress, gen_end = 0;
@@ -668,9 +786,14 @@ int main(int argc, char **argv)
 			rte_strerror(rte_errno));
 		return 1;
 	}
-	rc = port_setup(1, 1024, 1024, 0, pool, &pi);
+	rc = port_setup(o.queues, 1024, 1024, 0, pool, &pi);
 	if (rc < 0)
 		return 1;
+	if (pi.n_queues != o.queues) {
+		fprintf(stderr, "mxgate-bench: the port has %u queue pairs, "
+				"not %u\n", pi.n_queues, o.queues);
+		return 1;
+	}
 	port_tap_arm(&pi);
 
 	net_stack_conf_defaults(&sc);
@@ -690,6 +813,29 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mxgate-bench: stack: %s\n",
 			rte_strerror(rte_errno));
 		return 1;
+	}
+	stk[0] = st;
+	/* One more stack per client address: same port, MAC and lcore,
+	 * its own address, TCBs and ARP cache; the generator's sessions
+	 * are spread over them (sessions / n each, plus slack). */
+	for (uint32_t i = 0; i < o.n_client_ips; i++) {
+		rte_be32_t a = htonl(ntohl(o.client_ip) + i);
+
+		if (a == o.ip) {
+			fprintf(stderr, "mxgate-bench: --client-ips must not "
+					"hold --ip\n");
+			return 2;
+		}
+		sc.ip = a;
+		sc.max_conns = o.g.sessions / o.n_client_ips + 64;
+		sc.max_timewait = 65536 / o.n_client_ips + 1024;
+		stk[n_stk] = net_stack_create(&sc);
+		if (!stk[n_stk]) {
+			fprintf(stderr, "mxgate-bench: stack %u: %s\n", i,
+				rte_strerror(rte_errno));
+			return 1;
+		}
+		n_stk++;
 	}
 	/* The peer must be there before the first SYN: a memif whose other
 	 * side has not connected yet drops frames (the SYN would wait for
@@ -715,7 +861,8 @@ int main(int argc, char **argv)
 	if (o.gen_on) {
 		/* Let ARP and the peer settle: the generator's first SYN
 		 * would otherwise wait for its retransmission. */
-		g = gen_create(&o.g, st, t_start);
+		g = n_stk > 1 ? gen_create(&o.g, stk + 1, n_stk - 1, t_start)
+			      : gen_create(&o.g, stk, 1, t_start);
 		if (!g) {
 			fprintf(stderr, "mxgate-bench: generator: no memory\n");
 			return 1;
@@ -733,23 +880,33 @@ int main(int argc, char **argv)
 		uint16_t n, work = 0;
 
 		port_rx_kick();
-		n = rte_eth_rx_burst(pi.port_id, 0, pkts, BURST);
-		if (n)
-			net_stack_input(st, pkts, n, now);
-		work += n;
-		net_stack_poll(st, now);
+		for (uint16_t q = 0; q < o.queues; q++) {
+			n = rte_eth_rx_burst(pi.port_id, q, pkts, BURST);
+			if (n && n_stk == 1)
+				net_stack_input(st, pkts, n, now);
+			else if (n)
+				demux_input(stk, n_stk, &o, pkts, n, now);
+			work += n;
+		}
+		for (uint32_t i = 0; i < n_stk; i++)
+			net_stack_poll(stk[i], now);
 		if (g && !gen_end && !gen_poll(g, now))
 			gen_end = now;
 		if (k)
 			sink_poll(k, now);
-		for (;;) {
-			uint16_t t = net_stack_take_tx(st, pkts, BURST), s = 0;
+		for (uint32_t i = 0; i < n_stk;) {
+			uint16_t t = net_stack_take_tx(stk[i], pkts, BURST);
+			uint16_t s = 0;
 
-			if (!t)
-				break;
+			if (!t) {
+				i++;
+				continue;
+			}
 			work += t;
 			for (int tries = 0; s < t && tries < 4; tries++)
-				s += rte_eth_tx_burst(pi.port_id, 0, pkts + s,
+				s += rte_eth_tx_burst(pi.port_id,
+						      (uint16_t)(i % o.queues),
+						      pkts + s,
 						      t - s);
 			if (s < t) {
 				tx_dropped += t - s;
@@ -797,12 +954,13 @@ int main(int argc, char **argv)
 			", \"idle_time_share\": %.4f},\n",
 			loops, idle_loops,
 			(double)idle_tsc / (double)(rte_rdtsc() - tsc_start));
-		report(f, &o, g, k, net_stack_stats(st), wall, cpu, now,
-		       tx_dropped);
+		stats_sum(stk, n_stk, &ns_sum);
+		report(f, &o, g, k, &ns_sum, wall, cpu, now, tx_dropped);
 		if (f != stdout)
 			fclose(f);
 	}
-	net_stack_destroy(st); /* no callback runs after this */
+	for (uint32_t i = 0; i < n_stk; i++)
+		net_stack_destroy(stk[i]); /* no callback runs after this */
 	gen_destroy(g);
 	sink_destroy(k);
 	port_teardown(&pi);

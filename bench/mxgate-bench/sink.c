@@ -33,6 +33,8 @@ struct sink {
 	uint8_t *seen; /* bitmap over seq < max_seq */
 	bool delays;   /* some step is delayed: poll pending */
 	uint64_t last_scan;
+	rte_be32_t peers[SINK_MAX_PEERS];
+	uint32_t n_peers;
 	struct sink_counts n;
 	char buf[65536];
 };
@@ -130,6 +132,22 @@ static void sc_readable(void *ctx, struct tcp_conn *c)
 	flush_out(sc, now);
 }
 
+/* Distinct client addresses seen (up to SINK_MAX_PEERS), so a run with
+ * --client-ips can show that its sessions came from all of them. */
+static void note_peer(struct sink *k, const struct tcp_conn *c)
+{
+	rte_be32_t la, ra;
+	uint16_t lp, rp;
+
+	tcp_conn_addrs(c, &la, &lp, &ra, &rp);
+	for (uint32_t i = 0; i < k->n_peers; i++)
+		if (k->peers[i] == ra)
+			return;
+	if (k->n_peers < SINK_MAX_PEERS)
+		k->peers[k->n_peers++] = ra;
+	k->n.peer_addrs = k->n_peers;
+}
+
 static void *sc_accepted(void *arg, struct tcp_conn *c)
 {
 	struct sink *k = arg;
@@ -146,6 +164,7 @@ static void *sc_accepted(void *arg, struct tcp_conn *c)
 	sc->closing = false;
 	k->n.live++;
 	k->n.conns++;
+	note_peer(k, c);
 	smtpb_sink_init(&sc->ss, &k->conf.smtp, k->n.conns, now);
 	if (smtpb_sink_drop_now(&sc->ss)) {
 		k->n.drops++;

@@ -73,6 +73,8 @@ static struct gw_be *be_alloc(struct gw_core *gc)
 			memset(b, 0, sizeof(*b));
 			b->gc = gc;
 			b->idx = i;
+			if (i >= gc->be_hwm)
+				gc->be_hwm = i + 1;
 			return b;
 		}
 	}

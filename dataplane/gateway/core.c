@@ -237,7 +237,7 @@ void gw_core_poll(struct gw_core *gc, uint64_t now_us)
 				core_dirty_session(s);
 		}
 		gc->stats.backend_idle = 0;
-		for (uint32_t i = 0; i < gc->gw->max_backends; i++) {
+		for (uint32_t i = 0; i < gc->be_hwm; i++) {
 			struct gw_be *b = &gc->be[i];
 
 			gc->stats.backend_idle +=

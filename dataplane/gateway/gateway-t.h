@@ -296,6 +296,9 @@ struct gw_core {
 				  so it is the peak, not the capacity) */
 	uint32_t *sess_next_free;
 	struct gw_be *be;
+	uint32_t be_hwm;       /* 1 + highest backend slot ever used (be_alloc
+				  takes the lowest free one): the scans stop
+				  there */
 	uint8_t *relay_mem;
 	struct maildir *md;
 	struct gw_sess *dirty_s;

@@ -8,7 +8,8 @@ Scenarios:
           one command at a time + BDAT, against a sink that refuses
           recipients (4xx/5xx) and resets sessions at random steps (the
           generator counts each reset and still matches the sink exactly),
-          and in open loop against a sink that delays its 250.
+          in open loop against a sink that delays its 250, and from 16
+          source addresses (--client-ips; the sink sees all 16).
   tap     the generator on net_tap against kernel peers in the namespace:
           Postfix smtp-sink (its message counter equals the generator's
           accepted count), a server that stalls at end of data (each stall
@@ -154,6 +155,15 @@ def scenario_memif(res):
     memif_case(res, tmp, "pipelined", 3000,
                ["--sessions", "16", "--msgs-per-conn", "3",
                 "--rcpts", "1-5", "--size", "300-6000"], [])
+    # 16 source addresses (--client-ips): one stack each on the same
+    # port; every message still counted once, sessions from all 16
+    g, s = memif_case(res, tmp, "sources", 2000,
+                      ["--sessions", "32", "--client-ips",
+                       "198.18.7.16/28"], [])
+    res.check(g["generator"]["source_addresses"] == 16 and
+              s["peer_addrs"] == 16,
+              "sources: the sink saw %d client addresses (want 16)" %
+              s["peer_addrs"])
     # one command at a time, BDAT, large messages
     g, _ = memif_case(res, tmp, "bdat", 300,
                       ["--sessions", "8", "--msgs-per-conn", "2",
