@@ -393,6 +393,8 @@ static int parse_rule(struct parser *p, const char *file, unsigned line,
 	    (r.where == CONTENT_WHERE_HEADER ||
 	     r.where == CONTENT_WHERE_HEADER_NAMED))
 		p->rs->header_adds = true;
+	if (r.action == CONTENT_ACT_QUARANTINE)
+		p->rs->quarantine = true;
 	p->rs->rules[p->rs->n_rules++] = r;
 	return 0;
 nomem:

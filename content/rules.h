@@ -83,6 +83,9 @@ struct content_ruleset {
 	/* some header or header:NAME rule has the header action (the
 	 * gateway then finds the end of each message's header block) */
 	bool header_adds;
+	/* some rule has the quarantine action (the gateway then copies
+	 * each scanned message to the quarantine Maildir as it streams) */
+	bool quarantine;
 };
 
 /*

@@ -345,6 +345,7 @@ struct ctl_config {
 	uint32_t default_pool; /* index into pools */
 	struct ctl_content_set *content_sets; /* content_rule_sets */
 	uint32_t n_content_sets;
+	char *content_quarantine_maildir; /* quarantine action's Maildir */
 	struct {
 		char *path;
 		uint32_t workers;

@@ -3,7 +3,8 @@
  * 15): the top-level list content_rule_sets ( { name; file; } ), each
  * rule file parsed and compiled into Hyperscan databases here, while the
  * configuration's file and line are known (content/rules.h), and the
- * listener keys that name a set and its exemptions.
+ * listener keys that name a set and its exemptions, and
+ * content_quarantine_maildir (where the quarantine action delivers).
  *
  * Threads: main lcore only, like the rest of the loader. The compiled
  * sets are owned by the configuration and freed with it (so with the
@@ -54,7 +55,14 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 	static const char *const keys[] = {"name", "file", NULL};
 	const config_setting_t *s =
 		config_setting_get_member(root, "content_rule_sets");
+	const config_setting_t *q;
 	char key[160];
+
+	q = cfg_get_str(x, root, "", "content_quarantine_maildir", 1024,
+			&c->content_quarantine_maildir);
+	if (q != NULL && c->content_quarantine_maildir[0] != '/')
+		cfg_err(x, cfg_line_of(q), "content_quarantine_maildir",
+			"\"%s\": an absolute path", c->content_quarantine_maildir);
 
 	if (s != NULL && cfg_want_type(x, s, "content_rule_sets",
 				       CONFIG_TYPE_LIST,
@@ -111,7 +119,9 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 			    strcmp(c->content_sets[j].name, l->content.name) == 0)
 				l->content.set = (int32_t)j;
 		if (l->content.set >= 0 &&
-		    c->content_sets[l->content.set].rules != NULL) {
+		    c->content_sets[l->content.set].rules != NULL &&
+		    c->content_sets[l->content.set].rules->quarantine &&
+		    c->content_quarantine_maildir == NULL) {
 			const struct content_ruleset *rs =
 				c->content_sets[l->content.set].rules;
 			for (unsigned k = 0; k < rs->n_rules; k++) {
@@ -122,10 +132,10 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 				cfg_path_of(key, sizeof(key), path,
 					    "content_rules");
 				cfg_err(x, l->content.line, key,
-					"%s:%u: action \"%s\" is not applied "
-					"by the gateway yet (reject, tempfail, "
-					"discard, header and log are)", r->file,
-					r->line, content_action_name(r->action));
+					"%s:%u: action \"quarantine\" needs "
+					"content_quarantine_maildir = \"/path\" "
+					"(the Maildir quarantined messages go "
+					"to)", r->file, r->line);
 				break;
 			}
 		}
@@ -149,6 +159,8 @@ void cfg_free_content(struct ctl_config *c)
 	}
 	free(c->content_sets);
 	c->content_sets = NULL;
+	free(c->content_quarantine_maildir);
+	c->content_quarantine_maildir = NULL;
 	c->n_content_sets = 0;
 	for (uint32_t i = 0; i < c->n_listeners; i++) {
 		free(c->listeners[i].content.name);

@@ -498,6 +498,53 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 			ctl_mw_u64(w, "mxgate_content_rule_hits_total", lb, 3, n);
 		}
 	}
+	{
+		/* per-action totals, from the per-core counters (they do
+		 * not restart at a reload, unlike the per-rule rows) */
+		const struct {
+			const char *action;
+			uint64_t n;
+		} acts[] = {
+			{"rejected", g->content_rejected},
+			{"tempfailed", g->content_tempfailed},
+			{"discarded", g->content_discarded},
+			{"quarantined", g->content_quarantined},
+			{"quarantine_failed", g->content_quarantine_failed},
+		};
+		const struct {
+			const char *result;
+			uint64_t n;
+		} scans[] = {
+			{"scanned", g->content_scanned},
+			{"exempt", g->content_exempt},
+			{"unscanned", g->content_unscanned},
+			{"truncated", g->content_truncated},
+		};
+
+		ctl_mw_family(w, "mxgate_content_messages_total",
+			      "Messages decided by a content rule, by action",
+			      CTL_METRIC_COUNTER);
+		for (size_t i = 0; i < RTE_DIM(acts); i++) {
+			struct ctl_label l = {"action", acts[i].action};
+
+			ctl_mw_u64(w, "mxgate_content_messages_total", &l, 1,
+				   acts[i].n);
+		}
+		ctl_mw_family(w, "mxgate_content_scans_total",
+			      "Messages by content scan result (truncated: "
+			      "cut by content_scan_limit)", CTL_METRIC_COUNTER);
+		for (size_t i = 0; i < RTE_DIM(scans); i++) {
+			struct ctl_label l = {"result", scans[i].result};
+
+			ctl_mw_u64(w, "mxgate_content_scans_total", &l, 1,
+				   scans[i].n);
+		}
+		ctl_mw_family(w, "mxgate_content_rule_hits_all_total",
+			      "Content rule hits, all rules and sets",
+			      CTL_METRIC_COUNTER);
+		ctl_mw_u64(w, "mxgate_content_rule_hits_all_total", NULL, 0,
+			   g->content_hits);
+	}
 	ctl_mw_family(w, "mxgate_mbufs_free", "Free mbufs in the pool",
 		      CTL_METRIC_GAUGE);
 	ctl_mw_u64(w, "mxgate_mbufs_free", NULL, 0,

@@ -859,6 +859,9 @@ int mxg_snapshot_reloadable(const struct mxg_snapshot *o,
 		 a->maildir.workers != b->maildir.workers ||
 		 a->maildir.max_jobs != b->maildir.max_jobs)
 		what = "the maildir section";
+	else if (!str_eq(a->content_quarantine_maildir,
+			 b->content_quarantine_maildir))
+		what = "content_quarantine_maildir";
 	else if (!str_eq(a->log.file, b->log.file))
 		what = "log.file";
 	else if (n->has_maildir && !o->has_maildir)

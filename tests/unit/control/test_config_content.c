@@ -106,14 +106,26 @@ int main(void)
 	if (failures)
 		fprintf(stderr, "%s", err);
 
-	/* quarantine is not wired into the gateway: a set with it may be
-	 * defined but not bound to a listener; header is */
+	/* quarantine needs content_quarantine_maildir (an absolute path)
+	 * when its set is bound to a listener; header needs nothing */
 	put("q.rules", "body /x/ log\nattachment-name /exe$/ quarantine q\n");
 	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
 		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
 		   "  content_rules = \"q\"; } );\n//%s\n", &c) == -EINVAL);
 	CHECK(strstr(err, "t.conf:3: key 'listeners[0].content_rules': ") != NULL &&
-	      strstr(err, "q.rules:2: action \"quarantine\" is not applied by the gateway yet") != NULL);
+	      strstr(err, "q.rules:2: action \"quarantine\" needs content_quarantine_maildir") != NULL);
+	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
+		   "content_quarantine_maildir = \"/var/lib/mxgate/Quarantine\";\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"q\"; } );\n//%s\n", &c) == 0);
+	CHECK(c.content_quarantine_maildir != NULL &&
+	      strcmp(c.content_quarantine_maildir, "/var/lib/mxgate/Quarantine") == 0);
+	ctl_config_free(&c);
+	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
+		   "content_quarantine_maildir = \"Quarantine\";\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"q\"; } );\n//%s\n", &c) == -EINVAL);
+	CHECK(strstr(err, "t.conf:2: key 'content_quarantine_maildir': \"Quarantine\": an absolute path") != NULL);
 	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
 		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
 		   &c) == 0);
