@@ -21,6 +21,7 @@
 
 #include "auth/brute.h"
 #include "control/cidr.h"
+#include "dataplane/bounds.h"
 
 struct auth_store;
 struct auth_sendermap;
@@ -217,17 +218,39 @@ struct ctl_listener_content {
 	uint64_t scan_limit;  /* octets scanned per message, 0: all */
 };
 
+/* One content rule's hit counter: one word per dataplane core (core k
+ * writes only core[k], relaxed atomics; the main lcore sums). Shared by
+ * every loaded configuration whose set has the same rule (set name,
+ * rule file, line, where, action, pattern: ctl_content_hits_acquire), so
+ * a reload that keeps a rule keeps its count, and cores still on the old
+ * snapshot count into the same words. */
+struct ctl_rule_hits {
+	uint64_t core[MXG_MAX_CORES];
+	uint64_t hash;
+	uint32_t refs;
+	size_t key_len;
+	char *key;
+	struct ctl_rule_hits *next;
+};
+
 /* One named rule set: a rule file compiled into Hyperscan databases. */
 struct ctl_content_set {
 	char *name;
 	char *file;
 	unsigned line;
 	struct content_ruleset *rules; /* content/rules.h; owned */
-	/* hits per rule and dataplane core ([core * n_rules + rule]),
-	 * allocated by the snapshot build; core k writes only its row */
-	uint64_t *hits;
-	uint32_t hit_cores;
+	/* hits[rule]: its counter (n_rules pointers), taken by the snapshot
+	 * build for sets bound to a listener, released with the config */
+	struct ctl_rule_hits **hits;
 };
+
+/* Takes cs's per-rule counters from the registry (main lcore): the
+ * counter of a rule some loaded configuration already has is shared.
+ * 0 or -ENOMEM. No-op when cs->hits is set. */
+int ctl_content_hits_acquire(struct ctl_content_set *cs);
+
+/* A counter's total over every core (main lcore). */
+uint64_t ctl_rule_hits_sum(const struct ctl_rule_hits *h);
 
 struct ctl_listener {
 	char *name;

@@ -149,13 +149,135 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 	}
 }
 
+/*
+ * Per-rule hit counters, kept across reloads. The registry holds every
+ * counter some loaded configuration uses, keyed by what identifies a
+ * rule: set name, rule file, line, where, header name, action and
+ * pattern (the reply text is not part of it: a rule whose text changes
+ * keeps counting). Main lcore only (config load, snapshot build and
+ * free); the dataplane only adds to core[] of counters it was given.
+ */
+#define HITS_BUCKETS 1024
+static struct ctl_rule_hits *hits_registry[HITS_BUCKETS];
+
+static uint64_t hits_hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (n--)
+		h = (h ^ (uint8_t)*p++) * 1099511628211ull;
+	return h;
+}
+
+static char *hits_key(const char *set, const struct content_rule *r,
+		      size_t *len)
+{
+	char *k = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&k, &n);
+
+	if (f == NULL)
+		return NULL;
+	/* NUL-separated: no field holds a NUL */
+	fprintf(f, "%s%c%s%c%u%c%d%c%d%c%s%c%s", set, 0, r->file, 0, r->line,
+		0, (int)r->where, 0, (int)r->action, 0,
+		r->header_name ? r->header_name : "", 0, r->pattern);
+	if (fclose(f) != 0) {
+		free(k);
+		return NULL;
+	}
+	*len = n;
+	return k;
+}
+
+static void hits_put(struct ctl_rule_hits *h)
+{
+	struct ctl_rule_hits **pp;
+
+	if (h == NULL || --h->refs > 0)
+		return;
+	for (pp = &hits_registry[h->hash % HITS_BUCKETS]; *pp != h;
+	     pp = &(*pp)->next)
+		;
+	*pp = h->next;
+	free(h->key);
+	free(h);
+}
+
+static struct ctl_rule_hits *hits_get(const char *set,
+				      const struct content_rule *r)
+{
+	size_t len;
+	char *key = hits_key(set, r, &len);
+	struct ctl_rule_hits *h;
+	uint64_t hash;
+
+	if (key == NULL)
+		return NULL;
+	hash = hits_hash(key, len);
+	for (h = hits_registry[hash % HITS_BUCKETS]; h != NULL; h = h->next)
+		if (h->hash == hash && h->key_len == len &&
+		    memcmp(h->key, key, len) == 0) {
+			free(key);
+			h->refs++;
+			return h;
+		}
+	h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		free(key);
+		return NULL;
+	}
+	h->hash = hash;
+	h->key = key;
+	h->key_len = len;
+	h->refs = 1;
+	h->next = hits_registry[hash % HITS_BUCKETS];
+	hits_registry[hash % HITS_BUCKETS] = h;
+	return h;
+}
+
+static void hits_release(struct ctl_content_set *cs)
+{
+	for (unsigned k = 0; cs->hits != NULL && k < cs->rules->n_rules; k++)
+		hits_put(cs->hits[k]);
+	free(cs->hits);
+	cs->hits = NULL;
+}
+
+int ctl_content_hits_acquire(struct ctl_content_set *cs)
+{
+	if (cs->hits != NULL || cs->rules == NULL)
+		return 0;
+	cs->hits = calloc(cs->rules->n_rules + 1, sizeof(*cs->hits));
+	if (cs->hits == NULL)
+		return -ENOMEM;
+	for (unsigned k = 0; k < cs->rules->n_rules; k++) {
+		cs->hits[k] = hits_get(cs->name, &cs->rules->rules[k]);
+		if (cs->hits[k] == NULL) {
+			hits_release(cs);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+uint64_t ctl_rule_hits_sum(const struct ctl_rule_hits *h)
+{
+	uint64_t n = 0;
+
+	for (unsigned c = 0; c < MXG_MAX_CORES; c++)
+		n += __atomic_load_n(&h->core[c], __ATOMIC_RELAXED);
+	return n;
+}
+
 void cfg_free_content(struct ctl_config *c)
 {
 	for (uint32_t i = 0; i < c->n_content_sets; i++) {
+		if (c->content_sets[i].rules != NULL)
+			hits_release(&c->content_sets[i]);
 		free(c->content_sets[i].name);
 		free(c->content_sets[i].file);
 		content_ruleset_free(c->content_sets[i].rules);
-		free(c->content_sets[i].hits);
 	}
 	free(c->content_sets);
 	c->content_sets = NULL;

@@ -474,7 +474,7 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 	}
 	ctl_mw_family(w, "mxgate_content_rule_hits_total",
 		      "Messages (or MAIL/RCPT commands) each content rule "
-		      "matched, since the snapshot that compiled it",
+		      "matched (kept across reloads for an unchanged rule)",
 		      CTL_METRIC_COUNTER);
 	for (uint32_t i = 0; published(ctl) &&
 			     i < published(ctl)->cfg.n_content_sets; i++) {
@@ -483,13 +483,9 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 
 		for (uint32_t k = 0; cs->hits && k < cs->rules->n_rules; k++) {
 			const struct content_rule *r = &cs->rules->rules[k];
-			uint64_t n = 0;
+			uint64_t n = ctl_rule_hits_sum(cs->hits[k]);
 			char rule[1100];
 
-			for (uint32_t c = 0; c < cs->hit_cores; c++)
-				n += __atomic_load_n(
-					&cs->hits[(size_t)c * cs->rules->n_rules + k],
-					__ATOMIC_RELAXED);
 			snprintf(rule, sizeof(rule), "%s:%u", r->file, r->line);
 			struct ctl_label lb[3] = {
 				{"set", cs->name},

@@ -703,15 +703,9 @@ static int content_build(struct mxg_snapshot *s, char *err, size_t errlen)
 		if (cl->content.set < 0)
 			continue;
 		cs = &s->cfg.content_sets[cl->content.set];
-		if (cs->hits == NULL) {
-			cs->hits = calloc((size_t)cores * cs->rules->n_rules + 1,
-					  sizeof(*cs->hits));
-			if (cs->hits == NULL) {
-				r = -ENOMEM;
-				goto out;
-			}
-			cs->hit_cores = cores;
-		}
+		r = ctl_content_hits_acquire(cs);
+		if (r < 0)
+			goto out;
 		s->listeners[i].content = cs->rules;
 		s->listeners[i].content_hits = cs->hits;
 		r = content_scratch_grow(s->listeners[i].content, &proto);

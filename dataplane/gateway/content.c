@@ -128,11 +128,11 @@ static bool exempt(const struct gw_sess *s)
 static void count_hit(struct gw_sess *s, const struct content_ruleset *rs,
 		      unsigned id)
 {
-	uint64_t *h = s->lst->content_hits;
+	struct ctl_rule_hits *const *h = s->lst->content_hits;
 
-	if (h != NULL)
-		__atomic_store_n(&h[(size_t)s->gc->core * rs->n_rules + id],
-				 h[(size_t)s->gc->core * rs->n_rules + id] + 1,
+	if (h != NULL && id < rs->n_rules)
+		__atomic_store_n(&h[id]->core[s->gc->core],
+				 h[id]->core[s->gc->core] + 1,
 				 __ATOMIC_RELAXED);
 }
 

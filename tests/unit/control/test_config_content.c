@@ -141,6 +141,49 @@ int main(void)
 		   "  content_rules = \"h\"; } );\n//%s\n", &c) == 0);
 	ctl_config_free(&c);
 
+	/* per-rule counters: a second configuration with the same rule
+	 * shares its counter (a reload keeps the count); a changed pattern
+	 * or another line gets a new one; the last release frees it */
+	{
+		struct ctl_config c2, c3;
+
+		put("k.rules", "body /keep/ log\nbody /change/ log\n");
+		CHECK(load("content_rule_sets = ( { name = \"k\"; file = \"%s/k.rules\"; } );\n"
+			   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+			   &c) == 0);
+		CHECK(load("content_rule_sets = ( { name = \"k\"; file = \"%s/k.rules\"; } );\n"
+			   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+			   &c2) == 0);
+		put("k.rules", "body /keep/ log\nbody /changed/ log\n");
+		CHECK(load("content_rule_sets = ( { name = \"k\"; file = \"%s/k.rules\"; } );\n"
+			   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+			   &c3) == 0);
+		if (failures)
+			return check_summary("config_content");
+		CHECK(ctl_content_hits_acquire(&c.content_sets[0]) == 0 &&
+		      ctl_content_hits_acquire(&c2.content_sets[0]) == 0 &&
+		      ctl_content_hits_acquire(&c3.content_sets[0]) == 0);
+		c.content_sets[0].hits[0]->core[1] = 5;
+		c.content_sets[0].hits[1]->core[0] = 7;
+		CHECK(c2.content_sets[0].hits[0] == c.content_sets[0].hits[0]);
+		CHECK(ctl_rule_hits_sum(c2.content_sets[0].hits[0]) == 5);
+		CHECK(ctl_rule_hits_sum(c2.content_sets[0].hits[1]) == 7);
+		ctl_config_free(&c);
+		ctl_config_free(&c2);
+		CHECK(ctl_rule_hits_sum(c3.content_sets[0].hits[0]) == 5);
+		CHECK(c3.content_sets[0].hits[1] != NULL &&
+		      ctl_rule_hits_sum(c3.content_sets[0].hits[1]) == 0);
+		ctl_config_free(&c3);
+		CHECK(load("content_rule_sets = ( { name = \"k\"; file = \"%s/k.rules\"; } );\n"
+			   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+			   &c) == 0);
+		CHECK(ctl_content_hits_acquire(&c.content_sets[0]) == 0 &&
+		      ctl_rule_hits_sum(c.content_sets[0].hits[0]) == 0);
+		ctl_config_free(&c);
+		snprintf(want, sizeof(want), "%s/k.rules", dir);
+		unlink(want);
+	}
+
 	char p[512];
 	snprintf(p, sizeof(p), "%s/h.rules", dir);
 	unlink(p);
