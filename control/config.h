@@ -369,6 +369,7 @@ struct ctl_config {
 	struct ctl_content_set *content_sets; /* content_rule_sets */
 	uint32_t n_content_sets;
 	char *content_quarantine_maildir; /* quarantine action's Maildir */
+	char *content_cache_dir; /* compiled rule databases kept here */
 	struct {
 		char *path;
 		uint32_t workers;

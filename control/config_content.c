@@ -63,6 +63,14 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 	if (q != NULL && c->content_quarantine_maildir[0] != '/')
 		cfg_err(x, cfg_line_of(q), "content_quarantine_maildir",
 			"\"%s\": an absolute path", c->content_quarantine_maildir);
+	q = cfg_get_str(x, root, "", "content_cache_dir", 1024,
+			&c->content_cache_dir);
+	if (q != NULL && c->content_cache_dir[0] != '/') {
+		cfg_err(x, cfg_line_of(q), "content_cache_dir",
+			"\"%s\": an absolute path", c->content_cache_dir);
+		free(c->content_cache_dir);
+		c->content_cache_dir = NULL;
+	}
 
 	if (s != NULL && cfg_want_type(x, s, "content_rule_sets",
 				       CONFIG_TYPE_LIST,
@@ -101,8 +109,9 @@ void cfg_parse_content(struct ctx *x, const config_setting_t *root,
 						"at line %u)", cs->name,
 						c->content_sets[j].line);
 			full_path(full, sizeof(full), x->file, cs->file);
-			cs->rules = content_ruleset_load(cs->name, full, err,
-							 sizeof(err));
+			cs->rules = content_ruleset_load_cached(
+				cs->name, full, c->content_cache_dir, err,
+				sizeof(err));
 			if (cs->rules == NULL)
 				cfg_err(x, cfg_line_of(f), key, "%s", err);
 		}
@@ -283,6 +292,8 @@ void cfg_free_content(struct ctl_config *c)
 	c->content_sets = NULL;
 	free(c->content_quarantine_maildir);
 	c->content_quarantine_maildir = NULL;
+	free(c->content_cache_dir);
+	c->content_cache_dir = NULL;
 	c->n_content_sets = 0;
 	for (uint32_t i = 0; i < c->n_listeners; i++) {
 		free(c->listeners[i].content.name);
