@@ -130,6 +130,7 @@ def scenario(a, tmp, res):
         "auth": {"users_file": users},
         "maildir": {"path": os.path.join(tmp, "Maildir")},
         "content_quarantine_maildir": os.path.join(tmp, "Quarantine"),
+        "content_cache_dir": os.path.join(tmp, "hscache"),
         "log": {"file": os.path.join(tmp, "mxgate.log"), "level": "info"},
         "policy": tg.TEST_POLICY,
     })
@@ -288,6 +289,15 @@ def scenario(a, tmp, res):
                             r'"quarantined"\} 2$', text, re.M) is not None,
                   "mxgate_content_messages_total{action=\"quarantined\"} 2")
         reloads(a, res, rules)
+        # the compiled classes were stored (one file per class; the
+        # check-config and start loads share them)
+        hs = [n for n in os.listdir(os.path.join(tmp, "hscache"))
+              if n.endswith(".hsdb")]
+        res.check(len(hs) >= 6, "compiled databases kept in "
+                  "content_cache_dir (%d files)" % len(hs))
+        out = gw.output()
+        res.check("content cache" not in out,
+                  "no cache file refused: %s" % out[-300:])
     finally:
         gw.shutdown(res)
         gw.kill()
