@@ -414,7 +414,11 @@ bool content_gw_data_end(struct gw_sess *s)
 		break;
 	case CONTENT_ACT_QUARANTINE:
 		/* the next hop never sees the dot; 250 only once the copy is
-		 * durable in the quarantine Maildir */
+		 * durable in the quarantine Maildir. A next hop that failed
+		 * in the body made delivery swallow the rest of it
+		 * (delivery_body_chunk), so the copy misses it too. */
+		if (s->body_discard || s->txn_failed || s->md_failed)
+			q_lost = true;
 		sess_next_hop_abort(s);
 		if (q_job >= 0 && !q_lost && maildir_commit(gc->qmd, q_job) == 0) {
 			s->quarantine_job = q_job;
