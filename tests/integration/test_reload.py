@@ -15,6 +15,12 @@ usage: test_reload.py MXGATE MXGATECTL SCENARIO [--cores N]
              of the stack, maildir, log.file, policy.rate_table_size and
              policy.block_table_size: each refused as needing a restart,
              with its reason; the old policy keeps serving.
+  content50  50 content rule sets (issue 15), each a MAIL rule adding
+             "X-Rule-Set: N", taken by mxgatectl reload one after the
+             other during a 3,000-message smtp-source run into smtp-sink
+             (capture on): no session fails, every message arrives and
+             carries exactly one X-Rule-Set header (judged by exactly
+             one set), every reload ok.
   push       block/allow/unblock with expiry, domain-add/del, limit,
              backend-down/up, a listener change by reload, drain; every
              push applied on every core (its latency is logged; how fast
@@ -318,6 +324,93 @@ def scenario_reload200(a, tmp, res, n_msgs=20000, n_reloads=200,
         res.check(abs(rss1 - rss0) <= 0.05 * rss0,
                   "resident memory after the run within 5%% of before "
                   "(%d -> %d KiB)" % (rss0, rss1))
+    finally:
+        gw.shutdown(res)
+        gw.kill()
+        sink.stop()
+
+
+# ---------------------------------------------------------------- content50
+
+
+def content_config(tmp):
+    top = base_config(tmp, "a")
+    top["listeners"][0]["content_rules"] = "r"
+    top["content_rule_sets"] = [{"name": "r", "file": "r.rules"}]
+    return top
+
+
+def write_set(tmp, n):
+    p = os.path.join(tmp, "r.rules")
+    with open(p + ".new", "w") as f:
+        f.write("# rule set %d\nmail /./ header X-Rule-Set: %d\n" % (n, n))
+    os.rename(p + ".new", p)
+
+
+def scenario_content50(a, tmp, res, n_msgs=3000, n_sets=50):
+    cap = os.path.join(tmp, "capture")
+    os.mkdir(cap)
+    sink = peers.SmtpSink(KERNEL_IP, SINK_PORT, capture_dir=cap)
+    write_set(tmp, 0)
+    gw, conf = start(a, tmp, content_config(tmp))
+    sink.start()
+    errors, done = [], threading.Event()
+
+    def loop():
+        adm = Admin(a.sock)
+        try:
+            for n in range(1, n_sets + 1):
+                if done.is_set():
+                    errors.append("run ended after %d sets" % (n - 1))
+                    break
+                write_set(tmp, n)
+                r = adm.call(cmd="reload")
+                if not r.get("ok"):
+                    errors.append(str(r)[-200:])
+                time.sleep(0.02)
+        finally:
+            adm.close()
+    try:
+        th = threading.Thread(target=loop)
+        th.start()
+        rc, out, dt = smtp_source(n_msgs, 10, to="bulk@a.example",
+                                  timeout=240)
+        done.set()
+        th.join()
+        log("  smtp-source: %d messages in %.1f s" % (n_msgs, dt))
+        res.check(rc == 0, "smtp-source: %d messages over 10 sessions, "
+                  "exit %d (%s)" % (n_msgs, rc, out[-200:]))
+        res.check(not errors, "%d rule sets taken by mxgatectl reload "
+                  "during the run (%s)" % (n_sets, errors[:3]))
+        deadline = time.time() + 30
+        while time.time() < deadline and len(sink.captured()) < n_msgs:
+            time.sleep(0.2)
+        files = sink.captured()
+        res.check(len(files) == n_msgs, "smtp-sink captured %d messages "
+                  "(sent %d)" % (len(files), n_msgs))
+        bad, seen = 0, {}
+        for p in files:
+            head = peers.split_message(peers.read_file(p))[0] or b""
+            tags = re.findall(rb"^X-Rule-Set: (\d+)\r?$", head, re.M)
+            if len(tags) != 1:
+                bad += 1
+            else:
+                seen[int(tags[0])] = seen.get(int(tags[0]), 0) + 1
+        log("  messages per rule set: %s" % sorted(seen.items()))
+        res.check(bad == 0, "every message carries exactly one X-Rule-Set "
+                  "header (%d do not)" % bad)
+        res.check(len(seen) >= 2 and max(seen) <= n_sets,
+                  "messages judged by %d different rule sets" % len(seen))
+        t = gw.stats()["total"]
+        res.check(t.get("gw_messages_tempfail") == 0 and
+                  t.get("gw_messages_rejected") == 0,
+                  "no message temp-failed or rejected (%s, %s)" %
+                  (t.get("gw_messages_tempfail"),
+                   t.get("gw_messages_rejected")))
+        p = wait_freed(gw)
+        res.check(p.get("reloads_failed") == 0 and
+                  p.get("snapshots_freed") == p.get("snapshots_retired"),
+                  "no reload failed, every retired snapshot freed (%s)" % p)
     finally:
         gw.shutdown(res)
         gw.kill()
@@ -771,7 +864,7 @@ def main():
     os.chmod(tmp, 0o755)
     a.sock = os.path.join(tmp, "admin.sock")
     fn = {"reload200": scenario_reload200, "invalid": scenario_invalid,
-          "push": scenario_push}[a.scenario]
+          "push": scenario_push, "content50": scenario_content50}[a.scenario]
     with mxgtest.Netns("rl" + a.scenario[:4]):
         try:
             fn(a, tmp, res)
