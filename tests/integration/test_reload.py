@@ -12,7 +12,8 @@ usage: test_reload.py MXGATE MXGATECTL SCENARIO [--cores N]
              retired snapshot is freed, RSS after within 5% of before.
   invalid    syntax error, unknown key, bad CIDR, port clash: each
              refused with file and line (mxgatectl and SIGHUP); a change
-             of the stack, maildir, log.file, policy.rate_table_size and
+             of the stack, maildir, log.file, content_quarantine_maildir,
+             policy.rate_table_size and
              policy.block_table_size: each refused as needing a restart,
              with its reason; the old policy keeps serving.
   content50  50 content rule sets (issue 15), each a MAIL rule adding
@@ -467,6 +468,9 @@ RESTART = [
      _set("log", "file", lambda tmp: os.path.join(tmp, "other.log"))),
     ("policy.rate_table_size", _set("policy", "rate_table_size", 4096)),
     ("policy.block_table_size", _set("policy", "block_table_size", 1024)),
+    ("content_quarantine_maildir",
+     lambda top, tmp: top.update(
+         content_quarantine_maildir=os.path.join(tmp, "Quarantine"))),
 ]
 
 
