@@ -14,9 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "content/cache.h"
 #include "content/rules.h"
 
 struct parser {
+	const char *cache_dir;   /* compiled databases kept here, or NULL */
 	struct content_ruleset *rs;
 	unsigned cap;
 	char *err;
@@ -393,6 +395,8 @@ static int parse_rule(struct parser *p, const char *file, unsigned line,
 	    (r.where == CONTENT_WHERE_HEADER ||
 	     r.where == CONTENT_WHERE_HEADER_NAMED))
 		p->rs->header_adds = true;
+	if (r.action == CONTENT_ACT_QUARANTINE)
+		p->rs->quarantine = true;
 	p->rs->rules[p->rs->n_rules++] = r;
 	return 0;
 nomem:
@@ -514,6 +518,7 @@ static int compile_class(struct parser *p, enum content_where w)
 	char **owned;
 	hs_compile_error_t *cerr = NULL;
 	hs_database_t *db = NULL;
+	struct content_cache_key key;
 	int rc = 0;
 	bool block = !(w == CONTENT_WHERE_BODY || w == CONTENT_WHERE_MIME);
 
@@ -556,6 +561,16 @@ static int compile_class(struct parser *p, enum content_where w)
 		ids[k] = i;
 		k++;
 	}
+	if (p->cache_dir != NULL) {
+		content_cache_key(exprs, flags, ids, n,
+				  block ? HS_MODE_BLOCK : HS_MODE_STREAM, &key);
+		db = content_cache_load(p->cache_dir, &key);
+		if (db != NULL) {
+			rs->db[w] = db;
+			rs->cache_loaded++;
+			goto out;
+		}
+	}
 	if (hs_compile_multi(exprs, flags, ids, n,
 			     block ? HS_MODE_BLOCK : HS_MODE_STREAM, NULL, &db,
 			     &cerr) != HS_SUCCESS) {
@@ -575,6 +590,9 @@ static int compile_class(struct parser *p, enum content_where w)
 		goto out;
 	}
 	rs->db[w] = db;
+	rs->compiled++;
+	if (p->cache_dir != NULL)
+		content_cache_store(p->cache_dir, &key, db);
 out:
 	if (owned)
 		for (unsigned i = 0; i < n; i++)
@@ -603,6 +621,7 @@ static struct content_ruleset *finish(struct parser *p, int rc)
 static struct content_ruleset *new_set(struct parser *p, const char *name,
 				       char *err, size_t errlen)
 {
+	p->cache_dir = NULL;
 	p->err = err;
 	p->errlen = errlen;
 	p->cap = 0;
@@ -621,10 +640,19 @@ struct content_ruleset *content_ruleset_load(const char *name,
 					     const char *path, char *err,
 					     size_t errlen)
 {
+	return content_ruleset_load_cached(name, path, NULL, err, errlen);
+}
+
+struct content_ruleset *content_ruleset_load_cached(const char *name,
+						    const char *path,
+						    const char *cache_dir,
+						    char *err, size_t errlen)
+{
 	struct parser p;
 
 	if (new_set(&p, name, err, errlen) == NULL)
 		return NULL;
+	p.cache_dir = cache_dir;
 	return finish(&p, parse_file(&p, path));
 }
 

@@ -83,6 +83,12 @@ struct content_ruleset {
 	/* some header or header:NAME rule has the header action (the
 	 * gateway then finds the end of each message's header block) */
 	bool header_adds;
+	/* some rule has the quarantine action (the gateway then copies
+	 * each scanned message to the quarantine Maildir as it streams) */
+	bool quarantine;
+	/* databases taken from the cache directory / compiled (the rest of
+	 * the CONTENT_WHERE_COUNT classes have no rule) */
+	unsigned cache_loaded, compiled;
 };
 
 /*
@@ -94,6 +100,15 @@ struct content_ruleset {
 struct content_ruleset *content_ruleset_load(const char *name,
 					     const char *path, char *err,
 					     size_t errlen);
+
+/* The same, with the compiled databases kept in cache_dir (content/
+ * cache.h; NULL: none): a class whose expressions, flags, Hyperscan
+ * version and platform match a file there is loaded instead of
+ * compiled; a bad file is ignored (stderr) and replaced. */
+struct content_ruleset *content_ruleset_load_cached(const char *name,
+						    const char *path,
+						    const char *cache_dir,
+						    char *err, size_t errlen);
 
 /* The same from a string; fname is used in messages and as the base
  * of relative includes ("." directory if it has no slash). */

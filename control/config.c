@@ -1007,7 +1007,8 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 	static const char *const keys[] = {
 		"stack",	"listeners", "policy", "pools",
 		"default_pool", "maildir",   "log",    "tls", "auth",
-		"content_rule_sets", NULL};
+		"content_rule_sets", "content_quarantine_maildir",
+		"content_cache_dir", NULL};
 	const config_setting_t *root = config_root_setting(cf);
 	const config_setting_t *s;
 	struct ctl_config c;

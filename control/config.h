@@ -21,6 +21,7 @@
 
 #include "auth/brute.h"
 #include "control/cidr.h"
+#include "dataplane/bounds.h"
 
 struct auth_store;
 struct auth_sendermap;
@@ -217,16 +218,30 @@ struct ctl_listener_content {
 	uint64_t scan_limit;  /* octets scanned per message, 0: all */
 };
 
+/* One content rule's hit counter: one word per dataplane core (core k
+ * writes only core[k], relaxed atomics; the main lcore sums). Shared by
+ * every loaded configuration whose set has the same rule (set name,
+ * rule file, line, where, action, pattern: ctl_content_hits_acquire), so
+ * a reload that keeps a rule keeps its count, and cores still on the old
+ * snapshot count into the same words. */
+struct ctl_rule_hits {
+	uint64_t core[MXG_MAX_CORES];
+	uint64_t hash;
+	uint32_t refs;
+	size_t key_len;
+	char *key;
+	struct ctl_rule_hits *next;
+};
+
 /* One named rule set: a rule file compiled into Hyperscan databases. */
 struct ctl_content_set {
 	char *name;
 	char *file;
 	unsigned line;
 	struct content_ruleset *rules; /* content/rules.h; owned */
-	/* hits per rule and dataplane core ([core * n_rules + rule]),
-	 * allocated by the snapshot build; core k writes only its row */
-	uint64_t *hits;
-	uint32_t hit_cores;
+	/* hits[rule]: its counter (n_rules pointers), taken by the snapshot
+	 * build for sets bound to a listener, released with the config */
+	struct ctl_rule_hits **hits;
 };
 
 /* Which families a listener serves (issue 16). */
@@ -235,6 +250,13 @@ enum ctl_family {
 	CTL_FAMILY_V4,	    /* address names stack.address: IPv4 only */
 	CTL_FAMILY_V6,	    /* address names stack.address6: IPv6 only */
 };
+/* Takes cs's per-rule counters from the registry (main lcore): the
+ * counter of a rule some loaded configuration already has is shared.
+ * 0 or -ENOMEM. No-op when cs->hits is set. */
+int ctl_content_hits_acquire(struct ctl_content_set *cs);
+
+/* A counter's total over every core (main lcore). */
+uint64_t ctl_rule_hits_sum(const struct ctl_rule_hits *h);
 
 struct ctl_listener {
 	char *name;
@@ -354,6 +376,8 @@ struct ctl_config {
 	uint32_t default_pool; /* index into pools */
 	struct ctl_content_set *content_sets; /* content_rule_sets */
 	uint32_t n_content_sets;
+	char *content_quarantine_maildir; /* quarantine action's Maildir */
+	char *content_cache_dir; /* compiled rule databases kept here */
 	struct {
 		char *path;
 		uint32_t workers;

@@ -49,6 +49,11 @@
 	X(auth_failed_plain) X(auth_failed_login) X(auth_failed_gssapi)      \
 	X(auth_locked) X(auth_lockouts) X(auth_delayed) X(auth_tempfail)     \
 	X(mail_denied_login)                                                  \
+	X(content_scanned) X(content_exempt) X(content_unscanned)             \
+	X(content_truncated) X(content_hits) X(content_rejected)              \
+	X(content_tempfailed) X(content_discarded) X(content_quarantined)     \
+	X(content_quarantine_failed) X(content_quarantine_copies)             \
+	X(content_headers_added) X(content_headers_dropped)                   \
 	X(tls_handshakes) X(tls_handshakes_failed) X(tls_tlsv1_2)             \
 	X(tls_tlsv1_3) X(tls_resumed) X(tls_fail_protocol) X(tls_fail_version) \
 	X(tls_fail_other) X(tls_fail_peer_cert) X(tls_client_certs)           \

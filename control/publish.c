@@ -52,6 +52,7 @@ int gw_global_init(struct gw_global *gw, struct mxg_snapshot *first,
 	gw->maildir_path = first->cfg.maildir.path;
 	gw->maildir_workers = first->cfg.maildir.workers;
 	gw->maildir_max_jobs = first->cfg.maildir.max_jobs;
+	gw->quarantine_path = first->cfg.content_quarantine_maildir;
 	gw->our_ip = rte_cpu_to_be_32(first->cfg.stack.address);
 	gw->hostname = first->hostname;
 	gw->smtp_mem = first->smtp_mem;

@@ -477,7 +477,7 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 	}
 	ctl_mw_family(w, "mxgate_content_rule_hits_total",
 		      "Messages (or MAIL/RCPT commands) each content rule "
-		      "matched, since the snapshot that compiled it",
+		      "matched (kept across reloads for an unchanged rule)",
 		      CTL_METRIC_COUNTER);
 	for (uint32_t i = 0; published(ctl) &&
 			     i < published(ctl)->cfg.n_content_sets; i++) {
@@ -486,13 +486,9 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 
 		for (uint32_t k = 0; cs->hits && k < cs->rules->n_rules; k++) {
 			const struct content_rule *r = &cs->rules->rules[k];
-			uint64_t n = 0;
+			uint64_t n = ctl_rule_hits_sum(cs->hits[k]);
 			char rule[1100];
 
-			for (uint32_t c = 0; c < cs->hit_cores; c++)
-				n += __atomic_load_n(
-					&cs->hits[(size_t)c * cs->rules->n_rules + k],
-					__ATOMIC_RELAXED);
 			snprintf(rule, sizeof(rule), "%s:%u", r->file, r->line);
 			struct ctl_label lb[3] = {
 				{"set", cs->name},
@@ -500,6 +496,53 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 				{"action", content_action_name(r->action)}};
 			ctl_mw_u64(w, "mxgate_content_rule_hits_total", lb, 3, n);
 		}
+	}
+	{
+		/* per-action totals, from the per-core counters (they do
+		 * not restart at a reload, unlike the per-rule rows) */
+		const struct {
+			const char *action;
+			uint64_t n;
+		} acts[] = {
+			{"rejected", g->content_rejected},
+			{"tempfailed", g->content_tempfailed},
+			{"discarded", g->content_discarded},
+			{"quarantined", g->content_quarantined},
+			{"quarantine_failed", g->content_quarantine_failed},
+		};
+		const struct {
+			const char *result;
+			uint64_t n;
+		} scans[] = {
+			{"scanned", g->content_scanned},
+			{"exempt", g->content_exempt},
+			{"unscanned", g->content_unscanned},
+			{"truncated", g->content_truncated},
+		};
+
+		ctl_mw_family(w, "mxgate_content_messages_total",
+			      "Messages decided by a content rule, by action",
+			      CTL_METRIC_COUNTER);
+		for (size_t i = 0; i < RTE_DIM(acts); i++) {
+			struct ctl_label l = {"action", acts[i].action};
+
+			ctl_mw_u64(w, "mxgate_content_messages_total", &l, 1,
+				   acts[i].n);
+		}
+		ctl_mw_family(w, "mxgate_content_scans_total",
+			      "Messages by content scan result (truncated: "
+			      "cut by content_scan_limit)", CTL_METRIC_COUNTER);
+		for (size_t i = 0; i < RTE_DIM(scans); i++) {
+			struct ctl_label l = {"result", scans[i].result};
+
+			ctl_mw_u64(w, "mxgate_content_scans_total", &l, 1,
+				   scans[i].n);
+		}
+		ctl_mw_family(w, "mxgate_content_rule_hits_all_total",
+			      "Content rule hits, all rules and sets",
+			      CTL_METRIC_COUNTER);
+		ctl_mw_u64(w, "mxgate_content_rule_hits_all_total", NULL, 0,
+			   g->content_hits);
 	}
 	ctl_mw_family(w, "mxgate_mbufs_free", "Free mbufs in the pool",
 		      CTL_METRIC_GAUGE);

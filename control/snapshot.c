@@ -703,15 +703,9 @@ static int content_build(struct mxg_snapshot *s, char *err, size_t errlen)
 		if (cl->content.set < 0)
 			continue;
 		cs = &s->cfg.content_sets[cl->content.set];
-		if (cs->hits == NULL) {
-			cs->hits = calloc((size_t)cores * cs->rules->n_rules + 1,
-					  sizeof(*cs->hits));
-			if (cs->hits == NULL) {
-				r = -ENOMEM;
-				goto out;
-			}
-			cs->hit_cores = cores;
-		}
+		r = ctl_content_hits_acquire(cs);
+		if (r < 0)
+			goto out;
 		s->listeners[i].content = cs->rules;
 		s->listeners[i].content_hits = cs->hits;
 		r = content_scratch_grow(s->listeners[i].content, &proto);
@@ -861,6 +855,9 @@ int mxg_snapshot_reloadable(const struct mxg_snapshot *o,
 		what = "the maildir section";
 	else if (a->tls.workers != b->tls.workers)
 		what = "tls.workers";
+	else if (!str_eq(a->content_quarantine_maildir,
+			 b->content_quarantine_maildir))
+		what = "content_quarantine_maildir";
 	else if (!str_eq(a->log.file, b->log.file))
 		what = "log.file";
 	else if (n->has_maildir && !o->has_maildir)

@@ -66,7 +66,8 @@ struct mxg_snapshot_listener {
 	/* content rules (issue 15): the listener's compiled set (owned by
 	 * cfg); NULL: none */
 	const struct content_ruleset *content;
-	uint64_t *content_hits; /* the set's per-core hit rows (cfg) */
+	/* the set's per-rule counters (cfg; config.h ctl_rule_hits) */
+	struct ctl_rule_hits *const *content_hits;
 };
 
 /* One next-hop pool, compiled: how to talk to its servers. */

@@ -75,6 +75,7 @@ struct gw_global {
 	size_t relay_mem;        /* bytes per backend client */
 	const char *maildir_path;
 	uint32_t maildir_workers, maildir_max_jobs;
+	const char *quarantine_path;  /* content_quarantine_maildir, NULL */
 	struct worker_pool *workers;  /* the one pool: Maildir steps, TLS
 					 handshakes (NULL: listeners with
 					 TLS refuse clients) and AUTH's
@@ -156,6 +157,17 @@ struct gw_stats {
 	uint64_t auth_delayed;	  /* 535 held by the tarpit */
 	uint64_t auth_tempfail;	  /* 454 4.7.0: store or pool unavailable */
 	uint64_t mail_denied_login; /* 553 5.7.1: sender not the login's */
+	/* Content rules (issue 15; gateway/content.c): messages scanned,
+	 * passed unscanned (exempt client; no memory), cut by the scan
+	 * limit; rule hits; messages by deciding action; headers added or
+	 * dropped (over CONTENT_GW_ADD_MAX); quarantine copies started,
+	 * messages quarantined (durable), quarantine verdicts answered 451. */
+	uint64_t content_scanned, content_exempt, content_unscanned;
+	uint64_t content_truncated, content_hits;
+	uint64_t content_rejected, content_tempfailed, content_discarded;
+	uint64_t content_quarantined, content_quarantine_failed;
+	uint64_t content_quarantine_copies;
+	uint64_t content_headers_added, content_headers_dropped;
 	/* TLS on client connections (issue 13; xprt_tls.c). */
 	uint64_t tls_handshakes;        /* completed */
 	uint64_t tls_handshakes_failed; /* failed (alert or close) */

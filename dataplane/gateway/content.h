@@ -42,9 +42,11 @@ void content_gw_added_header_sent(struct gw_sess *s, size_t n);
 size_t content_gw_body_limit(struct gw_sess *s, const uint8_t *p, size_t len);
 
 /* End of data, before the final dot goes to the next hop: when a rule
- * decides (reject, tempfail, discard), answers the client, aborts the
- * next hop's transaction (no dot is ever sent) and returns true; false
- * lets delivery go on. Every hit is logged with its rule file:line. */
+ * decides (reject, tempfail, discard, quarantine), aborts the next hop's
+ * transaction (no dot is ever sent), answers the client (quarantine:
+ * once the copy is durable, content_gw_quarantine_done) and returns
+ * true; false lets delivery go on. Every hit is logged with its rule
+ * file:line. */
 bool content_gw_data_end(struct gw_sess *s);
 
 /* HELO name, MAIL or RCPT address (where CONTENT_WHERE_HELO, _MAIL or
@@ -55,6 +57,12 @@ bool content_gw_data_end(struct gw_sess *s);
  * data. */
 bool content_gw_envelope(struct gw_sess *s, int where, const char *addr,
 			 size_t len);
+
+/* Completions of this core's quarantine Maildir (gc->qmd): answers the
+ * end of data of each session whose quarantine copy was committed (250
+ * when durable, 451 otherwise). Every poll-loop iteration, like
+ * delivery_maildir_done(). */
+void content_gw_quarantine_done(struct gw_core *gc);
 
 /* Release the scan of the current transaction (every end and abort
  * path: sess_txn_reset). */

@@ -59,6 +59,7 @@
 #include "dataplane/gateway/backend.h"
 #include "dataplane/gateway/client.h"
 #include "dataplane/gateway/client_tls.h"
+#include "dataplane/gateway/content.h"
 #include "dataplane/gateway/core.h"
 #include "dataplane/gateway/log.h"
 #include "dataplane/gateway/delivery.h"
@@ -219,6 +220,8 @@ void gw_core_poll(struct gw_core *gc, uint64_t now_us)
 		state_pushes_apply(gc);
 	if (gc->md)
 		delivery_maildir_done(gc);
+	if (gc->qmd)
+		content_gw_quarantine_done(gc);
 	/* Time-outs and short Maildir appends: a scan every 20 ms. */
 	if (now_us - gc->last_scan_us >= 20000) {
 		bool over;
@@ -296,6 +299,30 @@ const uint64_t *gw_core_latency(const struct gw_core *gc, uint64_t *sum_us)
 	return gc->lat;
 }
 
+/* A Maildir instance of this core (the local next hop, the content
+ * quarantine); max_jobs 0: the default. NULL with err written. */
+static struct maildir *core_maildir(const struct gw_global *gw, uint16_t core,
+				    const char *path, uint32_t max_jobs,
+				    const char *what, char *err, size_t errlen)
+{
+	struct maildir_config mc;
+	struct maildir *md;
+	int e = 0;
+
+	maildir_config_defaults(&mc);
+	mc.path = path;
+	mc.hostname = gw->hostname;
+	mc.instance = core;
+	mc.pool = gw->workers;
+	mc.core = core;
+	if (max_jobs)
+		mc.max_jobs = max_jobs;
+	md = maildir_create(&mc, &e);
+	if (!md)
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(-e));
+	return md;
+}
+
 const struct gw_stats *gw_core_stats(const struct gw_core *gc)
 {
 	return &gc->stats;
@@ -336,7 +363,6 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 {
 	struct gw_core *gc = calloc(1, sizeof(*gc));
 	struct mxg_snapshot *sn = gw->snap;
-	int e = 0;
 
 	if (!gc)
 		goto nomem;
@@ -401,24 +427,16 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 		snprintf(err, errlen, "auth brute-force table: out of memory");
 		goto fail;
 	}
-	if (sn->has_maildir) {
-		struct maildir_config mc;
-
-		maildir_config_defaults(&mc);
-		mc.path = gw->maildir_path;
-		mc.hostname = gw->hostname;
-		mc.instance = core;
-		mc.pool = gw->workers;
-		mc.core = core;
-		if (gw->maildir_max_jobs)
-			mc.max_jobs = gw->maildir_max_jobs;
-		gc->md = maildir_create(&mc, &e);
-		if (!gc->md) {
-			snprintf(err, errlen, "maildir %s: %s", mc.path,
-				 strerror(-e));
-			goto fail;
-		}
-	}
+	if (sn->has_maildir &&
+	    (gc->md = core_maildir(gw, core, gw->maildir_path,
+				   gw->maildir_max_jobs, "maildir", err,
+				   errlen)) == NULL)
+		goto fail;
+	if (gw->quarantine_path &&
+	    (gc->qmd = core_maildir(gw, core, gw->quarantine_path, 0,
+				    "content_quarantine_maildir", err,
+				    errlen)) == NULL)
+		goto fail;
 	for (uint32_t i = 0; i < sn->n_listeners; i++) {
 		int r = tcp_listen(st, sn->listeners[i].port, &client_callbacks,
 				   gc);
@@ -479,6 +497,8 @@ void gw_core_destroy(struct gw_core *gc)
 		}
 	if (gc->md)
 		maildir_destroy(gc->md);
+	if (gc->qmd)
+		maildir_destroy(gc->qmd);
 	if (gc->pool_set)
 		state_pool_set_free(gc, gc->pool_set);
 	while (gc->pool_sets_retired) {

@@ -347,6 +347,23 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 	/* else RELAY_EV_READY calls delivery_backend_ready() */
 }
 
+void delivery_maildir_received(struct gw_sess *s,
+			       struct maildir_received *rcv, char *tls,
+			       size_t tls_len)
+{
+	client_tls_received_comment(s, tls, tls_len);
+	*rcv = (struct maildir_received){
+		.client_addr = s->client_literal,
+		.helo = s->helo[0] ? s->helo : NULL,
+		.listener = s->lst->cl->name,
+		.session_id = s->sid,
+		.protocol = auth_received_protocol(s),
+		.tls = tls,
+		.sender = s->from,
+		.recipient = s->nrcpt_ok == 1 ? s->rcpt_log[0] : NULL,
+	};
+}
+
 void delivery_data(struct gw_sess *s)
 {
 	struct gw_core *gc = s->gc;
@@ -356,20 +373,11 @@ void delivery_data(struct gw_sess *s)
 		return;
 	}
 	if (s->pool_set->snap->pools[s->pool].maildir) {
-		char tls[256]; /* maildir.c's FIELD_MAX */
-		struct maildir_received rcv = {
-			.client_addr = s->client_literal,
-			.helo = s->helo[0] ? s->helo : NULL,
-			.listener = s->lst->cl->name,
-			.session_id = s->sid,
-			.protocol = auth_received_protocol(s),
-			.tls = tls,
-			.sender = s->from,
-			.recipient = s->nrcpt_ok == 1 ? s->rcpt_log[0] : NULL,
-		};
+		char tls[GW_RECEIVED_TLS_MAX];
+		struct maildir_received rcv;
 		int j;
 
-		client_tls_received_comment(s, tls, sizeof(tls));
+		delivery_maildir_received(s, &rcv, tls, sizeof(tls));
 		j = maildir_begin(gc->md, &rcv,
 				      ((uint64_t)s->gen << 32) | s->idx);
 
@@ -545,6 +553,18 @@ void delivery_data_end(struct gw_sess *s)
 	core_dirty_backend(s->be);
 }
 
+struct gw_sess *delivery_maildir_session(struct gw_core *gc, uint64_t tag)
+{
+	uint32_t idx = (uint32_t)(tag & 0xffffffff);
+	uint32_t gen = (uint32_t)(tag >> 32);
+	struct gw_sess *s;
+
+	if (idx >= gc->gw->max_sessions)
+		return NULL;
+	s = &gc->sess[idx];
+	return s->used && s->gen == gen ? s : NULL;
+}
+
 void delivery_maildir_done(struct gw_core *gc)
 {
 	struct maildir_completion comp[16];
@@ -552,19 +572,15 @@ void delivery_maildir_done(struct gw_core *gc)
 
 	while ((n = maildir_poll(gc->md, comp, 16)) > 0) {
 		for (unsigned i = 0; i < n; i++) {
-			uint32_t idx = (uint32_t)(comp[i].tag & 0xffffffff);
-			uint32_t gen = (uint32_t)(comp[i].tag >> 32);
-			struct gw_sess *s;
+			struct gw_sess *s =
+				delivery_maildir_session(gc, comp[i].tag);
 
 			if (comp[i].status == 0)
 				gc->stats.maildir_delivered++;
 			else if (comp[i].status != -ECANCELED)
 				gc->stats.maildir_failed++;
-			if (idx >= gc->gw->max_sessions)
-				continue;
-			s = &gc->sess[idx];
-			if (!s->used || s->gen != gen ||
-			    s->md_job != comp[i].job || s->wait != W_DATA_END)
+			if (s == NULL || s->md_job != comp[i].job ||
+			    s->wait != W_DATA_END)
 				continue;
 			s->wait = W_NONE;
 			s->md_job = -1;

@@ -21,11 +21,25 @@ struct gw_be *delivery_get_backend(struct gw_sess *s, uint32_t pool);
 
 void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r);
 
+/* Room for the TLS comment of Received: (maildir.c's FIELD_MAX). */
+#define GW_RECEIVED_TLS_MAX 256
+
+/* The Received: trace field's facts of the current transaction for a
+ * Maildir job (the local next hop, the quarantine); tls (tls_len octets)
+ * receives the TLS comment rcv points to. */
+void delivery_maildir_received(struct gw_sess *s,
+			       struct maildir_received *rcv, char *tls,
+			       size_t tls_len);
+
 void delivery_data(struct gw_sess *s);
 
 bool delivery_body_chunk(struct gw_sess *s);
 
 void delivery_data_end(struct gw_sess *s);
+
+/* The session a Maildir job's tag ((gen << 32) | slot, given at
+ * maildir_begin) names, or NULL when it ended since. */
+struct gw_sess *delivery_maildir_session(struct gw_core *gc, uint64_t tag);
 
 void delivery_maildir_done(struct gw_core *gc);
 

@@ -66,6 +66,8 @@ enum gw_wait {
 	W_RCPT,      /* RCPT verdict waits for the backend (MAIL+RCPT) */
 	W_DATA,      /* DATA verdict waits for 354 */
 	W_DATA_END,  /* end-of-data verdict waits for the backend / Maildir */
+	W_QUARANTINE, /* end-of-data verdict waits for the quarantine
+			 Maildir's commit (content.c) */
 };
 
 /* What a session's AUTH exchange waits for (auth.c). While it is not
@@ -180,6 +182,8 @@ struct gw_sess {
 	struct gw_auth auth;  /* AUTH (auth.c) */
 	struct gw_content *content; /* scanner of this message (content.c) */
 	bool content_started;       /* first body chunk seen */
+	int quarantine_job;         /* committed quarantine Maildir job
+				       (valid while wait == W_QUARANTINE) */
 };
 
 enum gw_be_state {
@@ -301,6 +305,7 @@ struct gw_core {
 				  there */
 	uint8_t *relay_mem;
 	struct maildir *md;
+	struct maildir *qmd; /* content_quarantine_maildir (content.c) */
 	struct gw_sess *dirty_s;
 	struct gw_be *dirty_b;
 	bool running;      /* core_run is running the dirty lists */
@@ -312,11 +317,6 @@ struct gw_core {
 	struct rte_ring *log;
 	struct rte_mempool *log_pool;
 	struct gw_stats stats;
-	struct gw_content_stats {  /* content.c; summed by nobody yet */
-		uint64_t scanned, exempt, unscanned, truncated, hits;
-		uint64_t rejected, tempfailed, discarded;
-		uint64_t headers_added, headers_dropped;
-	} content;
 	struct xprt_tls_counters tls_counters; /* copied into stats */
 	uint8_t scratch[16384];
 };

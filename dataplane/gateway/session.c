@@ -95,8 +95,9 @@ void sess_txn_reset(struct gw_sess *s)
 	s->backend_name[0] = '\0';
 }
 
-/* Abandon whatever the next hop holds for the current transaction. */
-void sess_txn_abort(struct gw_sess *s)
+/* Abandon whatever the next hop holds for the current transaction,
+ * keeping the transaction's own state (envelope, size) for its log. */
+void sess_next_hop_abort(struct gw_sess *s)
 {
 	struct gw_core *gc = s->gc;
 
@@ -125,6 +126,12 @@ void sess_txn_abort(struct gw_sess *s)
 			sess_put_backend(s);
 		}
 	}
+}
+
+/* Abandon whatever the next hop holds and reset the transaction. */
+void sess_txn_abort(struct gw_sess *s)
+{
+	sess_next_hop_abort(s);
 	sess_txn_reset(s);
 }
 

@@ -15,6 +15,8 @@ void sess_tempfail(struct gw_sess *s, const char *enh, const char *text);
 
 void sess_txn_reset(struct gw_sess *s);
 
+void sess_next_hop_abort(struct gw_sess *s);
+
 void sess_txn_abort(struct gw_sess *s);
 
 void sess_pump(struct gw_sess *s);

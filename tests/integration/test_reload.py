@@ -12,9 +12,16 @@ usage: test_reload.py MXGATE MXGATECTL SCENARIO [--cores N]
              retired snapshot is freed, RSS after within 5% of before.
   invalid    syntax error, unknown key, bad CIDR, port clash: each
              refused with file and line (mxgatectl and SIGHUP); a change
-             of the stack, maildir, log.file, policy.rate_table_size and
+             of the stack, maildir, log.file, content_quarantine_maildir,
+             policy.rate_table_size and
              policy.block_table_size: each refused as needing a restart,
              with its reason; the old policy keeps serving.
+  content50  50 content rule sets (issue 15), each a MAIL rule adding
+             "X-Rule-Set: N", taken by mxgatectl reload one after the
+             other while smtp-source batches of 500 messages run into
+             smtp-sink (capture on): no session fails, every message arrives and
+             carries exactly one X-Rule-Set header (judged by exactly
+             one set), every reload ok.
   push       block/allow/unblock with expiry, domain-add/del, limit,
              backend-down/up, a listener change by reload, drain; every
              push applied on every core (its latency is logged; how fast
@@ -324,6 +331,103 @@ def scenario_reload200(a, tmp, res, n_msgs=20000, n_reloads=200,
         sink.stop()
 
 
+# ---------------------------------------------------------------- content50
+
+
+def content_config(tmp):
+    top = base_config(tmp, "a")
+    top["listeners"][0]["content_rules"] = "r"
+    top["content_rule_sets"] = [{"name": "r", "file": "r.rules"}]
+    return top
+
+
+def write_set(tmp, n):
+    p = os.path.join(tmp, "r.rules")
+    with open(p + ".new", "w") as f:
+        f.write("# rule set %d\nmail /./ header X-Rule-Set: %d\n" % (n, n))
+    os.rename(p + ".new", p)
+
+
+def scenario_content50(a, tmp, res, batch=500, max_batches=40, n_sets=50):
+    """smtp-source batches run back to back until the 50 reloads are
+    done (at most max_batches), so every reload happens under load
+    however fast the reloads are (an ASan build reloads slower)."""
+    cap = os.path.join(tmp, "capture")
+    os.mkdir(cap)
+    sink = peers.SmtpSink(KERNEL_IP, SINK_PORT, capture_dir=cap)
+    write_set(tmp, 0)
+    gw, conf = start(a, tmp, content_config(tmp))
+    sink.start()
+    errors, runs, done = [], [], threading.Event()
+
+    def load():
+        while not done.is_set() and len(runs) < max_batches:
+            runs.append(smtp_source(batch, 10, to="bulk@a.example",
+                                    timeout=120))
+    try:
+        th = threading.Thread(target=load)
+        th.start()
+        time.sleep(0.3)
+        adm = Admin(a.sock)
+        try:
+            for n in range(1, n_sets + 1):
+                if not th.is_alive():
+                    errors.append("load ended after %d sets" % (n - 1))
+                    break
+                write_set(tmp, n)
+                r = adm.call(cmd="reload")
+                if not r.get("ok"):
+                    errors.append(str(r)[-200:])
+                time.sleep(0.02)
+        finally:
+            adm.close()
+        done.set()
+        th.join()
+        n_msgs = batch * len(runs)
+        log("  smtp-source: %d batches of %d messages, %.1f s" %
+            (len(runs), batch, sum(r[2] for r in runs)))
+        res.check(runs and all(r[0] == 0 for r in runs),
+                  "smtp-source: %d messages over 10 sessions, every batch "
+                  "exit 0 (%s)" % (n_msgs, [r[1][-100:] for r in runs
+                                            if r[0] != 0][:2]))
+        res.check(not errors, "%d rule sets taken by mxgatectl reload "
+                  "under load (%s)" % (n_sets, errors[:3]))
+        deadline = time.time() + 30
+        while time.time() < deadline and len(sink.captured()) < n_msgs:
+            time.sleep(0.2)
+        files = sink.captured()
+        res.check(len(files) == n_msgs, "smtp-sink captured %d messages "
+                  "(sent %d)" % (len(files), n_msgs))
+        bad, seen = 0, {}
+        for p in files:
+            head = peers.split_message(peers.read_file(p))[0] or b""
+            tags = re.findall(rb"^X-Rule-Set: (\d+)\r?$", head, re.M)
+            if len(tags) != 1:
+                bad += 1
+            else:
+                seen[int(tags[0])] = seen.get(int(tags[0]), 0) + 1
+        log("  messages per rule set: %s" % sorted(seen.items()))
+        res.check(bad == 0, "every message carries exactly one X-Rule-Set "
+                  "header (%d do not)" % bad)
+        res.check(len(seen) >= 2 and max(seen) <= n_sets,
+                  "messages judged by %d different rule sets" % len(seen))
+        t = gw.stats()["total"]
+        res.check(t.get("gw_messages_tempfail") == 0 and
+                  t.get("gw_messages_rejected") == 0,
+                  "no message temp-failed or rejected (%s, %s)" %
+                  (t.get("gw_messages_tempfail"),
+                   t.get("gw_messages_rejected")))
+        p = wait_freed(gw)
+        res.check(p.get("reloads_failed") == 0 and
+                  p.get("snapshots_freed") == p.get("snapshots_retired"),
+                  "no reload failed, every retired snapshot freed (%s)" % p)
+    finally:
+        done.set()
+        gw.shutdown(res)
+        gw.kill()
+        sink.stop()
+
+
 # ---------------------------------------------------------------- invalid
 
 
@@ -374,6 +478,9 @@ RESTART = [
      _set("log", "file", lambda tmp: os.path.join(tmp, "other.log"))),
     ("policy.rate_table_size", _set("policy", "rate_table_size", 4096)),
     ("policy.block_table_size", _set("policy", "block_table_size", 1024)),
+    ("content_quarantine_maildir",
+     lambda top, tmp: top.update(
+         content_quarantine_maildir=os.path.join(tmp, "Quarantine"))),
 ]
 
 
@@ -771,7 +878,7 @@ def main():
     os.chmod(tmp, 0o755)
     a.sock = os.path.join(tmp, "admin.sock")
     fn = {"reload200": scenario_reload200, "invalid": scenario_invalid,
-          "push": scenario_push}[a.scenario]
+          "push": scenario_push, "content50": scenario_content50}[a.scenario]
     with mxgtest.Netns("rl" + a.scenario[:4]):
         try:
             fn(a, tmp, res)

@@ -232,7 +232,8 @@ static void test_errors(void)
 	ERRS(LISTENERS "colour = \"blue\";\n",
 	     "t.conf:2: key 'colour': unknown key (valid here: stack, "
 	     "listeners, policy, pools, default_pool, maildir, log, tls, "
-	     "auth, content_rule_sets)\n");
+	     "auth, content_rule_sets, content_quarantine_maildir, "
+	     "content_cache_dir)\n");
 	ERRS(LISTENERS "log = {\n  file = \"\";\n  levle = \"info\";\n};\n",
 	     "t.conf:4: key 'log.levle': unknown key (valid here: file, "
 	     "level, format)\n");
@@ -284,7 +285,8 @@ static void test_errors(void)
 		       "stack2 = 1;\n",
 	     "t.conf:3: key 'stack2': unknown key (valid here: stack, "
 	     "listeners, policy, pools, default_pool, maildir, log, tls, "
-	     "auth, content_rule_sets)\n"
+	     "auth, content_rule_sets, content_quarantine_maildir, "
+	     "content_cache_dir)\n"
 	     "t.conf:2: key 'stack.address6': \"fd00::1/129\" is not an IPv6 "
 	     "prefix (address/len with len 1..128, e.g. "
 	     "\"fd00:6d78::2/64\")\n");
@@ -1088,7 +1090,7 @@ static void test_tls(void)
 static void test_file_errors(void)
 {
 	struct ctl_config c;
-	char small[200];
+	char small[300];
 	char text[4096];
 	size_t o = 0;
 

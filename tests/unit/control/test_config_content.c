@@ -106,14 +106,26 @@ int main(void)
 	if (failures)
 		fprintf(stderr, "%s", err);
 
-	/* quarantine is not wired into the gateway: a set with it may be
-	 * defined but not bound to a listener; header is */
+	/* quarantine needs content_quarantine_maildir (an absolute path)
+	 * when its set is bound to a listener; header needs nothing */
 	put("q.rules", "body /x/ log\nattachment-name /exe$/ quarantine q\n");
 	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
 		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
 		   "  content_rules = \"q\"; } );\n//%s\n", &c) == -EINVAL);
 	CHECK(strstr(err, "t.conf:3: key 'listeners[0].content_rules': ") != NULL &&
-	      strstr(err, "q.rules:2: action \"quarantine\" is not applied by the gateway yet") != NULL);
+	      strstr(err, "q.rules:2: action \"quarantine\" needs content_quarantine_maildir") != NULL);
+	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
+		   "content_quarantine_maildir = \"/var/lib/mxgate/Quarantine\";\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"q\"; } );\n//%s\n", &c) == 0);
+	CHECK(c.content_quarantine_maildir != NULL &&
+	      strcmp(c.content_quarantine_maildir, "/var/lib/mxgate/Quarantine") == 0);
+	ctl_config_free(&c);
+	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
+		   "content_quarantine_maildir = \"Quarantine\";\n"
+		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
+		   "  content_rules = \"q\"; } );\n//%s\n", &c) == -EINVAL);
+	CHECK(strstr(err, "t.conf:2: key 'content_quarantine_maildir': \"Quarantine\": an absolute path") != NULL);
 	CHECK(load("content_rule_sets = ( { name = \"q\"; file = \"%s/q.rules\"; } );\n"
 		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
 		   &c) == 0);
@@ -128,6 +140,49 @@ int main(void)
 		   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\";\n"
 		   "  content_rules = \"h\"; } );\n//%s\n", &c) == 0);
 	ctl_config_free(&c);
+
+	/* per-rule counters: a second configuration with the same rule
+	 * shares its counter (a reload keeps the count); a changed pattern
+	 * or another line gets a new one; the last release frees it */
+	{
+		struct ctl_config c2, c3;
+
+		put("k.rules", "body /keep/ log\nbody /change/ log\n");
+		CHECK(load("content_rule_sets = ( { name = \"k\"; file = \"%s/k.rules\"; } );\n"
+			   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+			   &c) == 0);
+		CHECK(load("content_rule_sets = ( { name = \"k\"; file = \"%s/k.rules\"; } );\n"
+			   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+			   &c2) == 0);
+		put("k.rules", "body /keep/ log\nbody /changed/ log\n");
+		CHECK(load("content_rule_sets = ( { name = \"k\"; file = \"%s/k.rules\"; } );\n"
+			   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+			   &c3) == 0);
+		if (failures)
+			return check_summary("config_content");
+		CHECK(ctl_content_hits_acquire(&c.content_sets[0]) == 0 &&
+		      ctl_content_hits_acquire(&c2.content_sets[0]) == 0 &&
+		      ctl_content_hits_acquire(&c3.content_sets[0]) == 0);
+		c.content_sets[0].hits[0]->core[1] = 5;
+		c.content_sets[0].hits[1]->core[0] = 7;
+		CHECK(c2.content_sets[0].hits[0] == c.content_sets[0].hits[0]);
+		CHECK(ctl_rule_hits_sum(c2.content_sets[0].hits[0]) == 5);
+		CHECK(ctl_rule_hits_sum(c2.content_sets[0].hits[1]) == 7);
+		ctl_config_free(&c);
+		ctl_config_free(&c2);
+		CHECK(ctl_rule_hits_sum(c3.content_sets[0].hits[0]) == 5);
+		CHECK(c3.content_sets[0].hits[1] != NULL &&
+		      ctl_rule_hits_sum(c3.content_sets[0].hits[1]) == 0);
+		ctl_config_free(&c3);
+		CHECK(load("content_rule_sets = ( { name = \"k\"; file = \"%s/k.rules\"; } );\n"
+			   "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; } );\n//%s\n",
+			   &c) == 0);
+		CHECK(ctl_content_hits_acquire(&c.content_sets[0]) == 0 &&
+		      ctl_rule_hits_sum(c.content_sets[0].hits[0]) == 0);
+		ctl_config_free(&c);
+		snprintf(want, sizeof(want), "%s/k.rules", dir);
+		unlink(want);
+	}
 
 	char p[512];
 	snprintf(p, sizeof(p), "%s/h.rules", dir);
