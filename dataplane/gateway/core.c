@@ -367,6 +367,15 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 	}
 	if (!gc->buf_free)
 		goto nomem;
+	/* The outstanding-RCPT blocks (delivery.c), reserved the same way:
+	 * resident only in slots that pipelined recipients. */
+	gc->rcptq_len = sizeof(struct gw_rcptq) * gw->max_sessions;
+	gc->rcptq = mmap(NULL, gc->rcptq_len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (gc->rcptq == MAP_FAILED) {
+		gc->rcptq = NULL;
+		goto nomem;
+	}
 	for (uint32_t i = 0; i < gw->max_sessions; i++)
 		gc->buf_free[i] = gw->max_sessions - 1 - i;
 	gc->n_buf_free = gw->max_sessions;
@@ -505,6 +514,8 @@ void gw_core_destroy(struct gw_core *gc)
 	if (gc->smtp_bufs)
 		munmap(gc->smtp_bufs, gc->smtp_bufs_len);
 	free(gc->buf_free);
+	if (gc->rcptq)
+		munmap(gc->rcptq, gc->rcptq_len);
 	free(gc->be);
 	free(gc->relay_mem);
 	free(gc);
