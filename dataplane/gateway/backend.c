@@ -681,6 +681,12 @@ static void be_pump_once(struct gw_be *b)
 	}
 	if (b->tc)
 		xprt_flush(&b->x);
+	{
+		uint32_t rt = relay_client_stats(b->rc)->round_trips;
+
+		gc->stats.backend_round_trips += rt - b->round_trips_counted;
+		b->round_trips_counted = rt;
+	}
 	if (relay_client_done(b->rc) && b->tc) {
 		size_t len;
 

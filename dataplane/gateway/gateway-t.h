@@ -233,6 +233,7 @@ struct gw_be {
 	bool tls_up;         /* STARTTLS handshake done on x */
 	bool tls_failed;     /* ...failed (counted as such) */
 	bool tls_noted;      /* opportunistic in clear: counted once */
+	uint32_t round_trips_counted; /* relay round_trips in the stats */
 	char name[56];     /* "[ipv6]:port" fits */
 };
 

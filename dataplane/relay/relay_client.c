@@ -486,8 +486,13 @@ static void flush(struct relay_client *c)
 		out_append(c, c->cmdbuf + c->cb_head, n->len);
 		c->cb_head += n->len;
 		n->len = 0;
-		if (c->nsent++ == 0)
+		if (c->nsent++ == 0) {
+			/* nothing was in flight: the client waits a whole
+			 * round trip for this command (and those pipelined
+			 * behind it) */
 			c->head_deadline = c->now + kind_timeout(c, n->kind);
+			c->stats.round_trips++;
+		}
 		c->stats.commands++;
 	}
 	if (c->cb_head == c->cb_tail)

@@ -1177,6 +1177,8 @@ static void test_rcpt_group_mixed(void)
 	CHECK(strstr(f.out, "452 4.2.2 <full1@dest.test> full") != NULL);
 	CHECK_EQ(b.rcpts, 10);
 	CHECK_EQ(b.rcpt_segs, 1); /* one round trip for the group */
+	/* the gateway's own count: EHLO, MAIL + the RCPTs, DATA */
+	CHECK_EQ(h.gc->stats.backend_round_trips, 3);
 	CHECK_EQ(h.gc->stats.rcpts_accepted, 7);
 	CHECK_EQ(h.gc->stats.rcpts_rejected, 3);
 	fake_in(&f, "Subject: t\r\n\r\nhello\r\n.\r\n");
@@ -1211,6 +1213,8 @@ static void test_rcpt_group_no_pipelining(void)
 		fprintf(stderr, "codes: %s\n", codes);
 	CHECK_EQ(b.rcpts, 5);
 	CHECK_EQ(b.rcpt_segs, 5); /* one at a time */
+	/* EHLO, MAIL, 5 x RCPT, DATA */
+	CHECK_EQ(h.gc->stats.backend_round_trips, 8);
 	fake_in(&f, "hello\r\n.\r\n");
 	CHECK(fb_until(&h, s, &f, &b, "queued as FAKE"));
 	fake_in(&f, "QUIT\r\n");
