@@ -376,6 +376,12 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 		gc->rcptq = NULL;
 		goto nomem;
 	}
+	gc->rcptq_free = malloc(gw->max_sessions * sizeof(uint32_t));
+	if (!gc->rcptq_free)
+		goto nomem;
+	for (uint32_t i = 0; i < gw->max_sessions; i++)
+		gc->rcptq_free[i] = gw->max_sessions - 1 - i;
+	gc->n_rcptq_free = gw->max_sessions;
 	for (uint32_t i = 0; i < gw->max_sessions; i++)
 		gc->buf_free[i] = gw->max_sessions - 1 - i;
 	gc->n_buf_free = gw->max_sessions;
@@ -516,6 +522,7 @@ void gw_core_destroy(struct gw_core *gc)
 	free(gc->buf_free);
 	if (gc->rcptq)
 		munmap(gc->rcptq, gc->rcptq_len);
+	free(gc->rcptq_free);
 	free(gc->be);
 	free(gc->relay_mem);
 	free(gc);

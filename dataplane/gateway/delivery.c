@@ -32,6 +32,7 @@
  */
 #include "dataplane/gateway/gateway-t.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -171,7 +172,21 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 
 static struct gw_rcptq *rq_block(const struct gw_sess *s)
 {
-	return &s->gc->rcptq[s->idx];
+	return &s->gc->rcptq[s->rq_block - 1];
+}
+
+/* The queue is empty: its block goes back to the core's LIFO. */
+static void rq_release(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+
+	s->rq_head = s->rq_n = s->rq_sent = 0;
+	s->rq_text = 0;
+	if (s->rq_block == 0)
+		return;
+	assert(gc->n_rcptq_free < gc->gw->max_sessions);
+	gc->rcptq_free[gc->n_rcptq_free++] = s->rq_block - 1;
+	s->rq_block = 0;
 }
 
 static struct gw_rcpt_entry *rq_at(const struct gw_sess *s, unsigned i)
@@ -232,7 +247,7 @@ static void rq_answer_head(struct gw_sess *s, enum smtp_verdict_kind k,
 	if (s->rq_sent)
 		s->rq_sent--;
 	if (s->rq_n == 0)
-		s->rq_text = 0;
+		rq_release(s);
 	core_dirty_session(s);
 }
 
@@ -248,8 +263,7 @@ void delivery_rcpt_fail_all(struct gw_sess *s, const char *why)
 
 void delivery_rcpt_forget(struct gw_sess *s)
 {
-	s->rq_head = s->rq_n = s->rq_sent = 0;
-	s->rq_text = 0;
+	rq_release(s);
 }
 
 void delivery_rcpt_resend(struct gw_sess *s)
@@ -463,10 +477,20 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 	/* Queue it (session.c checked delivery_rcpt_room) and defer the
 	 * reply: the engine reads the next pipelined RCPT meanwhile. */
 	{
-		struct gw_rcptq *q = rq_block(s);
-		struct gw_rcpt_entry *e = rq_at(s, s->rq_n);
-		char *t = q->text + s->rq_text;
+		struct gw_rcptq *q;
+		struct gw_rcpt_entry *e;
+		char *t;
 		size_t plen;
+
+		if (s->rq_block == 0) {
+			/* one block per session slot: never empty here */
+			assert(s->gc->n_rcptq_free > 0);
+			s->rq_block =
+				s->gc->rcptq_free[--s->gc->n_rcptq_free] + 1;
+		}
+		q = rq_block(s);
+		e = rq_at(s, s->rq_n);
+		t = q->text + s->rq_text;
 
 		memcpy(t, r->addr, r->addr_len);
 		t[r->addr_len] = '\0';

@@ -44,9 +44,11 @@ struct tcp_conn;
 struct gw_be;
 struct gw_core;
 
-/* The outstanding RCPTs of one session (delivery.c, issue 17): one block
- * per session slot, in a MAP_NORESERVE area of the core (pages become
- * resident only in slots whose clients pipeline recipients). An entry
+/* The outstanding RCPTs of one session (delivery.c, issue 17): a block
+ * taken from the core's LIFO of free ones (gw_core.rcptq, one per session
+ * slot in a MAP_NORESERVE area) at the first deferred RCPT and given back
+ * when none is outstanding, so only as many blocks are resident as
+ * sessions ever had recipients outstanding at once. An entry
  * holds the engine's ticket (rcpt.index) and the recipient's text until
  * the relay client took it; text is appended and reset when the queue
  * empties. */
@@ -174,9 +176,11 @@ struct gw_sess {
 	enum gw_wait wait;
 	/* Outstanding RCPTs (delivery.c, issue 17): answered SMTP_V_DEFER,
 	 * forwarded to the backend as one pipelined group; their entries
-	 * and text live in the core's block for this slot (gw_core.rcptq).
+	 * and text live in block rq_block - 1 of gw_core.rcptq (0: none)
+	 * while rq_n > 0.
 	 * A ring of rq_n entries from rq_head; the first rq_sent of them
 	 * went to the relay client (in order), the rest wait for it. */
+	uint32_t rq_block;
 	uint8_t rq_head, rq_n, rq_sent;
 	uint16_t rq_text;     /* text octets used in the block */
 	int md_job;           /* Maildir job, -1 none */
@@ -314,6 +318,8 @@ struct gw_core {
 	uint8_t *relay_mem;
 	struct gw_rcptq *rcptq;    /* one per session slot (delivery.c) */
 	size_t rcptq_len;
+	uint32_t *rcptq_free;      /* LIFO of free block indexes */
+	uint32_t n_rcptq_free;
 	struct maildir *md;
 	struct gw_sess *dirty_s;
 	struct gw_be *dirty_b;

@@ -1175,6 +1175,8 @@ static void fb_finish(struct h *h, struct gw_sess *s, struct fake *f,
 	fake_in(f, "QUIT\r\n");
 	CHECK(fb_until(h, s, f, b, "221 "));
 	h_close(h, s);
+	/* every outstanding-RCPT block is back in the core's LIFO */
+	CHECK_EQ(h->gc->n_rcptq_free, h->gw.max_sessions);
 	h_stop(h);
 }
 
@@ -1309,6 +1311,7 @@ static void test_rcpt_group_backend_dies(void)
 	fake_in(&f, "QUIT\r\n");
 	CHECK(fb_until(&h, s, &f, &b, "221 "));
 	h_close(&h, s);
+	CHECK_EQ(h.gc->n_rcptq_free, h.gw.max_sessions);
 	h_stop(&h);
 }
 
