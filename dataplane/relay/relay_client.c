@@ -1511,8 +1511,10 @@ int relay_client_commit(struct relay_client *c)
 	memset(q, 0, sizeof(*q));
 	q->kind = CMD_DOT;
 	/* In BODY nothing else is outstanding: 354 was the last reply. */
-	if (c->nsent++ == 0)
+	if (c->nsent++ == 0) {
 		c->head_deadline = c->now + c->cfg.tmo_data_end_ms;
+		c->stats.round_trips++;
+	}
 	c->stats.commands++;
 	c->want_writable = false;
 	c->state = RELAY_ST_EOD;
