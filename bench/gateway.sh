@@ -12,7 +12,8 @@
 #       on it, so no second port is needed).
 # Every message the generator saw accepted must be counted by the sink
 # exactly once with a good body digest, or the case is marked invalid.
-# Cases: 1 msg/conn of 2 KiB; 10 msgs/conn; 10 rcpts/msg; 100 KiB msgs.
+# Cases: 1 msg/conn of 2 KiB; 10 msgs/conn; 10 rcpts/msg; 100 rcpts/msg
+# (not in the default set); 100 KiB msgs.
 # mxgate's per-message cost: its process CPU time (/proc/PID/stat,
 # user+system) over the measured window / messages; frames per message
 # from both stacks' counters. perf top functions when perf can sample.
@@ -30,7 +31,7 @@
 #
 # usage: bench/gateway.sh [SECONDS per case, default 6] [SESSIONS, 64]
 #   CASES="conn1 conn10 rcpt10 big100k conn1_1core_backoff conn1_2core"
-#                  which cases (default all)
+#                  which cases (default these; rcpt100 too on request)
 #   MEMIF_ARGS=",rsize=12"  extra net_memif arguments for both ends (the
 #                  default: 4,096-slot rings; MEMIF_ARGS= for 1,024)
 #   NAME=gateway   results as bench/results/NAME.json and NAME.png
@@ -211,7 +212,14 @@ r = {
   "mxgate_counters": {k: mx[k] for k in sorted(mx)
                       if k in ("rx_pkts", "tx_pkts", "gw_messages_accepted",
                                "tcp_retransmits", "tx_dropped",
-                               "busy_tsc", "idle_tsc")},
+                               "busy_tsc", "idle_tsc",
+                               "gw_backend_round_trips")},
+  # issue 17: waits for a backend reply per message (None: a binary
+  # without the counter)
+  "backend_round_trips_per_msg":
+      round(mx["gw_backend_round_trips"] / mx["gw_messages_accepted"], 2)
+      if mx.get("gw_messages_accepted") and
+      "gw_backend_round_trips" in mx else None,
   "loadavg_before": l0, "loadavg_after": l1,
 }
 print(json.dumps(r))
@@ -272,6 +280,7 @@ case_args() {
 	conn1) echo --msgs-per-conn 1 --size 2048 ;;
 	conn10) echo --msgs-per-conn 10 --size 2048 ;;
 	rcpt10) echo --msgs-per-conn 1 --size 2048 --rcpts 10 ;;
+	rcpt100) echo --msgs-per-conn 1 --size 2048 --rcpts 100 ;;
 	big100k) echo --msgs-per-conn 1 --size 102400 ;;
 	conn1_1core_backoff|conn1_2core) echo --msgs-per-conn 1 --size 2048 ;;
 	*) echo "gateway.sh: unknown case $1" >&2; return 1 ;;

@@ -60,7 +60,8 @@
 	X(tls_partners) X(tls_jobs) X(tls_jobs_refused)                      \
 	X(tls_jobs_abandoned) X(tls_record_errors) X(tls_live)               \
 	X(backend_tls_handshakes) X(backend_tls_failed)                      \
-	X(backend_tls_missing) X(backend_tls_cleartext)
+	X(backend_tls_missing) X(backend_tls_cleartext)                      \
+	X(backend_round_trips)
 
 #define LCORE_STATS_FIELDS(X)                                                  \
 	X(loops) X(idle_sleeps) X(busy_tsc) X(idle_tsc) X(rx_pkts) X(tx_pkts)  \

@@ -422,6 +422,14 @@ static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 		sc->max_msg_size = cl->max_message_size;
 		sc->max_rcpts = cl->max_recipients;
 		sc->max_errors = cl->max_errors;
+		/* Issue 17: a pipelined group of up to 64 RCPTs goes to the
+		 * backend at once (delivery.c); the reply buffer keeps 512
+		 * octets for each deferred reply above its 1,408 reserve
+		 * (docs/smtp-engine.md), so it is sized for 64. Reserved
+		 * memory: only the octets written become resident. */
+		sc->max_rcpt_deferred = SMTP_RCPT_DEFER_MAX;
+		sc->out_buf_size = 1408 + SMTP_RCPT_DEFER_MAX *
+					      SMTP_RCPT_DEFER_REPLY_MAX;
 		sc->bare_eol = cl->bare_lf == CTL_BARE_LF_NORMALIZE
 				       ? SMTP_BARE_EOL_NORMALIZE
 				       : SMTP_BARE_EOL_REJECT;

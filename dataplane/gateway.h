@@ -190,6 +190,9 @@ struct gw_stats {
 	uint64_t backend_tls_missing;	 /* tls required: STARTTLS not offered
 					    or refused (connection failed) */
 	uint64_t backend_tls_cleartext;	 /* opportunistic: went on in clear */
+	/* Issue 17: backend round trips (relay_client round_trips: a
+	 * pipelined group of commands counts once) */
+	uint64_t backend_round_trips;
 } __attribute__((aligned(64)));
 
 struct gw_core;

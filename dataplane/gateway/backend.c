@@ -496,31 +496,9 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		}
 		return;
 	case RELAY_EV_RCPT:
-		if (!s || s->wait != W_RCPT)
-			return;
-		s->wait = W_NONE;
-		s->pend_rcpt_queued = false;
-		if (s->mail_failed) {
-			/* MAIL refused: the RCPT reply (503) is not the
-			 * client's business; give it the MAIL reply. */
-			gc->stats.rcpts_rejected++;
-			sess_verdict(s, SMTP_V_REJECT, s->mail_reply.code,
-				     s->mail_reply.enh[0] ? s->mail_reply.enh
-				     : NULL,
-				     s->mail_reply.text);
-			return;
-		}
-		if (ev->reply.code / 100 == 2) {
-			if (s->nrcpt_ok < GW_MAX_LOG_RCPT)
-				mxg_fmt(s->rcpt_log[s->nrcpt_ok], 128,
-					 "%.127s", s->pend_rcpt);
-			s->nrcpt_ok++;
-			gc->stats.rcpts_accepted++;
-		} else {
-			s->nrcpt_bad++;
-			gc->stats.rcpts_rejected++;
-		}
-		sess_verdict_reply(s, &ev->reply);
+		/* the oldest forwarded recipient's answer (delivery.c) */
+		if (s)
+			delivery_rcpt_reply(s, &ev->reply);
 		return;
 	case RELAY_EV_DATA:
 		if (!s || s->wait != W_DATA)
@@ -580,7 +558,7 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		 * (unless a sticky session still holds it). */
 		if (!s)
 			be_detach(b);
-		else if (s->wait == W_RCPT)
+		else if (delivery_rcpt_waiting(s))
 			delivery_backend_ready(s);
 		return;
 	case RELAY_EV_CLOSED:
@@ -620,14 +598,14 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 			 b->name, relay_error_name(ev->error),
 			 relay_step_name(ev->step), ev->reply.code,
 			 s ? s->sid : "-");
-		if (s && b->reuse_check && s->wait == W_RCPT) {
+		if (s && b->reuse_check && s->rq_n) {
 			/* A cached connection died before its RSET answer:
 			 * nothing of the transaction reached it; retry the
-			 * RCPT on a fresh connection. */
+			 * whole group of RCPTs on a fresh connection. */
 			b->owner = NULL;
 			s->mail_sent = false;
 			s->mail_failed = false;
-			s->pend_rcpt_queued = false;
+			delivery_rcpt_resend(s);
 			s->be = delivery_get_backend(s, b->pool);
 			be_close(b, true);
 			if (!s->be) {
@@ -712,6 +690,12 @@ static void be_pump_once(struct gw_be *b)
 	}
 	if (b->tc)
 		xprt_flush(&b->x);
+	{
+		uint32_t rt = relay_client_stats(b->rc)->round_trips;
+
+		gc->stats.backend_round_trips += rt - b->round_trips_counted;
+		b->round_trips_counted = rt;
+	}
 	if (relay_client_done(b->rc) && b->tc) {
 		size_t len;
 

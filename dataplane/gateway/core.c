@@ -393,6 +393,21 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 	}
 	if (!gc->buf_free)
 		goto nomem;
+	/* The outstanding-RCPT blocks (delivery.c), reserved the same way:
+	 * resident only in slots that pipelined recipients. */
+	gc->rcptq_len = sizeof(struct gw_rcptq) * gw->max_sessions;
+	gc->rcptq = mmap(NULL, gc->rcptq_len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (gc->rcptq == MAP_FAILED) {
+		gc->rcptq = NULL;
+		goto nomem;
+	}
+	gc->rcptq_free = malloc(gw->max_sessions * sizeof(uint32_t));
+	if (!gc->rcptq_free)
+		goto nomem;
+	for (uint32_t i = 0; i < gw->max_sessions; i++)
+		gc->rcptq_free[i] = gw->max_sessions - 1 - i;
+	gc->n_rcptq_free = gw->max_sessions;
 	for (uint32_t i = 0; i < gw->max_sessions; i++)
 		gc->buf_free[i] = gw->max_sessions - 1 - i;
 	gc->n_buf_free = gw->max_sessions;
@@ -526,6 +541,9 @@ void gw_core_destroy(struct gw_core *gc)
 	if (gc->smtp_bufs)
 		munmap(gc->smtp_bufs, gc->smtp_bufs_len);
 	free(gc->buf_free);
+	if (gc->rcptq)
+		munmap(gc->rcptq, gc->rcptq_len);
+	free(gc->rcptq_free);
 	free(gc->be);
 	free(gc->relay_mem);
 	free(gc);

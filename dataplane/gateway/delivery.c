@@ -13,16 +13,26 @@
  * our dot or a Maildir completion with status 0; every other outcome is a
  * 4xx or the backend's own 5xx.
  *
- * What this first version simplifies (docs/status.md): RCPTs reach the
- * backend one at a time (MAIL and the first RCPT are pipelined; the engine
- * holds further pipelined input until each verdict), Maildir delivery
- * stores one file per message whatever the recipients.
+ * Recipients (issue 17): a RCPT that passed local policy is answered
+ * SMTP_V_DEFER and queued (gw_rcptq, bounded by the engine's
+ * max_rcpt_deferred), the engine goes on reading pipelined RCPTs, and the
+ * queue goes to the backend as one pipelined group behind MAIL; each
+ * RELAY_EV_RCPT answers the oldest forwarded entry
+ * (smtp_session_rcpt_verdict), so a message with N recipients costs one
+ * backend round trip for its RCPTs, not N. Refusals decided here (another
+ * pool, a failed transaction, no backend) are answered at once, in their
+ * place. A backend failure answers every outstanding recipient 4xx.
+ * The Maildir next hop answers at once (no deferral).
+ *
+ * What this version simplifies (docs/status.md): Maildir delivery stores
+ * one file per message whatever the recipients.
  *
  * One module of the gateway (dataplane/gateway.h; types in gateway-t.h;
  * DESIGN 5; the layout in docs/architecture.md).
  */
 #include "dataplane/gateway/gateway-t.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -84,12 +94,8 @@ void delivery_backend_failed(struct gw_sess *s, const char *why)
 {
 	s->txn_failed = true;
 	sess_put_backend(s);
+	delivery_rcpt_fail_all(s, why);
 	switch (s->wait) {
-	case W_RCPT:
-		s->wait = W_NONE;
-		s->gc->stats.rcpts_rejected++;
-		sess_tempfail(s, "4.4.2", why);
-		break;
 	case W_DATA:
 		s->wait = W_NONE;
 		sess_tempfail(s, "4.4.2", why);
@@ -162,7 +168,156 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 	}
 }
 
-/* The backend of s is READY: send MAIL (+XCLIENT) and the waiting RCPT. */
+/* ------------------------------------------------ outstanding RCPTs */
+
+static struct gw_rcptq *rq_block(const struct gw_sess *s)
+{
+	return &s->gc->rcptq[s->rq_block - 1];
+}
+
+/* The queue is empty: its block goes back to the core's LIFO. */
+static void rq_release(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+
+	s->rq_head = s->rq_n = s->rq_sent = 0;
+	s->rq_text = 0;
+	if (s->rq_block == 0)
+		return;
+	assert(gc->n_rcptq_free < gc->gw->max_sessions);
+	gc->rcptq_free[gc->n_rcptq_free++] = s->rq_block - 1;
+	s->rq_block = 0;
+}
+
+static struct gw_rcpt_entry *rq_at(const struct gw_sess *s, unsigned i)
+{
+	return &rq_block(s)->ent[(s->rq_head + i) % GW_RCPTQ_MAX];
+}
+
+/* The RCPT parameters the backend gets (DSN, RFC 3461 4): NOTIFY= and
+ * ORCPT= as the client gave them. Returns the length written. */
+static size_t rcpt_params(const struct smtp_rcpt *r, char *buf, size_t len)
+{
+	static const char *names[] = {"NEVER", "SUCCESS", "FAILURE", "DELAY"};
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (r->notify) {
+		const char *sep = "NOTIFY=";
+
+		for (int i = 0; i < 4; i++)
+			if (r->notify & (1u << i)) {
+				off += (size_t)mxg_fmt(buf + off, len - off,
+						       "%s%s", sep, names[i]);
+				sep = ",";
+			}
+	}
+	if (r->orcpt && off < len)
+		off += (size_t)mxg_fmt(buf + off, len - off, "%sORCPT=%s",
+				       off ? " " : "", r->orcpt);
+	return RTE_MIN(off, len - 1);
+}
+
+/* Worst case text of one entry: the address, NUL, params, NUL. */
+#define RQ_PARAMS_MAX 160
+static size_t rq_need(const struct smtp_rcpt *r)
+{
+	return (size_t)r->addr_len + 2 + RQ_PARAMS_MAX;
+}
+
+bool delivery_rcpt_room(const struct gw_sess *s, const struct smtp_rcpt *r)
+{
+	return s->rq_n < GW_RCPTQ_MAX &&
+	       (size_t)s->rq_text + rq_need(r) <= GW_RCPTQ_TEXT;
+}
+
+/* Answers the engine's deferred RCPT at the head of the queue and drops
+ * the entry. */
+static void rq_answer_head(struct gw_sess *s, enum smtp_verdict_kind k,
+			   uint16_t code, const char *enh, const char *text)
+{
+	struct gw_rcpt_entry *e = rq_at(s, 0);
+	struct smtp_verdict v = {.kind = k, .code = code, .enh = enh,
+				 .text = text};
+
+	/* -ENOENT/-EPIPE: the engine dropped it (time-out, close) */
+	(void)smtp_session_rcpt_verdict(s->sm, e->index, &v);
+	s->rq_head = (uint8_t)((s->rq_head + 1) % GW_RCPTQ_MAX);
+	s->rq_n--;
+	if (s->rq_sent)
+		s->rq_sent--;
+	if (s->rq_n == 0)
+		rq_release(s);
+	core_dirty_session(s);
+}
+
+void delivery_rcpt_fail_all(struct gw_sess *s, const char *why)
+{
+	while (s->rq_n) {
+		s->gc->stats.rcpts_rejected++;
+		s->nrcpt_bad++;
+		rq_answer_head(s, SMTP_V_REJECT, 451, "4.4.2", why);
+	}
+	s->rq_sent = 0;
+}
+
+void delivery_rcpt_forget(struct gw_sess *s)
+{
+	rq_release(s);
+}
+
+void delivery_rcpt_resend(struct gw_sess *s)
+{
+	s->rq_sent = 0;
+}
+
+bool delivery_rcpt_waiting(const struct gw_sess *s)
+{
+	return s->rq_n > s->rq_sent;
+}
+
+void delivery_rcpt_reply(struct gw_sess *s, const struct relay_reply *rep)
+{
+	struct gw_core *gc = s->gc;
+	struct gw_rcpt_entry *e;
+
+	if (s->rq_sent == 0)
+		return; /* not ours (answered by a failure already) */
+	e = rq_at(s, 0);
+	if (s->mail_failed) {
+		/* MAIL refused: the RCPT reply (503) is not the client's
+		 * business; give it the MAIL reply. */
+		gc->stats.rcpts_rejected++;
+		s->nrcpt_bad++;
+		rq_answer_head(s, SMTP_V_REJECT, s->mail_reply.code,
+			       s->mail_reply.enh[0] ? s->mail_reply.enh : NULL,
+			       s->mail_reply.text);
+	} else if (rep->code / 100 == 2) {
+		if (s->nrcpt_ok < GW_MAX_LOG_RCPT)
+			mxg_fmt(s->rcpt_log[s->nrcpt_ok], 128, "%.*s",
+				(int)RTE_MIN(e->addr_len, 127),
+				rq_block(s)->text + e->off);
+		s->nrcpt_ok++;
+		gc->stats.rcpts_accepted++;
+		rq_answer_head(s, SMTP_V_ACCEPT, rep->code,
+			       rep->enh[0] ? rep->enh : NULL, rep->text);
+	} else {
+		uint16_t code = rep->code >= 400 ? rep->code : 451;
+
+		s->nrcpt_bad++;
+		gc->stats.rcpts_rejected++;
+		rq_answer_head(s, SMTP_V_REJECT, code,
+			       rep->enh[0] ? rep->enh : NULL, rep->text);
+	}
+	/* entries the relay client had no room for go now */
+	if (delivery_rcpt_waiting(s) && s->be)
+		delivery_backend_ready(s);
+}
+
+/* The backend of s is READY (or its transaction open): send MAIL
+ * (+XCLIENT) once, then every queued RCPT not yet sent, in order; they
+ * leave in one pipelined group (the relay client sends them one at a
+ * time to a backend without PIPELINING). */
 void delivery_backend_ready(struct gw_sess *s)
 {
 	struct gw_be *b = s->be;
@@ -176,9 +331,11 @@ void delivery_backend_ready(struct gw_sess *s)
 		.login = auth_login(s), /* XCLIENT LOGIN= (NULL: none) */
 	};
 	struct relay_mail m = {.sender = s->from, .xclient = &xc};
-	char params[520], rparams[160];
+	char params[520];
 
 	if (!s->mail_sent) {
+		if (s->rq_n == 0)
+			return; /* nothing to send yet */
 		delivery_mail_params(s, caps, params, sizeof(params));
 		m.params = params[0] ? params : NULL;
 		if (caps->xclient)
@@ -190,18 +347,22 @@ void delivery_backend_ready(struct gw_sess *s)
 		}
 		s->mail_sent = true;
 	}
-	if (s->wait == W_RCPT && !s->pend_rcpt_queued) {
-		rparams[0] = '\0';
-		if (caps->dsn && s->pend_rcpt_params[0])
-			mxg_fmt(rparams, sizeof(rparams), "%s",
-				 s->pend_rcpt_params);
-		if (relay_client_rcpt(b->rc, s->pend_rcpt,
-				      rparams[0] ? rparams : NULL) < 0) {
+	while (s->rq_sent < s->rq_n) {
+		struct gw_rcpt_entry *e = rq_at(s, s->rq_sent);
+		const char *addr = rq_block(s)->text + e->off;
+		const char *p = addr + e->addr_len + 1;
+		int r = relay_client_rcpt(b->rc, addr,
+					  caps->dsn && e->params_len ? p
+								     : NULL);
+
+		if (r == -ENOSPC && s->rq_sent > 0)
+			break; /* the relay's queue is full: on a reply */
+		if (r < 0) {
 			delivery_backend_failed(s, "Backend refused the "
 						"recipient");
 			return;
 		}
-		s->pend_rcpt_queued = true;
+		s->rq_sent++;
 	}
 	core_dirty_backend(b);
 }
@@ -295,34 +456,6 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 			     s->mail_reply.text);
 		return;
 	}
-	mxg_fmt(s->pend_rcpt, sizeof(s->pend_rcpt), "%.*s", (int)r->addr_len,
-		 r->addr);
-	s->pend_rcpt_params[0] = '\0';
-	if (r->notify || r->orcpt) {
-		size_t off = 0;
-
-		if (r->notify) {
-			static const char *names[] = {"NEVER", "SUCCESS",
-						      "FAILURE", "DELAY"};
-			const char *sep = "NOTIFY=";
-
-			for (int i = 0; i < 4; i++)
-				if (r->notify & (1u << i)) {
-					off += (size_t)mxg_fmt(
-						s->pend_rcpt_params + off,
-						sizeof(s->pend_rcpt_params) -
-							off,
-						"%s%s", sep, names[i]);
-					sep = ",";
-				}
-		}
-		if (r->orcpt && off < sizeof(s->pend_rcpt_params))
-			mxg_fmt(s->pend_rcpt_params + off,
-				 sizeof(s->pend_rcpt_params) - off,
-				 "%sORCPT=%s", off ? " " : "", r->orcpt);
-	}
-	s->wait = W_RCPT;
-	s->pend_rcpt_queued = false;
 	if (s->be && !s->mail_sent &&
 	    (s->be->pool != pool || s->be->pool_set != s->pool_set)) {
 		/* a sticky (PROXY) backend of an earlier transaction belongs
@@ -332,7 +465,6 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 	if (!s->be) {
 		s->be = delivery_get_backend(s, pool);
 		if (!s->be) {
-			s->wait = W_NONE;
 			gc->stats.rcpts_rejected++;
 			sess_tempfail(s, "4.4.1",
 				      "No backend available, try again later");
@@ -342,9 +474,38 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 		mxg_fmt(s->backend_name, sizeof(s->backend_name), "%s",
 			 s->be->name);
 	}
+	/* Queue it (session.c checked delivery_rcpt_room) and defer the
+	 * reply: the engine reads the next pipelined RCPT meanwhile. */
+	{
+		struct gw_rcptq *q;
+		struct gw_rcpt_entry *e;
+		char *t;
+		size_t plen;
+
+		if (s->rq_block == 0) {
+			/* one block per session slot: never empty here */
+			assert(s->gc->n_rcptq_free > 0);
+			s->rq_block =
+				s->gc->rcptq_free[--s->gc->n_rcptq_free] + 1;
+		}
+		q = rq_block(s);
+		e = rq_at(s, s->rq_n);
+		t = q->text + s->rq_text;
+
+		memcpy(t, r->addr, r->addr_len);
+		t[r->addr_len] = '\0';
+		plen = rcpt_params(r, t + r->addr_len + 1, RQ_PARAMS_MAX);
+		e->index = r->index;
+		e->off = s->rq_text;
+		e->addr_len = r->addr_len;
+		e->params_len = (uint16_t)plen;
+		s->rq_text = (uint16_t)(s->rq_text + r->addr_len + plen + 2);
+		s->rq_n++;
+	}
+	sess_verdict(s, SMTP_V_DEFER, 0, NULL, NULL);
 	if (relay_client_state(s->be->rc) == RELAY_ST_READY || s->mail_sent)
 		delivery_backend_ready(s);
-	/* else RELAY_EV_READY calls delivery_backend_ready() */
+	/* else RELAY_EV_READY (or RSET) calls delivery_backend_ready() */
 }
 
 void delivery_maildir_received(struct gw_sess *s,

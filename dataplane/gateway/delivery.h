@@ -19,7 +19,24 @@ void delivery_backend_ready(struct gw_sess *s);
 
 struct gw_be *delivery_get_backend(struct gw_sess *s, uint32_t pool);
 
+/* RCPT that passed local policy: answered at once (Maildir, refusals of
+ * the transaction) or deferred and queued for the backend (issue 17). */
 void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r);
+/* Whether the outstanding-RCPT queue of s can take r now; when not, the
+ * caller leaves the request unanswered until a backend reply frees room
+ * (checked before policy, which counts). */
+bool delivery_rcpt_room(const struct gw_sess *s, const struct smtp_rcpt *r);
+/* The backend's reply to the oldest forwarded RCPT (RELAY_EV_RCPT). */
+void delivery_rcpt_reply(struct gw_sess *s, const struct relay_reply *rep);
+/* Every outstanding RCPT of s gets 451 4.4.2 why (backend failed). */
+void delivery_rcpt_fail_all(struct gw_sess *s, const char *why);
+/* Forget the queue without answering (the transaction ended). */
+void delivery_rcpt_forget(struct gw_sess *s);
+/* Nothing queued reached a backend (retry on a fresh connection): send
+ * every entry again. */
+void delivery_rcpt_resend(struct gw_sess *s);
+/* True when queued RCPTs wait to be sent to the backend. */
+bool delivery_rcpt_waiting(const struct gw_sess *s);
 
 /* Room for the TLS comment of Received: (maildir.c's FIELD_MAX). */
 #define GW_RECEIVED_TLS_MAX 256

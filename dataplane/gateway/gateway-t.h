@@ -44,6 +44,26 @@ struct tcp_conn;
 struct gw_be;
 struct gw_core;
 
+/* The outstanding RCPTs of one session (delivery.c, issue 17): a block
+ * taken from the core's LIFO of free ones (gw_core.rcptq, one per session
+ * slot in a MAP_NORESERVE area) at the first deferred RCPT and given back
+ * when none is outstanding, so only as many blocks are resident as
+ * sessions ever had recipients outstanding at once. An entry
+ * holds the engine's ticket (rcpt.index) and the recipient's text until
+ * the relay client took it; text is appended and reset when the queue
+ * empties. */
+#define GW_RCPTQ_MAX 64        /* == SMTP_RCPT_DEFER_MAX */
+#define GW_RCPTQ_TEXT 16384
+struct gw_rcpt_entry {
+	uint32_t index;        /* the engine's rcpt.index (the ticket) */
+	uint16_t off;          /* address at text + off, then params */
+	uint16_t addr_len, params_len;
+};
+struct gw_rcptq {
+	struct gw_rcpt_entry ent[GW_RCPTQ_MAX];
+	char text[GW_RCPTQ_TEXT];
+};
+
 /* The next-hop pools of one snapshot on one core: the relay_pools state
  * (server health, connection counts, idle cache) and the snapshot whose
  * pool settings it was built from (a core reference is held). A reload
@@ -63,7 +83,6 @@ struct gw_pool_set {
 /* Why a client request is waiting. */
 enum gw_wait {
 	W_NONE = 0,
-	W_RCPT,      /* RCPT verdict waits for the backend (MAIL+RCPT) */
 	W_DATA,      /* DATA verdict waits for 354 */
 	W_DATA_END,  /* end-of-data verdict waits for the backend / Maildir */
 	W_QUARANTINE, /* end-of-data verdict waits for the quarantine
@@ -164,9 +183,15 @@ struct gw_sess {
 		char text[256];
 	} mail_reply;
 	enum gw_wait wait;
-	char pend_rcpt[520];  /* RCPT waiting for the backend to be READY */
-	char pend_rcpt_params[160];
-	bool pend_rcpt_queued;
+	/* Outstanding RCPTs (delivery.c, issue 17): answered SMTP_V_DEFER,
+	 * forwarded to the backend as one pipelined group; their entries
+	 * and text live in block rq_block - 1 of gw_core.rcptq (0: none)
+	 * while rq_n > 0.
+	 * A ring of rq_n entries from rq_head; the first rq_sent of them
+	 * went to the relay client (in order), the rest wait for it. */
+	uint32_t rq_block;
+	uint8_t rq_head, rq_n, rq_sent;
+	uint16_t rq_text;     /* text octets used in the block */
 	int md_job;           /* Maildir job, -1 none */
 	bool md_committed;
 	bool md_failed;
@@ -223,6 +248,7 @@ struct gw_be {
 	bool tls_up;         /* STARTTLS handshake done on x */
 	bool tls_failed;     /* ...failed (counted as such) */
 	bool tls_noted;      /* opportunistic in clear: counted once */
+	uint32_t round_trips_counted; /* relay round_trips in the stats */
 	char name[56];     /* "[ipv6]:port" fits */
 };
 
@@ -304,6 +330,10 @@ struct gw_core {
 				  takes the lowest free one): the scans stop
 				  there */
 	uint8_t *relay_mem;
+	struct gw_rcptq *rcptq;    /* one per session slot (delivery.c) */
+	size_t rcptq_len;
+	uint32_t *rcptq_free;      /* LIFO of free block indexes */
+	uint32_t n_rcptq_free;
 	struct maildir *md;
 	struct maildir *qmd; /* content_quarantine_maildir (content.c) */
 	struct gw_sess *dirty_s;

@@ -85,7 +85,7 @@ void sess_txn_reset(struct gw_sess *s)
 	s->mail_sent = false;
 	s->mail_failed = false;
 	s->wait = W_NONE;
-	s->pend_rcpt_queued = false;
+	delivery_rcpt_forget(s);
 	s->md_job = -1;
 	s->md_committed = false;
 	s->md_failed = false;
@@ -220,12 +220,14 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 		return true;
 	}
 	case SMTP_REQ_RCPT:
-		if (s->wait != W_NONE)
+		/* no room in the outstanding-RCPT queue: wait for a backend
+		 * reply (before policy, which counts) */
+		if (s->wait != W_NONE || !delivery_rcpt_room(s, &ev->rcpt))
 			return false;
 		if (policy_rcpt(s, &ev->rcpt))
 			return true;
 		delivery_rcpt(s, &ev->rcpt);
-		return s->wait == W_NONE;
+		return true;
 	case SMTP_REQ_DATA:
 		if (s->wait != W_NONE)
 			return false;
@@ -329,7 +331,8 @@ static void sess_pump_once(struct gw_sess *s)
 		 * backend's verdict on its message above all, or it would
 		 * send the message again. */
 		if (len == 0 && (smtp_session_closed(s->sm) ||
-				 (s->peer_eof && s->wait == W_NONE))) {
+				 (s->peer_eof && s->wait == W_NONE &&
+				  s->rq_n == 0))) {
 			s->closing = true;
 			xprt_shutdown(&s->xp);
 		}

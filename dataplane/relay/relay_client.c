@@ -561,8 +561,13 @@ static void flush(struct relay_client *c)
 		out_append(c, c->cmdbuf + c->cb_head, n->len);
 		c->cb_head += n->len;
 		n->len = 0;
-		if (c->nsent++ == 0)
+		if (c->nsent++ == 0) {
+			/* nothing was in flight: the client waits a whole
+			 * round trip for this command (and those pipelined
+			 * behind it) */
 			c->head_deadline = c->now + kind_timeout(c, n->kind);
+			c->stats.round_trips++;
+		}
 		c->stats.commands++;
 	}
 	if (c->cb_head == c->cb_tail)
@@ -1583,8 +1588,10 @@ int relay_client_commit(struct relay_client *c)
 	memset(q, 0, sizeof(*q));
 	q->kind = CMD_DOT;
 	/* In BODY nothing else is outstanding: 354 was the last reply. */
-	if (c->nsent++ == 0)
+	if (c->nsent++ == 0) {
 		c->head_deadline = c->now + c->cfg.tmo_data_end_ms;
+		c->stats.round_trips++;
+	}
 	c->stats.commands++;
 	c->want_writable = false;
 	c->state = RELAY_ST_EOD;

@@ -277,6 +277,9 @@ struct relay_client_stats {
 	uint64_t bytes_in;	  /* fed input octets */
 	uint64_t body_bytes;	  /* body octets accepted */
 	uint32_t commands;	  /* commands sent (incl. the dot) */
+	uint32_t round_trips;	  /* commands sent with nothing in flight:
+				     the waits for a reply (a pipelined
+				     group counts once) */
 	uint32_t replies;	  /* complete replies parsed */
 	uint32_t transactions;	  /* DATA_END replies received */
 	uint32_t xclient_skipped; /* XCLIENT wanted but not offered */

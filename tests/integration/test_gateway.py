@@ -26,6 +26,10 @@ Scenarios:
   reject    Postfix rejects one recipient (check_recipient_access): the
             client sees the backend's 550 and enhanced code verbatim, the
             other recipients of the same message are delivered
+  rcptgroup 50 recipients pipelined in one write to Postfix, which
+            rejects some (550, 452): every reply in order, the accepted
+            recipients get the message byte for byte, and the RCPT group
+            costs one backend round trip (issue 17)
   stall     fake backends that stop answering at greeting, EHLO, MAIL,
             RCPT, DATA and the final dot: the client gets a 4xx within the
             configured backend time-out (3 s), the gateway drops the stalled
@@ -1085,6 +1089,110 @@ def scenario_reject(a, tmp, res):
         t = gw.stats()["total"]
         res.check(t.get("gw_rcpts_rejected", 0) >= 4,
                   "gw_rcpts_rejected %s >= 4" % t.get("gw_rcpts_rejected"))
+    finally:
+        if gw:
+            gw.shutdown(res)
+            gw.kill()
+        pf.cleanup()
+
+
+# --------------------------------------------------------------- rcptgroup
+
+RCPT_GROUP = 50
+
+
+def scenario_rcptgroup(a, tmp, res):
+    """Issue 17: a message with 50 recipients pipelined in one write to a
+    real Postfix that rejects some (check_recipient_access: 550 and 452):
+    each reply reaches its recipient in order, the accepted ones get the
+    message byte for byte, and the 50 RCPTs cost the backend one round
+    trip (gw_backend_round_trips: the same as a 1-recipient message)."""
+    rcpts = ["r%02d@example.net" % i for i in range(RCPT_GROUP)]
+    reject = {}
+    for i, r in enumerate(rcpts):
+        if i % 7 == 3:
+            reject[r] = "550 5.1.1 User unknown"
+        elif i % 11 == 5:
+            reject[r] = "452 4.2.2 Mailbox full"
+    want = [int(reject[r][:3]) if r in reject else 250 for r in rcpts]
+    good = [r for r in rcpts if r not in reject]
+    pf = peers.Postfix(listen="%s:%d" % (KERNEL_IP, BACKEND_PORT),
+                       xclient_hosts=GATEWAY_IP, reject=reject)
+    gw = None
+    try:
+        gw = start_gateway(a, tmp, res,
+                           [smtp_pool("default", client_info="xclient")])
+        pf.start()
+        sent = Sent()
+
+        done = [0]
+
+        def round_trips():
+            # the stats file is written periodically: wait until it shows
+            # every message so far (the dot's round trip is counted before
+            # its reply, which counts the message)
+            t = gw.wait_for(lambda t: t.get("gw_messages_accepted", 0) >=
+                            done[0], 10, "%d messages" % done[0])["total"]
+            return t.get("gw_backend_round_trips", 0)
+
+        def one(mid, to):
+            c = peers.SmtpClient(GATEWAY_IP, 25, timeout=60)
+            c.ehlo(HELO)
+            msg = peers.with_headers(mid, "sender@client.mxgt.test", to,
+                                     dict(peers.special_bodies())["dots"] +
+                                     peers.sized_body(2000, seed=7))
+            before = round_trips()
+            r = c.transaction("sender@client.mxgt.test", to, msg,
+                              pipelining=True)
+            c.quit()
+            done[0] += 1
+            return r, msg, round_trips() - before
+
+        # warm-up: the backend connection is opened and cached
+        r0, m0, _ = one("rg-warm@mxgt.test", [good[0]])
+        if r0["outcome"] == 250:
+            sent.add("<rg-warm@mxgt.test>", [good[0]], m0)
+        r1, m1, rt1 = one("rg-one@mxgt.test", [good[1]])
+        if r1["outcome"] == 250:
+            sent.add("<rg-one@mxgt.test>", [good[1]], m1)
+        r, msg, rtn = one("rg-group@mxgt.test", rcpts)
+        codes = [x[0] for x in r["rcpts"]]
+        log("  %d recipients: replies %s, dot %s" %
+            (len(rcpts), codes, r["dot"]))
+        log("  backend round trips: 1 recipient %d, %d recipients %d" %
+            (rt1, len(rcpts), rtn))
+        res.check(codes == want,
+                  "each of the %d replies in order matches the backend's "
+                  "verdict for its recipient (%d x 250, %d x 550, %d x 452)"
+                  % (len(rcpts), want.count(250), want.count(550),
+                     want.count(452)))
+        res.check(all(x[1].startswith("%d " % x[0]) for x in r["rcpts"]) and
+                  all(r["rcpts"][i][1].startswith(reject[rc][:9])
+                      for i, rc in enumerate(rcpts) if rc in reject),
+                  "the backend's enhanced codes relayed verbatim")
+        res.check(r["outcome"] == 250, "message accepted: %s" % (r["dot"],))
+        if r["outcome"] == 250:
+            sent.add("<rg-group@mxgt.test>", good, msg)
+        res.check(r1["outcome"] == 250 and rt1 > 0 and rtn == rt1,
+                  "the %d-recipient message cost the backend as many round "
+                  "trips as a 1-recipient one (%d = %d): one for the RCPT "
+                  "group, not %d" % (len(rcpts), rtn, rt1, len(rcpts)))
+        n = 2 + len(good)
+        files = pf.wait_delivered(n, 60)
+        time.sleep(1)
+        files = pf.delivered()
+        got = {}
+        for p in files:
+            hs = peers.read_headers(p)
+            got.setdefault(peers.header_values(hs, "Message-ID")[0],
+                           []).append(peers.header_values(
+                               hs, "Delivered-To")[0])
+        res.check(len(files) == n and
+                  sorted(got.get("<rg-group@mxgt.test>", [])) == good,
+                  "Postfix delivered the group message to exactly the %d "
+                  "accepted recipients (%d files)" % (len(good), len(files)))
+        check_bodies(res, "Postfix Maildir", stored_by_id(files), sent,
+                     want_copies=lambda m: len(sent.ids[m]))
     finally:
         if gw:
             gw.shutdown(res)

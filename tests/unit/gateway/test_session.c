@@ -11,8 +11,13 @@
  * the engine, are counted, and later bytes go to the TLS layer only);
  * the peer closing with a message pending (the 250 still comes, then
  * the close); a failed allocation of the effective-limit tables during a
- * reload is reported. Every case ends with the backend invariant and every mbuf
- * back in its pool.
+ * reload is reported. Recipients pipelined to a backend (issue 17), over a
+ * fake backend MTA played with crafted TCP segments (fb_*): mixed
+ * 250/550/452 in one round trip, a backend without PIPELINING, a 452 4.5.3
+ * pool switch and policy refusals in the middle of a group, the backend
+ * dying with the group outstanding, and a cached connection dying under a
+ * group (resent on a fresh one). Every case ends with the backend
+ * invariant and every mbuf back in its pool.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -171,6 +176,12 @@ static const char *h_relay_nets = "198.18.0.0/15";
 static const char *h_users;  /* users file content, NULL: none */
 static const char *h_map;    /* sender-login map content, NULL: none */
 static uint32_t h_client_ip = 0xc6120001u; /* 198.18.0.1 */
+/* The next hops: the Maildir, or (fake backend cases) an smtp pool at
+ * the crafted peer of the net harness plus the Maildir for one domain. */
+static const char h_pools_maildir[] =
+	"{ name = \"default\"; type = \"maildir\"; }";
+static const char *h_pools = h_pools_maildir;
+static const char *h_policy_opts = "";
 
 static uint64_t now_us(void)
 {
@@ -200,14 +211,14 @@ static struct mxg_snapshot *h_snapshot(const struct h *h, uint64_t gen,
 	snprintf(conf, sizeof(conf),
 		 "listeners = ( { name = \"mx\"; port = 25; role = \"mx\"; "
 		 "%s }%s );\n"
-		 "pools = ( { name = \"default\"; type = \"maildir\"; } );\n"
+		 "pools = ( %s );\n"
 		 "maildir = { path = \"%s\"; };\n"
-		 "policy = { relay_networks = [ \"%s\" ]; };\n%s",
+		 "policy = { relay_networks = [ \"%s\" ]; %s };\n%s",
 		 h_listener_opts,
 		 two ? ", { name = \"sub\"; port = 587; role = "
 		       "\"submission\"; }"
 		     : "",
-		 h->md, h_relay_nets, auth);
+		 h_pools, h->md, h_relay_nets, h_policy_opts, auth);
 	if (ctl_config_load_string(conf, "t.conf", &c, err, sizeof(err))) {
 		fprintf(stderr, "config: %s\n", err);
 		abort();
@@ -863,6 +874,477 @@ static void test_auth_sender_map(void)
 	auth_reset_setup();
 }
 
+/* ------------------------------------------------------------ fake backend
+ * A backend MTA played over the net harness (issue 17): the gateway's
+ * tcp_connect to T_PEER_IP:25 is answered with crafted segments, its
+ * command lines parsed and answered, all replies to one received segment
+ * in one segment (a pipelining server). Counts the segments that carried
+ * RCPT lines: the round trips the RCPTs of a message cost. */
+
+struct fb {
+	bool up;
+	bool pipelining;    /* advertise PIPELINING */
+	bool die_on_rcpt;   /* RST when a segment carries RCPT lines (once) */
+	bool in_data;
+	uint16_t port;      /* the gateway's local port */
+	uint32_t snd_nxt, rcv_nxt;
+	unsigned conns;     /* SYNs answered */
+	unsigned rcpt_segs; /* received segments carrying RCPT lines */
+	unsigned rcpts;     /* RCPT lines received */
+	unsigned messages;  /* final dots answered 250 */
+	char line[1200];
+	size_t line_len;
+	char log[16384];    /* command lines received, for checks */
+	size_t log_len;
+};
+
+static void fb_seg(struct h *h, struct fb *b, uint8_t flags, const char *data,
+		   size_t len, int mss)
+{
+	struct t_seg sg;
+
+	t_seg_init(&sg);
+	sg.sport = 25;
+	sg.dport = b->port;
+	sg.seq = b->snd_nxt;
+	sg.ack = b->rcv_nxt;
+	sg.flags = flags;
+	sg.mss = mss;
+	sg.data = data;
+	sg.len = (uint32_t)len;
+	t_send(h->st, h->pool, &sg, now_us());
+	b->snd_nxt += (uint32_t)len + ((flags & (T_FLAG_SYN | T_FLAG_FIN)) ? 1
+									   : 0);
+}
+
+/* The reply to one command line (appended to out). */
+static void fb_line(struct fb *b, const char *l, char *out, size_t *olen,
+		    size_t cap)
+{
+	const char *r = NULL;
+	char buf[256];
+
+	if (b->in_data) {
+		if (!strcmp(l, ".")) {
+			b->in_data = false;
+			b->messages++;
+			r = "250 2.0.0 Ok: queued as FAKE\r\n";
+		}
+	} else {
+		if (b->log_len + strlen(l) + 2 < sizeof(b->log))
+			b->log_len += (size_t)snprintf(b->log + b->log_len,
+				sizeof(b->log) - b->log_len, "%s\n", l);
+		if (!strncasecmp(l, "EHLO", 4)) {
+			r = b->pipelining
+				? "250-fake.test\r\n250-PIPELINING\r\n"
+				  "250 8BITMIME\r\n"
+				: "250-fake.test\r\n250 8BITMIME\r\n";
+		} else if (!strncasecmp(l, "MAIL", 4)) {
+			r = "250 2.1.0 Ok\r\n";
+		} else if (!strncasecmp(l, "RCPT TO:<", 9)) {
+			const char *a = l + 9;
+			int al = (int)strcspn(a, ">");
+
+			b->rcpts++;
+			if (!strncmp(a, "bad", 3))
+				snprintf(buf, sizeof(buf),
+					 "550 5.1.1 <%.*s> unknown\r\n", al, a);
+			else if (!strncmp(a, "full", 4))
+				snprintf(buf, sizeof(buf),
+					 "452 4.2.2 <%.*s> full\r\n", al, a);
+			else
+				snprintf(buf, sizeof(buf),
+					 "250 2.1.5 <%.*s> ok\r\n", al, a);
+			r = buf;
+		} else if (!strncasecmp(l, "DATA", 4)) {
+			b->in_data = true;
+			r = "354 go ahead\r\n";
+		} else if (!strncasecmp(l, "RSET", 4)) {
+			r = "250 2.0.0 Ok\r\n";
+		} else if (!strncasecmp(l, "QUIT", 4)) {
+			r = "221 2.0.0 Bye\r\n";
+		} else {
+			r = "502 5.5.2 what\r\n";
+		}
+	}
+	if (r && *olen + strlen(r) < cap) {
+		memcpy(out + *olen, r, strlen(r));
+		*olen += strlen(r);
+	}
+}
+
+/* Answers what the stack sent to the backend. */
+static void fb_step(struct h *h, struct fb *b)
+{
+	struct t_out o[16];
+	int n;
+
+	while ((n = t_take(h->st, o, 16)) > 0) {
+		for (int i = 0; i < n; i++) {
+			char out[4096];
+			size_t olen = 0;
+
+			if (o[i].ether_type != 0x0800 || o[i].dport != 25)
+				continue;
+			if (o[i].flags & T_FLAG_RST) {
+				b->up = false;
+				continue;
+			}
+			if (o[i].flags & T_FLAG_SYN) {
+				b->port = o[i].sport;
+				b->rcv_nxt = o[i].seq + 1;
+				b->snd_nxt = 7000;
+				b->up = true;
+				b->in_data = false;
+				b->line_len = 0;
+				b->conns++;
+				fb_seg(h, b, T_FLAG_SYN | T_FLAG_ACK, NULL, 0,
+				       1460);
+				fb_seg(h, b, T_FLAG_ACK | T_FLAG_PSH,
+				       "220 fake.test ESMTP\r\n", 21, -1);
+				continue;
+			}
+			if (!b->up || o[i].sport != b->port)
+				continue;
+			if (o[i].len && o[i].seq == b->rcv_nxt) {
+				bool rcpt = false;
+
+				b->rcv_nxt += o[i].len;
+				for (uint32_t k = 0; k < o[i].len; k++) {
+					char c = (char)o[i].data[k];
+
+					if (c == '\n') {
+						b->line[b->line_len &&
+							b->line[b->line_len -
+								1] == '\r'
+							? b->line_len - 1
+							: b->line_len] = '\0';
+						if (!b->in_data &&
+						    !strncasecmp(b->line,
+								 "RCPT", 4))
+							rcpt = true;
+						if (!(rcpt && b->die_on_rcpt))
+							fb_line(b, b->line, out,
+								&olen,
+								sizeof(out));
+						b->line_len = 0;
+					} else if (b->line_len <
+						   sizeof(b->line) - 1) {
+						b->line[b->line_len++] = c;
+					}
+				}
+				if (rcpt)
+					b->rcpt_segs++;
+				if (rcpt && b->die_on_rcpt) {
+					fb_seg(h, b, T_FLAG_RST | T_FLAG_ACK,
+					       NULL, 0, -1);
+					b->up = false;
+					b->die_on_rcpt = false; /* once */
+					continue;
+				}
+			}
+			if (o[i].flags & T_FLAG_FIN) {
+				b->rcv_nxt++;
+				fb_seg(h, b, T_FLAG_ACK | T_FLAG_FIN, NULL, 0,
+				       -1);
+				b->up = false;
+				continue;
+			}
+			if (olen)
+				fb_seg(h, b, T_FLAG_ACK | T_FLAG_PSH, out, olen,
+				       -1);
+			else if (o[i].len)
+				fb_seg(h, b, T_FLAG_ACK, NULL, 0, -1);
+		}
+	}
+}
+
+/* h_until with the fake backend answering. */
+static bool fb_until_n(struct h *h, struct gw_sess *s, struct fake *f,
+		       struct fb *b, const char *want, unsigned n)
+{
+	uint64_t t0 = now_us();
+
+	core_dirty_session(s);
+	core_run(h->gc);
+	while (count(f->out, want) < n) {
+		if (now_us() - t0 > 10 * 1000000u) {
+			fprintf(stderr, "%s: waited for \"%s\" in:\n%s\n"
+				"backend saw:\n%s\n",
+				t_current, want, f->out, b->log);
+			return false;
+		}
+		fb_step(h, b);
+		net_stack_poll(h->st, now_us());
+		workers_poll(h->workers, 0, 64);
+		gw_core_poll(h->gc, now_us());
+		core_dirty_session(s);
+		core_run(h->gc);
+		usleep(100);
+	}
+	return true;
+}
+
+static const char h_pools_fake[] =
+	"{ name = \"default\"; servers = ( { address = \"10.0.0.2\"; } ); "
+	"health = { interval = 0; }; }, "
+	"{ name = \"local\"; type = \"maildir\"; domains = [ \"md.test\" ]; }";
+
+/* A session to the fake backend, after EHLO; output cleared. */
+static struct gw_sess *fb_open(struct h *h, struct fake *f, struct fb *b,
+			       bool pipelining)
+{
+	struct gw_sess *s;
+
+	h_pools = h_pools_fake;
+	h_start(h);
+	h_pools = h_pools_maildir;
+	memset(b, 0, sizeof(*b));
+	b->pipelining = pipelining;
+	t_learn_peer(h->st, now_us());
+	s = h_open(h, f, &fake_plain_ops);
+	fake_in(f, "EHLO client.test\r\n");
+	CHECK(h_until(h, s, f, "250 "));
+	out_clear(f);
+	return s;
+}
+
+/* The client's pipelined group: MAIL, RCPT TO:<name_i@dest.test> for each
+ * name, DATA. */
+static void fb_group(struct fake *f, const char *const *names, unsigned n)
+{
+	char buf[1024];
+	size_t off;
+
+	off = (size_t)snprintf(buf, sizeof(buf), "MAIL FROM:<a@client.test>\r\n");
+	for (unsigned i = 0; i < n; i++)
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+					"RCPT TO:<%s>\r\n", names[i]);
+	snprintf(buf + off, sizeof(buf) - off, "DATA\r\n");
+	fake_in(f, buf);
+}
+
+/* The reply codes in f->out, in order, as "250 550 ..." */
+static void reply_codes(const struct fake *f, char *buf, size_t len)
+{
+	size_t off = 0;
+	const char *p = f->out;
+
+	buf[0] = '\0';
+	while (*p && off + 5 < len) {
+		if (p[0] >= '2' && p[0] <= '5' && p[3] == ' ') {
+			off += (size_t)snprintf(buf + off, len - off, "%s%.3s",
+						off ? " " : "", p);
+		}
+		p = strchr(p, '\n');
+		if (!p)
+			break;
+		p++;
+	}
+}
+
+static bool fb_until(struct h *h, struct gw_sess *s, struct fake *f,
+		     struct fb *b, const char *want)
+{
+	return fb_until_n(h, s, f, b, want, 1);
+}
+
+/* Sends the group, waits for DATA's reply and checks every reply code in
+ * order against want ("250 550 ... 354"). */
+static void fb_expect(struct h *h, struct gw_sess *s, struct fake *f,
+		      struct fb *b, const char *const *names, unsigned n,
+		      const char *want)
+{
+	char codes[256];
+
+	fb_group(f, names, n);
+	CHECK(fb_until(h, s, f, b, "354 "));
+	reply_codes(f, codes, sizeof(codes));
+	CHECK(!strcmp(codes, want));
+	if (strcmp(codes, want))
+		fprintf(stderr, "%s: codes %s, want %s\n", t_current, codes,
+			want);
+}
+
+/* The body, its 250 from the backend, QUIT, and the harness down. */
+static void fb_finish(struct h *h, struct gw_sess *s, struct fake *f,
+		      struct fb *b)
+{
+	fake_in(f, "hello\r\n.\r\n");
+	CHECK(fb_until(h, s, f, b, "queued as FAKE"));
+	fake_in(f, "QUIT\r\n");
+	CHECK(fb_until(h, s, f, b, "221 "));
+	h_close(h, s);
+	/* every outstanding-RCPT block is back in the core's LIFO */
+	CHECK_EQ(h->gc->n_rcptq_free, h->gw.max_sessions);
+	h_stop(h);
+}
+
+/* Mixed 250/550/452 from a pipelining backend: one segment carries all
+ * ten RCPTs (one round trip), each reply goes back to its recipient in
+ * order, the message reaches the backend. */
+static void test_rcpt_group_mixed(void)
+{
+	static const char *const names[] = {
+		"ok1@dest.test", "bad1@dest.test", "ok2@dest.test",
+		"full1@dest.test", "ok3@dest.test", "bad2@dest.test",
+		"ok4@dest.test", "ok5@dest.test", "ok6@dest.test",
+		"ok7@dest.test"};
+	struct h h;
+	struct fake f;
+	struct fb b;
+	struct gw_sess *s;
+
+	t_current = "rcpt_group_mixed";
+	s = fb_open(&h, &f, &b, true);
+	fb_expect(&h, s, &f, &b, names, 10,
+		  "250 250 550 250 452 250 550 250 250 250 250 354");
+	CHECK(strstr(f.out, "550 5.1.1 <bad1@dest.test> unknown") != NULL);
+	CHECK(strstr(f.out, "452 4.2.2 <full1@dest.test> full") != NULL);
+	CHECK_EQ(b.rcpts, 10);
+	CHECK_EQ(b.rcpt_segs, 1); /* one round trip for the group */
+	/* the gateway's own count: EHLO, MAIL + the RCPTs, DATA */
+	CHECK_EQ(h.gc->stats.backend_round_trips, 3);
+	CHECK_EQ(h.gc->stats.rcpts_accepted, 7);
+	CHECK_EQ(h.gc->stats.rcpts_rejected, 3);
+	fb_finish(&h, s, &f, &b);
+	CHECK_EQ(b.messages, 1);
+}
+
+/* A backend without PIPELINING: the relay client sends one RCPT at a
+ * time; the replies still map to their recipients in order. */
+static void test_rcpt_group_no_pipelining(void)
+{
+	static const char *const names[] = {
+		"ok1@dest.test", "bad1@dest.test", "ok2@dest.test",
+		"full1@dest.test", "ok3@dest.test"};
+	struct h h;
+	struct fake f;
+	struct fb b;
+	struct gw_sess *s;
+
+	t_current = "rcpt_group_no_pipelining";
+	s = fb_open(&h, &f, &b, false);
+	fb_expect(&h, s, &f, &b, names, 5, "250 250 550 250 452 250 354");
+	CHECK_EQ(b.rcpts, 5);
+	CHECK_EQ(b.rcpt_segs, 5); /* one at a time */
+	/* EHLO, MAIL, 5 x RCPT, DATA */
+	CHECK_EQ(h.gc->stats.backend_round_trips, 8);
+	fb_finish(&h, s, &f, &b);
+}
+
+/* A recipient of another pool in the middle of a group: 452 4.5.3 at
+ * once, in its place; the backend never sees it. */
+static void test_rcpt_group_pool_switch(void)
+{
+	static const char *const names[] = {
+		"ok1@dest.test", "x@md.test", "ok2@dest.test", "y@md.test",
+		"bad1@dest.test"};
+	struct h h;
+	struct fake f;
+	struct fb b;
+	struct gw_sess *s;
+
+	t_current = "rcpt_group_pool_switch";
+	s = fb_open(&h, &f, &b, true);
+	fb_expect(&h, s, &f, &b, names, 5, "250 250 452 250 452 550 354");
+	CHECK_EQ(count(f.out, "452 4.5.3"), 2);
+	CHECK_EQ(b.rcpts, 3);
+	CHECK_EQ(b.rcpt_segs, 1);
+	CHECK(strstr(b.log, "md.test") == NULL);
+	fb_finish(&h, s, &f, &b);
+}
+
+/* Local policy refuses some recipients of the group (relaying denied to
+ * a client outside the relay networks): answered at once, in their
+ * places, before the backend sees them. */
+static void test_rcpt_group_policy(void)
+{
+	static const char *const names[] = {
+		"ok1@dest.test", "z@elsewhere.test", "ok2@dest.test",
+		"w@elsewhere.test", "bad1@dest.test"};
+	struct h h;
+	struct fake f;
+	struct fb b;
+	struct gw_sess *s;
+
+	t_current = "rcpt_group_policy";
+	h_relay_nets = "192.0.2.0/24";
+	h_policy_opts = "accepted_domains = ( \"dest.test\" );";
+	s = fb_open(&h, &f, &b, true);
+	h_relay_nets = "198.18.0.0/15";
+	h_policy_opts = "";
+	/* 554 5.7.1 Relay access denied, from policy */
+	fb_expect(&h, s, &f, &b, names, 5, "250 250 554 250 554 550 354");
+	CHECK_EQ(count(f.out, "554 5.7.1"), 2);
+	CHECK_EQ(b.rcpts, 3);
+	CHECK_EQ(b.rcpt_segs, 1);
+	CHECK(strstr(b.log, "elsewhere.test") == NULL);
+	fb_finish(&h, s, &f, &b);
+}
+
+/* The backend dies (RST) with the group outstanding: every recipient
+ * gets 451 4.4.2, in order, none a 250; DATA is then refused. */
+static void test_rcpt_group_backend_dies(void)
+{
+	static const char *const names[] = {
+		"ok1@dest.test", "ok2@dest.test", "ok3@dest.test",
+		"ok4@dest.test", "ok5@dest.test"};
+	struct h h;
+	struct fake f;
+	struct fb b;
+	struct gw_sess *s;
+	char codes[256];
+
+	t_current = "rcpt_group_backend_dies";
+	s = fb_open(&h, &f, &b, true);
+	b.die_on_rcpt = true;
+	fb_group(&f, names, 5);
+	CHECK(fb_until_n(&h, s, &f, &b, "451 4.4.2", 5));
+	CHECK(fb_until_n(&h, s, &f, &b, "\r\n", 7));
+	reply_codes(&f, codes, sizeof(codes));
+	CHECK(!strncmp(codes, "250 451 451 451 451 451 ", 24));
+	CHECK(strstr(codes, "354") == NULL);
+	fprintf(stderr, "%s codes: %s\n", t_current, codes);
+	CHECK_EQ(b.rcpt_segs, 1);
+	CHECK_EQ(h.gc->stats.rcpts_accepted, 0);
+	fake_in(&f, "QUIT\r\n");
+	CHECK(fb_until(&h, s, &f, &b, "221 "));
+	h_close(&h, s);
+	CHECK_EQ(h.gc->n_rcptq_free, h.gw.max_sessions);
+	h_stop(&h);
+}
+
+/* The second message goes to the cached connection, which dies on the
+ * group (RSET + MAIL + RCPTs) before any reply: the whole group is sent
+ * again on a fresh connection, and every recipient gets the new
+ * backend's answer (never a 4xx from the dead one). */
+static void test_rcpt_group_reuse_retry(void)
+{
+	static const char *const names[] = {
+		"ok1@dest.test", "bad1@dest.test", "ok2@dest.test"};
+	struct h h;
+	struct fake f;
+	struct fb b;
+	struct gw_sess *s;
+
+	t_current = "rcpt_group_reuse_retry";
+	s = fb_open(&h, &f, &b, true);
+	fb_group(&f, names, 3);
+	CHECK(fb_until(&h, s, &f, &b, "354 "));
+	fake_in(&f, "hello\r\n.\r\n");
+	CHECK(fb_until(&h, s, &f, &b, "queued as FAKE"));
+	CHECK_EQ(h.gc->stats.backend_reused, 0);
+	out_clear(&f);
+	b.die_on_rcpt = true;
+	fb_expect(&h, s, &f, &b, names, 3, "250 250 550 250 354");
+	CHECK_EQ(h.gc->stats.backend_reused, 1);
+	CHECK_EQ(b.conns, 2);
+	CHECK_EQ(b.rcpt_segs, 3); /* first message, dead group, resent */
+	fb_finish(&h, s, &f, &b);
+	CHECK_EQ(b.messages, 2);
+}
+
 int main(void)
 {
 	t_init_eal();
@@ -876,6 +1358,12 @@ int main(void)
 	test_auth_dies_during_job();
 	test_auth_brute_force();
 	test_auth_sender_map();
+	test_rcpt_group_mixed();
+	test_rcpt_group_no_pipelining();
+	test_rcpt_group_pool_switch();
+	test_rcpt_group_policy();
+	test_rcpt_group_backend_dies();
+	test_rcpt_group_reuse_retry();
 	mxg_snapshot_reaper_stop();
 	if (t_failures) {
 		fprintf(stderr, "%d check(s) failed\n", t_failures);
