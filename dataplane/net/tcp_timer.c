@@ -164,6 +164,12 @@ void tcp_rtt_sample(struct tcp_conn *c, uint32_t r)
 	c->rto_shift = 0;
 }
 
+void tcp_rto_syn_fallback(struct tcp_conn *c)
+{
+	c->rto_us = RTE_MAX(c->rto_us, TCP_SYN_FALLBACK_RTO_US);
+	c->rto_shift = 0;
+}
+
 static void tcp_rto_expired(struct tcp_conn *c)
 {
 	struct net_stack *st = c->st;
