@@ -909,6 +909,55 @@ out:
 	teardown();
 }
 
+/* The other orders the fault injector makes of a short echo's handshake:
+ * the SYN duplicated, the data overtaking the third ACK, the third ACK
+ * and the data duplicated after the echo left. One echo, its timer
+ * armed, and the echo retransmitted when it is lost. */
+static void test_handshake_reorder_dup_echo(void)
+{
+	static const char msg[] = "hello 7\n";
+	struct t_out o;
+	uint32_t iss, ack_seq, data_seq;
+
+	setup();
+	A.echo = true;
+	PR.seq = 1000;
+	PR.tsval = 500;
+	send_ts(T_FLAG_SYN, NULL, 0, 0);
+	if (!t_take1(S, &o))
+		goto out;
+	iss = o.seq;
+	PR.ack = iss + 1;
+	PR.seq = 1000; /* the SYN again (duplicate): SYN-ACK again */
+	send_ts(T_FLAG_SYN, NULL, 0, 0);
+	CHECK_EQ(t_drain(S), 1);
+	T += 300;
+	ack_seq = PR.seq;
+	data_seq = PR.seq;
+	/* The data first (the third ACK held back by reordering). */
+	send_ts(T_FLAG_ACK | T_FLAG_PSH, msg, sizeof(msg) - 1, o.tsval);
+	CHECK_EQ(A.accepted, 1);
+	CHECK_EQ(count_echo(iss + 1, sizeof(msg) - 1), 1);
+	/* Then the late third ACK and a duplicate of the data: re-ACKs,
+	 * never a second echo. */
+	PR.seq = ack_seq;
+	send_ts(T_FLAG_ACK, NULL, 0, o.tsval);
+	PR.seq = data_seq;
+	send_ts(T_FLAG_ACK | T_FLAG_PSH, msg, sizeof(msg) - 1, o.tsval);
+	CHECK_EQ(count_echo(iss + 1, sizeof(msg) - 1), 0);
+	CHECK_EQ(A.readable, 1);
+	CHECK_EQ(ST()->live_tcbs, 1);
+	/* The echo was lost: its retransmission timer runs. */
+	uint64_t d = net_stack_next_timer_us(S, T);
+
+	CHECK(d != UINT64_MAX && d <= 3000000);
+	T += d;
+	net_stack_poll(S, T);
+	CHECK_EQ(count_echo(iss + 1, sizeof(msg) - 1), 1);
+out:
+	teardown();
+}
+
 static void test_fast_retransmit_newreno(void)
 {
 	static uint8_t d[20 * 1460];
@@ -1502,6 +1551,7 @@ int main(void)
 		C(test_rto_backoff_karn),
 		C(test_handshake_ack_lost_rto),
 		C(test_handshake_synack_lost_sample),
+		C(test_handshake_reorder_dup_echo),
 		C(test_fast_retransmit_newreno),
 		C(test_ooo_reassembly),
 		C(test_ooo_bound),
