@@ -426,11 +426,13 @@ static void tcp_dupack(struct tcp_conn *c)
  * take an RTT sample from (0: none).
  *
  * With one SYN-ACK sent, any sample is exact. After a retransmission
- * (Karn's rule cleared TF_RTT) a timestamp echoing the latest SYN-ACK is
- * exact too (RFC 7323 4.1), but an older one dates a SYN-ACK whose ACK
- * may have been lost: the peer then retransmitted its data on its own
- * back-off, and the time since our first SYN-ACK measures that back-off,
- * not the path. As the first sample (RTO = 3 x R, RFC 6298 2.2) it made
+ * (Karn's rule cleared TF_RTT) a timestamp echoing a SYN-ACK sent at or
+ * after the latest timeout retransmission (rtt_ts; a repeated SYN's
+ * SYN-ACK re-arms the timer, so that one is at least an RTO after every
+ * earlier SYN-ACK) is exact too (RFC 7323 4.1). An older one dates a
+ * SYN-ACK that timed out, whose ACK may have been lost: the peer then
+ * retransmitted its data on its own back-off, and the time since our
+ * first SYN-ACK measures that back-off, not the path. As the first sample (RTO = 3 x R, RFC 6298 2.2) it made
  * the RTO 10 s on a sub-millisecond path in stack2_seq2000_fault, so
  * that an echo lost twice came back after the client's 20 s time-out.
  * Such an ACK gives no sample (RFC 6298 3) and the RTO starts at 3 s
@@ -442,7 +444,7 @@ static uint32_t tcp_synack_acked(struct tcp_conn *c, const struct tcp_seg *s)
 
 	if (c->flags & TF_RTT)
 		return tsecr;
-	latest = (uint32_t)(c->rtt_ts / 1000) + c->ts_off; /* tcp_ts_now */
+	latest = (uint32_t)(c->rtt_ts / 1000) + c->ts_off; /* as tcp_ts_now */
 	if ((c->flags & TF_TS) && tsecr != 0 && seq_geq(tsecr, latest))
 		return tsecr;
 	tcp_rto_syn_fallback(c);

@@ -233,10 +233,6 @@ void tcp_send_syn(struct tcp_conn *c)
 	if (c->state == TCP_SYN_RCVD)
 		flags |= RTE_TCP_ACK_FLAG;
 	tcp_xmit(c, c->iss, 0, flags);
-	/* On a retransmission tcp_xmit() cleared TF_RTT (Karn) and rtt_ts
-	 * is free: it dates the latest SYN (-ACK), which the end of the
-	 * handshake compares an echoed timestamp with (tcp_synack_acked). */
-	c->rtt_ts = c->st->now_us;
 	c->snd_nxt = c->iss + 1;
 	c->snd_max = seq_max(c->snd_max, c->iss + 1);
 	tcp_timer_set(c, TT_RTO, c->st->now_us + tcp_cur_rto(c));

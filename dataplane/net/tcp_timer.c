@@ -185,6 +185,10 @@ static void tcp_rto_expired(struct tcp_conn *c)
 			c->rto_shift++;
 		c->flags &= ~TF_RTT;
 		tcp_send_syn(c);
+		/* Karn's rule leaves rtt_ts unused: it now dates the latest
+		 * timeout retransmission, which the end of the handshake
+		 * compares an echoed timestamp with (tcp_synack_acked). */
+		c->rtt_ts = st->now_us;
 		return;
 	}
 	if (c->snd_una == c->snd_max)
