@@ -60,8 +60,10 @@ static void teardown(void)
 	t_destroy(S, P);
 }
 
-/* Send a segment from the peer with its current seq/ack. */
-static void pseg(uint8_t flags, const void *data, uint32_t len)
+/* Send a segment from the peer with its current seq/ack; with ts, a
+ * timestamp option echoing tsecr. */
+static void pseg_ts(uint8_t flags, const void *data, uint32_t len, bool ts,
+		    uint32_t tsecr)
 {
 	struct t_seg s;
 
@@ -74,13 +76,19 @@ static void pseg(uint8_t flags, const void *data, uint32_t len)
 	s.wnd = PR.wnd;
 	s.data = data;
 	s.len = len;
-	if (PR.ts) {
+	if (ts) {
 		s.ts = true;
 		s.tsval = ++PR.tsval;
+		s.tsecr = tsecr;
 	}
 	t_send(S, P, &s, T);
 	PR.seq += len + ((flags & T_FLAG_SYN) ? 1 : 0) +
 		  ((flags & T_FLAG_FIN) ? 1 : 0);
+}
+
+static void pseg(uint8_t flags, const void *data, uint32_t len)
+{
+	pseg_ts(flags, data, len, PR.ts, 0);
 }
 
 /* Passive open with the peer's options; returns our ISS. */
@@ -798,24 +806,7 @@ static void test_rto_backoff_karn(void)
 static void send_ts(uint8_t flags, const void *data, uint32_t len,
 		    uint32_t tsecr)
 {
-	struct t_seg s;
-
-	t_seg_init(&s);
-	s.sport = PR.sport;
-	s.dport = PR.dport;
-	s.seq = PR.seq;
-	s.ack = PR.ack;
-	s.flags = flags;
-	s.wnd = PR.wnd;
-	s.data = data;
-	s.len = len;
-	s.ts = true;
-	s.tsval = ++PR.tsval;
-	s.tsecr = tsecr;
-	if (flags & T_FLAG_SYN)
-		s.mss = 1460;
-	t_send(S, P, &s, T);
-	PR.seq += len + ((flags & T_FLAG_SYN) ? 1 : 0);
+	pseg_ts(flags, data, len, true, tsecr);
 }
 
 static int count_echo(uint32_t seq, uint32_t len)
