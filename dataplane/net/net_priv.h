@@ -34,6 +34,7 @@
 				  */
 #define TCP_MAX_RTO_US 60000000u /* RFC 6298 2.5 */
 #define TCP_INIT_RTO_US 1000000u /* RFC 6298 2.1 */
+#define TCP_SYN_FALLBACK_RTO_US 3000000u /* RFC 6298 5.7 */
 #define TCP_MAX_RETRIES 8	 /* data retransmissions before ETIMEDOUT */
 #define TCP_MAX_SYN_RETRIES 5	 /* SYN / SYN-ACK retransmissions */
 #define TCP_FIN_WAIT_2_US 60000000u /* silent peer in FIN_WAIT_2 */
@@ -538,6 +539,10 @@ void tcp_timers_run(struct net_stack *st);
 uint64_t tcp_timer_next(const struct net_stack *st);
 uint32_t tcp_cur_rto(const struct tcp_conn *c);
 void tcp_rtt_sample(struct tcp_conn *c, uint32_t rtt_us);
+/* RFC 6298 5.7: the handshake needed a retransmission and gave no RTT
+ * sample: data transmission starts with an RTO of at least 3 s, the
+ * handshake's backoff cleared. */
+void tcp_rto_syn_fallback(struct tcp_conn *c);
 
 /* ---- syncookie.c ----------------------------------------------------- */
 uint64_t net_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);

@@ -422,6 +422,35 @@ static void tcp_dupack(struct tcp_conn *c)
 	}
 }
 
+/* The ACK of our SYN-ACK arrived; returns the TSecr tcp_ack_new() may
+ * take an RTT sample from (0: none).
+ *
+ * With one SYN-ACK sent, any sample is exact. After a retransmission
+ * (Karn's rule cleared TF_RTT) a timestamp echoing a SYN-ACK sent at or
+ * after the latest timeout retransmission (rtt_ts; a repeated SYN's
+ * SYN-ACK re-arms the timer, so that one is at least an RTO after every
+ * earlier SYN-ACK) is exact too (RFC 7323 4.1). An older one dates a
+ * SYN-ACK that timed out, whose ACK may have been lost: the peer then
+ * retransmitted its data on its own back-off, and the time since our
+ * first SYN-ACK measures that back-off, not the path. As the first sample (RTO = 3 x R, RFC 6298 2.2) it made
+ * the RTO 10 s on a sub-millisecond path in stack2_seq2000_fault, so
+ * that an echo lost twice came back after the client's 20 s time-out.
+ * Such an ACK gives no sample (RFC 6298 3) and the RTO starts at 3 s
+ * (5.7). */
+static uint32_t tcp_synack_acked(struct tcp_conn *c, const struct tcp_seg *s)
+{
+	uint32_t tsecr = s->o.has_ts ? s->o.tsecr : 0;
+	uint32_t latest;
+
+	if (c->flags & TF_RTT)
+		return tsecr;
+	latest = (uint32_t)(c->rtt_ts / 1000) + c->ts_off; /* as tcp_ts_now */
+	if ((c->flags & TF_TS) && tsecr != 0 && seq_geq(tsecr, latest))
+		return tsecr;
+	tcp_rto_syn_fallback(c);
+	return 0;
+}
+
 /* ---- SYN_SENT (RFC 9293 3.10.7.3) ----------------------------------- */
 
 static void tcp_syn_sent(struct tcp_conn *c, struct tcp_seg *s)
@@ -497,6 +526,7 @@ static void tcp_segment(struct tcp_conn *c, struct tcp_seg *s)
 {
 	struct net_stack *st = c->st;
 	uint32_t seglen, rwnd, data_end;
+	uint32_t tsecr = s->o.has_ts ? s->o.tsecr : 0;
 	bool acceptable, readable = false, fin_now = false;
 
 	if (c->state == TCP_SYN_SENT) {
@@ -618,6 +648,7 @@ static void tcp_segment(struct tcp_conn *c, struct tcp_seg *s)
 					 s->len);
 			goto out;
 		}
+		tsecr = tcp_synack_acked(c, s);
 		c->snd_wnd = s->wnd << c->snd_wscale;
 		c->max_snd_wnd = RTE_MAX(c->max_snd_wnd, c->snd_wnd);
 		c->snd_wl1 = s->seq;
@@ -648,7 +679,7 @@ static void tcp_segment(struct tcp_conn *c, struct tcp_seg *s)
 		goto out;
 	}
 	if (seq_gt(s->ack, c->snd_una)) {
-		tcp_ack_new(c, s->ack, s->o.has_ts ? s->o.tsecr : 0);
+		tcp_ack_new(c, s->ack, tsecr);
 	} else if (s->ack == c->snd_una && s->len == 0 &&
 		   !(s->flags & RTE_TCP_FIN_FLAG) &&
 		   (s->wnd << c->snd_wscale) == c->snd_wnd &&

@@ -164,6 +164,12 @@ void tcp_rtt_sample(struct tcp_conn *c, uint32_t r)
 	c->rto_shift = 0;
 }
 
+void tcp_rto_syn_fallback(struct tcp_conn *c)
+{
+	c->rto_us = RTE_MAX(c->rto_us, TCP_SYN_FALLBACK_RTO_US);
+	c->rto_shift = 0;
+}
+
 static void tcp_rto_expired(struct tcp_conn *c)
 {
 	struct net_stack *st = c->st;
@@ -179,6 +185,10 @@ static void tcp_rto_expired(struct tcp_conn *c)
 			c->rto_shift++;
 		c->flags &= ~TF_RTT;
 		tcp_send_syn(c);
+		/* Karn's rule leaves rtt_ts unused: it now dates the latest
+		 * timeout retransmission, which the end of the handshake
+		 * compares an echoed timestamp with (tcp_synack_acked). */
+		c->rtt_ts = st->now_us;
 		return;
 	}
 	if (c->snd_una == c->snd_max)

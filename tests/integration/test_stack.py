@@ -121,9 +121,26 @@ def scenario_echo50(gw, res, n=50):
               "echo service counted %d bytes" % st["svc_echo_bytes"])
 
 
+def client_diag(s):
+    """The kernel client's view of a stalled connection (TCP_INFO): its
+    port (to find it in a pcap), whether our bytes were acknowledged
+    (unacked), when data last came (last_data_recv) and its own
+    retransmissions, so a time-out in CI explains itself."""
+    try:
+        port = s.getsockname()[1]
+        f = struct.unpack("8B24I", s.getsockopt(socket.IPPROTO_TCP,
+                                                 socket.TCP_INFO, 104))
+    except OSError as e:
+        return "no TCP_INFO: %s" % e
+    return ("port %d state %d unacked %d retransmits %d total_retrans %d "
+            "rto %d us rtt %d us last_data_recv %d ms last_ack_recv %d ms" %
+            (port, f[0], f[12], f[2], f[31], f[8], f[23], f[19], f[20]))
+
+
 def short_conns(first, count, bad_box):
     """count sequential short echo connections; failures into bad_box."""
     for i in range(first, first + count):
+        s = None
         try:
             s = mxgtest.connect(TARGET, 7, timeout=20)
             msg = b"hello %d\n" % i
@@ -134,13 +151,16 @@ def short_conns(first, count, bad_box):
                 if not b:
                     break
                 got += b
-            s.close()
             if got != msg:
                 bad_box.append(i)
         except OSError as e:
             bad_box.append(i)
             if len(bad_box) < 5:
-                log("  conn %d: %s" % (i, e))
+                log("  conn %d: %s (%s)" % (i, e, client_diag(s) if s
+                                            else "no connection"))
+        finally:
+            if s:
+                s.close()
 
 
 def scenario_seq2000(gw, res, n=2000, lanes=1):
@@ -157,6 +177,12 @@ def scenario_seq2000(gw, res, n=2000, lanes=1):
     for t in ts:
         t.join(600)
     log("  %d sequential connections in %.1f s" % (n, time.time() - t0))
+    if bad:
+        t = gw.stats()["total"]
+        log("  gateway: " + ", ".join("%s %s" % (k, t[k]) for k in (
+            "live_tcbs", "tcp_accepted", "tcp_closed", "tcp_retransmits",
+            "tcp_timeouts", "tcp_seg_in", "tcp_seg_out", "fault_dropped")
+            if k in t))
     res.check(not bad, "%d sequential short connections (%d lane(s)) all "
               "echoed (bad %d)" % (n, lanes, len(bad)))
     # The stats file is rewritten every 100 ms: wait for a snapshot taken

@@ -60,8 +60,10 @@ static void teardown(void)
 	t_destroy(S, P);
 }
 
-/* Send a segment from the peer with its current seq/ack. */
-static void pseg(uint8_t flags, const void *data, uint32_t len)
+/* Send a segment from the peer with its current seq/ack; with ts, a
+ * timestamp option echoing tsecr. */
+static void pseg_ts(uint8_t flags, const void *data, uint32_t len, bool ts,
+		    uint32_t tsecr)
 {
 	struct t_seg s;
 
@@ -74,13 +76,19 @@ static void pseg(uint8_t flags, const void *data, uint32_t len)
 	s.wnd = PR.wnd;
 	s.data = data;
 	s.len = len;
-	if (PR.ts) {
+	if (ts) {
 		s.ts = true;
 		s.tsval = ++PR.tsval;
+		s.tsecr = tsecr;
 	}
 	t_send(S, P, &s, T);
 	PR.seq += len + ((flags & T_FLAG_SYN) ? 1 : 0) +
 		  ((flags & T_FLAG_FIN) ? 1 : 0);
+}
+
+static void pseg(uint8_t flags, const void *data, uint32_t len)
+{
+	pseg_ts(flags, data, len, PR.ts, 0);
 }
 
 /* Passive open with the peer's options; returns our ISS. */
@@ -786,6 +794,168 @@ static void test_rto_backoff_karn(void)
 	teardown();
 }
 
+/* The peer's ACK of our SYN-ACK is lost, and so is its first data; our
+ * SYN-ACK is retransmitted (lost too) and the peer's data retransmission
+ * arrives 3.4 s after our first SYN-ACK, echoing that SYN-ACK's timestamp
+ * (a trace of stack2_seq2000_fault with a kernel client). The 3.4 s are
+ * the peer's back-off, not the path: taken as the first RTT sample they
+ * made the RTO 10.2 s (3 x R, RFC 6298 2.2), and an echo lost once came
+ * back 13.6 s, lost twice 34 s after the handshake, past the client's
+ * 20 s. Now the ACK gives no sample (Karn) and the RTO starts at 3 s
+ * (RFC 6298 5.7): the echo is retransmitted at +3 s and +9 s. */
+static void send_ts(uint8_t flags, const void *data, uint32_t len,
+		    uint32_t tsecr)
+{
+	pseg_ts(flags, data, len, true, tsecr);
+}
+
+static int count_echo(uint32_t seq, uint32_t len)
+{
+	struct t_out o[8];
+	int n = t_take(S, o, 8), hits = 0;
+
+	for (int i = 0; i < n; i++)
+		if (o[i].seq == seq && o[i].len == len)
+			hits++;
+	return hits;
+}
+
+static void test_handshake_ack_lost_rto(void)
+{
+	static const char msg[] = "hello 1138\n";
+	struct t_out o;
+	uint64_t t0, end;
+	uint32_t synack_ts, iss;
+	int retx = 0;
+
+	setup();
+	A.echo = true;
+	PR.seq = 1000;
+	PR.tsval = 500;
+	send_ts(T_FLAG_SYN, NULL, 0, 0);
+	if (!t_take1(S, &o))
+		goto out;
+	t0 = T;
+	synack_ts = o.tsval;
+	iss = o.seq;
+	PR.ack = iss + 1;
+	/* The peer's ACK and data are lost; our SYN-ACK RTO (1 s, then 2 s)
+	 * fires twice, both lost. */
+	T = t0 + 1000000;
+	net_stack_poll(S, T);
+	CHECK_EQ(t_drain(S), 1);
+	T = t0 + 3000000;
+	net_stack_poll(S, T);
+	CHECK_EQ(t_drain(S), 1);
+	/* The peer's data retransmission, echoing the first SYN-ACK. */
+	T = t0 + 3400000;
+	send_ts(T_FLAG_ACK | T_FLAG_PSH, msg, sizeof(msg) - 1, synack_ts);
+	CHECK_EQ(A.accepted, 1);
+	CHECK_EQ(A.readable, 1);
+	/* The echo leaves at once (lost on the way). */
+	CHECK_EQ(count_echo(iss + 1, sizeof(msg) - 1), 1);
+	CHECK_EQ(net_stack_next_timer_us(S, T), 3000000);
+	/* Until the client's 20 s time-out: two retransmissions. */
+	end = t0 + 20000000;
+	while (T < end) {
+		uint64_t d = net_stack_next_timer_us(S, T);
+
+		if (d == UINT64_MAX || T + d >= end)
+			break;
+		T += d;
+		net_stack_poll(S, T);
+		retx += count_echo(iss + 1, sizeof(msg) - 1);
+	}
+	CHECK(retx >= 2);
+out:
+	teardown();
+}
+
+/* The SYN-ACK is lost once, the peer's ACK echoes the retransmitted one
+ * (a SYN-ACK for its repeated SYN follows it): that sample is exact
+ * (RFC 7323 4.1) and kept, the RTO is the 200 ms floor, not the 3 s
+ * fallback. */
+static void test_handshake_synack_lost_sample(void)
+{
+	struct t_out o;
+	uint64_t t0;
+
+	setup();
+	A.echo = true;
+	PR.seq = 1000;
+	PR.tsval = 500;
+	send_ts(T_FLAG_SYN, NULL, 0, 0);
+	if (!t_take1(S, &o))
+		goto out;
+	t0 = T;
+	PR.ack = o.seq + 1;
+	T = t0 + 1000000;
+	net_stack_poll(S, T);
+	if (!t_take1(S, &o))
+		goto out;
+	/* The peer's repeated SYN crosses it: one more SYN-ACK, 2 ms
+	 * later; the peer answers the first it gets, the timeout's. */
+	T += 2000;
+	PR.seq = 1000;
+	send_ts(T_FLAG_SYN, NULL, 0, 0);
+	CHECK_EQ(t_drain(S), 1);
+	T += 2000;
+	send_ts(T_FLAG_ACK | T_FLAG_PSH, "hi\n", 3, o.tsval);
+	CHECK_EQ(count_echo(PR.ack, 3), 1);
+	CHECK_EQ(net_stack_next_timer_us(S, T), 200000);
+out:
+	teardown();
+}
+
+/* The other orders the fault injector makes of a short echo's handshake:
+ * the SYN duplicated, the data overtaking the third ACK, the third ACK
+ * and the data duplicated after the echo left. One echo, its timer
+ * armed, and the echo retransmitted when it is lost. */
+static void test_handshake_reorder_dup_echo(void)
+{
+	static const char msg[] = "hello 7\n";
+	struct t_out o;
+	uint32_t iss, ack_seq, data_seq;
+
+	setup();
+	A.echo = true;
+	PR.seq = 1000;
+	PR.tsval = 500;
+	send_ts(T_FLAG_SYN, NULL, 0, 0);
+	if (!t_take1(S, &o))
+		goto out;
+	iss = o.seq;
+	PR.ack = iss + 1;
+	PR.seq = 1000; /* the SYN again (duplicate): SYN-ACK again */
+	send_ts(T_FLAG_SYN, NULL, 0, 0);
+	CHECK_EQ(t_drain(S), 1);
+	T += 300;
+	ack_seq = PR.seq;
+	data_seq = PR.seq;
+	/* The data first (the third ACK held back by reordering). */
+	send_ts(T_FLAG_ACK | T_FLAG_PSH, msg, sizeof(msg) - 1, o.tsval);
+	CHECK_EQ(A.accepted, 1);
+	CHECK_EQ(count_echo(iss + 1, sizeof(msg) - 1), 1);
+	/* Then the late third ACK and a duplicate of the data: re-ACKs,
+	 * never a second echo. */
+	PR.seq = ack_seq;
+	send_ts(T_FLAG_ACK, NULL, 0, o.tsval);
+	PR.seq = data_seq;
+	send_ts(T_FLAG_ACK | T_FLAG_PSH, msg, sizeof(msg) - 1, o.tsval);
+	CHECK_EQ(count_echo(iss + 1, sizeof(msg) - 1), 0);
+	CHECK_EQ(A.readable, 1);
+	CHECK_EQ(ST()->live_tcbs, 1);
+	/* The echo was lost: its retransmission timer runs. */
+	uint64_t d = net_stack_next_timer_us(S, T);
+
+	CHECK(d != UINT64_MAX && d <= 3000000);
+	T += d;
+	net_stack_poll(S, T);
+	CHECK_EQ(count_echo(iss + 1, sizeof(msg) - 1), 1);
+out:
+	teardown();
+}
+
 static void test_fast_retransmit_newreno(void)
 {
 	static uint8_t d[20 * 1460];
@@ -1377,6 +1547,9 @@ int main(void)
 		C(test_fin_wait_1_fin_ack),
 		C(test_timewait_bound),
 		C(test_rto_backoff_karn),
+		C(test_handshake_ack_lost_rto),
+		C(test_handshake_synack_lost_sample),
+		C(test_handshake_reorder_dup_echo),
 		C(test_fast_retransmit_newreno),
 		C(test_ooo_reassembly),
 		C(test_ooo_bound),
