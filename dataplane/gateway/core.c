@@ -142,6 +142,8 @@ static void core_sess_expire(struct gw_core *gc, uint64_t now_us)
 	} while (n == RTE_DIM(ids));
 }
 
+static void core_overload_errors(struct gw_core *gc, struct gw_sess *s);
+
 /* Pump every dirty session and backend until nothing is dirty. Objects
  * whose TCP connection is gone are released here, outside any pump. */
 void core_run(struct gw_core *gc)
@@ -195,8 +197,10 @@ void core_run(struct gw_core *gc)
 				continue;
 			}
 			sess_pump(s);
-			if (s->used && !s->dead)
+			if (s->used && !s->dead) {
+				core_overload_errors(gc, s);
 				core_sess_arm(s);
+			}
 		}
 	}
 	gc->running = false;
@@ -243,6 +247,14 @@ static bool core_overload_idle(struct gw_core *gc, struct gw_sess *s)
 	if ((st != SMTP_ST_HELO && st != SMTP_ST_READY) || s->closing ||
 	    s->wait != W_NONE || d == SMTP_NO_DEADLINE)
 		return false;
+	/* a client that talked before the greeting goes first, at once */
+	if (smtp_session_stats(s->sm)->pregreet_bytes) {
+		smtp_session_shutdown(s->sm, 421, "4.3.2",
+				      "Service busy, closing connection");
+		gc->stats.overload_pregreet_closed++;
+		core_dirty_session(s);
+		return true;
+	}
 	tmo = s->lst->smtp.tmo_command_ms ? s->lst->smtp.tmo_command_ms
 					  : 300000;
 	if (d < tmo || now < d - tmo + gc->snap->cfg.stack.overload_idle_ms)
@@ -252,6 +264,23 @@ static bool core_overload_idle(struct gw_core *gc, struct gw_sess *s)
 	gc->stats.overload_idle_closed++;
 	core_dirty_session(s);
 	return true;
+}
+
+/* In overload, after a pump: a session that has made
+ * stack.overload_max_errors protocol errors (instead of the listener's
+ * limit) and waits for nothing is closed with 421 4.7.0, as the engine
+ * does at its own limit. */
+static void core_overload_errors(struct gw_core *gc, struct gw_sess *s)
+{
+	if (!gc->stats.overload || s->closing || s->wait != W_NONE ||
+	    smtp_session_closed(s->sm) ||
+	    smtp_session_stats(s->sm)->errors <
+		    gc->snap->cfg.stack.overload_max_errors)
+		return;
+	smtp_session_shutdown(s->sm, 421, "4.7.0",
+			      "Too many errors, closing connection");
+	gc->stats.overload_errors_closed++;
+	core_dirty_session(s);
 }
 
 /* In overload, a cursor walks the session table so that every session
