@@ -12,14 +12,14 @@
 # steps against that binary too, in the same run (e.g. a build of the
 # previous commit), for a same-run comparison.
 #
-# usage: bench/sessions.sh [STEPS, default 2000,10000,30000]
+# usage: bench/sessions.sh [STEPS, default 10000,50000,100000]
 # Steps must finish within the 300 s greeting/command time-out, or the
 # first sessions are closed by it (the opening rate falls beyond ~18,000
 # sessions here; see docs/benchmarks.md).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-STEPS=${1:-2000,10000,30000}
+STEPS=${1:-10000,50000,100000}
 [ "$(id -u)" = 0 ] || { echo "sessions.sh: must run as root" >&2; exit 2; }
 [ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
 ninja -C build >/dev/null
