@@ -95,7 +95,7 @@ def main():
                 clients.close()
             try:
                 gw.wait_for(lambda t: t.get("gw_sessions_live", 1) == 0,
-                            60, "all sessions closed")
+                            180, "all sessions closed")
                 res["all_closed"] = True
             except AssertionError as e:
                 res["all_closed"] = False
