@@ -39,12 +39,12 @@ struct mxg_expiry_node {
 };
 
 struct mxg_expiry {
-	uint32_t nslots;     /* power of two */
+	uint32_t nslots; /* power of two */
 	uint32_t tick_ms;
 	uint32_t nids;
-	uint32_t armed;      /* ids armed now */
-	uint64_t next_tick;  /* first tick not yet visited */
-	uint32_t *head;      /* per slot: first id or NONE */
+	uint32_t armed;		      /* ids armed now */
+	uint64_t next_tick;	      /* first tick not yet visited */
+	uint32_t *head;		      /* per slot: first id or NONE */
 	struct mxg_expiry_node *node; /* per id */
 };
 

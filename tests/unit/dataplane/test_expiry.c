@@ -79,7 +79,7 @@ static void random_model(void)
 		for (uint32_t i = 0; i < n; i++) {
 			uint32_t id = out[i];
 
-			CHECK(due[id] != 0); /* a cancelled id never fires */
+			CHECK(due[id] != 0);  /* a cancelled id never fires */
 			CHECK(lo[id] <= now); /* never before a deadline */
 			lo[id] = 0;
 			fired++;
@@ -120,8 +120,8 @@ static void exact_ticks(void)
 	uint32_t out[8];
 
 	CHECK(mxg_expiry_init(&e, 8, NSLOT, TICK, 0) == 0);
-	mxg_expiry_arm(&e, 1, 100);  /* tick 5 */
-	mxg_expiry_arm(&e, 2, 101);  /* tick 6 (rounded up) */
+	mxg_expiry_arm(&e, 1, 100);		   /* tick 5 */
+	mxg_expiry_arm(&e, 2, 101);		   /* tick 6 (rounded up) */
 	mxg_expiry_arm(&e, 3, 100 + NSLOT * TICK); /* same slot, next round */
 	CHECK(mxg_expiry_run(&e, 99, out, 8) == 0);
 	CHECK(mxg_expiry_run(&e, 100, out, 8) == 1 && out[0] == 1);
