@@ -32,11 +32,85 @@ from idle_clients import (PER_SRC, IdleClients, rss_by_mapping,  # noqa
 
 
 
+def proc_mem_kib(pid):
+    """(Rss, Pss) of one process in KiB (smaps_rollup)."""
+    rss = pss = 0
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for ln in f:
+            if ln.startswith("Rss:"):
+                rss = int(ln.split()[1])
+            elif ln.startswith("Pss:"):
+                pss = int(ln.split()[1])
+    return rss, pss
+
+
+def smtpd_pids():
+    """smtpd processes in this network namespace (other Postfix
+    instances on the machine are in other namespaces)."""
+    me = os.readlink("/proc/self/ns/net")
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % d) as f:
+                if f.read().strip() != "smtpd":
+                    continue
+            if os.readlink("/proc/%s/ns/net" % d) == me:
+                out.append(int(d))
+        except OSError:
+            pass
+    return out
+
+
+def postfix_idle(n):
+    """Postfix smtpd (one process per session) holding n idle greeted
+    sessions on 127.0.0.1 in the same namespace: their summed RSS and PSS
+    (PSS shares the library pages out fairly)."""
+    import socket
+    import peers
+    pf = peers.Postfix(listen="127.0.0.1:2525", deliver="discard",
+                       xclient_hosts="",
+                       main_extra={"default_process_limit": str(n + 20)})
+    held = []
+    res = {"sessions_asked": n, "process_limit": n + 20}
+    try:
+        pf.start()
+        t0 = time.time()
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", 2525), timeout=30)
+            held.append(c)
+            if not c.recv(512).startswith(b"220"):
+                break
+        time.sleep(1.0)
+        pids = smtpd_pids()
+        mem = [proc_mem_kib(p) for p in pids]
+        res.update({
+            "sessions": len(held), "smtpd_processes": len(pids),
+            "seconds": round(time.time() - t0, 1),
+            "rss_kib_sum": sum(m[0] for m in mem),
+            "pss_kib_sum": sum(m[1] for m in mem),
+            "rss_bytes_per_session": round(sum(m[0] for m in mem) * 1024.0
+                                           / max(len(held), 1)),
+            "pss_bytes_per_session": round(sum(m[1] for m in mem) * 1024.0
+                                           / max(len(held), 1))})
+    except Exception as e:  # noqa: BLE001 - a bench reports, not raises
+        res["error"] = repr(e)[:300]
+    finally:
+        for c in held:
+            c.close()
+        pf.cleanup()
+    log("postfix", json.dumps(res))
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mxgate")
     ap.add_argument("out")
     ap.add_argument("steps")
+    ap.add_argument("--postfix", type=int, default=0,
+                    help="also hold this many idle sessions on Postfix")
     a = ap.parse_args()
     steps = [int(x) for x in a.steps.split(",")]
     n = max(steps)
@@ -103,6 +177,8 @@ def main():
             r = mxgtest.Result("sessions")
             gw.shutdown(r)
             gw.kill()
+        if a.postfix:
+            res["postfix"] = postfix_idle(a.postfix)
     if len(res["steps"]) >= 2:
         a0, a1 = res["steps"][0], res["steps"][-1]
         if a1["sessions"] > a0["sessions"]:
