@@ -12,21 +12,25 @@
 # steps against that binary too, in the same run (e.g. a build of the
 # previous commit), for a same-run comparison.
 #
-# usage: bench/sessions.sh [STEPS, default 2000,10000,30000]
+# Postfix in the same run: smtpd processes (one per session) holding
+# POSTFIX (default 500) idle sessions on 127.0.0.1 in the same namespace,
+# their summed RSS and PSS.
+#
+# usage: [POSTFIX=N] bench/sessions.sh [STEPS, default 10000,50000,100000]
 # Steps must finish within the 300 s greeting/command time-out, or the
 # first sessions are closed by it (the opening rate falls beyond ~18,000
 # sessions here; see docs/benchmarks.md).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-STEPS=${1:-2000,10000,30000}
+STEPS=${1:-10000,50000,100000}
 [ "$(id -u)" = 0 ] || { echo "sessions.sh: must run as root" >&2; exit 2; }
 [ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
 ninja -C build >/dev/null
 mkdir -p bench/results
 OUT=bench/results/sessions.json
 python3 bench/sessions.py "$ROOT/build/dataplane/mxgate" "$OUT.after" \
-	"$STEPS" >/dev/null
+	"$STEPS" --postfix "${POSTFIX:-500}" >/dev/null
 if [ -n "${BEFORE:-}" ]; then
 	python3 bench/sessions.py "$BEFORE" "$OUT.before" "$STEPS" >/dev/null
 fi
@@ -47,6 +51,12 @@ for k in ("mxgate", "before"):
                             r.get("million_sessions_gib_from_slope"),
                             [(s["sessions"], s["bytes_per_session"])
                              for s in r["steps"]]))
+pf = res["mxgate"].get("postfix")
+if pf:
+    print("postfix %s idle sessions, %s smtpd: %s bytes RSS, %s bytes PSS "
+          "per session" % (pf.get("sessions"), pf.get("smtpd_processes"),
+                           pf.get("rss_bytes_per_session"),
+                           pf.get("pss_bytes_per_session")))
 PY
 if command -v gnuplot >/dev/null 2>&1; then
 	TMP=$(mktemp -d)

@@ -167,7 +167,8 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 		"port",	     "address",	  "gateway",	 "address6",
 		"gateway6",  "cores",	  "busy_poll",	 "max_conns",
 		"syn_backlog", "sessions_per_core", "backends_per_core",
-		"overload_percent", "overload_idle_ms", NULL};
+		"overload_percent", "overload_idle_ms",
+		"overload_max_errors", NULL};
 	const config_setting_t *s;
 
 	if (!cfg_want_type(x, g, "stack", CONFIG_TYPE_GROUP, "a group { }"))
@@ -220,6 +221,8 @@ static void parse_stack(struct ctx *x, const config_setting_t *g,
 		    &c->stack.overload_percent);
 	cfg_get_u32(x, g, "stack", "overload_idle_ms", 100, 3600000,
 		    &c->stack.overload_idle_ms);
+	cfg_get_u32(x, g, "stack", "overload_max_errors", 1, 1000,
+		    &c->stack.overload_max_errors);
 }
 
 static void listener_defaults(struct ctx *x, struct ctl_listener *l,
@@ -1023,6 +1026,7 @@ static int load(struct ctx *x, config_t *cf, struct ctl_config *out)
 	c.stack.syn_backlog = 1024;
 	c.stack.overload_percent = 80;
 	c.stack.overload_idle_ms = 10000;
+	c.stack.overload_max_errors = 3;
 	c.maildir.path = strdup("/var/lib/mxgate/Maildir");
 	c.maildir.workers = 1;
 	c.maildir.max_jobs = 64;

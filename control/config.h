@@ -365,9 +365,13 @@ struct ctl_config {
 		uint32_t backends_per_core;
 		/* Overload mode (issue 18): at or above overload_percent of
 		 * the session table (0: off), sessions idle between commands
-		 * for overload_idle_ms are closed with 421 4.3.2. */
+		 * for overload_idle_ms are closed with 421 4.3.2; clients
+		 * that talked before the greeting are closed first, and a
+		 * session reaching overload_max_errors protocol errors is
+		 * closed (421 4.7.0). */
 		uint32_t overload_percent;
 		uint32_t overload_idle_ms;
+		uint32_t overload_max_errors;
 	} stack;
 	struct ctl_listener *listeners;
 	uint32_t n_listeners;

@@ -35,6 +35,7 @@
 #define GW_STATS_FIELDS(X)                                                     \
 	X(sessions) X(sessions_live) X(sessions_refused) X(sessions_refused_busy) \
 	X(overload) X(overload_entered) X(overload_idle_closed)                \
+	X(overload_pregreet_closed) X(overload_errors_closed)                 \
 	X(messages_accepted) X(messages_rejected) X(messages_tempfail)        \
 	X(rcpts_accepted) X(rcpts_rejected) X(bytes_in) X(backend_connects)   \
 	X(backend_live) X(backend_reused) X(backend_errors) X(backend_checks) \

@@ -381,6 +381,16 @@ void report_metrics(struct ctl_mw *w, void *ctx)
 		      CTL_METRIC_COUNTER);
 	ctl_mw_u64(w, "mxgate_overload_idle_closed_total", NULL, 0,
 		   g->overload_idle_closed);
+	ctl_mw_family(w, "mxgate_overload_pregreet_closed_total",
+		      "Sessions of clients that talked before the greeting, "
+		      "closed first in overload mode", CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_overload_pregreet_closed_total", NULL, 0,
+		   g->overload_pregreet_closed);
+	ctl_mw_family(w, "mxgate_overload_errors_closed_total",
+		      "Sessions closed at the overload mode's lower error "
+		      "limit", CTL_METRIC_COUNTER);
+	ctl_mw_u64(w, "mxgate_overload_errors_closed_total", NULL, 0,
+		   g->overload_errors_closed);
 	ctl_mw_family(w, "mxgate_sessions_refused_busy_total",
 		      "Connections answered 421 4.3.2 because the session "
 		      "table was full", CTL_METRIC_COUNTER);

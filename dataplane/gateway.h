@@ -112,6 +112,9 @@ struct gw_stats {
 	/* Overload mode: 1 while on (gauge), times entered, sessions
 	 * closed idle by its shorter time-out */
 	uint64_t overload, overload_entered, overload_idle_closed;
+	/* ...pregreet clients closed first, sessions closed at the lower
+	 * error limit (stack.overload_max_errors) */
+	uint64_t overload_pregreet_closed, overload_errors_closed;
 	uint64_t messages_accepted, messages_rejected, messages_tempfail;
 	uint64_t rcpts_accepted, rcpts_rejected;
 	uint64_t bytes_in;

@@ -98,6 +98,53 @@ void core_dirty_backend(struct gw_be *b)
 	b->gc->dirty_b = b;
 }
 
+/* When s must next be looked at without input: its engine's deadline
+ * (greeting, command or data time-out), the next tick while a Maildir
+ * job is in flight (short appends, as the 20 ms scan did), or the end of
+ * an AUTH tarpit hold. Called after every pump, so a deadline moved
+ * earlier is seen at once; one moved later is found when the old one
+ * fires (mxg_expiry's lazy rule). */
+void core_sess_arm(struct gw_sess *s)
+{
+	struct gw_core *gc = s->gc;
+	uint64_t d = smtp_session_deadline(s->sm);
+
+	if (s->md_job >= 0)
+		d = RTE_MIN(d, core_now_ms(gc) + 1);
+	if (s->auth.wait == GW_AUTH_HELD)
+		d = RTE_MIN(d, (s->auth.hold_until_us + 999) / 1000);
+	if (d == SMTP_NO_DEADLINE)
+		mxg_expiry_cancel(&gc->sess_expiry, s->idx);
+	else
+		mxg_expiry_arm(&gc->sess_expiry, s->idx, d);
+}
+
+/* Sessions whose time has come (mxg_expiry): each is pumped if its
+ * deadline passed, its Maildir job wants a look or its AUTH hold ended;
+ * one that fired early (its deadline moved later) is filed again. */
+static void core_sess_expire(struct gw_core *gc, uint64_t now_us)
+{
+	uint32_t ids[256], n;
+
+	do {
+		n = mxg_expiry_run(&gc->sess_expiry, core_now_ms(gc), ids,
+				   RTE_DIM(ids));
+		for (uint32_t i = 0; i < n; i++) {
+			struct gw_sess *s = &gc->sess[ids[i]];
+
+			if (!s->used || s->dead)
+				continue;
+			if (smtp_session_deadline(s->sm) <= core_now_ms(gc) ||
+			    s->md_job >= 0 || auth_due(s, now_us))
+				core_dirty_session(s);
+			else
+				core_sess_arm(s);
+		}
+	} while (n == RTE_DIM(ids));
+}
+
+static void core_overload_errors(struct gw_core *gc, struct gw_sess *s);
+
 /* Pump every dirty session and backend until nothing is dirty. Objects
  * whose TCP connection is gone are released here, outside any pump. */
 void core_run(struct gw_core *gc)
@@ -146,10 +193,15 @@ void core_run(struct gw_core *gc)
 			if (!s->used)
 				continue;
 			if (s->dead) {
+				mxg_expiry_cancel(&gc->sess_expiry, s->idx);
 				client_release(s);
 				continue;
 			}
 			sess_pump(s);
+			if (s->used && !s->dead) {
+				core_overload_errors(gc, s);
+				core_sess_arm(s);
+			}
 		}
 	}
 	gc->running = false;
@@ -196,6 +248,14 @@ static bool core_overload_idle(struct gw_core *gc, struct gw_sess *s)
 	if ((st != SMTP_ST_HELO && st != SMTP_ST_READY) || s->closing ||
 	    s->wait != W_NONE || d == SMTP_NO_DEADLINE)
 		return false;
+	/* a client that talked before the greeting goes first, at once */
+	if (smtp_session_stats(s->sm)->pregreet_bytes) {
+		smtp_session_shutdown(s->sm, 421, "4.3.2",
+				      "Service busy, closing connection");
+		gc->stats.overload_pregreet_closed++;
+		core_dirty_session(s);
+		return true;
+	}
 	tmo = s->lst->smtp.tmo_command_ms ? s->lst->smtp.tmo_command_ms
 					  : 300000;
 	if (d < tmo || now < d - tmo + gc->snap->cfg.stack.overload_idle_ms)
@@ -205,6 +265,45 @@ static bool core_overload_idle(struct gw_core *gc, struct gw_sess *s)
 	gc->stats.overload_idle_closed++;
 	core_dirty_session(s);
 	return true;
+}
+
+/* In overload, after a pump: a session that has made
+ * stack.overload_max_errors protocol errors (instead of the listener's
+ * limit) and waits for nothing is closed with 421 4.7.0, as the engine
+ * does at its own limit. */
+static void core_overload_errors(struct gw_core *gc, struct gw_sess *s)
+{
+	if (!gc->stats.overload || s->closing || s->wait != W_NONE ||
+	    smtp_session_closed(s->sm) ||
+	    smtp_session_stats(s->sm)->errors <
+		    gc->snap->cfg.stack.overload_max_errors)
+		return;
+	smtp_session_shutdown(s->sm, 421, "4.7.0",
+			      "Too many errors, closing connection");
+	gc->stats.overload_errors_closed++;
+	core_dirty_session(s);
+}
+
+/* In overload, a cursor walks the session table so that every session
+ * is looked at about four times per stack.overload_idle_ms (the idle
+ * close may come up to a quarter of it late): work per 20 ms tick is
+ * bounded by the table's peak over that fraction, and nothing is walked
+ * outside overload. */
+static void core_overload_sweep(struct gw_core *gc)
+{
+	uint32_t idle_ms = gc->snap->cfg.stack.overload_idle_ms;
+	uint64_t per = (uint64_t)gc->sess_hwm * 20 * 4 / RTE_MAX(idle_ms, 1u);
+	uint32_t n = (uint32_t)RTE_MIN(RTE_MAX(per, 64u), gc->sess_hwm);
+
+	for (uint32_t k = 0; k < n; k++) {
+		struct gw_sess *s;
+
+		if (gc->overload_cursor >= gc->sess_hwm)
+			gc->overload_cursor = 0;
+		s = &gc->sess[gc->overload_cursor++];
+		if (s->used && !s->dead)
+			core_overload_idle(gc, s);
+	}
 }
 
 void gw_core_poll(struct gw_core *gc, uint64_t now_us)
@@ -228,17 +327,9 @@ void gw_core_poll(struct gw_core *gc, uint64_t now_us)
 
 		gc->last_scan_us = now_us;
 		over = core_overload_update(gc);
-		for (uint32_t i = 0; i < gc->sess_hwm; i++) {
-			struct gw_sess *s = &gc->sess[i];
-
-			if (!s->used || s->dead)
-				continue;
-			if (over && core_overload_idle(gc, s))
-				continue;
-			if (smtp_session_deadline(s->sm) <= core_now_ms(gc) ||
-			    s->md_job >= 0 || auth_due(s, now_us))
-				core_dirty_session(s);
-		}
+		if (over)
+			core_overload_sweep(gc);
+		core_sess_expire(gc, now_us);
 		gc->stats.backend_idle = 0;
 		for (uint32_t i = 0; i < gc->be_hwm; i++) {
 			struct gw_be *b = &gc->be[i];
@@ -417,6 +508,11 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 	for (uint32_t i = 0; i < gw->max_sessions; i++)
 		gc->sess_next_free[i] = i + 1 < gw->max_sessions ? i + 1
 								 : NO_FREE;
+	/* 20 ms ticks (the old scan's period), 16,384 slots: 327 s, so a
+	 * session idle for the default 300 s is visited once */
+	if (mxg_expiry_init(&gc->sess_expiry, gw->max_sessions, 16384, 20,
+			    core_now_ms(gc)) < 0)
+		goto nomem;
 	gc->free_sess = 0;
 
 	gc->blocks = pol_block_create(sn->block_table_size, SOCKET_ID_ANY);
@@ -537,6 +633,7 @@ void gw_core_destroy(struct gw_core *gc)
 	free(gc->rule_limits);
 	free(gc->sess);
 	free(gc->sess_next_free);
+	mxg_expiry_fini(&gc->sess_expiry);
 	free(gc->smtp_mem);
 	if (gc->smtp_bufs)
 		munmap(gc->smtp_bufs, gc->smtp_bufs_len);

@@ -14,6 +14,10 @@ static inline uint64_t core_now_ms(const struct gw_core *gc)
 
 void core_dirty_session(struct gw_sess *s);
 
+/* Files s in the core's time-out wheel under its next deadline (engine
+ * time-out, Maildir job, AUTH hold). core_run calls it after each pump. */
+void core_sess_arm(struct gw_sess *s);
+
 void core_dirty_backend(struct gw_be *b);
 
 void core_run(struct gw_core *gc);

@@ -21,6 +21,7 @@
 #include <rte_mbuf.h>
 
 #include "auth/sasl.h"
+#include "dataplane/expiry.h"
 #include "dataplane/gateway.h"
 #include "dataplane/net/net.h"
 #include "dataplane/gateway/rx.h"
@@ -321,10 +322,14 @@ struct gw_core {
 	uint32_t n_buf_free;
 	struct smtp_buf_pool buf_pool;
 	uint32_t free_sess;    /* index list through next_free */
-	uint32_t sess_hwm;     /* 1 + highest slot ever used: the time-out
-				  scan stops there (the free list is LIFO,
+	uint32_t sess_hwm;     /* 1 + highest slot ever used: the overload
+				  sweep stops there (the free list is LIFO,
 				  so it is the peak, not the capacity) */
 	uint32_t *sess_next_free;
+	/* Session time-outs (core.c): each live session is filed under its
+	 * next deadline; only the due slots are visited per poll. */
+	struct mxg_expiry sess_expiry;
+	uint32_t overload_cursor; /* overload sweep position (core.c) */
 	struct gw_be *be;
 	uint32_t be_hwm;       /* 1 + highest backend slot ever used (be_alloc
 				  takes the lowest free one): the scans stop

@@ -223,6 +223,40 @@ static void test_arp_expiry(void)
 	teardown();
 }
 
+/* An entry in use is asked for again in the last three seconds of its
+ * life while it is still used (frames go out, nothing waits); the answer
+ * renews it, so a busy next hop never lapses into PENDING. */
+static void test_arp_refresh_ahead(void)
+{
+	struct tcp_conn *c;
+	struct t_out o[8];
+	int arp = 0, syn = 0, n;
+
+	setup();
+	t_learn_peer(S, T);
+	net_stack_poll(S, T + 26000000);
+	tcp_connect(S, rte_cpu_to_be_32(T_PEER_IP), 25, &t_cb, &A, &c);
+	CHECK_EQ(t_drain(S), 1); /* age 26 s: the SYN alone */
+	CHECK_EQ(ST()->arp_requests_out, 0);
+	net_stack_poll(S, T + 27500000);
+	tcp_connect(S, rte_cpu_to_be_32(T_PEER_IP), 26, &t_cb, &A, &c);
+	n = t_take(S, o, 8);
+	for (int i = 0; i < n; i++) {
+		arp += o[i].ether_type == RTE_ETHER_TYPE_ARP;
+		syn += o[i].ether_type == RTE_ETHER_TYPE_IPV4;
+	}
+	CHECK_EQ(arp, 1); /* age 27.5 s: asked again ... */
+	/* ... and the frames went out at once: the new SYN and the first
+	 * one's retransmission (RTO 1 s) */
+	CHECK_EQ(syn, 2);
+	CHECK_EQ(ST()->drops[NET_DROP_ARP_PENDING], 0);
+	t_learn_peer(S, T + 28000000); /* the answer renews the entry */
+	net_stack_poll(S, T + 31000000);
+	CHECK_EQ(ST()->arp_cached, 1);
+	CHECK_EQ(ST()->drops[NET_DROP_ARP_PENDING], 0);
+	teardown();
+}
+
 static void test_arp_cache_bound(void)
 {
 	setup();
@@ -566,6 +600,7 @@ int main(void)
 		C(test_arp_request_queue_and_resolve),
 		C(test_arp_retry_giveup),
 		C(test_arp_expiry),
+		C(test_arp_refresh_ahead),
 		C(test_arp_cache_bound),
 		C(test_icmp_echo),
 		C(test_icmp_frag_needed),
