@@ -41,6 +41,7 @@
 #include "dataplane/clock.h"
 #include "dataplane/net/net.h"
 #include "dataplane/port.h"
+#include "tls/tls_ctx.h"
 
 #define BURST 32
 
@@ -105,6 +106,17 @@ static void usage(FILE *f)
 		"(5000)\n"
 		"  --drain-ms MS        at the end, time to finish sessions "
 		"(5000)\n"
+		"  --starttls           STARTTLS after EHLO, EHLO again, the "
+		"mail over\n"
+		"                       TLS (required: a server not offering "
+		"it is a\n"
+		"                       protocol error)\n"
+		"  --tls-ca FILE        verify the server's chain against FILE "
+		"(default:\n"
+		"                       opportunistic, nothing checked)\n"
+		"  --tls-name NAME      SNI and the name to verify (default "
+		"with --tls-ca:\n"
+		"                       the target's address)\n"
 		"sink (on with --sink-port):\n"
 		"  --sink-port P        listen on P\n"
 		"  --sink-max-conns N   contexts (1024)\n"
@@ -159,6 +171,7 @@ struct opts {
 	double run_seconds;
 	uint32_t linger_ms;
 	bool gen_on, sink_on, duration_set;
+	const char *tls_ca; /* --tls-ca: verify the server against it */
 	struct gen_conf g;
 	struct sink_conf s;
 };
@@ -203,6 +216,9 @@ static int parse(int argc, char **argv, struct opts *o)
 		O_SCHUNK,
 		O_SDIGEST,
 		O_SSEQ,
+		O_STARTTLS,
+		O_TLSCA,
+		O_TLSNAME,
 		O_HELP
 	};
 	static const struct option lo[] = {
@@ -243,6 +259,9 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"sink-chunking", 0, 0, O_SCHUNK},
 		{"sink-check-digest", 0, 0, O_SDIGEST},
 		{"sink-max-seq", 1, 0, O_SSEQ},
+		{"starttls", 0, 0, O_STARTTLS},
+		{"tls-ca", 1, 0, O_TLSCA},
+		{"tls-name", 1, 0, O_TLSNAME},
 		{"help", 0, 0, O_HELP},
 		{0, 0, 0, 0}};
 	int c;
@@ -440,6 +459,15 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_SSEQ:
 			o->s.max_seq = strtoull(optarg, NULL, 10);
 			break;
+		case O_STARTTLS:
+			o->g.smtp.starttls = true;
+			break;
+		case O_TLSCA:
+			o->tls_ca = optarg;
+			break;
+		case O_TLSNAME:
+			o->g.tls_name = optarg;
+			break;
 		case O_HELP:
 			usage(stdout);
 			exit(0);
@@ -492,12 +520,13 @@ static void counts_json(FILE *f, const struct gen_counts *c, double secs)
 		", \"msgs_accepted\": %" PRIu64 ", \"msgs_refused\": %" PRIu64
 		", \"rcpts_ok\": %" PRIu64 ", \"bytes\": %" PRIu64
 		", \"msgs_per_s\": %.1f, \"conns_per_s\": %.1f"
-		", \"bytes_per_s\": %.1f,\n  \"replies\": {",
+		", \"bytes_per_s\": %.1f, \"tls_handshakes\": %" PRIu64
+		",\n  \"replies\": {",
 		secs, c->sessions_started, c->sessions_done, c->msgs_sent,
 		c->msgs_accepted, c->msgs_refused, c->rcpts_ok, c->bytes,
 		secs > 0 ? (double)c->msgs_accepted / secs : 0,
 		secs > 0 ? (double)c->sessions_done / secs : 0,
-		secs > 0 ? (double)c->bytes / secs : 0);
+		secs > 0 ? (double)c->bytes / secs : 0, c->tls_ok);
 	for (int s = 0; s < SMTPB_STEP_MAX; s++) {
 		bool first = true;
 
@@ -526,6 +555,11 @@ static void counts_json(FILE *f, const struct gen_counts *c, double secs)
 		", \"connect_failed\": %" PRIu64 ", \"late_starts\": %" PRIu64,
 		timeouts, resets, closed, c->refused, c->protocol_errors,
 		c->no_conn, c->late_starts);
+	fprintf(f, ", \"tls_failed\": %" PRIu64, c->tls_failed);
+	for (int r = 1; r < TLS_FAIL_COUNT; r++)
+		if (c->tls_fail[r])
+			fprintf(f, ", \"tls_failed_%s\": %" PRIu64,
+				tls_fail_name(r), c->tls_fail[r]);
 	for (int s = 0; s < SMTPB_STEP_MAX; s++) {
 		if (c->timeouts[s])
 			fprintf(f, ", \"timeout_at_%s\": %" PRIu64,
@@ -558,7 +592,7 @@ static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
 			"\"source_addresses\": %u, \"rate\": %.1f, "
 			"\"msgs_per_conn\": %u, \"rcpts\": [%u, %u], "
 			"\"size\": [%u, %u], \"pipelining\": %s, \"bdat\": %s, "
-			"\"warmup_s\": %.3f, \"nonce\": \"%016" PRIx64 "\",\n"
+			"\"starttls\": %s, \"warmup_s\": %.3f, \"nonce\": \"%016" PRIx64 "\",\n"
 			"  \"measured\": ",
 			o->g.sessions,
 			o->n_client_ips ? RTE_MIN(o->n_client_ips,
@@ -568,7 +602,8 @@ static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
 			o->g.msgs_per_conn,
 			o->g.rcpts_lo, o->g.rcpts_hi, o->g.size_lo,
 			o->g.size_hi, o->g.smtp.pipelining ? "true" : "false",
-			o->g.smtp.bdat ? "true" : "false", o->g.warmup_s,
+			o->g.smtp.bdat ? "true" : "false",
+			o->g.smtp.starttls ? "true" : "false", o->g.warmup_s,
 			o->g.smtp.nonce);
 		counts_json(f, gen_measured(g),
 			    t1 > t0 ? (double)(t1 - t0) / 1e6 : 0);
@@ -630,7 +665,8 @@ static void progress(const struct opts *o, struct gen *g, struct sink *k,
 	if (g) {
 		static uint64_t last_msgs;
 		const struct gen_counts *c = gen_total(g);
-		uint64_t bad = c->refused + c->protocol_errors + c->no_conn;
+		uint64_t bad = c->refused + c->protocol_errors + c->no_conn +
+			       c->tls_failed;
 
 		for (int s = 0; s < SMTPB_STEP_MAX; s++)
 			bad += c->timeouts[s] + c->resets[s] + c->closed[s];
@@ -729,6 +765,8 @@ int main(int argc, char **argv)
 	uint32_t n_stk = 1;
 	struct net_stats ns_sum;
 	struct gen *g = NULL;
+	struct tls_client_ctx *tls = NULL;
+	static char tgt_name[INET_ADDRSTRLEN];
 	struct sink *k = NULL;
 	uint64_t t_start, last_progress, gen_end = 0;
 	double cpu0;
@@ -858,6 +896,30 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (o.gen_on && o.g.smtp.starttls) {
+		struct tls_client_spec ts = {
+			.name = "mxgate-bench",
+			.verify = o.tls_ca != NULL,
+			.ca_file = o.tls_ca,
+		};
+		char err[256], tgt[INET_ADDRSTRLEN];
+
+		if (tls_global_init() < 0) {
+			fprintf(stderr, "mxgate-bench: OpenSSL init failed\n");
+			return 1;
+		}
+		tls = tls_client_ctx_new(&ts, err, sizeof(err));
+		if (!tls) {
+			fprintf(stderr, "mxgate-bench: TLS: %s\n", err);
+			return 1;
+		}
+		o.g.tls = tls;
+		if (o.tls_ca && !o.g.tls_name) {
+			inet_ntop(AF_INET, &o.g.ip, tgt, sizeof(tgt));
+			o.g.tls_name = tgt_name;
+			snprintf(tgt_name, sizeof(tgt_name), "%s", tgt);
+		}
+	}
 	if (o.gen_on) {
 		/* Let ARP and the peer settle: the generator's first SYN
 		 * would otherwise wait for its retransmission. */
@@ -962,6 +1024,7 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < n_stk; i++)
 		net_stack_destroy(stk[i]); /* no callback runs after this */
 	gen_destroy(g);
+	tls_client_ctx_free(tls);
 	sink_destroy(k);
 	port_teardown(&pi);
 	rte_eal_cleanup();

@@ -30,6 +30,8 @@ enum smtpb_step {
 	SMTPB_DOT,  /* end of data (or BDAT LAST) -> 250 */
 	SMTPB_RSET,
 	SMTPB_QUIT,
+	SMTPB_STARTTLS, /* STARTTLS -> 220, then the handshake to its end
+			 * (the caller reports the handshake's end) */
 	SMTPB_STEP_MAX
 };
 const char *smtpb_step_name(enum smtpb_step s);
@@ -58,6 +60,7 @@ struct smtpb_reply_parser {
 	bool overflow;
 	int code;		   /* of the reply being read; 0: none yet */
 	bool pipelining, chunking; /* keywords seen since the caller reset */
+	bool starttls;
 };
 
 enum smtpb_parse {
@@ -79,6 +82,9 @@ struct smtpb_client_conf {
 	bool pipelining;  /* RFC 2920, when the server offers it */
 	bool bdat;	  /* RFC 3030 BDAT LAST, when offered */
 	uint64_t nonce;	  /* X-Bench run nonce */
+	bool starttls;	  /* RFC 3207 after the first EHLO; required: a
+			   * server that does not offer it is a protocol
+			   * error (counted), never plaintext mail */
 };
 
 /* One message; the caller draws rcpts and size from its distributions. */
@@ -91,6 +97,9 @@ struct smtpb_msg {
 enum smtpb_client_state {
 	SMTPB_C_GREETING,
 	SMTPB_C_EHLO,
+	SMTPB_C_STARTTLS, /* STARTTLS sent, 220 awaited */
+	SMTPB_C_TLS,	  /* 220 received: the caller runs the handshake,
+			   * then smtpb_client_tls_done */
 	SMTPB_C_IDLE, /* between messages: smtpb_client_next */
 	SMTPB_C_TXN,  /* MAIL/RCPT(/DATA) in flight */
 	SMTPB_C_BODY, /* content being generated and sent */
@@ -120,6 +129,7 @@ struct smtpb_client {
 	uint32_t session;
 	struct smtpb_reply_parser rp;
 	bool pipelining, chunking; /* offered and wanted */
+	bool tls;		   /* the TLS layer is up */
 	/* Replies awaited, in command order; end_pos: stream offset just
 	 * after the command (stamped sent_us when sent that far). */
 	struct {
@@ -164,6 +174,13 @@ int smtpb_client_input(struct smtpb_client *c, const char *in, size_t len,
  * left (their latency starts). */
 size_t smtpb_client_peek(struct smtpb_client *c, const char **p);
 void smtpb_client_sent(struct smtpb_client *c, size_t k, uint64_t now_us);
+
+/* STARTTLS: true once the server's 220 to STARTTLS was read (state
+ * TLS). Every byte after it belongs to TLS: smtpb_client_input stops
+ * right after that reply, and the caller starts the handshake, then
+ * calls smtpb_client_tls_done (EHLO again, on the plaintext of TLS). */
+bool smtpb_client_wants_tls(const struct smtpb_client *c);
+void smtpb_client_tls_done(struct smtpb_client *c);
 
 /* The step whose reply the client waits for (bad-peer reports). */
 enum smtpb_step smtpb_client_waiting(const struct smtpb_client *c);
