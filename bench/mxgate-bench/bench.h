@@ -100,6 +100,9 @@ struct sink_conf {
 	uint32_t max_conns;
 	uint64_t max_seq; /* bitmap size for duplicate detection */
 	struct smtpb_sink_conf smtp;
+	/* --sink-tls-cert/--sink-tls-key (smtp.starttls): handshakes run
+	 * inline on the sink's lcore */
+	const struct tls_server_ctx *tls;
 };
 
 struct sink_counts {
@@ -109,6 +112,7 @@ struct sink_counts {
 	uint64_t live;
 	uint64_t peer_addrs; /* distinct client addresses (up to 256) */
 	uint64_t nonce; /* the first nonce seen */
+	uint64_t tls_handshakes, tls_failed;
 };
 
 #define SINK_MAX_PEERS 256

@@ -710,6 +710,8 @@ void gen_destroy(struct gen *g)
 {
 	if (!g)
 		return;
+	for (uint32_t i = 0; i < g->conf.sessions; i++)
+		tls_session_free(g->s[i].tls); /* sessions cut at exit */
 	free(g->s);
 	free(g);
 }

@@ -127,7 +127,10 @@ static void usage(FILE *f)
 		"(connect|ehlo|mail|rcpt|data|dot)\n"
 		"  --sink-no-pipelining --sink-chunking  EHLO keywords\n"
 		"  --sink-check-digest  check every message's X-Bench digest\n"
-		"  --sink-max-seq N     duplicate bitmap size (16777216)\n");
+		"  --sink-max-seq N     duplicate bitmap size (16777216)\n"
+		"  --sink-tls-cert FILE --sink-tls-key FILE  offer STARTTLS "
+		"with this\n"
+		"                       certificate (PEM)\n");
 }
 
 static int parse_range(const char *s, uint32_t *lo, uint32_t *hi)
@@ -172,6 +175,7 @@ struct opts {
 	uint32_t linger_ms;
 	bool gen_on, sink_on, duration_set;
 	const char *tls_ca; /* --tls-ca: verify the server against it */
+	const char *sink_cert, *sink_key; /* --sink-tls-cert/-key */
 	struct gen_conf g;
 	struct sink_conf s;
 };
@@ -219,6 +223,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		O_STARTTLS,
 		O_TLSCA,
 		O_TLSNAME,
+		O_SCERT,
+		O_SKEY,
 		O_HELP
 	};
 	static const struct option lo[] = {
@@ -262,6 +268,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"starttls", 0, 0, O_STARTTLS},
 		{"tls-ca", 1, 0, O_TLSCA},
 		{"tls-name", 1, 0, O_TLSNAME},
+		{"sink-tls-cert", 1, 0, O_SCERT},
+		{"sink-tls-key", 1, 0, O_SKEY},
 		{"help", 0, 0, O_HELP},
 		{0, 0, 0, 0}};
 	int c;
@@ -468,6 +476,13 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_TLSNAME:
 			o->g.tls_name = optarg;
 			break;
+		case O_SCERT:
+			o->sink_cert = optarg;
+			o->s.smtp.starttls = true;
+			break;
+		case O_SKEY:
+			o->sink_key = optarg;
+			break;
 		case O_HELP:
 			usage(stdout);
 			exit(0);
@@ -626,11 +641,14 @@ static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
 			", \"seq_out_of_range\": %" PRIu64
 			", \"drops\": %" PRIu64 ", \"refused_full\": %" PRIu64
 			", \"resets\": %" PRIu64 ", \"peer_addrs\": %" PRIu64
+			", \"tls_handshakes\": %" PRIu64
+			", \"tls_failed\": %" PRIu64
 			", \"nonce\": \"%016" PRIx64 "\"},\n",
 			s->conns, s->msgs, s->rcpts, s->bytes, s->digest_bad,
 			s->duplicates, s->no_bench, s->foreign_nonce,
 			s->seq_out_of_range, s->drops, s->refused_full,
-			s->resets, s->peer_addrs, s->nonce);
+			s->resets, s->peer_addrs, s->tls_handshakes,
+			s->tls_failed, s->nonce);
 	}
 	if (g && k) {
 		const struct sink_counts *s = sink_counts(k);
@@ -766,6 +784,7 @@ int main(int argc, char **argv)
 	struct net_stats ns_sum;
 	struct gen *g = NULL;
 	struct tls_client_ctx *tls = NULL;
+	struct tls_server_ctx *stls = NULL;
 	static char tgt_name[INET_ADDRSTRLEN];
 	struct sink *k = NULL;
 	uint64_t t_start, last_progress, gen_end = 0;
@@ -887,6 +906,26 @@ int main(int argc, char **argv)
 		usleep(10000);
 	}
 	t_start = clock_us();
+	if (o.sink_on && o.sink_cert) {
+		struct tls_cert_spec cs = {.cert = o.sink_cert,
+					   .key = o.sink_key ? o.sink_key
+							     : o.sink_cert};
+		struct tls_server_spec ss = {.name = "mxgate-bench-sink",
+					     .certs = &cs, .n_certs = 1};
+		char err[256];
+		int bad;
+
+		if (tls_global_init() < 0) {
+			fprintf(stderr, "mxgate-bench: OpenSSL init failed\n");
+			return 1;
+		}
+		stls = tls_server_ctx_new(&ss, NULL, &bad, err, sizeof(err));
+		if (!stls) {
+			fprintf(stderr, "mxgate-bench: sink TLS: %s\n", err);
+			return 1;
+		}
+		o.s.tls = stls;
+	}
 	if (o.sink_on) {
 		k = sink_create(&o.s, st, t_start);
 		if (!k) {
@@ -1026,6 +1065,7 @@ int main(int argc, char **argv)
 	gen_destroy(g);
 	tls_client_ctx_free(tls);
 	sink_destroy(k);
+	tls_server_ctx_free(stls);
 	port_teardown(&pi);
 	rte_eal_cleanup();
 	return 0;

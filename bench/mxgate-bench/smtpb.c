@@ -594,6 +594,16 @@ void smtpb_sink_init(struct smtpb_sink *s, const struct smtpb_sink_conf *conf,
 	reply(s, SMTPB_GREETING, "220 mxgate-bench sink ESMTP\r\n", now_us);
 }
 
+void smtpb_sink_tls_done(struct smtpb_sink *s)
+{
+	s->tls = true;
+	s->len = 0;
+	s->line_overflow = false;
+	s->in_txn = false;
+	s->rcpts = 0;
+	s->state = SMTPB_S_CMD;
+}
+
 bool smtpb_sink_drop_now(const struct smtpb_sink *s)
 {
 	return s->drop_armed && s->drop_at == SMTPB_GREETING;
@@ -711,9 +721,10 @@ static void command(struct smtpb_sink *s, const char *l, size_t n,
 		char b[200];
 
 		snprintf(b, sizeof(b),
-			 "250-mxgate-bench\r\n%s%s250 8BITMIME\r\n",
+			 "250-mxgate-bench\r\n%s%s%s250 8BITMIME\r\n",
 			 cf->pipelining ? "250-PIPELINING\r\n" : "",
-			 cf->chunking ? "250-CHUNKING\r\n" : "");
+			 cf->chunking ? "250-CHUNKING\r\n" : "",
+			 cf->starttls && !s->tls ? "250-STARTTLS\r\n" : "");
 		if (!drop_here(s, SMTPB_EHLO, ev))
 			reply(s, SMTPB_EHLO, b, now_us);
 		s->in_txn = false;
@@ -790,6 +801,15 @@ static void command(struct smtpb_sink *s, const char *l, size_t n,
 		reply(s, SMTPB_QUIT, "221 2.0.0 Bye\r\n", now_us);
 		*ev = SMTPB_S_QUIT;
 		s->state = SMTPB_S_CLOSED;
+	} else if (cf->starttls && !s->tls && cmd_is(l, n, "STARTTLS")) {
+		if (s->in_txn) {
+			reply(s, SMTPB_STARTTLS, "503 5.5.1 in a transaction\r\n",
+			      now_us);
+			return;
+		}
+		reply(s, SMTPB_STARTTLS, "220 2.0.0 Ready to start TLS\r\n",
+		      now_us);
+		*ev = SMTPB_S_STARTTLS;
 	} else if (cmd_is(l, n, "NOOP")) {
 		reply(s, SMTPB_RSET, "250 2.0.0 Ok\r\n", now_us);
 	} else {

@@ -192,6 +192,7 @@ struct smtpb_sink_conf {
 	uint32_t drop_pct;     /* share of sessions reset at a random step */
 	uint32_t delay_us[SMTPB_STEP_MAX]; /* reply delay per step */
 	bool pipelining, chunking;	   /* advertised in EHLO */
+	bool starttls; /* advertised until TLS is up; the caller runs it */
 	bool check_digest;
 	uint64_t seed;
 };
@@ -201,6 +202,9 @@ enum smtpb_sink_ev {
 	SMTPB_S_MSG,  /* a message was accepted (250 queued) */
 	SMTPB_S_DROP, /* reset the connection now */
 	SMTPB_S_QUIT, /* 221 queued: close once it is sent */
+	SMTPB_S_STARTTLS, /* 220 queued: send it, then every further byte
+			   * is TLS (the rest of this input is discarded,
+			   * RFC 3207 5); smtpb_sink_tls_done once it is up */
 };
 
 struct smtpb_sink_msg {
@@ -219,6 +223,7 @@ struct smtpb_sink {
 	size_t len;
 	bool line_overflow;
 	bool in_txn;
+	bool tls; /* STARTTLS done: no longer offered */
 	uint32_t rcpts;
 	uint64_t bdat_left;
 	bool bdat_last, bdat_open, bdat_refused;
@@ -248,6 +253,10 @@ bool smtpb_sink_drop_now(const struct smtpb_sink *s);
 void smtpb_sink_input(struct smtpb_sink *s, const char *in, size_t len,
 		      size_t *used, uint64_t now_us, enum smtpb_sink_ev *ev,
 		      struct smtpb_sink_msg *msg);
+
+/* The caller's TLS handshake completed: the session starts over
+ * (RFC 3207 4.2: the client sends EHLO again). */
+void smtpb_sink_tls_done(struct smtpb_sink *s);
 
 /* Reply bytes that may be sent at now_us (0: none, or delayed). */
 size_t smtpb_sink_peek(struct smtpb_sink *s, uint64_t now_us, const char **p);

@@ -8,8 +8,9 @@ Scenarios:
           one command at a time + BDAT, against a sink that refuses
           recipients (4xx/5xx) and resets sessions at random steps (the
           generator counts each reset and still matches the sink exactly),
-          in open loop against a sink that delays its 250, and from 16
-          source addresses (--client-ips; the sink sees all 16).
+          in open loop against a sink that delays its 250, from 16
+          source addresses (--client-ips; the sink sees all 16), and
+          over STARTTLS against a sink offering it (--sink-tls-cert).
   tap     the generator on net_tap against kernel peers in the namespace:
           Postfix smtp-sink (its message counter equals the generator's
           accepted count), a server that stalls at end of data (each stall
@@ -220,6 +221,23 @@ def scenario_memif(res):
               t["latency"]["dot"]["p50_us"] >= 5000,
               "openloop: end-of-data latency holds the sink's 5 ms delay "
               "(p50 %d us)" % t["latency"]["dot"]["p50_us"])
+    # the tool against itself over STARTTLS: the sink offers it with a
+    # test certificate, the generator verifies it; 2 messages per
+    # connection, one handshake per connection on each side
+    certs = make_certs(os.path.join(tmp, "tls"), TLS_NAME)
+    g, s = memif_case(res, tmp, "starttls_self", 400,
+                      ["--sessions", "8", "--msgs-per-conn", "2",
+                       "--starttls", "--tls-ca",
+                       os.path.join(certs, "ca.pem"), "--tls-name",
+                       TLS_NAME],
+                      ["--sink-tls-cert", os.path.join(certs, "ecdsa.crt"),
+                       "--sink-tls-key", os.path.join(certs, "ecdsa.key")])
+    t = gen_total(g)
+    res.check(t["tls_handshakes"] == 200 and s["tls_handshakes"] == 200 and
+              s["tls_failed"] == 0 and t["bad_peer"]["tls_failed"] == 0,
+              "starttls_self: 200 handshakes at the generator (%d) and at "
+              "the sink (%d), none failed" % (t["tls_handshakes"],
+                                              s["tls_handshakes"]))
 
 
 def tap_bench(name, tap, args, timeout):

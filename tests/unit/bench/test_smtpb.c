@@ -547,6 +547,55 @@ static void test_client_starttls(void)
 	CHECK(!strcmp(client_out(&c), "QUIT\r\n"));
 }
 
+/* The sink offers STARTTLS until it is up; its 220 ends the input (the
+ * rest is discarded by the caller); after tls_done EHLO no longer
+ * offers it and a second STARTTLS is not taken. */
+static void test_sink_starttls(void)
+{
+	struct smtpb_sink_conf sc = {.pipelining = true, .starttls = true};
+	struct smtpb_sink s;
+	enum smtpb_sink_ev ev;
+	struct smtpb_sink_msg m;
+	const char *p;
+	size_t used, n;
+	const char *in = "EHLO x\r\nSTARTTLS\r\nRSET\r\n";
+	char out[1024];
+
+	smtpb_sink_init(&s, &sc, 1, 0);
+	smtpb_sink_sent(&s, smtpb_sink_peek(&s, 0, &p));
+	smtpb_sink_input(&s, in, strlen(in), &used, 0, &ev, &m);
+	CHECK(ev == SMTPB_S_NONE || ev == SMTPB_S_STARTTLS);
+	if (ev == SMTPB_S_NONE) {
+		size_t u2;
+
+		smtpb_sink_input(&s, in + used, strlen(in) - used, &u2, 0, &ev,
+				 &m);
+		used += u2;
+	}
+	CHECK(ev == SMTPB_S_STARTTLS);
+	CHECK(used == strlen("EHLO x\r\nSTARTTLS\r\n"));
+	n = smtpb_sink_peek(&s, 0, &p);
+	memcpy(out, p, n);
+	out[n] = 0;
+	CHECK(strstr(out, "250-STARTTLS\r\n") &&
+	      strstr(out, "220 2.0.0 Ready to start TLS\r\n"));
+	smtpb_sink_sent(&s, n);
+	smtpb_sink_tls_done(&s);
+	in = "EHLO x\r\nSTARTTLS\r\n";
+	smtpb_sink_input(&s, in, strlen(in), &used, 0, &ev, &m);
+	if (ev == SMTPB_S_NONE && used < strlen(in)) {
+		size_t u2;
+
+		smtpb_sink_input(&s, in + used, strlen(in) - used, &u2, 0, &ev,
+				 &m);
+	}
+	CHECK(ev == SMTPB_S_NONE);
+	n = smtpb_sink_peek(&s, 0, &p);
+	memcpy(out, p, n);
+	out[n] = 0;
+	CHECK(!strstr(out, "STARTTLS") && strstr(out, "502 "));
+}
+
 int main(void)
 {
 	test_reply_parser();
@@ -554,6 +603,7 @@ int main(void)
 	test_pair();
 	test_client_bad_server();
 	test_client_starttls();
+	test_sink_starttls();
 	if (failures) {
 		fprintf(stderr, "test_smtpb: %d failures\n", failures);
 		return 1;
