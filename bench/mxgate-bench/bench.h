@@ -52,6 +52,7 @@ struct gen_conf {
 	 * send as SNI (NULL: none; only when the context does not verify) */
 	const struct tls_client_ctx *tls;
 	const char *tls_name;
+	bool tls_resume; /* keep the last ticket per source address */
 };
 
 /* Counters. Two sets: all of the run (for the exactly-once check at a
@@ -68,6 +69,7 @@ struct gen_counts {
 	uint64_t no_conn;     /* tcp_connect failed */
 	uint64_t late_starts; /* open loop: no free slot */
 	uint64_t tls_ok;      /* STARTTLS handshakes completed */
+	uint64_t tls_resumed; /* ... of them resumed from a ticket */
 	uint64_t tls_failed;  /* ... failed, by reason below */
 	uint64_t tls_fail[TLS_FAIL_COUNT];
 	struct hist lat[SMTPB_STEP_MAX];

@@ -19,7 +19,9 @@
  * tool: mxgate itself posts it to workers). The starttls step's latency
  * runs from the STARTTLS command to the handshake's end; a failed
  * handshake is counted by reason and the session aborted; a stalled one
- * times out like any step.
+ * times out like any step. --tls-resume keeps the ticket of the last
+ * session that ended with QUIT, per source address, and offers it in
+ * the next handshake from that address.
  *
  * Ownership: the struct gen and its sessions belong to the lcore polling
  * the stack; callbacks run from net_stack_input/poll on that lcore. All
@@ -124,6 +126,7 @@ struct gen {
 	uint64_t last_scan;
 	uint32_t session_ids;
 	struct gen_counts tot, win;
+	struct tls_ticket *ticket[GEN_MAX_SRC]; /* --tls-resume */
 	char buf[65536];
 	char pbuf[16384]; /* plaintext out of TLS */
 };
@@ -362,6 +365,8 @@ static bool tls_start(struct gsess *s, uint64_t now)
 		abort_session(s);
 		return false;
 	}
+	if (g->conf.tls_resume && g->ticket[s->src])
+		tls_session_set_ticket(s->tls, g->ticket[s->src]);
 	if (tls_session_handshake(s->tls) == TLS_ST_FAILED) {
 		tls_failed(s, now);
 		return false;
@@ -392,6 +397,12 @@ static bool feed_tls(struct gsess *s, const char *buf, size_t n, uint64_t now)
 			return true;
 		}
 		COUNT(g, now, tls_ok++);
+		if (g->conf.tls_resume) {
+			struct tls_session_info in;
+
+			if (tls_session_info(s->tls, &in) == 0 && in.resumed)
+				COUNT(g, now, tls_resumed++);
+		}
 		if (s->tls_t0 && now >= s->tls_t0) {
 			hist_add(&g->tot.lat[SMTPB_STARTTLS], now - s->tls_t0);
 			if (in_window(g, now))
@@ -434,6 +445,14 @@ static void cb_readable(void *ctx, struct tcp_conn *c)
 	if (s->cl.state == SMTPB_C_DONE && !s->quitting) {
 		s->quitting = true;
 		COUNT(g, now, sessions_done++);
+		if (s->tls && g->conf.tls_resume) {
+			struct tls_ticket *t = tls_session_get_ticket(s->tls);
+
+			if (t) {
+				tls_ticket_free(g->ticket[s->src]);
+				g->ticket[s->src] = t;
+			}
+		}
 		if (s->tls) {
 			tls_session_shutdown(s->tls);
 			tls_flush(s);
@@ -712,6 +731,8 @@ void gen_destroy(struct gen *g)
 		return;
 	for (uint32_t i = 0; i < g->conf.sessions; i++)
 		tls_session_free(g->s[i].tls); /* sessions cut at exit */
+	for (uint32_t i = 0; i < GEN_MAX_SRC; i++)
+		tls_ticket_free(g->ticket[i]);
 	free(g->s);
 	free(g);
 }

@@ -117,6 +117,8 @@ static void usage(FILE *f)
 		"  --tls-name NAME      SNI and the name to verify (default "
 		"with --tls-ca:\n"
 		"                       the target's address)\n"
+		"  --tls-resume         offer the last session's ticket, per "
+		"source address\n"
 		"sink (on with --sink-port):\n"
 		"  --sink-port P        listen on P\n"
 		"  --sink-max-conns N   contexts (1024)\n"
@@ -225,6 +227,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		O_TLSNAME,
 		O_SCERT,
 		O_SKEY,
+		O_RESUME,
 		O_HELP
 	};
 	static const struct option lo[] = {
@@ -268,6 +271,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"starttls", 0, 0, O_STARTTLS},
 		{"tls-ca", 1, 0, O_TLSCA},
 		{"tls-name", 1, 0, O_TLSNAME},
+		{"tls-resume", 0, 0, O_RESUME},
 		{"sink-tls-cert", 1, 0, O_SCERT},
 		{"sink-tls-key", 1, 0, O_SKEY},
 		{"help", 0, 0, O_HELP},
@@ -476,6 +480,9 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_TLSNAME:
 			o->g.tls_name = optarg;
 			break;
+		case O_RESUME:
+			o->g.tls_resume = true;
+			break;
 		case O_SCERT:
 			o->sink_cert = optarg;
 			o->s.smtp.starttls = true;
@@ -536,12 +543,13 @@ static void counts_json(FILE *f, const struct gen_counts *c, double secs)
 		", \"rcpts_ok\": %" PRIu64 ", \"bytes\": %" PRIu64
 		", \"msgs_per_s\": %.1f, \"conns_per_s\": %.1f"
 		", \"bytes_per_s\": %.1f, \"tls_handshakes\": %" PRIu64
-		",\n  \"replies\": {",
+		", \"tls_resumed\": %" PRIu64 ",\n  \"replies\": {",
 		secs, c->sessions_started, c->sessions_done, c->msgs_sent,
 		c->msgs_accepted, c->msgs_refused, c->rcpts_ok, c->bytes,
 		secs > 0 ? (double)c->msgs_accepted / secs : 0,
 		secs > 0 ? (double)c->sessions_done / secs : 0,
-		secs > 0 ? (double)c->bytes / secs : 0, c->tls_ok);
+		secs > 0 ? (double)c->bytes / secs : 0, c->tls_ok,
+		c->tls_resumed);
 	for (int s = 0; s < SMTPB_STEP_MAX; s++) {
 		bool first = true;
 

@@ -22,7 +22,8 @@ Scenarios:
           over the memif to the sink in the same mxgate-bench): N messages
           over TLS, verified against the test CA and name, counted at the
           sink exactly once, N handshakes in mxgate's stats and in the
-          generator's; then a wrong trust anchor (every handshake fails,
+          generator's, resumed ones (--tls-resume) equal on both sides;
+          then a wrong trust anchor (every handshake fails,
           counted by reason, nothing sent, the run ends) and a listener
           without STARTTLS (every session a protocol error, no plaintext
           mail).
@@ -464,13 +465,15 @@ policy = { relay_networks = [ "198.18.0.0/15" ]; };
                 "--drain-ms", "3000", "--starttls"]
         n = 200
         h0 = gw.total("gw_tls_handshakes")
+        r0 = gw.total("gw_tls_resumed")
         d = run_bench(base + ["--target", "198.18.9.2:25", "--count", str(n),
-                              "--sessions", "8",
+                              "--sessions", "8", "--tls-resume",
                               "--tls-ca", os.path.join(certs, "ca.pem"),
                               "--tls-name", TLS_NAME], 120, "starttls")
         t, sk = gen_total(d), d["sink"]
         time.sleep(0.5)
         hs = gw.total("gw_tls_handshakes") - h0
+        rs = gw.total("gw_tls_resumed") - r0
         log("starttls: generator %s; sink %s; mxgate handshakes %d" % (
             json.dumps({k: t[k] for k in ("msgs_sent", "msgs_accepted",
                                           "tls_handshakes", "bad_peer")}),
@@ -486,6 +489,11 @@ policy = { relay_networks = [ "198.18.0.0/15" ]; };
                   "starttls: %d handshakes at the generator, %d in mxgate's "
                   "stats (want %d: 1 message per connection)" %
                   (t["tls_handshakes"], hs, n))
+        # --tls-resume: the 8 first sessions have no ticket yet; the
+        # later ones offer the last one's, and mxgate resumes them
+        res.check(n - 8 >= t["tls_resumed"] > 0 and rs == t["tls_resumed"],
+                  "starttls: %d handshakes resumed from a ticket, %d in "
+                  "mxgate's gw_tls_resumed" % (t["tls_resumed"], rs))
         res.check(t["replies"]["starttls"].get("2xx") == n and
                   t["latency"]["starttls"]["count"] == n and
                   t["replies"]["ehlo"].get("2xx") == 2 * n,
