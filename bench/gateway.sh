@@ -13,7 +13,11 @@
 # Every message the generator saw accepted must be counted by the sink
 # exactly once with a good body digest, or the case is marked invalid.
 # Cases: 1 msg/conn of 2 KiB; 10 msgs/conn; 10 rcpts/msg; 100 rcpts/msg
-# (not in the default set); 100 KiB msgs.
+# (not in the default set); 100 KiB msgs; conn1_tls: 1 msg/conn of 2 KiB
+# over STARTTLS (mxgate's listener offers it with a test ECDSA P-256
+# certificate made here; mxgate-bench --starttls verifies it against the
+# test CA; mxgate's handshakes run on its worker threads, unpinned, and
+# mxgate-bench's inline on CPU 0).
 # mxgate's per-message cost: its process CPU time (/proc/PID/stat,
 # user+system) over the measured window / messages; frames per message
 # from both stacks' counters. perf top functions when perf can sample.
@@ -30,7 +34,7 @@
 # three pollers share two CPUs by sleeping when idle.
 #
 # usage: bench/gateway.sh [SECONDS per case, default 6] [SESSIONS, 64]
-#   CASES="conn1 conn10 rcpt10 big100k conn1_1core_backoff conn1_2core"
+#   CASES="conn1 conn10 rcpt10 big100k conn1_tls conn1_1core_backoff conn1_2core"
 #                  which cases (default these; rcpt100 too on request)
 #   MEMIF_ARGS=",rsize=12"  extra net_memif arguments for both ends (the
 #                  default: 4,096-slot rings; MEMIF_ARGS= for 1,024)
@@ -49,7 +53,7 @@ ROOT=$(pwd)
 SECS=${1:-6}
 SESS=${2:-64}
 WARM=2
-CASES=${CASES:-"conn1 conn10 rcpt10 big100k conn1_1core_backoff conn1_2core"}
+CASES=${CASES:-"conn1 conn10 rcpt10 big100k conn1_tls conn1_1core_backoff conn1_2core"}
 MEMIF_ARGS=${MEMIF_ARGS-,rsize=12}
 NAME=${NAME:-gateway}
 TOOL=${TOOL:-1}
@@ -101,12 +105,19 @@ run_case() {
 	mx_cores=${MX_CORES:-1}; mx_cpus=${MX_CPUS:-1}; busy=${BUSY:-true}
 	if [ "$busy" = true ]; then mx_busy=--busy-poll; bench_busy=--busy-poll
 	else mx_busy=; bench_busy=; fi
+	tls=
+	case $name in
+	*_tls*) [ -f "$TMP/tls/ca.pem" ] ||
+			"$ROOT/scripts/make-tls-certs.sh" "$TMP/tls" \
+				gw.bench.mxgt.test >/dev/null
+		tls="tls = \"optional\"; certificates = ( { cert = \"$TMP/tls/ecdsa.crt\"; key = \"$TMP/tls/ecdsa.key\"; } );" ;;
+	esac
 	cat >"$TMP/$name.conf" <<EOF
 stack = { port = "net_memif0,role=server,socket=$sock,id=0$MEMIF_ARGS";
           address = "198.18.9.2/24"; cores = $mx_cores; busy_poll = $busy;
           max_conns = 16384; };
 listeners = ( { name = "mx"; port = 25; role = "mx";
-                hostname = "gw.bench.mxgt.test"; } );
+                hostname = "gw.bench.mxgt.test"; $tls } );
 pools = ( { name = "default"; type = "smtp"; client_info = "none";
             servers = ( { address = "198.18.9.3"; port = 2526; } );
             idle_max = 256; } );
@@ -209,6 +220,10 @@ r = {
   "bench_idle_time_share": b.get("poll", {}).get("idle_time_share"),
   "bench_port_tx_dropped": b["net"].get("port_tx_dropped"),
   "bench_retransmits": b["net"]["retransmits"],
+  # STARTTLS cases: handshakes at both ends over the whole run
+  "tls_handshakes": {"generator": t.get("tls_handshakes"),
+                     "mxgate": mx.get("gw_tls_handshakes"),
+                     "mxgate_failed": mx.get("gw_tls_handshakes_failed")},
   "mxgate_counters": {k: mx[k] for k in sorted(mx)
                       if k in ("rx_pkts", "tx_pkts", "gw_messages_accepted",
                                "tcp_retransmits", "tx_dropped",
@@ -282,6 +297,8 @@ case_args() {
 	rcpt10) echo --msgs-per-conn 1 --size 2048 --rcpts 10 ;;
 	rcpt100) echo --msgs-per-conn 1 --size 2048 --rcpts 100 ;;
 	big100k) echo --msgs-per-conn 1 --size 102400 ;;
+	conn1_tls) echo --msgs-per-conn 1 --size 2048 --starttls \
+		--tls-ca "$TMP/tls/ca.pem" --tls-name gw.bench.mxgt.test ;;
 	conn1_1core_backoff|conn1_2core) echo --msgs-per-conn 1 --size 2048 ;;
 	*) echo "gateway.sh: unknown case $1" >&2; return 1 ;;
 	esac

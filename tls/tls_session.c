@@ -363,6 +363,31 @@ struct tls_session *tls_session_new_client(const struct tls_client_ctx *ctx,
 	return s;
 }
 
+struct tls_ticket *tls_session_get_ticket(const struct tls_session *s)
+{
+	SSL_SESSION *ss = SSL_get1_session(s->ssl);
+
+	if (ss && !SSL_SESSION_is_resumable(ss)) {
+		SSL_SESSION_free(ss);
+		ss = NULL;
+	}
+	return (struct tls_ticket *)ss;
+}
+
+int tls_session_set_ticket(struct tls_session *s, const struct tls_ticket *t)
+{
+	if (SSL_set_session(s->ssl, (SSL_SESSION *)t) != 1) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void tls_ticket_free(struct tls_ticket *t)
+{
+	SSL_SESSION_free((SSL_SESSION *)t);
+}
+
 void tls_session_free(struct tls_session *s)
 {
 	if (s == NULL)

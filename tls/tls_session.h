@@ -77,6 +77,17 @@ struct tls_session *tls_session_new_server(const struct tls_server_ctx *ctx);
 struct tls_session *tls_session_new_client(const struct tls_client_ctx *ctx,
 					   const char *server_name);
 
+/* Client-side resumption (mxgate-bench --tls-resume): the session's
+ * ticket, taken after some application data was read (TLS 1.3 tickets
+ * come after the handshake), and handed to a new client session on the
+ * same context before its first tls_session_handshake(). A ticket is
+ * an opaque reference (OpenSSL's SSL_SESSION); NULL when the session
+ * holds nothing resumable. set: 0, or -EINVAL. */
+struct tls_ticket;
+struct tls_ticket *tls_session_get_ticket(const struct tls_session *s);
+int tls_session_set_ticket(struct tls_session *s, const struct tls_ticket *t);
+void tls_ticket_free(struct tls_ticket *t);
+
 /* Frees s, whatever its state (NULL is a no-op). Owning thread. */
 void tls_session_free(struct tls_session *s);
 

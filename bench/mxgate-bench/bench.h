@@ -17,6 +17,7 @@
 #include <rte_byteorder.h>
 
 #include "smtpb.h"
+#include "tls/tls_session.h"
 
 struct net_stack;
 
@@ -46,6 +47,12 @@ struct gen_conf {
 	uint32_t step_timeout_ms; /* no progress for this long: abort */
 	uint32_t drain_ms;	  /* at the end: time to finish */
 	struct smtpb_client_conf smtp;
+	/* --starttls (smtp.starttls): the context the handshakes run on
+	 * (inline on the generator's lcore) and the name to verify and
+	 * send as SNI (NULL: none; only when the context does not verify) */
+	const struct tls_client_ctx *tls;
+	const char *tls_name;
+	bool tls_resume; /* keep the last ticket per source address */
 };
 
 /* Counters. Two sets: all of the run (for the exactly-once check at a
@@ -61,6 +68,10 @@ struct gen_counts {
 	uint64_t protocol_errors;
 	uint64_t no_conn;     /* tcp_connect failed */
 	uint64_t late_starts; /* open loop: no free slot */
+	uint64_t tls_ok;      /* STARTTLS handshakes completed */
+	uint64_t tls_resumed; /* ... of them resumed from a ticket */
+	uint64_t tls_failed;  /* ... failed, by reason below */
+	uint64_t tls_fail[TLS_FAIL_COUNT];
 	struct hist lat[SMTPB_STEP_MAX];
 };
 
@@ -91,6 +102,9 @@ struct sink_conf {
 	uint32_t max_conns;
 	uint64_t max_seq; /* bitmap size for duplicate detection */
 	struct smtpb_sink_conf smtp;
+	/* --sink-tls-cert/--sink-tls-key (smtp.starttls): handshakes run
+	 * inline on the sink's lcore */
+	const struct tls_server_ctx *tls;
 };
 
 struct sink_counts {
@@ -100,6 +114,7 @@ struct sink_counts {
 	uint64_t live;
 	uint64_t peer_addrs; /* distinct client addresses (up to 256) */
 	uint64_t nonce; /* the first nonce seen */
+	uint64_t tls_handshakes, tls_failed;
 };
 
 #define SINK_MAX_PEERS 256

@@ -11,6 +11,18 @@
  * early or talks nonsense ends the session, and the event is counted by
  * the step the session was waiting on: the generator never hangs.
  *
+ * STARTTLS (conf.smtp.starttls): after the server's 220 to STARTTLS the
+ * session gets a client tls_session (tls/, OpenSSL over memory BIOs);
+ * ciphertext from TCP is fed to it, its records go to TCP only as far as
+ * the send window takes them (tcp_send_space), and the SMTP client sees
+ * only plaintext. The handshake crypto runs inline on this lcore (a bench
+ * tool: mxgate itself posts it to workers). The starttls step's latency
+ * runs from the STARTTLS command to the handshake's end; a failed
+ * handshake is counted by reason and the session aborted; a stalled one
+ * times out like any step. --tls-resume keeps the ticket of the last
+ * session that ended with QUIT, per source address, and offers it in
+ * the next handshake from that address.
+ *
  * Ownership: the struct gen and its sessions belong to the lcore polling
  * the stack; callbacks run from net_stack_input/poll on that lcore. All
  * memory is allocated in gen_create.
@@ -85,6 +97,8 @@ struct gsess {
 	struct gen *g;
 	struct tcp_conn *c; /* NULL: slot free */
 	struct smtpb_client cl;
+	struct tls_session *tls; /* after STARTTLS's 220 */
+	uint64_t tls_t0;	 /* STARTTLS sent (latency of the step) */
 	uint32_t msgs_left;
 	uint64_t progress_us; /* last reply or bytes sent */
 	bool quitting;	      /* tcp_close called */
@@ -112,8 +126,14 @@ struct gen {
 	uint64_t last_scan;
 	uint32_t session_ids;
 	struct gen_counts tot, win;
+	struct tls_ticket *ticket[GEN_MAX_SRC]; /* --tls-resume */
 	char buf[65536];
+	char pbuf[16384]; /* plaintext out of TLS */
 };
+
+/* TLS input is fed in pieces no larger than this, so the session's
+ * input queue stays under TLS_SESSION_MAX_BUFFERED. */
+#define TLS_FEED_CHUNK 16384
 
 #define NONE UINT32_MAX
 
@@ -153,6 +173,8 @@ static void slot_free(struct gsess *s)
 	g->reserved -= s->msgs_left;
 	s->msgs_left = 0;
 	s->c = NULL;
+	tls_session_free(s->tls);
+	s->tls = NULL;
 	g->priming_mask &= ~(1ULL << s->src);
 	s->next_free = g->free_head;
 	g->free_head = (uint32_t)(s - g->s);
@@ -180,9 +202,64 @@ static void give_msg(struct gsess *s)
 	COUNT(g, clock_us(), msgs_sent++);
 }
 
+/* TLS records waiting in the session to TCP, as far as the window
+ * allows. False when some are left (writable() follows). */
+static bool tls_flush(struct gsess *s)
+{
+	struct gen *g = s->g;
+
+	while (tls_session_output_len(s->tls)) {
+		size_t room = tcp_send_space(s->c), k;
+		ssize_t w;
+
+		if (room > sizeof(g->buf))
+			room = sizeof(g->buf);
+		if (!room)
+			return false;
+		k = tls_session_take_output(s->tls, g->buf, room);
+		w = tcp_send(s->c, g->buf, k);
+		if (w < (ssize_t)k) /* the space said it fits: lost bytes */
+			return false;
+		s->progress_us = clock_us();
+	}
+	return true;
+}
+
+/* The client's plaintext through TLS: only while no records wait, and
+ * no more at once than the window takes, so nothing piles up here. */
+static void pump_tls(struct gsess *s)
+{
+	if (tls_session_state(s->tls) != TLS_ST_OPEN) {
+		tls_flush(s);
+		return;
+	}
+	for (;;) {
+		const char *p;
+		size_t n, room;
+
+		if (!tls_flush(s))
+			return;
+		n = smtpb_client_peek(&s->cl, &p);
+		room = tcp_send_space(s->c);
+		if (!n || room < 64)
+			return;
+		if (n > room - 64)
+			n = room - 64; /* record overhead */
+		if (n > 16384)
+			n = 16384;
+		if (tls_session_write(s->tls, p, n) < 0)
+			return;
+		smtpb_client_sent(&s->cl, n, clock_us());
+	}
+}
+
 /* Send what the client has queued, as far as the window allows. */
 static void pump(struct gsess *s)
 {
+	if (s->tls) {
+		pump_tls(s);
+		return;
+	}
 	for (;;) {
 		const char *p;
 		size_t n = smtpb_client_peek(&s->cl, &p);
@@ -212,6 +289,10 @@ static void on_event(struct gsess *s, const struct smtpb_event *e, uint64_t now)
 	int cls = e->code / 100;
 
 	COUNT(g, now, replies[e->step][cls]++);
+	if (e->step == SMTPB_STARTTLS && e->code == 220) {
+		s->tls_t0 = e->sent_us; /* the step ends with the handshake */
+		return;
+	}
 	if (e->sent_us && now >= e->sent_us) {
 		hist_add(&g->tot.lat[e->step], now - e->sent_us);
 		if (in_window(g, now))
@@ -228,6 +309,118 @@ static void on_event(struct gsess *s, const struct smtpb_event *e, uint64_t now)
 	}
 }
 
+/* Plaintext replies in (from TCP, or out of TLS). False when the
+ * session was aborted. */
+static bool feed_plain(struct gsess *s, const char *buf, size_t n,
+		       uint64_t now)
+{
+	struct gen *g = s->g;
+	size_t off = 0;
+
+	while (off < n) {
+		struct smtpb_event ev[16];
+		size_t used;
+		int k = smtpb_client_input(&s->cl, buf + off, n - off, &used,
+					   ev, 16);
+
+		off += used;
+		if (k < 0) {
+			COUNT(g, now, protocol_errors++);
+			abort_session(s);
+			return false;
+		}
+		for (int i = 0; i < k; i++)
+			on_event(s, &ev[i], now);
+		if (smtpb_client_wants_tls(&s->cl))
+			break; /* bytes after the 220 (none from a sane
+				* server: it waits for our ClientHello) are
+				* discarded, as RFC 3207 5 asks */
+		give_msg(s);
+		if (!used && !k)
+			break;
+	}
+	return true;
+}
+
+static void tls_failed(struct gsess *s, uint64_t now)
+{
+	struct gen *g = s->g;
+	enum tls_fail r = tls_session_fail_reason(s->tls);
+
+	COUNT(g, now, tls_failed++);
+	COUNT(g, now, tls_fail[r < TLS_FAIL_COUNT ? r : TLS_FAIL_INTERNAL]++);
+	tls_flush(s); /* the alert, if it fits */
+	abort_session(s);
+}
+
+/* The 220 to STARTTLS was read: ClientHello out. */
+static bool tls_start(struct gsess *s, uint64_t now)
+{
+	struct gen *g = s->g;
+
+	s->tls = tls_session_new_client(g->conf.tls, g->conf.tls_name);
+	if (!s->tls) {
+		COUNT(g, now, tls_failed++);
+		COUNT(g, now, tls_fail[TLS_FAIL_NOMEM]++);
+		abort_session(s);
+		return false;
+	}
+	if (g->conf.tls_resume && g->ticket[s->src])
+		tls_session_set_ticket(s->tls, g->ticket[s->src]);
+	if (tls_session_handshake(s->tls) == TLS_ST_FAILED) {
+		tls_failed(s, now);
+		return false;
+	}
+	tls_flush(s);
+	return true;
+}
+
+/* Ciphertext in: the handshake, then plaintext to the SMTP client. */
+static bool feed_tls(struct gsess *s, const char *buf, size_t n, uint64_t now)
+{
+	struct gen *g = s->g;
+	ssize_t r;
+
+	if (tls_session_feed(s->tls, buf, n) < 0) {
+		tls_failed(s, now);
+		return false;
+	}
+	if (tls_session_state(s->tls) == TLS_ST_HANDSHAKE) {
+		enum tls_state st = tls_session_handshake(s->tls);
+
+		if (st == TLS_ST_FAILED) {
+			tls_failed(s, now);
+			return false;
+		}
+		if (st == TLS_ST_HANDSHAKE) {
+			tls_flush(s);
+			return true;
+		}
+		COUNT(g, now, tls_ok++);
+		if (g->conf.tls_resume) {
+			struct tls_session_info in;
+
+			if (tls_session_info(s->tls, &in) == 0 && in.resumed)
+				COUNT(g, now, tls_resumed++);
+		}
+		if (s->tls_t0 && now >= s->tls_t0) {
+			hist_add(&g->tot.lat[SMTPB_STARTTLS], now - s->tls_t0);
+			if (in_window(g, now))
+				hist_add(&g->win.lat[SMTPB_STARTTLS],
+					 now - s->tls_t0);
+		}
+		smtpb_client_tls_done(&s->cl);
+	}
+	while ((r = tls_session_read(s->tls, g->pbuf, sizeof(g->pbuf))) > 0)
+		if (!feed_plain(s, g->pbuf, (size_t)r, now))
+			return false;
+	if (r < 0 && r != -EPIPE) {
+		tls_failed(s, now);
+		return false;
+	}
+	return true;
+}
+
 static void cb_readable(void *ctx, struct tcp_conn *c)
 {
 	struct gsess *s = ctx;
@@ -236,32 +429,34 @@ static void cb_readable(void *ctx, struct tcp_conn *c)
 	size_t n;
 
 	(void)c;
-	while ((n = tcp_recv(s->c, g->buf, sizeof(g->buf))) > 0) {
-		size_t off = 0;
-
+	while ((n = tcp_recv(s->c, g->buf,
+			     s->tls ? TLS_FEED_CHUNK : sizeof(g->buf))) > 0) {
 		s->progress_us = now;
-		while (off < n) {
-			struct smtpb_event ev[16];
-			size_t used;
-			int k = smtpb_client_input(&s->cl, g->buf + off,
-						   n - off, &used, ev, 16);
-
-			off += used;
-			if (k < 0) {
-				COUNT(g, now, protocol_errors++);
-				abort_session(s);
+		if (s->tls) {
+			if (!feed_tls(s, g->buf, n, now))
 				return;
-			}
-			for (int i = 0; i < k; i++)
-				on_event(s, &ev[i], now);
-			give_msg(s);
-			if (!used && !k)
-				break;
+			continue;
 		}
+		if (!feed_plain(s, g->buf, n, now))
+			return;
+		if (smtpb_client_wants_tls(&s->cl) && !tls_start(s, now))
+			return;
 	}
 	if (s->cl.state == SMTPB_C_DONE && !s->quitting) {
 		s->quitting = true;
 		COUNT(g, now, sessions_done++);
+		if (s->tls && g->conf.tls_resume) {
+			struct tls_ticket *t = tls_session_get_ticket(s->tls);
+
+			if (t) {
+				tls_ticket_free(g->ticket[s->src]);
+				g->ticket[s->src] = t;
+			}
+		}
+		if (s->tls) {
+			tls_session_shutdown(s->tls);
+			tls_flush(s);
+		}
 		tcp_close(s->c);
 		return;
 	}
@@ -534,6 +729,10 @@ void gen_destroy(struct gen *g)
 {
 	if (!g)
 		return;
+	for (uint32_t i = 0; i < g->conf.sessions; i++)
+		tls_session_free(g->s[i].tls); /* sessions cut at exit */
+	for (uint32_t i = 0; i < GEN_MAX_SRC; i++)
+		tls_ticket_free(g->ticket[i]);
 	free(g->s);
 	free(g);
 }

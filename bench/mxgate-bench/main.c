@@ -41,6 +41,7 @@
 #include "dataplane/clock.h"
 #include "dataplane/net/net.h"
 #include "dataplane/port.h"
+#include "tls/tls_ctx.h"
 
 #define BURST 32
 
@@ -105,6 +106,19 @@ static void usage(FILE *f)
 		"(5000)\n"
 		"  --drain-ms MS        at the end, time to finish sessions "
 		"(5000)\n"
+		"  --starttls           STARTTLS after EHLO, EHLO again, the "
+		"mail over\n"
+		"                       TLS (required: a server not offering "
+		"it is a\n"
+		"                       protocol error)\n"
+		"  --tls-ca FILE        verify the server's chain against FILE "
+		"(default:\n"
+		"                       opportunistic, nothing checked)\n"
+		"  --tls-name NAME      SNI and the name to verify (default "
+		"with --tls-ca:\n"
+		"                       the target's address)\n"
+		"  --tls-resume         offer the last session's ticket, per "
+		"source address\n"
 		"sink (on with --sink-port):\n"
 		"  --sink-port P        listen on P\n"
 		"  --sink-max-conns N   contexts (1024)\n"
@@ -115,7 +129,10 @@ static void usage(FILE *f)
 		"(connect|ehlo|mail|rcpt|data|dot)\n"
 		"  --sink-no-pipelining --sink-chunking  EHLO keywords\n"
 		"  --sink-check-digest  check every message's X-Bench digest\n"
-		"  --sink-max-seq N     duplicate bitmap size (16777216)\n");
+		"  --sink-max-seq N     duplicate bitmap size (16777216)\n"
+		"  --sink-tls-cert FILE --sink-tls-key FILE  offer STARTTLS "
+		"with this\n"
+		"                       certificate (PEM)\n");
 }
 
 static int parse_range(const char *s, uint32_t *lo, uint32_t *hi)
@@ -159,6 +176,8 @@ struct opts {
 	double run_seconds;
 	uint32_t linger_ms;
 	bool gen_on, sink_on, duration_set;
+	const char *tls_ca; /* --tls-ca: verify the server against it */
+	const char *sink_cert, *sink_key; /* --sink-tls-cert/-key */
 	struct gen_conf g;
 	struct sink_conf s;
 };
@@ -203,6 +222,12 @@ static int parse(int argc, char **argv, struct opts *o)
 		O_SCHUNK,
 		O_SDIGEST,
 		O_SSEQ,
+		O_STARTTLS,
+		O_TLSCA,
+		O_TLSNAME,
+		O_SCERT,
+		O_SKEY,
+		O_RESUME,
 		O_HELP
 	};
 	static const struct option lo[] = {
@@ -243,6 +268,12 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"sink-chunking", 0, 0, O_SCHUNK},
 		{"sink-check-digest", 0, 0, O_SDIGEST},
 		{"sink-max-seq", 1, 0, O_SSEQ},
+		{"starttls", 0, 0, O_STARTTLS},
+		{"tls-ca", 1, 0, O_TLSCA},
+		{"tls-name", 1, 0, O_TLSNAME},
+		{"tls-resume", 0, 0, O_RESUME},
+		{"sink-tls-cert", 1, 0, O_SCERT},
+		{"sink-tls-key", 1, 0, O_SKEY},
 		{"help", 0, 0, O_HELP},
 		{0, 0, 0, 0}};
 	int c;
@@ -440,6 +471,25 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_SSEQ:
 			o->s.max_seq = strtoull(optarg, NULL, 10);
 			break;
+		case O_STARTTLS:
+			o->g.smtp.starttls = true;
+			break;
+		case O_TLSCA:
+			o->tls_ca = optarg;
+			break;
+		case O_TLSNAME:
+			o->g.tls_name = optarg;
+			break;
+		case O_RESUME:
+			o->g.tls_resume = true;
+			break;
+		case O_SCERT:
+			o->sink_cert = optarg;
+			o->s.smtp.starttls = true;
+			break;
+		case O_SKEY:
+			o->sink_key = optarg;
+			break;
 		case O_HELP:
 			usage(stdout);
 			exit(0);
@@ -492,12 +542,14 @@ static void counts_json(FILE *f, const struct gen_counts *c, double secs)
 		", \"msgs_accepted\": %" PRIu64 ", \"msgs_refused\": %" PRIu64
 		", \"rcpts_ok\": %" PRIu64 ", \"bytes\": %" PRIu64
 		", \"msgs_per_s\": %.1f, \"conns_per_s\": %.1f"
-		", \"bytes_per_s\": %.1f,\n  \"replies\": {",
+		", \"bytes_per_s\": %.1f, \"tls_handshakes\": %" PRIu64
+		", \"tls_resumed\": %" PRIu64 ",\n  \"replies\": {",
 		secs, c->sessions_started, c->sessions_done, c->msgs_sent,
 		c->msgs_accepted, c->msgs_refused, c->rcpts_ok, c->bytes,
 		secs > 0 ? (double)c->msgs_accepted / secs : 0,
 		secs > 0 ? (double)c->sessions_done / secs : 0,
-		secs > 0 ? (double)c->bytes / secs : 0);
+		secs > 0 ? (double)c->bytes / secs : 0, c->tls_ok,
+		c->tls_resumed);
 	for (int s = 0; s < SMTPB_STEP_MAX; s++) {
 		bool first = true;
 
@@ -526,6 +578,11 @@ static void counts_json(FILE *f, const struct gen_counts *c, double secs)
 		", \"connect_failed\": %" PRIu64 ", \"late_starts\": %" PRIu64,
 		timeouts, resets, closed, c->refused, c->protocol_errors,
 		c->no_conn, c->late_starts);
+	fprintf(f, ", \"tls_failed\": %" PRIu64, c->tls_failed);
+	for (int r = 1; r < TLS_FAIL_COUNT; r++)
+		if (c->tls_fail[r])
+			fprintf(f, ", \"tls_failed_%s\": %" PRIu64,
+				tls_fail_name(r), c->tls_fail[r]);
 	for (int s = 0; s < SMTPB_STEP_MAX; s++) {
 		if (c->timeouts[s])
 			fprintf(f, ", \"timeout_at_%s\": %" PRIu64,
@@ -558,7 +615,7 @@ static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
 			"\"source_addresses\": %u, \"rate\": %.1f, "
 			"\"msgs_per_conn\": %u, \"rcpts\": [%u, %u], "
 			"\"size\": [%u, %u], \"pipelining\": %s, \"bdat\": %s, "
-			"\"warmup_s\": %.3f, \"nonce\": \"%016" PRIx64 "\",\n"
+			"\"starttls\": %s, \"warmup_s\": %.3f, \"nonce\": \"%016" PRIx64 "\",\n"
 			"  \"measured\": ",
 			o->g.sessions,
 			o->n_client_ips ? RTE_MIN(o->n_client_ips,
@@ -568,7 +625,8 @@ static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
 			o->g.msgs_per_conn,
 			o->g.rcpts_lo, o->g.rcpts_hi, o->g.size_lo,
 			o->g.size_hi, o->g.smtp.pipelining ? "true" : "false",
-			o->g.smtp.bdat ? "true" : "false", o->g.warmup_s,
+			o->g.smtp.bdat ? "true" : "false",
+			o->g.smtp.starttls ? "true" : "false", o->g.warmup_s,
 			o->g.smtp.nonce);
 		counts_json(f, gen_measured(g),
 			    t1 > t0 ? (double)(t1 - t0) / 1e6 : 0);
@@ -591,11 +649,14 @@ static void report(FILE *f, const struct opts *o, struct gen *g, struct sink *k,
 			", \"seq_out_of_range\": %" PRIu64
 			", \"drops\": %" PRIu64 ", \"refused_full\": %" PRIu64
 			", \"resets\": %" PRIu64 ", \"peer_addrs\": %" PRIu64
+			", \"tls_handshakes\": %" PRIu64
+			", \"tls_failed\": %" PRIu64
 			", \"nonce\": \"%016" PRIx64 "\"},\n",
 			s->conns, s->msgs, s->rcpts, s->bytes, s->digest_bad,
 			s->duplicates, s->no_bench, s->foreign_nonce,
 			s->seq_out_of_range, s->drops, s->refused_full,
-			s->resets, s->peer_addrs, s->nonce);
+			s->resets, s->peer_addrs, s->tls_handshakes,
+			s->tls_failed, s->nonce);
 	}
 	if (g && k) {
 		const struct sink_counts *s = sink_counts(k);
@@ -630,7 +691,8 @@ static void progress(const struct opts *o, struct gen *g, struct sink *k,
 	if (g) {
 		static uint64_t last_msgs;
 		const struct gen_counts *c = gen_total(g);
-		uint64_t bad = c->refused + c->protocol_errors + c->no_conn;
+		uint64_t bad = c->refused + c->protocol_errors + c->no_conn +
+			       c->tls_failed;
 
 		for (int s = 0; s < SMTPB_STEP_MAX; s++)
 			bad += c->timeouts[s] + c->resets[s] + c->closed[s];
@@ -729,6 +791,9 @@ int main(int argc, char **argv)
 	uint32_t n_stk = 1;
 	struct net_stats ns_sum;
 	struct gen *g = NULL;
+	struct tls_client_ctx *tls = NULL;
+	struct tls_server_ctx *stls = NULL;
+	static char tgt_name[INET_ADDRSTRLEN];
 	struct sink *k = NULL;
 	uint64_t t_start, last_progress, gen_end = 0;
 	double cpu0;
@@ -849,6 +914,26 @@ int main(int argc, char **argv)
 		usleep(10000);
 	}
 	t_start = clock_us();
+	if (o.sink_on && o.sink_cert) {
+		struct tls_cert_spec cs = {.cert = o.sink_cert,
+					   .key = o.sink_key ? o.sink_key
+							     : o.sink_cert};
+		struct tls_server_spec ss = {.name = "mxgate-bench-sink",
+					     .certs = &cs, .n_certs = 1};
+		char err[256];
+		int bad;
+
+		if (tls_global_init() < 0) {
+			fprintf(stderr, "mxgate-bench: OpenSSL init failed\n");
+			return 1;
+		}
+		stls = tls_server_ctx_new(&ss, NULL, &bad, err, sizeof(err));
+		if (!stls) {
+			fprintf(stderr, "mxgate-bench: sink TLS: %s\n", err);
+			return 1;
+		}
+		o.s.tls = stls;
+	}
 	if (o.sink_on) {
 		k = sink_create(&o.s, st, t_start);
 		if (!k) {
@@ -856,6 +941,30 @@ int main(int argc, char **argv)
 				"mxgate-bench: sink on port %u failed\n",
 				o.s.port);
 			return 1;
+		}
+	}
+	if (o.gen_on && o.g.smtp.starttls) {
+		struct tls_client_spec ts = {
+			.name = "mxgate-bench",
+			.verify = o.tls_ca != NULL,
+			.ca_file = o.tls_ca,
+		};
+		char err[256], tgt[INET_ADDRSTRLEN];
+
+		if (tls_global_init() < 0) {
+			fprintf(stderr, "mxgate-bench: OpenSSL init failed\n");
+			return 1;
+		}
+		tls = tls_client_ctx_new(&ts, err, sizeof(err));
+		if (!tls) {
+			fprintf(stderr, "mxgate-bench: TLS: %s\n", err);
+			return 1;
+		}
+		o.g.tls = tls;
+		if (o.tls_ca && !o.g.tls_name) {
+			inet_ntop(AF_INET, &o.g.ip, tgt, sizeof(tgt));
+			o.g.tls_name = tgt_name;
+			snprintf(tgt_name, sizeof(tgt_name), "%s", tgt);
 		}
 	}
 	if (o.gen_on) {
@@ -962,7 +1071,9 @@ int main(int argc, char **argv)
 	for (uint32_t i = 0; i < n_stk; i++)
 		net_stack_destroy(stk[i]); /* no callback runs after this */
 	gen_destroy(g);
+	tls_client_ctx_free(tls);
 	sink_destroy(k);
+	tls_server_ctx_free(stls);
 	port_teardown(&pi);
 	rte_eal_cleanup();
 	return 0;

@@ -5,12 +5,18 @@
  * marked in a bitmap, so a message that arrives twice, or mangled, is
  * counted (duplicates, digest_bad).
  *
+ * STARTTLS (conf.smtp.starttls, a server context in conf.tls): after the
+ * 220 to STARTTLS leaves in plaintext, the connection gets a server
+ * tls_session (tls/, memory BIOs; handshake inline on this lcore) and
+ * the SMTP sink sees only its plaintext, as in gen.c.
+ *
  * Ownership: the struct sink belongs to the lcore polling the stack;
  * callbacks run on it. All memory is allocated in sink_create; when every
  * context is taken a new connection is refused (RST) and counted.
  */
 #include "bench.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +27,7 @@ struct sconn {
 	struct sink *k;
 	struct tcp_conn *c; /* NULL: free */
 	struct smtpb_sink ss;
+	struct tls_session *tls;
 	bool closing;
 	uint32_t next_free;
 };
@@ -37,6 +44,7 @@ struct sink {
 	uint32_t n_peers;
 	struct sink_counts n;
 	char buf[65536];
+	char pbuf[16384]; /* plaintext out of TLS */
 };
 
 #define NONE UINT32_MAX
@@ -46,9 +54,29 @@ static void put_conn(struct sconn *sc)
 	struct sink *k = sc->k;
 
 	sc->c = NULL;
+	tls_session_free(sc->tls);
+	sc->tls = NULL;
 	sc->next_free = k->free_head;
 	k->free_head = (uint32_t)(sc - k->conns);
 	k->n.live--;
+}
+
+/* TLS records to TCP, as far as the window takes them. */
+static void flush_tls(struct sconn *sc)
+{
+	struct sink *k = sc->k;
+
+	while (tls_session_output_len(sc->tls)) {
+		size_t room = tcp_send_space(sc->c), n;
+
+		if (room > sizeof(k->buf))
+			room = sizeof(k->buf);
+		if (!room)
+			return;
+		n = tls_session_take_output(sc->tls, k->buf, room);
+		if (tcp_send(sc->c, k->buf, n) < (ssize_t)n)
+			return;
+	}
 }
 
 static void flush_out(struct sconn *sc, uint64_t now)
@@ -56,6 +84,19 @@ static void flush_out(struct sconn *sc, uint64_t now)
 	const char *p;
 	size_t n;
 
+	if (sc->tls) {
+		flush_tls(sc);
+		if (tls_session_state(sc->tls) != TLS_ST_OPEN ||
+		    tls_session_output_len(sc->tls))
+			return;
+		while ((n = smtpb_sink_peek(&sc->ss, now, &p)) > 0) {
+			if (tls_session_write(sc->tls, p, n) < 0)
+				return;
+			smtpb_sink_sent(&sc->ss, n);
+		}
+		flush_tls(sc);
+		return;
+	}
 	while ((n = smtpb_sink_peek(&sc->ss, now, &p)) > 0) {
 		ssize_t w = tcp_send(sc->c, p, n);
 
@@ -91,6 +132,97 @@ static void count_msg(struct sink *k, const struct smtpb_sink_msg *m)
 	k->seen[m->seq / 8] |= (uint8_t)(1u << (m->seq % 8));
 }
 
+/* Plaintext commands in. False when the connection was given up (or
+ * TLS starts: the rest of this input is discarded). */
+static bool feed_plain(struct sconn *sc, const char *buf, size_t n,
+		       uint64_t now)
+{
+	struct sink *k = sc->k;
+	size_t off = 0;
+
+	while (off < n) {
+		enum smtpb_sink_ev ev;
+		struct smtpb_sink_msg m;
+		size_t used;
+
+		smtpb_sink_input(&sc->ss, buf + off, n - off, &used, now, &ev,
+				 &m);
+		off += used;
+		if (ev == SMTPB_S_MSG) {
+			count_msg(k, &m);
+		} else if (ev == SMTPB_S_DROP) {
+			k->n.drops++;
+			tcp_abort(sc->c);
+			put_conn(sc);
+			return false;
+		} else if (ev == SMTPB_S_QUIT) {
+			k->n.quits++;
+			flush_out(sc, now);
+			if (sc->tls) {
+				tls_session_shutdown(sc->tls);
+				flush_tls(sc);
+			}
+			sc->closing = true;
+			tcp_close(sc->c);
+			return false;
+		} else if (ev == SMTPB_S_STARTTLS) {
+			flush_out(sc, now); /* the 220, in plaintext */
+			sc->tls = tls_session_new_server(k->conf.tls);
+			if (!sc->tls) {
+				k->n.tls_failed++;
+				tcp_abort(sc->c);
+				put_conn(sc);
+			}
+			return false;
+		}
+		if (!used && ev == SMTPB_S_NONE)
+			break;
+	}
+	return true;
+}
+
+static void tls_give_up(struct sconn *sc)
+{
+	sc->k->n.tls_failed++;
+	flush_tls(sc); /* the alert, if it fits */
+	tcp_abort(sc->c);
+	put_conn(sc);
+}
+
+/* Ciphertext in. False when the connection is gone or closing. */
+static bool feed_tls(struct sconn *sc, const char *buf, size_t n,
+		     uint64_t now)
+{
+	struct sink *k = sc->k;
+	ssize_t r;
+
+	if (tls_session_feed(sc->tls, buf, n) < 0) {
+		tls_give_up(sc);
+		return false;
+	}
+	if (tls_session_state(sc->tls) == TLS_ST_HANDSHAKE) {
+		enum tls_state st = tls_session_handshake(sc->tls);
+
+		if (st == TLS_ST_FAILED) {
+			tls_give_up(sc);
+			return false;
+		}
+		flush_tls(sc);
+		if (st == TLS_ST_HANDSHAKE)
+			return true;
+		k->n.tls_handshakes++;
+		smtpb_sink_tls_done(&sc->ss);
+	}
+	while ((r = tls_session_read(sc->tls, k->pbuf, sizeof(k->pbuf))) > 0)
+		if (!feed_plain(sc, k->pbuf, (size_t)r, now))
+			return false;
+	if (r < 0 && r != -EPIPE) {
+		tls_give_up(sc);
+		return false;
+	}
+	return true;
+}
+
 static void sc_readable(void *ctx, struct tcp_conn *c)
 {
 	struct sconn *sc = ctx;
@@ -100,33 +232,14 @@ static void sc_readable(void *ctx, struct tcp_conn *c)
 
 	(void)c;
 	while (!sc->closing &&
-	       (n = tcp_recv(sc->c, k->buf, sizeof(k->buf))) > 0) {
-		size_t off = 0;
+	       (n = tcp_recv(sc->c, k->buf, sc->tls ? 16384 : sizeof(k->buf))) >
+		       0) {
+		bool tls = sc->tls != NULL;
 
-		while (off < n) {
-			enum smtpb_sink_ev ev;
-			struct smtpb_sink_msg m;
-			size_t used;
-
-			smtpb_sink_input(&sc->ss, k->buf + off, n - off, &used,
-					 now, &ev, &m);
-			off += used;
-			if (ev == SMTPB_S_MSG) {
-				count_msg(k, &m);
-			} else if (ev == SMTPB_S_DROP) {
-				k->n.drops++;
-				tcp_abort(sc->c);
-				put_conn(sc);
+		if (!(tls ? feed_tls(sc, k->buf, n, now)
+			  : feed_plain(sc, k->buf, n, now))) {
+			if (!sc->c || sc->closing || !sc->tls)
 				return;
-			} else if (ev == SMTPB_S_QUIT) {
-				k->n.quits++;
-				flush_out(sc, now);
-				sc->closing = true;
-				tcp_close(sc->c);
-				return;
-			}
-			if (!used && ev == SMTPB_S_NONE)
-				break;
 		}
 	}
 	flush_out(sc, now);
@@ -271,6 +384,8 @@ void sink_destroy(struct sink *k)
 {
 	if (!k)
 		return;
+	for (uint32_t i = 0; i < k->conf.max_conns; i++)
+		tls_session_free(k->conns[i].tls);
 	free(k->conns);
 	free(k->seen);
 	free(k);

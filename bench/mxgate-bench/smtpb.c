@@ -14,6 +14,7 @@ static const char *const step_names[SMTPB_STEP_MAX] = {
 	[SMTPB_MAIL] = "mail",	      [SMTPB_RCPT] = "rcpt",
 	[SMTPB_DATA] = "data",	      [SMTPB_DOT] = "dot",
 	[SMTPB_RSET] = "rset",	      [SMTPB_QUIT] = "quit",
+	[SMTPB_STARTTLS] = "starttls",
 };
 
 const char *smtpb_step_name(enum smtpb_step s)
@@ -98,6 +99,8 @@ enum smtpb_parse smtpb_reply_feed(struct smtpb_reply_parser *p, const char *in,
 			p->pipelining = true;
 		if (kw(p->line, l, "CHUNKING"))
 			p->chunking = true;
+		if (kw(p->line, l, "STARTTLS"))
+			p->starttls = true;
 		if (l > 3 && p->line[3] == '-')
 			continue;
 		*code = c;
@@ -364,6 +367,8 @@ enum smtpb_step smtpb_client_waiting(const struct smtpb_client *c)
 {
 	if (c->await_n)
 		return (enum smtpb_step)c->await[c->await_head].step;
+	if (c->state == SMTPB_C_TLS)
+		return SMTPB_STARTTLS; /* in the handshake */
 	return c->state == SMTPB_C_BODY ? SMTPB_DOT : SMTPB_QUIT;
 }
 
@@ -413,7 +418,7 @@ static bool on_reply(struct smtpb_client *c, int code, struct smtpb_event *e)
 			await_push(c, SMTPB_EHLO);
 		}
 		c->state = SMTPB_C_EHLO;
-		c->rp.pipelining = c->rp.chunking = false;
+		c->rp.pipelining = c->rp.chunking = c->rp.starttls = false;
 		return true;
 	case SMTPB_EHLO:
 		if (!ok) {
@@ -421,9 +426,24 @@ static bool on_reply(struct smtpb_client *c, int code, struct smtpb_event *e)
 			c->state = SMTPB_C_QUIT;
 			return true;
 		}
+		if (c->conf->starttls && !c->tls) {
+			if (!c->rp.starttls)
+				return false; /* not offered: never plaintext */
+			cmd(c, SMTPB_STARTTLS, "STARTTLS", NULL, 0);
+			c->state = SMTPB_C_STARTTLS;
+			return true;
+		}
 		c->pipelining = c->conf->pipelining && c->rp.pipelining;
 		c->chunking = c->conf->bdat && c->rp.chunking;
 		c->state = SMTPB_C_IDLE;
+		return true;
+	case SMTPB_STARTTLS:
+		if (code != 220) {
+			cmd(c, SMTPB_QUIT, "QUIT", NULL, 0);
+			c->state = SMTPB_C_QUIT;
+			return true;
+		}
+		c->state = SMTPB_C_TLS;
 		return true;
 	case SMTPB_RSET:
 		return true;
@@ -505,9 +525,33 @@ int smtpb_client_input(struct smtpb_client *c, const char *in, size_t len,
 			return -1;
 		}
 		n++;
+		if (c->state == SMTPB_C_TLS)
+			break; /* what follows is TLS, not replies */
 	}
 	*used = off;
 	return n;
+}
+
+bool smtpb_client_wants_tls(const struct smtpb_client *c)
+{
+	return c->state == SMTPB_C_TLS;
+}
+
+void smtpb_client_tls_done(struct smtpb_client *c)
+{
+	char b[300];
+	size_t n;
+
+	if (c->state != SMTPB_C_TLS)
+		return;
+	c->tls = true;
+	c->rp.len = 0;
+	c->rp.code = 0;
+	c->rp.pipelining = c->rp.chunking = c->rp.starttls = false;
+	n = (size_t)snprintf(b, sizeof(b), "EHLO %s\r\n", c->conf->helo);
+	put(c, b, n);
+	await_push(c, SMTPB_EHLO);
+	c->state = SMTPB_C_EHLO;
 }
 
 /* ----------------------------------------------------------------- sink */
@@ -548,6 +592,16 @@ void smtpb_sink_init(struct smtpb_sink *s, const struct smtpb_sink_conf *conf,
 	if (s->drop_armed && s->drop_at == SMTPB_GREETING)
 		return; /* dropped before the greeting: caller sees ev DROP */
 	reply(s, SMTPB_GREETING, "220 mxgate-bench sink ESMTP\r\n", now_us);
+}
+
+void smtpb_sink_tls_done(struct smtpb_sink *s)
+{
+	s->tls = true;
+	s->len = 0;
+	s->line_overflow = false;
+	s->in_txn = false;
+	s->rcpts = 0;
+	s->state = SMTPB_S_CMD;
 }
 
 bool smtpb_sink_drop_now(const struct smtpb_sink *s)
@@ -667,9 +721,10 @@ static void command(struct smtpb_sink *s, const char *l, size_t n,
 		char b[200];
 
 		snprintf(b, sizeof(b),
-			 "250-mxgate-bench\r\n%s%s250 8BITMIME\r\n",
+			 "250-mxgate-bench\r\n%s%s%s250 8BITMIME\r\n",
 			 cf->pipelining ? "250-PIPELINING\r\n" : "",
-			 cf->chunking ? "250-CHUNKING\r\n" : "");
+			 cf->chunking ? "250-CHUNKING\r\n" : "",
+			 cf->starttls && !s->tls ? "250-STARTTLS\r\n" : "");
 		if (!drop_here(s, SMTPB_EHLO, ev))
 			reply(s, SMTPB_EHLO, b, now_us);
 		s->in_txn = false;
@@ -746,6 +801,15 @@ static void command(struct smtpb_sink *s, const char *l, size_t n,
 		reply(s, SMTPB_QUIT, "221 2.0.0 Bye\r\n", now_us);
 		*ev = SMTPB_S_QUIT;
 		s->state = SMTPB_S_CLOSED;
+	} else if (cf->starttls && !s->tls && cmd_is(l, n, "STARTTLS")) {
+		if (s->in_txn) {
+			reply(s, SMTPB_STARTTLS, "503 5.5.1 in a transaction\r\n",
+			      now_us);
+			return;
+		}
+		reply(s, SMTPB_STARTTLS, "220 2.0.0 Ready to start TLS\r\n",
+		      now_us);
+		*ev = SMTPB_S_STARTTLS;
 	} else if (cmd_is(l, n, "NOOP")) {
 		reply(s, SMTPB_RSET, "250 2.0.0 Ok\r\n", now_us);
 	} else {

@@ -30,6 +30,8 @@ enum smtpb_step {
 	SMTPB_DOT,  /* end of data (or BDAT LAST) -> 250 */
 	SMTPB_RSET,
 	SMTPB_QUIT,
+	SMTPB_STARTTLS, /* STARTTLS -> 220, then the handshake to its end
+			 * (the caller reports the handshake's end) */
 	SMTPB_STEP_MAX
 };
 const char *smtpb_step_name(enum smtpb_step s);
@@ -58,6 +60,7 @@ struct smtpb_reply_parser {
 	bool overflow;
 	int code;		   /* of the reply being read; 0: none yet */
 	bool pipelining, chunking; /* keywords seen since the caller reset */
+	bool starttls;
 };
 
 enum smtpb_parse {
@@ -79,6 +82,9 @@ struct smtpb_client_conf {
 	bool pipelining;  /* RFC 2920, when the server offers it */
 	bool bdat;	  /* RFC 3030 BDAT LAST, when offered */
 	uint64_t nonce;	  /* X-Bench run nonce */
+	bool starttls;	  /* RFC 3207 after the first EHLO; required: a
+			   * server that does not offer it is a protocol
+			   * error (counted), never plaintext mail */
 };
 
 /* One message; the caller draws rcpts and size from its distributions. */
@@ -91,6 +97,9 @@ struct smtpb_msg {
 enum smtpb_client_state {
 	SMTPB_C_GREETING,
 	SMTPB_C_EHLO,
+	SMTPB_C_STARTTLS, /* STARTTLS sent, 220 awaited */
+	SMTPB_C_TLS,	  /* 220 received: the caller runs the handshake,
+			   * then smtpb_client_tls_done */
 	SMTPB_C_IDLE, /* between messages: smtpb_client_next */
 	SMTPB_C_TXN,  /* MAIL/RCPT(/DATA) in flight */
 	SMTPB_C_BODY, /* content being generated and sent */
@@ -120,6 +129,7 @@ struct smtpb_client {
 	uint32_t session;
 	struct smtpb_reply_parser rp;
 	bool pipelining, chunking; /* offered and wanted */
+	bool tls;		   /* the TLS layer is up */
 	/* Replies awaited, in command order; end_pos: stream offset just
 	 * after the command (stamped sent_us when sent that far). */
 	struct {
@@ -165,6 +175,13 @@ int smtpb_client_input(struct smtpb_client *c, const char *in, size_t len,
 size_t smtpb_client_peek(struct smtpb_client *c, const char **p);
 void smtpb_client_sent(struct smtpb_client *c, size_t k, uint64_t now_us);
 
+/* STARTTLS: true once the server's 220 to STARTTLS was read (state
+ * TLS). Every byte after it belongs to TLS: smtpb_client_input stops
+ * right after that reply, and the caller starts the handshake, then
+ * calls smtpb_client_tls_done (EHLO again, on the plaintext of TLS). */
+bool smtpb_client_wants_tls(const struct smtpb_client *c);
+void smtpb_client_tls_done(struct smtpb_client *c);
+
 /* The step whose reply the client waits for (bad-peer reports). */
 enum smtpb_step smtpb_client_waiting(const struct smtpb_client *c);
 
@@ -175,6 +192,7 @@ struct smtpb_sink_conf {
 	uint32_t drop_pct;     /* share of sessions reset at a random step */
 	uint32_t delay_us[SMTPB_STEP_MAX]; /* reply delay per step */
 	bool pipelining, chunking;	   /* advertised in EHLO */
+	bool starttls; /* advertised until TLS is up; the caller runs it */
 	bool check_digest;
 	uint64_t seed;
 };
@@ -184,6 +202,9 @@ enum smtpb_sink_ev {
 	SMTPB_S_MSG,  /* a message was accepted (250 queued) */
 	SMTPB_S_DROP, /* reset the connection now */
 	SMTPB_S_QUIT, /* 221 queued: close once it is sent */
+	SMTPB_S_STARTTLS, /* 220 queued: send it, then every further byte
+			   * is TLS (the rest of this input is discarded,
+			   * RFC 3207 5); smtpb_sink_tls_done once it is up */
 };
 
 struct smtpb_sink_msg {
@@ -202,6 +223,7 @@ struct smtpb_sink {
 	size_t len;
 	bool line_overflow;
 	bool in_txn;
+	bool tls; /* STARTTLS done: no longer offered */
 	uint32_t rcpts;
 	uint64_t bdat_left;
 	bool bdat_last, bdat_open, bdat_refused;
@@ -231,6 +253,10 @@ bool smtpb_sink_drop_now(const struct smtpb_sink *s);
 void smtpb_sink_input(struct smtpb_sink *s, const char *in, size_t len,
 		      size_t *used, uint64_t now_us, enum smtpb_sink_ev *ev,
 		      struct smtpb_sink_msg *msg);
+
+/* The caller's TLS handshake completed: the session starts over
+ * (RFC 3207 4.2: the client sends EHLO again). */
+void smtpb_sink_tls_done(struct smtpb_sink *s);
 
 /* Reply bytes that may be sent at now_us (0: none, or delayed). */
 size_t smtpb_sink_peek(struct smtpb_sink *s, uint64_t now_us, const char **p);

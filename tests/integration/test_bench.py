@@ -8,16 +8,27 @@ Scenarios:
           one command at a time + BDAT, against a sink that refuses
           recipients (4xx/5xx) and resets sessions at random steps (the
           generator counts each reset and still matches the sink exactly),
-          in open loop against a sink that delays its 250, and from 16
-          source addresses (--client-ips; the sink sees all 16).
+          in open loop against a sink that delays its 250, from 16
+          source addresses (--client-ips; the sink sees all 16), and
+          over STARTTLS against a sink offering it (--sink-tls-cert).
   tap     the generator on net_tap against kernel peers in the namespace:
           Postfix smtp-sink (its message counter equals the generator's
           accepted count), a server that stalls at end of data (each stall
           counted as a time-out at 'dot', the run ends in bounded time) and
           a server that resets after the greeting (each counted).
   afpacket  the generator on net_af_packet (a veth pair) against smtp-sink.
+  starttls  mxgate-bench --starttls against mxgate over memif (listener
+          with STARTTLS and a test certificate made here, its pool back
+          over the memif to the sink in the same mxgate-bench): N messages
+          over TLS, verified against the test CA and name, counted at the
+          sink exactly once, N handshakes in mxgate's stats and in the
+          generator's, resumed ones (--tls-resume) equal on both sides;
+          then a wrong trust anchor (every handshake fails,
+          counted by reason, nothing sent, the run ends) and a listener
+          without STARTTLS (every session a protocol error, no plaintext
+          mail).
 
-usage: test_bench.py MXGATE_BENCH SCENARIO
+usage: test_bench.py MXGATE_BENCH SCENARIO [MXGATE]
 """
 
 import json
@@ -31,10 +42,12 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mxgtest  # noqa: E402
 from mxgtest import Netns, Result, log, sh  # noqa: E402
 from peers import SmtpSink, StallServer  # noqa: E402
 
 BENCH = None
+MXGATE = None
 
 
 def run_bench(args, timeout, name):
@@ -209,6 +222,23 @@ def scenario_memif(res):
               t["latency"]["dot"]["p50_us"] >= 5000,
               "openloop: end-of-data latency holds the sink's 5 ms delay "
               "(p50 %d us)" % t["latency"]["dot"]["p50_us"])
+    # the tool against itself over STARTTLS: the sink offers it with a
+    # test certificate, the generator verifies it; 2 messages per
+    # connection, one handshake per connection on each side
+    certs = make_certs(os.path.join(tmp, "tls"), TLS_NAME)
+    g, s = memif_case(res, tmp, "starttls_self", 400,
+                      ["--sessions", "8", "--msgs-per-conn", "2",
+                       "--starttls", "--tls-ca",
+                       os.path.join(certs, "ca.pem"), "--tls-name",
+                       TLS_NAME],
+                      ["--sink-tls-cert", os.path.join(certs, "ecdsa.crt"),
+                       "--sink-tls-key", os.path.join(certs, "ecdsa.key")])
+    t = gen_total(g)
+    res.check(t["tls_handshakes"] == 200 and s["tls_handshakes"] == 200 and
+              s["tls_failed"] == 0 and t["bad_peer"]["tls_failed"] == 0,
+              "starttls_self: 200 handshakes at the generator (%d) and at "
+              "the sink (%d), none failed" % (t["tls_handshakes"],
+                                              s["tls_handshakes"]))
 
 
 def tap_bench(name, tap, args, timeout):
@@ -384,14 +414,146 @@ def scenario_afpacket(res):
     res.check(got == 300, "afpacket: smtp-sink counted %d" % got)
 
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TLS_NAME = "gw.bench.mxgt.test"
+
+
+def make_certs(d, name):
+    subprocess.run([os.path.join(ROOT, "scripts", "make-tls-certs.sh"), d,
+                    name], check=True, capture_output=True)
+    return d
+
+
+def scenario_starttls(res):
+    tmp = tempfile.mkdtemp(prefix="mxgt-bench-tls-")
+    certs = make_certs(os.path.join(tmp, "tls"), TLS_NAME)
+    other = make_certs(os.path.join(tmp, "other"), TLS_NAME)
+    sock = os.path.join(tmp, "mx.sock")
+    conf = os.path.join(tmp, "mx.conf")
+    with open(conf, "w") as f:
+        f.write('''
+stack = { port = "net_memif0,role=server,socket=%(sock)s,id=0";
+          address = "198.18.9.2/24"; };
+listeners = (
+  { name = "mx"; port = 25; role = "mx"; hostname = "%(name)s";
+    tls = "optional";
+    certificates = ( { cert = "%(c)s/ecdsa.crt"; key = "%(c)s/ecdsa.key"; } );
+  },
+  { name = "plain"; port = 2525; role = "mx"; hostname = "%(name)s"; } );
+pools = ( { name = "default"; type = "smtp"; client_info = "none";
+            servers = ( { address = "198.18.9.3"; port = 2526; } ); } );
+maildir = { path = "%(tmp)s/Maildir"; };
+log = { file = "%(tmp)s/mx.log"; level = "warn"; };
+policy = { relay_networks = [ "198.18.0.0/15" ]; };
+''' % {"sock": sock, "name": TLS_NAME, "c": certs, "tmp": tmp})
+    gw = mxgtest.Mxgate(MXGATE, stats_dir=tmp)
+    gw.args = ["--config", conf, "--stats-file", gw.stats_file,
+               "--stats-interval-ms", "100"]
+    gw.start(wait=False)
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(gw.stats_file) and time.time() < deadline:
+            if gw.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        res.check(os.path.exists(gw.stats_file), "mxgate on memif runs")
+        time.sleep(0.5)
+        base = ["--port", "net_memif0,role=client,socket=%s,id=0" % sock,
+                "--ip", "198.18.9.3/24", "--cpu", "0",
+                "--sink-port", "2526", "--sink-check-digest",
+                "--warmup", "0", "--step-timeout-ms", "5000",
+                "--drain-ms", "3000", "--starttls"]
+        n = 200
+        h0 = gw.total("gw_tls_handshakes")
+        r0 = gw.total("gw_tls_resumed")
+        d = run_bench(base + ["--target", "198.18.9.2:25", "--count", str(n),
+                              "--sessions", "8", "--tls-resume",
+                              "--tls-ca", os.path.join(certs, "ca.pem"),
+                              "--tls-name", TLS_NAME], 120, "starttls")
+        t, sk = gen_total(d), d["sink"]
+        time.sleep(0.5)
+        hs = gw.total("gw_tls_handshakes") - h0
+        rs = gw.total("gw_tls_resumed") - r0
+        log("starttls: generator %s; sink %s; mxgate handshakes %d" % (
+            json.dumps({k: t[k] for k in ("msgs_sent", "msgs_accepted",
+                                          "tls_handshakes", "bad_peer")}),
+            json.dumps(sk), hs))
+        res.check(t["msgs_accepted"] == n and bad_events(t) == 0 and
+                  t["bad_peer"]["tls_failed"] == 0,
+                  "starttls: all %d accepted over TLS, no bad-peer event" % n)
+        res.check(sk["msgs"] == n and sk["duplicates"] == 0 and
+                  sk["digest_bad"] == 0,
+                  "starttls: sink counted %d once each, digests good" %
+                  sk["msgs"])
+        res.check(t["tls_handshakes"] == n and hs == n,
+                  "starttls: %d handshakes at the generator, %d in mxgate's "
+                  "stats (want %d: 1 message per connection)" %
+                  (t["tls_handshakes"], hs, n))
+        # --tls-resume: the 8 first sessions have no ticket yet; the
+        # later ones offer the last one's, and mxgate resumes them
+        res.check(n - 8 >= t["tls_resumed"] > 0 and rs == t["tls_resumed"],
+                  "starttls: %d handshakes resumed from a ticket, %d in "
+                  "mxgate's gw_tls_resumed" % (t["tls_resumed"], rs))
+        res.check(t["replies"]["starttls"].get("2xx") == n and
+                  t["latency"]["starttls"]["count"] == n and
+                  t["replies"]["ehlo"].get("2xx") == 2 * n,
+                  "starttls: %d 220s to STARTTLS, a starttls latency each, "
+                  "EHLO twice per session" % n)
+
+        # wrong trust anchor: another CA with the same name. Failed
+        # sessions give their messages back, so --duration 2 ends it.
+        # Each run from source addresses of its own (--client-ips): a
+        # new mxgate-bench starts its ports where the last one did, and
+        # mxgate may still hold those 4-tuples in TIME_WAIT.
+        m = 20
+        d = run_bench(base + ["--target", "198.18.9.2:25", "--count", str(m),
+                              "--client-ips", "198.18.9.64/32",
+                              "--sessions", "2", "--duration", "2",
+                              "--tls-ca", os.path.join(other, "ca.pem"),
+                              "--tls-name", TLS_NAME], 120, "wrongca")
+        t, sk = gen_total(d), d["sink"]
+        b = t["bad_peer"]
+        log("wrongca: %s" % json.dumps(b))
+        res.check(t["msgs_accepted"] == 0 and sk["msgs"] == 0 and
+                  t["tls_handshakes"] == 0,
+                  "wrongca: nothing accepted, nothing at the sink")
+        res.check(b["tls_failed"] > 0 and
+                  b["tls_failed"] + b["timeouts"] == t["sessions_started"]
+                  and b["timeouts"] <= 2 and
+                  b.get("tls_failed_peer_certificate") == b["tls_failed"],
+                  "wrongca: %d sessions, %d handshake failures, all "
+                  "peer_cert (%s), %d cut at the end" % (
+                      t["sessions_started"], b["tls_failed"],
+                      b.get("tls_failed_peer_certificate"), b["timeouts"]))
+
+        # a listener that does not offer STARTTLS: never plaintext mail
+        d = run_bench(base + ["--target", "198.18.9.2:2525", "--count",
+                              str(m), "--client-ips", "198.18.9.65/32", "--sessions", "2", "--duration", "2"],
+                      120, "notls")
+        t, sk = gen_total(d), d["sink"]
+        b = t["bad_peer"]
+        log("notls: %s" % json.dumps(b))
+        res.check(t["msgs_accepted"] == 0 and sk["msgs"] == 0 and
+                  b["protocol_errors"] > 0 and
+                  b["protocol_errors"] + b["timeouts"] ==
+                  t["sessions_started"] and b["timeouts"] <= 2,
+                  "notls: %d sessions, each a protocol error, no mail" %
+                  t["sessions_started"])
+    finally:
+        gw.shutdown(res)
+
+
 def main():
-    global BENCH
+    global BENCH, MXGATE
     BENCH = os.path.abspath(sys.argv[1])
     scenario = sys.argv[2]
+    if len(sys.argv) > 3:
+        MXGATE = os.path.abspath(sys.argv[3])
     res = Result("bench_" + scenario)
     with Netns("bench"):
         {"memif": scenario_memif, "tap": scenario_tap,
-         "afpacket": scenario_afpacket}[scenario](res)
+         "afpacket": scenario_afpacket,
+         "starttls": scenario_starttls}[scenario](res)
     return res.finish()
 
 

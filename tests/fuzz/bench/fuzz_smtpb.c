@@ -7,6 +7,7 @@
  * chunk, hands the client up to three messages, and checks that every
  * call consumes input or stops for a reason (no spin).
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -49,7 +50,11 @@ static void run_sink(const uint8_t *d, size_t n, size_t chunk)
 	}
 }
 
-static void run_client(const uint8_t *d, size_t n, size_t chunk)
+/* starttls: the client sends STARTTLS after EHLO; when it waits for the
+ * handshake, the fuzzer declares it done (the replies that follow stand
+ * for TLS plaintext). */
+static void run_client(const uint8_t *d, size_t n, size_t chunk,
+		       bool starttls)
 {
 	static const struct smtpb_client_conf cf = {.helo = "fuzz.test",
 						    .from = "a{s}@x{m}",
@@ -57,11 +62,18 @@ static void run_client(const uint8_t *d, size_t n, size_t chunk)
 						    .pipelining = true,
 						    .bdat = true,
 						    .nonce = 7};
+	static const struct smtpb_client_conf cft = {.helo = "fuzz.test",
+						     .from = "a{s}@x{m}",
+						     .to = "r{r}@y",
+						     .pipelining = true,
+						     .bdat = true,
+						     .nonce = 7,
+						     .starttls = true};
 	static struct smtpb_client c;
 	size_t off = 0;
 	uint32_t given = 0;
 
-	smtpb_client_init(&c, &cf, 1, 1);
+	smtpb_client_init(&c, starttls ? &cft : &cf, 1, 1);
 	while (off < n && c.state != SMTPB_C_FAILED &&
 	       c.state != SMTPB_C_DONE) {
 		size_t len = n - off < chunk ? n - off : chunk, k = 0;
@@ -85,6 +97,8 @@ static void run_client(const uint8_t *d, size_t n, size_t chunk)
 						   len - k, &used, ev, 4);
 
 			k += used;
+			if (smtpb_client_wants_tls(&c))
+				smtpb_client_tls_done(&c);
 			if (r <= 0 && !used)
 				break;
 		}
@@ -102,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[1] & 0x80)
 		chunk = 4096;
 	if (data[0] & 1)
-		run_client(data + 2, size - 2, chunk);
+		run_client(data + 2, size - 2, chunk, data[0] & 2);
 	else
 		run_sink(data + 2, size - 2, chunk);
 	return 0;

@@ -472,12 +472,138 @@ static void test_client_bad_server(void)
 	      smtpb_client_waiting(&c) == SMTPB_QUIT);
 }
 
+/* Client output so far, as a string (and drained). */
+static const char *client_out(struct smtpb_client *c)
+{
+	static char b[4096];
+	const char *p;
+	size_t n = smtpb_client_peek(c, &p);
+
+	if (n >= sizeof(b))
+		n = sizeof(b) - 1;
+	memcpy(b, p, n);
+	b[n] = 0;
+	smtpb_client_sent(c, n, 1);
+	return b;
+}
+
+static int client_feed(struct smtpb_client *c, const char *in, size_t *used)
+{
+	struct smtpb_event ev[8];
+
+	return smtpb_client_input(c, in, strlen(in), used, ev, 8);
+}
+
+/* STARTTLS (RFC 3207): EHLO, STARTTLS, then the caller's handshake, EHLO
+ * again, and only then mail. Bytes after the 220 are not taken as
+ * replies; a server that does not offer STARTTLS is a protocol error
+ * (never plaintext mail); a refused STARTTLS ends with QUIT. */
+static void test_client_starttls(void)
+{
+	struct smtpb_client_conf cc = {.helo = "h", .from = "f", .to = "t",
+				       .pipelining = true, .starttls = true};
+	struct smtpb_client c;
+	struct smtpb_msg m = {.seq = 1, .rcpts = 1, .size = 100};
+	const char *ehlo = "250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n";
+	size_t used;
+
+	smtpb_client_init(&c, &cc, 0, 1);
+	CHECK(client_feed(&c, "220 hi\r\n", &used) == 1);
+	CHECK(!strcmp(client_out(&c), "EHLO h\r\n"));
+	CHECK(client_feed(&c, ehlo, &used) == 1);
+	CHECK(!smtpb_client_wants_msg(&c));
+	CHECK(!strcmp(client_out(&c), "STARTTLS\r\n"));
+	CHECK(smtpb_client_waiting(&c) == SMTPB_STARTTLS);
+	/* the 220 and, glued to it, bytes that must not be replies */
+	CHECK(client_feed(&c, "220 go ahead\r\n250 injected\r\n", &used) ==
+	      1);
+	CHECK(used == strlen("220 go ahead\r\n"));
+	CHECK(smtpb_client_wants_tls(&c) && !smtpb_client_wants_msg(&c));
+	CHECK(smtpb_client_waiting(&c) == SMTPB_STARTTLS);
+	CHECK(!strcmp(client_out(&c), ""));
+	smtpb_client_tls_done(&c);
+	CHECK(!strcmp(client_out(&c), "EHLO h\r\n"));
+	/* no STARTTLS keyword now: fine, TLS is up */
+	CHECK(client_feed(&c, "250-mx\r\n250 PIPELINING\r\n", &used) == 1);
+	CHECK(smtpb_client_wants_msg(&c));
+	smtpb_client_next(&c, &m);
+	CHECK(!strncmp(client_out(&c), "MAIL FROM:<f>\r\n", 15));
+
+	/* not offered */
+	smtpb_client_init(&c, &cc, 0, 1);
+	CHECK(client_feed(&c, "220 hi\r\n", &used) == 1);
+	client_out(&c);
+	CHECK(client_feed(&c, "250-mx\r\n250 PIPELINING\r\n", &used) == -1);
+	CHECK(c.state == SMTPB_C_FAILED);
+
+	/* refused */
+	smtpb_client_init(&c, &cc, 0, 1);
+	CHECK(client_feed(&c, "220 hi\r\n", &used) == 1);
+	client_out(&c);
+	CHECK(client_feed(&c, ehlo, &used) == 1);
+	client_out(&c);
+	CHECK(client_feed(&c, "454 4.7.0 no\r\n", &used) == 1);
+	CHECK(!smtpb_client_wants_tls(&c));
+	CHECK(!strcmp(client_out(&c), "QUIT\r\n"));
+}
+
+/* The sink offers STARTTLS until it is up; its 220 ends the input (the
+ * rest is discarded by the caller); after tls_done EHLO no longer
+ * offers it and a second STARTTLS is not taken. */
+static void test_sink_starttls(void)
+{
+	struct smtpb_sink_conf sc = {.pipelining = true, .starttls = true};
+	struct smtpb_sink s;
+	enum smtpb_sink_ev ev;
+	struct smtpb_sink_msg m;
+	const char *p;
+	size_t used, n;
+	const char *in = "EHLO x\r\nSTARTTLS\r\nRSET\r\n";
+	char out[1024];
+
+	smtpb_sink_init(&s, &sc, 1, 0);
+	smtpb_sink_sent(&s, smtpb_sink_peek(&s, 0, &p));
+	smtpb_sink_input(&s, in, strlen(in), &used, 0, &ev, &m);
+	CHECK(ev == SMTPB_S_NONE || ev == SMTPB_S_STARTTLS);
+	if (ev == SMTPB_S_NONE) {
+		size_t u2;
+
+		smtpb_sink_input(&s, in + used, strlen(in) - used, &u2, 0, &ev,
+				 &m);
+		used += u2;
+	}
+	CHECK(ev == SMTPB_S_STARTTLS);
+	CHECK(used == strlen("EHLO x\r\nSTARTTLS\r\n"));
+	n = smtpb_sink_peek(&s, 0, &p);
+	memcpy(out, p, n);
+	out[n] = 0;
+	CHECK(strstr(out, "250-STARTTLS\r\n") &&
+	      strstr(out, "220 2.0.0 Ready to start TLS\r\n"));
+	smtpb_sink_sent(&s, n);
+	smtpb_sink_tls_done(&s);
+	in = "EHLO x\r\nSTARTTLS\r\n";
+	smtpb_sink_input(&s, in, strlen(in), &used, 0, &ev, &m);
+	if (ev == SMTPB_S_NONE && used < strlen(in)) {
+		size_t u2;
+
+		smtpb_sink_input(&s, in + used, strlen(in) - used, &u2, 0, &ev,
+				 &m);
+	}
+	CHECK(ev == SMTPB_S_NONE);
+	n = smtpb_sink_peek(&s, 0, &p);
+	memcpy(out, p, n);
+	out[n] = 0;
+	CHECK(!strstr(out, "STARTTLS") && strstr(out, "502 "));
+}
+
 int main(void)
 {
 	test_reply_parser();
 	test_sink_transcripts();
 	test_pair();
 	test_client_bad_server();
+	test_client_starttls();
+	test_sink_starttls();
 	if (failures) {
 		fprintf(stderr, "test_smtpb: %d failures\n", failures);
 		return 1;
