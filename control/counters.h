@@ -34,6 +34,7 @@
 
 #define GW_STATS_FIELDS(X)                                                     \
 	X(sessions) X(sessions_live) X(sessions_refused) X(sessions_refused_busy) \
+	X(areas_exhausted)                                                    \
 	X(overload) X(overload_entered) X(overload_idle_closed)                \
 	X(overload_pregreet_closed) X(overload_errors_closed)                 \
 	X(messages_accepted) X(messages_rejected) X(messages_tempfail)        \

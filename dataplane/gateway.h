@@ -109,6 +109,9 @@ struct gw_stats {
 	 * was full (the rest: no listener, engine refused, no slot in the
 	 * unit harness) */
 	uint64_t sessions_refused_busy;
+	/* a MAIL or AUTH found its core's transaction / AUTH area pool
+	 * empty and was answered 452 4.3.1 / 454 4.3.0 */
+	uint64_t areas_exhausted;
 	/* Overload mode: 1 while on (gauge), times entered, sessions
 	 * closed idle by its shorter time-out */
 	uint64_t overload, overload_entered, overload_idle_closed;

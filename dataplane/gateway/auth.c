@@ -79,11 +79,39 @@ static struct auth_brute *brute(struct gw_core *gc)
 
 void auth_session_init(struct gw_sess *s)
 {
-	auth_sasl_init(&s->auth.sasl, &s->lst->sasl);
-	s->auth.wait = GW_AUTH_IDLE;
-	s->auth.vjob = NULL;
-	s->auth.gjob = NULL;
-	s->auth.login[0] = s->auth.tried[0] = '\0';
+	s->auth = NULL;
+	s->auth_login[0] = '\0';
+}
+
+/* The exchange's area from the core's pool (issue 18: an idle session
+ * holds none). NULL when every area is out. */
+static struct gw_auth *auth_take(struct gw_sess *s)
+{
+	struct gw_auth *a = s->auth;
+
+	if (a)
+		return a;
+	a = gw_area_get(&s->gc->auth_pool);
+	if (!a)
+		return NULL;
+	memset(a, 0, sizeof(*a));
+	auth_sasl_init(&a->sasl, &s->lst->sasl);
+	a->wait = GW_AUTH_IDLE;
+	s->auth = a;
+	return a;
+}
+
+/* The exchange is over (answered, nothing on the pool, no GSS context
+ * kept): secrets wiped, the area back to the pool. */
+static void auth_put(struct gw_sess *s)
+{
+	struct gw_auth *a = s->auth;
+
+	if (!a || a->wait != GW_AUTH_IDLE || a->vjob || a->gjob)
+		return;
+	auth_sasl_reset(&a->sasl);
+	gw_area_put(&s->gc->auth_pool, a);
+	s->auth = NULL;
 }
 
 static void gss_job_free(struct auth_gss_job *j)
@@ -94,8 +122,10 @@ static void gss_job_free(struct auth_gss_job *j)
 
 void auth_session_end(struct gw_sess *s)
 {
-	struct gw_auth *a = &s->auth;
+	struct gw_auth *a = s->auth;
 
+	if (!a)
+		return;
 	if (a->wait == GW_AUTH_JOB) {
 		/* the pool gives the job back through drop(), which frees
 		 * it: from now on nobody points from the job to s */
@@ -109,19 +139,29 @@ void auth_session_end(struct gw_sess *s)
 	a->vjob = NULL;
 	a->gjob = NULL;
 	a->wait = GW_AUTH_IDLE;
-	auth_sasl_reset(&a->sasl);
+	auth_put(s);
 }
 
 void auth_session_teardown(struct gw_sess *s)
 {
-	struct gw_auth *a = &s->auth;
+	struct gw_auth *a = s->auth;
 
+	if (!a)
+		return;
 	if (a->wait != GW_AUTH_JOB && a->gjob)
 		gss_job_free(a->gjob);
 	a->vjob = NULL;
 	a->gjob = NULL;
 	a->wait = GW_AUTH_IDLE;
-	auth_sasl_reset(&a->sasl);
+	auth_put(s);
+}
+
+void auth_settle(struct gw_sess *s)
+{
+	/* the engine answers a client's "*" (and a 503) itself: an
+	 * exchange no longer awaiting a line is over */
+	if (s->auth && s->sm && smtp_session_state(s->sm) != SMTP_ST_AUTH)
+		auth_put(s);
 }
 
 static void mech_count(struct gw_core *gc, enum auth_mech m, bool ok)
@@ -167,8 +207,8 @@ static void auth_log(struct gw_sess *s, const char *result, int code,
 	log_line(s->gc,
 		 "event=auth sid=%s client=%s mech=%s user=%s result=%s "
 		 "code=%d delay_ms=%u",
-		 s->sid, s->client, auth_mech_name(s->auth.mech),
-		 log_user(s->auth.login[0] ? s->auth.login : s->auth.tried, u,
+		 s->sid, s->client, auth_mech_name(s->auth->mech),
+		 log_user(s->auth_login[0] ? s->auth_login : s->auth->tried, u,
 			  sizeof(u)),
 		 result, code, delay_ms);
 }
@@ -192,7 +232,7 @@ static uint32_t brute_ip(const struct gw_sess *s)
 static void auth_outcome(struct gw_sess *s)
 {
 	struct gw_core *gc = s->gc;
-	struct gw_auth *a = &s->auth;
+	struct gw_auth *a = s->auth;
 	const struct auth_sasl_out *o = &a->out;
 	uint32_t ip = brute_ip(s);
 	uint32_t delay_ms = 0;
@@ -203,8 +243,9 @@ static void auth_outcome(struct gw_sess *s)
 	if (o->kind != AUTH_OUT_REPLY)
 		return;
 	if (o->code == 235) {
-		snprintf(a->login, sizeof(a->login), "%s", o->login);
-		auth_brute_success(brute(gc), a->login);
+		snprintf(s->auth_login, sizeof(s->auth_login), "%s",
+			 o->login);
+		auth_brute_success(brute(gc), s->auth_login);
 		mech_count(gc, a->mech, true);
 		auth_log(s, "ok", 235, 0);
 	} else if (o->code == 454 && o->failure) {
@@ -274,12 +315,13 @@ static void verify_done(struct worker_job *wj)
 	enum auth_result r = j->result;
 
 	/* a released session cancelled its job: done() never sees it */
-	assert(s->used && s->auth.vjob == j);
+	assert(s->used && s->auth && s->auth->vjob == j);
 	auth_verify_job_wipe(j);
 	free(j);
-	s->auth.vjob = NULL;
-	if (auth_sasl_verified(&s->auth.sasl, r, &s->auth.out) < 0) {
-		s->auth.wait = GW_AUTH_IDLE;
+	s->auth->vjob = NULL;
+	if (auth_sasl_verified(&s->auth->sasl, r, &s->auth->out) < 0) {
+		s->auth->wait = GW_AUTH_IDLE;
+		auth_put(s);
 		return;
 	}
 	auth_outcome(s);
@@ -299,14 +341,17 @@ static void gss_done(struct worker_job *wj)
 {
 	struct auth_gss_job *j = (struct auth_gss_job *)wj;
 	struct gw_sess *s = j->owner;
-	struct gw_auth *a = &s->auth;
+	struct gw_auth *a = s->auth;
 
-	assert(s->used && a->gjob == j);
+	assert(s->used && a && a->gjob == j);
 	if (j->res.result != AUTH_RESULT_OK && j->error[0])
 		log_line(s->gc, "event=auth_gss sid=%s client=%s error=\"%s\"",
 			 s->sid, s->client, j->error);
 	if (auth_sasl_gss_done(&a->sasl, &j->res, &a->out) < 0) {
 		a->wait = GW_AUTH_IDLE;
+		a->gjob = NULL;
+		gss_job_free(j);
+		auth_put(s);
 		return;
 	}
 	if (a->out.kind == AUTH_OUT_REPLY) {
@@ -338,7 +383,7 @@ static void gss_drop(struct worker_job *wj)
 static bool start_verify(struct gw_sess *s, const struct auth_sasl_out *o)
 {
 	struct gw_core *gc = s->gc;
-	struct gw_auth *a = &s->auth;
+	struct gw_auth *a = s->auth;
 	const struct mxg_snapshot *sn = s->snap;
 	struct auth_verify_job *j;
 	enum auth_result r = AUTH_RESULT_TEMPFAIL;
@@ -383,7 +428,7 @@ answer_now:
 static bool start_gss(struct gw_sess *s, const struct auth_sasl_out *o)
 {
 	struct gw_core *gc = s->gc;
-	struct gw_auth *a = &s->auth;
+	struct gw_auth *a = s->auth;
 	struct auth_gss_result fail = {.result = AUTH_RESULT_TEMPFAIL,
 				       .token_b64 = "",
 				       .offer_b64 = "",
@@ -424,7 +469,7 @@ answer_now:
  * the answer waits. */
 static bool step(struct gw_sess *s, const struct auth_sasl_out *o)
 {
-	struct gw_auth *a = &s->auth;
+	struct gw_auth *a = s->auth;
 
 	switch (o->kind) {
 	case AUTH_OUT_CHALLENGE:
@@ -448,29 +493,50 @@ static bool step(struct gw_sess *s, const struct auth_sasl_out *o)
 		return false;
 	a->wait = GW_AUTH_IDLE;
 	answer(s, &a->out);
+	auth_put(s);
 	return true;
 }
 
 bool auth_request(struct gw_sess *s, const struct smtp_event *ev)
 {
 	struct gw_core *gc = s->gc;
-	struct gw_auth *a = &s->auth;
+	struct gw_auth *a = s->auth;
 	const char *resp = ev->auth.response;
 	struct auth_sasl_out out;
 	enum smtp_state st;
 	int r;
 
-	switch (a->wait) {
-	case GW_AUTH_JOB:
-		return false;
-	case GW_AUTH_HELD:
-		if (a->hold_until_us > gc->now_us)
+	if (a) {
+		switch (a->wait) {
+		case GW_AUTH_JOB:
 			return false;
-		a->wait = GW_AUTH_IDLE;
-		answer(s, &a->out);
+		case GW_AUTH_HELD:
+			if (a->hold_until_us > gc->now_us)
+				return false;
+			a->wait = GW_AUTH_IDLE;
+			answer(s, &a->out);
+			if (a->out.kind == AUTH_OUT_REPLY)
+				auth_put(s);
+			return true;
+		case GW_AUTH_IDLE:
+			break;
+		}
+	}
+	if (ev->auth.step == 0 && s->auth_login[0]) {
+		/* RFC 4954 4: the exchange's area is gone, the login
+		 * stays */
+		sess_verdict(s, SMTP_V_REJECT, 503, "5.5.1",
+			     "Already authenticated");
 		return true;
-	case GW_AUTH_IDLE:
-		break;
+	}
+	a = auth_take(s);
+	if (!a) {
+		/* every area is out (bounded by the session table) */
+		gc->stats.areas_exhausted++;
+		sess_verdict(s, SMTP_V_REJECT, 454, "4.3.0",
+			     "Temporary authentication failure, try again "
+			     "later");
+		return true;
 	}
 	/* the listener policy of the session's snapshot (kept by ref) */
 	a->sasl.cfg = &s->lst->sasl;
@@ -491,6 +557,7 @@ bool auth_request(struct gw_sess *s, const struct smtp_event *ev)
 			sess_verdict(s, SMTP_V_REJECT, 454, "4.7.0",
 				     "Too many authentication failures, try "
 				     "again later");
+			auth_put(s);
 			return true;
 		}
 		st = smtp_session_state(s->sm);
@@ -508,6 +575,7 @@ bool auth_request(struct gw_sess *s, const struct smtp_event *ev)
 		auth_sasl_reset(&a->sasl);
 		sess_verdict(s, SMTP_V_REJECT, 454, "4.7.0",
 			     "Temporary authentication failure");
+		auth_put(s);
 		return true;
 	}
 	return step(s, &out);
@@ -518,13 +586,13 @@ bool auth_mail_refused(struct gw_sess *s, const struct smtp_mail *m)
 	const struct auth_sendermap *map = s->snap->sender_map;
 	char u[72];
 
-	if (!map || !s->auth.login[0] ||
-	    auth_sendermap_allowed(map, s->auth.login,
+	if (!map || !s->auth_login[0] ||
+	    auth_sendermap_allowed(map, s->auth_login,
 				   m->null_sender ? "" : m->addr))
 		return false;
 	s->gc->stats.mail_denied_login++;
 	log_line(s->gc, "event=sender_login_mismatch sid=%s client=%s user=%s",
-		 s->sid, s->client, log_user(s->auth.login, u, sizeof(u)));
+		 s->sid, s->client, log_user(s->auth_login, u, sizeof(u)));
 	sess_verdict(s, SMTP_V_REJECT, 553, "5.7.1",
 		     "Sender address rejected: not owned by the "
 		     "authenticated user");
@@ -533,7 +601,7 @@ bool auth_mail_refused(struct gw_sess *s, const struct smtp_mail *m)
 
 const char *auth_received_protocol(const struct gw_sess *s)
 {
-	bool tls = xprt_is_secure(&s->xp), authed = s->auth.login[0] != '\0';
+	bool tls = xprt_is_secure(&s->xp), authed = s->auth_login[0] != '\0';
 
 	if (!s->esmtp)
 		return tls ? "SMTPS" : "SMTP";

@@ -27,6 +27,11 @@ void auth_session_end(struct gw_sess *s);
  * the pool; never touches a job that was. */
 void auth_session_teardown(struct gw_sess *s);
 
+/* After a pump: an exchange that is over (answered, nothing on the
+ * worker pool, the engine not waiting for a continuation line) gives
+ * its area back to the core's pool (issue 18). */
+void auth_settle(struct gw_sess *s);
+
 /* SMTP_REQ_AUTH at the head of the engine's queue (session.c). Returns
  * false while the answer waits (a job on the pool, or the tarpit):
  * the engine then processes no further input. */
@@ -36,13 +41,14 @@ bool auth_request(struct gw_sess *s, const struct smtp_event *ev);
  * the session then). */
 static inline bool auth_due(const struct gw_sess *s, uint64_t now_us)
 {
-	return s->auth.wait == GW_AUTH_HELD && s->auth.hold_until_us <= now_us;
+	return s->auth && s->auth->wait == GW_AUTH_HELD &&
+	       s->auth->hold_until_us <= now_us;
 }
 
 /* The login of an authenticated session, or NULL. */
 static inline const char *auth_login(const struct gw_sess *s)
 {
-	return s->auth.login[0] ? s->auth.login : NULL;
+	return s->auth_login[0] ? s->auth_login : NULL;
 }
 
 /* MAIL FROM of an authenticated client against the sender-login map

@@ -481,17 +481,18 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 		return;
 	case RELAY_EV_MAIL:
 		b->reuse_check = false;
-		if (!s)
+		if (!s || !s->txn)
 			return;
 		if (ev->reply.code / 100 != 2) {
 			/* Keep the refusal: it answers this RCPT and every
 			 * later one of the transaction. */
 			s->mail_failed = true;
-			s->mail_reply.code = ev->reply.code;
-			mxg_fmt(s->mail_reply.enh, sizeof(s->mail_reply.enh),
+			s->txn->mail_reply.code = ev->reply.code;
+			mxg_fmt(s->txn->mail_reply.enh,
+				sizeof(s->txn->mail_reply.enh),
 				 "%s", ev->reply.enh);
-			mxg_fmt(s->mail_reply.text,
-				 sizeof(s->mail_reply.text), "%s",
+			mxg_fmt(s->txn->mail_reply.text,
+				 sizeof(s->txn->mail_reply.text), "%s",
 				 ev->reply.text ? ev->reply.text : "");
 		}
 		return;
@@ -612,8 +613,10 @@ static void be_handle_event(struct gw_be *b, const struct relay_event *ev)
 				delivery_backend_failed(s, why);
 				return;
 			}
-			mxg_fmt(s->backend_name, sizeof(s->backend_name),
-				 "%s", s->be->name);
+			if (s->txn)
+				mxg_fmt(s->txn->backend_name,
+					sizeof(s->txn->backend_name), "%s",
+					s->be->name);
 			if (relay_client_state(s->be->rc) == RELAY_ST_READY)
 				delivery_backend_ready(s);
 			return;

@@ -173,6 +173,24 @@ unsigned gw_core_check(struct gw_core *gc, bool teardown)
 			bad++;
 		}
 	}
+	{
+		/* issue 18: every transaction / AUTH area out of its pool is
+		 * held by exactly one live session */
+		uint32_t txn = 0, auth = 0;
+
+		for (uint32_t i = 0; i < gc->sess_hwm; i++) {
+			txn += gc->sess[i].used && gc->sess[i].txn;
+			auth += gc->sess[i].used && gc->sess[i].auth;
+		}
+		if (txn != gw_area_held(&gc->txn_pool) ||
+		    auth != gw_area_held(&gc->auth_pool)) {
+			check_fail(gc, teardown, "areas: %u transaction and "
+				   "%u AUTH out of the pools, sessions hold "
+				   "%u and %u", gw_area_held(&gc->txn_pool),
+				   gw_area_held(&gc->auth_pool), txn, auth);
+			bad++;
+		}
+	}
 	for (uint32_t i = 0; i < gc->sess_hwm; i++) {
 		const struct gw_sess *s = &gc->sess[i];
 

@@ -382,7 +382,8 @@ bool policy_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 		return true;
 	}
 	{
-		const char *sd = memrchr(s->from, '@', strlen(s->from));
+		const char *from = sess_txn_ro(s)->from;
+		const char *sd = memrchr(from, '@', strlen(from));
 		char dom[256];
 		size_t dl = 0;
 

@@ -100,7 +100,7 @@ static void quarantine_begin(struct gw_sess *s)
 	s->gc->stats.content_quarantine_copies++;
 	for (uint32_t i = 0; i < s->nrcpt_ok && i < GW_MAX_LOG_RCPT; i++) {
 		int n = snprintf(line, sizeof(line), "X-Original-To: %s\r\n",
-				 s->rcpt_log[i]);
+				 sess_txn_ro(s)->rcpt_log[i]);
 
 		quarantine_put(s, line, (size_t)n);
 	}
@@ -300,13 +300,15 @@ void content_gw_body(struct gw_sess *s, const uint8_t *p, size_t n)
 static void envelope(struct gw_sess *s, const struct content_ruleset *rs,
 		     void *scratch, struct content_verdict *v)
 {
+	const struct gw_txn *tx = sess_txn_ro(s);
+
 	content_scan_envelope(rs, scratch, CONTENT_WHERE_HELO, s->helo,
 			      strlen(s->helo), v);
-	content_scan_envelope(rs, scratch, CONTENT_WHERE_MAIL, s->from,
-			      strlen(s->from), v);
+	content_scan_envelope(rs, scratch, CONTENT_WHERE_MAIL, tx->from,
+			      strlen(tx->from), v);
 	for (uint32_t i = 0; i < s->nrcpt_ok && i < GW_MAX_LOG_RCPT; i++)
 		content_scan_envelope(rs, scratch, CONTENT_WHERE_RCPT,
-				      s->rcpt_log[i], strlen(s->rcpt_log[i]),
+				      tx->rcpt_log[i], strlen(tx->rcpt_log[i]),
 				      v);
 }
 

@@ -111,8 +111,8 @@ void core_sess_arm(struct gw_sess *s)
 
 	if (s->md_job >= 0)
 		d = RTE_MIN(d, core_now_ms(gc) + 1);
-	if (s->auth.wait == GW_AUTH_HELD)
-		d = RTE_MIN(d, (s->auth.hold_until_us + 999) / 1000);
+	if (s->auth && s->auth->wait == GW_AUTH_HELD)
+		d = RTE_MIN(d, (s->auth->hold_until_us + 999) / 1000);
 	if (d == SMTP_NO_DEADLINE)
 		mxg_expiry_cancel(&gc->sess_expiry, s->idx);
 	else
@@ -441,6 +441,50 @@ static void core_buf_put(void *ctx, void *buf)
 	gc->buf_free[gc->n_buf_free++] = (uint32_t)(off / gc->gw->smtp_buf);
 }
 
+int gw_area_pool_init(struct gw_area_pool *p, size_t elem, uint32_t cap)
+{
+	p->elem = (elem + 63) & ~(size_t)63;
+	p->len = p->elem * cap;
+	p->cap = cap;
+	p->mem = mmap(NULL, p->len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p->mem == MAP_FAILED) {
+		p->mem = NULL;
+		return -ENOMEM;
+	}
+	p->free = malloc(cap * sizeof(uint32_t));
+	if (!p->free)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < cap; i++)
+		p->free[i] = cap - 1 - i;
+	p->n_free = cap;
+	return 0;
+}
+
+void gw_area_pool_fini(struct gw_area_pool *p)
+{
+	if (p->mem)
+		munmap(p->mem, p->len);
+	free(p->free);
+	p->mem = NULL;
+	p->free = NULL;
+}
+
+void *gw_area_get(struct gw_area_pool *p)
+{
+	if (p->n_free == 0)
+		return NULL;
+	return p->mem + (size_t)p->free[--p->n_free] * p->elem;
+}
+
+void gw_area_put(struct gw_area_pool *p, void *a)
+{
+	size_t off = (size_t)((uint8_t *)a - p->mem);
+
+	assert(off % p->elem == 0 && off < p->len && p->n_free < p->cap);
+	p->free[p->n_free++] = (uint32_t)(off / p->elem);
+}
+
 /* Work areas held by sessions now (gw_core_check, status). */
 uint32_t gw_core_bufs_held(const struct gw_core *gc)
 {
@@ -495,6 +539,12 @@ struct gw_core *gw_core_create(struct gw_global *gw, uint16_t core,
 	}
 	gc->rcptq_free = malloc(gw->max_sessions * sizeof(uint32_t));
 	if (!gc->rcptq_free)
+		goto nomem;
+	/* transaction strings and AUTH state: one area per slot too */
+	if (gw_area_pool_init(&gc->txn_pool, sizeof(struct gw_txn),
+			      gw->max_sessions) < 0 ||
+	    gw_area_pool_init(&gc->auth_pool, sizeof(struct gw_auth),
+			      gw->max_sessions) < 0)
 		goto nomem;
 	for (uint32_t i = 0; i < gw->max_sessions; i++)
 		gc->rcptq_free[i] = gw->max_sessions - 1 - i;
@@ -641,6 +691,8 @@ void gw_core_destroy(struct gw_core *gc)
 	if (gc->rcptq)
 		munmap(gc->rcptq, gc->rcptq_len);
 	free(gc->rcptq_free);
+	gw_area_pool_fini(&gc->txn_pool);
+	gw_area_pool_fini(&gc->auth_pool);
 	free(gc->be);
 	free(gc->relay_mem);
 	free(gc);

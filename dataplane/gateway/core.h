@@ -25,4 +25,16 @@ void core_run(struct gw_core *gc);
 /* Engine work areas out of the core's pool now (held by sessions). */
 uint32_t gw_core_bufs_held(const struct gw_core *gc);
 
+/* Per-core area pools (struct gw_area_pool): 0 or -ENOMEM; get returns
+ * NULL when every area is out. */
+int gw_area_pool_init(struct gw_area_pool *p, size_t elem, uint32_t cap);
+void gw_area_pool_fini(struct gw_area_pool *p);
+void *gw_area_get(struct gw_area_pool *p);
+void gw_area_put(struct gw_area_pool *p, void *a);
+
+static inline uint32_t gw_area_held(const struct gw_area_pool *p)
+{
+	return p->cap - p->n_free;
+}
+
 #endif /* MXG_GATEWAY_CORE_H */

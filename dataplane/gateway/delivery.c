@@ -118,7 +118,7 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 			  char *buf, size_t len)
 {
 	size_t off = 0;
-	char *p = s->delivery_mail_params;
+	const char *p = sess_txn_ro(s)->delivery_mail_params;
 	bool auth_sent = false;
 
 	buf[0] = '\0';
@@ -143,7 +143,7 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 			 * name the submitter, so its AUTH= goes on as sent;
 			 * from any other client it goes on as AUTH=<> */
 			auth_sent = true;
-			if (!s->auth.login[0])
+			if (!s->auth_login[0])
 				mxg_fmt(tok, sizeof(tok), "AUTH=<>");
 			keep = true;
 		}
@@ -157,10 +157,10 @@ void delivery_mail_params(struct gw_sess *s, const struct relay_caps *caps,
 	/* RFC 4954 5: to a backend that offers AUTH, the identity the
 	 * client authenticated as (xtext), or "<>" when it does not fit,
 	 * unless the client named one itself (above) */
-	if (caps->auth && s->auth.login[0] && !auth_sent) {
+	if (caps->auth && s->auth_login[0] && !auth_sent) {
 		char x[300];
 
-		if (relay_xtext_encode(s->auth.login, x, sizeof(x)) < 0)
+		if (relay_xtext_encode(s->auth_login, x, sizeof(x)) < 0)
 			snprintf(x, sizeof(x), "<>");
 		if (off + strlen(x) + 7 < len)
 			off += (size_t)snprintf(buf + off, len - off, "%sAUTH=%s",
@@ -287,14 +287,15 @@ void delivery_rcpt_reply(struct gw_sess *s, const struct relay_reply *rep)
 	if (s->mail_failed) {
 		/* MAIL refused: the RCPT reply (503) is not the client's
 		 * business; give it the MAIL reply. */
+		const struct relay_reply_copy *mr = &sess_txn_ro(s)->mail_reply;
+
 		gc->stats.rcpts_rejected++;
 		s->nrcpt_bad++;
-		rq_answer_head(s, SMTP_V_REJECT, s->mail_reply.code,
-			       s->mail_reply.enh[0] ? s->mail_reply.enh : NULL,
-			       s->mail_reply.text);
+		rq_answer_head(s, SMTP_V_REJECT, mr->code,
+			       mr->enh[0] ? mr->enh : NULL, mr->text);
 	} else if (rep->code / 100 == 2) {
-		if (s->nrcpt_ok < GW_MAX_LOG_RCPT)
-			mxg_fmt(s->rcpt_log[s->nrcpt_ok], 128, "%.*s",
+		if (s->txn && s->nrcpt_ok < GW_MAX_LOG_RCPT)
+			mxg_fmt(s->txn->rcpt_log[s->nrcpt_ok], 128, "%.*s",
 				(int)RTE_MIN(e->addr_len, 127),
 				rq_block(s)->text + e->off);
 		s->nrcpt_ok++;
@@ -330,7 +331,8 @@ void delivery_backend_ready(struct gw_sess *s)
 		.proto = s->esmtp ? "ESMTP" : "SMTP",
 		.login = auth_login(s), /* XCLIENT LOGIN= (NULL: none) */
 	};
-	struct relay_mail m = {.sender = s->from, .xclient = &xc};
+	struct relay_mail m = {.sender = sess_txn_ro(s)->from,
+			       .xclient = &xc};
 	char params[520];
 
 	if (!s->mail_sent) {
@@ -440,20 +442,23 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 	}
 	s->pool = (int)pool;
 	if (gp->maildir) {
-		if (s->nrcpt_ok < GW_MAX_LOG_RCPT)
-			mxg_fmt(s->rcpt_log[s->nrcpt_ok], 128, "%.*s",
+		if (s->txn && s->nrcpt_ok < GW_MAX_LOG_RCPT)
+			mxg_fmt(s->txn->rcpt_log[s->nrcpt_ok], 128, "%.*s",
 				 (int)RTE_MIN(r->addr_len, 127), r->addr);
 		s->nrcpt_ok++;
 		gc->stats.rcpts_accepted++;
-		mxg_fmt(s->backend_name, sizeof(s->backend_name), "maildir");
+		if (s->txn)
+			mxg_fmt(s->txn->backend_name,
+				sizeof(s->txn->backend_name), "maildir");
 		sess_verdict(s, SMTP_V_ACCEPT, 250, "2.1.5", "Ok");
 		return;
 	}
 	if (s->mail_failed) {
+		const struct relay_reply_copy *mr = &sess_txn_ro(s)->mail_reply;
+
 		gc->stats.rcpts_rejected++;
-		sess_verdict(s, SMTP_V_REJECT, s->mail_reply.code,
-			     s->mail_reply.enh[0] ? s->mail_reply.enh : NULL,
-			     s->mail_reply.text);
+		sess_verdict(s, SMTP_V_REJECT, mr->code,
+			     mr->enh[0] ? mr->enh : NULL, mr->text);
 		return;
 	}
 	if (s->be && !s->mail_sent &&
@@ -471,8 +476,10 @@ void delivery_rcpt(struct gw_sess *s, const struct smtp_rcpt *r)
 			return;
 		}
 		s->be_sticky = gp->rc.client_info == RELAY_CINFO_PROXY;
-		mxg_fmt(s->backend_name, sizeof(s->backend_name), "%s",
-			 s->be->name);
+		if (s->txn)
+			mxg_fmt(s->txn->backend_name,
+				sizeof(s->txn->backend_name), "%s",
+				s->be->name);
 	}
 	/* Queue it (session.c checked delivery_rcpt_room) and defer the
 	 * reply: the engine reads the next pipelined RCPT meanwhile. */
@@ -520,8 +527,9 @@ void delivery_maildir_received(struct gw_sess *s,
 		.session_id = s->sid,
 		.protocol = auth_received_protocol(s),
 		.tls = tls,
-		.sender = s->from,
-		.recipient = s->nrcpt_ok == 1 ? s->rcpt_log[0] : NULL,
+		.sender = sess_txn_ro(s)->from,
+		.recipient = s->nrcpt_ok == 1 ? sess_txn_ro(s)->rcpt_log[0]
+					      : NULL,
 	};
 }
 

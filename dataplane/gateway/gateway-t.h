@@ -111,7 +111,30 @@ struct gw_auth {
 	uint64_t hold_until_us;
 	enum auth_mech mech;	      /* of the exchange in flight */
 	char tried[AUTH_MAX_FIELD + 1]; /* login asked for (logs, brute) */
-	char login[AUTH_MAX_FIELD + 1]; /* authenticated as; "" = not */
+};
+
+/* A per-core pool of fixed-size areas, one per session slot, reserved
+ * (MAP_NORESERVE) and resident only once written; a LIFO of free ones
+ * keeps the resident set at the peak number held at once, not the
+ * number of sessions (core.c: gw_area_*). */
+struct gw_area_pool {
+	uint8_t *mem;
+	size_t len, elem;
+	uint32_t *free;
+	uint32_t n_free, cap;
+};
+
+/* The strings of one SMTP transaction (struct gw_sess.txn). */
+struct gw_txn {
+	struct relay_reply_copy {
+		uint16_t code;
+		char enh[16];
+		char text[256];
+	} mail_reply;
+	char from[520];
+	char delivery_mail_params[200];
+	char rcpt_log[GW_MAX_LOG_RCPT][128];
+	char backend_name[56];
 };
 
 struct gw_sess {
@@ -178,11 +201,6 @@ struct gw_sess {
 	bool txn_failed;      /* backend died: everything now gets 4xx */
 	bool mail_sent;       /* relay_client_mail() done on be */
 	bool mail_failed;     /* backend refused MAIL: reply kept below */
-	struct relay_reply_copy {
-		uint16_t code;
-		char enh[16];
-		char text[256];
-	} mail_reply;
 	enum gw_wait wait;
 	/* Outstanding RCPTs (delivery.c, issue 17): answered SMTP_V_DEFER,
 	 * forwarded to the backend as one pipelined group; their entries
@@ -198,14 +216,19 @@ struct gw_sess {
 	bool md_failed;
 	int md_status;
 	bool body_discard;    /* swallow the body (transaction failed) */
-	char from[520];
-	char delivery_mail_params[200];
+	/* The transaction's strings (envelope, MAIL parameters, backend
+	 * reply and name): a pooled area taken at an accepted MAIL and
+	 * given back when the transaction ends (sess_txn_reset); NULL
+	 * while idle. Read through sess_txn_ro(). */
+	struct gw_txn *txn;
 	uint32_t nrcpt_ok, nrcpt_bad;
-	char rcpt_log[GW_MAX_LOG_RCPT][128];
 	uint64_t t_mail_us;
 	uint64_t size;
-	char backend_name[56];
-	struct gw_auth auth;  /* AUTH (auth.c) */
+	/* AUTH (auth.c): the exchange's state is a pooled area taken at
+	 * the AUTH command and given back when the exchange ends; only
+	 * the authenticated login outlives it. */
+	struct gw_auth *auth;
+	char auth_login[AUTH_MAX_FIELD + 1]; /* authenticated as; "" = not */
 	struct gw_content *content; /* scanner of this message (content.c) */
 	bool content_started;       /* first body chunk seen */
 	int quarantine_job;         /* committed quarantine Maildir job
@@ -339,6 +362,8 @@ struct gw_core {
 	size_t rcptq_len;
 	uint32_t *rcptq_free;      /* LIFO of free block indexes */
 	uint32_t n_rcptq_free;
+	struct gw_area_pool txn_pool;  /* struct gw_txn (session.c) */
+	struct gw_area_pool auth_pool; /* struct gw_auth (auth.c) */
 	struct maildir *md;
 	struct maildir *qmd; /* content_quarantine_maildir (content.c) */
 	struct gw_sess *dirty_s;

@@ -40,6 +40,7 @@
 #include "dataplane/relay/maildir.h"
 
 #include "dataplane/gateway/log.h"
+#include "dataplane/gateway/session.h"
 
 /* One line into the core's log ring; never blocks: a full ring or an
  * empty record pool drops the line and counts it. */
@@ -89,13 +90,14 @@ void log_message(struct gw_sess *s, const char *outcome,
 			const struct relay_reply *r, uint16_t code,
 			const char *enh, const char *text)
 {
+	const struct gw_txn *tx = sess_txn_ro(s);
 	char q1[300], q2[300], q3[300], rc[300], rl[600];
 	size_t off = 0;
 
 	rl[0] = '\0';
 	for (uint32_t i = 0; i < s->nrcpt_ok && i < GW_MAX_LOG_RCPT; i++)
 		off += (size_t)mxg_fmt(rl + off, sizeof(rl) - off, "%s<%s>",
-					i ? "," : "", s->rcpt_log[i]);
+					i ? "," : "", tx->rcpt_log[i]);
 	if (r)
 		mxg_fmt(rc, sizeof(rc), "%u %s %s", r->code, r->enh,
 			 r->text ? r->text : "");
@@ -107,9 +109,9 @@ void log_message(struct gw_sess *s, const char *outcome,
 		 "from=<%s> rcpts=%u to=%s size=%llu backend=%s reply=\"%s\" "
 		 "outcome=%s ms=%llu",
 		 s->sid, s->client, log_quote(q1, sizeof(q1), s->helo),
-		 s->lst->cl->name, log_quote(q2, sizeof(q2), s->from),
+		 s->lst->cl->name, log_quote(q2, sizeof(q2), tx->from),
 		 s->nrcpt_ok, rl[0] ? rl : "-", (unsigned long long)s->size,
-		 s->backend_name[0] ? s->backend_name : "-",
+		 tx->backend_name[0] ? tx->backend_name : "-",
 		 log_quote(q3, sizeof(q3), rc), outcome,
 		 (unsigned long long)((s->gc->now_us - s->t_mail_us) / 1000));
 }

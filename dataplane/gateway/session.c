@@ -77,6 +77,17 @@ void sess_tempfail(struct gw_sess *s, const char *enh, const char *text)
 	sess_verdict(s, SMTP_V_REJECT, 451, enh, text);
 }
 
+const struct gw_txn gw_txn_none;
+
+/* The transaction's area back to the core's pool. */
+static void sess_txn_put(struct gw_sess *s)
+{
+	if (!s->txn)
+		return;
+	gw_area_put(&s->gc->txn_pool, s->txn);
+	s->txn = NULL;
+}
+
 void sess_txn_reset(struct gw_sess *s)
 {
 	content_gw_release(s);
@@ -92,7 +103,7 @@ void sess_txn_reset(struct gw_sess *s)
 	s->body_discard = false;
 	s->nrcpt_ok = s->nrcpt_bad = 0;
 	s->size = 0;
-	s->backend_name[0] = '\0';
+	sess_txn_put(s);
 }
 
 /* Abandon whatever the next hop holds for the current transaction,
@@ -185,13 +196,22 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 		state_session_adopt(s);
 		if (policy_mail(s, m))
 			return true;
+		s->txn = gw_area_get(&gc->txn_pool);
+		if (!s->txn) {
+			/* every area is out (bounded by the session table) */
+			gc->stats.areas_exhausted++;
+			sess_verdict(s, SMTP_V_REJECT, 452, "4.3.1",
+				     "Insufficient system resources, try "
+				     "again later");
+			return true;
+		}
+		memset(s->txn, 0, sizeof(*s->txn));
 		s->nmsgs++;
-		snprintf(s->from, sizeof(s->from), "%.*s", (int)m->addr_len,
-			 m->addr);
-		s->delivery_mail_params[0] = '\0';
+		snprintf(s->txn->from, sizeof(s->txn->from), "%.*s",
+			 (int)m->addr_len, m->addr);
 #define P(...)                                                                 \
-	off += (size_t)snprintf(s->delivery_mail_params + off,                 \
-				sizeof(s->delivery_mail_params) - off,         \
+	off += (size_t)snprintf(s->txn->delivery_mail_params + off,            \
+				sizeof(s->txn->delivery_mail_params) - off,    \
 				__VA_ARGS__)
 		if (m->has_size)
 			P("%sSIZE=%llu", off ? " " : "",
@@ -207,12 +227,12 @@ static bool sess_event(struct gw_sess *s, const struct smtp_event *ev)
 		else if (m->ret == SMTP_RET_HDRS)
 			P("%sRET=HDRS", off ? " " : "");
 		if (m->envid && off + strlen(m->envid) + 8 <
-					sizeof(s->delivery_mail_params))
+					sizeof(s->txn->delivery_mail_params))
 			P("%sENVID=%s", off ? " " : "", m->envid);
 		/* RFC 4954 5: the client's AUTH= (xtext as sent); what goes
 		 * on is decided by delivery_mail_params() */
 		if (m->auth && off + strlen(m->auth) + 7 <
-				       sizeof(s->delivery_mail_params))
+				       sizeof(s->txn->delivery_mail_params))
 			P("%sAUTH=%s", off ? " " : "", m->auth);
 #undef P
 		s->t_mail_us = gc->now_us;
@@ -347,5 +367,6 @@ void sess_pump(struct gw_sess *s)
 	assert(gc->running && !gc->pumping);
 	gc->pumping = true;
 	sess_pump_once(s);
+	auth_settle(s);
 	gc->pumping = false;
 }

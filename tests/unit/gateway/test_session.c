@@ -481,6 +481,35 @@ static void test_starttls_boundary(void)
 	h_stop(&h);
 }
 
+/* Issue 18: a client gone in the middle of DATA gives its transaction
+ * area back. */
+static void test_close_mid_data(void)
+{
+	struct h h;
+	struct fake f;
+	struct gw_sess *s;
+
+	t_current = "close_mid_data";
+	h_start(&h);
+	s = h_open(&h, &f, &fake_plain_ops);
+	CHECK(s->txn == NULL);
+	fake_in(&f, "EHLO client.test\r\n");
+	CHECK(h_until(&h, s, &f, "250 "));
+	fake_in(&f, "MAIL FROM:<a@client.test>\r\n");
+	CHECK(h_until(&h, s, &f, "2.1.0"));
+	CHECK(s->txn != NULL);
+	fake_in(&f, "RCPT TO:<b@dest.test>\r\nDATA\r\n");
+	CHECK(h_until(&h, s, &f, "354 "));
+	fake_in(&f, "Subject: t\r\n\r\nhalf a bo");
+	core_dirty_session(s);
+	core_run(h.gc);
+	CHECK_EQ(gw_area_held(&h.gc->txn_pool), 1);
+	h_close(&h, s);
+	CHECK_EQ(gw_area_held(&h.gc->txn_pool), 0);
+	CHECK_EQ(maildir_files(&h), 0);
+	h_stop(&h);
+}
+
 static void test_peer_close_pending(void)
 {
 	struct h h;
@@ -636,8 +665,10 @@ static void test_auth_plain_login(void)
 	CHECK(strstr(f.out, "250 AUTH PLAIN LOGIN\r\n") != NULL);
 	fake_in(&f, "MAIL FROM:<alice@client.test>\r\nRCPT TO:<x@far.test>\r\n");
 	CHECK(h_until(&h, s, &f, "554 5.7.1"));
+	CHECK_EQ(gw_area_held(&h.gc->txn_pool), 1); /* MAIL took one */
 	fake_in(&f, "RSET\r\n");
 	CHECK(h_until(&h, s, &f, "250 2.0.0"));
+	CHECK_EQ(gw_area_held(&h.gc->txn_pool), 0); /* RSET gave it back */
 	/* AUTH inside a transaction: 503 */
 	fake_in(&f, "MAIL FROM:<alice@client.test>\r\nAUTH PLAIN " PLAIN_ALICE
 		    "\r\n");
@@ -652,18 +683,25 @@ static void test_auth_plain_login(void)
 	/* abort with "*" */
 	fake_in(&f, "AUTH PLAIN\r\n");
 	CHECK(h_until(&h, s, &f, "334 "));
+	CHECK_EQ(gw_area_held(&h.gc->auth_pool), 1);
 	fake_in(&f, "*\r\n");
 	CHECK(h_until(&h, s, &f, "501 5.7.0"));
+	CHECK_EQ(gw_area_held(&h.gc->auth_pool), 0); /* aborted: back */
 	out_clear(&f);
 	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n");
 	/* the check is a job: nothing answered until the pool is done */
 	core_dirty_session(s);
 	core_run(h.gc);
-	CHECK_EQ(s->auth.wait, GW_AUTH_JOB);
+	CHECK(s->auth != NULL);
+	CHECK_EQ(s->auth->wait, GW_AUTH_JOB);
+	CHECK_EQ(gw_area_held(&h.gc->auth_pool), 1);
 	CHECK(strstr(f.out, "235") == NULL);
 	CHECK(h_until(&h, s, &f, "235 2.7.0"));
 	CHECK_EQ(h.gc->stats.auth_ok_plain, 1);
-	CHECK(strcmp(s->auth.login, "alice") == 0);
+	CHECK(strcmp(s->auth_login, "alice") == 0);
+	/* issue 18: AUTH done, its area is back; only the login stays */
+	CHECK(s->auth == NULL);
+	CHECK_EQ(gw_area_held(&h.gc->auth_pool), 0);
 	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n");
 	CHECK(h_until(&h, s, &f, "503 5.5.1"));
 	out_clear(&f);
@@ -673,6 +711,7 @@ static void test_auth_plain_login(void)
 	fake_in(&f, "Subject: t\r\n\r\nhello\r\n.\r\n");
 	CHECK(h_until(&h, s, &f, "queued"));
 	CHECK_EQ(maildir_files(&h), 1);
+	CHECK_EQ(gw_area_held(&h.gc->txn_pool), 0); /* transaction over */
 	snprintf(path, sizeof(path), "grep -rq 'with ESMTPA' '%s/new'", h.md);
 	CHECK_EQ(system(path), 0);
 	fake_in(&f, "QUIT\r\n");
@@ -688,7 +727,7 @@ static void test_auth_plain_login(void)
 	fake_in(&f2, "AUTH PLAIN " PLAIN_ALICE "\r\nNOOP\r\n");
 	core_dirty_session(s2);
 	core_run(h.gc);
-	CHECK_EQ(s2->auth.wait, GW_AUTH_JOB);
+	CHECK_EQ(s2->auth->wait, GW_AUTH_JOB);
 	CHECK(strstr(f2.out, "250 2.0.0 Ok") == NULL); /* NOOP not run */
 	CHECK(h_until(&h, s2, &f2, "554 5.5.0"));
 	CHECK(strstr(f2.out, "235") == NULL);
@@ -753,9 +792,10 @@ static void test_auth_dies_during_job(void)
 	fake_in(&f, "AUTH PLAIN " PLAIN_ALICE "\r\n");
 	core_dirty_session(s);
 	core_run(h.gc);
-	CHECK_EQ(s->auth.wait, GW_AUTH_JOB);
+	CHECK_EQ(s->auth->wait, GW_AUTH_JOB);
 	CHECK_EQ(workers_in_flight(h.workers, 0), 1);
 	h_close(&h, s);
+	CHECK_EQ(gw_area_held(&h.gc->auth_pool), 0); /* closed mid-job */
 	s = h_open(&h, &f, &fake_plain_ops); /* same slot, new session */
 	t0 = now_us();
 	while (workers_in_flight(h.workers, 0) && now_us() - t0 < 10000000u) {
@@ -765,8 +805,8 @@ static void test_auth_dies_during_job(void)
 	}
 	CHECK_EQ(workers_in_flight(h.workers, 0), 0);
 	CHECK_EQ(h.gc->stats.auth_ok_plain, 0);
-	CHECK(s->auth.login[0] == '\0');
-	CHECK_EQ(s->auth.wait, GW_AUTH_IDLE);
+	CHECK(s->auth_login[0] == '\0');
+	CHECK(s->auth == NULL);
 	h_close(&h, s);
 	h_stop(&h);
 	auth_reset_setup();
@@ -796,12 +836,12 @@ static void test_auth_brute_force(void)
 			/* 2nd failure on: the 535 is held by the tarpit */
 			core_dirty_session(s);
 			core_run(h.gc);
-			while (s->auth.wait == GW_AUTH_JOB) {
+			while (s->auth && s->auth->wait == GW_AUTH_JOB) {
 				workers_poll(h.workers, 0, 64);
 				usleep(200);
 			}
 			gw_core_poll(h.gc, now_us());
-			CHECK_EQ(s->auth.wait, GW_AUTH_HELD);
+			CHECK_EQ(s->auth->wait, GW_AUTH_HELD);
 			CHECK(strstr(f.out, "535") == NULL);
 			if (i == 1) {
 				/* the core is not blocked: another client is
@@ -810,7 +850,7 @@ static void test_auth_brute_force(void)
 				s2 = h_open(&h, &f2, &fake_plain_ops);
 				fake_in(&f2, "EHLO other.test\r\n");
 				CHECK(h_until(&h, s2, &f2, "250 "));
-				CHECK_EQ(s->auth.wait, GW_AUTH_HELD);
+				CHECK_EQ(s->auth->wait, GW_AUTH_HELD);
 				h_close(&h, s2);
 				h_client_ip = 0xc6120001u;
 			}
@@ -1312,6 +1352,7 @@ static void test_rcpt_group_backend_dies(void)
 	CHECK(fb_until(&h, s, &f, &b, "221 "));
 	h_close(&h, s);
 	CHECK_EQ(h.gc->n_rcptq_free, h.gw.max_sessions);
+	CHECK_EQ(gw_area_held(&h.gc->txn_pool), 0);
 	h_stop(&h);
 }
 
@@ -1421,6 +1462,7 @@ int main(void)
 	test_pipelined();
 	test_starttls_boundary();
 	test_peer_close_pending();
+	test_close_mid_data();
 	test_limits_alloc_failure();
 	test_auth_plain_login();
 	test_auth_cleartext_refused();
