@@ -17,7 +17,9 @@
 #          bench/compare-postfix.sh (RULES=N mode, read its header): for
 #          2 KiB and 20 KiB bodies, in this order, mxgate without rules,
 #          mxgate with RULES rules, Postfix without, Postfix with
-#          body_checks = pcre:, the same message count for the four; writes
+#          body_checks = pcre:, the same message count for the four; the
+#          short mxgate pair runs REPS times interleaved (default 3; the
+#          figures are the medians, every run is in the JSON); writes
 #          bench/results/content-gateway.json and content-gateway.png.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +27,7 @@ root=$(dirname "$here")
 if [ "${1:-}" = gateway ]; then
 	shift
 	m2=${1:-3000}; m20=${2:-600}; sess=${3:-20}; nr=${4:-1000}
+	reps=${REPS:-3}
 	[ -f "$root/build/build.ninja" ] || meson setup "$root/build" "$root" -Dwerror=true >/dev/null
 	ninja -C "$root/build" dataplane/mxgate >/dev/null
 	G=$(mktemp -d)
@@ -32,36 +35,43 @@ if [ "${1:-}" = gateway ]; then
 	for run in "2048 $m2" "20480 $m20"; do
 		set -- $run
 		for ph in mxgate postfix; do
+			n=1; [ $ph = mxgate ] && n=$reps
+			for k in $(seq "$n"); do
 			for r in 0 "$nr"; do
-				echo "content.sh gateway: $ph, $2 msgs of $1 B, $r rules" >&2
+				echo "content.sh gateway: $ph, $2 msgs of $1 B, $r rules ($k/$n)" >&2
 				MXGATE=$root/build/dataplane/mxgate RULES=$r SIZE=$1 PHASES=$ph \
 					"$here/compare-postfix.sh" "$2" "$sess" >"$G/log" 2>&1 ||
 					{ tail -20 "$G/log" >&2; echo "content.sh gateway: $ph $1 B $r rules failed (kept in the JSON as invalid)" >&2; }
 				grep -E '^(mxgate|postfix): ' "$G/log" | grep -v 'configuration ok' >&2 || true
-				mv "$here/results/content-gateway-$1-$r.json" "$G/$ph-$1-$r.json" 2>/dev/null || true
+				mv "$here/results/content-gateway-$1-$r.json" "$G/$ph-$1-$r-$k.json" 2>/dev/null || true
+			done
 			done
 		done
 	done
 	python3 - "$G" "$here/results/content-gateway.json" "$G/data" "$nr" <<'PY'
 import json, os, sys, time
 g, out, dat, nr = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-runs, rows, valid = [], [], True
+runs, rows, valid, summary = [], [], True, []
 for size in (2048, 20480):
     fig = {}
     for ph in ("mxgate", "postfix"):
         for r in (0, nr):
-            f = "%s/%s-%d-%d.json" % (g, ph, size, r)
+          reps = []
+          for k in range(1, 100):
+            f = "%s/%s-%d-%d-%d.json" % (g, ph, size, r, k)
             if not os.path.exists(f):
-                valid = False
-                continue
+                if k == 1:
+                    valid = False
+                break
             d = json.load(open(f))
             x = d[ph]
             want = 550 if r else 250
             probe = d["content"][ph + "_probe_reply"]
             ok = x["ok"] and x["counts_match"] and probe == want
             valid = valid and ok
-            fig[ph, r] = x
+            reps.append(x)
             runs.append({"front": ph, "body_octets": size, "rules": r,
+                         "repetition": k,
                          "messages": d["load"]["messages"],
                          "sessions": d["load"]["sessions"],
                          "msg_per_s": x["msg_per_s"],
@@ -79,6 +89,16 @@ for size in (2048, 20480):
                              d["content"]["postfix_accept_msg_per_s"]
                              if ph == "postfix" else None,
                          "loadavg": x["loadavg"], "date": d["date"]})
+          if reps:
+            # medians over the repetitions, each figure on its own
+            med = {}
+            for key in ("msg_per_s", "cpu_ns_per_msg_process",
+                        "user_cpu_ns_per_msg_process"):
+                v = sorted(y[key] for y in reps if y[key] is not None)
+                med[key] = v[len(v) // 2] if v else None
+            med["repetitions"] = len(reps)
+            fig[ph, r] = med
+            summary.append(dict(front=ph, body_octets=size, rules=r, **med))
     def q(a, b, k="msg_per_s"):
         try:
             return round(a[k] / b[k], 2)
@@ -110,7 +130,7 @@ r = {"bench": "content-gateway", "issue": 15,
      "machine_shared": "2 CPUs shared with a full CI run and other "
                        "developers (load averages per run): re-run on a "
                        "quiet machine before quoting",
-     "valid": valid, "ratios": rows, "runs": runs}
+     "valid": valid, "ratios": rows, "medians": summary, "runs": runs}
 json.dump(r, open(out, "w"), indent=1)
 for x in runs:
     print("%-7s %6d B %5d rules: %8.1f msg/s  CPU %9.1f us/msg (process)  "
@@ -118,6 +138,12 @@ for x in runs:
               x["front"], x["body_octets"], x["rules"], x["msg_per_s"] or 0,
               (x["cpu_ns_per_msg_process"] or 0) / 1000, x["sink_received"],
               x["probe_reply"], x["loadavg"]))
+for x in summary:
+    print("median of %d: %-7s %6d B %5d rules: %8.1f msg/s  CPU %9.1f us/msg"
+          " (process), user %9.1f" % (x["repetitions"], x["front"],
+          x["body_octets"], x["rules"], x["msg_per_s"] or 0,
+          (x["cpu_ns_per_msg_process"] or 0) / 1000,
+          (x["user_cpu_ns_per_msg_process"] or 0) / 1000))
 for x in rows:
     print(x)
 print("valid" if valid else "INVALID: a run failed, a count or a probe reply differs")
