@@ -36,10 +36,26 @@
 # Everything runs in a network namespace created here (198.18.0.0/15
 # addresses only) and removed on exit; every wait is bounded.
 #
+# Content rules (issue 15): with RULES=N set (0 included), both fronts
+# get the same N generated body rules (bench/content/gen_gateway.py:
+# literals and regexes that match nothing in the load, and a probe rule):
+# mxgate as a content_rule_sets file bound to the listener, Postfix as
+# body_checks = pcre:. body_checks are a cleanup(8) feature, which an
+# smtpd_proxy_filter front never runs, so in this mode Postfix is the
+# ordinary queueing front (smtpd -> cleanup -> queue -> smtp -> the same
+# smtp-sink), with and without rules alike; its rate is counted until the
+# sink has every message. smtp-source sends one generated message of SIZE
+# body octets (English-like 72-column lines, -F); mxgate-bench is not run
+# (it cannot send that file). After the timed run a probe message that
+# the last rule matches must be refused (550) by the front: proof that the
+# rules were in force. Writes bench/results/content-gateway-SIZE-N.json,
+# no plot (bench/content.sh gateway combines the runs and plots).
+#
 # usage: bench/compare-postfix.sh [MESSAGES [SESSIONS]]   (root)
 #   MXGATE=path   use this binary instead of building ./build
 #   PHASES="mxgate postfix"   which runs (default both)
 #   SIZE=2048     message payload octets
+#   RULES=N       content-rules mode (above)
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -54,6 +70,7 @@ BUSY=${BUSY:-0}
 if [ "$BUSY" = 1 ]; then BUSY_CFG=true; BUSY_FLAG=--busy-poll
 else BUSY_CFG=false; BUSY_FLAG=; fi
 TMO=600   # seconds, per smtp-source run
+RULES=${RULES:-}
 
 if [ "$(id -u)" != 0 ]; then
 	echo "compare-postfix.sh: must run as root (netns, tap)" >&2
@@ -90,6 +107,10 @@ cleanup() {
 	[ -n "${KEEP:-}" ] && echo "compare-postfix.sh: kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
+if [ -n "$RULES" ]; then
+	python3 "$ROOT/bench/content/gen_gateway.py" "$TMP" "$RULES" "$SIZE"
+	chmod 644 "$TMP"/*.txt "$TMP"/body*
+fi
 ip netns add $NS
 ip -n $NS link set lo up
 ip -n $NS addr add 198.18.1.1/32 dev lo
@@ -205,8 +226,10 @@ sink_settle() {
 source_run() {
 	t0=$(date +%s.%N)
 	rc=0
+	if [ -n "$RULES" ]; then body="-F $TMP/message.txt"
+	else body="-l $SIZE"; fi
 	$NX taskset -c 0 timeout $TMO smtp-source -s "$SESS" -m "$MSGS" \
-		-l "$SIZE" -M bench.mxgt.test -f load@bench.mxgt.test \
+		$body -M bench.mxgt.test -f load@bench.mxgt.test \
 		-t rcpt@example.net "$2" >"$TMP/source-$1.out" 2>&1 || rc=$?
 	t1=$(date +%s.%N)
 	if [ $rc != 0 ]; then
@@ -217,6 +240,29 @@ source_run() {
 	return $rc
 }
 
+# probe HOST PORT: send probe.txt (the last rule matches it); prints the
+# front's reply code to the end of data (250 when it was accepted)
+probe() {
+	$NX python3 - "$1" "$2" "$TMP/probe.txt" <<'PY' 2>&1 | tail -1
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), timeout=30)
+try:
+    s.sendmail("load@bench.mxgt.test", ["rcpt@example.net"],
+               open(sys.argv[3], "rb").read().replace(b"\n", b"\r\n"))
+    print(250)
+except smtplib.SMTPDataError as e:
+    print(e.smtp_code)
+PY
+}
+# sink_wait NAME WANT SECS: wait up to SECS for the sink's count
+sink_wait() {
+	i=0
+	while [ "$(sink_count "$1")" != "$2" ] && [ $i -lt $(($3 * 10)) ]; do
+		i=$((i + 1)); sleep 0.1
+	done
+	sink_count "$1"
+}
+MX_PROBE=null; PF_PROBE=null; PF_ARRIVE=null; PF_ACC_RATE=null
 MX_SECS=null; MX_RATE=null; MX_RECV=null; MX_ACC=null; MX_OK=false
 PF_SECS=null; PF_RATE=null; PF_RECV=null; PF_OK=false
 MX_CPU=null; MX_CPU1=null; PF_CPU=null; PF_CPU1=null; MX_BUSY_NS=null; MX_EMPTY_NS=null; MX_LCORE_NS=null; MX_WORK_NS=null; MX_UCPU=null; PF_UCPU=null
@@ -245,6 +291,12 @@ maildir = { path = "$TMP/Maildir"; };
 log = { file = "$TMP/mxgate.log"; level = "warn"; };
 policy = { relay_networks = [ "198.18.0.0/15" ]; };
 EOF
+	if [ -n "$RULES" ] && [ "$RULES" != 0 ]; then
+		cat >>"$TMP/mxgate.conf" <<EOF
+content_rule_sets = ( { name = "bench"; file = "$TMP/body.rules"; } );
+EOF
+		sed -i 's/hostname = "gw.bench.mxgt.test";/& content_rules = "bench";/' "$TMP/mxgate.conf"
+	fi
 	"$MXGATE" --check-config "$TMP/mxgate.conf" >&2 || return 1
 	$NX "$MXGATE" --config "$TMP/mxgate.conf" $BUSY_FLAG --cores 1 \
 		--dp-cpus 1 --stats-file "$TMP/mx.json" --stats-interval-ms 200 \
@@ -253,7 +305,7 @@ EOF
 	i=0
 	until $NX ip link show mxgc0 >/dev/null 2>&1; do
 		i=$((i + 1))
-		[ $i -gt 300 ] && { cat "$TMP/mx.out" >&2; return 1; }
+		[ $i -gt 1200 ] && { cat "$TMP/mx.out" >&2; return 1; }
 		kill -0 $mpid 2>/dev/null || { cat "$TMP/mx.out" >&2; return 1; }
 		sleep 0.05
 	done
@@ -280,11 +332,16 @@ EOF
 	MX_CPU=$(ns_per_msg $((p1 - p0))); MX_CPU1=$(ns_per_msg $((k1 - k0)))
 	echo "mxgate: CPU $MX_CPU ns/msg (process), CPU 1 busy $MX_CPU1 ns/msg, lcore thread $MX_LCORE_NS ns/msg of which working $MX_WORK_NS (busy iterations $MX_BUSY_NS, empty polls $MX_EMPTY_NS ns/msg of wall clock); load $MX_LOAD" >&2
 	MX_RECV=$(sink_settle mxgate "$MSGS")
+	if [ -n "$RULES" ]; then
+		MX_PROBE=$(probe 198.18.0.2 25)
+		echo "mxgate: probe message answered $MX_PROBE" >&2
+	else
 	echo "mxgate: mxgate-bench, the same load ..." >&2
 	set -- $(bench_run mx 198.18.0.2:25)
 	MX_B_RATE=$1; MX_B_ACC=$2
 	MX_B_RECV=$(sink_settle mxgate $((MSGS * 2)))
 	echo "mxgate: mxgate-bench $MX_B_RATE msg/s, accepted $MX_B_ACC, sink now $MX_B_RECV" >&2
+	fi
 	sleep 0.5
 	MX_ACC=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total"].get("gw_messages_accepted", "null"))' "$TMP/mx.json" 2>/dev/null || echo null)
 	kill -TERM $mpid; wait $mpid 2>/dev/null || true
@@ -295,12 +352,22 @@ EOF
 
 run_postfix() {
 	sink_start postfix || return 1
-	PYTHONPATH=$ROOT/tests/integration python3 - "$PFDIR" <<'PY'
+	PYTHONPATH=$ROOT/tests/integration python3 - "$PFDIR" "$RULES" "$TMP" <<'PY'
 import sys
 import peers
-pf = peers.Postfix(listen="198.18.1.1:25", deliver="proxy",
-                   proxy_filter="198.18.1.1:2526", xclient_hosts="",
-                   base=sys.argv[1], hostname="front.bench.mxgt.test")
+if sys.argv[2] == "":
+    pf = peers.Postfix(listen="198.18.1.1:25", deliver="proxy",
+                       proxy_filter="198.18.1.1:2526", xclient_hosts="",
+                       base=sys.argv[1], hostname="front.bench.mxgt.test")
+else:
+    # content mode: the queueing front (cleanup runs body_checks)
+    extra = {"transport_maps": "static:smtp:[198.18.1.1]:2526",
+             "smtp_tls_security_level": "none"}
+    if sys.argv[2] != "0":
+        extra["body_checks"] = "pcre:%s/body_checks.pcre" % sys.argv[3]
+    pf = peers.Postfix(listen="198.18.1.1:25", deliver="discard",
+                       xclient_hosts="", main_extra=extra,
+                       base=sys.argv[1], hostname="front.bench.mxgt.test")
 pf.write_config()
 PY
 	[ -f "$PFDIR/etc/main.cf" ] || return 1
@@ -310,20 +377,33 @@ PY
 	pm=$(cat "$PFDIR/queue/pid/master.pid" | tr -d ' ')
 	PF_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 	p0=$(pf_ticks $pm); k0=$(cpu1_ticks); u0=$(pf_ticks $pm user)
+	t0=$(date +%s.%N)
 	if PF_SECS=$(source_run postfix 198.18.1.1:25); then PF_OK=true; fi
+	if [ -n "$RULES" ]; then
+		# queueing front: the messages are done when the sink has them
+		PF_ACC_RATE=$(python3 -c "print(round($MSGS / $PF_SECS, 1))")
+		PF_RECV=$(sink_wait postfix "$MSGS" 150)
+		PF_ARRIVE=$(python3 -c "import time; print(round(time.time() - $t0, 3))")
+	fi
 	p1=$(pf_ticks $pm); k1=$(cpu1_ticks); u1=$(pf_ticks $pm user)
 	PF_UCPU=$(ns_per_msg $((u1 - u0)))
 	PF_LOAD="$PF_LOAD -> $(cut -d' ' -f1-3 /proc/loadavg)"
 	PF_CPU=$(ns_per_msg $((p1 - p0))); PF_CPU1=$(ns_per_msg $((k1 - k0)))
 	echo "postfix: CPU $PF_CPU ns/msg (processes), CPU 1 busy $PF_CPU1 ns/msg; load $PF_LOAD" >&2
+	if [ -n "$RULES" ]; then
+		PF_PROBE=$(probe 198.18.1.1 25)
+		echo "postfix: accepted at $PF_ACC_RATE msg/s, all at the sink after $PF_ARRIVE s; probe message answered $PF_PROBE" >&2
+	else
 	PF_RECV=$(sink_settle postfix "$MSGS")
 	echo "postfix: mxgate-bench, the same load ..." >&2
 	set -- $(bench_run pf 198.18.1.1:25)
 	PF_B_RATE=$1; PF_B_ACC=$2
 	PF_B_RECV=$(sink_settle postfix $((MSGS * 2)))
 	echo "postfix: mxgate-bench $PF_B_RATE msg/s, accepted $PF_B_ACC, sink now $PF_B_RECV" >&2
+	fi
 	postfix -c "$PFDIR/etc" stop >&2 || true
 	sink_stop
+	if [ "$PF_ARRIVE" != null ]; then PF_SECS=$PF_ARRIVE; fi
 	PF_RATE=$(python3 -c "print(round($MSGS / $PF_SECS, 1))")
 	echo "postfix: $PF_SECS s, $PF_RATE msg/s; smtp-sink received $PF_RECV" >&2
 	grep -E 'warning|fatal|error' "$PFDIR/maillog" | head -5 >&2 || true
@@ -336,7 +416,9 @@ for ph in $PHASES; do
 	esac
 done
 
-python3 - "$OUT/compare-postfix.json" <<PY
+JSON=$OUT/compare-postfix.json
+[ -n "$RULES" ] && JSON=$OUT/content-gateway-$SIZE-$RULES.json
+python3 - "$JSON" <<PY
 import json, sys, time, platform
 def n(x):
     return None if x in ("null", "", None) else float(x)
@@ -399,13 +481,32 @@ r["cpu_ratio_postfix_vs_mxgate_working"] = (
 r["cpu_ratio_postfix_vs_mxgate_cpu1"] = (
     round(pf["cpu_ns_per_msg_cpu1"] / mx["cpu_ns_per_msg_cpu1"], 2)
     if pf["cpu_ns_per_msg_cpu1"] and mx["cpu_ns_per_msg_cpu1"] else None)
-for x in (mx, pf):
+for x in ((mx, pf) if "$RULES" == "" else ()):
     b = x["mxgate_bench"]
     b["counts_match"] = (b["accepted"] == msgs and
                          b["sink_total_after"] == 2 * msgs)
 phases = "$PHASES".split()
 ok = all(x["ok"] and x["counts_match"]
          for name, x in (("mxgate", mx), ("postfix", pf)) if name in phases)
+if "$RULES" != "":
+    r["content"] = {
+        "rules": int("$RULES"), "generator": "bench/content/gen_gateway.py",
+        "message": "smtp-source -F: one generated message, $SIZE body "
+                   "octets, 72-column English-like lines",
+        "postfix_mode": "queueing front (smtpd, cleanup with body_checks "
+                        "= pcre:, qmgr, smtp to the sink): body_checks do "
+                        "not run in an smtpd_proxy_filter front",
+        "postfix_seconds_is": "smtp-source start until the sink counted "
+                              "every message",
+        "postfix_accept_msg_per_s": n("$PF_ACC_RATE"),
+        "mxgate_probe_reply": n("$MX_PROBE"),
+        "postfix_probe_reply": n("$PF_PROBE")}
+    want = 550 if int("$RULES") > 0 else 250
+    for name, code in (("mxgate", n("$MX_PROBE")), ("postfix", n("$PF_PROBE"))):
+        if name in phases and code != want:
+            ok = False
+    for x in (mx, pf):
+        del x["mxgate_bench"]
 r["valid"] = ok and len(phases) == 2
 open("$TMP/valid", "w").write("1" if ok else "0")
 r["ratio_mxgate_vs_postfix"] = (round(mx["msg_per_s"] / pf["msg_per_s"], 2)
@@ -428,13 +529,23 @@ print("mxgate lcore thread %s ns/msg, of it working %s ns/msg: "
       "postfix/mxgate %s" % (
     mx["lcore_thread_cpu_ns_per_msg"], mx["lcore_working_cpu_ns_per_msg"],
     r["cpu_ratio_postfix_vs_mxgate_working"]))
-print("mxgate-bench, same load: against mxgate %s msg/s, against postfix "
-      "%s msg/s" % (mx["mxgate_bench"]["msg_per_s"],
-                    pf["mxgate_bench"]["msg_per_s"]))
+if "$RULES" == "":
+    print("mxgate-bench, same load: against mxgate %s msg/s, against "
+          "postfix %s msg/s" % (mx["mxgate_bench"]["msg_per_s"],
+                                pf["mxgate_bench"]["msg_per_s"]))
+else:
+    print("content rules %s: probe replies mxgate %s, postfix %s" % (
+        "$RULES", r["content"]["mxgate_probe_reply"],
+        r["content"]["postfix_probe_reply"]))
 if len(phases) < 2:
     print("only %s run: no valid comparison" % phases)
 PY
 
+if [ -n "$RULES" ]; then
+	echo "compare-postfix.sh: wrote $JSON" >&2
+	[ "$(cat "$TMP/valid" 2>/dev/null)" = 1 ]
+	exit
+fi
 z() { [ "$1" = null ] && echo 0 || echo "$1"; }
 cat >"$TMP/plot.gp" <<GP
 set terminal png size 1000,420

@@ -8,7 +8,7 @@ PKGS="build-essential meson ninja-build pkg-config
       dpdk-dev libdpdk-dev libssl-dev libhyperscan-dev libjemalloc-dev
       clang llvm libclang-rt-14-dev
       iproute2 procps psmisc python3 swaks libio-socket-inet6-perl openssl
-      postfix gnuplot-nox jq libconfig-dev libjansson-dev ethtool libpcre2-dev
+      postfix postfix-pcre gnuplot-nox jq libconfig-dev libjansson-dev ethtool libpcre2-dev
       debhelper dpkg-dev fakeroot lintian systemd logrotate adduser
       man-db groff-base dpdk
       libcrypt-dev libkrb5-dev krb5-kdc krb5-admin-server krb5-user whois
