@@ -244,8 +244,6 @@ static void listener_defaults(struct ctx *x, struct ctl_listener *l,
 	l->timeouts.data_block_ms = 180000;
 	l->timeouts.data_term_ms = 600000;
 	l->bare_lf = CTL_BARE_LF_REJECT;
-	l->long_lines = CTL_LONG_LINES_ACCEPT;
-	l->long_line_max = 65536;
 	l->pipelining_enforce = true;
 }
 
@@ -331,8 +329,6 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 					   "max_errors",
 					   "timeouts",
 					   "bare_lf",
-					   "long_lines",
-					   "long_line_max",
 					   "pipelining_enforce",
 					   "networks",
 					   "allow",
@@ -368,7 +364,6 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 		"data_init", "data_block", "data_term", NULL};
 	static const char *const roles[] = {"mx", "submission", "smtps", NULL};
 	static const char *const bare[] = {"reject", "normalize", NULL};
-	static const char *const llines[] = {"accept", "reject", NULL};
 	static const char *const deny[] = {"reply", "close", NULL};
 	const config_setting_t *t;
 	char tp[128];
@@ -413,24 +408,6 @@ static void parse_listener(struct ctx *x, const config_setting_t *g,
 	e = (int)l->bare_lf;
 	cfg_get_enum(x, g, path, "bare_lf", bare, &e);
 	l->bare_lf = (enum ctl_bare_lf)e;
-	/* Body lines over 998 octets (issue 18): accepted by default and
-	 * passed on unchanged up to long_line_max; a cap under 998 would
-	 * refuse legal lines, so it is not allowed. */
-	e = (int)l->long_lines;
-	cfg_get_enum(x, g, path, "long_lines", llines, &e);
-	l->long_lines = (enum ctl_long_lines)e;
-	cfg_get_u32(x, g, path, "long_line_max", 998, 1048576,
-		    &l->long_line_max);
-	if (l->long_lines == CTL_LONG_LINES_REJECT &&
-	    config_setting_get_member(g, "long_line_max") != NULL) {
-		char key[160];
-
-		cfg_path_of(key, sizeof(key), path, "long_line_max");
-		cfg_err(x, cfg_line_of(config_setting_get_member(
-				   g, "long_line_max")),
-			key, "only with long_lines = \"accept\" (under "
-			     "\"reject\" the limit is 998)");
-	}
 	cfg_get_bool(x, g, path, "pipelining_enforce", &l->pipelining_enforce);
 
 	/* Receive-connector policy. Without deny_action the listener takes

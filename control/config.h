@@ -38,12 +38,6 @@ enum ctl_bare_lf {
 	CTL_BARE_LF_NORMALIZE,	/* re-emit as CRLF */
 };
 
-/* Body lines over 998 octets (issue 18). */
-enum ctl_long_lines {
-	CTL_LONG_LINES_ACCEPT = 0, /* pass on unchanged up to long_line_max */
-	CTL_LONG_LINES_REJECT,	   /* RFC 5321 4.5.3.1.6: 550 5.6.0 */
-};
-
 enum ctl_pool_type {
 	CTL_POOL_SMTP = 0, /* backend MTAs over SMTP */
 	CTL_POOL_MAILDIR,  /* the local Maildir (maildir { } section) */
@@ -279,9 +273,6 @@ struct ctl_listener {
 	uint32_t max_errors;
 	struct ctl_listener_timeouts timeouts;
 	enum ctl_bare_lf bare_lf;
-	enum ctl_long_lines long_lines;
-	uint32_t long_line_max;	 /* octets of a body line, CRLF and the
-				    transparency dot not counted */
 	bool pipelining_enforce; /* RFC 2920 sync violations: 554, close */
 	/* Receive-connector policy (issue 6). */
 	struct ctl_cidr_list networks; /* remote networks served; empty =

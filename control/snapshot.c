@@ -433,12 +433,6 @@ static int listeners_build(struct mxg_snapshot *s, char *err, size_t errlen)
 		sc->bare_eol = cl->bare_lf == CTL_BARE_LF_NORMALIZE
 				       ? SMTP_BARE_EOL_NORMALIZE
 				       : SMTP_BARE_EOL_REJECT;
-		/* Body lines (issue 18): the engine counts CRLF, not the
-		 * transparency dot; it streams a long line unchanged and
-		 * refuses the message (550 5.6.0) only above the limit. */
-		sc->max_text_line = cl->long_lines == CTL_LONG_LINES_REJECT
-					    ? 1000
-					    : cl->long_line_max + 2;
 		if (cl->pipelining_enforce)
 			sc->flags |= SMTP_CFG_SYNC_ENFORCE;
 		/* TLS (issue 13): STARTTLS itself is offered per connection

@@ -1676,13 +1676,6 @@ bdat_chunk_done(struct smtp_session *s)
 	s->state = SMTP_ST_BDAT_MORE;
 }
 
-static bool
-body_phase(const struct smtp_session *s)
-{
-	return s->state == SMTP_ST_DATA || s->state == SMTP_ST_BDAT ||
-	       s->state == SMTP_ST_EOM;
-}
-
 static size_t
 body_input(struct smtp_session *s, const uint8_t *p, size_t n)
 {
@@ -1851,7 +1844,6 @@ smtp_session_feed(struct smtp_session *s, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 	size_t total = 0;
-	bool was_body = body_phase(s);
 
 	if (len == 0)
 		return 0;
@@ -1898,12 +1890,7 @@ smtp_session_feed(struct smtp_session *s, const void *buf, size_t len)
 		run(s);
 		s->feed_ahead = 0;
 	}
-	/* Progress (what the time-outs count from): in a body every octet;
-	 * between commands only a whole command line, so a client that
-	 * drips one octet every few seconds and never ends its line
-	 * (slowloris) still meets the command time-out (issue 18). */
-	if (total && (was_body || body_phase(s) ||
-		      (s->in_len == 0 && s->lex != LEX_SKIP)))
+	if (total)
 		s->t_mark = s->now;
 	run(s);
 	idle(s);

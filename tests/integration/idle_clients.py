@@ -149,51 +149,6 @@ def timed_client():
         q.startswith(b"221")
 
 
-def drip(held, interval, duration):
-    """Slowloris: every held session sends one octet of a command every
-    interval seconds (phases spread over the interval) and never ends the
-    line, until the server closes it or duration passes. Returns
-    (closed, closed_with_421_4_4_2, octets_sent_before_close[])."""
-    ep = select.epoll()
-    t0 = time.time()
-    st = {}
-    for i, s in enumerate(held):
-        s.setblocking(False)
-        ep.register(s.fileno(), select.EPOLLIN)
-        st[s.fileno()] = [s, t0 + interval * i / max(len(held), 1), 0, b""]
-    done = {}
-    word = b"NOOPNOOPNOOP"
-    while st and time.time() - t0 < duration:
-        now = time.time()
-        for fd, e in list(st.items()):
-            if e[1] <= now:
-                try:
-                    e[0].send(word[e[2] % len(word):e[2] % len(word) + 1])
-                    e[2] += 1
-                except OSError:
-                    pass
-                e[1] += interval
-        for fd, _ in ep.poll(0.1):
-            e = st.get(fd)
-            if e is None:
-                continue
-            try:
-                d = e[0].recv(512)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                d = b""
-            e[3] += d
-            if not d:
-                ep.unregister(fd)
-                done[fd] = (e[3], e[2])
-                del st[fd]
-                e[0].close()  # our FIN: the server's session ends
-    ep.close()
-    ok = sum(1 for r, _ in done.values() if r.startswith(b"421 4.4.2"))
-    return len(done), ok, [n for _, n in done.values()]
-
-
 def worker(conn, src):
     """One client process: holds up to PER_SRC sessions from src."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -201,9 +156,6 @@ def worker(conn, src):
     held = []
     while True:
         msg = conn.recv()
-        if isinstance(msg, tuple) and msg[0] == "drip":
-            conn.send(drip(held, msg[1], msg[2]))
-            continue
         if msg == "close":
             for s in held:
                 s.close()
@@ -243,20 +195,6 @@ class IdleClients:
             bad += b
             retried += rt
         return held, bad, retried
-
-    def drip(self, interval, duration):
-        """Every held session drips (see drip()); returns (closed,
-        closed with 421 4.4.2, octets each sent before its close)."""
-        for p, c in self.procs:
-            c.send(("drip", interval, duration))
-        closed = ok = 0
-        sent = []
-        for p, c in self.procs:
-            n, k, s = c.recv()
-            closed += n
-            ok += k
-            sent += s
-        return closed, ok, sent
 
     def close(self):
         for p, c in self.procs:

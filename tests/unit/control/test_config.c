@@ -124,8 +124,6 @@ static void test_example(const char *path)
 	CHECK(c.n_listeners == 2 && c.listeners[1].port == 587);
 	CHECK(strcmp(c.listeners[0].hostname, "mx.example.com") == 0);
 	CHECK(c.listeners[1].bare_lf == CTL_BARE_LF_NORMALIZE);
-	CHECK(c.listeners[0].long_lines == CTL_LONG_LINES_ACCEPT &&
-	      c.listeners[0].long_line_max == 65536);
 	CHECK(!c.listeners[1].pipelining_enforce);
 	CHECK(c.n_pools == 3 && c.default_pool == 0);
 	CHECK(c.pools[0].client_info == CTL_CINFO_XCLIENT);
@@ -226,41 +224,6 @@ static void test_errors(void)
 		      c.stack.backends_per_core == 300);
 		ctl_config_free(&c);
 	}
-	/* Body lines over 998 octets (issue 18): accept by default with a
-	 * 65,536-octet cap; reject is strict RFC; the cap is never under
-	 * 998 and only goes with accept. */
-	{
-		struct ctl_config c;
-
-		CHECK(ctl_config_load_string(LISTENERS, "t.conf", &c, err,
-					     sizeof(err)) == 0);
-		CHECK(c.listeners[0].long_lines == CTL_LONG_LINES_ACCEPT &&
-		      c.listeners[0].long_line_max == 65536);
-		ctl_config_free(&c);
-		CHECK(ctl_config_load_string(
-			      "listeners = ( { name = \"mx\"; port = 25; "
-			      "role = \"mx\"; long_lines = \"reject\"; },\n"
-			      "  { name = \"s\"; port = 587; role = "
-			      "\"submission\"; long_line_max = 998; } );\n",
-			      "t.conf", &c, err, sizeof(err)) == 0);
-		CHECK(c.listeners[0].long_lines == CTL_LONG_LINES_REJECT);
-		CHECK(c.listeners[1].long_lines == CTL_LONG_LINES_ACCEPT &&
-		      c.listeners[1].long_line_max == 998);
-		ctl_config_free(&c);
-	}
-	ERRS("listeners = ( {\n  name = \"mx\"; port = 25; role = \"mx\";\n"
-	     "  long_lines = \"split\";\n} );\n",
-	     "t.conf:3: key 'listeners[0].long_lines': \"split\" is not "
-	     "valid (one of \"accept\" or \"reject\")\n");
-	ERRS("listeners = ( {\n  name = \"mx\"; port = 25; role = \"mx\";\n"
-	     "  long_line_max = 997;\n} );\n",
-	     "t.conf:3: key 'listeners[0].long_line_max': 997 is out of "
-	     "range (an integer 998..1048576)\n");
-	ERRS("listeners = ( {\n  name = \"mx\"; port = 25; role = \"mx\";\n"
-	     "  long_lines = \"reject\";\n  long_line_max = 5000;\n} );\n",
-	     "t.conf:4: key 'listeners[0].long_line_max': only with "
-	     "long_lines = \"accept\" (under \"reject\" the limit is "
-	     "998)\n");
 	/* Syntax error, reported by libconfig with its line. */
 	ERRS("stack = {\n  port = ;\n};\n" LISTENERS,
 	     "t.conf:2: syntax error: syntax error\n");
@@ -657,8 +620,7 @@ static void test_policy_errors(void)
 	     "t.conf:2: key 'listeners[0].max_connection': unknown key "
 	     "(valid here: name, address, port, role, hostname, banner, "
 	     "max_message_size, max_recipients, max_errors, timeouts, "
-	     "bare_lf, long_lines, long_line_max, pipelining_enforce, "
-	     "networks, allow, deny, "
+	     "bare_lf, pipelining_enforce, networks, allow, deny, "
 	     "deny_action, allow_anonymous, require_auth, "
 	     "relay_authenticated, max_connections, max_connections_per_ip, "
 	     "connection_rate_per_ip, max_messages_per_connection, senders, "

@@ -1455,36 +1455,9 @@ static void test_overload_first(void)
 	h_stop(&h);
 }
 
-/* Body lines over 998 octets (issue 18): the listener's long_lines and
- * long_line_max become the engine's max_text_line (CRLF counted). */
-static void test_long_lines_snapshot(void)
-{
-	static const char conf[] =
-		"listeners = ( { name = \"a\"; port = 25; role = \"mx\"; },\n"
-		"  { name = \"r\"; port = 26; role = \"mx\"; "
-		"long_lines = \"reject\"; },\n"
-		"  { name = \"c\"; port = 27; role = \"mx\"; "
-		"long_line_max = 5000; } );\n";
-	char err[1024];
-	struct ctl_config c;
-	struct mxg_snapshot *sn = NULL;
-
-	CHECK_EQ(ctl_config_load_string(conf, "t.conf", &c, err, sizeof(err)),
-		 0);
-	CHECK_EQ(mxg_snapshot_build(&c, 1, &sn, err, sizeof(err)), 0);
-	if (sn == NULL)
-		return;
-	CHECK_EQ(sn->n_listeners, 3);
-	CHECK_EQ(sn->listeners[0].smtp.max_text_line, 65536 + 2);
-	CHECK_EQ(sn->listeners[1].smtp.max_text_line, 1000);
-	CHECK_EQ(sn->listeners[2].smtp.max_text_line, 5000 + 2);
-	mxg_snapshot_free(sn);
-}
-
 int main(void)
 {
 	t_init_eal();
-	test_long_lines_snapshot();
 	test_greeting();
 	test_pipelined();
 	test_starttls_boundary();
